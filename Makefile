@@ -1,0 +1,37 @@
+# bigmodel: `make demo` trains the seed CNN recipe; `make test` runs the test suite.
+# Both create .venv and install pinned dependencies (constraints.txt pins torch==2.13.0).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test lint data venv clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian data packages: installed only when missing and apt is usable (root, no data yet).
+data:
+	@if [ ! -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null || \
+		echo "warning: could not install dataset-fashion-mnist; set BIGMODEL_DATA or allow downloads"; \
+	fi
+
+demo: venv data
+	$(VENV)/bin/bigmodel train configs/fashion_cnn.yaml --set train.epochs=5
+
+test: venv data
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
