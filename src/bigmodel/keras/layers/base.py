@@ -30,7 +30,7 @@ _NAME_COUNTS: dict[str, int] = {}
 
 def _snake(name: str) -> str:
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(prefix: str) -> str:
@@ -83,6 +83,17 @@ def _flatten_symbolic(args: Any) -> list[KerasTensor]:
     if isinstance(args, (list, tuple)):
         return [t for a in args for t in _flatten_symbolic(a)]
     return []
+
+
+def _child_layers(module: nn.Module) -> list[Layer]:
+    """Nearest Layer descendants, looking through plain containers such as ``nn.ModuleList``."""
+    found: list[Layer] = []
+    for child in module.children():
+        if isinstance(child, Layer):
+            found.append(child)
+        else:
+            found.extend(_child_layers(child))
+    return found
 
 
 class Layer(nn.Module):
@@ -197,9 +208,8 @@ class Layer(nn.Module):
     def _ordered_weight_items(self) -> list[tuple[Layer, str]]:
         """(layer, attribute) for this layer's weights, then those of nested layers, Keras order."""
         items: list[tuple[Layer, str]] = [(self, n) for n in self._weight_perms]
-        for child in self.children():
-            if isinstance(child, Layer):
-                items.extend(child._ordered_weight_items())
+        for child in _child_layers(self):
+            items.extend(child._ordered_weight_items())
         return items
 
     def get_weights(self) -> list[np.ndarray]:

@@ -1,0 +1,351 @@
+"""Weight initializers with Keras 3 names, arguments and defaults.
+
+An initializer is called with a *Keras* shape (e.g. a Conv2D kernel is ``(kh, kw, in, out)``) and
+returns a float32 ``torch.Tensor`` of that shape; fan-in/fan-out follow Keras: for rank > 2 the
+receptive field is the product of all but the last two dimensions.
+
+Without a ``seed`` the global torch RNG is used (so ``torch.manual_seed`` makes a model
+reproducible); with a ``seed`` every call returns the same values, as in Keras 3.
+
+``get(identifier)`` accepts a name (``"glorot_uniform"``, ``"GlorotUniform"``, ``"uniform"``, ...),
+a ``{"class_name", "config"}`` dict, an :class:`Initializer` instance or class, or any callable
+``fn(shape) -> tensor``; ``serialize`` gives the JSON-able dict back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from bigmodel.errors import ConfigError, UnknownNameError
+
+__all__ = [
+    "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
+    "LecunNormal", "LecunUniform", "Ones", "OrthogonalInitializer", "RandomNormal", "RandomUniform",
+    "TruncatedNormal", "VarianceScaling", "Zeros", "compute_fans", "deserialize", "get", "serialize",
+]
+
+Shape = Sequence[int]
+
+
+def compute_fans(shape: Shape) -> tuple[int, int]:
+    """Keras fan-in/fan-out of a Keras-layout weight shape.
+
+    Rank 0 -> (1, 1); rank 1 -> (n, n); rank 2 -> (in, out); rank > 2 (convolution kernels,
+    ``(*spatial, in, out)``) -> (in * receptive_field, out * receptive_field).
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    return torch.Generator().manual_seed(int(seed))
+
+
+class Initializer:
+    """Base class: ``__call__(shape, dtype=None) -> torch.Tensor`` and ``get_config``."""
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _empty(shape: Shape, dtype: Any) -> torch.Tensor:
+    return torch.empty(tuple(int(s) for s in shape), dtype=dtype or torch.float32)
+
+
+class Zeros(Initializer):
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        return _empty(shape, dtype).zero_()
+
+
+class Ones(Initializer):
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        return _empty(shape, dtype).fill_(1.0)
+
+
+class Constant(Initializer):
+    """Fill with ``value`` (a scalar)."""
+
+    def __init__(self, value: float = 0.0):
+        self.value = float(value)
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        return _empty(shape, dtype).fill_(self.value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+
+class _Seeded(Initializer):
+    def __init__(self, seed: int | None = None):
+        if seed is not None and not isinstance(seed, int):
+            raise ConfigError(f"{type(self).__name__}: `seed` must be an integer or None. "
+                              f"Received: seed={seed!r}")
+        self.seed = seed
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+
+class RandomNormal(_Seeded):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        return _empty(shape, dtype).normal_(self.mean, self.stddev, generator=_generator(self.seed))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomUniform(_Seeded):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.minval, self.maxval = float(minval), float(maxval)
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        return _empty(shape, dtype).uniform_(self.minval, self.maxval,
+                                             generator=_generator(self.seed))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+def _truncated_normal(shape: Shape, dtype: Any, mean: float, stddev: float,
+                      seed: int | None) -> torch.Tensor:
+    """Normal(mean, stddev) truncated to two standard deviations (Keras/TensorFlow convention)."""
+    out = _empty(shape, dtype)
+    return torch.nn.init.trunc_normal_(out, mean, stddev, mean - 2 * stddev, mean + 2 * stddev,
+                                       generator=_generator(seed))
+
+
+class TruncatedNormal(_Seeded):
+    """Normal(mean, stddev) with values beyond two standard deviations redrawn."""
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        return _truncated_normal(shape, dtype, self.mean, self.stddev, self.seed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+# Standard deviation of the standard normal truncated to [-2, 2]: dividing by it keeps the
+# requested variance after truncation (the constant Keras uses).
+_TRUNCATED_STD = 0.87962566103423978
+
+
+class VarianceScaling(_Seeded):
+    """Samples with variance ``scale / n``, n = fan_in, fan_out or their mean.
+
+    ``distribution``: ``"truncated_normal"`` (``"normal"`` is an alias), ``"untruncated_normal"``
+    or ``"uniform"`` (limit ``sqrt(3 * scale / n)``).
+    """
+
+    _MODES = ("fan_in", "fan_out", "fan_avg")
+    _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in",
+                 distribution: str = "truncated_normal", seed: int | None = None):
+        super().__init__(seed)
+        if not isinstance(scale, (int, float)) or scale <= 0.0:
+            raise ConfigError("Argument `scale` must be positive float. "
+                              f"Received: scale={scale!r}")
+        if mode not in self._MODES:
+            raise ConfigError(f"Invalid `mode` argument: expected one of {set(self._MODES)}. "
+                              f"Received: mode={mode!r}")
+        distribution = str(distribution).lower()
+        if distribution == "normal":
+            distribution = "truncated_normal"
+        if distribution not in self._DISTRIBUTIONS:
+            raise ConfigError("Invalid `distribution` argument: expected one of "
+                              f"{set(self._DISTRIBUTIONS)}. Received: distribution={distribution!r}")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        fan_in, fan_out = compute_fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
+        variance = self.scale / max(1.0, n)
+        if self.distribution == "truncated_normal":
+            return _truncated_normal(shape, dtype, 0.0, math.sqrt(variance) / _TRUNCATED_STD,
+                                     self.seed)
+        if self.distribution == "untruncated_normal":
+            return _empty(shape, dtype).normal_(0.0, math.sqrt(variance),
+                                                generator=_generator(self.seed))
+        limit = math.sqrt(3.0 * variance)
+        return _empty(shape, dtype).uniform_(-limit, limit, generator=_generator(self.seed))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
+
+
+class _FixedVarianceScaling(VarianceScaling):
+    """A named VarianceScaling whose only argument is ``seed``."""
+
+    _ARGS: tuple[float, str, str] = (1.0, "fan_in", "truncated_normal")
+
+    def __init__(self, seed: int | None = None):
+        scale, mode, distribution = self._ARGS
+        super().__init__(scale=scale, mode=mode, distribution=distribution, seed=seed)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+
+class GlorotUniform(_FixedVarianceScaling):
+    """Uniform in ``[-limit, limit]``, ``limit = sqrt(6 / (fan_in + fan_out))``."""
+
+    _ARGS = (1.0, "fan_avg", "uniform")
+
+
+class GlorotNormal(_FixedVarianceScaling):
+    _ARGS = (1.0, "fan_avg", "truncated_normal")
+
+
+class HeNormal(_FixedVarianceScaling):
+    _ARGS = (2.0, "fan_in", "truncated_normal")
+
+
+class HeUniform(_FixedVarianceScaling):
+    _ARGS = (2.0, "fan_in", "uniform")
+
+
+class LecunNormal(_FixedVarianceScaling):
+    _ARGS = (1.0, "fan_in", "truncated_normal")
+
+
+class LecunUniform(_FixedVarianceScaling):
+    _ARGS = (1.0, "fan_in", "uniform")
+
+
+class OrthogonalInitializer(_Seeded):
+    """A (flattened to 2-D) orthogonal matrix times ``gain``, from the QR of a normal matrix."""
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) < 2:
+            raise ConfigError("The tensor to initialize must be at least two-dimensional. "
+                              f"Received: shape={shape} of rank {len(shape)}.")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        flat = torch.empty(max(rows, cols), min(rows, cols), dtype=torch.float64)
+        flat.normal_(0.0, 1.0, generator=_generator(self.seed))
+        q, r = torch.linalg.qr(flat)
+        q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # unique decomposition
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(shape).to(dtype or torch.float32).contiguous()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"gain": self.gain, "seed": self.seed}
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only; rectangular ones get ones on the diagonal)."""
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = float(gain)
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 2:
+            raise ConfigError("Identity matrix initializer can only be used for 2D matrices. "
+                              f"Received: shape={shape} of rank {len(shape)}.")
+        return self.gain * torch.eye(*shape, dtype=dtype or torch.float32)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"gain": self.gain}
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+_CLASSES: list[type[Initializer]] = [
+    Constant, Identity, Ones, Zeros, GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal,
+    LecunUniform, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
+    OrthogonalInitializer,
+]
+_REGISTRY: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _CLASSES}
+_REGISTRY.update({_snake(cls.__name__): cls for cls in _CLASSES})
+_REGISTRY.update({"uniform": RandomUniform, "normal": RandomNormal,
+                  "orthogonal": OrthogonalInitializer, "Orthogonal": OrthogonalInitializer,
+                  "one": Ones, "zero": Zeros})
+
+
+def _unknown(identifier: Any) -> UnknownNameError:
+    known = ", ".join(sorted(k for k in _REGISTRY if k[0].islower()))
+    return UnknownNameError(f"Unknown initializer: {identifier!r}. Known initializers: {known} "
+                            "(or their class names, e.g. 'GlorotUniform')")
+
+
+def deserialize(config: dict[str, Any] | str) -> Initializer:
+    """Build an initializer from a name or a ``{"class_name", "config"}`` dict."""
+    if isinstance(config, str):
+        config = {"class_name": config, "config": {}}
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ConfigError(f"Could not interpret initializer identifier: {config!r}")
+    cls = _REGISTRY.get(config["class_name"])
+    if cls is None:
+        raise _unknown(config["class_name"])
+    try:
+        return cls.from_config(dict(config.get("config") or {}))
+    except TypeError as exc:
+        raise ConfigError(f"Invalid config for initializer '{config['class_name']}': {exc}") from None
+
+
+def get(identifier: Any) -> Callable[..., torch.Tensor] | None:
+    """An initializer from a name, a dict, an instance, a class or a callable (``None`` -> ``None``)."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, (str, dict)):
+        return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, Initializer):
+        return identifier()
+    if callable(identifier):
+        return identifier
+    raise ConfigError(f"Could not interpret initializer identifier: {identifier!r}")
+
+
+def serialize(initializer: Any) -> dict[str, Any] | str | None:
+    """A JSON-able description: ``{"class_name", "config"}`` for built-ins, a name otherwise."""
+    if initializer is None:
+        return None
+    if isinstance(initializer, Initializer):
+        return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    if isinstance(initializer, (str, dict)):
+        return serialize(get(initializer))
+    return getattr(initializer, "__name__", type(initializer).__name__)

@@ -1,0 +1,150 @@
+"""Weight regularizers with Keras 3 names and defaults.
+
+A regularizer maps a weight tensor to a scalar penalty that the Model adds to the loss:
+``L1(l1)(w) = l1 * sum(|w|)``, ``L2(l2)(w) = l2 * sum(w**2)``, ``L1L2`` is their sum.
+Penalties are sums over elements, so they do not depend on the layout a weight is stored in.
+
+``get`` accepts a name (``"l1"``, ``"l2"`` with factor 0.01; ``"l1_l2"`` with 0.01 for both, like
+``keras.regularizers.l1_l2()``; the class names ``"L1"``, ``"L2"``, ``"L1L2"`` with the class
+defaults), a ``{"class_name", "config"}`` dict, an instance or any callable ``fn(tensor) -> scalar``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from bigmodel.errors import ConfigError, UnknownNameError
+
+__all__ = ["L1", "L1L2", "L2", "Regularizer", "deserialize", "get", "l1", "l1_l2", "l2",
+           "serialize"]
+
+
+def _factor(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"Invalid value for argument {name}: expected a non-negative float. "
+                          f"Received: {name}={value!r}")
+    return float(value)
+
+
+class Regularizer:
+    """Base class: ``__call__(weight) -> scalar tensor`` and ``get_config``."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Regularizer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class L1(Regularizer):
+    def __init__(self, l1: float = 0.01):
+        self.l1 = _factor(l1, "l1")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l1 * x.abs().sum()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"l1": self.l1}
+
+
+class L2(Regularizer):
+    def __init__(self, l2: float = 0.01):
+        self.l2 = _factor(l2, "l2")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l2 * x.square().sum()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"l2": self.l2}
+
+
+class L1L2(Regularizer):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        self.l1 = _factor(l1, "l1")
+        self.l2 = _factor(l2, "l2")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        penalty = x.new_zeros(())
+        if self.l1:
+            penalty = penalty + self.l1 * x.abs().sum()
+        if self.l2:
+            penalty = penalty + self.l2 * x.square().sum()
+        return penalty
+
+    def get_config(self) -> dict[str, Any]:
+        return {"l1": self.l1, "l2": self.l2}
+
+
+def l1(l1: float = 0.01) -> L1:  # noqa: E741 - Keras name
+    return L1(l1)
+
+
+def l2(l2: float = 0.01) -> L2:
+    return L2(l2)
+
+
+def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:  # noqa: E741 - Keras name
+    return L1L2(l1=l1, l2=l2)
+
+
+_CLASSES: dict[str, type[Regularizer]] = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_NAMES: dict[str, Callable[[], Regularizer]] = {"l1": l1, "l2": l2, "l1_l2": l1_l2, "l1l2": L1L2,
+                                                **_CLASSES}
+
+
+def _unknown(identifier: Any) -> UnknownNameError:
+    return UnknownNameError(f"Unknown regularizer: {identifier!r}. Known regularizers: "
+                            f"{', '.join(sorted(_NAMES))}")
+
+
+def deserialize(config: dict[str, Any] | str) -> Regularizer:
+    if isinstance(config, str):
+        if config not in _NAMES:
+            raise _unknown(config)
+        return _NAMES[config]()
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ConfigError(f"Could not interpret regularizer identifier: {config!r}")
+    cls = _CLASSES.get(config["class_name"])
+    if cls is None:
+        if config["class_name"] in _NAMES and not config.get("config"):
+            return _NAMES[config["class_name"]]()
+        raise _unknown(config["class_name"])
+    try:
+        return cls.from_config(dict(config.get("config") or {}))
+    except TypeError as exc:
+        raise ConfigError(f"Invalid config for regularizer '{config['class_name']}': {exc}") from None
+
+
+def get(identifier: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """A regularizer from a name, dict, instance, class or callable; ``None`` -> ``None``."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, (str, dict)):
+        return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
+        return identifier()
+    if callable(identifier):
+        return identifier
+    raise ConfigError(f"Could not interpret regularizer identifier: {identifier!r}")
+
+
+def serialize(regularizer: Any) -> dict[str, Any] | str | None:
+    """JSON-able ``{"class_name", "config"}`` for built-ins; a function's name otherwise."""
+    if regularizer is None:
+        return None
+    if isinstance(regularizer, Regularizer):
+        return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    if isinstance(regularizer, (str, dict)):
+        return serialize(get(regularizer))
+    return getattr(regularizer, "__name__", type(regularizer).__name__)
