@@ -1,0 +1,428 @@
+"""Training checkpoints: safetensors + JSON directories, written atomically, verified before loading.
+
+A checkpoint is a directory::
+
+    run_dir/checkpoints/epoch-0003/
+        model.safetensors        weights (state_dict)
+        optimizer.safetensors    optimizer tensors;  optimizer.json  the rest of its state_dict
+        scheduler.json           LR scheduler state (when there is one)
+        rng.safetensors          torch CPU/CUDA generator states (uint8);  rng.json  numpy, random
+        trainer.json             epoch, global step, history, callback states, grad-scaler state
+        manifest.json            sha256 and size of every file above (written last)
+
+It is written into a hidden temporary directory beside its final name and renamed into place, so a
+reader sees either no directory or a complete one. Loading checks every file against the manifest
+before reading any of them: a missing, truncated or altered file raises :class:`CheckpointError`
+naming it, and a file that starts like a pickle or a ``torch.save`` archive is refused unread
+(nothing here ever unpickles). ``latest`` means the newest ``epoch-*`` directory whose manifest
+parses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from bigmodel.errors import CheckpointError, ConfigError
+from bigmodel.utils.io import atomic_path, looks_like_pickle, sha256_file
+
+FORMAT = "bigmodel-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+_EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_MARKERS = ("__tensor__", "__ndarray__", "__tuple__", "__items__")
+
+
+# --- state dicts <-> (JSON document, flat tensor dict) ------------------------------------------
+
+def encode_state(obj: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
+    """Split a nested state (dicts, lists, tuples, tensors, plain values) into JSON and tensors.
+
+    Tensors are replaced by ``{"__tensor__": key}`` (NumPy arrays by ``{"__ndarray__": key}``); tuples and dicts with non-string keys are
+    tagged so :func:`decode_state` rebuilds them exactly (optimizer states are keyed by ints).
+
+    Returns:
+        ``(document, tensors)``: a JSON-serializable document and ``{key: tensor}``.
+
+    Raises:
+        CheckpointError: a value is neither a tensor nor JSON-serializable (names its path).
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def encode(value: Any, path: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            tensors[path] = value
+            return {"__tensor__": path}
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            tensors[path] = torch.from_numpy(np.ascontiguousarray(value))
+            return {"__ndarray__": path}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (np.integer, np.floating, np.bool_)):
+            return value.item()
+        if isinstance(value, tuple):
+            return {"__tuple__": [encode(v, f"{path}.{i}") for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [encode(v, f"{path}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, Mapping):
+            if all(isinstance(k, str) for k in value) and not any(k in _MARKERS for k in value):
+                return {k: encode(v, f"{path}.{k}") for k, v in value.items()}
+            return {"__items__": [[encode(k, f"{path}.key{i}"), encode(v, f"{path}.{k}")]
+                                  for i, (k, v) in enumerate(value.items())]}
+        raise CheckpointError(
+            f"Cannot store {path or 'state'} in a checkpoint: {type(value).__name__} is neither a "
+            "tensor nor a JSON value"
+        )
+
+    return encode(obj, prefix), tensors
+
+
+def decode_state(document: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`encode_state`."""
+    if isinstance(document, list):
+        return [decode_state(v, tensors) for v in document]
+    if isinstance(document, dict):
+        if "__tensor__" in document:
+            key = document["__tensor__"]
+            if key not in tensors:
+                raise CheckpointError(f"Checkpoint state refers to a missing tensor {key!r}")
+            return tensors[key]
+        if "__ndarray__" in document:
+            key = document["__ndarray__"]
+            if key not in tensors:
+                raise CheckpointError(f"Checkpoint state refers to a missing tensor {key!r}")
+            return tensors[key].numpy()
+        if "__tuple__" in document:
+            return tuple(decode_state(v, tensors) for v in document["__tuple__"])
+        if "__items__" in document:
+            return {_hashable(decode_state(k, tensors)): decode_state(v, tensors)
+                    for k, v in document["__items__"]}
+        return {k: decode_state(v, tensors) for k, v in document.items()}
+    return document
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(key) if isinstance(key, list) else key
+
+
+# --- random number generators -------------------------------------------------------------------
+
+def capture_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Current RNG states: torch CPU/CUDA as uint8 tensors, numpy and Python ``random`` as JSON."""
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{index}"] = state
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
+    document = {
+        "numpy": {"algorithm": name, "keys": keys.tolist(), "pos": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
+    }
+    return tensors, document
+
+
+def restore_rng_state(tensors: Mapping[str, torch.Tensor], document: Mapping[str, Any]) -> None:
+    """Restore what :func:`capture_rng_state` captured (CUDA states only when devices match)."""
+    torch.set_rng_state(tensors["torch_cpu"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("torch_cuda_")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    state = document["numpy"]
+    np.random.set_state((state["algorithm"], np.asarray(state["keys"], dtype=np.uint32),
+                         state["pos"], state["has_gauss"], state["cached_gaussian"]))
+    state = document["python"]
+    random.setstate((state["version"], tuple(state["state"]), state["gauss_next"]))
+
+
+# --- writing and reading one checkpoint directory -----------------------------------------------
+
+def unshare_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies safetensors accepts; tensors sharing memory (tied weights) are cloned."""
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in tensors.items():
+        tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in seen and tensor.numel() > 0:
+            tensor = tensor.clone()  # safetensors refuses tensors that share memory
+        seen.add(storage)
+        out[key] = tensor.contiguous()
+    return out
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync directories
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, Mapping[str, torch.Tensor]],
+                     documents: Mapping[str, Any]) -> Path:
+    """Write a checkpoint directory atomically (temporary directory, then rename).
+
+    Args:
+        directory: final path; an existing checkpoint there is replaced.
+        tensors: ``{group: {key: tensor}}`` -> ``group.safetensors``.
+        documents: ``{name: JSON value}`` -> ``name.json``.
+
+    Returns:
+        The final directory path.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    old: Path | None = None
+    try:
+        for group, values in tensors.items():
+            save_file(unshare_tensors(values), str(temporary / f"{group}.safetensors"))
+        for name, document in documents.items():
+            (temporary / f"{name}.json").write_text(json.dumps(document, indent=1, sort_keys=True))
+        files = {}
+        for path in sorted(temporary.iterdir()):
+            _fsync(path)
+            files[path.name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        manifest = {"format": FORMAT, "version": VERSION, "created": time.time(), "files": files}
+        (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        _fsync(temporary / MANIFEST)
+        _fsync(temporary)
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+            os.rename(target, old)
+        os.rename(temporary, target)
+        _fsync(target.parent)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if old is not None and not target.exists():
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    """Parse ``manifest.json`` (no file checks).
+
+    Raises:
+        CheckpointError: missing, unparsable, unsafe or of another format.
+    """
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {directory} has no {MANIFEST}: {path} is missing")
+    if looks_like_pickle(path):
+        raise CheckpointError(f"Refusing to unpickle {path}: checkpoints hold only safetensors and JSON")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"Checkpoint manifest {path} is not valid JSON: {err}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
+            or not isinstance(manifest.get("files"), dict):
+        raise CheckpointError(f"{path} is not a {FORMAT} manifest")
+    return manifest
+
+
+def verify_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
+    """Check every file of a checkpoint against its manifest, reading none of them as data.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        CheckpointError: naming the file that is missing, pickle-like, truncated or altered.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for name, entry in manifest["files"].items():
+        path = directory / name
+        if not _SAFE_NAME.match(name) or name == MANIFEST:
+            raise CheckpointError(f"Checkpoint manifest {directory / MANIFEST} lists an invalid file name {name!r}")
+        if not path.is_file():
+            raise CheckpointError(f"Checkpoint file {path} is missing")
+        if looks_like_pickle(path):
+            raise CheckpointError(
+                f"Refusing to unpickle {path}: it looks like a pickle/torch.save file, and checkpoints "
+                "hold only safetensors and JSON"
+            )
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            raise CheckpointError(
+                f"Checkpoint file {path} is truncated or altered: {size} bytes, manifest says {entry.get('bytes')}"
+            )
+        if sha256_file(path) != entry.get("sha256"):
+            raise CheckpointError(f"Checkpoint file {path} was altered: its sha256 does not match the manifest")
+    return manifest
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What :func:`read_checkpoint` returns: tensor groups and JSON documents by name."""
+
+    path: Path
+    tensors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)
+
+
+def read_checkpoint(directory: str | os.PathLike) -> LoadedCheckpoint:
+    """Verify (:func:`verify_checkpoint`) then read a checkpoint onto the CPU.
+
+    Raises:
+        CheckpointError: verification failed, or a file does not parse (names the file).
+    """
+    directory = Path(directory)
+    manifest = verify_checkpoint(directory)
+    loaded = LoadedCheckpoint(path=directory)
+    for name in manifest["files"]:
+        path = directory / name
+        stem, suffix = os.path.splitext(name)
+        try:
+            if suffix == ".safetensors":
+                loaded.tensors[stem] = load_file(str(path), device="cpu")
+            elif suffix == ".json":
+                loaded.documents[stem] = json.loads(path.read_text(encoding="utf-8"))
+        except (SafetensorError, ValueError, UnicodeDecodeError, OSError) as err:
+            raise CheckpointError(f"Checkpoint file {path} cannot be read: {err}") from None
+    return loaded
+
+
+# --- plain weight files ---------------------------------------------------------------------
+
+def save_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Write ``module.state_dict()`` to ``path`` as safetensors, atomically (tied tensors allowed)."""
+    with atomic_path(path) as temporary:
+        save_file(unshare_tensors(module.state_dict()), str(temporary))
+
+
+def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load safetensors weights into ``module`` (strict), never unpickling anything.
+
+    Raises:
+        CheckpointError: missing, pickle-like or unreadable file, or keys/shapes that differ.
+    """
+    if not Path(path).is_file():
+        raise CheckpointError(f"Weights file {path} does not exist")
+    if looks_like_pickle(path):
+        raise CheckpointError(f"Refusing to unpickle {path}: weights must be safetensors")
+    try:
+        module.load_state_dict(load_file(str(path), device="cpu"))
+    except (SafetensorError, RuntimeError) as err:
+        raise CheckpointError(f"Cannot load weights from {path}: {err}") from None
+
+
+# --- a run's checkpoint directory ---------------------------------------------------------------
+
+def find_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of the ``epoch-NNNN`` directories under ``root`` with a parsable manifest, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _EPOCH_DIR.match(path.name)
+        if match and path.is_dir():
+            try:
+                read_manifest(path)
+            except CheckpointError:
+                continue
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(root: str | os.PathLike) -> Path | None:
+    """Newest complete checkpoint under ``root`` (``run_dir/checkpoints``), or ``None``."""
+    found = find_checkpoints(root)
+    return found[-1][1] if found else None
+
+
+class CheckpointManager:
+    """Epoch checkpoints of one run: ``run_dir/checkpoints/epoch-NNNN``, the newest ``keep_last`` kept,
+    plus ``best`` (a copy of the best epoch's checkpoint) when asked.
+
+    Args:
+        run_dir: the run directory.
+        keep_last: how many epoch checkpoints to keep (>= 1).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, keep_last: int = 2) -> None:
+        if int(keep_last) < 1:
+            raise ConfigError(f"keep_last must be >= 1; received keep_last={keep_last}")
+        self.root = Path(run_dir) / "checkpoints"
+        self.keep_last = int(keep_last)
+
+    def path_for(self, epoch: int) -> Path:
+        return self.root / f"epoch-{epoch:04d}"
+
+    @property
+    def best_path(self) -> Path:
+        return self.root / "best"
+
+    def latest(self) -> Path | None:
+        return latest_checkpoint(self.root)
+
+    def save(self, epoch: int, tensors: Mapping[str, Mapping[str, torch.Tensor]],
+             documents: Mapping[str, Any]) -> Path:
+        """Write ``epoch-NNNN`` (``epoch`` = completed epochs) and prune older ones."""
+        path = write_checkpoint(self.path_for(epoch), tensors, documents)
+        self.prune()
+        return path
+
+    def save_best(self, source: Path) -> Path:
+        """Make ``best`` a copy of the checkpoint at ``source`` (hard links when possible), atomically."""
+        temporary = Path(tempfile.mkdtemp(prefix=".best.", suffix=".tmp", dir=self.root))
+        try:
+            for path in source.iterdir():
+                try:
+                    os.link(path, temporary / path.name)
+                except OSError:
+                    shutil.copy2(path, temporary / path.name)
+            old = self.root / f".best.old-{os.getpid()}-{time.monotonic_ns()}"
+            if self.best_path.exists():
+                os.rename(self.best_path, old)
+            os.rename(temporary, self.best_path)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return self.best_path
+
+    def prune(self) -> None:
+        """Delete all but the newest ``keep_last`` epoch checkpoints and stale temporary directories."""
+        for _, path in find_checkpoints(self.root)[:-self.keep_last]:
+            shutil.rmtree(path, ignore_errors=True)
+        for path in self.root.glob(".*.tmp"):
+            if path.is_dir() and time.time() - path.stat().st_mtime > 3600:
+                shutil.rmtree(path, ignore_errors=True)  # left by a crash; an hour is long past any write
+
+
+__all__ = [
+    "CheckpointManager", "LoadedCheckpoint", "capture_rng_state", "decode_state", "encode_state",
+    "unshare_tensors",
+    "find_checkpoints", "latest_checkpoint", "load_weights", "read_checkpoint", "read_manifest",
+    "restore_rng_state", "save_weights", "verify_checkpoint", "write_checkpoint",
+]

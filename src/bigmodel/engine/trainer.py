@@ -1,0 +1,532 @@
+"""``Trainer``: fits any ``nn.Module`` -- devices, precision, accumulation, clipping, schedules,
+metrics, callbacks, progress, checkpoints and exact resume -- around a lean step loop.
+
+The loop is benchmarked against the minimal hand-written loop (zero_grad, forward, loss, backward,
+step), so per step it adds only: a detached loss appended to a list, metric updates that stay on
+the device, one clock read. The loss is read back from the device (and checked for NaN/Inf) at most
+every ``progress.REFRESH_SECONDS``, at the end of the epoch, or after every batch only when a
+callback asks for batch logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bigmodel.data.batching import (
+    EpochSteps,
+    batch_size_of,
+    make_batches,
+    num_batches,
+    tree_map,
+)
+from bigmodel.engine import checkpoint as ckpt
+from bigmodel.engine import metrics as metrics_module
+from bigmodel.engine import training_state
+from bigmodel.engine.callbacks import (
+    Callback,
+    CallbackList,
+    History,
+    infer_direction,
+    needs_batch_hooks,
+)
+from bigmodel.engine.metrics import RunningLoss
+from bigmodel.engine.progress import REFRESH_SECONDS, ProgressBar
+from bigmodel.engine.resolve import (
+    class_weight_table,
+    class_weights,
+    resolve_device,
+    resolve_loss,
+    resolve_optimizer,
+    resolve_precision,
+    seed_everything,
+)
+from bigmodel.engine.schedules import build_scheduler, needs_total_steps
+from bigmodel.errors import CheckpointError, ConfigError, DataError, InputTypeError, TrainingError
+
+
+class Trainer:
+    """Train, evaluate and run any ``nn.Module``.
+
+    Args:
+        model: the module; moved to ``device``.
+        loss: ``loss(outputs, targets) -> scalar`` (``loss(outputs, targets, sample_weight)`` when
+            batches carry weights), a torch loss module (weights handled via ``reduction="none"``),
+            or a name: cross_entropy, mse, mae, l1, bce, bce_with_logits, nll, huber. ``None``
+            for a trainer that only predicts.
+        optimizer: "adam" | "adamw" | "sgd" | "rmsprop" (with ``lr``), an Optimizer over the
+            model's parameters, or a callable ``params -> Optimizer``; ``None`` when not training.
+        lr: learning rate for an optimizer given by name.
+        metrics: ``Metric`` objects or names (``"accuracy"``, ``"auc"``, ...), logged by name.
+        device: "auto" (CUDA when present), "cpu", "cuda", "cuda:1" or a ``torch.device``.
+        precision: "fp32" | "bf16" (autocast; also on CPU) | "fp16" (CUDA, with a GradScaler).
+        grad_clip_norm: clip the global gradient norm to this value.
+        grad_accum_steps: micro-batches per optimizer step; each loss is divided so the summed
+            gradient equals that of the big batch (for equal-sized micro-batches).
+        scheduler: a spec (see ``engine.schedules``), an LRScheduler or ``optimizer -> scheduler``;
+            stepped after every optimizer step. A cosine spec without ``total_steps`` gets
+            ``epochs * ceil(steps_per_epoch / grad_accum_steps)``.
+        run_dir: where epoch checkpoints go (``run_dir/checkpoints``); ``None`` writes none.
+        seed: seeds Python, NumPy and torch at the start of the first ``fit`` and the shuffling.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        extra_loss: ``() -> scalar`` added to the loss every step (e.g. weight penalties).
+        callback_model: the object callbacks see as ``self.model`` (e.g. a Keras ``Model``);
+            the trainer itself when ``None``.
+        channels_last: store 4-D inputs and the model in ``torch.channels_last`` memory format.
+        grad_clip_value: clip every gradient element to ``[-v, v]``.
+        keep_checkpoints: epoch checkpoints kept in ``run_dir`` (newest first).
+        checkpoint_monitor: also keep ``run_dir/checkpoints/best`` for the best value of this log key.
+        checkpoint_mode: "auto" | "min" | "max" for ``checkpoint_monitor``.
+
+    Raises:
+        InputTypeError, ConfigError, UnknownNameError: invalid arguments (named in the message).
+    """
+
+    def __init__(self, model: nn.Module, loss: Any, optimizer: Any = "adam", lr: float = 1e-3,
+                 metrics: Sequence[Any] = (), device: Any = "auto", precision: str = "fp32",
+                 grad_clip_norm: float | None = None, grad_accum_steps: int = 1, scheduler: Any = None,
+                 run_dir: str | Path | None = None, seed: int | None = None, verbose: int = 1,
+                 extra_loss: Callable[[], torch.Tensor] | None = None, callback_model: Any = None,
+                 channels_last: bool = False, *, grad_clip_value: float | None = None,
+                 keep_checkpoints: int = 2, checkpoint_monitor: str | None = None,
+                 checkpoint_mode: str = "auto") -> None:
+        if not isinstance(model, nn.Module):
+            raise InputTypeError(f"Trainer needs an nn.Module; received {type(model).__name__}")
+        if int(grad_accum_steps) != grad_accum_steps or grad_accum_steps < 1:
+            raise ConfigError(f"grad_accum_steps must be an int >= 1; received {grad_accum_steps!r}")
+        for name, value in (("grad_clip_norm", grad_clip_norm), ("grad_clip_value", grad_clip_value)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be > 0 or None; received {value!r}")
+        if verbose not in (0, 1, 2):
+            raise ConfigError(f"verbose must be 0, 1 or 2; received {verbose!r}")
+        if checkpoint_mode not in ("auto", "min", "max"):
+            raise ConfigError(f"checkpoint_mode must be 'auto', 'min' or 'max'; received {checkpoint_mode!r}")
+        self.device = resolve_device(device)
+        self.precision = precision
+        self._autocast_dtype = resolve_precision(precision, self.device)
+        self.channels_last = bool(channels_last)
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.model = model.to(self.device, memory_format=memory_format)
+        self.loss, self._per_sample_loss = resolve_loss(loss)
+        self.optimizer = resolve_optimizer(optimizer, lr, self.model)
+        self.metrics = [metrics_module.get(m) for m in metrics]
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ConfigError(f"Metric names must be unique and not 'loss'; received {names}")
+        self.grad_clip_norm, self.grad_clip_value = grad_clip_norm, grad_clip_value
+        self.grad_accum_steps = int(grad_accum_steps)
+        self._scheduler_spec = scheduler
+        self.scheduler = None
+        if scheduler is not None and self.optimizer is None:
+            raise ConfigError("A scheduler needs an optimizer; received optimizer=None")
+        if scheduler is not None and not isinstance(scheduler, (str, Mapping)):
+            self.scheduler = build_scheduler(self.optimizer, scheduler)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._checkpoints = ckpt.CheckpointManager(self.run_dir, keep_checkpoints) if run_dir else None
+        self.checkpoint_monitor, self.checkpoint_mode = checkpoint_monitor, checkpoint_mode
+        self.seed, self.verbose = seed, verbose
+        self.extra_loss = extra_loss
+        self.callback_model = callback_model
+        self._scaler = torch.amp.GradScaler("cuda") if self._autocast_dtype == torch.float16 else None
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
+        self.history = History()
+        self.global_step = 0  # optimizer steps taken
+        self.epoch = 0  # epochs completed (= 0-based index of the epoch in progress)
+        self.stop_training = False
+        self._seeded = False
+        self._generator: torch.Generator | None = None
+        self._callbacks: list[Callback] = []
+        self._restored: dict[str, Any] = {}  # parts of a loaded checkpoint applied later in fit
+        self._last_checkpoint: Path | None = None
+        self._best_value: float | None = None
+
+    # --- the protocol callbacks use (shared with the Keras Model) -----------------------------
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        """A detached copy of the model's ``state_dict`` (opaque snapshot for ``set_weights``)."""
+        return {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+
+    def set_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
+        """Load a snapshot from :meth:`get_weights` (strict: same keys and shapes)."""
+        self.model.load_state_dict(weights)
+
+    def save(self, path: str | Path, overwrite: bool = True) -> None:
+        """Write the model weights to ``path`` as safetensors, atomically.
+
+        Raises:
+            CheckpointError: ``path`` exists and ``overwrite`` is False.
+        """
+        if not overwrite and Path(path).exists():
+            raise CheckpointError(f"{path} exists; pass overwrite=True to replace it")
+        ckpt.save_weights(self.model, path)
+
+    save_weights = save
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load weights written by :meth:`save` (safetensors only; never unpickles).
+
+        Raises:
+            CheckpointError: missing, pickle-like or unreadable file, or keys/shapes that differ.
+        """
+        ckpt.load_weights(self.model, path)
+
+    # --- fit / evaluate / predict --------------------------------------------------------------
+
+    def fit(self, train: Any, val: Any = None, epochs: int = 1, batch_size: int = 32,
+            shuffle: bool = True, callbacks: Iterable[Callback] = (), initial_epoch: int = 0,
+            class_weight: Mapping[int, float] | None = None, steps_per_epoch: int | None = None,
+            resume: bool = False, *, verbose: int | None = None) -> History:
+        """Train for ``epochs`` epochs (the epoch index runs from ``initial_epoch`` to ``epochs``).
+
+        Args:
+            train: ``(x, y[, sample_weight])`` arrays/tensors (``x`` may be a tuple/dict), a Dataset,
+                a DataLoader or an iterable of ``(x, y[, sample_weight])`` batches.
+            val: validation data in the same forms; adds ``val_*`` keys to the logs.
+            epochs: index of the last epoch (Keras semantics).
+            batch_size: for in-memory data and datasets.
+            shuffle: reshuffle in-memory data / map-style datasets each epoch.
+            callbacks: Keras-style callbacks; ``self.model`` is ``callback_model`` or this trainer.
+            initial_epoch: epoch to start from.
+            class_weight: ``{class_index: weight}`` multiplying each sample's loss weight.
+            steps_per_epoch: batches per epoch (the data iterator continues across epochs).
+            resume: continue from the newest complete checkpoint in ``run_dir`` (if any).
+            verbose: overrides the trainer's ``verbose`` for this call.
+
+        Returns:
+            The ``History`` (``history.history["loss"]`` has one value per epoch).
+
+        Raises:
+            TrainingError: the loss became NaN/Inf (names epoch, step and last good checkpoint).
+            DataError, InputTypeError: unusable data. ConfigError: invalid arguments.
+        """
+        verbose = self.verbose if verbose is None else verbose
+        if epochs < 0 or initial_epoch < 0 or batch_size < 1 or (steps_per_epoch or 1) < 1:
+            raise ConfigError(f"fit needs epochs >= 0, initial_epoch >= 0, batch_size >= 1 and "
+                              f"steps_per_epoch >= 1; received epochs={epochs}, initial_epoch="
+                              f"{initial_epoch}, batch_size={batch_size}, steps_per_epoch={steps_per_epoch}")
+        if resume and self._checkpoints is None:
+            raise ConfigError("fit(resume=True) needs the trainer's run_dir")
+        if self.loss is None or self.optimizer is None:
+            raise ConfigError("This trainer was built without a loss or an optimizer; fit needs both")
+        if self.seed is not None and not self._seeded:
+            seed_everything(self.seed)
+            self._seeded = True
+        train_batches = make_batches(train, batch_size, shuffle, self._shuffle_generator(), self.device, "train")
+        val_batches = None if val is None else make_batches(val, batch_size, False, None, self.device, "val")
+        if steps_per_epoch is not None:
+            train_batches = EpochSteps(train_batches, steps_per_epoch)
+        steps = num_batches(train_batches)
+        self._build_scheduler(epochs, steps)
+        weight_table = class_weight_table(class_weight, self.device)
+        if resume and (latest := self._checkpoints.latest()) is not None:
+            self.load_checkpoint(latest)
+            initial_epoch = max(initial_epoch, self.epoch)
+        self.history = History()
+        self._callbacks = list(callbacks)
+        callback_list = CallbackList([*self._callbacks, self.history], model=self._callback_target(),
+                                     params={"epochs": epochs, "steps": steps, "verbose": verbose})
+        batch_hooks = any(needs_batch_hooks(cb) for cb in self._callbacks)
+        self._set_stop(False)
+        callback_list.on_train_begin()
+        training_state.apply_restored(self)
+        progress = ProgressBar(verbose)
+        logs: dict[str, float] = {}
+        for epoch in range(initial_epoch, epochs):
+            self.epoch = epoch
+            callback_list.on_epoch_begin(epoch)
+            result = self._train_epoch(train_batches, epoch, epochs, steps, callback_list,
+                                       batch_hooks, progress, weight_table)
+            if result is None:
+                warnings.warn("Your input ran out of data; interrupting training. Make sure the data "
+                              "can produce at least steps_per_epoch * epochs batches.", stacklevel=2)
+                break
+            logs, step, started = result
+            if val_batches is not None:
+                callback_list.on_test_begin()
+                val_logs = self._evaluate_batches(val_batches)
+                callback_list.on_test_end(val_logs)
+                logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            self.epoch = epoch + 1
+            callback_list.on_epoch_end(epoch, logs)
+            progress.epoch_end(step, time.perf_counter() - started, logs)
+            if self._checkpoints is not None and math.isfinite(logs["loss"]):
+                self._save_epoch_checkpoint(logs)
+            if self._should_stop():
+                break
+        callback_list.on_train_end(logs)
+        return self.history
+
+    def _train_epoch(self, batches, epoch, epochs, steps, callback_list, batch_hooks, progress,
+                     weight_table):
+        """One epoch; returns ``(logs, batches_done, start_time)`` or ``None`` if no batch came."""
+        model, optimizer, metrics, scaler = self.model, self.optimizer, self.metrics, self._scaler
+        for metric in metrics:
+            metric.reset()
+        tracker = RunningLoss()
+        pending, sizes = tracker.pending, tracker.sizes
+        accum = self.grad_accum_steps
+        # A short last group of micro-batches is averaged over its own length, when it is known.
+        tail_start = (steps // accum) * accum if steps else None
+        autocast = self._autocast()
+        model.train()
+        progress.epoch_begin(epoch, epochs, steps)
+        started = time.perf_counter()
+        next_read = started + REFRESH_SECONDS
+        step = 0
+        optimizer.zero_grad(set_to_none=True)
+        for batch in batches:
+            x, y, weight = self._unpack(batch, "fit")
+            if weight_table is not None:
+                weight = class_weights(y, weight_table, weight)
+            if batch_hooks:
+                callback_list.on_train_batch_begin(step)
+            with autocast:
+                outputs, loss = self._forward(x, y, weight)
+            if accum > 1:
+                divisor = accum if tail_start is None or step < tail_start else steps - tail_start
+                (scaler.scale(loss / divisor) if scaler else loss / divisor).backward()
+            else:
+                (scaler.scale(loss) if scaler else loss).backward()
+            pending.append(loss.detach())
+            sizes.append(batch_size_of(y))
+            if metrics:
+                detached = outputs.detach()
+                for metric in metrics:
+                    metric.update(detached, y)
+            step += 1
+            if step % accum == 0 or step == steps:
+                self._optimizer_step()
+            if batch_hooks:
+                callback_list.on_train_batch_end(step - 1, self._running_logs(tracker))
+                self._check_finite(tracker, epoch)
+            now = time.perf_counter()
+            if now >= next_read:
+                self._check_finite(tracker, epoch)
+                if progress.live:
+                    progress.update(step, now - started, self._running_logs(tracker))
+                next_read = now + REFRESH_SECONDS
+            if self._should_stop():
+                break
+        if step % accum and step != steps and not self._should_stop():
+            self._optimizer_step()  # leftover micro-batches of an epoch of unknown length
+        if step == 0:
+            return None
+        self._check_finite(tracker, epoch)
+        logs = {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}
+        return logs, step, started
+
+    def _optimizer_step(self) -> None:
+        optimizer, scaler = self.optimizer, self._scaler
+        if scaler is not None and (self.grad_clip_norm or self.grad_clip_value):
+            scaler.unscale_(optimizer)  # clip true gradients, not scaled ones
+        if self.grad_clip_norm:
+            nn.utils.clip_grad_norm_(self._params, self.grad_clip_norm)
+        if self.grad_clip_value:
+            nn.utils.clip_grad_value_(self._params, self.grad_clip_value)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def _check_finite(self, tracker: RunningLoss, epoch: int) -> None:
+        tracker.flush()
+        if tracker.bad_step is None or self._should_stop():
+            return  # a callback (e.g. TerminateOnNaN) already ended training gracefully
+        last = self._last_checkpoint or (self._checkpoints.latest() if self._checkpoints else None)
+        where = str(last) if last else ("none written yet" if self._checkpoints else "none (run_dir not set)")
+        raise TrainingError(
+            f"The loss became NaN or Inf at epoch {epoch + 1}, step {tracker.bad_step} (1-based; the "
+            f"step counts batches within the epoch). Training stopped; last good checkpoint: {where}"
+        )
+
+    def _running_logs(self, tracker: RunningLoss) -> dict[str, float]:
+        return {"loss": tracker.mean(), **{metric.name: metric.result() for metric in self.metrics}}
+
+    def evaluate(self, data: Any, batch_size: int = 32, *, verbose: int | None = None) -> dict[str, float]:
+        """Mean loss and metrics over ``data`` (same forms as ``fit``'s ``train``).
+
+        Returns:
+            ``{"loss": ..., <metric name>: ...}``.
+        """
+        if self.loss is None:
+            raise ConfigError("This trainer was built without a loss; evaluate needs one")
+        batches = make_batches(data, batch_size, False, None, self.device, "evaluate")
+        started = time.perf_counter()
+        logs = self._evaluate_batches(batches)
+        ProgressBar(self.verbose if verbose is None else verbose).summary(
+            num_batches(batches) or 0, time.perf_counter() - started, logs)
+        return logs
+
+    def _evaluate_batches(self, batches: Iterable) -> dict[str, float]:
+        model, metrics = self.model, self.metrics
+        was_training = model.training
+        model.eval()
+        for metric in metrics:
+            metric.reset()
+        tracker = RunningLoss()
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    x, y, weight = self._unpack(batch, "evaluate")
+                    with self._autocast():
+                        outputs, loss = self._forward(x, y, weight)
+                    tracker.pending.append(loss.detach())
+                    tracker.sizes.append(batch_size_of(y))
+                    for metric in metrics:
+                        metric.update(outputs, y)
+        finally:
+            model.train(was_training)
+        if not tracker.pending:
+            raise DataError("evaluation data produced no batches")
+        return {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}
+
+    def predict(self, x: Any, batch_size: int = 32, *, verbose: int | None = None) -> Any:
+        """Model outputs for ``x``, concatenated on the CPU (float32 under mixed precision).
+
+        Args:
+            x: an array/tensor ``(N, ...)``, a tuple/list/dict of them (multi-input), a Dataset
+                (items ``x`` or ``(x, y)``), a DataLoader or an iterable of batches.
+
+        Returns:
+            A tensor ``(N, ...)`` (a tuple of tensors when the model returns tuples).
+        """
+        started = time.perf_counter()
+        batches = make_batches(x, batch_size, False, None, self.device, "predict", require_targets=False)
+        cast = self._autocast_dtype is not None
+        outputs, count = [], 0
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    inputs = self._to_memory_format(batch[0])
+                    with self._autocast():
+                        out = self.model(inputs)
+                    outputs.append(tree_map(
+                        lambda t: (t.float() if cast and t.is_floating_point() else t).cpu(), out))
+                    count += 1
+        finally:
+            self.model.train(was_training)
+        if not outputs:
+            raise DataError("predict received no samples")
+        ProgressBar(self.verbose if verbose is None else verbose).summary(count, time.perf_counter() - started, {})
+        if isinstance(outputs[0], torch.Tensor):
+            return torch.cat(outputs)
+        return type(outputs[0])(torch.cat(parts) for parts in zip(*outputs))
+
+    # --- checkpoints ------------------------------------------------------------------------------
+
+    def save_checkpoint(self, directory: str | Path) -> Path:
+        """Write a full training checkpoint (weights, optimizer, scheduler, RNG, counters) atomically."""
+        return ckpt.write_checkpoint(directory, *training_state.capture(self))
+
+    def load_checkpoint(self, directory: str | Path) -> Path:
+        """Restore a checkpoint: ``directory`` is a checkpoint, or a run dir / checkpoints dir (newest).
+
+        Returns:
+            The checkpoint directory that was loaded.
+
+        Raises:
+            CheckpointError: nothing found, a file missing/truncated/altered/pickle-like, or state
+                that does not fit this model/optimizer (names the file).
+        """
+        self._last_checkpoint = training_state.restore(self, directory)
+        return self._last_checkpoint
+
+    def _save_epoch_checkpoint(self, logs: Mapping[str, float]) -> None:
+        tensors, documents = training_state.capture(self)
+        improved = False
+        value = logs.get(self.checkpoint_monitor) if self.checkpoint_monitor else None
+        if value is not None:
+            direction = {"min": "down", "max": "up"}.get(self.checkpoint_mode) \
+                or infer_direction(self.checkpoint_monitor, self) or "down"
+            best = self._best_value
+            improved = best is None or (value > best if direction == "up" else value < best)
+            if improved:
+                self._best_value = documents["trainer"]["best_value"] = float(value)
+        path = self._checkpoints.save(self.epoch, tensors, documents)
+        if improved:
+            self._checkpoints.save_best(path)
+        self._last_checkpoint = path
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _callback_target(self) -> Any:
+        return self.callback_model if self.callback_model is not None else self
+
+    def _set_stop(self, value: bool) -> None:
+        self.stop_training = value
+        if self.callback_model is not None:
+            self.callback_model.stop_training = value
+
+    def _should_stop(self) -> bool:
+        return self.stop_training or bool(getattr(self.callback_model, "stop_training", False))
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self._autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
+
+    def _shuffle_generator(self) -> torch.Generator:
+        if self._generator is None:
+            self._generator = torch.Generator()
+            # Without a seed the order still follows torch's global RNG (torch.manual_seed).
+            seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()).item())
+            self._generator.manual_seed(seed)
+        return self._generator
+
+    def _build_scheduler(self, epochs: int, steps: int | None) -> None:
+        if self.scheduler is not None or self._scheduler_spec is None or epochs == 0:
+            return  # built once, at the first fit that trains: its length fixes the schedule's
+        total = math.ceil(steps / self.grad_accum_steps) * epochs if steps else None
+        if total is None and needs_total_steps(self._scheduler_spec):
+            raise ConfigError("The cosine schedule needs total_steps: the epoch length is unknown "
+                              "(pass steps_per_epoch or total_steps)")
+        self.scheduler = build_scheduler(self.optimizer, self._scheduler_spec, total)
+        if "scheduler" in self._restored:
+            self.scheduler.load_state_dict(self._restored.pop("scheduler"))
+
+    def _forward(self, x: Any, y: Any, weight: torch.Tensor | None) -> tuple[Any, torch.Tensor]:
+        """``(outputs, loss)`` for one batch, the loss weighted and with ``extra_loss`` added."""
+        outputs = self.model(x)
+        if weight is None:
+            loss = self.loss(outputs, y)
+        elif self._per_sample_loss is None:
+            loss = self.loss(outputs, y, weight)
+        else:
+            values = self._per_sample_loss(outputs, y)
+            if values.ndim > 1:
+                values = values.reshape(values.shape[0], -1).mean(dim=1)
+            # Keras's "sum_over_batch_size": weighted sum divided by the number of samples.
+            loss = (values * weight.to(values.dtype)).sum() / values.shape[0]
+        if self.extra_loss is not None:
+            loss = loss + self.extra_loss()
+        return outputs, loss
+
+    def _unpack(self, batch: tuple, caller: str) -> tuple[Any, Any, Any]:
+        if len(batch) < 2 or batch[1] is None:
+            raise DataError(f"{caller} needs batches (x, y) or (x, y, sample_weight); "
+                            f"received a batch of {len(batch)} element(s)")
+        x = self._to_memory_format(batch[0]) if self.channels_last else batch[0]
+        return x, batch[1], batch[2] if len(batch) > 2 else None
+
+    def _to_memory_format(self, x: Any) -> Any:
+        if not self.channels_last:
+            return x
+        return tree_map(lambda t: t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t, x)
+
+
+__all__ = ["Trainer", "seed_everything"]
