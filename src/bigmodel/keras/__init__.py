@@ -1,0 +1,31 @@
+"""Keras 3-compatible API on PyTorch.
+
+``from bigmodel import keras`` and ``from bigmodel.keras import layers`` stand in for
+``tensorflow.keras``: same layer names, arguments, defaults, shapes and parameter counts, trained by
+bigmodel's engine. Images are channels-last ``(batch, height, width, channels)`` as in Keras.
+"""
+
+from bigmodel.keras import (
+    activations,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    utils,
+)
+from bigmodel.keras.functional import Functional, Input
+from bigmodel.keras.layers.base import KerasTensor, Layer
+from bigmodel.keras.model import Model
+from bigmodel.keras.saving import load_model
+from bigmodel.keras.sequential import Sequential
+
+__all__ = [
+    "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
+    "callbacks", "datasets", "initializers", "layers", "load_model", "losses", "metrics", "models",
+    "optimizers", "regularizers", "utils",
+]

@@ -1,0 +1,4 @@
+"""``keras.callbacks``: the engine's callbacks, which follow Keras's hooks and arguments."""
+
+from bigmodel.engine.callbacks import *  # noqa: F403
+from bigmodel.engine.callbacks import Callback, CallbackList, History  # noqa: F401

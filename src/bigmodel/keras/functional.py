@@ -1,0 +1,169 @@
+"""The functional API: ``inputs = keras.Input(shape)``, ``outputs = layer(...)(inputs)``,
+``keras.Model(inputs, outputs)``.
+
+Calling a layer on a :class:`KerasTensor` records the call; ``Functional`` walks those records back
+from the outputs to the inputs once, at construction, and replays them on real tensors in ``call``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from bigmodel.errors import ConfigError
+from bigmodel.keras.layers.base import (
+    KerasTensor,
+    Layer,
+    _snake,
+    deserialize_layer,
+    serialize_layer,
+    unique_name,
+)
+from bigmodel.keras.model import Model
+
+
+def Input(shape: Any = None, batch_size: int | None = None, dtype: Any = None,
+          sparse: bool | None = None, batch_shape: Any = None, name: str | None = None,
+          tensor: Any = None, optional: bool = False) -> KerasTensor:
+    """A symbolic input of shape ``(batch_size, *shape)`` for functional models or Sequential."""
+    if batch_shape is not None:
+        full = tuple(batch_shape)
+    elif shape is not None:
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        full = (batch_size, *shape)
+    else:
+        raise ConfigError("Input() needs shape= or batch_shape=; received neither")
+    if sparse:
+        raise ConfigError("Input(sparse=True) is not supported: PyTorch layers here take dense "
+                          "tensors")
+    return KerasTensor(full, dtype=str(dtype or "float32"), name=name or unique_name("input_layer"))
+
+
+def _as_list(value: Any) -> list[KerasTensor]:
+    return [value] if isinstance(value, KerasTensor) else list(value)
+
+
+class Functional(Model):
+    """A model defined by a graph of layer calls on ``KerasTensor`` inputs."""
+
+    _supports_logits = True
+
+    def __init__(self, inputs: Any, outputs: Any, name: str | None = None,
+                 trainable: bool = True, **kwargs: Any):
+        Layer.__init__(self, name=name or unique_name(_snake("Functional")), trainable=trainable,
+                       **kwargs)
+        Model._init_training_state(self)
+        self._single_input = isinstance(inputs, KerasTensor)
+        self._single_output = isinstance(outputs, KerasTensor)
+        self._inputs = _as_list(inputs)
+        self._outputs = _as_list(outputs)
+        for kt in self._inputs:
+            if kt.layer is not None:
+                raise ConfigError(f"Model inputs must come from keras.Input(); received {kt!r}")
+        for kt in self._outputs:
+            if not isinstance(kt, KerasTensor):
+                raise ConfigError(f"Model outputs must be results of layer calls on "
+                                  f"keras.Input(); received {type(kt).__name__}")
+        self._nodes = self._topological_nodes()
+        layers: list[Layer] = []
+        for node in self._nodes:
+            if all(node.layer is not lay for lay in layers):
+                layers.append(node.layer)
+        self._graph_layers = nn.ModuleList(layers)
+        if self._single_input:
+            self._declared_input_shape = tuple(self._inputs[0].shape)
+        self.built = True
+
+    def _topological_nodes(self) -> list[KerasTensor]:
+        order: list[KerasTensor] = []
+        seen: set[int] = set()
+        input_ids = {id(kt) for kt in self._inputs}
+
+        def visit(kt: KerasTensor) -> None:
+            if id(kt) in seen or id(kt) in input_ids:
+                return
+            if kt.layer is None:
+                raise ConfigError(f"Output depends on an input that was not passed to Model(): "
+                                  f"{kt!r}")
+            for parent in kt.parents:
+                visit(parent)
+            seen.add(id(kt))
+            order.append(kt)
+
+        for out in self._outputs:
+            visit(out)
+        return order
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._graph_layers)
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return list(self._outputs)
+
+    def build(self, input_shape: Any) -> None:
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        shapes = [kt.shape for kt in self._outputs]
+        return shapes[0] if self._single_output else shapes
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        given = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
+        if len(given) != len(self._inputs):
+            raise ConfigError(f"Model '{self.name}' expects {len(self._inputs)} input(s); "
+                              f"received {len(given)}")
+        values: dict[int, Any] = {id(kt): value for kt, value in zip(self._inputs, given)}
+        final = self._outputs[0] if self._single_output else None
+        for node in self._nodes:
+            args = [values[id(p)] for p in node.parents]
+            arg = args[0] if len(args) == 1 else args
+            if node is final:
+                values[id(node)] = self._call_last(node.layer, arg, training)
+            else:
+                values[id(node)] = node.layer(arg, training=training)
+        outs = [values[id(kt)] for kt in self._outputs]
+        return outs[0] if self._single_output else outs
+
+    def get_config(self) -> dict[str, Any]:
+        layers = self.layers
+        ref: dict[int, list[Any]] = {id(kt): ["input", i] for i, kt in enumerate(self._inputs)}
+        nodes = []
+        for j, node in enumerate(self._nodes):
+            index = next(i for i, lay in enumerate(layers) if lay is node.layer)
+            nodes.append([index, [ref[id(p)] for p in node.parents]])
+            ref[id(node)] = ["node", j]
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": [serialize_layer(layer) for layer in layers],
+            "inputs": [{"batch_shape": list(kt.shape), "name": kt.name} for kt in self._inputs],
+            "nodes": nodes,
+            "outputs": [ref[id(kt)] for kt in self._outputs],
+            "single_input": self._single_input,
+            "single_output": self._single_output,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Functional:
+        layers = [deserialize_layer(spec) for spec in config["layers"]]
+        inputs = [Input(batch_shape=spec["batch_shape"]) for spec in config["inputs"]]
+        made: list[KerasTensor] = []
+
+        def resolve(ref: list[Any]) -> KerasTensor:
+            kind, index = ref
+            return inputs[index] if kind == "input" else made[index]
+
+        for layer_index, parents in config["nodes"]:
+            args = [resolve(p) for p in parents]
+            made.append(layers[layer_index](args[0] if len(args) == 1 else args))
+        outputs = [resolve(r) for r in config["outputs"]]
+        return cls(inputs[0] if config.get("single_input", True) else inputs,
+                   outputs[0] if config.get("single_output", True) else outputs,
+                   name=config.get("name"), trainable=config.get("trainable", True))

@@ -1,0 +1,315 @@
+"""Keras losses on PyTorch tensors.
+
+Call order is Keras's: ``loss(y_true, y_pred, sample_weight=None)`` -> scalar. The reduction is
+Keras 3's ``"sum_over_batch_size"``: the weighted sum of per-sample losses divided by the number of
+samples (not by the sum of the weights).
+
+Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the log, as Keras does. When a model ends in a
+softmax/sigmoid layer, ``Model`` asks that layer for its pre-activation output and calls the loss with
+``from_logits=True`` (see :meth:`Loss.with_logits`), which is exact and stable (log-softmax) instead of
+``log(softmax(z))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bigmodel.errors import DataError, ShapeError, UnknownNameError
+
+EPSILON = 1e-7
+
+
+def _reduce(per_sample: torch.Tensor, sample_weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    if sample_weight is not None:
+        weight = sample_weight.to(per_sample.dtype)
+        while weight.dim() < per_sample.dim():
+            weight = weight.unsqueeze(-1)
+        per_sample = per_sample * weight
+    if reduction == "sum_over_batch_size":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    if reduction in ("none", None):
+        return per_sample
+    raise UnknownNameError(f"Unknown reduction '{reduction}'; expected 'sum_over_batch_size', "
+                           "'sum' or 'none'")
+
+
+class Loss:
+    """Base class: subclasses implement ``call(y_true, y_pred) -> per-sample losses``."""
+
+    name = "loss"
+    #: Which activation's pre-activation this loss can consume exactly (``"softmax"``/``"sigmoid"``).
+    logits_of: str | None = None
+
+    def __init__(self, reduction: str = "sum_over_batch_size", name: str | None = None,
+                 from_logits: bool = False):
+        self.reduction = reduction
+        self.from_logits = from_logits
+        if name is not None:
+            self.name = name
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def __call__(self, y_true: Any, y_pred: torch.Tensor,
+                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+        y_true = torch.as_tensor(y_true, device=y_pred.device)
+        return _reduce(self.call(y_true, y_pred), sample_weight, self.reduction)
+
+    def with_logits(self) -> Loss:
+        """The same loss computed from pre-activation outputs (``from_logits=True``)."""
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.from_logits = True
+        return clone
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits}
+
+
+def _check_sparse_labels(name: str, y_true: torch.Tensor, num_classes: int) -> torch.Tensor:
+    if y_true.is_floating_point():
+        if not torch.equal(y_true, y_true.round()):
+            raise DataError(f"{name}: labels must be integer class indices; received "
+                            f"non-integer values (dtype {y_true.dtype})")
+    labels = y_true.long()
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise DataError(f"{name}: labels must lie in [0, {num_classes - 1}] for a model with "
+                        f"{num_classes} outputs; received labels in [{int(labels.min())}, "
+                        f"{int(labels.max())}]")
+    return labels
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Cross-entropy with integer labels ``(batch,)`` and class scores ``(batch, classes)``."""
+
+    name = "sparse_categorical_crossentropy"
+    logits_of = "softmax"
+
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: str = "sum_over_batch_size", name: str | None = None):
+        super().__init__(reduction, name, from_logits)
+        self.ignore_class = ignore_class
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
+            y_true = y_true.squeeze(-1)
+        if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
+            raise ShapeError(f"{self.name}: labels of shape {tuple(y_true.shape)} do not match "
+                             f"predictions of shape {tuple(y_pred.shape)}; expected labels of "
+                             f"shape {tuple(y_pred.shape[:-1])}")
+        valid = None
+        if self.ignore_class is not None:
+            valid = y_true != self.ignore_class
+            y_true = torch.where(valid, y_true, torch.zeros_like(y_true))
+        labels = _check_sparse_labels(self.name, y_true, y_pred.shape[-1])
+        if self.from_logits:
+            log_probs = F.log_softmax(y_pred.float(), dim=-1)
+        else:
+            probs = y_pred.float() / y_pred.float().sum(dim=-1, keepdim=True)
+            log_probs = probs.clamp(EPSILON, 1 - EPSILON).log()
+        per_sample = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        if valid is not None:
+            per_sample = per_sample * valid
+        return per_sample
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "ignore_class": self.ignore_class}
+
+
+class CategoricalCrossentropy(Loss):
+    """Cross-entropy with one-hot (or soft) labels of the predictions' shape."""
+
+    name = "categorical_crossentropy"
+    logits_of = "softmax"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str = "sum_over_batch_size", name: str | None = None):
+        super().__init__(reduction, name, from_logits)
+        self.label_smoothing = float(label_smoothing)
+        self.axis = axis
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        if tuple(y_true.shape) != tuple(y_pred.shape):
+            raise ShapeError(f"{self.name}: labels of shape {tuple(y_true.shape)} must match "
+                             f"predictions of shape {tuple(y_pred.shape)} (one-hot labels; use "
+                             "sparse_categorical_crossentropy for integer labels)")
+        target = y_true.to(torch.float32)
+        if self.label_smoothing:
+            classes = y_pred.shape[self.axis]
+            target = target * (1 - self.label_smoothing) + self.label_smoothing / classes
+        if self.from_logits:
+            log_probs = F.log_softmax(y_pred.float(), dim=self.axis)
+        else:
+            probs = y_pred.float() / y_pred.float().sum(dim=self.axis, keepdim=True)
+            log_probs = probs.clamp(EPSILON, 1 - EPSILON).log()
+        return -(target * log_probs).sum(dim=self.axis)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy, averaged over the last axis (Keras)."""
+
+    name = "binary_crossentropy"
+    logits_of = "sigmoid"
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str = "sum_over_batch_size", name: str | None = None):
+        super().__init__(reduction, name, from_logits)
+        self.label_smoothing = float(label_smoothing)
+        self.axis = axis
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        target = y_true.to(torch.float32)
+        if target.dim() == y_pred.dim() - 1 and y_pred.shape[-1] == 1:
+            target = target.unsqueeze(-1)
+        if tuple(target.shape) != tuple(y_pred.shape):
+            raise ShapeError(f"{self.name}: labels of shape {tuple(y_true.shape)} do not match "
+                             f"predictions of shape {tuple(y_pred.shape)}")
+        if target.numel() and (float(target.min()) < 0 or float(target.max()) > 1):
+            raise DataError(f"{self.name}: labels must lie in [0, 1]; received values in "
+                            f"[{float(target.min())}, {float(target.max())}]")
+        if self.label_smoothing:
+            target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        if self.from_logits:
+            per_elem = F.binary_cross_entropy_with_logits(y_pred.float(), target, reduction="none")
+        else:
+            probs = y_pred.float().clamp(EPSILON, 1 - EPSILON)
+            per_elem = -(target * probs.log() + (1 - target) * (1 - probs).log())
+        return per_elem.mean(dim=self.axis)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+class _Regression(Loss):
+    def _pair(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        target = y_true.to(y_pred.dtype)
+        if target.dim() == y_pred.dim() - 1 and y_pred.shape[-1] == 1:
+            target = target.unsqueeze(-1)
+        if tuple(target.shape) != tuple(y_pred.shape):
+            raise ShapeError(f"{self.name}: targets of shape {tuple(y_true.shape)} do not match "
+                             f"predictions of shape {tuple(y_pred.shape)}")
+        return target
+
+
+class MeanSquaredError(_Regression):
+    name = "mean_squared_error"
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        diff = y_pred - self._pair(y_true, y_pred)
+        return (diff * diff).mean(dim=-1)
+
+
+class MeanAbsoluteError(_Regression):
+    name = "mean_absolute_error"
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        return (y_pred - self._pair(y_true, y_pred)).abs().mean(dim=-1)
+
+
+class Huber(_Regression):
+    name = "huber_loss"
+
+    def __init__(self, delta: float = 1.0, reduction: str = "sum_over_batch_size",
+                 name: str | None = None):
+        super().__init__(reduction, name)
+        self.delta = float(delta)
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        target = self._pair(y_true, y_pred)
+        return F.huber_loss(y_pred, target, reduction="none", delta=self.delta).mean(dim=-1)
+
+
+_ALIASES: dict[str, type[Loss]] = {
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "huber_loss": Huber,
+}
+
+
+def get(identifier: Any) -> Loss:
+    """A :class:`Loss` from a Keras name, a Loss object, or a callable ``(y_true, y_pred)``."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _ALIASES.get(identifier)
+        if cls is None:
+            raise UnknownNameError(f"Unknown loss '{identifier}'. Known losses: "
+                                   f"{', '.join(sorted(_ALIASES))}")
+        loss = cls()
+        loss.name = identifier
+        return loss
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if callable(identifier):
+        return _FunctionLoss(identifier)
+    raise UnknownNameError(f"Could not interpret loss identifier: {identifier!r}")
+
+
+class _FunctionLoss(Loss):
+    def __init__(self, fn: Any):
+        super().__init__(name=getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        return self.fn(y_true, y_pred)
+
+
+def serialize(loss: Loss) -> dict[str, Any] | str:
+    if isinstance(loss, _FunctionLoss):
+        return loss.name
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(spec: Any) -> Loss:
+    if isinstance(spec, str):
+        return get(spec)
+    classes = {cls.__name__: cls for cls in set(_ALIASES.values())}
+    cls = classes.get(spec.get("class_name", ""))
+    if cls is None:
+        raise UnknownNameError(f"Unknown loss class {spec.get('class_name')!r}; known: "
+                               f"{', '.join(sorted(classes))}")
+    config = dict(spec.get("config", {}))
+    name = config.pop("name", None)
+    if cls is MeanSquaredError or cls is MeanAbsoluteError:
+        config.pop("from_logits", None)
+    loss = cls(**config)
+    if name:
+        loss.name = name
+    return loss
+
+
+# Keras function forms: loss(y_true, y_pred) -> per-sample values.
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return SparseCategoricalCrossentropy(from_logits=from_logits, reduction="none")(y_true, y_pred)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    return CategoricalCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing,
+                                   reduction="none")(y_true, y_pred)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    return BinaryCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing,
+                              reduction="none")(y_true, y_pred)
+
+
+def mean_squared_error(y_true, y_pred):
+    return MeanSquaredError(reduction="none")(y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    return MeanAbsoluteError(reduction="none")(y_true, y_pred)

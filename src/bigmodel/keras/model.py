@@ -1,0 +1,568 @@
+"""``keras.Model``: a Layer that can be compiled and trained.
+
+The training loop is the engine's (:class:`bigmodel.engine.Trainer`); this class translates the Keras
+calling conventions (``compile``/``fit``/``evaluate``/``predict`` arguments, input standardization,
+``accuracy`` resolution, regularization penalties, the stable softmax cross-entropy) into it.
+
+Three ways to make a model, as in Keras: ``Sequential([...])``, the functional
+``Model(inputs, outputs)``, and subclassing ``Model`` with a ``call`` method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigmodel.errors import (
+    ConfigError,
+    DataError,
+    InputTypeError,
+    NotBuiltError,
+    describe,
+)
+from bigmodel.keras import losses as losses_mod
+from bigmodel.keras import metrics as metrics_mod
+from bigmodel.keras import optimizers as optimizers_mod
+from bigmodel.keras.layers.base import Layer, _child_layers
+
+_INTEGER_INPUT_LAYERS = ("Embedding",)
+
+
+def _is_array_like(value: Any) -> bool:
+    return isinstance(value, (np.ndarray, torch.Tensor, list))
+
+
+def _as_numpy(value: Any, what: str) -> np.ndarray | torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, list):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray):
+        raise InputTypeError(f"{what} must be a NumPy array or a torch tensor; received "
+                             f"{type(value).__name__}")
+    if value.dtype.kind not in "biuf":
+        raise InputTypeError(f"{what} must hold numbers; received dtype {value.dtype}")
+    return value
+
+
+class Model(Layer):
+    """A trainable stack or graph of layers with Keras's ``compile``/``fit``/``predict``.
+
+    Functional use: ``Model(inputs, outputs)`` with ``inputs = keras.Input(shape=...)``.
+    Subclassing: create layers in ``__init__`` and override ``call(inputs, training=False)``.
+    """
+
+    def __init__(self, name: str | None = None, trainable: bool = True, **kwargs: Any):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        self._init_training_state()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Model:
+        # keras.Model(inputs, outputs) builds a functional model, as in Keras.
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from bigmodel.keras.functional import Functional
+
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
+    def _init_training_state(self) -> None:
+        self.optimizer: Any = None
+        self.loss: losses_mod.Loss | None = None
+        self.compiled = False
+        self._metric_ids: list[Any] = []
+        self._metrics: list[Any] | None = None
+        self._trainer: Any = None
+        self._stop_training = False
+        self._logits_mode = False
+        self._use_logits = False
+        self._loss_weight = 1.0
+        self._compile_config: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------------- structure
+    @property
+    def layers(self) -> list[Layer]:
+        return _child_layers(self)
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        layers = self.layers
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ConfigError(f"get_layer: index {index} out of range for a model with "
+                                  f"{len(layers)} layers")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ConfigError(f"No such layer: '{name}'. Existing layers are: "
+                          f"{[lay.name for lay in layers]}")
+
+    @property
+    def input_shape(self) -> tuple | None:
+        return self._declared_input_shape
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    @property
+    def output_shape(self) -> tuple:
+        if self._declared_input_shape is None:
+            raise NotBuiltError(f"Model '{self.name}' has no known input shape yet; call it on "
+                                "data or build(input_shape) first")
+        return self.compute_output_shape(self._declared_input_shape)
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Create every layer's weights for inputs of ``input_shape`` (batch dimension first)."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            layer._maybe_build(shape)
+            shape = layer.compute_output_shape(shape)
+        if self._declared_input_shape is None:
+            self._declared_input_shape = tuple(input_shape)
+        self.built = True
+
+    # ----------------------------------------------------------------------------- calling
+    def _standardize_input(self, x: Any) -> torch.Tensor:
+        """Tensor from array; Keras 3's input adjustments (dtype, a missing trailing 1-axis)."""
+        if isinstance(x, np.ndarray):
+            if x.dtype.kind not in "biuf":
+                raise InputTypeError(f"Model '{self.name}': inputs must hold numbers; received "
+                                     f"dtype {x.dtype}")
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        if not isinstance(x, torch.Tensor):
+            raise InputTypeError(f"Model '{self.name}' expects a tensor or NumPy array; received "
+                                 f"{type(x).__name__}")
+        layers = self.layers
+        integer_ok = bool(layers) and type(layers[0]).__name__ in _INTEGER_INPUT_LAYERS
+        if not x.is_floating_point() and not integer_ok:
+            x = x.to(torch.float32)
+        elif x.dtype == torch.float64:
+            x = x.to(torch.float32)
+        ref = self._declared_input_shape
+        if ref is not None:
+            if x.dim() == len(ref) - 1 and ref[-1] == 1:
+                x = x.unsqueeze(-1)
+            elif x.dim() == len(ref) + 1 and x.shape[-1] == 1 and ref[-1] != 1:
+                x = x.squeeze(-1)
+        return x
+
+    def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        if isinstance(inputs, (list, tuple)):
+            inputs = [self._standardize_input(t) for t in inputs]
+        else:
+            inputs = self._standardize_input(inputs)
+        if training is None:
+            training = self.training
+        if not self.built:
+            if isinstance(inputs, torch.Tensor):
+                self._build_on(inputs)
+            self.built = True
+        return self.call(inputs, training=training, **kwargs)
+
+    def _build_on(self, x: torch.Tensor) -> None:
+        shape = (None, *x.shape[1:])
+        for layer in self.layers:
+            layer._maybe_build(shape, x.device)
+            shape = layer.compute_output_shape(shape)
+        if self._declared_input_shape is None:
+            self._declared_input_shape = (None, *x.shape[1:])
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        raise NotImplementedError(f"Model subclass {type(self).__name__} must implement call()")
+
+    def _call_last(self, layer: Layer, x: Any, training: bool) -> Any:
+        """Call the output layer; in logits mode, return its pre-activation output."""
+        if self._logits_mode and hasattr(layer, "call_logits"):
+            if not layer.built:
+                layer._maybe_build((None, *x.shape[1:]), x.device)
+            return layer.call_logits(x, training=training)
+        return layer(x, training=training)
+
+    # ----------------------------------------------------------------------------- weights
+    def get_weights(self) -> list[np.ndarray]:
+        self._require_built("get_weights")
+        return super().get_weights()
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        self._require_built("set_weights")
+        super().set_weights(weights)
+
+    def _require_built(self, what: str) -> None:
+        if not self.built and self._declared_input_shape is not None:
+            self.build(self._declared_input_shape)
+        if not all(layer.built for layer in self.layers):
+            raise NotBuiltError(f"{what}: model '{self.name}' has not been built yet. Give the "
+                                "first layer an input_shape, call build(input_shape), or call "
+                                "the model on data first")
+
+    @property
+    def trainable_weights(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        return [p for p in self.parameters() if not p.requires_grad] + list(self.buffers())
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return [getattr(lay, n) for lay, n in self._ordered_weight_items()]
+
+    # ----------------------------------------------------------------------------- compile
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
+                loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
+                steps_per_execution: int = 1, jit_compile: Any = "auto",
+                auto_scale_loss: bool = True) -> None:
+        """Configure training (Keras signature).
+
+        ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and ``auto_scale_loss`` are
+        accepted for compatibility and have no effect: PyTorch always runs eagerly here (use the
+        engine's ``compile`` option for ``torch.compile``).
+
+        Raises:
+            UnknownNameError: unknown optimizer, loss or metric name.
+            ConfigError: ``loss_weights`` for a single-output model other than one number.
+        """
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss) if loss is not None else None
+        if isinstance(metrics, (str, metrics_mod.Metric)):
+            metrics = [metrics]
+        if isinstance(metrics, dict):
+            raise ConfigError("compile(metrics=dict) is for multi-output models, which are not "
+                              "supported yet; pass a list of metrics")
+        self._metric_ids = list(metrics or []) + list(weighted_metrics or [])
+        for ident in self._metric_ids:  # fail early on unknown names
+            metrics_mod.get(ident)
+        if loss_weights is not None and not isinstance(loss_weights, (int, float)):
+            raise ConfigError(f"loss_weights must be a number for a single-output model; "
+                              f"received {loss_weights!r}")
+        self._loss_weight = float(loss_weights) if loss_weights is not None else 1.0
+        self._metrics = None
+        self._trainer = None
+        self.compiled = True
+        self._compile_config = {
+            "optimizer": optimizers_mod.serialize(self.optimizer) or optimizer
+            if isinstance(optimizer, (str, optimizers_mod.Optimizer)) else None,
+            "loss": losses_mod.serialize(self.loss) if self.loss is not None else None,
+            "metrics": [m for m in self._metric_ids if isinstance(m, str)],
+        }
+
+    def _require_compiled(self, what: str) -> None:
+        if not self.compiled:
+            raise ConfigError(f"You must call compile() before {what}() on model '{self.name}'")
+        if self.loss is None and what in ("fit", "evaluate"):
+            raise ConfigError(f"Model '{self.name}' was compiled without a loss; {what}() needs "
+                              "compile(loss=...)")
+
+    @property
+    def stop_training(self) -> bool:
+        return self._trainer.stop_training if self._trainer is not None else self._stop_training
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        self._stop_training = bool(value)
+        if self._trainer is not None:
+            self._trainer.stop_training = bool(value)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss"] + [m.name for m in (self._metrics or [])]
+
+    # ----------------------------------------------------------------------------- training
+    def _logits_loss(self) -> bool:
+        """True when the output layer's activation matches the loss's logits form."""
+        layers = self.layers
+        if self.loss is None or self.loss.from_logits or not layers:
+            return False
+        last = layers[-1]
+        act = getattr(last, "activation", None)
+        kind = getattr(act, "_bigmodel_kind", None) or getattr(act, "__name__", None)
+        return (self.loss.logits_of is not None and kind == self.loss.logits_of
+                and hasattr(last, "call_logits") and type(self).call is not Model.call
+                and getattr(type(self), "_supports_logits", False))
+
+    def _setup_trainer(self, x_sample: torch.Tensor, y_sample: torch.Tensor | None) -> None:
+        from bigmodel.engine import Trainer
+
+        if not self.built:
+            self._build_on(self._standardize_input(x_sample))
+            self.built = True
+        self._require_built("fit")
+        if self._metrics is None:
+            out_shape = self.compute_output_shape((None, *self._standardize_input(x_sample)
+                                                   .shape[1:]))
+            label_shape = tuple(y_sample.shape) if y_sample is not None else None
+            self._metrics = [metrics_mod.get(m, label_shape, out_shape) for m in self._metric_ids]
+        if self._trainer is not None:
+            return
+        if isinstance(self.optimizer, optimizers_mod.Optimizer):
+            if not self.optimizer.built:
+                self.optimizer.build(self.parameters())
+            torch_optimizer = self.optimizer.torch_optimizer
+        else:
+            torch_optimizer = self.optimizer
+        use_logits = self._logits_loss()
+        loss = self.loss.with_logits() if use_logits else self.loss
+        metric_objs = self._metrics
+        if use_logits:
+            metric_objs = [_OnProbabilities(m, self.loss.logits_of) for m in self._metrics]
+        weight = self._loss_weight
+
+        def loss_fn(outputs: torch.Tensor, targets: torch.Tensor,
+                    sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+            value = loss(targets, outputs, sample_weight)
+            return value if weight == 1.0 else value * weight
+
+        has_penalties = any(
+            isinstance(m, Layer) and (m._weight_regularizers or m.activity_regularizer is not None)
+            for m in self.modules())
+
+        def extra_loss() -> torch.Tensor:
+            return torch.stack([p.reshape(()) for p in self.regularization_losses()]).sum()
+
+        self._trainer = Trainer(self, loss=loss_fn, optimizer=torch_optimizer,
+                                metrics=metric_objs, extra_loss=extra_loss if has_penalties else None,
+                                callback_model=self, verbose=1)
+        self._trainer.stop_training = self._stop_training
+        self._use_logits = use_logits
+
+    def _standardize_data(self, x: Any, y: Any, sample_weight: Any, what: str) -> tuple:
+        """Arrays converted once (not per batch); x/y lengths and label sanity checked."""
+        x = _as_numpy(x, f"{what}: x")
+        if y is None:
+            raise DataError(f"{what}: y (the targets) is missing; pass labels along with x")
+        y = _as_numpy(y, f"{what}: y")
+        if len(x) != len(y):
+            raise DataError(f"{what}: x and y must have the same number of samples; received "
+                            f"x with {len(x)} samples ({describe(x)}) and y with {len(y)} "
+                            f"({describe(y)})")
+        if len(x) == 0:
+            raise DataError(f"{what}: received empty data (0 samples)")
+        x = self._standardize_input(x)
+        if sample_weight is not None:
+            sample_weight = torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32)
+            if len(sample_weight) != len(x):
+                raise DataError(f"{what}: sample_weight has {len(sample_weight)} entries for "
+                                f"{len(x)} samples")
+        y = torch.as_tensor(y)
+        if self.loss is not None and isinstance(self.loss, losses_mod.SparseCategoricalCrossentropy):
+            self._check_labels(y, x, what)
+        return x, y, sample_weight
+
+    def _check_labels(self, y: torch.Tensor, x: torch.Tensor, what: str) -> None:
+        if not self.built:
+            self._build_on(x[:1])
+            self.built = True
+        classes = self.compute_output_shape((None, *x.shape[1:]))[-1]
+        if y.is_floating_point() and not torch.equal(y, y.round()):
+            raise DataError(f"{what}: {self.loss.name} needs integer class labels; received "
+                            f"non-integer values ({describe(y)})")
+        low, high = int(y.min()), int(y.max())
+        if classes is not None and (low < 0 or high >= classes):
+            raise DataError(f"{what}: labels must lie in [0, {classes - 1}] for {self.loss.name} "
+                            f"with a {classes}-unit output layer; received labels in "
+                            f"[{low}, {high}]")
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: Any = "auto", callbacks: Sequence[Any] | None = None,
+            validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
+            class_weight: dict[int, float] | None = None, sample_weight: Any = None,
+            initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1) -> Any:
+        """Train (Keras signature). Returns a ``History`` whose ``.history`` maps names to lists.
+
+        ``x`` may be arrays/tensors (with ``y``), a ``torch.utils.data.Dataset``, a ``DataLoader``
+        or an iterable of ``(x, y)`` batches.
+
+        Raises:
+            DataError: empty data, x/y length mismatch, labels out of range, NaN inputs.
+            ConfigError: not compiled, bad validation_split.
+        """
+        self._require_compiled("fit")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if not 0.0 <= validation_split < 1.0:
+            raise ConfigError(f"validation_split must be in [0, 1); received {validation_split}")
+        if _is_array_like(x):
+            x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit")
+            val = None
+            if validation_data is not None:
+                val = self._validation_tuple(validation_data)
+            elif validation_split:
+                # Keras takes the last fraction of the data, before any shuffling.
+                split = int(len(x) * (1.0 - validation_split))
+                if split == 0 or split == len(x):
+                    raise DataError(f"validation_split={validation_split} leaves an empty "
+                                    f"training or validation set for {len(x)} samples")
+                val = (x[split:], y[split:]) if sample_weight is None else (
+                    x[split:], y[split:], sample_weight[split:])
+                x, y = x[:split], y[:split]
+                sample_weight = None if sample_weight is None else sample_weight[:split]
+            train = (x, y) if sample_weight is None else (x, y, sample_weight)
+            x_sample, y_sample = x[:batch_size], y[:batch_size]
+        else:
+            if y is not None:
+                raise DataError("fit: y must not be given when x is a Dataset, DataLoader or "
+                                "generator (it yields the targets)")
+            train, x_sample, y_sample = self._peek(x)
+            val = self._validation_tuple(validation_data) if validation_data is not None else None
+        self._setup_trainer(x_sample, y_sample)
+        trainer = self._trainer
+        trainer.verbose = 1 if verbose == "auto" else int(verbose)
+        self._stop_training = False
+        trainer.stop_training = False
+        self._logits_mode = self._use_logits
+        try:
+            history = trainer.fit(train, val=val, epochs=epochs, batch_size=batch_size,
+                                  shuffle=shuffle, callbacks=list(callbacks or []),
+                                  initial_epoch=initial_epoch, class_weight=class_weight,
+                                  steps_per_epoch=steps_per_epoch)
+        finally:
+            self._logits_mode = False
+        history.model = self
+        self.history = history
+        return history
+
+    def _validation_tuple(self, data: Any) -> Any:
+        if isinstance(data, (tuple, list)) and len(data) in (2, 3) and _is_array_like(data[0]):
+            x_val, y_val, *rest = data
+            x_val, y_val, w_val = self._standardize_data(x_val, y_val, rest[0] if rest else None,
+                                                         "validation_data")
+            return (x_val, y_val) if w_val is None else (x_val, y_val, w_val)
+        return data
+
+    def _peek(self, data: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+        """First batch of a Dataset/DataLoader/iterable, to build the model and resolve metrics."""
+        if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__getitem__"):
+            first = data[0]
+            xs, ys = first[0], first[1] if len(first) > 1 else None
+            xs = torch.as_tensor(np.asarray(xs))[None]
+            ys = torch.as_tensor(np.asarray(ys))[None] if ys is not None else None
+            return data, xs, ys
+        if isinstance(data, torch.utils.data.DataLoader):
+            first = next(iter(data))
+            return data, torch.as_tensor(first[0]), torch.as_tensor(first[1])
+        if hasattr(data, "__iter__") or hasattr(data, "__next__"):
+            iterator = iter(data)
+            try:
+                first = next(iterator)
+            except StopIteration:
+                raise DataError("fit: the data iterable is empty") from None
+            import itertools
+
+            chained = itertools.chain([first], iterator)
+            return chained, torch.as_tensor(np.asarray(first[0])), torch.as_tensor(
+                np.asarray(first[1]))
+        raise InputTypeError(f"fit: cannot use x of type {type(data).__name__}; expected arrays, "
+                             "a Dataset, a DataLoader or an iterable of batches")
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+                 verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
+                 callbacks: Any = None, return_dict: bool = False) -> Any:
+        """Loss and metrics on data: a float, a list ``[loss, *metrics]``, or a dict."""
+        self._require_compiled("evaluate")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if _is_array_like(x):
+            x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate")
+            data = (x, y) if sample_weight is None else (x, y, sample_weight)
+            x_sample, y_sample = x[:batch_size], y[:batch_size]
+        else:
+            data, x_sample, y_sample = self._peek(x)
+        self._setup_trainer(x_sample, y_sample)
+        self._logits_mode = self._use_logits
+        try:
+            logs = self._trainer.evaluate(data, batch_size=batch_size,
+                                          verbose=1 if verbose == "auto" else int(verbose))
+        finally:
+            self._logits_mode = False
+        if return_dict:
+            return logs
+        values = [logs["loss"]] + [logs[m.name] for m in self._metrics]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
+                steps: int | None = None, callbacks: Any = None) -> np.ndarray:
+        """Model outputs for ``x`` as a NumPy array (probabilities for a softmax output)."""
+        from bigmodel.engine import Trainer
+
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if _is_array_like(x):
+            x = self._standardize_input(_as_numpy(x, "predict: x"))
+            if len(x) == 0:
+                raise DataError("predict: received empty data (0 samples)")
+        if not self.built:
+            sample = x[:1] if isinstance(x, torch.Tensor) else self._peek(x)[1]
+            self._build_on(self._standardize_input(sample))
+            self.built = True
+        trainer = self._trainer or Trainer(self, loss=None, optimizer=None, verbose=0)
+        self._logits_mode = False
+        return trainer.predict(x, batch_size=batch_size,
+                               verbose=1 if verbose == "auto" else int(verbose)).numpy()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], np.ndarray):
+            args = (torch.from_numpy(np.ascontiguousarray(args[0])), *args[1:])
+        return super().__call__(*args, **kwargs)
+
+    # ----------------------------------------------------------------------------- I/O & info
+    def summary(self, line_length: int | None = None, positions: Any = None,
+                print_fn: Any = None, expand_nested: bool = False, show_trainable: bool = False,
+                layer_range: Any = None) -> None:
+        """Print the Keras table of layers, output shapes and parameter counts."""
+        from bigmodel.keras.summary import render_summary
+
+        text = render_summary(self, show_trainable=show_trainable)
+        (print_fn or print)(text)
+
+    def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+        """Save architecture, weights and compile settings to one safetensors file."""
+        from bigmodel.keras.saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        from bigmodel.keras.saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath: Any) -> None:
+        from bigmodel.keras.saving import load_weights
+
+        load_weights(self, filepath)
+
+    def to_json(self) -> str:
+        import json
+
+        from bigmodel.keras.layers.base import serialize_layer
+
+        return json.dumps(serialize_layer(self))
+
+
+class _OnProbabilities:
+    """Feeds a metric with probabilities when the model trains on pre-activation outputs."""
+
+    def __init__(self, metric: Any, activation: str):
+        self.metric = metric
+        self.name = metric.name
+        self._activation = activation
+        # Accuracy-style metrics are invariant to softmax (argmax): skip the extra work.
+        self._argmax_only = type(metric).__name__ in (
+            "SparseCategoricalAccuracy", "CategoricalAccuracy", "TopKCategoricalAccuracy",
+            "SparseTopKCategoricalAccuracy") and activation == "softmax"
+
+    def update(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> None:
+        if not self._argmax_only:
+            y_pred = y_pred.softmax(-1) if self._activation == "softmax" else y_pred.sigmoid()
+        self.metric.update(y_pred, y_true, sample_weight)
+
+    def result(self) -> float:
+        return self.metric.result()
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.metric, item)

@@ -1,0 +1,274 @@
+"""Keras optimizers mapped onto ``torch.optim``.
+
+A Keras optimizer here is a small object holding Keras's arguments and defaults; ``build(params)``
+creates the ``torch.optim`` optimizer that does the work. After build, ``param_groups``, ``state``,
+``step``, ``zero_grad`` and ``state_dict`` are those of the torch optimizer, so the engine (and its
+learning-rate helpers) treat it as a torch optimizer.
+
+Known numeric differences from Keras, all tiny in practice:
+- Adam/AdamW/RMSprop: PyTorch adds ``epsilon`` to ``sqrt(v_hat)``; Keras folds the bias correction
+  into the step size and adds ``epsilon`` to ``sqrt(v)``. Defaults (``epsilon=1e-7``) are Keras's.
+- ``weight_decay`` is decoupled in Keras (``w -= lr * wd * w``): Adam with ``weight_decay`` runs as
+  ``torch.optim.AdamW``; SGD/RMSprop use the decoupled form through a step hook.
+- ``clipnorm`` (per variable), ``clipvalue`` and ``global_clipnorm`` are applied to the gradients in
+  a pre-step hook, after mixed-precision unscaling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from bigmodel.errors import ConfigError, NotBuiltError, UnknownNameError
+
+
+class Optimizer:
+    """Base class of the Keras-surface optimizers."""
+
+    name = "optimizer"
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None, name: str | None = None, **kwargs: Any):
+        ignored = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                   "gradient_accumulation_steps"}
+        unknown = set(kwargs) - ignored
+        if unknown:
+            raise ConfigError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                              f"{sorted(unknown)}")
+        if sum(v is not None for v in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ConfigError(f"{type(self).__name__}: only one of clipnorm, clipvalue and "
+                              f"global_clipnorm can be set. Received: clipnorm={clipnorm}, "
+                              f"clipvalue={clipvalue}, global_clipnorm={global_clipnorm}")
+        if not isinstance(learning_rate, (int, float)) or learning_rate < 0:
+            raise ConfigError(f"{type(self).__name__}: learning_rate must be a non-negative "
+                              f"number. Received: learning_rate={learning_rate!r}")
+        self._initial_lr = float(learning_rate)
+        self.weight_decay = weight_decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        if name:
+            self.name = name
+        self.torch_optimizer: torch.optim.Optimizer | None = None
+
+    # -- building -------------------------------------------------------------------------
+    def _make(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:  # pragma: no cover
+        raise NotImplementedError
+
+    def _decoupled_decay_in_hook(self) -> bool:
+        return bool(self.weight_decay)
+
+    def build(self, params: Iterable[torch.nn.Parameter]) -> Optimizer:
+        params = [p for p in params if p.requires_grad]
+        self.torch_optimizer = self._make(params)
+        self.torch_optimizer.register_step_pre_hook(self._pre_step)
+        return self
+
+    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if self.global_clipnorm is not None:
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in optimizer.param_groups for p in g["params"]], self.global_clipnorm)
+        elif self.clipnorm is not None:
+            for grad in grads:
+                norm = grad.norm()
+                grad.mul_(torch.clamp(self.clipnorm / (norm + 1e-12), max=1.0))
+        elif self.clipvalue is not None:
+            for grad in grads:
+                grad.clamp_(-self.clipvalue, self.clipvalue)
+        if self._decoupled_decay_in_hook():
+            with torch.no_grad():
+                for group in optimizer.param_groups:
+                    for p in group["params"]:
+                        if p.grad is not None:
+                            p.mul_(1 - group["lr"] * self.weight_decay)
+
+    @property
+    def built(self) -> bool:
+        return self.torch_optimizer is not None
+
+    def _require(self) -> torch.optim.Optimizer:
+        if self.torch_optimizer is None:
+            raise NotBuiltError(f"{type(self).__name__} has no variables yet: it is built when the "
+                                "model is trained (or call build(model.parameters()))")
+        return self.torch_optimizer
+
+    # -- torch.optim.Optimizer surface used by the engine ---------------------------------
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self._require().param_groups
+
+    @property
+    def state(self) -> Any:
+        return self._require().state
+
+    def step(self, closure: Any = None) -> Any:
+        return self._require().step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self._require().zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._require().state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._require().load_state_dict(state)
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        self._require().add_param_group(group)
+
+    # -- Keras surface --------------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        if self.torch_optimizer is None:
+            return self._initial_lr
+        return float(self.torch_optimizer.param_groups[0]["lr"])
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._initial_lr = float(value)
+        if self.torch_optimizer is not None:
+            for group in self.torch_optimizer.param_groups:
+                group["lr"] = float(value)
+
+    lr = learning_rate
+
+    @property
+    def iterations(self) -> int:
+        if self.torch_optimizer is None:
+            return 0
+        steps = [s.get("step") for s in self.torch_optimizer.state.values() if "step" in s]
+        return int(max((float(s) for s in steps), default=0))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "learning_rate": self._initial_lr,
+                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
+                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        return cls(**config)
+
+
+class SGD(Optimizer):
+    name = "SGD"
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ConfigError(f"SGD: momentum must be in [0, 1]. Received: momentum={momentum}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _make(self, params):
+        return torch.optim.SGD(params, lr=self._initial_lr, momentum=self.momentum,
+                               nesterov=self.nesterov and self.momentum > 0)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    name = "adam"
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+
+    def _decoupled_decay_in_hook(self) -> bool:
+        return False  # AdamW applies the decoupled decay itself
+
+    def _make(self, params):
+        if self.weight_decay:
+            return torch.optim.AdamW(params, lr=self._initial_lr, betas=(self.beta_1, self.beta_2),
+                                     eps=self.epsilon, amsgrad=self.amsgrad,
+                                     weight_decay=self.weight_decay)
+        return torch.optim.Adam(params, lr=self._initial_lr, betas=(self.beta_1, self.beta_2),
+                                eps=self.epsilon, amsgrad=self.amsgrad)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    name = "adamw"
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, **kwargs)
+
+
+class RMSprop(Optimizer):
+    name = "rmsprop"
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+
+    def _make(self, params):
+        return torch.optim.RMSprop(params, lr=self._initial_lr, alpha=self.rho, eps=self.epsilon,
+                                   momentum=self.momentum, centered=self.centered)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    name = "adagrad"
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def _make(self, params):
+        return torch.optim.Adagrad(params, lr=self._initial_lr, eps=self.epsilon,
+                                   initial_accumulator_value=self.initial_accumulator_value)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+_BY_NAME: dict[str, type[Optimizer]] = {
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+}
+
+
+def get(identifier: Any) -> Optimizer | torch.optim.Optimizer:
+    """An optimizer from a Keras name (``"adam"``), a Keras optimizer, or a ``torch.optim`` one."""
+    if isinstance(identifier, (Optimizer, torch.optim.Optimizer)):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise UnknownNameError(f"Unknown optimizer '{identifier}'. Known optimizers: "
+                                   f"{', '.join(sorted(_BY_NAME))}")
+        return cls()
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    raise UnknownNameError(f"Could not interpret optimizer identifier: {identifier!r}")
+
+
+def serialize(optimizer: Any) -> dict[str, Any] | None:
+    if isinstance(optimizer, Optimizer):
+        return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return None
+
+
+def deserialize(spec: dict[str, Any]) -> Optimizer:
+    classes = {cls.__name__: cls for cls in _BY_NAME.values()}
+    cls = classes.get(spec.get("class_name", ""))
+    if cls is None:
+        raise UnknownNameError(f"Unknown optimizer class {spec.get('class_name')!r}; known: "
+                               f"{', '.join(sorted(classes))}")
+    config = dict(spec.get("config", {}))
+    config.pop("name", None)
+    return cls(**config)

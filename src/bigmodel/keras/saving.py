@@ -1,0 +1,152 @@
+"""Saving and loading Keras-surface models: one safetensors file, no pickle.
+
+The file holds the weights (the model's ``state_dict``) as tensors, and in its text metadata the
+architecture (``serialize_layer`` JSON), the compile settings and a SHA-256 digest of the tensor
+bytes, so a truncated or altered file is refused with a clear error. Loading rebuilds the layers
+from the JSON and never executes anything stored in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from bigmodel.errors import CheckpointError
+from bigmodel.utils.io import atomic_path, looks_like_pickle
+
+FORMAT = "bigmodel.keras/1"
+
+
+class ModelFileError(CheckpointError, ValueError):
+    """A saved model file is missing, corrupt, tampered with or unsafe (Keras raises ValueError)."""
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].contiguous()
+        digest.update(key.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _tensors(model: Any) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _write(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
+           overwrite: bool) -> None:
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise ModelFileError(f"'{target}' exists and overwrite=False")
+    metadata = {**metadata, "sha256": _digest(tensors)}
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
+    """Write architecture + weights + compile settings of ``model`` to ``path`` (atomic)."""
+    from bigmodel import __version__
+    from bigmodel.keras.layers.base import serialize_layer
+
+    model._require_built("save")
+    metadata = {
+        "format": FORMAT,
+        "bigmodel_version": __version__,
+        "model_config": json.dumps(serialize_layer(model)),
+        "compile_config": json.dumps(model._compile_config),
+    }
+    _write(path, _tensors(model), metadata, overwrite)
+
+
+def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
+    """Write only the weights (``state_dict``) of ``model`` to ``path`` (atomic)."""
+    model._require_built("save_weights")
+    _write(path, _tensors(model), {"format": FORMAT + "+weights"}, overwrite)
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    file = Path(path)
+    if not file.is_file():
+        raise ModelFileError(f"File not found: filepath={file}. Please ensure the file is an "
+                             "accessible bigmodel (.safetensors) model file")
+    if looks_like_pickle(file):
+        raise ModelFileError(f"'{file}' is a pickle / torch.save archive; bigmodel refuses to "
+                             "unpickle files because loading them can execute arbitrary code. "
+                             "Save models with model.save() (safetensors + JSON)")
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types for bad headers/lengths
+        raise ModelFileError(f"'{file}' is not a readable safetensors model file (truncated or "
+                             f"corrupt): {exc}") from None
+    if not metadata.get("format", "").startswith(FORMAT):
+        raise ModelFileError(f"'{file}' is a safetensors file but not a bigmodel model file "
+                             f"(metadata format={metadata.get('format')!r}, expected {FORMAT!r})")
+    expected = metadata.get("sha256")
+    if expected is None or _digest(tensors) != expected:
+        raise ModelFileError(f"'{file}' failed its integrity check: the weights do not match the "
+                             "digest recorded when it was saved (file altered or damaged)")
+    return tensors, metadata
+
+
+def _load_state(model: Any, tensors: dict[str, torch.Tensor], file: Any) -> None:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    if missing or unexpected:
+        raise ModelFileError(f"'{file}' does not fit model '{model.name}': missing weights "
+                             f"{missing[:5]}, unexpected weights {unexpected[:5]}")
+    for key, value in tensors.items():
+        if tuple(own[key].shape) != tuple(value.shape):
+            raise ModelFileError(f"'{file}': weight '{key}' has shape {tuple(value.shape)}, the "
+                                 f"model expects {tuple(own[key].shape)}")
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_model(filepath: str | os.PathLike, custom_objects: Any = None, compile: bool = True,
+               safe_mode: bool = True) -> Any:
+    """Rebuild a model saved with ``model.save(path)``.
+
+    Raises:
+        ModelFileError: missing, truncated, tampered, pickle, or not a bigmodel model file.
+    """
+    from bigmodel.keras import losses, optimizers
+    from bigmodel.keras.layers.base import deserialize_layer
+
+    tensors, metadata = _read(filepath)
+    if "model_config" not in metadata:
+        raise ModelFileError(f"'{filepath}' holds weights only; build the model and call "
+                             "load_weights() instead")
+    try:
+        model = deserialize_layer(json.loads(metadata["model_config"]))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"'{filepath}': architecture JSON is corrupt: {exc}") from None
+    model._require_built("load_model")
+    _load_state(model, tensors, filepath)
+    config = json.loads(metadata.get("compile_config") or "null")
+    if compile and config:
+        optimizer = config.get("optimizer")
+        if isinstance(optimizer, dict):
+            optimizer = optimizers.deserialize(optimizer)
+        loss = config.get("loss")
+        model.compile(optimizer=optimizer or "rmsprop",
+                      loss=losses.deserialize(loss) if loss is not None else None,
+                      metrics=config.get("metrics") or None)
+    return model
+
+
+def load_weights(model: Any, filepath: str | os.PathLike) -> None:
+    tensors, _ = _read(filepath)
+    model._require_built("load_weights")
+    _load_state(model, tensors, filepath)
