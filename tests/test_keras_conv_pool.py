@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.signal import correlate2d
+from scipy.signal import convolve2d, correlate2d
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import layers as L
@@ -282,3 +282,18 @@ def test_seed_cnn_shapes_and_parameter_count():
         assert tuple(x.shape[1:]) == shape[1:]
     assert shape == (None, 10)
     assert sum(layer.count_params() for layer in model) == 93322
+
+
+def test_textbook_convolution_is_the_flipped_kernel_form():
+    """y(i,j) = sum x(i-p, j-q) w(p,q) (scipy convolve2d) equals Conv2D with the kernel flipped."""
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(9, 8)).astype(np.float32)
+    kernel = rng.normal(size=(3, 3)).astype(np.float32)
+    layer = L.Conv2D(1, (3, 3), use_bias=False)
+    layer.build((None, 9, 8, 1))
+    layer.set_weights([kernel[::-1, ::-1, None, None].copy()])
+    got = _np(layer(torch.as_tensor(image[None, :, :, None])))[0, :, :, 0]
+    np.testing.assert_allclose(got, convolve2d(image, kernel, mode="valid"), rtol=1e-5, atol=1e-5)
+    layer.set_weights([kernel[:, :, None, None].copy()])
+    got = _np(layer(torch.as_tensor(image[None, :, :, None])))[0, :, :, 0]
+    np.testing.assert_allclose(got, correlate2d(image, kernel, mode="valid"), rtol=1e-5, atol=1e-5)

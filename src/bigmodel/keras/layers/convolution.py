@@ -8,6 +8,14 @@ format, and the NCHW result (channels_last again) permuted back is a contiguous 
 ``padding="same"`` follows TensorFlow/Keras: output size ``ceil(n / stride)``, total padding
 ``max((out - 1) * stride + dilation * (k - 1) + 1 - n, 0)`` split with the extra row/column at the
 bottom/right. Symmetric cases use the convolution's own padding; asymmetric ones pad explicitly.
+
+Convolution or cross-correlation? Like Keras, PyTorch and every deep-learning library, Conv2D
+computes the cross-correlation ``y(i, j) = sum_{p,q} x(i + p, j + q) w(p, q)`` (plus bias, summed
+over input channels). The textbook convolution ``y(i, j) = sum_{p,q} x(i - p, j - q) w(p, q)`` is the
+same operation with the kernel flipped in both spatial axes: ``conv(x, w) == corr(x, w[::-1, ::-1])``.
+Because the kernel is learned, the two are equally expressive; only imported kernels (e.g. a
+hand-made filter written for the textbook form) need flipping. ``tests/test_keras_conv_pool.py``
+checks both statements against SciPy's ``correlate2d`` and ``convolve2d``.
 """
 
 from __future__ import annotations
