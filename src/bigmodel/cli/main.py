@@ -1,0 +1,62 @@
+"""Entry point of the ``bigmodel`` command.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
+subcommand and sets ``func`` (``args -> exit code``). Errors a user can cause (any
+:class:`~bigmodel.errors.BigModelError`) print one message on stderr and exit with code 2; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bigmodel import __version__
+from bigmodel.errors import BigModelError
+
+EXIT_USAGE = 2  # argparse's own code for bad arguments; also used for every BigModelError
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bigmodel.cli import evaluate, info, predict, train
+
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS keeps a --debug given before the subcommand from being reset by the subparser.
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks on errors")
+    parser = argparse.ArgumentParser(
+        prog="bigmodel", parents=[common],
+        description="Train, evaluate and use deep-learning models from YAML recipes.")
+    parser.add_argument("--version", action="version", version=f"bigmodel {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (train, evaluate, predict, info):
+        module.add_parser(subparsers, [common])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``bigmodel`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: keep argparse's code
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    debug = getattr(args, "debug", False)
+    try:
+        return int(args.func(args) or 0)
+    except BigModelError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

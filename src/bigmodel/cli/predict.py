@@ -1,0 +1,136 @@
+"""``bigmodel predict RUN_DIR INPUT.npy [--top-k K]``: classify images stored in a ``.npy`` file.
+
+Input: a NumPy array of images shaped like the training data, one image or a batch:
+``(H, W)``, ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``. Integer pixels (uint8 0..255, as
+``load_data`` returns them) are scaled by 1/255 as in training; floating-point pixels must already be
+in [0, 1]. Output: one line per image, the top-k classes with their softmax probability.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers, parents) -> None:
+    parser = subparsers.add_parser(
+        "predict", parents=parents, help="classify images in a .npy file with a trained run",
+        description="Print the predicted class and its probability for each image of a .npy file "
+                    "(uint8 0..255 or float 0..1; (N,H,W), (N,H,W,C), (N,C,H,W) or one image).")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train'")
+    parser.add_argument("input", metavar="INPUT.npy", help="images as a NumPy .npy file")
+    parser.add_argument("--top-k", type=int, default=1, metavar="K",
+                        help="show the K most probable classes per image (default 1)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.set_defaults(func=run)
+
+
+def load_images(path: str | Path):
+    """Read a ``.npy`` file safely (no pickles).
+
+    Raises:
+        DataFileError: missing, unreadable or not a ``.npy`` array.
+        InputTypeError: an object (pickled) array.
+    """
+    import numpy as np
+
+    from bigmodel.errors import DataFileError, InputTypeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"Input file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputTypeError(f"{path} holds a pickled object array; expected a numeric image "
+                                 "array (pickles are never loaded)") from None
+        raise DataFileError(f"{path} is not a valid .npy file: {exc}") from None
+    except OSError as exc:
+        raise DataFileError(f"Cannot read {path}: {exc}") from None
+    if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for .npz archives
+        raise DataFileError(f"{path} is an .npz archive; expected a single .npy array")
+    return array
+
+
+def prepare_images(array, channels: int, height: int, width: int, source: str = "input"):
+    """Validate and convert images to float32 ``(N, C, H, W)`` in [0, 1].
+
+    Raises:
+        InputTypeError: not a real-valued numeric array (bool, complex, strings, objects).
+        ShapeError: a shape that is not one image or a batch of ``H×W`` images with ``C`` channels.
+        DataError: NaN/Inf, integers outside 0..255, or floats outside [0, 1].
+    """
+    import numpy as np
+
+    from bigmodel.errors import DataError, InputTypeError, ShapeError, describe
+
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+        raise InputTypeError(f"{source}: expected integer (0..255) or floating-point (0..1) pixels; "
+                             f"received {describe(array)}")
+    shape = array.shape
+    image = (height, width)
+    if shape == image or (channels == 1 and shape == (height, width, 1)) or shape == (
+            channels, height, width) or shape == (height, width, channels):
+        array = array[None]  # one image
+        shape = array.shape
+    if array.ndim == 3 and channels == 1 and shape[1:] == image:
+        array = array[:, None]
+    elif array.ndim == 4 and shape[1:] == (height, width, channels):
+        array = array.transpose(0, 3, 1, 2)
+    elif not (array.ndim == 4 and shape[1:] == (channels, height, width)):
+        expected = f"(N, {height}, {width}, {channels}) or (N, {channels}, {height}, {width})"
+        if channels == 1:
+            expected = f"(N, {height}, {width}), " + expected
+        raise ShapeError(f"{source}: expected images of shape {expected} (or a single image); "
+                         f"received {describe(array)}")
+    if len(array) == 0:
+        raise ShapeError(f"{source}: holds no images; received {describe(array)}")
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise DataError(f"{source}: integer pixels must be in 0..255; found {low}..{high}")
+        return np.ascontiguousarray(array, dtype=np.float32) / np.float32(255.0)
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise DataError(f"{source}: contains NaN or Inf")
+    low, high = float(array.min()), float(array.max())
+    if low < -1e-3 or high > 1.0 + 1e-3:
+        raise DataError(f"{source}: floating-point pixels must be scaled to [0, 1] (divide uint8 "
+                        f"pixels by 255); found values {low:g}..{high:g}")
+    return array
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bigmodel.cli.train import predict_logits, resolve_device
+    from bigmodel.errors import ConfigError
+    from bigmodel.models import load_model, read_model_spec
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1; received {args.top_k}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1; received {args.batch_size}")
+    spec = read_model_spec(args.run_dir)
+    metadata = spec.get("metadata") or {}
+    shape = metadata.get("input") or {}
+    config = spec["config"]
+    size = config.get("image_size", 28)
+    height, width = (size, size) if isinstance(size, int) else size
+    channels = int(shape.get("channels", config.get("in_channels", 1)))
+    height, width = int(shape.get("height", height)), int(shape.get("width", width))
+    images = prepare_images(load_images(args.input), channels, height, width, source=args.input)
+    model = load_model(args.run_dir, device=resolve_device(args.device))
+    probabilities = torch.softmax(predict_logits(model, images, args.batch_size), dim=1)
+    num_classes = probabilities.shape[1]
+    if args.top_k > num_classes:
+        raise ConfigError(f"--top-k {args.top_k} exceeds the model's {num_classes} classes")
+    names = list(metadata.get("class_names") or [str(i) for i in range(num_classes)])
+    top_p, top_i = probabilities.topk(args.top_k, dim=1)
+    for row, (ps, ids) in enumerate(zip(top_p.tolist(), top_i.tolist())):
+        ranked = " | ".join(f"{names[i]} (class {i}) {p:.4f}" for p, i in zip(ps, ids))
+        print(f"{row}: {ranked}")
+    return 0

@@ -1,0 +1,450 @@
+"""Recipe schema: a YAML file that names every component of a training run.
+
+A recipe has a ``description`` and four sections; every key is checked (an unknown key or a value of the wrong type is a
+:class:`~bigmodel.errors.ConfigError` naming the key path, e.g. ``train.epochs``)::
+
+    model:            # a registered model and overrides of its factory's defaults
+      name: seed-cnn
+      overrides: {dropout_rate: 0.25}
+    data:
+      name: fashion_mnist          # fashion_mnist | mnist
+      path: null                   # directory of IDX files; null = the loader's default search
+      train_subset: null           # use only N training images (seeded random choice)
+      test_subset: null            # use only the first N test images
+      validation_split: 0.0        # last fraction of the training set held out (Keras semantics)
+      augment:                     # batch augmentation from bigmodel.nn.augment, training only
+        - {name: RandomTranslation, args: {height_factor: 0.1, width_factor: 0.1}}
+    train:
+      epochs: 5
+      batch_size: 32
+      optimizer: adam              # adam | adamw | sgd | rmsprop (Keras epsilon 1e-7, rho 0.9)
+      lr: 0.001
+      momentum: 0.0                # sgd and rmsprop (Keras default 0)
+      weight_decay: 0.0            # the torch optimizer's (decoupled for adamw only)
+      l2: 0.0                      # Keras-style kernel penalty l2 * sum(w**2) on conv/linear weights
+      grad_clip_norm: null
+      scheduler: null              # {name: constant | cosine | step | noam, args: {...}}, per step
+      seed: 0
+      precision: fp32              # fp32 | bf16 | fp16
+      device: auto
+      channels_last: false
+      early_stopping: null         # {monitor: val_loss, patience: 3, min_delta: 0,
+                                   #  restore_best_weights: true}  (these are its defaults)
+    output:
+      root: runs                   # run directories are created under this folder
+      name: null                   # run name; null = <recipe file stem>-<timestamp>
+
+``load_recipe(path, overrides=["train.epochs=3"])`` applies ``--set`` style overrides (values are
+parsed as YAML, so ``3`` is an int, ``3e-4`` a float, ``null`` None) before validation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bigmodel.errors import ConfigError
+from bigmodel.utils.io import atomic_write_text
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULERS = ("constant", "cosine", "step", "noam")  # bigmodel.engine.schedules
+AUGMENTATIONS = ("RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomErasing")
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML loader that also reads ``1e-3`` as a float (YAML 1.1 requires ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    """Parse YAML with the recipe loader; a syntax error is a :class:`ConfigError` naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+
+
+class _Section(BaseModel):
+    # strict: a quoted "5" is not an int, "yes" is not a bool; unknown keys are errors.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class ModelSection(_Section):
+    """A model from the registry (``bigmodel.models.list_models()``) and overrides of its defaults."""
+
+    name: str = "seed-cnn"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from bigmodel.models import is_model, list_models
+
+        if not is_model(name):
+            raise ValueError(f"unknown model '{name}'{_suggest(name, list_models())}; "
+                             f"known models: {', '.join(list_models())}")
+        return name
+
+    @model_validator(mode="after")
+    def _known_overrides(self) -> ModelSection:
+        from bigmodel.models import check_overrides, model_defaults
+
+        accepted = model_defaults(self.name)
+        for key in self.overrides:
+            if key not in accepted:
+                raise ValueError(f"model.overrides.{key}: unknown key"
+                                 f"{_suggest(key, accepted, 'model.overrides.')}; model "
+                                 f"'{self.name}' accepts {', '.join(accepted)}")
+            try:
+                check_overrides(self.name, {key: self.overrides[key]})
+            except ConfigError as exc:
+                raise ValueError(f"model.overrides.{key}: {exc}") from None
+        return self
+
+
+class AugmentSpec(_Section):
+    """One batch augmentation module of ``bigmodel.nn.augment`` and its constructor arguments."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_augmentation(self) -> AugmentSpec:
+        if self.name not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation '{self.name}'{_suggest(self.name, AUGMENTATIONS)}; "
+                             f"known: {', '.join(AUGMENTATIONS)}")
+        cls = _augment_class(self.name)
+        if cls is not None:
+            try:
+                inspect.signature(cls).bind(**self.args)
+                cls(**self.args)  # cheap (no tensors): checks the values too
+            except (TypeError, ValueError) as exc:
+                accepted = ", ".join(inspect.signature(cls).parameters)
+                raise ValueError(f"{self.name}(**{self.args}) is invalid: {exc} (accepted args: "
+                                 f"{accepted})") from None
+        return self
+
+
+def _augment_class(name: str) -> type | None:
+    """The augmentation class, or None while ``bigmodel.nn.augment`` is not importable."""
+    try:
+        from bigmodel.nn import augment
+    except ImportError:
+        return None
+    return getattr(augment, name, None)
+
+
+class DataSection(_Section):
+    name: Literal["fashion_mnist", "mnist"] = "fashion_mnist"
+    path: str | None = None
+    train_subset: int | None = Field(default=None, ge=1)
+    test_subset: int | None = Field(default=None, ge=1)
+    validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
+    augment: list[AugmentSpec] = Field(default_factory=list)
+
+
+class SchedulerSpec(_Section):
+    """A learning-rate schedule of ``bigmodel.engine.schedules``, stepped once per optimizer step.
+
+    ``constant`` (args: ``warmup_steps``); ``cosine`` (``warmup_steps``, ``min_lr_ratio``;
+    ``total_steps`` defaults to the whole run); ``step`` (``step_size`` in steps, ``gamma``,
+    ``warmup_steps``); ``noam`` (``d_model``, ``warmup_steps``).
+    """
+
+    name: str
+    args: dict[str, float | int] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        if name not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler '{name}'{_suggest(name, SCHEDULERS)}; "
+                             f"known: {', '.join(SCHEDULERS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _valid_args(self) -> SchedulerSpec:
+        import torch
+
+        from bigmodel.engine.schedules import build_scheduler
+
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        try:  # the engine's own check, on a throwaway optimizer
+            build_scheduler(probe, self.engine_spec(), total_steps=100)
+        except ConfigError as exc:
+            raise ValueError(f"train.scheduler.args: {exc}") from None
+        return self
+
+    def engine_spec(self) -> dict[str, Any]:
+        """The spec ``Trainer(scheduler=...)`` takes: ``{"name": ..., **args}``."""
+        return {"name": self.name, **self.args}
+
+
+class EarlyStoppingSpec(_Section):
+    monitor: str = "val_loss"
+    patience: int = Field(default=3, ge=0)
+    min_delta: float = Field(default=0.0, ge=0.0)
+    restore_best_weights: bool = True
+
+
+class TrainSection(_Section):
+    epochs: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    optimizer: str = "adam"
+    lr: float = Field(default=1e-3, gt=0.0)
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    l2: float = Field(default=0.0, ge=0.0)
+    grad_clip_norm: float | None = Field(default=None, gt=0.0)
+    scheduler: SchedulerSpec | None = None
+    seed: int | None = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"
+    channels_last: bool = False
+    early_stopping: EarlyStoppingSpec | None = None
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, name: str) -> str:
+        if name.lower() not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer '{name}'{_suggest(name, OPTIMIZERS)}; "
+                             f"known: {', '.join(OPTIMIZERS)}")
+        return name.lower()
+
+
+class OutputSection(_Section):
+    root: str = "runs"
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
+            raise ValueError(f"run name must be a plain folder name; received {name!r}")
+        return name
+
+
+class Recipe(_Section):
+    """A complete training run. ``Recipe()`` is the seed program's defaults."""
+
+    description: str = ""
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+
+    @model_validator(mode="after")
+    def _monitor_needs_validation(self) -> Recipe:
+        stopping = self.train.early_stopping
+        if stopping and stopping.monitor.startswith("val_") and self.data.validation_split == 0.0:
+            raise ValueError(f"train.early_stopping.monitor is '{stopping.monitor}', which needs "
+                             "validation data: set data.validation_split > 0")
+        return self
+
+
+# -- loading, overrides, dumping ---------------------------------------------------------------------
+
+
+def _suggest(name: str, choices: typing.Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def _key_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "<recipe>"
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X`` (the only unions the schema uses)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    """The schema class that owns the keys at ``loc`` (list indices skipped), or None."""
+    current: Any = Recipe
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = _unwrap(field.annotation)
+        if typing.get_origin(current) is list:
+            current = typing.get_args(current)[0]
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _format_error(error: dict, source: str) -> str:
+    loc = tuple(error.get("loc", ()))
+    path = _key_path(loc)
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        section = _section_at(loc[:-1])
+        known = list(section.model_fields) if section else []
+        where = _key_path(loc[:-1]) if loc[:-1] else "the recipe"
+        prefix = f"{_key_path(loc[:-1])}." if loc[:-1] else ""
+        hint = (f"{_suggest(str(loc[-1]), known, prefix)}; keys of {where}: {', '.join(known)}"
+                if known else "")
+        return f"{source}: unknown key '{path}'{hint}"
+    if kind == "missing":
+        return f"{source}: missing required key '{path}'"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if kind.endswith("_type") or kind.startswith(("int_", "float_", "bool_", "literal_", "string_",
+                                                   "greater_", "less_")):
+        return f"{source}: {path}: {message}; received {error.get('input')!r}"
+    if not loc or message.startswith(f"{path}."):  # the validator already named the key path
+        return f"{source}: {message}"
+    return f"{source}: {path}: {message}"
+
+
+def validate_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
+    """Validate a parsed recipe mapping.
+
+    Raises:
+        ConfigError: naming each key that is unknown, missing or of the wrong type/value.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a recipe must be a mapping of sections (model, data, train, "
+                          f"output); received {type(raw).__name__}")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_format_error(err, source) for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> ``(["train", "epochs"], 3)``; the value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
+    return key.split("."), (parse_yaml(value, f"--set {key}") if value.strip() else None)
+
+
+def apply_override(raw: dict, text: str) -> None:
+    """Apply one ``--set`` override to a raw recipe mapping, checking the key path against the schema.
+
+    Raises:
+        ConfigError: the key path names no recipe key (names it, suggests the closest), indexes a
+            list out of range, or descends into a value that is not a section.
+    """
+    parts, value = parse_override(text)
+    try:
+        _apply(raw, Recipe, parts, value, [])
+    except ConfigError as exc:
+        raise ConfigError(f"--set {text}: {exc}") from None
+
+
+def _child_dict(node: dict, key: str) -> dict:
+    child = node.get(key)
+    if not isinstance(child, dict):  # absent or null optional section: start an empty one
+        child = {}
+        node[key] = child
+    return child
+
+
+def _apply(node: dict, schema: type[BaseModel], parts: list[str], value: Any,
+           prefix: list[str]) -> None:
+    part = parts[0]
+    path = ".".join([*prefix, part])
+    fields = schema.model_fields
+    if part not in fields:
+        where = ".".join(prefix) or "the recipe"
+        raise ConfigError(f"unknown key '{path}'{_suggest(part, fields, path[: -len(part)])}; "
+                          f"keys of {where}: "
+                          f"{', '.join(fields)}")
+    if len(parts) == 1:
+        node[part] = value
+        return
+    annotation = _unwrap(fields[part].annotation)
+    origin = typing.get_origin(annotation)
+    if origin is dict or annotation is dict:  # free-form (model.overrides, *.args): checked later
+        child = _child_dict(node, part)
+        for key in parts[1:-1]:
+            child = _child_dict(child, key)
+        child[parts[-1]] = value
+    elif origin is list:
+        items = node.get(part) if isinstance(node.get(part), list) else []
+        index = parts[1]
+        if not index.isdigit() or int(index) >= len(items):
+            raise ConfigError(f"'{path}' has {len(items)} item(s); '{index}' is not an index of it")
+        if len(parts) == 2:
+            items[int(index)] = value
+            return
+        if not isinstance(items[int(index)], dict):
+            items[int(index)] = {}
+        _apply(items[int(index)], typing.get_args(annotation)[0], parts[2:], value,
+               [*prefix, part, index])
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        _apply(_child_dict(node, part), annotation, parts[1:], value, [*prefix, part])
+    else:
+        raise ConfigError(f"'{path}' is a value, not a section")
+
+
+def recipe_from_dict(raw: Any, overrides: typing.Sequence[str] = (),
+                     source: str = "<recipe>") -> Recipe:
+    """Apply ``overrides`` (``"key.path=value"``) to a raw mapping and validate it."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a recipe must be a mapping of sections (model, data, train, "
+                          f"output); received {type(raw).__name__}")
+    for text in overrides:
+        apply_override(raw, text)
+    return validate_recipe(raw, source)
+
+
+def load_recipe(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -> Recipe:
+    """Read, override and validate a recipe file.
+
+    Args:
+        path: a YAML recipe.
+        overrides: ``--set`` strings such as ``"train.epochs=3"``, applied in order.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, an override names an unknown key, or the
+            recipe does not validate (each message names the key path).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Recipe file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read recipe {path}: {exc}") from None
+    return recipe_from_dict(parse_yaml(text, str(path)), overrides, source=str(path))
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The recipe as YAML (every key, defaults included); ``load`` of it gives an equal recipe."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, default_flow_style=False)
+
+
+def save_recipe(recipe: Recipe, path: str | os.PathLike) -> None:
+    """Write the resolved recipe atomically."""
+    atomic_write_text(path, dump_recipe(recipe))

@@ -1,0 +1,482 @@
+"""``bigmodel train RECIPE.yaml [--set key=value ...] [--run-dir DIR]``.
+
+Builds everything the recipe names, trains with the engine's ``Trainer`` and fills a run directory::
+
+    recipe.yaml            the resolved recipe (every default written out)
+    model.json             registry name + config (+ class names, input spec)
+    model.safetensors      final weights
+    checkpoints/ ...       the Trainer's own checkpoints (it is given the run directory)
+    metrics.csv            one row per epoch (CSV logger)
+    training_curves.png    loss/accuracy per epoch
+    confusion_matrix.png   on the test set
+    results.json           final numbers, machine-readable
+    report.md              recipe summary, accuracies, parameter count, time
+
+``train_recipe(recipe)`` does the same from Python and returns the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))
+
+
+def add_parser(subparsers, parents) -> None:
+    parser = subparsers.add_parser(
+        "train", parents=parents, help="train a model from a YAML recipe",
+        description="Train a model from a YAML recipe and write a run directory (resolved recipe, "
+                    "model files, checkpoints, metrics.csv, plots, report.md).")
+    parser.add_argument("recipe", metavar="RECIPE.yaml", help="recipe file (see configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value, e.g. --set train.epochs=3 (repeatable; values "
+                             "are YAML)")
+    parser.add_argument("--run-dir", metavar="DIR", default=None,
+                        help="write the run here (must be new or empty) instead of "
+                             "<output.root>/<output.name or recipe-timestamp>")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bigmodel.cli.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    result = train_recipe(recipe, run_dir=args.run_dir, default_name=Path(args.recipe).stem)
+    print(f"run directory: {result.run_dir}")
+    print(f"test accuracy: {result.test_accuracy:.4f} (test loss {result.test_loss:.4f}, "
+          f"{result.num_test} images)")
+    return 0
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Splits:
+    """Images as float32 ``(N, 1, H, W)`` in [0, 1] and int64 labels, per split."""
+
+    x_train: Any
+    y_train: Any
+    x_val: Any | None
+    y_val: Any | None
+    x_test: Any
+    y_test: Any
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # (C, H, W)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def to_model_input(images):
+    """uint8 ``(N, H, W)`` or ``(N, H, W, C)`` pixels -> float32 NCHW in [0, 1]."""
+    import numpy as np
+
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[:, None, :, :]
+    elif array.ndim == 4:
+        array = array.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(array, dtype=np.float32) / np.float32(255.0)
+
+
+def load_splits(data, seed: int | None = 0, with_train: bool = True) -> Splits:
+    """Load the recipe's data set and cut it into train / validation / test as the recipe says.
+
+    ``train_subset`` keeps a seeded random choice of at most N training images; ``test_subset`` the
+    first N test images (the same ones in every run); ``validation_split`` holds out the last
+    fraction of the (subset) training images, as Keras's ``fit(validation_split=...)`` does.
+
+    Raises:
+        DataFileError: the data files cannot be found or read.
+        DataError: the split leaves no training or validation image.
+    """
+    import numpy as np
+
+    from bigmodel.errors import DataError
+
+    if data.name == "fashion_mnist":
+        from bigmodel.keras.datasets import fashion_mnist as module
+
+        class_names = tuple(module.CLASS_NAMES)
+    else:
+        from bigmodel.keras.datasets import mnist as module
+
+        class_names = MNIST_CLASS_NAMES
+    (x_train, y_train), (x_test, y_test) = module.load_data(path=data.path)
+    if data.test_subset is not None:
+        x_test, y_test = x_test[: data.test_subset], y_test[: data.test_subset]
+    x_val = y_val = None
+    if with_train:
+        if data.train_subset is not None and data.train_subset < len(x_train):
+            rng = np.random.default_rng(0 if seed is None else seed)
+            keep = rng.permutation(len(x_train))[: data.train_subset]
+            x_train, y_train = x_train[keep], y_train[keep]
+        if data.validation_split > 0:
+            split_at = int(len(x_train) * (1.0 - data.validation_split))
+            if split_at == 0 or split_at == len(x_train):
+                raise DataError(f"data.validation_split={data.validation_split} of {len(x_train)} "
+                                "training images leaves an empty training or validation set")
+            x_val, y_val = to_model_input(x_train[split_at:]), y_train[split_at:].astype(np.int64)
+            x_train, y_train = x_train[:split_at], y_train[:split_at]
+        x_train, y_train = to_model_input(x_train), y_train.astype(np.int64)
+    else:
+        x_train = y_train = None
+    height, width = x_test.shape[1:3]
+    channels = x_test.shape[3] if x_test.ndim == 4 else 1
+    return Splits(x_train, y_train, x_val, y_val, to_model_input(x_test), y_test.astype(np.int64),
+                  class_names, (channels, height, width))
+
+
+# -- inference helpers shared with evaluate / predict ---------------------------------------------
+
+
+def resolve_device(name: str = "auto"):
+    import torch
+
+    from bigmodel.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"Unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"Device {name!r} requested but CUDA is not available")
+    return device
+
+
+def predict_logits(model, images, batch_size: int = 256):
+    """Logits ``(N, K)`` on CPU for float32 images, in eval mode, on the model's device."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = torch.as_tensor(images[start: start + batch_size]).to(device)
+                outputs.append(model(batch).float().cpu())
+    finally:
+        model.train(was_training)
+    if not outputs:
+        return torch.empty(0, getattr(model, "num_classes", 0))
+    return torch.cat(outputs)
+
+
+def loss_and_accuracy(logits, labels) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of logits ``(N, K)`` against int labels ``(N,)``."""
+    import torch
+    import torch.nn.functional as F
+
+    targets = torch.as_tensor(labels, dtype=torch.long)
+    if len(targets) == 0:
+        return math.nan, math.nan
+    loss = F.cross_entropy(logits, targets).item()
+    accuracy = (logits.argmax(dim=1) == targets).double().mean().item()
+    return loss, accuracy
+
+
+# -- pieces built from the recipe -----------------------------------------------------------------
+
+
+def build_augmentation(specs):
+    """``nn.Sequential`` of ``bigmodel.nn.augment`` modules (identity in eval mode), or None."""
+    if not specs:
+        return None
+    from torch import nn
+
+    from bigmodel.errors import ConfigError
+
+    try:
+        from bigmodel.nn import augment
+    except ImportError as exc:
+        raise ConfigError(f"data.augment needs bigmodel.nn.augment, which cannot be imported: "
+                          f"{exc}") from None
+    modules = []
+    for index, spec in enumerate(specs):
+        cls = getattr(augment, spec.name, None)
+        if cls is None:
+            raise ConfigError(f"data.augment.{index}.name: bigmodel.nn.augment has no {spec.name!r}")
+        try:
+            modules.append(cls(**spec.args))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"data.augment.{index}: {spec.name}({spec.args}) failed: {exc}") from None
+    return nn.Sequential(*modules)
+
+
+def _augmented(model, augmentation):
+    from torch import nn
+
+    class Augmented(nn.Module):
+        """Applies batch augmentation (training mode only) before the model: ``(B, C, H, W)``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.augment = augmentation
+            self.model = model
+
+        def forward(self, x):
+            return self.model(self.augment(x))
+
+    return Augmented()
+
+
+def kernel_l2_penalty(model, l2: float):
+    """``extra_loss`` for the Trainer: ``l2 * sum(w**2)`` over conv/linear weights (Keras's ``l2``)."""
+    import torch
+    from torch import nn
+
+    kernel_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+    def penalty() -> torch.Tensor:
+        # Collected per call: the Trainer may move or convert the model after this is built.
+        kernels = [m.weight for m in model.modules() if isinstance(m, kernel_types)]
+        return l2 * torch.stack([w.pow(2).sum() for w in kernels]).sum()
+
+    return penalty
+
+
+def build_optimizer(train, parameters):
+    """A ``torch.optim`` optimizer with Keras's defaults (``epsilon=1e-7``, RMSprop ``rho=0.9``).
+
+    ``weight_decay`` is torch's: added to the gradient for adam/sgd/rmsprop, decoupled for adamw.
+    """
+    import torch
+
+    name, lr, decay = train.optimizer, train.lr, train.weight_decay
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, eps=1e-7, weight_decay=decay)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, eps=1e-7, weight_decay=decay)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=train.momentum, weight_decay=decay)
+    return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9, eps=1e-7, momentum=train.momentum,
+                               weight_decay=decay)
+
+
+# -- the run directory ------------------------------------------------------------------------------
+
+
+def _explicit_run_dir(recipe, run_dir: str | None) -> Path | None:
+    """The run directory named by ``--run-dir`` or ``output.name``, checked to be new or empty.
+
+    Raises:
+        ConfigError: it exists and is not an empty directory.
+    """
+    from bigmodel.errors import ConfigError
+
+    if run_dir is None and recipe.output.name is None:
+        return None
+    path = Path(run_dir) if run_dir is not None else Path(recipe.output.root) / recipe.output.name
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"Run directory {path} already exists and is not empty; choose another "
+                          "(--run-dir / output.name) or remove it")
+    return path
+
+
+def make_run_dir(recipe, run_dir: str | None, default_name: str) -> Path:
+    """Create the run directory: ``run_dir`` / ``output.name`` if given (new or empty), else a fresh
+    ``<default_name>-<timestamp>`` under ``output.root``.
+
+    Raises:
+        ConfigError: an explicitly named directory exists and is not empty.
+    """
+    path = _explicit_run_dir(recipe, run_dir)
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(recipe.output.root) / f"{default_name}-{stamp}"
+    path, suffix = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            path = base.with_name(f"{base.name}-{suffix}")
+            suffix += 1
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    test_loss: float
+    test_accuracy: float
+    num_test: int
+    results: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    parameters: int = 0
+    seconds: float = 0.0
+    epochs_run: int = 0
+
+
+def _remove_if_empty(path: Path) -> None:
+    """Remove a run directory this command created if nothing was written into it yet."""
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
+                 verbose: int = 1) -> TrainResult:
+    """Train what ``recipe`` describes and write the run directory (see the module doc).
+
+    Data, model and trainer are all built before anything is written, so an error in the recipe
+    leaves no run directory behind.
+
+    Raises:
+        ConfigError / DataFileError / TrainingError / ...: any :class:`BigModelError`.
+    """
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from bigmodel.cli.recipe import save_recipe
+    from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
+    from bigmodel.engine.trainer import Trainer
+    from bigmodel.models import create_model, model_defaults, save_model
+
+    started = time.perf_counter()
+    train = recipe.train
+    _explicit_run_dir(recipe, run_dir)  # fail before the slow steps, create only after them
+    if train.seed is not None:
+        torch.manual_seed(train.seed)
+        np.random.seed(train.seed)
+    splits = load_splits(recipe.data, seed=train.seed)
+    channels, height, width = splits.image_shape
+    # Shape facts the data fixes, unless the recipe overrides them.
+    derived = {"in_channels": channels, "num_classes": splits.num_classes,
+               "image_size": height if height == width else [height, width]}
+    accepted = model_defaults(recipe.model.name)
+    overrides = {k: v for k, v in derived.items() if k in accepted}
+    overrides.update(recipe.model.overrides)
+    model = create_model(recipe.model.name, **overrides)
+    augmentation = build_augmentation(recipe.data.augment)
+    trained = _augmented(model, augmentation) if augmentation is not None else model
+
+    path = make_run_dir(recipe, run_dir, default_name)
+    try:
+        trainer = Trainer(
+            trained, loss=nn.CrossEntropyLoss(), lr=train.lr, metrics=["accuracy"],
+            optimizer=build_optimizer(train, trained.parameters()), device=train.device,
+            precision=train.precision, grad_clip_norm=train.grad_clip_norm, run_dir=str(path),
+            seed=train.seed, verbose=verbose, channels_last=train.channels_last,
+            scheduler=train.scheduler.engine_spec() if train.scheduler is not None else None,
+            extra_loss=kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None)
+    except BaseException:
+        _remove_if_empty(path)
+        raise
+    save_recipe(recipe, path / "recipe.yaml")
+    callbacks = []
+    stopper = None
+    if train.early_stopping is not None:
+        spec = train.early_stopping
+        stopper = EarlyStopping(monitor=spec.monitor, patience=spec.patience,
+                                min_delta=spec.min_delta, verbose=min(verbose, 1),
+                                restore_best_weights=spec.restore_best_weights)
+        callbacks.append(stopper)
+    callbacks.append(CSVLogger(path / "metrics.csv"))
+    validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
+    fit_started = time.perf_counter()
+    try:
+        history = trainer.fit((splits.x_train, splits.y_train), validation, epochs=train.epochs,
+                              batch_size=train.batch_size, shuffle=True, callbacks=callbacks)
+    except BaseException:
+        print(f"note: the incomplete run is left in {path}", file=sys.stderr)
+        raise
+    fit_seconds = time.perf_counter() - fit_started
+
+    model.eval()
+    save_model(model, path, metadata={
+        "class_names": list(splits.class_names), "data": recipe.data.name,
+        "input": {"channels": channels, "height": height, "width": width, "scale": 1.0 / 255.0}})
+    return _write_results(recipe, path, model, splits, history, stopper, trainer.device,
+                          time.perf_counter() - started, fit_seconds)
+
+
+def _write_results(recipe, path: Path, model, splits: Splits, history, stopper, device,
+                   seconds: float, fit_seconds: float) -> TrainResult:
+    """Measure the trained model; write results.json, the plots and report.md."""
+    import numpy as np
+    import torch
+
+    from bigmodel.cli.recipe import dump_recipe
+    from bigmodel.engine.report import (
+        confusion_matrix,
+        format_duration,
+        plot_confusion_matrix,
+        plot_training_curves,
+        write_report,
+    )
+    from bigmodel.utils.io import atomic_write_json
+
+    train = recipe.train
+    logs = {key: values[-1] for key, values in history.history.items() if values}
+    epochs_run = len(history.epoch)
+    results: dict[str, dict[str, float | None]] = {
+        "train (last epoch, running average)": {"loss": logs.get("loss"),
+                                                "accuracy": logs.get("accuracy")}}
+    if splits.x_val is not None:
+        val_loss, val_accuracy = loss_and_accuracy(predict_logits(model, splits.x_val), splits.y_val)
+        results["validation"] = {"loss": val_loss, "accuracy": val_accuracy}
+    test_logits = predict_logits(model, splits.x_test)
+    test_loss, test_accuracy = loss_and_accuracy(test_logits, splits.y_test)
+    results["test"] = {"loss": test_loss, "accuracy": test_accuracy}
+
+    predictions = test_logits.argmax(dim=1).numpy() if len(test_logits) else np.zeros(0, np.int64)
+    matrix = confusion_matrix(splits.y_test, predictions, splits.num_classes)
+    plot_confusion_matrix(matrix, path / "confusion_matrix.png", splits.class_names,
+                          title=f"{recipe.model.name} on {recipe.data.name} test")
+    images = {"Confusion matrix (test set)": "confusion_matrix.png"}
+    if (path / "metrics.csv").is_file():
+        plot_training_curves(path / "metrics.csv", path / "training_curves.png",
+                             title=f"{recipe.model.name} on {recipe.data.name}")
+        images = {"Training curves": "training_curves.png", **images}
+
+    num_parameters = sum(p.numel() for p in model.parameters())
+    num_val = 0 if splits.x_val is None else len(splits.x_val)
+    summary = {
+        "model": f"{recipe.model.name} ({num_parameters:,} parameters)",
+        "data": f"{recipe.data.name}: {len(splits.x_train):,} train / {num_val:,} validation / "
+                f"{len(splits.x_test):,} test images",
+        "augmentation": ", ".join(spec.name for spec in recipe.data.augment) or "none",
+        "optimizer": f"{train.optimizer}, lr {train.lr:g}, batch {train.batch_size}"
+                     + (f", weight decay {train.weight_decay:g}" if train.weight_decay else "")
+                     + (f", L2 {train.l2:g}" if train.l2 else ""),
+        "epochs": f"{epochs_run} of {train.epochs}"
+                  + (" (stopped early)" if epochs_run < train.epochs else ""),
+        "time": f"{format_duration(seconds)} in all, {format_duration(fit_seconds)} training "
+                f"({format_duration(fit_seconds / max(epochs_run, 1))} per epoch)",
+        "device": f"{device}, precision {train.precision}, {torch.get_num_threads()} CPU threads",
+        "seed": str(train.seed),
+    }
+    notes = []
+    if train.l2 > 0:
+        notes.append("Validation and test losses are the cross-entropy alone; the training loss "
+                     "(and the losses in metrics.csv) include the L2 penalty, as Keras reports them.")
+    if stopper is not None and stopper.best is not None:
+        restored = train.early_stopping.restore_best_weights
+        notes.append(f"Early stopping on '{stopper.monitor}': best epoch {stopper.best_epoch + 1} "
+                     f"({stopper.monitor} {stopper.best:.4f})" + (
+                         "; its weights were restored, so the validation and test numbers are "
+                         "for that epoch." if restored else "; the final weights are the last "
+                         "epoch's."))
+    title = f"Run {path.name}" + (f": {recipe.description}" if recipe.description else "")
+    atomic_write_json(path / "results.json", {
+        "results": results, "parameters": num_parameters, "epochs_run": epochs_run,
+        "seconds": round(seconds, 3), "model": recipe.model.name, "data": recipe.data.name})
+    write_report(path / "report.md", title, summary, results, matrix, splits.class_names, images,
+                 dump_recipe(recipe), notes)
+    return TrainResult(path, test_loss, test_accuracy, len(splits.x_test), results, num_parameters,
+                       seconds, epochs_run)
