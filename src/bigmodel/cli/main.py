@@ -19,9 +19,26 @@ EXIT_USAGE = 2  # argparse's own code for bad arguments; also used for every Big
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from bigmodel.cli import evaluate, info, predict, train
+# Subcommand modules, in help order. A module listed here that does not exist (yet) is skipped, so
+# each feature adds its own ``cli/<name>.py`` without editing this file.
+COMMANDS = ("train", "evaluate", "predict", "info", "explain", "finetune", "compress", "export",
+            "plan")
 
+
+def _command_modules() -> list:
+    import importlib
+
+    modules = []
+    for name in COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"bigmodel.cli.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bigmodel.cli.{name}":
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS keeps a --debug given before the subcommand from being reset by the subparser.
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -31,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate and use deep-learning models from YAML recipes.")
     parser.add_argument("--version", action="version", version=f"bigmodel {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, evaluate, predict, info):
+    for module in _command_modules():
         module.add_parser(subparsers, [common])
     return parser
 
