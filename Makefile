@@ -17,11 +17,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# Debian data packages: installed only when missing and apt is usable (root, no data yet).
+# Debian data packages, installed only when missing and apt is usable (root): Fashion-MNIST (IDX
+# files) and fortunes (labelled text). Without them the loaders say where they looked.
+DEBIAN_DATA := dataset-fashion-mnist:$(FASHION_DIR)/train-images-idx3-ubyte.gz fortunes:/usr/share/games/fortunes/fortunes
+
 data:
-	@if [ ! -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null || \
-		echo "warning: could not install dataset-fashion-mnist; set BIGMODEL_DATA or allow downloads"; \
+	@missing=""; for entry in $(DEBIAN_DATA); do pkg=$${entry%%:*}; file=$${entry#*:}; \
+		[ -e "$$file" ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian data packages:$$missing"; \
+		(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
+		echo "warning: could not install$$missing; set BIGMODEL_DATA or allow downloads"; \
 	fi
 
 demo: venv data
