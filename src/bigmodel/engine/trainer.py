@@ -29,8 +29,8 @@ from bigmodel.data.batching import (
     tree_map,
 )
 from bigmodel.engine import checkpoint as ckpt
+from bigmodel.engine import dist_checkpoint, distributed, training_state
 from bigmodel.engine import metrics as metrics_module
-from bigmodel.engine import training_state
 from bigmodel.engine.callbacks import (
     Callback,
     CallbackList,
@@ -51,6 +51,7 @@ from bigmodel.engine.resolve import (
 )
 from bigmodel.engine.schedules import build_scheduler, needs_total_steps
 from bigmodel.errors import CheckpointError, ConfigError, DataError, InputTypeError, TrainingError
+from bigmodel.utils.io import atomic_path
 
 
 class Trainer:
@@ -85,6 +86,11 @@ class Trainer:
         keep_checkpoints: epoch checkpoints kept in ``run_dir`` (newest first).
         checkpoint_monitor: also keep ``run_dir/checkpoints/best`` for the best value of this log key.
         checkpoint_mode: "auto" | "min" | "max" for ``checkpoint_monitor``.
+        strategy: "single" | "ddp" | "fsdp" | "hybrid" (see ``engine.distributed``): under torchrun,
+            ``fit``'s ``batch_size`` is the global batch, split over the processes; logs are
+            averaged over them; epoch checkpoints are sharded (``engine.dist_checkpoint``).
+        activation_checkpointing: recompute each block's activations in backward.
+        compile: ``torch.compile`` each block in place (``True`` or a backend name).
 
     Raises:
         InputTypeError, ConfigError, UnknownNameError: invalid arguments (named in the message).
@@ -97,7 +103,8 @@ class Trainer:
                  extra_loss: Callable[[], torch.Tensor] | None = None, callback_model: Any = None,
                  channels_last: bool = False, *, grad_clip_value: float | None = None,
                  keep_checkpoints: int = 2, checkpoint_monitor: str | None = None,
-                 checkpoint_mode: str = "auto") -> None:
+                 checkpoint_mode: str = "auto", strategy: str = "single",
+                 activation_checkpointing: bool = False, compile: bool | str = False) -> None:
         if not isinstance(model, nn.Module):
             raise InputTypeError(f"Trainer needs an nn.Module; received {type(model).__name__}")
         if int(grad_accum_steps) != grad_accum_steps or grad_accum_steps < 1:
@@ -109,14 +116,26 @@ class Trainer:
             raise ConfigError(f"verbose must be 0, 1 or 2; received {verbose!r}")
         if checkpoint_mode not in ("auto", "min", "max"):
             raise ConfigError(f"checkpoint_mode must be 'auto', 'min' or 'max'; received {checkpoint_mode!r}")
-        self.device = resolve_device(device)
+        self.strategy = strategy
+        if strategy == "single":
+            self._dist: distributed.DistributedContext | None = None
+            self.device = resolve_device(device)
+        else:
+            self._dist = distributed.setup(strategy, device, precision)
+            self.device = self._dist.device
         self.precision = precision
         self._autocast_dtype = resolve_precision(precision, self.device)
         self.channels_last = bool(channels_last)
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=memory_format)
         self.loss, self._per_sample_loss = resolve_loss(loss)
-        self.optimizer = resolve_optimizer(optimizer, lr, self.model)
+        if strategy == "single" and not activation_checkpointing and not compile:
+            self.network, self.optimizer = self.model, resolve_optimizer(optimizer, lr, self.model)
+        else:  # the module the training step calls: the model, or its DDP wrapper
+            self.network, self.optimizer = distributed.prepare(
+                self.model, optimizer, lr, self._dist or distributed.DistributedContext("single"),
+                precision, activation_checkpointing, compile)
+        self._slices: distributed.RankSlices | None = None
         self.metrics = [metrics_module.get(m) for m in metrics]
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names) or "loss" in names:
@@ -166,7 +185,16 @@ class Trainer:
         """
         if not overwrite and Path(path).exists():
             raise CheckpointError(f"{path} exists; pass overwrite=True to replace it")
-        ckpt.save_weights(self.model, path)
+        if self._dist is None:
+            ckpt.save_weights(self.model, path)
+            return
+        state = dist_checkpoint.full_state_dict(self.model)  # collective; rank 0 writes
+        if self._dist.is_main:
+            from safetensors.torch import save_file
+
+            with atomic_path(path) as temporary:
+                save_file(ckpt.unshare_tensors(state), str(temporary))
+        self._dist.barrier()
 
     save_weights = save
 
@@ -221,12 +249,20 @@ class Trainer:
             self._seeded = True
         train_batches = make_batches(train, batch_size, shuffle, self._shuffle_generator(), self.device, "train")
         val_batches = None if val is None else make_batches(val, batch_size, False, None, self.device, "val")
+        if self._dist is not None:
+            ctx = self._dist
+            distributed.check_global_batch(batch_size, ctx.world_size, self.grad_accum_steps)
+            train_batches = self._slices = distributed.RankSlices(train_batches, ctx.rank, ctx.world_size)
+            if val_batches is not None:
+                val_batches = distributed.RankSlices(val_batches, ctx.rank, ctx.world_size)
+            if not ctx.is_main:
+                verbose = 0
         if steps_per_epoch is not None:
             train_batches = EpochSteps(train_batches, steps_per_epoch)
         steps = num_batches(train_batches)
         self._build_scheduler(epochs, steps)
         weight_table = class_weight_table(class_weight, self.device)
-        if resume and (latest := self._checkpoints.latest()) is not None:
+        if resume and (latest := self._latest_checkpoint()) is not None:
             self.load_checkpoint(latest)
             initial_epoch = max(initial_epoch, self.epoch)
         self.history = History()
@@ -275,6 +311,7 @@ class Trainer:
         accum = self.grad_accum_steps
         # A short last group of micro-batches is averaged over its own length, when it is known.
         tail_start = (steps // accum) * accum if steps else None
+        slices = self._slices
         autocast = self._autocast()
         model.train()
         progress.epoch_begin(epoch, epochs, steps)
@@ -288,13 +325,19 @@ class Trainer:
                 weight = class_weights(y, weight_table, weight)
             if batch_hooks:
                 callback_list.on_train_batch_begin(step)
-            with autocast:
-                outputs, loss = self._forward(x, y, weight)
-            if accum > 1:
-                divisor = accum if tail_start is None or step < tail_start else steps - tail_start
-                (scaler.scale(loss / divisor) if scaler else loss / divisor).backward()
-            else:
-                (scaler.scale(loss) if scaler else loss).backward()
+            # An epoch of unknown length may end on any micro-batch: then always synchronize.
+            sync = slices is None or not steps or (step + 1) % accum == 0 or step + 1 == steps
+            with distributed.gradient_sync(self.network, sync):
+                with autocast:
+                    outputs, loss = self._forward(x, y, weight)
+                # Weight each rank's mean loss by its share of the global batch, so the average
+                # the gradient reduction takes is the global batch's mean.
+                scaled = loss if slices is None else loss * (slices.fraction * slices.world_size)
+                if accum > 1:
+                    divisor = accum if tail_start is None or step < tail_start else steps - tail_start
+                    (scaler.scale(scaled / divisor) if scaler else scaled / divisor).backward()
+                else:
+                    (scaler.scale(scaled) if scaler else scaled).backward()
             pending.append(loss.detach())
             sizes.append(batch_size_of(y))
             if metrics:
@@ -320,7 +363,8 @@ class Trainer:
         if step == 0:
             return None
         self._check_finite(tracker, epoch)
-        logs = {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}
+        logs = self._reduce_logs(
+            {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}, tracker)
         return logs, step, started
 
     def _optimizer_step(self) -> None:
@@ -351,6 +395,18 @@ class Trainer:
             f"The loss became NaN or Inf at epoch {epoch + 1}, step {tracker.bad_step} (1-based; the "
             f"step counts batches within the epoch). Training stopped; last good checkpoint: {where}"
         )
+
+    def _reduce_logs(self, logs: dict[str, float], tracker: RunningLoss) -> dict[str, float]:
+        """Logs averaged over all processes, weighted by their sample counts."""
+        if self._dist is None:
+            return logs
+        tracker.flush()
+        return distributed.all_reduce_weighted(logs, float(tracker.count), self.device)
+
+    def close(self) -> None:
+        """Leave the process group this trainer created (distributed strategies)."""
+        if self._dist is not None:
+            self._dist.close()
 
     def _running_logs(self, tracker: RunningLoss) -> dict[str, float]:
         return {"loss": tracker.mean(), **{metric.name: metric.result() for metric in self.metrics}}
@@ -391,7 +447,8 @@ class Trainer:
             model.train(was_training)
         if not tracker.pending:
             raise DataError("evaluation data produced no batches")
-        return {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}
+        return self._reduce_logs(
+            {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}, tracker)
 
     def predict(self, x: Any, batch_size: int = 32, *, verbose: int | None = None) -> Any:
         """Model outputs for ``x``, concatenated on the CPU (float32 under mixed precision).
@@ -443,10 +500,21 @@ class Trainer:
             CheckpointError: nothing found, a file missing/truncated/altered/pickle-like, or state
                 that does not fit this model/optimizer (names the file).
         """
+        if self._dist is not None:
+            return dist_checkpoint.load(self, directory)
         self._last_checkpoint = training_state.restore(self, directory)
         return self._last_checkpoint
 
+    def _latest_checkpoint(self) -> Path | None:
+        if self._dist is not None:
+            return dist_checkpoint.latest(self._checkpoints.root / "sharded")
+        return self._checkpoints.latest()
+
     def _save_epoch_checkpoint(self, logs: Mapping[str, float]) -> None:
+        if self._dist is not None:  # sharded, every process writes its part; no "best" copy
+            self._last_checkpoint = dist_checkpoint.save(
+                self, self._checkpoints.root / "sharded", self._checkpoints.keep_last)
+            return
         tensors, documents = training_state.capture(self)
         improved = False
         value = logs.get(self.checkpoint_monitor) if self.checkpoint_monitor else None
@@ -484,7 +552,7 @@ class Trainer:
         if self._generator is None:
             self._generator = torch.Generator()
             # Without a seed the order still follows torch's global RNG (torch.manual_seed).
-            seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()).item())
+            seed = self.seed if self.seed is not None else distributed.shared_seed(self._dist)
             self._generator.manual_seed(seed)
         return self._generator
 
@@ -501,7 +569,7 @@ class Trainer:
 
     def _forward(self, x: Any, y: Any, weight: torch.Tensor | None) -> tuple[Any, torch.Tensor]:
         """``(outputs, loss)`` for one batch, the loss weighted and with ``extra_loss`` added."""
-        outputs = self.model(x)
+        outputs = self.network(x)
         if weight is None:
             loss = self.loss(outputs, y)
         elif self._per_sample_loss is None:

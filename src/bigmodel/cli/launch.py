@@ -1,0 +1,83 @@
+"""``bigmodel train RECIPE --nproc N``: start the same command under torchrun (PyTorch's launcher),
+and the run-directory rules of its worker processes.
+
+The parent process validates the recipe, checks that N divides the global batch, creates the run
+directory and then runs::
+
+    python -m torch.distributed.run --standalone --nproc-per-node N --max-restarts M \\
+        -m bigmodel train RECIPE --run-dir DIR [--set ...]
+
+Workers see ``WORLD_SIZE``; they all use the same run directory (``--run-dir``, ``output.name``, or
+``<recipe>-<TORCHELASTIC_RUN_ID>`` when launched by hand), accept that it already exists and resume
+from its newest committed sharded checkpoint -- which is what a restart after a failed worker needs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def under_torchrun() -> bool:
+    """Whether this process was started by torchrun (``WORLD_SIZE`` and ``RANK`` are set)."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def worker_run_dir(recipe, run_dir: str | None, default_name: str) -> Path:
+    """The run directory every worker of one torchrun job shares (created if needed, may hold a
+    previous attempt's checkpoints)."""
+    if run_dir is not None:
+        path = Path(run_dir)
+    elif recipe.output.name is not None:
+        path = Path(recipe.output.root) / recipe.output.name
+    else:
+        job = os.environ.get("TORCHELASTIC_RUN_ID", "job")
+        path = Path(recipe.output.root) / f"{default_name}-{job}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def torchrun_command(recipe_path: str, run_dir: Path, nproc: int, max_restarts: int,
+                     overrides: list[str], debug: bool = False) -> list[str]:
+    """The command line that starts ``nproc`` workers of ``bigmodel train`` on this machine."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", f"--max-restarts={max_restarts}",
+               "-m", "bigmodel", "train", str(recipe_path), "--run-dir", str(run_dir)]
+    for override in overrides:
+        command += ["--set", override]
+    if debug:
+        command.append("--debug")
+    return command
+
+
+def launch(args) -> int:
+    """Validate, create the run directory, run torchrun; returns torchrun's exit code.
+
+    Raises:
+        ConfigError: bad recipe, N < 1, a strategy of 'single' with N > 1, N not dividing the batch,
+            or a run directory that is not new or empty -- all before any process starts.
+    """
+    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.cli.train import make_run_dir
+    from bigmodel.engine.distributed import check_global_batch
+    from bigmodel.errors import ConfigError
+
+    if args.nproc < 1 or args.max_restarts < 0:
+        raise ConfigError(f"--nproc must be >= 1 and --max-restarts >= 0; received --nproc "
+                          f"{args.nproc}, --max-restarts {args.max_restarts}")
+    recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.train.strategy == "single" and args.nproc > 1:
+        raise ConfigError(f"--nproc {args.nproc} needs train.strategy ddp, fsdp or hybrid; the recipe "
+                          "says 'single' (add --set train.strategy=ddp)")
+    check_global_batch(recipe.train.batch_size, args.nproc, recipe.train.grad_accum_steps)
+    path = make_run_dir(recipe, args.run_dir, Path(args.recipe).stem)
+    command = torchrun_command(args.recipe, path, args.nproc, args.max_restarts, list(args.overrides),
+                               bool(getattr(args, "debug", False)))
+    print(f"launching {args.nproc} processes: {' '.join(command)}", flush=True)
+    return subprocess.run(command, check=False).returncode

@@ -1,0 +1,379 @@
+"""Data-parallel training through PyTorch's own engine: process groups from torchrun's environment,
+DDP or FSDP2 (``torch.distributed.fsdp.fully_shard``) wrapping by policy, per-rank batch slices and
+metric reduction.
+
+Nothing here knows a model. Sharding follows one policy: each *block* is its own FSDP unit, where
+the blocks of a model are (1) the submodules whose class name is listed in a ``_no_split_modules``
+class attribute of any module of the model (Hugging Face's convention), else (2) the items of every
+``nn.ModuleList`` attribute named ``blocks``, ``layers``, ``h`` or ``layer`` (outermost lists only).
+The root module is always sharded last, so embeddings and heads form the last unit.
+
+Strategies:
+    ``single``  one process, no process group.
+    ``ddp``     ``DistributedDataParallel``: full replicas, gradients all-reduced (``no_sync`` while
+                accumulating).
+    ``fsdp``    ``fully_shard`` per block + root: parameters, gradients and optimizer state sharded
+                over all processes; bf16/fp16 through a ``MixedPrecisionPolicy`` (fp32 reduction).
+    ``hybrid``  ``fully_shard`` on a 2-D mesh (replicate across nodes, shard within a node):
+                HSDP; the node size is ``LOCAL_WORLD_SIZE``.
+
+A launch without torchrun (no ``WORLD_SIZE``) and a non-single strategy gets a one-process group
+(a ``HashStore``, no network), so the same code path resumes a 2-process run on 1 process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from bigmodel.errors import ConfigError
+
+STRATEGIES = ("single", "ddp", "fsdp", "hybrid")
+BLOCK_LIST_NAMES = ("blocks", "layers", "h", "layer")
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands: its strategy, rank, world size and device."""
+
+    strategy: str
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this context created the process group (and destroys it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.strategy != "single"
+
+    def barrier(self) -> None:
+        if self.is_distributed and dist.is_initialized():
+            dist.barrier()
+
+    def close(self) -> None:
+        """Destroy the process group if this context created it."""
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"Environment variable {name} must be an integer; received {value!r}") from None
+
+
+def launched_world_size() -> int:
+    """``WORLD_SIZE`` set by torchrun, 1 without it."""
+    return env_int("WORLD_SIZE", 1)
+
+
+def check_strategy(strategy: str, precision: str, device: torch.device) -> None:
+    """Reject strategy/precision/device combinations that cannot run, before anything starts.
+
+    Raises:
+        ConfigError: unknown strategy; fp16 off CUDA; ``single`` launched with several processes.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; received {strategy!r}")
+    if precision in ("fp16", "float16", "16-mixed") and device.type != "cuda":
+        raise ConfigError(f"precision={precision!r} with strategy={strategy!r} needs CUDA devices "
+                          f"(this process runs on {device}); use precision='bf16' or 'fp32' on CPU")
+    world = launched_world_size()
+    if strategy == "single" and world > 1:
+        raise ConfigError(f"strategy='single' but this process was launched as one of {world} "
+                          "(WORLD_SIZE); choose strategy 'ddp', 'fsdp' or 'hybrid'")
+
+
+def check_global_batch(batch_size: int, world_size: int, grad_accum_steps: int = 1) -> int:
+    """The per-process micro-batch size for a global ``batch_size`` split over ``world_size``.
+
+    Raises:
+        ConfigError: ``world_size`` does not divide ``batch_size``.
+    """
+    if batch_size % world_size:
+        raise ConfigError(
+            f"The global batch size {batch_size} is not divisible by the world size {world_size} "
+            f"(processes); choose a batch_size that is a multiple of {world_size} (e.g. "
+            f"{max(world_size, batch_size - batch_size % world_size)})"
+            + (f" -- with grad_accum_steps={grad_accum_steps}, batch_size is per micro-batch"
+               if grad_accum_steps > 1 else ""))
+    return batch_size // world_size
+
+
+def setup(strategy: str, device: Any = "auto", precision: str = "fp32") -> DistributedContext:
+    """Join (or create) the process group for ``strategy`` and pick this process's device.
+
+    Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` (torchrun). The backend is
+    NCCL on CUDA, gloo on CPU. ``device="auto"`` is ``cuda:LOCAL_RANK`` when CUDA is present.
+
+    Raises:
+        ConfigError: an invalid strategy/precision/device combination (see :func:`check_strategy`).
+    """
+    from bigmodel.engine.resolve import resolve_device
+
+    local_rank = env_int("LOCAL_RANK", 0)
+    if device in (None, "auto"):
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    resolved = resolve_device(device)
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", local_rank)
+    check_strategy(strategy, precision, resolved)
+    if strategy == "single":
+        return DistributedContext("single", device=resolved)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    owns = False
+    if not dist.is_initialized():
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+        if "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ:
+            dist.init_process_group(backend, device_id=resolved if resolved.type == "cuda" else None)
+        else:  # one process, no launcher: a private in-memory store
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+        owns = True
+    world = dist.get_world_size()
+    return DistributedContext(strategy, dist.get_rank(), world, local_rank,
+                              env_int("LOCAL_WORLD_SIZE", world), resolved, owns)
+
+
+# --- the block policy ---------------------------------------------------------------------------
+
+
+def find_blocks(model: nn.Module) -> list[nn.Module]:
+    """The repeated blocks of ``model`` (see the module doc), outermost first, no block inside another."""
+    names: set[str] = set()
+    for module in model.modules():
+        listed = getattr(type(module), "_no_split_modules", None) or getattr(module, "_no_split_modules", None)
+        if listed:
+            names.update(listed)
+    if names:
+        candidates = [m for m in model.modules() if type(m).__name__ in names and m is not model]
+    else:
+        candidates = []
+        for module in model.modules():
+            for attr in BLOCK_LIST_NAMES:
+                child = module._modules.get(attr)
+                if isinstance(child, nn.ModuleList):
+                    candidates.extend(child)
+    blocks: list[nn.Module] = []
+    inside: set[int] = set()
+    for block in candidates:
+        if id(block) in inside:
+            continue
+        blocks.append(block)
+        inside.update(id(m) for m in block.modules())
+    return blocks
+
+
+# --- wrapping -----------------------------------------------------------------------------------
+
+
+def broadcast_parameters(model: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every process (all start from the same weights)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def _mixed_precision_policy(precision: str):
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is None:
+        return MixedPrecisionPolicy()
+    # Parameters are gathered in low precision for compute; gradients are reduced in fp32.
+    return MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+
+
+def _device_mesh(context: DistributedContext):
+    from torch.distributed.device_mesh import init_device_mesh
+
+    if context.strategy == "hybrid":
+        per_node = context.local_world_size
+        if context.world_size % per_node:
+            raise ConfigError(f"strategy='hybrid' needs a world size ({context.world_size}) that is a "
+                              f"multiple of the processes per node ({per_node})")
+        return init_device_mesh(context.device.type, (context.world_size // per_node, per_node),
+                                mesh_dim_names=("replicate", "shard"))
+    return init_device_mesh(context.device.type, (context.world_size,))
+
+
+def wrap_model(model: nn.Module, context: DistributedContext, precision: str = "fp32") -> nn.Module:
+    """The module the training step calls: ``model`` itself (single, and FSDP, which shards it in
+    place) or a ``DistributedDataParallel`` wrapper. Parameters are first broadcast from rank 0.
+
+    Returns:
+        The module to call in the training step.
+    """
+    strategy = context.strategy
+    if strategy == "single":
+        return model
+    broadcast_parameters(model)
+    if strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [context.device.index] if context.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = _device_mesh(context)
+    policy = _mixed_precision_policy(precision)
+    for block in find_blocks(model):
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    return model
+
+
+def remap_optimizer(optimizer: torch.optim.Optimizer, names: dict[int, str], model: nn.Module) -> None:
+    """Point a fresh optimizer at the parameters ``fully_shard`` put in place of the originals.
+
+    Args:
+        names: ``id(original parameter) -> qualified name`` taken before sharding.
+
+    Raises:
+        ConfigError: the optimizer already has state, or holds a tensor that is not a model parameter.
+    """
+    if optimizer.state:
+        raise ConfigError("strategy='fsdp' needs an optimizer without state (it is re-pointed at the "
+                          "sharded parameters); create the optimizer before any step")
+    current = dict(model.named_parameters())
+    for group in optimizer.param_groups:
+        remapped = []
+        for param in group["params"]:
+            name = names.get(id(param))
+            if name is None or name not in current:
+                raise ConfigError("The optimizer holds a tensor that is not a parameter of the model; "
+                                  "strategy='fsdp' can only shard the model's own parameters")
+            remapped.append(current[name])
+        group["params"] = remapped
+
+
+@contextlib.contextmanager
+def gradient_sync(network: nn.Module, enabled: bool) -> Iterator[None]:
+    """Skip the gradient all-reduce / reduce-scatter of a micro-batch that is not the last of an
+    accumulation group (DDP ``no_sync``; FSDP2 ``set_requires_gradient_sync``)."""
+    if enabled:
+        yield
+        return
+    if hasattr(network, "no_sync"):
+        with network.no_sync():
+            yield
+        return
+    if hasattr(network, "set_requires_gradient_sync"):
+        network.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            network.set_requires_gradient_sync(True)
+        return
+    yield
+
+
+# --- data and metrics ---------------------------------------------------------------------------
+
+
+class RankSlices:
+    """Each global batch of ``batches`` cut into ``world_size`` parts; this rank keeps its own part.
+
+    Every rank iterates the same global batches (same shuffle seed), so the union of the slices is
+    exactly the single-process batch -- a distributed sampler at batch granularity. Parts differ by
+    at most one sample when the last batch is not divisible; ``fraction`` of the current slice is
+    ``len(slice) / len(global batch)`` so losses can be weighted to the global mean.
+    """
+
+    def __init__(self, batches: Any, rank: int, world_size: int) -> None:
+        self.batches, self.rank, self.world_size = batches, rank, world_size
+        self.fraction = 1.0 / world_size
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple]:
+        from bigmodel.data.batching import batch_size_of, tree_map
+
+        for batch in self.batches:
+            total = batch_size_of(batch[1] if len(batch) > 1 and batch[1] is not None else batch[0])
+            if total < self.world_size:
+                continue  # a remainder smaller than the world: no rank may get an empty slice
+            bounds = [total * r // self.world_size for r in range(self.world_size + 1)]
+            start, stop = bounds[self.rank], bounds[self.rank + 1]
+            self.fraction = (stop - start) / total
+            yield tuple(None if part is None else tree_map(lambda t, a=start, b=stop: t[a:b], part)
+                        for part in batch)
+
+
+def all_reduce_weighted(values: dict[str, float], weight: float, device: torch.device) -> dict[str, float]:
+    """Weighted mean of each value over all processes (``weight`` = this process's sample count)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1 or not values:
+        return dict(values)
+    keys = sorted(values)
+    data = torch.tensor([values[k] * weight for k in keys] + [weight], dtype=torch.float64, device=device)
+    dist.all_reduce(data)
+    total = data[-1].item()
+    return {k: data[i].item() / total for i, k in enumerate(keys)}
+
+
+__all__ = [
+    "STRATEGIES", "DistributedContext", "RankSlices", "all_reduce_weighted", "broadcast_parameters",
+    "check_global_batch", "check_strategy", "find_blocks", "gradient_sync", "launched_world_size",
+    "remap_optimizer", "setup", "wrap_model",
+]
+
+
+def prepare(model: nn.Module, optimizer: Any, lr: float, context: DistributedContext,
+            precision: str = "fp32", activation_checkpointing: bool = False,
+            compile: bool | str = False) -> tuple[nn.Module, torch.optim.Optimizer | None]:
+    """Apply activation checkpointing, ``torch.compile`` and DDP/FSDP to ``model`` (already on its
+    device), in that order, and build the optimizer over the resulting parameters.
+
+    Args:
+        optimizer: what ``Trainer(optimizer=...)`` accepts (name, Optimizer, ``params -> Optimizer``).
+        compile: ``True`` (inductor) or a ``torch.compile`` backend name; each block is compiled in
+            place (``Module.compile``), or the whole model when it has no blocks.
+
+    Returns:
+        ``(network, optimizer)``: the module the training step calls and the optimizer.
+    """
+    from bigmodel.engine.activation_checkpoint import apply_activation_checkpointing
+    from bigmodel.engine.resolve import resolve_optimizer
+
+    if activation_checkpointing:
+        apply_activation_checkpointing(model)
+    if compile:
+        if not isinstance(compile, (bool, str)):
+            raise ConfigError(f"compile must be a bool or a torch.compile backend name; received {compile!r}")
+        backend = "inductor" if compile is True else compile
+        for module in find_blocks(model) or [model]:
+            module.compile(backend=backend)
+    names = {id(param): name for name, param in model.named_parameters()}
+    built = resolve_optimizer(optimizer, lr, model)
+    network = wrap_model(model, context, precision)
+    if built is not None and context.strategy in ("fsdp", "hybrid"):
+        remap_optimizer(built, names, model)
+    return network, built
+
+
+def shared_seed(context: DistributedContext | None) -> int:
+    """A random seed drawn on rank 0 (from torch's global RNG) and given to every process."""
+    seed = torch.randint(0, 2**62, (), dtype=torch.int64)
+    if context is not None and context.is_distributed and dist.get_world_size() > 1:
+        dist.broadcast(seed, src=0)
+    return int(seed.item())
