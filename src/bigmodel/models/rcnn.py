@@ -1,0 +1,391 @@
+"""Recurrent convolutional networks: RCNN-K for images (Liang & Hu, CVPR 2015) and the recurrent
+convolutional text classifier (Lai, Xu, Liu & Zhao, AAAI 2015).
+
+RCNN-K (``K`` feature maps everywhere; sizes for a 28×28 image)::
+
+    input (B, C, 28, 28)
+    conv1   5×5 'same', K maps, ReLU + norm        -> (B, K, 28, 28)
+    pool1   max 3×3 stride 2                       -> (B, K, 13, 13)
+    rcl1    RecurrentConv2d(K, K, 3, steps=T)      -> (B, K, 13, 13)
+    dropout
+    rcl2                                           -> (B, K, 13, 13)
+    pool2   max 3×3 stride 2, dropout              -> (B, K, 6, 6)
+    rcl3, dropout, rcl4                            -> (B, K, 6, 6)     <- forward_features
+    global max pooling                             -> (B, K)
+    classifier  Linear(K, num_classes)             -> logits           <- forward_head
+
+Parameters for 3-channel inputs and 10 classes (the paper's CIFAR-10 models): RCNN-96 672,202,
+RCNN-128 1,191,178, RCNN-160 1,857,610 (the paper: 0.67 M, 1.19 M, 1.86 M). ``rcnn-32`` is a small
+variant (75 k parameters) that trains on a CPU. The models return logits; the softmax lives in the
+loss.
+
+TextRCNN: for each word ``w_i`` a left context ``c_l(w_i)`` (the forward recurrent state after
+``w_{i-1}``; a learned vector for the first word) and a right context ``c_r(w_i)`` (the backward state
+after ``w_{i+1}``; a learned vector for the last word) surround the word embedding::
+
+    x_i = [c_l(w_i); e(w_i); c_r(w_i)]     y_i = tanh(W2 x_i + b2)     y = max_i y_i     logits = W4 y
+
+The bidirectional recurrence is ``torch.nn.GRU`` (or ``LSTM`` / tanh ``RNN``, the paper's choice),
+run on packed sequences so padding never enters a state or the max.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError, describe
+from bigmodel.models.registry import register_model
+from bigmodel.nn.rcl import NORMS, RecurrentConv2d, _odd_pair, default_lrn_size
+
+__all__ = ["RCNN", "TextRCNN", "rcnn_feature_size"]
+
+_POOL = 3  # the paper's pooling: 3×3 windows, stride 2
+_POOL_STRIDE = 2
+
+
+def _positive_int(owner: str, name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{owner}: '{name}' must be a positive int; received {value!r}")
+    return value
+
+
+def _rate(owner: str, value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"{owner}: 'dropout_rate' must be in [0, 1); received {value!r}")
+    return float(value)
+
+
+def _pooled(size: int) -> int:
+    return (size - _POOL) // _POOL_STRIDE + 1
+
+
+def rcnn_feature_size(size: int) -> int:
+    """Side of the last RCL's feature map for an input side ``size`` (< 1: too small)."""
+    first = _pooled(size)
+    return _pooled(first) if first >= _POOL else 0
+
+
+class RCNN(nn.Module):
+    """RCNN-K: a convolution, four recurrent convolutional layers, global max pooling, a classifier.
+
+    Args:
+        in_channels: image channels.
+        num_classes: output logits.
+        width: ``K``, feature maps of every layer.
+        steps: ``T``, recurrent iterations of each RCL (0 makes it a feed-forward CNN).
+        norm: ``"lrn"`` (paper), ``"batch"`` or ``None`` after every convolution.
+        dropout_rate: dropout between the RCLs and before the classifier.
+        first_kernel_size: the first convolution's kernel (odd).
+        kernel_size: the RCLs' feed-forward and recurrent kernels (odd).
+
+    Any image of at least 7×7 is accepted (global max pooling): smaller ones cannot pass the two
+    3×3 poolings.
+
+    Raises:
+        ConfigError: a bad size, an even kernel, ``steps < 0``, an unknown ``norm``.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 96, steps: int = 3,
+                 norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
+                 kernel_size: int = 3) -> None:
+        super().__init__()
+        owner = "RCNN"
+        self.in_channels = _positive_int(owner, "in_channels", in_channels)
+        self.num_classes = _positive_int(owner, "num_classes", num_classes)
+        self.width = _positive_int(owner, "width", width)
+        if norm not in NORMS:
+            raise ConfigError(f"{owner}: 'norm' must be one of 'lrn', 'batch', None; "
+                              f"received {norm!r}")
+        self.norm = norm
+        self.dropout_rate = _rate(owner, dropout_rate)
+        for name, value in (("first_kernel_size", first_kernel_size),
+                            ("kernel_size", kernel_size)):
+            _positive_int(owner, name, value)  # square kernels: one int each
+            _odd_pair(value, name, owner)
+        self.first_kernel_size = first_kernel_size
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ConfigError(f"{owner}: 'steps' must be an int >= 0 (0 = no recurrence); "
+                              f"received {steps!r}")
+        self.kernel_size = kernel_size
+        self.steps = steps
+        self.num_features = width
+
+        self.conv1 = nn.Conv2d(in_channels, width, first_kernel_size,
+                               padding=first_kernel_size // 2)
+        self.norm1 = nn.BatchNorm2d(width) if norm == "batch" else None
+        self.rcls = nn.ModuleList(
+            RecurrentConv2d(width, width, kernel_size, steps=steps, norm=norm) for _ in range(4))
+        self.dropout = nn.Dropout(self.dropout_rate)
+        self.classifier = nn.Linear(width, num_classes)
+        for module in (self.conv1, self.classifier):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def _to_nchw(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise InputTypeError(f"RCNN expects a floating-point tensor (scale images to [0, 1] "
+                                 f"first); received {describe(x)}")
+        channels = self.in_channels
+        if x.ndim == 3 and channels == 1:
+            x = x.unsqueeze(1)
+        elif x.ndim == 4 and x.shape[1] != channels and x.shape[3] == channels:
+            x = x.permute(0, 3, 1, 2)  # channels-last -> NCHW view
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise ShapeError(f"RCNN expects images (B, {channels}, H, W) or (B, H, W, {channels})"
+                             f"{' or (B, H, W)' if channels == 1 else ''}; received {describe(x)}")
+        height, width = x.shape[2], x.shape[3]
+        if rcnn_feature_size(height) < 1 or rcnn_feature_size(width) < 1:
+            raise ShapeError(f"RCNN: an input of {height}×{width} pixels is smaller than the two "
+                             f"3×3 stride-2 poolings allow; each side must be at least 7")
+        return x
+
+    def _first(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.conv1(x)
+        if self.norm == "batch":
+            return F.relu(self.norm1(z))
+        z = F.relu(z)
+        if self.norm == "lrn":
+            z = F.local_response_norm(z, default_lrn_size(self.width), 1e-3, 0.75, k=1.0)
+        return z
+
+    # -- classifier surface -----------------------------------------------------------------------
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` / ``(B, H, W, C)`` / ``(B, H, W)`` -> the last RCL's map
+        ``(B, K, H', W')`` (``(B, K, 6, 6)`` for 28×28), the layer Grad-CAM looks at.
+
+        Raises:
+            InputTypeError: not a floating-point tensor.
+            ShapeError: wrong channels, or a side smaller than 7 pixels.
+        """
+        x = self._to_nchw(x)
+        x = F.max_pool2d(self._first(x), _POOL, _POOL_STRIDE)  # (B, K, 13, 13)
+        x = self.dropout(self.rcls[0](x))
+        x = F.max_pool2d(self.rcls[1](x), _POOL, _POOL_STRIDE)  # (B, K, 6, 6)
+        x = self.dropout(self.rcls[2](self.dropout(x)))
+        return self.rcls[3](x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global max pooling of ``(B, K, H', W')`` -> ``(B, K)``, then logits ``(B, num_classes)``."""
+        pooled = features.amax(dim=(2, 3))  # (B, K)
+        if pre_logits:
+            return pooled
+        return self.classifier(self.dropout(pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)``."""
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialized one of ``num_classes`` outputs."""
+        _positive_int("reset_classifier", "num_classes", num_classes)
+        old = self.classifier
+        self.classifier = nn.Linear(self.width, num_classes, device=old.weight.device,
+                                    dtype=old.weight.dtype)
+        nn.init.xavier_uniform_(self.classifier.weight)
+        nn.init.zeros_(self.classifier.bias)
+        self.num_classes = num_classes
+
+    def get_config(self) -> dict:
+        return {"in_channels": self.in_channels, "num_classes": self.num_classes,
+                "width": self.width, "steps": self.steps, "norm": self.norm,
+                "dropout_rate": self.dropout_rate, "first_kernel_size": self.first_kernel_size,
+                "kernel_size": self.kernel_size}
+
+
+_RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+class TextRCNN(nn.Module):
+    """Recurrent convolutional text classifier (Lai et al., 2015).
+
+    Args:
+        vocab_size: rows of the embedding table (ids ``0 .. vocab_size - 1``).
+        num_classes: output logits.
+        embedding_dim: ``|e|``.
+        context_size: size of each of the left and right contexts (the recurrent state).
+        hidden_size: size of the tanh projection ``y_i`` (the features that are max-pooled).
+        rnn_type: ``"gru"`` (default), ``"lstm"`` or ``"rnn"`` (tanh; the paper's recurrence).
+        dropout_rate: dropout on the embeddings and on the pooled features.
+        pad_id: the padding id; sequences are padded at the end.
+
+    Input: token ids ``(B, L)`` (integer), each row holding at least one token before its padding.
+
+    Raises:
+        ConfigError: a bad size or an unknown ``rnn_type``.
+    """
+
+    def __init__(self, vocab_size: int = 10000, num_classes: int = 6, embedding_dim: int = 64,
+                 context_size: int = 64, hidden_size: int = 128, rnn_type: str = "gru",
+                 dropout_rate: float = 0.2, pad_id: int = 0) -> None:
+        super().__init__()
+        owner = "TextRCNN"
+        self.vocab_size = _positive_int(owner, "vocab_size", vocab_size)
+        self.num_classes = _positive_int(owner, "num_classes", num_classes)
+        self.embedding_dim = _positive_int(owner, "embedding_dim", embedding_dim)
+        self.context_size = _positive_int(owner, "context_size", context_size)
+        self.hidden_size = _positive_int(owner, "hidden_size", hidden_size)
+        if rnn_type not in _RNN_TYPES:
+            raise ConfigError(f"{owner}: 'rnn_type' must be one of {', '.join(_RNN_TYPES)}; "
+                              f"received {rnn_type!r}")
+        if not isinstance(pad_id, int) or isinstance(pad_id, bool) or not 0 <= pad_id < vocab_size:
+            raise ConfigError(f"{owner}: 'pad_id' must be an id in [0, {vocab_size}); "
+                              f"received {pad_id!r}")
+        self.rnn_type = rnn_type
+        self.dropout_rate = _rate(owner, dropout_rate)
+        self.pad_id = pad_id
+        self.num_features = hidden_size
+
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.rnn = _RNN_TYPES[rnn_type](embedding_dim, context_size, batch_first=True,
+                                        bidirectional=True)
+        # c_l(w_1) and c_r(w_n): the contexts of the first and last word are parameters.
+        self.left_start = nn.Parameter(torch.zeros(context_size))
+        self.right_end = nn.Parameter(torch.zeros(context_size))
+        self.projection = nn.Linear(2 * context_size + embedding_dim, hidden_size)
+        self.dropout = nn.Dropout(self.dropout_rate)
+        self.classifier = nn.Linear(hidden_size, num_classes)
+
+    def _lengths(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.is_complex() \
+                or ids.dtype == torch.bool:
+            raise InputTypeError(f"TextRCNN expects integer token ids (B, L); received "
+                                 f"{describe(ids)}")
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ShapeError(f"TextRCNN expects token ids of shape (B, L) with L >= 1; received "
+                             f"{describe(ids)}")
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= self.vocab_size:
+            raise DataError(f"TextRCNN: token ids must lie in [0, {self.vocab_size}); received ids "
+                            f"from {low} to {high}")
+        mask = ids != self.pad_id  # (B, L)
+        lengths = mask.sum(dim=1)
+        empty = (lengths == 0).nonzero().flatten()
+        if len(empty):
+            raise DataError(f"TextRCNN: row(s) {empty[:5].tolist()} hold only padding (empty "
+                            "texts); every text needs at least one token")
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        if not torch.equal(mask, positions < lengths[:, None]):
+            raise DataError(f"TextRCNN: padding (id {self.pad_id}) must come after the tokens "
+                            "of each row (right padding), with no padding id inside a text")
+        return mask, lengths
+
+    def forward_features(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids ``(B, L)`` -> max-pooled features ``y`` of shape ``(B, hidden_size)``.
+
+        Raises:
+            InputTypeError: not an integer tensor.
+            ShapeError: not 2-D.
+            DataError: ids out of range, an empty row, or padding inside a text.
+        """
+        mask, lengths = self._lengths(ids)
+        batch, length = ids.shape
+        embedded = self.dropout(self.embedding(ids))  # (B, L, E)
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        states, _ = self.rnn(packed)
+        states, _ = pad_packed_sequence(states, batch_first=True, total_length=length)  # (B, L, 2H)
+        forward_states, backward_states = states.split(self.context_size, dim=-1)
+        # c_l(w_i) = forward state after w_{i-1}; c_r(w_i) = backward state after w_{i+1}.
+        left = torch.cat([self.left_start.expand(batch, 1, -1), forward_states[:, :-1]], dim=1)
+        right = torch.cat([backward_states[:, 1:], backward_states.new_zeros(batch, 1,
+                                                                              self.context_size)],
+                          dim=1)
+        last = (torch.arange(length, device=ids.device) == (lengths[:, None] - 1))[..., None]
+        right = torch.where(last, self.right_end.expand(batch, length, -1), right)
+        hidden = torch.tanh(self.projection(torch.cat([left, embedded, right], dim=-1)))  # (B, L, D)
+        hidden = hidden.masked_fill(~mask[..., None], float("-inf"))
+        return hidden.amax(dim=1)  # (B, D)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """``(B, hidden_size)`` -> logits ``(B, num_classes)`` (or the features when ``pre_logits``)."""
+        if pre_logits:
+            return features
+        return self.classifier(self.dropout(features))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` for right-padded token ids ``(B, L)``."""
+        return self.forward_head(self.forward_features(ids))
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialized one of ``num_classes`` outputs."""
+        _positive_int("reset_classifier", "num_classes", num_classes)
+        old = self.classifier
+        self.classifier = nn.Linear(self.hidden_size, num_classes, device=old.weight.device,
+                                    dtype=old.weight.dtype)
+        self.num_classes = num_classes
+
+    def get_config(self) -> dict:
+        return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,
+                "embedding_dim": self.embedding_dim, "context_size": self.context_size,
+                "hidden_size": self.hidden_size, "rnn_type": self.rnn_type,
+                "dropout_rate": self.dropout_rate, "pad_id": self.pad_id}
+
+
+# -- registry -------------------------------------------------------------------------------------
+
+
+def _image_batch(batch: int) -> torch.Tensor:
+    return torch.rand(batch, 1, 28, 28)
+
+
+def _rcnn(width: int, in_channels: int, num_classes: int, steps: int, norm: str | None,
+          dropout_rate: float, first_kernel_size: int, kernel_size: int) -> RCNN:
+    return RCNN(in_channels=in_channels, num_classes=num_classes, width=width, steps=steps,
+                norm=norm, dropout_rate=dropout_rate, first_kernel_size=first_kernel_size,
+                kernel_size=kernel_size)
+
+
+@register_model("rcnn-96", example_input=_image_batch)
+def rcnn_96(in_channels: int = 1, num_classes: int = 10, width: int = 96, steps: int = 3,
+            norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
+            kernel_size: int = 3) -> RCNN:
+    """RCNN-96 (the paper's 0.67 M-parameter model for 3-channel inputs)."""
+    return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
+                 kernel_size)
+
+
+@register_model("rcnn-128", example_input=_image_batch)
+def rcnn_128(in_channels: int = 1, num_classes: int = 10, width: int = 128, steps: int = 3,
+             norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
+             kernel_size: int = 3) -> RCNN:
+    """RCNN-128 (1.19 M parameters for 3-channel inputs)."""
+    return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
+                 kernel_size)
+
+
+@register_model("rcnn-160", example_input=_image_batch)
+def rcnn_160(in_channels: int = 1, num_classes: int = 10, width: int = 160, steps: int = 3,
+             norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
+             kernel_size: int = 3) -> RCNN:
+    """RCNN-160 (1.86 M parameters for 3-channel inputs)."""
+    return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
+                 kernel_size)
+
+
+@register_model("rcnn-32", example_input=_image_batch)
+def rcnn_32(in_channels: int = 1, num_classes: int = 10, width: int = 32, steps: int = 3,
+            norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
+            kernel_size: int = 3) -> RCNN:
+    """A small RCNN for CPU training (75 k parameters for 1-channel inputs)."""
+    return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
+                 kernel_size)
+
+
+@register_model("text-rcnn", example_input=lambda batch: torch.randint(1, 10000, (batch, 12)))
+def text_rcnn(vocab_size: int = 10000, num_classes: int = 6, embedding_dim: int = 64,
+              context_size: int = 64, hidden_size: int = 128, rnn_type: str = "gru",
+              dropout_rate: float = 0.2, pad_id: int = 0) -> TextRCNN:
+    """The recurrent convolutional text classifier of Lai et al. (2015)."""
+    return TextRCNN(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
+                    context_size=context_size, hidden_size=hidden_size, rnn_type=rnn_type,
+                    dropout_rate=dropout_rate, pad_id=pad_id)
