@@ -121,13 +121,21 @@ class Functional(Model):
                               f"received {len(given)}")
         values: dict[int, Any] = {id(kt): value for kt, value in zip(self._inputs, given)}
         final = self._outputs[0] if self._single_output else None
+        shared: dict[int, Any] = {}  # outputs of multi-output calls, computed once
         for node in self._nodes:
+            if node.output_index is not None and id(node.call) in shared:
+                values[id(node)] = shared[id(node.call)][node.output_index]
+                continue
             args = [values[id(p)] for p in node.parents]
             arg = args[0] if len(args) == 1 else args
-            if node is final:
+            if node is final and node.output_index is None:
                 values[id(node)] = self._call_last(node.layer, arg, training)
             else:
-                values[id(node)] = node.layer(arg, training=training)
+                result = node.layer(arg, training=training)
+                if node.output_index is not None:
+                    shared[id(node.call)] = result
+                    result = result[node.output_index]
+                values[id(node)] = result
         outs = [values[id(kt)] for kt in self._outputs]
         return outs[0] if self._single_output else outs
 
@@ -137,7 +145,10 @@ class Functional(Model):
         nodes = []
         for j, node in enumerate(self._nodes):
             index = next(i for i, lay in enumerate(layers) if lay is node.layer)
-            nodes.append([index, [ref[id(p)] for p in node.parents]])
+            entry = [index, [ref[id(p)] for p in node.parents]]
+            if node.output_index is not None:
+                entry.append(node.output_index)
+            nodes.append(entry)
             ref[id(node)] = ["node", j]
         return {
             "name": self.name,
@@ -160,9 +171,16 @@ class Functional(Model):
             kind, index = ref
             return inputs[index] if kind == "input" else made[index]
 
-        for layer_index, parents in config["nodes"]:
+        calls: dict[str, Any] = {}  # multi-output calls, replayed once
+        for layer_index, parents, *output_index in config["nodes"]:
             args = [resolve(p) for p in parents]
-            made.append(layers[layer_index](args[0] if len(args) == 1 else args))
+            if not output_index:
+                made.append(layers[layer_index](args[0] if len(args) == 1 else args))
+                continue
+            key = repr((layer_index, parents))
+            if key not in calls:
+                calls[key] = layers[layer_index](args[0] if len(args) == 1 else args)
+            made.append(calls[key][output_index[0]])
         outputs = [resolve(r) for r in config["outputs"]]
         return cls(inputs[0] if config.get("single_input", True) else inputs,
                    outputs[0] if config.get("single_output", True) else outputs,

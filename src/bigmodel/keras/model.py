@@ -26,7 +26,7 @@ from bigmodel.errors import (
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
-from bigmodel.keras.layers.base import Layer, _child_layers
+from bigmodel.keras.layers.base import Layer, _child_layers, get_keras_mask
 
 _INTEGER_INPUT_LAYERS = ("Embedding",)
 
@@ -309,10 +309,17 @@ class Model(Layer):
         metric_objs = self._metrics
         if use_logits:
             metric_objs = [_OnProbabilities(m, self.loss.logits_of) for m in self._metrics]
+        metric_objs = [_MaskedMetric(m, self) for m in metric_objs]
         weight = self._loss_weight
 
         def loss_fn(outputs: torch.Tensor, targets: torch.Tensor,
                     sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+            # A timestep mask on the outputs (Embedding(mask_zero)/Masking -> RNN(return_sequences))
+            # weights the loss and the metrics of this batch, as Keras 3 does.
+            mask = get_keras_mask(outputs)
+            self._output_mask = mask
+            if mask is not None:
+                sample_weight = _mask_weights(mask, sample_weight)
             value = loss(targets, outputs, sample_weight)
             return value if weight == 1.0 else value * weight
 
@@ -539,6 +546,49 @@ class Model(Layer):
         from bigmodel.keras.layers.base import serialize_layer
 
         return json.dumps(serialize_layer(self))
+
+
+def _mask_weights(mask: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
+    """Keras 3's loss masking: masked entries weigh 0 and the others ``total / valid``, so the
+    batch mean runs over the valid entries only; combined with any ``sample_weight``."""
+    weights = mask.to(torch.float32)
+    weights = weights * (weights.numel() / weights.sum().clamp(min=1e-7))
+    if sample_weight is not None:
+        sample_weight = sample_weight.to(weights.device, weights.dtype)
+        while sample_weight.dim() < weights.dim():
+            sample_weight = sample_weight.unsqueeze(-1)
+        weights = weights * sample_weight
+    return weights
+
+
+class _MaskedMetric:
+    """Weights a metric by the output's timestep mask of the current batch (read by the loss)."""
+
+    def __init__(self, metric: Any, model: Model):
+        self.metric = metric
+        self.name = metric.name
+        self._model = model
+
+    def update(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> None:
+        mask = getattr(self._model, "_output_mask", None)
+        if mask is not None and tuple(mask.shape) == tuple(y_pred.shape[:mask.dim()]):
+            weights = mask.to(torch.float32)
+            if sample_weight is not None:
+                sample_weight = torch.as_tensor(sample_weight, device=weights.device)
+                while sample_weight.dim() < weights.dim():
+                    sample_weight = sample_weight.unsqueeze(-1)
+                weights = weights * sample_weight
+            sample_weight = weights
+        self.metric.update(y_pred, y_true, sample_weight)
+
+    def result(self) -> float:
+        return self.metric.result()
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.metric, item)
 
 
 class _OnProbabilities:

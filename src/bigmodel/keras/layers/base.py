@@ -62,12 +62,17 @@ class KerasTensor:
     """A symbolic tensor of the functional API: a shape, and the layer call that produced it."""
 
     def __init__(self, shape: Shape, dtype: str = "float32", layer: Layer | None = None,
-                 parents: Sequence[KerasTensor] = (), name: str | None = None):
+                 parents: Sequence[KerasTensor] = (), name: str | None = None,
+                 output_index: int | None = None, call: object | None = None):
         self.shape = tuple(shape)
         self.dtype = dtype
         self.layer = layer
         self.parents = tuple(parents)
         self.name = name
+        # A layer with several outputs (e.g. an RNN with return_state) gives one KerasTensor per
+        # output; they share ``call`` (one layer call computes them all) and differ by index.
+        self.output_index = output_index
+        self.call = call
 
     @property
     def ndim(self) -> int:
@@ -75,6 +80,49 @@ class KerasTensor:
 
     def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+
+def get_keras_mask(x: Any) -> Any:
+    """The mask a layer attached to ``x`` (``None`` when there is none); a list for a list input.
+
+    Masks follow Keras 3: a layer that produces one (``Embedding(mask_zero=True)``, ``Masking``)
+    attaches a boolean ``(batch, timesteps)`` tensor to its output as ``output._keras_mask``; the
+    next layer receives it as ``call(..., mask=...)`` when its ``call`` has a ``mask`` argument.
+    """
+    if isinstance(x, (list, tuple)):
+        masks = [get_keras_mask(t) for t in x]
+        return None if all(m is None for m in masks) else masks
+    return getattr(x, "_keras_mask", None) if isinstance(x, torch.Tensor) else None
+
+
+def set_keras_mask(x: Any, mask: Any) -> None:
+    """Attach ``mask`` to tensor ``x`` (element-wise when both are lists); ``None`` detaches."""
+    if isinstance(x, (list, tuple)):
+        masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(x)
+        for tensor, item in zip(x, masks):
+            set_keras_mask(tensor, item)
+    elif isinstance(x, torch.Tensor):
+        x._keras_mask = mask
+
+
+_CALL_TAKES_MASK: dict[type, bool] = {}
+
+
+def _call_takes_mask(cls: type) -> bool:
+    """Whether ``cls.call`` has a ``mask`` parameter (cached per class)."""
+    known = _CALL_TAKES_MASK.get(cls)
+    if known is None:
+        import inspect
+
+        known = "mask" in inspect.signature(cls.call).parameters
+        _CALL_TAKES_MASK[cls] = known
+    return known
+
+
+def is_shape_list(shape: Any) -> bool:
+    """True for a list of shapes (several tensors), False for one shape (a tuple of sizes)."""
+    return (isinstance(shape, (list, tuple)) and len(shape) > 0
+            and isinstance(shape[0], (list, tuple)))
 
 
 def _flatten_symbolic(args: Any) -> list[KerasTensor]:
@@ -109,6 +157,10 @@ class Layer(nn.Module):
 
     input_ndim: int | None = None
     min_ndim: int | None = None
+    #: Masks (Keras 3 semantics): a layer that passes an incoming timestep mask through unchanged
+    #: sets ``supports_masking = True``; one that makes or changes a mask overrides
+    #: :meth:`compute_mask`; one that uses the mask declares ``call(self, inputs, ..., mask=None)``.
+    supports_masking: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -280,6 +332,28 @@ class Layer(nn.Module):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The mask of this layer's output, given its inputs and their mask (Keras signature).
+
+        Default: the incoming mask when ``supports_masking``, else ``None`` (the mask stops here).
+        """
+        return mask if self.supports_masking else None
+
+    def _attach_output_mask(self, inputs: Any, outputs: Any, mask: Any) -> None:
+        """Set the output's ``_keras_mask`` after ``call`` (see :func:`get_keras_mask`)."""
+        makes_mask = type(self).compute_mask is not Layer.compute_mask
+        if self.supports_masking or makes_mask:
+            output_mask = self.compute_mask(inputs, mask)
+            if output_mask is not None:
+                set_keras_mask(outputs, output_mask)
+        elif mask is not None and not getattr(self, "_mask_warned", False):
+            import warnings
+
+            self._mask_warned = True
+            warnings.warn(f"Layer '{self.name}' ({type(self).__name__}) was passed an input with a "
+                          "mask attached to it, but it does not support masking: the mask stops "
+                          "here and later layers will not see it", stacklevel=3)
+
     def _check_input_shape(self, shape: Shape) -> None:
         ndim = len(shape)
         expected = (f"expected ndim={self.input_ndim}" if self.input_ndim is not None
@@ -321,6 +395,11 @@ class Layer(nn.Module):
             self.built = True
         out_shape = self.compute_output_shape(shape)
         parents = _flatten_symbolic(inputs)
+        if is_shape_list(out_shape):  # several outputs: one KerasTensor each, one shared call
+            call = object()
+            return [KerasTensor(part, layer=self, parents=parents, name=self.name,
+                                output_index=index, call=call)
+                    for index, part in enumerate(out_shape)]
         return KerasTensor(out_shape, layer=self, parents=parents, name=self.name)
 
     def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
@@ -339,10 +418,16 @@ class Layer(nn.Module):
             self.built = True
         if training is None:
             training = self.training
+        # The incoming mask: given explicitly, or attached to the inputs by the previous layer.
+        mask = kwargs.pop("mask") if "mask" in kwargs else get_keras_mask(inputs)
+        if _call_takes_mask(type(self)):
+            kwargs["mask"] = mask
         outputs = self.call(inputs, training=training, **kwargs)
         if self.activity_regularizer is not None and isinstance(outputs, torch.Tensor):
             # Keras divides the activity penalty by the batch size.
             self._activity_loss = self.activity_regularizer(outputs) / outputs.shape[0]
+        if mask is not None or type(self).compute_mask is not Layer.compute_mask:
+            self._attach_output_mask(inputs, outputs, mask)
         return outputs
 
     # ----------------------------------------------------------------------------- config

@@ -158,6 +158,7 @@ class Dense(PreActivationMixin, Layer):
     """
 
     min_ndim = 2
+    supports_masking = True  # applied per step; a timestep mask passes through (Keras)
 
     def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
@@ -295,6 +296,8 @@ class Dropout(Layer):
     ``seed`` makes the masks reproducible (a private generator; otherwise the global torch RNG).
     """
 
+    supports_masking = True
+
     def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None,
                  seed: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -333,6 +336,8 @@ class Dropout(Layer):
 
 class Activation(PreActivationMixin, Layer):
     """Applies an activation function (a name such as ``"relu"``, or a callable)."""
+
+    supports_masking = True
 
     def __init__(self, activation: Any, **kwargs: Any):
         super().__init__(**kwargs)

@@ -153,6 +153,8 @@ class LayerNormalization(Layer):
     ``rms_scaling=True``: ``y = x / sqrt(mean(x**2) + epsilon) * gamma`` (no beta).
     """
 
+    supports_masking = True  # per-sample normalization: a timestep mask passes through (Keras)
+
     def __init__(self, axis: int | Sequence[int] = -1, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, rms_scaling: bool = False, beta_initializer: Any = "zeros",
                  gamma_initializer: Any = "ones", beta_regularizer: Any = None,
