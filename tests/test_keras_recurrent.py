@@ -78,6 +78,7 @@ def test_weight_shapes_counts_and_initialization():
     assert not no_forget.get_weights()[2].any()
 
 
+@pytest.mark.skipif(not SEED_RNN.exists(), reason="seed examples (../shared) not found")
 def test_seed_rnn_program_runs_with_only_imports_changed():
     """The contract: the seed RNN program, import lines pointed at bigmodel, data defined."""
     source = SEED_RNN.read_text()

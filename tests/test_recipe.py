@@ -74,7 +74,7 @@ def test_scientific_notation_without_dot_is_a_float():
     ({"train": {"batch_size": 0}}, r"train\.batch_size: .*greater than or equal to 1"),
     ({"train": {"channels_last": "yes"}}, r"train\.channels_last: .*boolean"),
     ({"data": {"validation_split": 1.5}}, r"data\.validation_split"),
-    ({"data": {"name": "cifar10"}}, r"data\.name: .*'fashion_mnist' or 'mnist'"),
+    ({"data": {"name": "cifar10"}}, r"data\.name: .*'fashion_mnist', 'mnist', 'fortunes'"),
     ({"model": {"name": "seed-cnm"}}, r"model\.name: unknown model 'seed-cnm'.*seed-cnn"),
     ({"model": {"overrides": {"dropout": 0.1}}}, r"model\.overrides\.dropout: unknown key"),
     ({"model": {"overrides": {"num_classes": "ten"}}}, r"model\.overrides\.num_classes: .*int"),

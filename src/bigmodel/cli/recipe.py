@@ -7,7 +7,8 @@ A recipe has a ``description`` and four sections; every key is checked (an unkno
       name: seed-cnn
       overrides: {dropout_rate: 0.25}
     data:
-      name: fashion_mnist          # fashion_mnist | mnist
+      name: fashion_mnist          # fashion_mnist | mnist | fortunes (text) | numbers_to_words |
+                                   # dates_to_iso | reversal (sequence tasks; see the DataSection)
       path: null                   # directory of IDX files; null = the loader's default search
       train_subset: null           # use only N training images (seeded random choice)
       test_subset: null            # use only the first N test images
@@ -25,9 +26,13 @@ A recipe has a ``description`` and four sections; every key is checked (an unkno
       grad_clip_norm: null
       scheduler: null              # {name: constant | cosine | step | noam, args: {...}}, per step
       seed: 0
-      precision: fp32              # fp32 | bf16 | fp16
+      precision: fp32              # fp32 | bf16 | fp16 (fp16: CUDA only, with a gradient scaler)
       device: auto
       channels_last: false
+      strategy: single             # single | ddp | fsdp | hybrid (under torchrun / --nproc N)
+      activation_checkpointing: false  # recompute each block's activations in backward
+      compile: false               # torch.compile each block (inductor)
+      grad_accum_steps: 1          # micro-batches per optimizer step; batch_size is global
       early_stopping: null         # {monitor: val_loss, patience: 3, min_delta: 0,
                                    #  restore_best_weights: true}  (these are its defaults)
     output:
@@ -150,12 +155,31 @@ def _augment_class(name: str) -> type | None:
 
 
 class DataSection(_Section):
-    name: Literal["fashion_mnist", "mnist"] = "fashion_mnist"
+    # numbers_to_words / dates_to_iso / reversal: generated sequence tasks (bigmodel.data.seq2seq);
+    # train_subset / test_subset are then their numbers of training / held-out test examples.
+    name: Literal["fashion_mnist", "mnist", "fortunes", "numbers_to_words", "dates_to_iso",
+                  "reversal"] = "fashion_mnist"
     path: str | None = None
     train_subset: int | None = Field(default=None, ge=1)
     test_subset: int | None = Field(default=None, ge=1)
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
     augment: list[AugmentSpec] = Field(default_factory=list)
+    # fortunes (bigmodel.data.fortunes) only: category files (null: its DEFAULT_CATEGORIES), tokens
+    # kept per text, and how often a word must occur in the training texts to get its own id.
+    categories: list[str] | None = None
+    max_length: int | None = Field(default=None, ge=1)
+    min_count: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _text_options(self) -> DataSection:
+        if self.name != "fortunes" and (self.categories is not None or self.max_length is not None
+                                        or self.min_count != 1):
+            raise ValueError(f"data.categories / data.max_length / data.min_count apply to the "
+                             f"'fortunes' text data set only; data.name is '{self.name}'")
+        if self.name not in ("fashion_mnist", "mnist") and self.augment:
+            raise ValueError(f"data.augment holds image augmentations; data.name '{self.name}' "
+                             "is not an image data set")
+        return self
 
 
 class SchedulerSpec(_Section):
@@ -217,6 +241,10 @@ class TrainSection(_Section):
     device: str = "auto"
     channels_last: bool = False
     early_stopping: EarlyStoppingSpec | None = None
+    strategy: Literal["single", "ddp", "fsdp", "hybrid"] = "single"
+    activation_checkpointing: bool = False
+    compile: bool = False
+    grad_accum_steps: int = Field(default=1, ge=1)
 
     @field_validator("optimizer")
     @classmethod

@@ -42,14 +42,24 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--run-dir", metavar="DIR", default=None,
                         help="write the run here (must be new or empty) instead of "
                              "<output.root>/<output.name or recipe-timestamp>")
+    parser.add_argument("--nproc", type=int, default=0, metavar="N",
+                        help="start N processes with torchrun (train.strategy ddp/fsdp/hybrid)")
+    parser.add_argument("--max-restarts", type=int, default=0, metavar="M",
+                        help="with --nproc: restart all workers up to M times when one fails; they "
+                             "resume from the newest complete checkpoint")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bigmodel.cli import launch
     from bigmodel.cli.recipe import load_recipe
 
+    if args.nproc:
+        return launch.launch(args)
     recipe = load_recipe(args.recipe, args.overrides)
     result = train_recipe(recipe, run_dir=args.run_dir, default_name=Path(args.recipe).stem)
+    if launch.rank() != 0:
+        return 0  # rank 0 reports
     print(f"run directory: {result.run_dir}")
     print(f"test accuracy: {result.test_accuracy:.4f} (test loss {result.test_loss:.4f}, "
           f"{result.num_test} images)")
@@ -104,6 +114,14 @@ def load_splits(data, seed: int | None = 0, with_train: bool = True) -> Splits:
 
     from bigmodel.errors import DataError
 
+    if data.name not in ("fashion_mnist", "mnist"):
+        from bigmodel.errors import ConfigError
+
+        raise ConfigError(f"data.name '{data.name}' is a text or sequence data set; the "
+                          "train/evaluate/predict commands handle image data sets only so far. "
+                          "Train such recipes with the script named in the recipe's header, e.g. "
+                          "benchmarks/text_rcnn_fortunes.py --recipe RECIPE or "
+                          "benchmarks/seq2seq_tasks.py --recipe RECIPE")
     if data.name == "fashion_mnist":
         from bigmodel.keras.datasets import fashion_mnist as module
 
@@ -342,6 +360,7 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
     import torch
     from torch import nn
 
+    from bigmodel.cli import launch
     from bigmodel.cli.recipe import save_recipe
     from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
     from bigmodel.engine.trainer import Trainer
@@ -349,7 +368,14 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
 
     started = time.perf_counter()
     train = recipe.train
-    _explicit_run_dir(recipe, run_dir)  # fail before the slow steps, create only after them
+    workers = launch.under_torchrun()  # one of several processes: a shared, resumable run dir
+    if workers:
+        from bigmodel.engine.distributed import check_strategy
+
+        check_strategy(train.strategy, train.precision, torch.device("cpu") if train.device == "cpu"
+                       else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    else:
+        _explicit_run_dir(recipe, run_dir)  # fail before the slow steps, create only after them
     if train.seed is not None:
         torch.manual_seed(train.seed)
         np.random.seed(train.seed)
@@ -365,7 +391,10 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
     augmentation = build_augmentation(recipe.data.augment)
     trained = _augmented(model, augmentation) if augmentation is not None else model
 
-    path = make_run_dir(recipe, run_dir, default_name)
+    if workers:
+        path = launch.worker_run_dir(recipe, run_dir, default_name)
+    else:
+        path = make_run_dir(recipe, run_dir, default_name)
     try:
         trainer = Trainer(
             trained, loss=nn.CrossEntropyLoss(), lr=train.lr, metrics=["accuracy"],
@@ -373,11 +402,15 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
             precision=train.precision, grad_clip_norm=train.grad_clip_norm, run_dir=str(path),
             seed=train.seed, verbose=verbose, channels_last=train.channels_last,
             scheduler=train.scheduler.engine_spec() if train.scheduler is not None else None,
-            extra_loss=kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None)
+            extra_loss=kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None,
+            strategy=train.strategy, activation_checkpointing=train.activation_checkpointing,
+            compile=train.compile, grad_accum_steps=train.grad_accum_steps)
     except BaseException:
         _remove_if_empty(path)
         raise
-    save_recipe(recipe, path / "recipe.yaml")
+    main_process = trainer._dist is None or trainer._dist.is_main
+    if main_process:
+        save_recipe(recipe, path / "recipe.yaml")
     callbacks = []
     stopper = None
     if train.early_stopping is not None:
@@ -386,16 +419,29 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
                                 min_delta=spec.min_delta, verbose=min(verbose, 1),
                                 restore_best_weights=spec.restore_best_weights)
         callbacks.append(stopper)
-    callbacks.append(CSVLogger(path / "metrics.csv"))
+    if main_process:  # every process sees the same (averaged) logs; one writes them
+        callbacks.append(CSVLogger(path / "metrics.csv", append=workers))
     validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
     fit_started = time.perf_counter()
     try:
         history = trainer.fit((splits.x_train, splits.y_train), validation, epochs=train.epochs,
-                              batch_size=train.batch_size, shuffle=True, callbacks=callbacks)
+                              batch_size=train.batch_size, shuffle=True, callbacks=callbacks,
+                              resume=workers)
     except BaseException:
         print(f"note: the incomplete run is left in {path}", file=sys.stderr)
         raise
     fit_seconds = time.perf_counter() - fit_started
+    if trainer._dist is not None:  # gather the (possibly sharded) weights; rank 0 measures alone
+        from bigmodel.engine.dist_checkpoint import full_state_dict
+
+        state = full_state_dict(trained)
+        trainer.close()
+        if not main_process:
+            return TrainResult(path, math.nan, math.nan, len(splits.x_test))
+        model = create_model(recipe.model.name, **overrides)
+        plain = _augmented(model, build_augmentation(recipe.data.augment)) if augmentation else model
+        plain.load_state_dict(state)
+        model.to(trainer.device)
 
     model.eval()
     save_model(model, path, metadata={

@@ -177,7 +177,13 @@ class Conv2D(PreActivationMixin, Layer):
         self.add_weight("kernel", (kh, kw, channels // self.groups, self.filters),
                         self.kernel_initializer, self.kernel_regularizer, torch_perm=(3, 2, 0, 1))
         with torch.no_grad():  # same memory format as the NHWC activations: no hidden copy
-            self.kernel.data = self.kernel.data.contiguous(memory_format=torch.channels_last)
+            # Not .contiguous(memory_format=...): with one input channel (a grayscale first layer)
+            # the shape is ambiguous, .contiguous keeps NCHW strides, and oneDNN then runs the
+            # whole stack in NCHW whenever the input's strides are ambiguous too (3-6x slower
+            # pooling, extra copies). empty_like always gives true channels_last strides.
+            kernel = self.kernel.data
+            self.kernel.data = torch.empty_like(
+                kernel, memory_format=torch.channels_last).copy_(kernel)
         if self.use_bias:
             self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
         self.input_axes = {self._channel_axis: channels}

@@ -1,0 +1,374 @@
+"""Post-training int8 quantization for CPU inference, run by ONNX Runtime.
+
+Why ONNX Runtime: measured on this project's 2-core CPU (``benchmarks/int8_paths.py``,
+``docs/compress.md``), PyTorch's own dynamic int8 gave 1.03-2.4x (MLP) and 1.1-1.4x (LSTM), its FX
+static int8 CNN was *slower* than fp32 at batch 1 (0.80x), torchao's eager int8 was slower than
+fp32, while this module's ONNX Runtime int8 was 1.7-9x faster than the PyTorch fp32 model for the
+CNN, MLP and LSTM. So:
+
+* models with convolutions: **static** int8 (QDQ format, per-channel symmetric int8 weights, uint8
+  activations whose ranges come from calibration batches);
+* models made of Linear / LSTM layers (MLPs, RNNs, Transformers): **dynamic** int8 (int8 weights,
+  activations quantized per batch at run time; no calibration needed).
+
+The quantized model is an ONNX graph; :class:`Int8Model` runs it and saves it as ``model.json``
+(the graph, without weights, as JSON) + ``model.safetensors`` (every initializer, int8 stays int8):
+no pickle and no protobuf file on disk.
+
+>>> int8 = quantize_int8(model, example_input=x[:1], calibration=x[:512])
+>>> logits = int8(x_test)          # torch.Tensor
+>>> int8.save("runs/cnn-int8")     # load_int8("runs/cnn-int8")
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bigmodel.errors import CheckpointError, ConfigError
+from bigmodel.export.onnx import export_onnx, onnx_session, quiet_exporter, run_session
+from bigmodel.utils.io import atomic_path, atomic_write_text, looks_like_pickle, sha256_file
+
+INT8_FORMAT = "bigmodel-onnx-int8"
+MODES = ("auto", "static", "dynamic")
+
+# ONNX ops whose weight operand carries the model's compute: a float weight left feeding one of these
+# after quantization is a layer the int8 path could not handle.
+HEAVY_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum")
+
+
+def _initializer_owners(proto) -> dict[str, tuple[str, str]]:
+    """``{initializer: (module path, class name)}`` from the exporter's node metadata."""
+    owners: dict[str, tuple[str, str]] = {}
+    inits = {i.name for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        try:
+            scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+            classes = ast.literal_eval(meta.get("pkg.torch.onnx.class_hierarchy", "[]"))
+        except (ValueError, SyntaxError):
+            continue
+        if len(scopes) < 2 or len(classes) < 2:
+            continue
+        path = ".".join(part for part in scopes[1:-1] if part)
+        owner = (path, classes[-2].rsplit(".", 1)[-1])
+        for name in node.input:
+            if name in inits:
+                owners.setdefault(name, owner)
+    return owners
+
+
+def _weight_report(proto, owners: dict[str, tuple[str, str]],
+                   keep_fp32: Sequence[str]) -> dict[str, list[str]]:
+    """Layers whose weights ended up int8, stayed fp32 on purpose, or stayed fp32 unsupported.
+
+    Works on the quantized graph, so it needs no list of layer types: whatever ONNX Runtime could
+    not quantize (a GRU, a custom op) shows up as a float weight feeding a heavy op.
+    """
+    from onnx import TensorProto
+
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+    consumers: dict[str, set[str]] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, set()).add(node.op_type)
+    report: dict[str, list[str]] = {"quantized": [], "fp32": [], "unsupported": []}
+
+    def add(kind: str, text: str) -> None:
+        if text not in report[kind]:
+            report[kind].append(text)
+
+    for init in proto.graph.initializer:
+        heavy = consumers.get(init.name, set()) & set(HEAVY_OPS)
+        base = init.name
+        for suffix in ("_quantized", "_Transposed", "_transposed"):
+            base = base.removesuffix(suffix)
+        owner = owners.get(base)
+        label = (f"{owner[0] or '<model>'} ({owner[1]})" if owner
+                 else f"weight '{init.name}' {tuple(init.dims)}")
+        if init.data_type not in floats:
+            if init.name != base and len(init.dims) >= 1:
+                add("quantized", label)
+            continue
+        if len(init.dims) < 2 or not heavy:
+            continue
+        path = owner[0] if owner else None
+        if path is not None and any(path == k or path.startswith(k + ".") for k in keep_fp32):
+            add("fp32", label)
+        else:
+            add("unsupported", f"{label} feeding {'/'.join(sorted(heavy))}")
+    return report
+
+
+def _has_conv(model: nn.Module) -> bool:
+    from bigmodel.keras.layers.convolution import Conv2D
+
+    return any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, Conv2D)) for m in model.modules())
+
+
+def _batches(calibration: Any, batch_size: int = 32) -> list[tuple[np.ndarray, ...]]:
+    """Calibration data as a list of input tuples (numpy): a tensor/array or an iterable of them."""
+    def as_tuple(item):
+        if isinstance(item, (tuple, list)):
+            return tuple(np.asarray(t.detach().cpu() if torch.is_tensor(t) else t) for t in item)
+        return (np.asarray(item.detach().cpu() if torch.is_tensor(item) else item),)
+
+    if torch.is_tensor(calibration) or isinstance(calibration, np.ndarray):
+        return [as_tuple(calibration[i: i + batch_size])
+                for i in range(0, len(calibration), batch_size)]
+    if isinstance(calibration, Iterable):
+        return [as_tuple(item) for item in calibration]
+    raise ConfigError(f"quantize_int8: 'calibration' must be a tensor/array of inputs or an iterable "
+                      f"of input batches; received {type(calibration).__name__}")
+
+
+def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None, mode: str = "auto",
+                  per_channel: bool = True, keep_fp32: Sequence[str] = (),
+                  calibration_method: str = "minmax") -> Int8Model:
+    """Quantize ``model`` to int8 for ONNX Runtime on CPU.
+
+    Args:
+        model: an ``nn.Module`` (left unchanged).
+        example_input: one valid input (tensor or tuple of tensors), batch first.
+        calibration: inputs used to fix activation ranges (static mode; a few hundred images): a
+            tensor/array, or an iterable of input batches.
+        mode: ``"static"``, ``"dynamic"`` or ``"auto"`` (static when the model has convolutions).
+        per_channel: one weight scale per output channel (static mode).
+        keep_fp32: names of layers (or their parents; ``""`` is the model itself) allowed to stay
+            fp32 although they feed a matrix product or convolution.
+        calibration_method: ``"minmax"`` or ``"percentile"`` (99.999%: clips rare outliers).
+
+    Returns:
+        An :class:`Int8Model`.
+
+    Raises:
+        ConfigError: unknown mode or method, static mode without calibration data, or layers the
+            int8 path cannot handle: weights that would stay fp32 in a matrix product or
+            convolution (the message lists each one by layer name and type).
+        ExportError: the model cannot be exported to ONNX.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"quantize_int8: 'mode' must be one of {', '.join(MODES)}; received "
+                          f"{mode!r}")
+    if calibration_method not in ("minmax", "percentile"):
+        raise ConfigError(f"quantize_int8: 'calibration_method' must be 'minmax' or 'percentile'; "
+                          f"received {calibration_method!r}")
+    if mode == "auto":
+        mode = "static" if _has_conv(model) else "dynamic"
+    if mode == "static" and calibration is None:
+        raise ConfigError("quantize_int8: static int8 needs 'calibration' inputs (a few hundred "
+                          "training images) to fix activation ranges")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bigmodel-int8-") as tmp:
+        fp32_path, quant_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        export_onnx(model, fp32_path, example_input)
+        import onnx
+
+        owners = _initializer_owners(onnx.load(str(fp32_path)))
+        source = _preprocess(fp32_path, Path(tmp) / "pre.onnx")
+        with quiet_exporter():
+            if mode == "static":
+                batches = _batches(calibration)
+                names = [i.name for i in onnx_session(source).get_inputs()]
+
+                class Reader(CalibrationDataReader):
+                    def __init__(self) -> None:
+                        self._items = iter(batches)
+
+                    def get_next(self):
+                        item = next(self._items, None)
+                        return None if item is None else dict(zip(names, item))
+
+                method = (CalibrationMethod.Percentile if calibration_method == "percentile"
+                          else CalibrationMethod.MinMax)
+                quantize_static(str(source), str(quant_path), Reader(),
+                                quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=method,
+                                extra_options={"WeightSymmetric": True,
+                                               "ActivationSymmetric": False})
+            else:
+                quantize_dynamic(str(source), str(quant_path), weight_type=QuantType.QInt8,
+                                 op_types_to_quantize=["MatMul", "Gemm", "LSTM", "Attention"])
+        proto = onnx.load(str(quant_path))
+    report = _weight_report(proto, owners, keep_fp32)
+    if report["unsupported"]:
+        other = "dynamic" if mode == "static" else "static"
+        raise ConfigError(
+            f"quantize_int8 ({mode}): ONNX Runtime has no {mode} int8 kernel for these layers of "
+            f"{type(model).__name__}, which would stay fp32: {', '.join(report['unsupported'])}. "
+            f"Pass keep_fp32=[layer names] to accept that, or try mode='{other}' ({mode} int8 "
+            "quantizes " + ("Conv, MatMul/Gemm" if mode == "static" else "MatMul/Gemm, LSTM")
+            + " weights)")
+    if not report["quantized"]:
+        raise ConfigError(f"quantize_int8 ({mode}): {type(model).__name__} has no weight that "
+                          f"{mode} int8 quantizes (Conv, MatMul/Gemm, LSTM)")
+    return Int8Model(_compact(proto), {
+        "mode": mode, "per_channel": per_channel,
+        "calibration_method": calibration_method if mode == "static" else None, "layers": report})
+
+
+def _preprocess(path: Path, out: Path) -> Path:
+    """ORT's recommended pre-processing (shape inference, graph fusion); the raw graph if it fails."""
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        with quiet_exporter():
+            quant_pre_process(str(path), str(out), skip_symbolic_shape=False)
+        return out
+    except Exception:  # pre-processing is an optimization; quantization works without it
+        return path
+
+
+def _compact(proto):
+    """Short value names, no value_info / doc strings / metadata: the JSON graph shrinks ~10x."""
+    graph = proto.graph
+    del graph.value_info[:]
+    del proto.metadata_props[:]
+    del graph.metadata_props[:]
+    proto.doc_string = graph.doc_string = ""
+    if any(a.type in (a.GRAPH, a.GRAPHS) for n in graph.node for a in n.attribute):
+        return proto  # subgraphs refer to outer names: keep them as they are
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output} | {""}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if name in keep:
+            return name
+        return names.setdefault(name, f"v{len(names)}")
+
+    for init in graph.initializer:
+        init.name = short(init.name)
+    for node in graph.node:
+        node.name, node.doc_string = "", ""
+        del node.metadata_props[:]
+        node.input[:] = [short(n) for n in node.input]
+        node.output[:] = [short(n) for n in node.output]
+    return proto
+
+
+class Int8Model:
+    """An int8 ONNX graph run by ONNX Runtime, callable like the PyTorch model it came from.
+
+    Args:
+        proto: the quantized ``onnx.ModelProto``.
+        info: JSON-serializable facts (mode, per-layer plan) kept when saving.
+        threads: ONNX Runtime intra-op threads (default: its own choice).
+    """
+
+    def __init__(self, proto, info: dict | None = None, threads: int | None = None) -> None:
+        self.proto = proto
+        self.info = dict(info or {})
+        self._threads = threads
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = onnx_session(self.proto.SerializeToString(), self._threads)
+        return self._session
+
+    def set_threads(self, threads: int | None) -> None:
+        self._threads, self._session = threads, None
+
+    def __call__(self, *inputs) -> torch.Tensor:
+        outputs = run_session(self.session, *inputs)
+        return torch.from_numpy(outputs[0])
+
+    def predict(self, x, batch_size: int = 256) -> torch.Tensor:
+        """Outputs for ``x`` (tensor or array, batch first) in batches of ``batch_size``."""
+        parts = [self(x[i: i + batch_size]) for i in range(0, len(x), batch_size)]
+        return torch.cat(parts) if parts else torch.empty(0)
+
+    def onnx_bytes(self) -> bytes:
+        return self.proto.SerializeToString()
+
+    def save(self, directory: str | os.PathLike, metadata: dict | None = None) -> Path:
+        """Write ``model.safetensors`` (initializers) then ``model.json`` (graph + info) atomically."""
+        from google.protobuf import json_format
+        from onnx import numpy_helper
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        graphless = type(self.proto)()
+        graphless.CopyFrom(self.proto)
+        tensors = {}
+        for init in graphless.graph.initializer:
+            tensors[init.name] = np.ascontiguousarray(numpy_helper.to_array(init))
+        del graphless.graph.initializer[:]
+        # Nodes as compact lists [op, inputs, outputs, attributes, domain]: the JSON stays small.
+        nodes = [[n.op_type, list(n.input), list(n.output),
+                  [json_format.MessageToDict(a) for a in n.attribute], n.domain]
+                 for n in graphless.graph.node]
+        del graphless.graph.node[:]
+        weights = directory / "model.safetensors"
+        with atomic_path(weights) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": INT8_FORMAT})
+        spec = {"format": INT8_FORMAT, "format_version": 1, "weights": weights.name,
+                "weights_sha256": sha256_file(weights), "info": self.info,
+                "initializer_order": list(tensors), "metadata": metadata or {},
+                "graph": json_format.MessageToDict(graphless), "nodes": nodes}
+        path = directory / "model.json"
+        atomic_write_text(path, json.dumps(spec, separators=(",", ":")) + "\n")
+        return path
+
+
+def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8Model:
+    """Rebuild an :class:`Int8Model` saved by :meth:`Int8Model.save` (no pickle, no protobuf file).
+
+    Raises:
+        CheckpointError: files missing, not an int8 model, modified since saving, or pickled.
+    """
+    import onnx
+    from google.protobuf import json_format
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    directory = Path(directory)
+    path = directory / "model.json"
+    if not path.is_file():
+        raise CheckpointError(f"No int8 model at {path} (expected model.json + model.safetensors)")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(spec, dict) or spec.get("format") != INT8_FORMAT:
+        raise CheckpointError(f"{path} is not an int8 model file (expected \"format\": "
+                              f"\"{INT8_FORMAT}\")")
+    weights = directory / spec.get("weights", "model.safetensors")
+    if not weights.is_file() or looks_like_pickle(weights):
+        raise CheckpointError(f"{weights} is missing or is not a safetensors file")
+    if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
+        raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
+    try:
+        proto = json_format.ParseDict(spec["graph"], onnx.ModelProto())
+        for op_type, inputs, outputs, attributes, domain in spec.get("nodes", []):
+            node = proto.graph.node.add(op_type=op_type, domain=domain)
+            node.input.extend(inputs)
+            node.output.extend(outputs)
+            for attribute in attributes:
+                json_format.ParseDict(attribute, node.attribute.add())
+    except (json_format.ParseError, TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path} does not hold a valid int8 graph: {exc}") from None
+    tensors = load_file(str(weights))
+    for name in spec.get("initializer_order", sorted(tensors)):
+        proto.graph.initializer.append(numpy_helper.from_array(tensors[name], name))
+    return Int8Model(proto, spec.get("info"), threads)

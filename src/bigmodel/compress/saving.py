@@ -1,0 +1,76 @@
+"""Files of compressed models: safetensors + JSON, never pickle.
+
+* pruned (structured or unstructured) model of the registry: ``model.json`` in the registry's own
+  format (``name``, ``config``, checksum) plus ``"structure"``, the new layer sizes, which
+  :func:`load_compressed` applies to a freshly built model before loading the weights;
+* int8 model: see :class:`bigmodel.compress.quantize.Int8Model` (graph JSON + initializers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from bigmodel.errors import CheckpointError
+
+
+def save_compressed(model: nn.Module, directory: str | os.PathLike,
+                    structure: dict[str, dict[str, int]] | None = None,
+                    metadata: dict[str, Any] | None = None) -> Path:
+    """Save a (pruned) registry model; ``structure`` records layer sizes changed by pruning."""
+    from bigmodel.models.registry import save_model
+
+    extra = dict(metadata or {})
+    extra["structure"] = structure or {}
+    return save_model(model, directory, metadata=extra)
+
+
+def load_compressed(directory: str | os.PathLike, device: str = "cpu"):
+    """Load any model directory bigmodel writes: a trained run, a pruned model or an int8 model.
+
+    Returns:
+        An ``nn.Module`` in eval mode, or an :class:`~bigmodel.compress.quantize.Int8Model`.
+
+    Raises:
+        CheckpointError: missing, corrupt, tampered-with or pickled files.
+    """
+    from safetensors.torch import load_file
+
+    from bigmodel.compress.quantize import INT8_FORMAT, load_int8
+    from bigmodel.compress.structured import apply_structure
+    from bigmodel.models.registry import create_model, load_model, read_model_spec
+    from bigmodel.utils.io import looks_like_pickle, sha256_file
+
+    directory = Path(directory)
+    path = directory / "model.json"
+    if path.is_file():
+        try:
+            fmt = json.loads(path.read_text(encoding="utf-8")).get("format")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+            raise CheckpointError(f"{path} is not valid model JSON: {exc}") from None
+        if fmt == INT8_FORMAT:
+            return load_int8(directory)
+    spec = read_model_spec(directory)
+    structure = (spec.get("metadata") or {}).get("structure")
+    if not structure:
+        return load_model(directory, device=device)
+    weights = directory / spec.get("weights", "model.safetensors")
+    if not weights.is_file() or looks_like_pickle(weights):
+        raise CheckpointError(f"{weights} is missing or is not a safetensors file")
+    if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
+        raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
+    model = apply_structure(create_model(spec["name"], **spec["config"]), structure)
+    state = load_file(str(weights))
+    for alias, source in (spec.get("aliases") or {}).items():
+        if source in state:
+            state[alias] = state[source]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{weights} does not fit the pruned structure recorded in {path}: "
+                              f"{str(exc).splitlines()[0]}") from None
+    return model.to(device).eval()
