@@ -125,6 +125,7 @@ class ModuleCNN(FunctionalCNN):
         return self.fc(self.pool(self.relu(self.conv(x))).flatten(1))
 
 
+@pytest.mark.filterwarnings("ignore:Setting forward, backward hooks")
 def test_deep_shap_applies_deeplift_rules_to_functional_calls():
     from captum.attr import DeepLiftShap
 
