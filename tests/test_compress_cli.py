@@ -109,6 +109,8 @@ def test_compress_errors(trained_run, tmp_path):
     assert code == 2 and "--prune" in err and "[0, 1)" in err
     code, _, err = run_cli("compress", trained_run)
     assert code == 2 and "nothing to do" in err
+    code, _, err = run_cli("compress", trained_run, "--prune", "0")
+    assert code == 2 and "removes nothing" in err
     teacher = tmp_path / "teacher"
     save_model(create_model("seed-cnn", num_classes=5), teacher)
     code, _, err = run_cli("compress", trained_run, "--distill-from", teacher)
