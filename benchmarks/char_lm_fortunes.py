@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--time-budget", type=float, default=900.0, help="CPU seconds of training")
     parser.add_argument("--run-dir", default=None)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="batches per epoch (default: one pass worth of training tokens)")
+    parser.add_argument("--validation-chars", type=int, default=None,
+                        help="evaluate on the first N validation characters only (smoke runs)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -101,11 +105,11 @@ def main(argv: list[str] | None = None) -> dict:
                                   validation_fraction=data.validation_split or 0.1, seed=seed)
     tokenizer = CharTokenizer.train([corpus.train_text])
     train_ids = np.asarray(tokenizer.encode(corpus.train_text))
-    val_ids = np.asarray(tokenizer.encode(corpus.validation_text))
+    val_ids = np.asarray(tokenizer.encode(corpus.validation_text))[: args.validation_chars]
     model = create_model(recipe.model.name, **{"vocab_size": tokenizer.vocab_size,
                                                **recipe.model.overrides})
     block = model.max_length
-    steps = math.ceil(len(train_ids) / (train.batch_size * block))  # one pass worth of tokens
+    steps = args.steps or math.ceil(len(train_ids) / (train.batch_size * block))  # one pass
     windows = LMWindows(train_ids, block, train.batch_size, steps, seed=seed)
     optimizer = build_optimizer(train, model.parameters())
     schedule = train.scheduler.engine_spec() if train.scheduler is not None else None
@@ -117,8 +121,6 @@ def main(argv: list[str] | None = None) -> dict:
     model_bits = validation_bits_per_char(model, val_ids, block)
     alpha, _ = best_bigram(train_ids, tokenizer.vocab_size)
     bigram_bits = bigram_bits_per_char(train_ids, val_ids, tokenizer.vocab_size, alpha=alpha)
-    sample = tokenizer.decode(model.generate(torch.tensor([tokenizer.encode("The ")]), 200,
-                                             temperature=0.8, top_k=20, seed=0)[0].tolist())
     result = {"recipe": args.recipe, "categories": list(corpus.categories),
               "train_entries": corpus.num_train_entries,
               "validation_entries": corpus.num_validation_entries,
@@ -126,13 +128,17 @@ def main(argv: list[str] | None = None) -> dict:
               "vocab_size": tokenizer.vocab_size, "parameters": model.num_parameters(),
               "epochs_run": len(history.history["loss"]), "train_seconds": train_seconds,
               "train_cpu_seconds": train_cpu, "gpt_bits_per_char": model_bits,
-              "bigram_bits_per_char": bigram_bits, "bigram_alpha": alpha, "sample": sample}
+              "bigram_bits_per_char": bigram_bits, "bigram_alpha": alpha}
     print(f"fortunes char LM: GPT {model_bits:.3f} bits/char vs bigram {bigram_bits:.3f} "
           f"bits/char (alpha {alpha}) on {len(val_ids):,} validation characters "
           f"({corpus.num_validation_entries} held-out fortunes); {result['parameters']:,} "
           f"parameters, {result['epochs_run']} epochs, {train_cpu:.0f} s CPU "
           f"({train_seconds:.0f} s wall)")
-    print("sample:", repr(sample))
+    prompt = tokenizer.encode("The ")
+    sample = model.generate(torch.tensor([prompt]), block - len(prompt), temperature=0.8, top_k=20,
+                            seed=0)
+    result["sample"] = tokenizer.decode(sample[0].tolist())
+    print("sample:", repr(result["sample"]))
     if args.run_dir:
         run_dir = Path(args.run_dir)
         save_model(model, run_dir)

@@ -165,3 +165,20 @@ def test_indivisible_batch_fails_before_any_step(runs):
     assert message.startswith("ConfigError: The global batch size 33 is not divisible by the world size 2")
     assert "steps taken: 0" in message
     assert not (run_dir / "checkpoints").exists()
+
+
+def test_each_rank_draws_its_own_dropout_masks_reproducibly():
+    from bigmodel.engine.distributed import DistributedContext, seed_rank_stream
+
+    def masks(rank: int, epoch: int, world: int = 2) -> torch.Tensor:
+        torch.manual_seed(99)  # every rank starts from the same global state
+        seed_rank_stream(1234, epoch, DistributedContext("ddp", rank=rank, world_size=world))
+        return torch.nn.functional.dropout(torch.ones(256), 0.5)
+
+    assert not torch.equal(masks(0, 0), masks(1, 0))  # ranks differ
+    assert not torch.equal(masks(0, 0), masks(0, 1))  # epochs differ
+    assert torch.equal(masks(1, 3), masks(1, 3))  # a resumed epoch draws the same masks
+    # One process keeps the user's global stream untouched.
+    torch.manual_seed(99)
+    expected = torch.nn.functional.dropout(torch.ones(256), 0.5)
+    assert torch.equal(masks(0, 0, world=1), expected)

@@ -231,3 +231,28 @@ def test_gpt_throughput_benchmark_runs_on_a_tiny_setting():
     result = module.main(["--d-model", "16", "--layers", "1", "--heads", "2", "--length", "8",
                           "--batch", "2", "--vocab", "11", "--rounds", "1", "--steps", "1"])
     assert result["ratio"] > 0 and result["flops_per_token"] > 0 and result["mfu_bigmodel"] > 0
+
+
+def test_char_lm_benchmark_runs_on_a_tiny_setting(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from bigmodel.data.fortunes import find_fortunes_dir
+    from bigmodel.errors import DataFileError
+
+    try:
+        find_fortunes_dir()
+    except DataFileError as exc:
+        pytest.skip(f"fortunes not installed: {exc}")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "char_lm_fortunes.py"
+    spec = importlib.util.spec_from_file_location("_bench_char_lm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--threads", "1", "--steps", "2", "--validation-chars", "2000",
+                          "--set", "train.epochs=1", "--set", "model.overrides.d_model=16",
+                          "--set", "model.overrides.num_layers=1",
+                          "--set", "model.overrides.num_heads=2", "--set",
+                          "model.overrides.max_length=32", "--run-dir", str(tmp_path / "run")])
+    assert result["gpt_bits_per_char"] > 0 and 0 < result["bigram_bits_per_char"] < 8
+    assert result["sample"].startswith("The ")
+    assert (tmp_path / "run" / "tokenizer.json").is_file()

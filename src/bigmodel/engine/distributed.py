@@ -117,6 +117,23 @@ def check_global_batch(batch_size: int, world_size: int, grad_accum_steps: int =
     return batch_size // world_size
 
 
+def _restart_store() -> dist.Store | None:
+    """The store for a process that torchrun restarted, or None to let torch build the usual one.
+
+    Under torchrun the workers share the agent's TCPStore, and torch 2.13 hands the *same* store,
+    without a per-attempt prefix, to the workers of every restart: the new workers then read the
+    addresses the killed ones published (gloo: "connectFullMesh ... Connection refused"; NCCL: a
+    stale unique id) and the job dies or hangs. Prefixing the keys with the restart count gives each
+    attempt its own namespace.
+    """
+    restart = env_int("TORCHELASTIC_RESTART_COUNT", 0)
+    if restart == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], env_int("MASTER_PORT", 0),
+                           env_int("WORLD_SIZE", 1), is_master=False)
+    return dist.PrefixStore(f"bigmodel/restart-{restart}", client)
+
+
 def setup(strategy: str, device: Any = "auto", precision: str = "fp32") -> DistributedContext:
     """Join (or create) the process group for ``strategy`` and pick this process's device.
 
@@ -143,7 +160,13 @@ def setup(strategy: str, device: Any = "auto", precision: str = "fp32") -> Distr
     if not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"
         if "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ:
-            dist.init_process_group(backend, device_id=resolved if resolved.type == "cuda" else None)
+            device_id = resolved if resolved.type == "cuda" else None
+            store = _restart_store()
+            if store is None:
+                dist.init_process_group(backend, device_id=device_id)
+            else:
+                dist.init_process_group(backend, store=store, rank=env_int("RANK", 0),
+                                        world_size=env_int("WORLD_SIZE", 1), device_id=device_id)
         else:  # one process, no launcher: a private in-memory store
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
         owns = True
@@ -334,7 +357,7 @@ def all_reduce_weighted(values: dict[str, float], weight: float, device: torch.d
 __all__ = [
     "STRATEGIES", "DistributedContext", "RankSlices", "all_reduce_weighted", "broadcast_parameters",
     "check_global_batch", "check_strategy", "find_blocks", "gradient_sync", "launched_world_size",
-    "remap_optimizer", "setup", "wrap_model",
+    "rank_stream_seed", "remap_optimizer", "seed_rank_stream", "setup", "wrap_model",
 ]
 
 
@@ -377,3 +400,24 @@ def shared_seed(context: DistributedContext | None) -> int:
     if context is not None and context.is_distributed and dist.get_world_size() > 1:
         dist.broadcast(seed, src=0)
     return int(seed.item())
+
+
+def seed_rank_stream(base_seed: int, epoch: int, context: DistributedContext | None) -> None:
+    """Give each rank its own torch RNG stream for the epoch (dropout, random augmentation).
+
+    Every rank starts from the same seed, so without this the ranks of a data-parallel job would
+    draw identical dropout masks for different samples. The stream is a function of the shared
+    shuffling seed, the epoch and the rank only, so a job resumed at an epoch boundary draws exactly
+    what the uninterrupted job drew. One process: nothing changes.
+    """
+    if context is None or context.world_size == 1:
+        return
+    torch.manual_seed(rank_stream_seed(base_seed, epoch, context.rank))
+
+
+def rank_stream_seed(base_seed: int, epoch: int, rank: int) -> int:
+    """A 63-bit seed mixed from ``(base_seed, epoch, rank)`` by NumPy's SeedSequence."""
+    import numpy as np
+
+    sequence = np.random.SeedSequence([base_seed % 2**63, epoch, rank])
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))

@@ -277,6 +277,7 @@ class Trainer:
         logs: dict[str, float] = {}
         for epoch in range(initial_epoch, epochs):
             self.epoch = epoch
+            distributed.seed_rank_stream(self._shuffle_generator().initial_seed(), epoch, self._dist)
             callback_list.on_epoch_begin(epoch)
             result = self._train_epoch(train_batches, epoch, epochs, steps, callback_list,
                                        batch_hooks, progress, weight_table)
