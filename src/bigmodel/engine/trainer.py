@@ -29,13 +29,12 @@ from bigmodel.data.batching import (
     tree_map,
 )
 from bigmodel.engine import checkpoint as ckpt
-from bigmodel.engine import dist_checkpoint, distributed, training_state
+from bigmodel.engine import distributed, training_state
 from bigmodel.engine import metrics as metrics_module
 from bigmodel.engine.callbacks import (
     Callback,
     CallbackList,
     History,
-    infer_direction,
     needs_batch_hooks,
 )
 from bigmodel.engine.metrics import RunningLoss
@@ -50,11 +49,12 @@ from bigmodel.engine.resolve import (
     seed_everything,
 )
 from bigmodel.engine.schedules import build_scheduler, needs_total_steps
-from bigmodel.errors import CheckpointError, ConfigError, DataError, InputTypeError, TrainingError
-from bigmodel.utils.io import atomic_path
+from bigmodel.engine.trainer_inference import InferenceMixin
+from bigmodel.engine.trainer_persistence import PersistenceMixin
+from bigmodel.errors import ConfigError, DataError, InputTypeError, TrainingError
 
 
-class Trainer:
+class Trainer(PersistenceMixin, InferenceMixin):
     """Train, evaluate and run any ``nn.Module``.
 
     Args:
@@ -166,45 +166,6 @@ class Trainer:
         self._restored: dict[str, Any] = {}  # parts of a loaded checkpoint applied later in fit
         self._last_checkpoint: Path | None = None
         self._best_value: float | None = None
-
-    # --- the protocol callbacks use (shared with the Keras Model) -----------------------------
-
-    def get_weights(self) -> dict[str, torch.Tensor]:
-        """A detached copy of the model's ``state_dict`` (opaque snapshot for ``set_weights``)."""
-        return {key: value.detach().clone() for key, value in self.model.state_dict().items()}
-
-    def set_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
-        """Load a snapshot from :meth:`get_weights` (strict: same keys and shapes)."""
-        self.model.load_state_dict(weights)
-
-    def save(self, path: str | Path, overwrite: bool = True) -> None:
-        """Write the model weights to ``path`` as safetensors, atomically.
-
-        Raises:
-            CheckpointError: ``path`` exists and ``overwrite`` is False.
-        """
-        if not overwrite and Path(path).exists():
-            raise CheckpointError(f"{path} exists; pass overwrite=True to replace it")
-        if self._dist is None:
-            ckpt.save_weights(self.model, path)
-            return
-        state = dist_checkpoint.full_state_dict(self.model)  # collective; rank 0 writes
-        if self._dist.is_main:
-            from safetensors.torch import save_file
-
-            with atomic_path(path) as temporary:
-                save_file(ckpt.unshare_tensors(state), str(temporary))
-        self._dist.barrier()
-
-    save_weights = save
-
-    def load_weights(self, path: str | Path) -> None:
-        """Load weights written by :meth:`save` (safetensors only; never unpickles).
-
-        Raises:
-            CheckpointError: missing, pickle-like or unreadable file, or keys/shapes that differ.
-        """
-        ckpt.load_weights(self.model, path)
 
     # --- fit / evaluate / predict --------------------------------------------------------------
 
@@ -411,125 +372,6 @@ class Trainer:
 
     def _running_logs(self, tracker: RunningLoss) -> dict[str, float]:
         return {"loss": tracker.mean(), **{metric.name: metric.result() for metric in self.metrics}}
-
-    def evaluate(self, data: Any, batch_size: int = 32, *, verbose: int | None = None) -> dict[str, float]:
-        """Mean loss and metrics over ``data`` (same forms as ``fit``'s ``train``).
-
-        Returns:
-            ``{"loss": ..., <metric name>: ...}``.
-        """
-        if self.loss is None:
-            raise ConfigError("This trainer was built without a loss; evaluate needs one")
-        batches = make_batches(data, batch_size, False, None, self.device, "evaluate")
-        started = time.perf_counter()
-        logs = self._evaluate_batches(batches)
-        ProgressBar(self.verbose if verbose is None else verbose).summary(
-            num_batches(batches) or 0, time.perf_counter() - started, logs)
-        return logs
-
-    def _evaluate_batches(self, batches: Iterable) -> dict[str, float]:
-        model, metrics = self.model, self.metrics
-        was_training = model.training
-        model.eval()
-        for metric in metrics:
-            metric.reset()
-        tracker = RunningLoss()
-        try:
-            with torch.no_grad():
-                for batch in batches:
-                    x, y, weight = self._unpack(batch, "evaluate")
-                    with self._autocast():
-                        outputs, loss = self._forward(x, y, weight)
-                    tracker.pending.append(loss.detach())
-                    tracker.sizes.append(batch_size_of(y))
-                    for metric in metrics:
-                        metric.update(outputs, y)
-        finally:
-            model.train(was_training)
-        if not tracker.pending:
-            raise DataError("evaluation data produced no batches")
-        return self._reduce_logs(
-            {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}, tracker)
-
-    def predict(self, x: Any, batch_size: int = 32, *, verbose: int | None = None) -> Any:
-        """Model outputs for ``x``, concatenated on the CPU (float32 under mixed precision).
-
-        Args:
-            x: an array/tensor ``(N, ...)``, a tuple/list/dict of them (multi-input), a Dataset
-                (items ``x`` or ``(x, y)``), a DataLoader or an iterable of batches.
-
-        Returns:
-            A tensor ``(N, ...)`` (a tuple of tensors when the model returns tuples).
-        """
-        started = time.perf_counter()
-        batches = make_batches(x, batch_size, False, None, self.device, "predict", require_targets=False)
-        cast = self._autocast_dtype is not None
-        outputs, count = [], 0
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                for batch in batches:
-                    inputs = self._to_memory_format(batch[0])
-                    with self._autocast():
-                        out = self.model(inputs)
-                    outputs.append(tree_map(
-                        lambda t: (t.float() if cast and t.is_floating_point() else t).cpu(), out))
-                    count += 1
-        finally:
-            self.model.train(was_training)
-        if not outputs:
-            raise DataError("predict received no samples")
-        ProgressBar(self.verbose if verbose is None else verbose).summary(count, time.perf_counter() - started, {})
-        if isinstance(outputs[0], torch.Tensor):
-            return torch.cat(outputs)
-        return type(outputs[0])(torch.cat(parts) for parts in zip(*outputs))
-
-    # --- checkpoints ------------------------------------------------------------------------------
-
-    def save_checkpoint(self, directory: str | Path) -> Path:
-        """Write a full training checkpoint (weights, optimizer, scheduler, RNG, counters) atomically."""
-        return ckpt.write_checkpoint(directory, *training_state.capture(self))
-
-    def load_checkpoint(self, directory: str | Path) -> Path:
-        """Restore a checkpoint: ``directory`` is a checkpoint, or a run dir / checkpoints dir (newest).
-
-        Returns:
-            The checkpoint directory that was loaded.
-
-        Raises:
-            CheckpointError: nothing found, a file missing/truncated/altered/pickle-like, or state
-                that does not fit this model/optimizer (names the file).
-        """
-        if self._dist is not None:
-            return dist_checkpoint.load(self, directory)
-        self._last_checkpoint = training_state.restore(self, directory)
-        return self._last_checkpoint
-
-    def _latest_checkpoint(self) -> Path | None:
-        if self._dist is not None:
-            return dist_checkpoint.latest(self._checkpoints.root / "sharded")
-        return self._checkpoints.latest()
-
-    def _save_epoch_checkpoint(self, logs: Mapping[str, float]) -> None:
-        if self._dist is not None:  # sharded, every process writes its part; no "best" copy
-            self._last_checkpoint = dist_checkpoint.save(
-                self, self._checkpoints.root / "sharded", self._checkpoints.keep_last)
-            return
-        tensors, documents = training_state.capture(self)
-        improved = False
-        value = logs.get(self.checkpoint_monitor) if self.checkpoint_monitor else None
-        if value is not None:
-            direction = {"min": "down", "max": "up"}.get(self.checkpoint_mode) \
-                or infer_direction(self.checkpoint_monitor, self) or "down"
-            best = self._best_value
-            improved = best is None or (value > best if direction == "up" else value < best)
-            if improved:
-                self._best_value = documents["trainer"]["best_value"] = float(value)
-        path = self._checkpoints.save(self.epoch, tensors, documents)
-        if improved:
-            self._checkpoints.save_best(path)
-        self._last_checkpoint = path
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -1,0 +1,112 @@
+"""The ``Trainer``'s weights and checkpoints: weight snapshots for callbacks, safetensors weight files,
+full training checkpoints (single-process directories or sharded ones under torchrun) and the
+per-epoch checkpoint policy (keep the last N, copy the best by the monitored value).
+
+A mixin of :class:`bigmodel.engine.trainer.Trainer`; it uses the trainer's ``model``, ``_dist``,
+``_checkpoints``, ``checkpoint_monitor``/``checkpoint_mode`` and ``_best_value``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from bigmodel.engine import checkpoint as ckpt
+from bigmodel.engine import dist_checkpoint, training_state
+from bigmodel.engine.callbacks import infer_direction
+from bigmodel.errors import CheckpointError
+from bigmodel.utils.io import atomic_path
+
+
+class PersistenceMixin:
+    """Weights and checkpoints of a :class:`~bigmodel.engine.trainer.Trainer`."""
+
+    # --- the protocol callbacks use (shared with the Keras Model) -----------------------------
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        """A detached copy of the model's ``state_dict`` (opaque snapshot for ``set_weights``)."""
+        return {key: value.detach().clone() for key, value in self.model.state_dict().items()}
+
+    def set_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
+        """Load a snapshot from :meth:`get_weights` (strict: same keys and shapes)."""
+        self.model.load_state_dict(weights)
+
+    def save(self, path: str | Path, overwrite: bool = True) -> None:
+        """Write the model weights to ``path`` as safetensors, atomically.
+
+        Raises:
+            CheckpointError: ``path`` exists and ``overwrite`` is False.
+        """
+        if not overwrite and Path(path).exists():
+            raise CheckpointError(f"{path} exists; pass overwrite=True to replace it")
+        if self._dist is None:
+            ckpt.save_weights(self.model, path)
+            return
+        state = dist_checkpoint.full_state_dict(self.model)  # collective; rank 0 writes
+        if self._dist.is_main:
+            from safetensors.torch import save_file
+
+            with atomic_path(path) as temporary:
+                save_file(ckpt.unshare_tensors(state), str(temporary))
+        self._dist.barrier()
+
+    save_weights = save
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load weights written by :meth:`save` (safetensors only; never unpickles).
+
+        Raises:
+            CheckpointError: missing, pickle-like or unreadable file, or keys/shapes that differ.
+        """
+        ckpt.load_weights(self.model, path)
+
+    # --- checkpoints ------------------------------------------------------------------------------
+
+    def save_checkpoint(self, directory: str | Path) -> Path:
+        """Write a full training checkpoint (weights, optimizer, scheduler, RNG, counters) atomically."""
+        return ckpt.write_checkpoint(directory, *training_state.capture(self))
+
+    def load_checkpoint(self, directory: str | Path) -> Path:
+        """Restore a checkpoint: ``directory`` is a checkpoint, or a run dir / checkpoints dir (newest).
+
+        Returns:
+            The checkpoint directory that was loaded.
+
+        Raises:
+            CheckpointError: nothing found, a file missing/truncated/altered/pickle-like, or state
+                that does not fit this model/optimizer (names the file).
+        """
+        if self._dist is not None:
+            return dist_checkpoint.load(self, directory)
+        self._last_checkpoint = training_state.restore(self, directory)
+        return self._last_checkpoint
+
+    def _latest_checkpoint(self) -> Path | None:
+        if self._dist is not None:
+            return dist_checkpoint.latest(self._checkpoints.root / "sharded")
+        return self._checkpoints.latest()
+
+    def _save_epoch_checkpoint(self, logs: Mapping[str, float]) -> None:
+        if self._dist is not None:  # sharded, every process writes its part; no "best" copy
+            self._last_checkpoint = dist_checkpoint.save(
+                self, self._checkpoints.root / "sharded", self._checkpoints.keep_last)
+            return
+        tensors, documents = training_state.capture(self)
+        improved = False
+        value = logs.get(self.checkpoint_monitor) if self.checkpoint_monitor else None
+        if value is not None:
+            direction = {"min": "down", "max": "up"}.get(self.checkpoint_mode) \
+                or infer_direction(self.checkpoint_monitor, self) or "down"
+            best = self._best_value
+            improved = best is None or (value > best if direction == "up" else value < best)
+            if improved:
+                self._best_value = documents["trainer"]["best_value"] = float(value)
+        path = self._checkpoints.save(self.epoch, tensors, documents)
+        if improved:
+            self._checkpoints.save_best(path)
+        self._last_checkpoint = path
+
+
+__all__ = ["PersistenceMixin"]
