@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # Debian data packages, installed only when missing and apt is usable (root): Fashion-MNIST (IDX
-# files) and fortunes (labelled text). Without them the loaders say where they looked.
-DEBIAN_DATA := dataset-fashion-mnist:$(FASHION_DIR)/train-images-idx3-ubyte.gz fortunes:/usr/share/games/fortunes/fortunes
+# files), fortunes (labelled text) and espeak-ng (renders the spoken-digits corpus). Without them
+# the loaders say where they looked.
+DEBIAN_DATA := dataset-fashion-mnist:$(FASHION_DIR)/train-images-idx3-ubyte.gz fortunes:/usr/share/games/fortunes/fortunes \
+	espeak-ng:/usr/bin/espeak-ng
 
 data:
 	@missing=""; for entry in $(DEBIAN_DATA); do pkg=$${entry%%:*}; file=$${entry#*:}; \

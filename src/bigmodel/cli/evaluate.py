@@ -48,11 +48,12 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
     splits = load_splits(data, seed=recipe.train.seed, with_train=False)
     loss, accuracy = loss_and_accuracy(predict_logits(model, splits.x_test, batch_size),
                                        splits.y_test)
-    return {"loss": loss, "accuracy": accuracy, "num_images": len(splits.x_test)}
+    return {"loss": loss, "accuracy": accuracy, "num_images": len(splits.x_test),
+            "unit": splits.unit}
 
 
 def run(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run_dir, args.batch_size, args.data_path, args.device)
     print(f"test loss: {result['loss']:.4f}")
-    print(f"test accuracy: {result['accuracy']:.4f} ({result['num_images']} images)")
+    print(f"test accuracy: {result['accuracy']:.4f} ({result['num_images']} {result['unit']})")
     return 0

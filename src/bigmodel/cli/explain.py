@@ -1,7 +1,8 @@
 """``bigmodel explain RUN_DIR --method M --index 0 3 17``: explain a trained run's predictions.
 
 The model comes from the run's ``model.json`` + ``model.safetensors``; the examples from its recipe's
-test set (or ``--input FILE.npy``). Written into ``RUN_DIR/explain/<method>/`` (or ``--output-dir``)::
+test set (or ``--input FILE.npy``; for a speech run ``--input`` is a ``.wav`` file or a folder of them,
+and the attributions are over the model's log-mel spectrogram). Written into ``RUN_DIR/explain/<method>/`` (or ``--output-dir``)::
 
     example_<i>.png          input, attribution heatmap, overlay; predicted vs true label
     <method>.json            the numbers: per example prediction, probabilities, attributions,
@@ -117,7 +118,11 @@ def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
     metadata = spec.get("metadata") or {}
     shape = metadata.get("input") or {}
     labels = None
-    if args.input is not None:
+    if args.input is not None and shape.get("kind") == "audio":  # a speech run: WAV clip(s)
+        from bigmodel.cli.speech_data import load_wav_inputs
+
+        pool, source = load_wav_inputs(args.input, shape)[1], args.input
+    elif args.input is not None:
         from bigmodel.cli.predict import load_images, prepare_images
 
         array = load_images(args.input)
@@ -192,6 +197,10 @@ def explain_run(args: argparse.Namespace) -> dict[str, Any]:
     class_names = metadata.get("class_names")
     inputs, labels, reference = _examples(args, spec)
     model = load_model(run_dir, device=resolve_device(args.device))
+    if (metadata.get("input") or {}).get("kind") == "audio":
+        from bigmodel.cli.speech_data import spectrogram_images
+
+        inputs, reference = spectrogram_images(model, inputs), spectrogram_images(model, reference)
     tokens = None
     if getattr(inputs, "dtype", None) is not None and inputs.dtype.kind in "iu" \
             and inputs.ndim == 2:

@@ -40,6 +40,8 @@ def example_input_for(run_dir: Path, model):
     shape = (spec.get("metadata") or {}).get("input")
     if isinstance(shape, dict) and {"channels", "height", "width"} <= set(shape):
         return torch.rand(1, int(shape["channels"]), int(shape["height"]), int(shape["width"]))
+    if isinstance(shape, dict) and shape.get("kind") == "audio":  # a speech run: one waveform
+        return 0.1 * torch.randn(1, int(shape["num_samples"]))
     example = example_input(spec["name"], 1)
     if example is None:
         raise ConfigError(f"{run_dir}: no input spec in model.json and model '{spec['name']}' "

@@ -1,4 +1,7 @@
-"""``bigmodel predict RUN_DIR INPUT.npy [--top-k K]``: classify images stored in a ``.npy`` file.
+"""``bigmodel predict RUN_DIR INPUT.npy [--top-k K]``: classify images stored in a ``.npy`` file;
+``bigmodel predict RUN_DIR clip.wav`` (or a folder of ``.wav`` files): recognise spoken words with a
+speech run (prints the word and its probability per clip; clips are converted as in training, see
+:func:`bigmodel.data.audio.load_clip`).
 
 Input: a NumPy array of images shaped like the training data, one image or a batch:
 ``(H, W)``, ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``. Integer pixels (uint8 0..255, as
@@ -18,7 +21,12 @@ def add_parser(subparsers, parents) -> None:
         description="Print the predicted class and its probability for each image of a .npy file "
                     "(uint8 0..255 or float 0..1; (N,H,W), (N,H,W,C), (N,C,H,W) or one image).")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train'")
-    parser.add_argument("input", metavar="INPUT.npy", help="images as a NumPy .npy file")
+    parser.add_argument("input", metavar="INPUT",
+                        help="images as a NumPy .npy file; for a speech run a .wav file or a "
+                             "folder of .wav files")
+    parser.add_argument("--long-clips", choices=("error", "trim"), default=None,
+                        help="speech runs: a clip longer than the training clips is an error, or "
+                             "trimmed to its loudest window (default: the run's recipe setting)")
     parser.add_argument("--top-k", type=int, default=1, metavar="K",
                         help="show the K most probable classes per image (default 1)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
@@ -117,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     spec = read_model_spec(args.run_dir)
     metadata = spec.get("metadata") or {}
     shape = metadata.get("input") or {}
+    if shape.get("kind") == "audio" or Path(args.input).suffix.lower() == ".wav":
+        return _run_audio(args, spec, metadata, shape)
     config = spec["config"]
     size = config.get("image_size", 28)
     height, width = (size, size) if isinstance(size, int) else size
@@ -133,4 +143,30 @@ def run(args: argparse.Namespace) -> int:
     for row, (ps, ids) in enumerate(zip(top_p.tolist(), top_i.tolist())):
         ranked = " | ".join(f"{names[i]} (class {i}) {p:.4f}" for p, i in zip(ps, ids))
         print(f"{row}: {ranked}")
+    return 0
+
+
+def _run_audio(args: argparse.Namespace, spec: dict, metadata: dict, shape: dict) -> int:
+    """Speech runs: one line per clip, ``PATH: WORD PROBABILITY`` (top-k joined by ' | ')."""
+    import torch
+
+    from bigmodel.cli.speech_data import load_wav_inputs
+    from bigmodel.cli.train import predict_logits, resolve_device
+    from bigmodel.errors import ConfigError
+    from bigmodel.models import load_model
+
+    if shape.get("kind") != "audio":
+        raise ConfigError(f"{args.input} is audio, but the model of {args.run_dir} was not trained "
+                          "on audio (its model.json has no audio input); pass a .npy array of "
+                          "images")
+    files, clips = load_wav_inputs(args.input, shape, args.long_clips)
+    model = load_model(args.run_dir, device=resolve_device(args.device))
+    probabilities = torch.softmax(predict_logits(model, clips, args.batch_size), dim=1)
+    num_classes = probabilities.shape[1]
+    if args.top_k > num_classes:
+        raise ConfigError(f"--top-k {args.top_k} exceeds the model's {num_classes} classes")
+    names = list(metadata.get("class_names") or [str(i) for i in range(num_classes)])
+    top_p, top_i = probabilities.topk(args.top_k, dim=1)
+    for file, ps, ids in zip(files, top_p.tolist(), top_i.tolist()):
+        print(f"{file}: " + " | ".join(f"{names[i]} {p:.4f}" for p, i in zip(ps, ids)))
     return 0

@@ -9,10 +9,12 @@ A recipe has a ``description`` and four sections; every key is checked (an unkno
     data:
       name: fashion_mnist          # fashion_mnist | mnist | fortunes (text) | numbers_to_words |
                                    # dates_to_iso | reversal (sequence tasks; see the DataSection)
+                                   # | speech_digits | speech_folder (spoken words, SpeechSpec)
       path: null                   # directory of IDX files; null = the loader's default search
       train_subset: null           # use only N training images (seeded random choice)
       test_subset: null            # use only the first N test images
       validation_split: 0.0        # last fraction of the training set held out (Keras semantics)
+      speech: null                 # speech_digits / speech_folder options (SpeechSpec)
       augment:                     # batch augmentation from bigmodel.nn.augment, training only
         - {name: RandomTranslation, args: {height_factor: 0.1, width_factor: 0.1}}
     train:
@@ -154,11 +156,37 @@ def _augment_class(name: str) -> type | None:
     return getattr(augment, name, None)
 
 
+class SpeechSpec(_Section):
+    """Options of the speech data sources (``data.name: speech_digits | speech_folder``).
+
+    Every clip is converted to ``sample_rate`` Hz mono and zero-padded to ``clip_seconds``
+    (:mod:`bigmodel.data.speech`). ``speech_digits`` (the espeak-ng corpus, cached under
+    ``data.path`` or ``~/.cache/bigmodel/speech-digits``) also reads ``renditions`` (clips per voice
+    and word), ``test_voices`` (voices held out as the test set), ``voices`` / ``words`` (null: the
+    defaults: 46 espeak-ng voice variants, the ten digits) and ``seed``; ``speech_folder`` reads
+    ``manifest`` (a CSV; null: ``data.path/manifest.csv`` or sub-folders per word), ``long_clips``
+    (``error`` | ``trim``: keep the loudest window), ``bad_clips`` (``error`` | ``skip``) and
+    ``words`` (the class order).
+    """
+
+    sample_rate: int = Field(default=16000, ge=4000)
+    clip_seconds: float = Field(default=1.0, ge=0.2, le=10.0)
+    words: list[str] | None = None
+    voices: list[str] | None = None
+    renditions: int = Field(default=5, ge=1)
+    test_voices: int = Field(default=8, ge=1)
+    seed: int = 0
+    manifest: str | None = None
+    long_clips: Literal["error", "trim"] = "error"
+    bad_clips: Literal["error", "skip"] = "error"
+
+
 class DataSection(_Section):
     # numbers_to_words / dates_to_iso / reversal: generated sequence tasks (bigmodel.data.seq2seq);
     # train_subset / test_subset are then their numbers of training / held-out test examples.
+    # speech_digits / speech_folder: spoken words (bigmodel.data.speech); options in `speech`.
     name: Literal["fashion_mnist", "mnist", "fortunes", "numbers_to_words", "dates_to_iso",
-                  "reversal"] = "fashion_mnist"
+                  "reversal", "speech_digits", "speech_folder"] = "fashion_mnist"
     path: str | None = None
     train_subset: int | None = Field(default=None, ge=1)
     test_subset: int | None = Field(default=None, ge=1)
@@ -169,9 +197,24 @@ class DataSection(_Section):
     categories: list[str] | None = None
     max_length: int | None = Field(default=None, ge=1)
     min_count: int = Field(default=1, ge=1)
+    speech: SpeechSpec | None = None
 
     @model_validator(mode="after")
     def _text_options(self) -> DataSection:
+        speech = self.name in ("speech_digits", "speech_folder")
+        if self.speech is not None and not speech:
+            raise ValueError(f"data.speech applies to the speech data sources (speech_digits, "
+                             f"speech_folder) only; data.name is '{self.name}'")
+        if speech and self.speech is None:
+            self.speech = SpeechSpec()
+        if speech:
+            only = (("voices", "renditions", "test_voices", "seed") if self.name == "speech_folder"
+                    else ("manifest", "long_clips", "bad_clips"))
+            defaults = SpeechSpec()
+            given = [k for k in only if getattr(self.speech, k) != getattr(defaults, k)]
+            if given:
+                raise ValueError(f"data.speech.{given[0]} does not apply to data.name "
+                                 f"'{self.name}' (it ignores {', '.join(only)})")
         if self.name != "fortunes" and (self.categories is not None or self.max_length is not None
                                         or self.min_count != 1):
             raise ValueError(f"data.categories / data.max_length / data.min_count apply to the "

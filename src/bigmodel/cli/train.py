@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return 0  # rank 0 reports
     print(f"run directory: {result.run_dir}")
     print(f"test accuracy: {result.test_accuracy:.4f} (test loss {result.test_loss:.4f}, "
-          f"{result.num_test} images)")
+          f"{result.num_test} {result.unit})")
     return 0
 
 
@@ -81,6 +81,10 @@ class Splits:
     y_test: Any
     class_names: tuple[str, ...]
     image_shape: tuple[int, int, int]  # (C, H, W)
+    # Non-image data (speech: bigmodel.cli.speech_data) sets these three.
+    unit: str = "images"
+    model_overrides: dict | None = None  # model arguments the data fixes
+    input_spec: dict | None = None  # saved as model.json's metadata "input"
 
     @property
     def num_classes(self) -> int:
@@ -112,8 +116,11 @@ def load_splits(data, seed: int | None = 0, with_train: bool = True) -> Splits:
     """
     import numpy as np
 
+    from bigmodel.cli.speech_data import SPEECH_DATA, speech_splits
     from bigmodel.errors import DataError
 
+    if data.name in SPEECH_DATA:
+        return Splits(**speech_splits(data, seed=seed, with_train=with_train))
     if data.name not in ("fashion_mnist", "mnist"):
         from bigmodel.errors import ConfigError
 
@@ -338,6 +345,7 @@ class TrainResult:
     parameters: int = 0
     seconds: float = 0.0
     epochs_run: int = 0
+    unit: str = "images"
 
 
 def _remove_if_empty(path: Path) -> None:
@@ -382,8 +390,9 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
     splits = load_splits(recipe.data, seed=train.seed)
     channels, height, width = splits.image_shape
     # Shape facts the data fixes, unless the recipe overrides them.
-    derived = {"in_channels": channels, "num_classes": splits.num_classes,
-               "image_size": height if height == width else [height, width]}
+    derived = splits.model_overrides or {
+        "in_channels": channels, "num_classes": splits.num_classes,
+        "image_size": height if height == width else [height, width]}
     accepted = model_defaults(recipe.model.name)
     overrides = {k: v for k, v in derived.items() if k in accepted}
     overrides.update(recipe.model.overrides)
@@ -446,7 +455,8 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
     model.eval()
     save_model(model, path, metadata={
         "class_names": list(splits.class_names), "data": recipe.data.name,
-        "input": {"channels": channels, "height": height, "width": width, "scale": 1.0 / 255.0}})
+        "input": splits.input_spec or {"channels": channels, "height": height, "width": width,
+                                       "scale": 1.0 / 255.0}})
     return _write_results(recipe, path, model, splits, history, stopper, trainer.device,
                           time.perf_counter() - started, fit_seconds)
 
@@ -495,7 +505,7 @@ def _write_results(recipe, path: Path, model, splits: Splits, history, stopper, 
     summary = {
         "model": f"{recipe.model.name} ({num_parameters:,} parameters)",
         "data": f"{recipe.data.name}: {len(splits.x_train):,} train / {num_val:,} validation / "
-                f"{len(splits.x_test):,} test images",
+                f"{len(splits.x_test):,} test {splits.unit}",
         "augmentation": ", ".join(spec.name for spec in recipe.data.augment) or "none",
         "optimizer": f"{train.optimizer}, lr {train.lr:g}, batch {train.batch_size}"
                      + (f", weight decay {train.weight_decay:g}" if train.weight_decay else "")
@@ -525,4 +535,4 @@ def _write_results(recipe, path: Path, model, splits: Splits, history, stopper, 
     write_report(path / "report.md", title, summary, results, matrix, splits.class_names, images,
                  dump_recipe(recipe), notes)
     return TrainResult(path, test_loss, test_accuracy, len(splits.x_test), results, num_parameters,
-                       seconds, epochs_run)
+                       seconds, epochs_run, splits.unit)
