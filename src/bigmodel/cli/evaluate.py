@@ -33,6 +33,7 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
         DataFileError: the test data cannot be loaded.
     """
     from bigmodel.cli.recipe import load_recipe
+    from bigmodel.cli.text_data import TEXT_DATA, load_vocabulary
     from bigmodel.cli.train import load_splits, loss_and_accuracy, predict_logits, resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model
@@ -45,7 +46,13 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
     model = load_model(run_dir, device=resolve_device(device))
     recipe = load_recipe(run_dir / "recipe.yaml")
     data = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
-    splits = load_splits(data, seed=recipe.train.seed, with_train=False)
+    vocabulary = None
+    if data.name in TEXT_DATA:  # encode the test texts with the run's own vocabulary
+        from bigmodel.models import read_model_spec
+
+        spec = (read_model_spec(run_dir).get("metadata") or {}).get("input") or {}
+        vocabulary = load_vocabulary(run_dir, spec)
+    splits = load_splits(data, seed=recipe.train.seed, with_train=False, vocabulary=vocabulary)
     loss, accuracy = loss_and_accuracy(predict_logits(model, splits.x_test, batch_size),
                                        splits.y_test)
     return {"loss": loss, "accuracy": accuracy, "num_images": len(splits.x_test),

@@ -23,7 +23,8 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train'")
     parser.add_argument("input", metavar="INPUT",
                         help="images as a NumPy .npy file; for a speech run a .wav file or a "
-                             "folder of .wav files")
+                             "folder of .wav files; for a text run a text, or a .txt file with "
+                             "one text per line")
     parser.add_argument("--long-clips", choices=("error", "trim"), default=None,
                         help="speech runs: a clip longer than the training clips is an error, or "
                              "trimmed to its loudest window (default: the run's recipe setting)")
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     shape = metadata.get("input") or {}
     if shape.get("kind") == "audio" or Path(args.input).suffix.lower() == ".wav":
         return _run_audio(args, spec, metadata, shape)
+    if shape.get("kind") == "text":
+        return _run_text(args, metadata, shape)
     config = spec["config"]
     size = config.get("image_size", 28)
     height, width = (size, size) if isinstance(size, int) else size
@@ -169,4 +172,29 @@ def _run_audio(args: argparse.Namespace, spec: dict, metadata: dict, shape: dict
     top_p, top_i = probabilities.topk(args.top_k, dim=1)
     for file, ps, ids in zip(files, top_p.tolist(), top_i.tolist()):
         print(f"{file}: " + " | ".join(f"{names[i]} {p:.4f}" for p, i in zip(ps, ids)))
+    return 0
+
+
+def _run_text(args: argparse.Namespace, metadata: dict, shape: dict) -> int:
+    """Text runs: INPUT is a text or a ``.txt`` file (one text per line); one line per text,
+    ``LABEL: CLASS PROBABILITY`` (top-k joined by ' | ')."""
+    import torch
+
+    from bigmodel.cli.text_data import load_vocabulary, read_texts
+    from bigmodel.cli.train import predict_logits, resolve_device
+    from bigmodel.errors import ConfigError
+    from bigmodel.models import load_model
+
+    labels, texts = read_texts(args.input)
+    vocabulary = load_vocabulary(args.run_dir, shape)
+    ids = vocabulary.encode_batch(texts, max_length=shape.get("max_length"))
+    model = load_model(args.run_dir, device=resolve_device(args.device))
+    probabilities = torch.softmax(predict_logits(model, ids, args.batch_size), dim=1)
+    num_classes = probabilities.shape[1]
+    if args.top_k > num_classes:
+        raise ConfigError(f"--top-k {args.top_k} exceeds the model's {num_classes} classes")
+    names = list(metadata.get("class_names") or [str(i) for i in range(num_classes)])
+    top_p, top_i = probabilities.topk(args.top_k, dim=1)
+    for label, ps, ids_ in zip(labels, top_p.tolist(), top_i.tolist()):
+        print(f"{label}: " + " | ".join(f"{names[i]} {p:.4f}" for p, i in zip(ps, ids_)))
     return 0

@@ -81,10 +81,11 @@ class Splits:
     y_test: Any
     class_names: tuple[str, ...]
     image_shape: tuple[int, int, int]  # (C, H, W)
-    # Non-image data (speech: bigmodel.cli.speech_data) sets these three.
+    # Non-image data (speech: bigmodel.cli.speech_data, text: bigmodel.cli.text_data) sets these.
     unit: str = "images"
     model_overrides: dict | None = None  # model arguments the data fixes
     input_spec: dict | None = None  # saved as model.json's metadata "input"
+    artifacts: dict | None = None  # file name -> writer(path), e.g. the text vocabulary
 
     @property
     def num_classes(self) -> int:
@@ -103,7 +104,7 @@ def to_model_input(images):
     return np.ascontiguousarray(array, dtype=np.float32) / np.float32(255.0)
 
 
-def load_splits(data, seed: int | None = 0, with_train: bool = True) -> Splits:
+def load_splits(data, seed: int | None = 0, with_train: bool = True, vocabulary=None) -> Splits:
     """Load the recipe's data set and cut it into train / validation / test as the recipe says.
 
     ``train_subset`` keeps a seeded random choice of at most N training images; ``test_subset`` the
@@ -117,17 +118,19 @@ def load_splits(data, seed: int | None = 0, with_train: bool = True) -> Splits:
     import numpy as np
 
     from bigmodel.cli.speech_data import SPEECH_DATA, speech_splits
+    from bigmodel.cli.text_data import TEXT_DATA, text_splits
     from bigmodel.errors import DataError
 
     if data.name in SPEECH_DATA:
         return Splits(**speech_splits(data, seed=seed, with_train=with_train))
+    if data.name in TEXT_DATA:
+        return Splits(**text_splits(data, seed=seed, with_train=with_train, vocabulary=vocabulary))
     if data.name not in ("fashion_mnist", "mnist"):
         from bigmodel.errors import ConfigError
 
-        raise ConfigError(f"data.name '{data.name}' is a text or sequence data set; the "
-                          "train/evaluate/predict commands handle image data sets only so far. "
-                          "Train such recipes with the script named in the recipe's header, e.g. "
-                          "benchmarks/text_rcnn_fortunes.py --recipe RECIPE or "
+        raise ConfigError(f"data.name '{data.name}' is a sequence-to-sequence task; the "
+                          "train/evaluate/predict commands handle image, speech and text "
+                          "classification data. Train it with "
                           "benchmarks/seq2seq_tasks.py --recipe RECIPE")
     if data.name == "fashion_mnist":
         from bigmodel.keras.datasets import fashion_mnist as module
@@ -370,6 +373,7 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
 
     from bigmodel.cli import launch
     from bigmodel.cli.recipe import save_recipe
+    from bigmodel.cli.text_data import TEXT_DATA, check_text_model
     from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
     from bigmodel.engine.trainer import Trainer
     from bigmodel.models import create_model, model_defaults, save_model
@@ -384,6 +388,8 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     else:
         _explicit_run_dir(recipe, run_dir)  # fail before the slow steps, create only after them
+    if recipe.data.name in TEXT_DATA:
+        check_text_model(recipe.model.name, recipe.data.name)
     if train.seed is not None:
         torch.manual_seed(train.seed)
         np.random.seed(train.seed)
@@ -457,6 +463,8 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
         "class_names": list(splits.class_names), "data": recipe.data.name,
         "input": splits.input_spec or {"channels": channels, "height": height, "width": width,
                                        "scale": 1.0 / 255.0}})
+    for name, write in (splits.artifacts or {}).items():
+        write(path / name)
     return _write_results(recipe, path, model, splits, history, stopper, trainer.device,
                           time.perf_counter() - started, fit_seconds)
 

@@ -1,0 +1,130 @@
+"""``bigmodel train`` on a text-classification recipe (fortunes layout written by the test), then
+``evaluate`` with the run's vocabulary and ``predict`` on a text and on a .txt file."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bigmodel.cli.main import main
+from bigmodel.cli.recipe import load_recipe
+from bigmodel.data.text import WordVocabulary
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = {  # each category has its own words; every text mixes in shared filler words
+    "kittens": ["purr", "whiskers", "meow", "paws", "yarn", "kitten"],
+    "rockets": ["launch", "orbit", "thrust", "booster", "payload", "countdown"],
+    "recipes": ["flour", "oven", "simmer", "butter", "garlic", "whisk"],
+}
+FILLER = ["the", "a", "and", "of", "we", "it", "was", "very", "then", "so"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def fortunes_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fortunes")
+    rng = np.random.default_rng(0)
+    for topic, words in TOPICS.items():
+        entries = []
+        for index in range(70):
+            n = int(rng.integers(4, 12))
+            text = [str(rng.choice(words if rng.random() < 0.4 else FILLER)) for _ in range(n)]
+            entries.append(" ".join([*text, words[index % len(words)], f"n{index}"]))
+        (root / topic).write_text("\n%\n".join(entries) + "\n%\n")
+    return root
+
+
+def recipe_file(tmp_path: Path, fortunes: Path, model: str, extra: str = "") -> Path:
+    overrides = ("embedding_dim: 16, context_size: 16, hidden_size: 16" if model == "text-rcnn"
+                 else "d_model: 16, num_heads: 2, num_layers: 1, dff: 32, dropout: 0.0")
+    path = tmp_path / f"{model}.yaml"
+    path.write_text(f"""
+model: {{name: {model}, overrides: {{{overrides}}}}}
+data:
+  name: fortunes
+  path: {fortunes}
+  categories: [kittens, rockets, recipes]
+  max_length: 16
+  min_count: 1
+{extra}
+train: {{epochs: 8, batch_size: 16, optimizer: adam, lr: 0.01, seed: 0}}
+""")
+    return path
+
+
+@pytest.mark.parametrize("model", ["text-rcnn", "transformer-classifier"])
+def test_train_evaluate_predict_text_run(tmp_path, fortunes_dir, capsys, model):
+    run_dir = tmp_path / "run"
+    assert main(["train", str(recipe_file(tmp_path, fortunes_dir, model)),
+                 "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
+    assert accuracy >= 0.9, out  # the topic words separate the classes: the model must learn
+    assert "42 texts" in out  # 20% of each 70-entry category is held out
+    spec = json.loads((run_dir / "model.json").read_text())
+    assert spec["metadata"]["input"]["kind"] == "text"
+    assert spec["metadata"]["class_names"] == ["kittens", "rockets", "recipes"]
+    vocabulary = WordVocabulary.load(run_dir / "vocabulary.json")
+    assert "whiskers" in vocabulary and "launch" in vocabulary
+
+    assert main(["evaluate", str(run_dir)]) == 0
+    evaluated = float(re.search(r"test accuracy: ([0-9.]+)", capsys.readouterr().out).group(1))
+    assert evaluated == pytest.approx(accuracy, abs=1e-4)  # same vocabulary, same encoding
+
+    assert main(["predict", str(run_dir), "the oven and the butter and garlic then whisk"]) == 0
+    assert capsys.readouterr().out.startswith("text: recipes ")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("launch the booster into orbit\n\nmeow purr whiskers and yarn\n")
+    assert main(["predict", str(run_dir), str(texts), "--top-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[1] for line in lines] == ["1", "3"]  # blank line skipped, numbered
+    assert lines[0].split(": ")[1].startswith("rockets") and " | " in lines[0]
+    assert lines[1].split(": ")[1].startswith("kittens")
+
+
+def test_text_recipe_bad_inputs(tmp_path, fortunes_dir, capsys):
+    # A language model is not a classifier: refused before any run directory is made.
+    lm = tmp_path / "lm.yaml"
+    lm.write_text(recipe_file(tmp_path, fortunes_dir, "text-rcnn").read_text()
+                  .replace("name: text-rcnn", "name: gpt").replace(
+                      "embedding_dim: 16, context_size: 16, hidden_size: 16", "d_model: 16"))
+    assert main(["train", str(lm), "--run-dir", str(tmp_path / "lm-run")]) == 2
+    assert "not a text classifier" in capsys.readouterr().err
+    assert not (tmp_path / "lm-run").exists()
+    # A category file that is not there: the error names it and the place.
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(recipe_file(tmp_path, fortunes_dir, "text-rcnn").read_text()
+                       .replace("recipes]", "poems]"))
+    assert main(["train", str(missing), "--run-dir", str(tmp_path / "m-run")]) == 2
+    err = capsys.readouterr().err
+    assert "poems" in err and str(fortunes_dir) in err
+    # Predict: an empty text, a missing .txt file, a run whose vocabulary was deleted.
+    run_dir = tmp_path / "run"
+    recipe = recipe_file(tmp_path, fortunes_dir, "text-rcnn")
+    assert main(["train", str(recipe), "--run-dir", str(run_dir), "--set", "train.epochs=1"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), "  "]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(["predict", str(run_dir), str(tmp_path / "nothing.txt")]) == 2
+    assert "not found" in capsys.readouterr().err
+    (run_dir / "vocabulary.json").unlink()
+    assert main(["predict", str(run_dir), "some words"]) == 2
+    assert "vocabulary.json" in capsys.readouterr().err
+
+
+def test_shipped_text_recipes_are_valid():
+    for name in ("fortunes_text_rcnn.yaml", "fortunes_transformer_classifier.yaml"):
+        recipe = load_recipe(ROOT / "configs" / name)
+        assert recipe.data.name == "fortunes" and recipe.data.max_length == 128
