@@ -173,7 +173,7 @@ def test_vocabulary_save_load(tmp_path):
 
 
 # -- recipes --------------------------------------------------------------------------------------
-def test_text_recipe_validates_and_image_commands_refuse_it():
+def test_text_recipe_validates_and_seq2seq_data_is_refused():
     from bigmodel.cli.recipe import load_recipe, recipe_from_dict
     from bigmodel.cli.train import load_splits
 
@@ -187,5 +187,6 @@ def test_text_recipe_validates_and_image_commands_refuse_it():
         recipe_from_dict({"data": {"name": "fashion_mnist", "max_length": 10}})
     with pytest.raises(ConfigError, match="image augmentations"):
         recipe_from_dict({"data": {"name": "fortunes", "augment": [{"name": "RandomFlip"}]}})
-    with pytest.raises(ConfigError, match="text_rcnn_fortunes.py"):
-        load_splits(recipe.data)
+    seq2seq = recipe_from_dict({"data": {"name": "numbers_to_words"}})
+    with pytest.raises(ConfigError, match="seq2seq_tasks.py"):  # not a classification data set
+        load_splits(seq2seq.data)

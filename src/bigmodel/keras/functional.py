@@ -128,10 +128,11 @@ class Functional(Model):
                 continue
             args = [values[id(p)] for p in node.parents]
             arg = args[0] if len(args) == 1 else args
+            mode = training if node.call_training is None else node.call_training
             if node is final and node.output_index is None:
-                values[id(node)] = self._call_last(node.layer, arg, training)
+                values[id(node)] = self._call_last(node.layer, arg, mode)
             else:
-                result = node.layer(arg, training=training)
+                result = node.layer(arg, training=mode)
                 if node.output_index is not None:
                     shared[id(node.call)] = result
                     result = result[node.output_index]
@@ -148,6 +149,8 @@ class Functional(Model):
             entry = [index, [ref[id(p)] for p in node.parents]]
             if node.output_index is not None:
                 entry.append(node.output_index)
+            if node.call_training is not None:
+                entry.append({"training": node.call_training})
             nodes.append(entry)
             ref[id(node)] = ["node", j]
         return {
@@ -172,14 +175,18 @@ class Functional(Model):
             return inputs[index] if kind == "input" else made[index]
 
         calls: dict[str, Any] = {}  # multi-output calls, replayed once
-        for layer_index, parents, *output_index in config["nodes"]:
+        for layer_index, parents, *rest in config["nodes"]:
             args = [resolve(p) for p in parents]
+            output_index = [r for r in rest if isinstance(r, int)]
+            call_kwargs = next((r for r in rest if isinstance(r, dict)), {})
             if not output_index:
-                made.append(layers[layer_index](args[0] if len(args) == 1 else args))
+                made.append(layers[layer_index](args[0] if len(args) == 1 else args,
+                                                **call_kwargs))
                 continue
             key = repr((layer_index, parents))
             if key not in calls:
-                calls[key] = layers[layer_index](args[0] if len(args) == 1 else args)
+                calls[key] = layers[layer_index](args[0] if len(args) == 1 else args,
+                                                 **call_kwargs)
             made.append(calls[key][output_index[0]])
         outputs = [resolve(r) for r in config["outputs"]]
         return cls(inputs[0] if config.get("single_input", True) else inputs,

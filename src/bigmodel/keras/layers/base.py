@@ -61,6 +61,8 @@ def deserialize_layer(spec: dict[str, Any]) -> Layer:
 class KerasTensor:
     """A symbolic tensor of the functional API: a shape, and the layer call that produced it."""
 
+    call_training: bool | None = None  # ``training=`` given explicitly at the symbolic call
+
     def __init__(self, shape: Shape, dtype: str = "float32", layer: Layer | None = None,
                  parents: Sequence[KerasTensor] = (), name: str | None = None,
                  output_index: int | None = None, call: object | None = None):
@@ -213,8 +215,12 @@ class Layer(nn.Module):
         for module in self.modules():
             if isinstance(module, Layer) and module is not self:
                 module._trainable = bool(value)
+        # A weight created with add_weight(trainable=False) stays frozen when its layer is
+        # made trainable again (Keras: a weight trains when it and its layer are trainable).
+        fixed = {id(getattr(m, n)) for m in self.modules() if isinstance(m, Layer)
+                 for n in getattr(m, "_fixed_weights", ())}
         for param in self.parameters():
-            param.requires_grad_(bool(value))
+            param.requires_grad_(bool(value) and id(param) not in fixed)
 
     # ----------------------------------------------------------------------------- weights
     def add_weight(self, name: str, shape: Sequence[int], initializer: Any = "glorot_uniform",
@@ -236,6 +242,8 @@ class Layer(nn.Module):
             value = value.to(self._build_device)
         param = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable)
         self.register_parameter(name, param)
+        if not trainable:
+            self.__dict__.setdefault("_fixed_weights", set()).add(name)
         self._weight_perms[name] = tuple(torch_perm) if torch_perm is not None else None
         reg = regularizers.get(regularizer)
         if reg is not None:
@@ -397,10 +405,17 @@ class Layer(nn.Module):
         parents = _flatten_symbolic(inputs)
         if is_shape_list(out_shape):  # several outputs: one KerasTensor each, one shared call
             call = object()
-            return [KerasTensor(part, layer=self, parents=parents, name=self.name,
-                                output_index=index, call=call)
-                    for index, part in enumerate(out_shape)]
-        return KerasTensor(out_shape, layer=self, parents=parents, name=self.name)
+            outputs = [KerasTensor(part, layer=self, parents=parents, name=self.name,
+                                   output_index=index, call=call)
+                       for index, part in enumerate(out_shape)]
+        else:
+            outputs = [KerasTensor(out_shape, layer=self, parents=parents, name=self.name)]
+        # Keras: ``layer(x, training=False)`` in a functional graph pins that call's mode (e.g. a
+        # frozen base model's BatchNormalization stays in inference mode after unfreezing).
+        training = kwargs.get("training")
+        for output in outputs:
+            output.call_training = None if training is None else bool(training)
+        return outputs if is_shape_list(out_shape) else outputs[0]
 
     def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         if isinstance(inputs, np.ndarray):

@@ -1,0 +1,177 @@
+"""Recipe schema of ``bigmodel finetune``: a training recipe plus a ``finetune`` section.
+
+Everything of :mod:`bigmodel.cli.recipe` applies (``train``, ``output``, ``--set`` overrides, errors
+naming the key path); ``model`` is not used (the model comes from the run directory or pretrained
+name given on the command line). Added keys::
+
+    data:
+      classes: [5, 6, 7, 8, 9]    # image data: keep these classes, relabelled 0..k-1 in this order
+      per_class: 100              # labelled training examples per class (seeded choice); null = all
+    finetune:
+      head: auto                  # auto: a new head when the data's classes differ from the
+                                  #   model's (or data.classes is set); new: always; keep: never
+      freeze: [conv1, conv2]      # globs of modules/parameters frozen for the whole run
+      norm_eval: true             # frozen BatchNorm layers stay in inference mode
+      layer_decay: null           # discriminative LRs: train.lr for the head, x decay per block down
+      lr_groups: []               # or explicit [{pattern: "encoder.*", lr: 1e-5}, ...]
+      gradual_unfreezing: null    # {every: 1, initial: 1, blocks: null}: head first, one block more
+                                  #   per stage (blocks default to the model's layer blocks)
+      lora: null                  # {target: ["*.self_attn.in_proj"], rank: 8, alpha: 16,
+                                  #  dropout: 0.0}: train adapters only (+ the head); the run
+                                  #  saves adapter/ alone and the merged model
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from pathlib import Path
+
+from pydantic import Field, ValidationError, model_validator
+
+from bigmodel.cli.recipe import (
+    DataSection,
+    Recipe,
+    _apply,
+    _Section,
+    _suggest,
+    _unwrap,
+    parse_override,
+    parse_yaml,
+)
+from bigmodel.errors import ConfigError
+
+__all__ = ["FinetuneRecipe", "FinetuneSection", "load_finetune_recipe"]
+
+
+class FinetuneData(DataSection):
+    classes: list[int] | None = None
+    per_class: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _class_options(self) -> FinetuneData:
+        if self.classes is not None:
+            if self.name not in ("fashion_mnist", "mnist"):
+                raise ValueError(f"data.classes selects classes of an image data set; data.name is "
+                                 f"'{self.name}' (use data.categories for fortunes)")
+            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes) or any(
+                    not 0 <= c <= 9 for c in self.classes):
+                raise ValueError(f"data.classes must list at least 2 distinct class ids in [0, 9]; "
+                                 f"received {self.classes}")
+        return self
+
+
+class LRGroup(_Section):
+    pattern: str
+    lr: float = Field(gt=0.0)
+
+
+class GradualUnfreezingSpec(_Section):
+    every: int = Field(default=1, ge=1)
+    initial: int = Field(default=1, ge=1)
+    blocks: list[str] | None = None
+
+
+class LoraSpec(_Section):
+    target: list[str] = Field(min_length=1)
+    rank: int = Field(default=8, ge=1)
+    alpha: float = Field(default=16.0, gt=0.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class FinetuneSection(_Section):
+    head: typing.Literal["auto", "new", "keep"] = "auto"
+    freeze: list[str] = Field(default_factory=list)
+    norm_eval: bool = True
+    layer_decay: float | None = Field(default=None, gt=0.0, le=1.0)
+    lr_groups: list[LRGroup] = Field(default_factory=list)
+    gradual_unfreezing: GradualUnfreezingSpec | None = None
+    lora: LoraSpec | None = None
+
+    @model_validator(mode="after")
+    def _compatible(self) -> FinetuneSection:
+        if self.layer_decay is not None and self.lr_groups:
+            raise ValueError("finetune.layer_decay and finetune.lr_groups both set learning rates; "
+                             "keep one")
+        if self.lora is not None and (self.gradual_unfreezing is not None or self.freeze):
+            raise ValueError("finetune.lora freezes everything but the adapters and the head; "
+                             "finetune.freeze / finetune.gradual_unfreezing do not apply with it")
+        return self
+
+
+class FinetuneRecipe(Recipe):
+    data: FinetuneData = Field(default_factory=FinetuneData)
+    finetune: FinetuneSection = Field(default_factory=FinetuneSection)
+
+
+def _section_at(loc: tuple) -> typing.Any:
+    """The schema class owning the keys at ``loc`` (list indices skipped), or None."""
+    current: typing.Any = FinetuneRecipe
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(str(part))
+        if field is None:
+            return None
+        current = _unwrap(field.annotation)
+        if typing.get_origin(current) is list:
+            current = typing.get_args(current)[0]
+    return current if hasattr(current, "model_fields") else None
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        path = ".".join(str(p) for p in loc) or "<recipe>"
+        kind = error.get("type", "")
+        if kind == "extra_forbidden":
+            section = _section_at(loc[:-1])
+            known = list(section.model_fields) if section is not None else []
+            hint = _suggest(str(loc[-1]), known) + (f"; known keys: {', '.join(known)}"
+                                                    if known else "")
+            lines.append(f"{source}: unknown key '{path}'{hint}")
+            continue
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        shown = kind.endswith("_type") or kind.startswith(
+            ("int_", "float_", "bool_", "literal_", "string_", "greater_", "less_", "too_"))
+        received = f"; received {error.get('input')!r}" if shown else ""
+        where = "" if message.startswith(f"{path}.") else f"{path}: "  # validator named it
+        lines.append(f"{source}: {where}{message}{received}")
+    return "\n".join(lines)
+
+
+def finetune_recipe_from_dict(raw: typing.Any, overrides: typing.Sequence[str] = (),
+                              source: str = "<recipe>") -> FinetuneRecipe:
+    """Apply ``--set`` overrides and validate.
+
+    Raises:
+        ConfigError: unknown keys, wrong types or values (each naming its key path).
+    """
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a recipe must be a mapping of sections; received "
+                          f"{type(raw).__name__}")
+    for text in overrides:
+        parts, value = parse_override(text)
+        try:
+            _apply(raw, FinetuneRecipe, parts, value, [])
+        except ConfigError as exc:
+            raise ConfigError(f"--set {text}: {exc}") from None
+    try:
+        return FinetuneRecipe.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+
+
+def load_finetune_recipe(path: str | os.PathLike,
+                         overrides: typing.Sequence[str] = ()) -> FinetuneRecipe:
+    """Read, override and validate a fine-tuning recipe file (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Recipe file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read recipe {path}: {exc}") from None
+    return finetune_recipe_from_dict(parse_yaml(text, str(path)), overrides, str(path))

@@ -1,0 +1,263 @@
+"""LoRA (Hu et al., 2021) on the Linear and Conv layers of any model, through PEFT.
+
+``W x`` becomes ``W x + (alpha / rank) * B A x`` with ``A`` ``(rank, in)`` random, ``B`` ``(out, rank)``
+zero (so the model starts unchanged) and ``W`` frozen. PEFT's ``inject_adapter_in_model`` does the
+module swap on plain ``nn.Module`` trees (no Hugging Face model class needed); this file adds what a
+bigmodel user expects around it: glob targets checked up front (a pattern matching nothing, or a
+layer type LoRA cannot wrap, is an error naming it), extra modules left trainable (a new head), the
+adapter saved alone (safetensors + JSON), and :func:`merge_lora` folding ``B A`` back into ``W`` so the
+model is plain PyTorch again, as fast as before and saveable with the registry.
+
+Targets are module names or globs (``"*.self_attn.in_proj"``, ``"*.ffn.linear1"``, ``"conv3"``). In
+bigmodel's attention the query, key and value projections are one fused ``in_proj`` matrix, so
+``*.self_attn.in_proj`` adapts all three.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bigmodel.errors import CheckpointError, ConfigError, InputTypeError
+
+__all__ = ["LORA_TYPES", "add_lora", "load_lora", "lora_state_dict", "merge_lora", "save_lora"]
+
+LORA_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+ADAPTER_WEIGHTS = "adapter.safetensors"
+ADAPTER_JSON = "adapter.json"
+_FORMAT = "bigmodel-lora"
+
+
+def _peft():
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError("LoRA needs the package 'peft': .venv/bin/pip install -c constraints.txt "
+                          "peft") from None
+    return peft
+
+
+def _lora_layer_type():
+    from peft.tuners.lora import LoraLayer
+
+    return LoraLayer
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"add_lora: '{name}' must be an int >= {low}; received {value!r}")
+    return value
+
+
+def _target_modules(model: nn.Module, target: Sequence[str]) -> list[str]:
+    """Module names the patterns select; every pattern must select a LoRA-able layer."""
+    from bigmodel.keras.layers.base import Layer
+
+    named = [(name, module) for name, module in model.named_modules() if name]
+    chosen: list[str] = []
+    for pattern in target:
+        hits = [(n, m) for n, m in named if fnmatch.fnmatchcase(n, pattern)
+                or (isinstance(m, Layer) and fnmatch.fnmatchcase(m.name, pattern))]
+        if not hits:
+            import difflib
+
+            close = difflib.get_close_matches(pattern, [n for n, _ in named], n=3)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            raise ConfigError(f"add_lora: target {pattern!r} matches no module of "
+                              f"{type(model).__name__}{hint}")
+        bad = [(n, m) for n, m in hits if not isinstance(m, LORA_TYPES)]
+        if bad:
+            name, module = bad[0]
+            kinds = ", ".join(f"nn.{t.__name__}" for t in LORA_TYPES)
+            raise ConfigError(f"add_lora: target {pattern!r} selects module {name!r} of type "
+                              f"{type(module).__name__}, which LoRA does not support; supported "
+                              f"types: {kinds} (choose the Linear/Conv layers inside it, e.g. "
+                              f"'{name}.*')")
+        chosen.extend(n for n, _ in hits if n not in chosen)
+    return chosen
+
+
+def add_lora(model: nn.Module, target: str | Sequence[str], rank: int = 8, alpha: float = 16,
+             dropout: float = 0.0, trainable: str | Sequence[str] = ()) -> nn.Module:
+    """Wrap the targeted layers with LoRA adapters; freeze everything else.
+
+    Args:
+        model: any ``nn.Module``; changed in place (and returned).
+        target: module names or globs of ``nn.Linear`` / ``nn.Conv1d/2d/3d`` layers.
+        rank: rank ``r`` of the update ``B A``.
+        alpha: scaling numerator: the update is multiplied by ``alpha / rank``.
+        dropout: dropout on the adapter's input (training only).
+        trainable: modules (globs) left trainable besides the adapters, e.g. a new head
+            ``"classifier"``; they are saved with the adapter.
+
+    Returns:
+        The model, with only the adapters (and ``trainable``) having ``requires_grad``.
+
+    Raises:
+        ConfigError: a target matches nothing or a layer type LoRA cannot wrap; bad rank / alpha /
+            dropout; LoRA already added.
+    """
+    from bigmodel.transfer.freezing import match_parameters
+
+    peft = _peft()
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(f"add_lora: 'model' must be a torch.nn.Module; received "
+                             f"{type(model).__name__}")
+    if getattr(model, "_bigmodel_lora", None) is not None:
+        raise ConfigError("add_lora: this model already has LoRA adapters; merge_lora() first")
+    targets = [target] if isinstance(target, str) else list(target)
+    if not targets:
+        raise ConfigError("add_lora: 'target' is empty; name the Linear/Conv layers to adapt")
+    extra = [trainable] if isinstance(trainable, str) else list(trainable)
+    _check_int("rank", rank, 1)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+        raise ConfigError(f"add_lora: 'alpha' must be a number > 0; received {alpha!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError(f"add_lora: 'dropout' must be in [0, 1); received {dropout!r}")
+    modules = _target_modules(model, targets)
+    extra_params = sorted({n for names in match_parameters(model, extra, "add_lora").values()
+                           for n in names}) if extra else []
+    overlap = [n for n in extra_params if any(n.startswith(m + ".") for m in modules)]
+    if overlap:
+        raise ConfigError(f"add_lora: 'trainable' {extra} overlaps the LoRA targets ({overlap[0]})")
+    before = {n: p.requires_grad for n, p in model.named_parameters()}
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=float(dropout),
+                             target_modules=modules, bias="none")
+    model = peft.inject_adapter_in_model(config, model)
+    params = dict(model.named_parameters())
+    for name, param in params.items():
+        param.requires_grad_("lora_" in name)
+    for name in extra_params:
+        params[name].requires_grad_(True)
+    model._bigmodel_lora = {"target": targets, "modules": modules, "rank": rank,
+                            "alpha": float(alpha), "dropout": float(dropout), "trainable": extra,
+                            "trainable_params": extra_params, "requires_grad_before": before}
+    return model
+
+
+def _lora_info(model: nn.Module, owner: str) -> dict:
+    info = getattr(model, "_bigmodel_lora", None)
+    if info is None:
+        raise ConfigError(f"{owner}: the model has no LoRA adapters (call add_lora first)")
+    return info
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its layer (``W += alpha/rank * B A``) and remove the wrappers.
+
+    The model is plain PyTorch again (same state-dict names as before :func:`add_lora`), with each
+    parameter's ``requires_grad`` as it was before ``add_lora`` (the merged ones and the extra
+    trainable ones set to True).
+
+    Raises:
+        ConfigError: the model has no adapters.
+    """
+    info = _lora_info(model, "merge_lora")
+    lora_layer = _lora_layer_type()
+    for name in info["modules"]:
+        module = model.get_submodule(name)
+        if not isinstance(module, lora_layer):
+            raise ConfigError(f"merge_lora: module {name!r} is no longer a LoRA layer")
+        with torch.no_grad():
+            module.merge()
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, module.get_base_layer())
+    restored = dict(info["requires_grad_before"])
+    for name in info["modules"]:
+        for key in list(restored):
+            if key.startswith(name + "."):
+                restored[key] = True
+    for name in info["trainable_params"]:
+        restored[name] = True
+    for name, param in model.named_parameters():
+        param.requires_grad_(restored.get(name, True))
+    model._bigmodel_lora = None
+    return model
+
+
+def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The adapter tensors (``...lora_A.weight`` / ``...lora_B.weight``) and the extra trainable
+    parameters, detached CPU copies keyed by their names in the model."""
+    info = _lora_info(model, "lora_state_dict")
+    keep = set(info["trainable_params"])
+    return {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+            if ".lora_" in name or name in keep}
+
+
+def save_lora(model: nn.Module, directory: str | os.PathLike,
+              metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``adapter.safetensors`` (adapters + extra trainable tensors) and ``adapter.json``.
+
+    Returns:
+        The path of ``adapter.json``.
+    """
+    from safetensors.torch import save_file
+
+    from bigmodel.utils.io import atomic_path, atomic_write_json, sha256_file
+
+    info = _lora_info(model, "save_lora")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / ADAPTER_WEIGHTS
+    with atomic_path(weights) as tmp:
+        save_file(lora_state_dict(model), str(tmp), metadata={"format": _FORMAT})
+    spec = {"format": _FORMAT, "target": info["target"], "rank": info["rank"],
+            "alpha": info["alpha"], "dropout": info["dropout"], "trainable": info["trainable"],
+            "weights": ADAPTER_WEIGHTS, "weights_sha256": sha256_file(weights),
+            "metadata": metadata or {}}
+    path = directory / ADAPTER_JSON
+    atomic_write_json(path, spec)
+    return path
+
+
+def load_lora(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
+    """Add the adapters saved by :func:`save_lora` to ``model`` (the same base model) and load them.
+
+    Raises:
+        CheckpointError: files missing, not bigmodel LoRA files, modified since saving, or tensors
+            that do not fit the model (names them).
+    """
+    from safetensors.torch import load_file
+
+    from bigmodel.utils.io import looks_like_pickle, sha256_file
+
+    directory = Path(directory)
+    path, weights = directory / ADAPTER_JSON, directory / ADAPTER_WEIGHTS
+    if not path.is_file() or not weights.is_file():
+        raise CheckpointError(f"No LoRA adapter in {directory} (expected {ADAPTER_JSON} + "
+                              f"{ADAPTER_WEIGHTS})")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(spec, dict) or spec.get("format") != _FORMAT:
+        raise CheckpointError(f"{path} is not a bigmodel LoRA adapter file")
+    if looks_like_pickle(weights):
+        raise CheckpointError(f"{weights} looks like a pickle; only safetensors are loaded")
+    if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
+        raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
+    add_lora(model, spec["target"], rank=spec["rank"], alpha=spec["alpha"],
+             dropout=spec["dropout"], trainable=spec.get("trainable", ()))
+    state = load_file(str(weights))
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    expected = set(lora_state_dict(model))
+    missing = sorted(expected - set(state))
+    if unknown or wrong or missing:
+        raise CheckpointError(f"{weights} does not fit this model: "
+                              + "; ".join(part for part in (
+                                  f"unknown {unknown[:3]}" if unknown else "",
+                                  f"missing {missing[:3]}" if missing else "",
+                                  f"shape mismatch {wrong[:3]}" if wrong else "") if part))
+    model.load_state_dict(state, strict=False)
+    return model

