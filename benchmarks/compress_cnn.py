@@ -135,6 +135,19 @@ def main(argv=None) -> dict:
                         help="comma-separated subset of int8,structured,unstructured,distill")
     parser.add_argument("--temperature", type=float, default=4.0, help="distillation T")
     parser.add_argument("--alpha", type=float, default=0.9, help="weight of the soft term")
+    parser.add_argument("--distill", default=None,
+                        help="T:alpha pairs, one distilled student each (default: --temperature "
+                             "and --alpha)")
+    parser.add_argument("--student-seed", type=int, default=1,
+                        help="data order of the students (their initial weights: seed 0 when 1, "
+                             "else this seed)")
+    parser.add_argument("--extra-alone-seeds", type=int, nargs="*", default=[],
+                        help="also train the student alone with these data-order seeds")
+    parser.add_argument("--widths", default=None,
+                        help="also prune to these layer widths (e.g. conv1:12,conv2:64,conv3:64,"
+                             "fc:32, chosen by benchmarks/structured_speed.py) and fine-tune")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="also time the original and pruned models in channels_last")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     wanted = set(args.stages.split(","))
@@ -175,6 +188,26 @@ def main(argv=None) -> dict:
                                   note=f"{no_tune:.2%} before {args.fine_tune_epochs}-epoch "
                                        "fine-tune"))
         predictors["structured 50% FLOPs"] = pruned
+    if "structured" in wanted and args.widths:
+        from bigmodel.compress.structured import prune_to_widths
+
+        widths = {k: int(v) for k, v in (item.split(":") for item in args.widths.split(","))}
+        chosen = copy.deepcopy(original)
+        result = prune_to_widths(chosen, example, widths)
+        no_tune = accuracy(chosen, xt, yt)
+        seconds["latency-chosen fine-tune"] = train(chosen, x, y, args.fine_tune_epochs, lr=5e-4)
+        name = "structured, latency-chosen widths"
+        stages.append(StageResult(name, accuracy(chosen, xt, yt),
+                                  dir_size(chosen, tmp / "chosen", result.structure),
+                                  params=params(chosen), macs=count_macs(chosen, example),
+                                  note=f"{widths}; {no_tune:.2%} before fine-tune"))
+        predictors[name] = chosen
+        if args.channels_last:
+            for label, model in (("fp32 (PyTorch)", original), ("structured 50% FLOPs", pruned),
+                                 (name, chosen)):
+                nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)
+                predictors[label + ", channels_last"] = \
+                    lambda b, m=nhwc: m(b.contiguous(memory_format=torch.channels_last))
     if "unstructured" in wanted:
         sparse = copy.deepcopy(original)
         pruner = magnitude_prune(sparse, 0.8)
@@ -184,18 +217,31 @@ def main(argv=None) -> dict:
         stages.append(StageResult("unstructured 80%", accuracy(sparse, xt, yt),
                                   sparse_size_bytes(sparse), params=params(sparse), macs=base_macs,
                                   note=f"sparse storage; {no_tune:.2%} before fine-tune"))
+    pairs = [(args.temperature, args.alpha)]
+    if args.distill:
+        pairs = [tuple(float(v) for v in pair.split(":")) for pair in args.distill.split(",")]
     if "distill" in wanted:
-        alone, distilled = quarter_student(), quarter_student()
-        seconds["student alone"] = train(alone, x, y, args.epochs, seed=1)
-        seconds["student distilled"] = train(distilled, x, y, args.epochs, teacher=original, seed=1,
-                                             temperature=args.temperature, alpha=args.alpha)
-        for name, model in (("student alone", alone), ("student distilled", distilled)):
+        init = 0 if args.student_seed == 1 else args.student_seed  # seed 1: the earlier runs
+        alone = quarter_student(init)
+        seconds["student alone"] = train(alone, x, y, args.epochs, seed=args.student_seed)
+        students = [("student alone", alone, "")]
+        for seed in args.extra_alone_seeds:  # run-to-run spread of the baseline (data order)
+            other = quarter_student()
+            seconds[f"student alone, seed {seed}"] = train(other, x, y, args.epochs, seed=seed)
+            students.append((f"student alone, seed {seed}", other, f", data-order seed {seed}"))
+        for index, (t, a) in enumerate(pairs):
+            distilled = quarter_student(init)
+            name = "student distilled" + (f" T={t:g} a={a:g}" if index else "")
+            seconds[name] = train(distilled, x, y, args.epochs, teacher=original,
+                                  seed=args.student_seed,
+                                  temperature=t, alpha=a)
+            students.append((name, distilled, f", T={t:g}, alpha={a:g}"))
+        for name, model, note in students:
             stages.append(StageResult(
                 name, accuracy(model, xt, yt), dir_size(model, tmp / name.replace(" ", "-")),
                 params=params(model), macs=count_macs(model, example),
                 note=f"{params(model) / params(original):.1%} of the parameters, {args.epochs} "
-                     "epochs" + (f", T={args.temperature:g}, alpha={args.alpha:g}"
-                                 if name == "student distilled" else "")))
+                     "epochs" + note))
             predictors[name] = model
 
     threads = torch.get_num_threads()
@@ -207,11 +253,25 @@ def main(argv=None) -> dict:
     for stage in stages:
         if stage.name in speeds:
             stage.latency_ms, stage.throughput = speeds[stage.name]
+    extra_speeds = {k: v for k, v in speeds.items() if k not in {st.name for st in stages}}
     write_report(stages, out, title="Seed CNN on Fashion-MNIST: compression stages",
                  notes=f"Speeds with {args.threads} thread(s); {len(xt)} test images.")
     base, by = stages[0], {stage.name: stage for stage in stages}
     summary = {"machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
-               "stages": [stage.__dict__ for stage in stages], "seconds": seconds}
+               "stages": [stage.__dict__ for stage in stages], "seconds": seconds,
+               "extra_speeds": extra_speeds}
+    if "structured" in wanted and args.widths:
+        c = by["structured, latency-chosen widths"]
+        summary["latency_chosen"] = {"macs_ratio": c.macs / base.macs,
+                                     "latency_speedup": base.latency_ms / c.latency_ms,
+                                     "throughput_speedup": c.throughput / base.throughput,
+                                     "accuracy_loss_points": (base.accuracy - c.accuracy) * 100}
+        if args.channels_last:
+            ref = speeds["fp32 (PyTorch), channels_last"]
+            summary["channels_last"] = {
+                label: {"latency_speedup": ref[0] / speeds[label + ", channels_last"][0],
+                        "throughput_speedup": speeds[label + ", channels_last"][1] / ref[1]}
+                for label in ("structured 50% FLOPs", "structured, latency-chosen widths")}
     if "int8" in wanted:
         q, ort = by["int8 (ONNX Runtime)"], by["fp32 (ONNX Runtime)"]
         summary["int8"] = {"size_ratio": base.size_bytes / q.size_bytes,
@@ -235,7 +295,10 @@ def main(argv=None) -> dict:
         summary["distillation"] = {"student_params": a.params, "teacher_params": base.params,
                                    "alone": a.accuracy, "distilled": d.accuracy,
                                    "gap_points": (d.accuracy - a.accuracy) * 100,
-                                   "temperature": args.temperature, "alpha": args.alpha}
+                                   "temperature": pairs[0][0], "alpha": pairs[0][1],
+                                   "more": {st.name: (st.accuracy - a.accuracy) * 100
+                                            for st in stages if st.name.startswith(
+                                                ("student distilled T=", "student alone,"))}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     print(markdown_table(stages))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("stages",)}, indent=2,

@@ -102,7 +102,7 @@ def test_feature_matching_terms():
     attention = Distiller(student, teacher, features=[("3", "3")], feature_loss="attention").train()
     out = attention(x)
     loss = attention.loss(out, y)
-    plain = distillation_loss(out, teacher(x), y, 4.0, 0.9)
+    plain = distillation_loss(out, teacher(x), y, attention.temperature, attention.alpha)
     s_map, t_map = attention_map(student[:4](x)), attention_map(teacher[:4](x))
     assert (loss - plain).item() == pytest.approx((s_map - t_map).pow(2).sum(1).mean().item(),
                                                   rel=1e-4)

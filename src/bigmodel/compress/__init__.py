@@ -1,7 +1,8 @@
 """Model compression: pruning, int8 quantization, distillation, and a comparison report.
 
 * ``prune``: unstructured magnitude pruning (masks kept through training, sparsity schedule
-  callback); ``structured``: remove whole channels / hidden units, found by probing the model.
+  callback); ``structured``: remove whole channels / hidden units, found by probing the model;
+  ``units``: recurrent hidden units and attention heads.
 * ``quantize``: int8 for CPU through ONNX Runtime (static for CNNs, dynamic for Linear/LSTM);
   ``qat``: quantization-aware training and weight-only int8/int4 (torchao).
 * ``distill``: Hinton distillation, optional feature / attention-map matching.
@@ -23,7 +24,13 @@ from bigmodel.compress.qat import QATHandle, prepare_qat, quantize_weight_only
 from bigmodel.compress.quantize import Int8Model, load_int8, quantize_int8
 from bigmodel.compress.report import StageResult, compare_speed, write_report
 from bigmodel.compress.saving import load_compressed, save_compressed
-from bigmodel.compress.structured import StructuredPruneResult, apply_structure, structured_prune
+from bigmodel.compress.structured import (
+    StructuredPruneResult,
+    apply_structure,
+    prune_to_widths,
+    structured_prune,
+)
+from bigmodel.compress.units import head_scores, prune_heads
 
 __all__ = [
     "ChannelHandler",
@@ -40,12 +47,15 @@ __all__ = [
     "compare_speed",
     "count_macs",
     "distillation_loss",
+    "head_scores",
     "iterative_prune",
     "load_compressed",
     "load_int8",
     "magnitude_prune",
     "model_sparsity",
     "prepare_qat",
+    "prune_heads",
+    "prune_to_widths",
     "quantize_int8",
     "quantize_weight_only",
     "register_channel_handler",

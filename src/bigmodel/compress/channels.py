@@ -34,6 +34,9 @@ class ChannelHandler:
         passthrough: the layer is channel-wise (input channel ``i`` is output channel ``i``).
         batch_axis: ``module -> axis`` of the batch in its input and output (1 for time-major RNNs).
         applies: ``module -> bool``: False for configurations the handler cannot slice.
+        mark_out: ``(module, output, index) -> output`` with NaN in channel ``b`` of sample ``b``
+            for ``b`` in ``index``, for layers whose channels also leave through other outputs
+            (a recurrent layer's final states); default: the main output along ``out_axis``.
     """
 
     in_axis: Callable[[nn.Module], int]
@@ -46,6 +49,7 @@ class ChannelHandler:
     passthrough: bool = False
     batch_axis: Callable[[nn.Module], int] = lambda module: 0
     applies: Callable[[nn.Module], bool] = lambda module: True
+    mark_out: Callable[[nn.Module, object, torch.Tensor], object] | None = None
 
 
 _HANDLERS: list[tuple[type, ChannelHandler]] = []

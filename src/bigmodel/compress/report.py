@@ -95,8 +95,11 @@ def markdown_table(stages: list[StageResult]) -> str:
                      if s.throughput == s.throughput and base.throughput == base.throughput else "–")
         lines.append(
             f"| {s.name} | {s.accuracy * 100:.2f}% | {delta:+.2f} | {s.size_bytes / 1024:.1f} KiB | "
-            f"{_ratio(s.size_bytes, base.size_bytes)} | {s.latency_ms:.3f} ms | "
-            f"{_ratio(s.latency_ms, base.latency_ms)} | {s.throughput:,.0f} img/s | {thr_ratio} | "
+            f"{_ratio(s.size_bytes, base.size_bytes)} | "
+            f"{f'{s.latency_ms:.3f} ms' if s.latency_ms == s.latency_ms else '–'} | "
+            f"{_ratio(s.latency_ms, base.latency_ms)} | "
+            f"{f'{s.throughput:,.0f} img/s' if s.throughput == s.throughput else '–'} | "
+            f"{thr_ratio} | "
             f"{s.params if s.params is not None else '–'} | "
             f"{s.macs if s.macs is not None else '–'} | {s.note} |")
     return "\n".join(lines) + "\n"

@@ -30,7 +30,9 @@ import torch
 from torch import nn
 
 from bigmodel.compress.channels import channel_handler, count_macs
+from bigmodel.compress.units import choose_heads, head_scores, keep_heads, prune_heads
 from bigmodel.errors import ConfigError, ShapeError
+from bigmodel.nn.attention import MultiHeadAttention
 
 
 class _Groups:
@@ -151,6 +153,10 @@ def _probe(model, example, pname, producer, handler, channels, layers, hits, blo
     axis, batch_axis = handler.out_axis(producer), handler.batch_axis(producer)
 
     def inject(module, args, output):
+        if handler.mark_out is not None:
+            main = output[0] if isinstance(output, tuple) else output
+            index = torch.arange(min(channels, main.shape[batch_axis]))
+            return handler.mark_out(module, output, index)
         main = output[0] if isinstance(output, tuple) else output
         main = main.clone()
         moved = _batch_channel_last(main, axis, batch_axis)  # a view of main
@@ -261,6 +267,9 @@ def apply_structure(model: nn.Module, structure: dict[str, dict[str, int]]) -> n
     modules = dict(model.named_modules())
     for name, sizes in structure.items():
         module = modules.get(name)
+        if "heads" in sizes and isinstance(module, MultiHeadAttention):
+            keep_heads(module, torch.arange(int(sizes["heads"])))
+            continue
         handler = channel_handler(module) if module is not None else None
         if handler is None:
             raise ConfigError(f"pruned structure names layer '{name}', which "
@@ -289,7 +298,8 @@ class StructuredPruneResult:
         return self.macs_after / self.macs_before if self.macs_before else 1.0
 
 
-def _choose(groups: list[ChannelGroup], ratio: float, min_keep: int) -> list[ChannelGroup]:
+def _choose(groups: list[ChannelGroup], ratio: float, min_keep: int,
+            multiple: int = 1) -> list[ChannelGroup]:
     families: dict[tuple[str, ...], list[ChannelGroup]] = defaultdict(list)
     for group in groups:
         if group.blocked is None:
@@ -298,13 +308,16 @@ def _choose(groups: list[ChannelGroup], ratio: float, min_keep: int) -> list[Cha
     for members in families.values():
         members.sort(key=lambda g: g.score)
         count = min(int(ratio * len(members) + 1e-9), max(0, len(members) - min_keep))
+        if multiple > 1 and count and len(members) > multiple:
+            keep = -(-(len(members) - count) // multiple) * multiple  # round up to the multiple
+            count = len(members) - min(len(members), keep)
         chosen += members[:count]
     return chosen
 
 
 def structured_prune(model: nn.Module, example: Any, flops_ratio: float | None = None,
                      channel_ratio: float | None = None, min_channels: int = 1,
-                     ) -> StructuredPruneResult:
+                     heads: bool = False, channel_multiple: int = 1) -> StructuredPruneResult:
     """Remove whole channels / hidden units from ``model`` in place.
 
     Args:
@@ -314,6 +327,12 @@ def structured_prune(model: nn.Module, example: Any, flops_ratio: float | None =
             per-family channel fraction is found by bisection.
         channel_ratio: instead, remove this fraction of every removable family's channels.
         min_channels: channels each family keeps at least.
+        channel_multiple: keep a multiple of this many channels in every family (8 suits CPU
+            kernels that work on blocks of 8 / 16 channels: ONNX Runtime ran the seed CNN pruned
+            to 22 / 44 channels slower than unpruned, see ``BENCHMARKS.md``).
+        heads: also remove whole attention heads of every ``MultiHeadAttention`` (each layer
+            loses the same fraction as the channel families, its weakest heads by
+            :func:`~bigmodel.compress.units.head_scores` on ``example``; one head stays).
 
     Returns:
         A :class:`StructuredPruneResult` (new layer sizes, MACs and parameters before/after).
@@ -331,6 +350,10 @@ def structured_prune(model: nn.Module, example: Any, flops_ratio: float | None =
                                         and 0.0 < flops_ratio < 1.0):
         raise ConfigError(f"structured_prune: 'flops_ratio' is the fraction of multiply-adds to keep "
                           f"and must be in (0, 1); received {flops_ratio!r}")
+    if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, int) \
+            or channel_multiple < 1:
+        raise ConfigError(f"structured_prune: 'channel_multiple' must be a positive int; "
+                          f"received {channel_multiple!r}")
     if channel_ratio is not None and not (isinstance(channel_ratio, (int, float))
                                           and 0.0 <= channel_ratio < 1.0):
         raise ConfigError(f"structured_prune: 'channel_ratio' must be in [0, 1); received "
@@ -342,13 +365,20 @@ def structured_prune(model: nn.Module, example: Any, flops_ratio: float | None =
     _score_groups(model, groups)
     _block_breaking_families(model, groups, args)
     blocked = {"/".join(g.family): g.blocked for g in groups if g.blocked is not None}
-    if all(g.blocked is not None for g in groups):
+    scores = head_scores(model, args) if heads else {}
+    if all(g.blocked is not None for g in groups) and not scores:
         raise ConfigError(f"structured_prune: {type(model).__name__} has no removable channel group "
                           f"({'; '.join(f'{k}: {v}' for k, v in sorted(blocked.items()))})")
 
+    def remove(target: nn.Module, ratio: float) -> dict[str, dict[str, int]]:
+        structure = apply_channel_removal(target, _choose(groups, ratio, min_channels,
+                                                          channel_multiple))
+        structure.update(prune_heads(target, choose_heads(scores, ratio)))
+        return structure
+
     def macs_at(ratio: float) -> int:
         candidate = copy.deepcopy(model)
-        apply_channel_removal(candidate, _choose(groups, ratio, min_channels))
+        remove(candidate, ratio)
         return count_macs(candidate, *args)
 
     if channel_ratio is not None:
@@ -362,18 +392,52 @@ def structured_prune(model: nn.Module, example: Any, flops_ratio: float | None =
             else:
                 high = mid
         ratio = high
-    chosen = _choose(groups, ratio, min_channels)
     try:  # on a copy first: a failure leaves the caller's model untouched
         macs_at(ratio)
     except Exception as exc:
         raise ShapeError(f"structured_prune: {type(model).__name__} no longer runs after removing "
                          f"channels together ({type(exc).__name__}: {exc}); prune fewer families "
                          "or register a handler for the layer that failed") from exc
-    structure = apply_channel_removal(model, chosen)
+    structure = remove(model, ratio)
     macs_after = count_macs(model, *args)
     return StructuredPruneResult(structure, macs_before, macs_after, params_before,
                                  sum(p.numel() for p in model.parameters()), ratio,
                                  {k: v for k, v in blocked.items() if k not in _removable(groups)})
+
+
+def prune_to_widths(model: nn.Module, example: Any, widths: dict[str, int],
+                    ) -> StructuredPruneResult:
+    """Remove channels in place until each named producer layer keeps ``widths[name]`` outputs.
+
+    For layer sizes chosen by measured latency rather than by FLOPs (see
+    ``benchmarks/structured_speed.py``): the weakest channel groups of each named layer go (the
+    same ranking as :func:`structured_prune`); coupled layers follow.
+
+    Raises:
+        ConfigError: a name that is not a prunable producer, or a width outside ``[1, current]``.
+    """
+    args = _as_args(example)
+    macs_before = count_macs(model, *args)
+    params_before = sum(p.numel() for p in model.parameters())
+    groups = find_channel_groups(model, example)
+    _score_groups(model, groups)
+    by_layer: dict[str, list[ChannelGroup]] = defaultdict(list)
+    for group in groups:
+        if group.blocked is None and len(group.family) == 1:
+            by_layer[group.family[0]].append(group)
+    chosen = []
+    for name, width in widths.items():
+        members = by_layer.get(name)
+        if not members:
+            raise ConfigError(f"prune_to_widths: '{name}' is not a prunable layer of "
+                              f"{type(model).__name__}; prunable: {', '.join(sorted(by_layer))}")
+        if not isinstance(width, int) or not 1 <= width <= len(members):
+            raise ConfigError(f"prune_to_widths: width of '{name}' must be an int in [1, "
+                              f"{len(members)}]; received {width!r}")
+        chosen += sorted(members, key=lambda g: g.score)[: len(members) - width]
+    structure = apply_channel_removal(model, chosen)
+    return StructuredPruneResult(structure, macs_before, count_macs(model, *args), params_before,
+                                 sum(p.numel() for p in model.parameters()), float("nan"), {})
 
 
 def _output_shapes(output: Any) -> list:

@@ -3,7 +3,7 @@
 The model goes through ``torch.export`` (the dynamo-based ONNX exporter), which refuses Python
 control flow that depends on tensor values instead of silently freezing one branch the way tracing
 does; such a model raises :class:`ExportError` saying so. After export the file is run with ONNX
-Runtime at two batch sizes and compared with the PyTorch outputs (max abs difference, default bound
+Runtime at two batch sizes (and a shorter sequence when that axis is symbolic) and compared with the PyTorch outputs (max abs difference, default bound
 1e-4 for fp32).
 
 >>> result = export_onnx(model, "model.onnx", example_input=torch.rand(1, 1, 28, 28))
@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class OnnxExportResult:
     input_names: list[str]
     output_names: list[str]
     opset: int
+    dynamic_axes: list[list[int]] = field(default_factory=list)
 
 
 def _as_tuple(example: Any) -> tuple:
@@ -57,6 +58,48 @@ def _as_tuple(example: Any) -> tuple:
 
 def _with_batch(args: tuple, batch: int) -> tuple:
     return tuple(a[:1].repeat(batch, *([1] * (a.ndim - 1))) for a in args)
+
+
+def _shortened(args: tuple, dynamic: list[list[int]]) -> tuple | None:
+    """``args`` with every input whose axis 1 is symbolic cut to about half its length (None when
+    no input has a symbolic axis 1 longer than one step)."""
+    if not any(1 in axes and arg.shape[1] > 1 for arg, axes in zip(args, dynamic)):
+        return None
+    return tuple(arg[:, : max(1, arg.shape[1] // 2)] if 1 in axes else arg
+                 for arg, axes in zip(args, dynamic))
+
+
+def _accepts_shorter(model: nn.Module, args: tuple) -> bool:
+    """Whether the eager model runs on its example cut to half the length along axis 1 (rank-2/3
+    inputs): only then may that axis stay symbolic in the graph."""
+    trial = _shortened(args, [[1] if arg.ndim in (2, 3) else [] for arg in args])
+    if trial is None:
+        return False
+    try:
+        with torch.no_grad():
+            model(*trial)
+    except Exception:  # any refusal means the model fixes that axis
+        return False
+    return True
+
+
+def _runs_shorter(model: nn.Module, program, args: tuple, dynamic: list[list[int]],
+                  atol: float) -> bool:
+    """Whether the exported graph really runs (and matches PyTorch) at a shorter sequence."""
+    short = _shortened(_with_batch(args, 2), dynamic)
+    if short is None:
+        return True
+    try:
+        session = onnx_session(program.model_proto.SerializeToString())
+        return parity(model, session, short) <= atol
+    except Exception:  # ONNX Runtime refuses the shorter input (a fixed-length lowering)
+        return False
+
+
+def _symbolic_axes(graph) -> list[list[int]]:
+    """Per graph input, the axes that have a symbolic size."""
+    return [[i for i, dim in enumerate(value.type.tensor_type.shape.dim)
+             if dim.dim_param and not dim.HasField("dim_value")] for value in graph.input]
 
 
 @contextlib.contextmanager
@@ -77,12 +120,25 @@ def quiet_exporter():
             lg.setLevel(level)
 
 
+def _dynamic_shapes(args: tuple, dynamic_batch: bool, dynamic_sequence: bool):
+    """Axis 0 of every input is ``batch`` (export fails if the model fixes it); with
+    ``dynamic_sequence``, axis 1 of every rank-2/3 input stays symbolic where the model allows it
+    and is fixed to the example's size where it does not (``Dim.AUTO``)."""
+    if not (dynamic_batch or dynamic_sequence):
+        return None
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    shapes = []
+    for arg in args:
+        axes = {0: batch} if dynamic_batch else {}
+        if dynamic_sequence and arg.ndim in (2, 3):
+            axes[1] = torch.export.Dim.AUTO
+        shapes.append(axes)
+    return tuple(shapes)
+
+
 def _export_program(model: nn.Module, args: tuple, input_names, output_names, opset: int,
-                    dynamic_batch: bool):
-    dynamic_shapes = None
-    if dynamic_batch:
-        batch = torch.export.Dim("batch", min=1, max=1 << 16)
-        dynamic_shapes = tuple({0: batch} for _ in args)
+                    dynamic_batch: bool, dynamic_sequence: bool = False):
+    dynamic_shapes = _dynamic_shapes(args, dynamic_batch, dynamic_sequence)
     try:
         with quiet_exporter():
             return torch.onnx.export(model, args, dynamo=True, input_names=input_names,
@@ -162,7 +218,8 @@ def parity(model: nn.Module, session, args: tuple) -> float:
 def export_onnx(model: nn.Module, path: str | os.PathLike, example_input: Any,
                 dynamic_batch: bool = True, opset: int = DEFAULT_OPSET, check: bool = True,
                 atol: float = 1e-4, input_names: list[str] | None = None,
-                output_names: list[str] | None = None) -> OnnxExportResult:
+                output_names: list[str] | None = None,
+                dynamic_sequence: bool = True) -> OnnxExportResult:
     """Export ``model`` (in eval mode) to an ONNX file, then check it against PyTorch.
 
     Args:
@@ -170,8 +227,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example_input: Any,
         path: the ``.onnx`` file to write (atomically).
         example_input: one valid input (tensor or tuple of tensors), batch first.
         dynamic_batch: make axis 0 of every input a symbolic ``batch`` dimension.
+        dynamic_sequence: keep axis 1 of rank-2/3 inputs (tokens, time steps) symbolic where the
+            model allows variable lengths; fixed to the example's size where it does not (e.g.
+            image rows). ``OnnxExportResult.dynamic_axes`` says which axes stayed symbolic.
         opset: ONNX opset version.
-        check: run ONNX Runtime at batch sizes 1 and 3 and compare with PyTorch.
+        check: run ONNX Runtime at batch sizes 1 and 3 (and at half the sequence length when
+            that axis is symbolic) and compare with PyTorch.
         atol: largest accepted max abs difference.
 
     Returns:
@@ -188,8 +249,18 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example_input: Any,
         input_names = input_names or (["input"] if len(args) == 1 else
                                        [f"input_{i}" for i in range(len(args))])
         # A batch of 2 keeps torch.export from specializing the batch axis to the constant 1.
+        if dynamic_sequence and not _accepts_shorter(model, args):
+            dynamic_sequence = False  # e.g. image rows: the model itself fixes that axis
         program = _export_program(model, _with_batch(args, 2), input_names, output_names, opset,
-                                  dynamic_batch)
+                                  dynamic_batch, dynamic_sequence)
+        dynamic = _symbolic_axes(program.model_proto.graph)
+        if any(1 in axes for axes in dynamic) and not _runs_shorter(model, program, args, dynamic,
+                                                                    atol):
+            # Some ops' ONNX lowering fixes the number of steps (e.g. a tanh RNN unrolled):
+            # export again with the sequence axis fixed to the example's length.
+            program = _export_program(model, _with_batch(args, 2), input_names, output_names,
+                                      opset, dynamic_batch, False)
+            dynamic = _symbolic_axes(program.model_proto.graph)
         path = Path(path)
         with atomic_path(path) as tmp:
             with quiet_exporter():
@@ -198,14 +269,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example_input: Any,
             if check:
                 session = onnx_session(tmp)
                 sizes = (1, 3) if dynamic_batch else (int(args[0].shape[0]),)
-                diff = max(parity(model, session, _with_batch(args, b)) for b in sizes)
+                batches = [_with_batch(args, b) for b in sizes]
+                short = _shortened(batches[-1], dynamic)
+                diff = max(parity(model, session, b) for b in batches + ([short] if short else []))
                 if not diff <= atol:
                     raise ExportError(f"ONNX Runtime outputs of {path.name} differ from PyTorch by "
                                       f"{diff:.3g} (max abs); expected at most {atol:g}")
-        import onnx
-
-        graph = onnx.load(str(path), load_external_data=False).graph
+        graph = program.model_proto.graph
         return OnnxExportResult(path, diff, [i.name for i in graph.input],
-                                [o.name for o in graph.output], opset)
+                                [o.name for o in graph.output], opset, dynamic)
     finally:
         model.train(was_training)

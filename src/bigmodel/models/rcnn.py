@@ -38,7 +38,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError, describe
 from bigmodel.models.registry import register_model
+from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.rcl import NORMS, RecurrentConv2d, _odd_pair, default_lrn_size
+from bigmodel.nn.recurrent_kernels import fused_padded
 
 __all__ = ["RCNN", "TextRCNN", "rcnn_feature_size"]
 
@@ -260,12 +262,14 @@ class TextRCNN(nn.Module):
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ShapeError(f"TextRCNN expects token ids of shape (B, L) with L >= 1; received "
                              f"{describe(ids)}")
+        mask = ids != self.pad_id  # (B, L)
+        lengths = mask.sum(dim=1)
+        if capturing_graph():  # a graph cannot hold value checks; the shape checks above stay
+            return mask, lengths
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= self.vocab_size:
             raise DataError(f"TextRCNN: token ids must lie in [0, {self.vocab_size}); received ids "
                             f"from {low} to {high}")
-        mask = ids != self.pad_id  # (B, L)
-        lengths = mask.sum(dim=1)
         empty = (lengths == 0).nonzero().flatten()
         if len(empty):
             raise DataError(f"TextRCNN: row(s) {empty[:5].tolist()} hold only padding (empty "
@@ -287,10 +291,7 @@ class TextRCNN(nn.Module):
         mask, lengths = self._lengths(ids)
         batch, length = ids.shape
         embedded = self.dropout(self.embedding(ids))  # (B, L, E)
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
-                                      enforce_sorted=False)
-        states, _ = self.rnn(packed)
-        states, _ = pad_packed_sequence(states, batch_first=True, total_length=length)  # (B, L, 2H)
+        states = self._context_states(embedded, lengths)  # (B, L, 2H)
         forward_states, backward_states = states.split(self.context_size, dim=-1)
         # c_l(w_i) = forward state after w_{i-1}; c_r(w_i) = backward state after w_{i+1}.
         left = torch.cat([self.left_start.expand(batch, 1, -1), forward_states[:, :-1]], dim=1)
@@ -302,6 +303,23 @@ class TextRCNN(nn.Module):
         hidden = torch.tanh(self.projection(torch.cat([left, embedded, right], dim=-1)))  # (B, L, D)
         hidden = hidden.masked_fill(~mask[..., None], float("-inf"))
         return hidden.amax(dim=1)  # (B, D)
+
+    def _context_states(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Both directions' states per word, zero past each length: packed in eager mode, or the
+        branch-free equivalent (same values) while a graph is captured for export."""
+        if capturing_graph():
+            cell = {"gru": "gru", "lstm": "lstm", "rnn": "simple"}[self.rnn_type]
+            zeros = embedded.new_zeros(2, embedded.shape[0], self.context_size)
+            state = (zeros, zeros) if cell == "lstm" else zeros
+            states, _, _ = fused_padded(cell, embedded, lengths, self.rnn._flat_weights, state,
+                                        bidirectional=True)
+            return states
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        states, _ = self.rnn(packed)
+        states, _ = pad_packed_sequence(states, batch_first=True,
+                                        total_length=embedded.shape[1])
+        return states
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """``(B, hidden_size)`` -> logits ``(B, num_classes)`` (or the features when ``pre_logits``)."""

@@ -286,10 +286,17 @@ class MultiHeadAttention(nn.Module):
             if key is None:
                 return q, None, None
             return q, self.k_proj(key), self.v_proj(value)
-        weight, bias = self.in_proj.weight, self.in_proj.bias
         if key is query and value is query:  # self-attention: one matmul
-            q, k, v = F.linear(query, weight, bias).split(self._sizes, dim=-1)
+            # Called as a module (not F.linear on its weight) so a wrapper such as a LoRA adapter
+            # around ``in_proj`` takes part.
+            q, k, v = self.in_proj(query).split(self._sizes, dim=-1)
             return q, k, v
+        if type(self.in_proj) is not nn.Linear:  # wrapped (LoRA): project whole, keep the slices
+            q = self.in_proj(query)[..., :qk]
+            if key is None:
+                return q, None, None
+            return q, self.in_proj(key)[..., qk: 2 * qk], self.in_proj(value)[..., 2 * qk:]
+        weight, bias = self.in_proj.weight, self.in_proj.bias
         b = (None, None, None) if bias is None else (bias[:qk], bias[qk: 2 * qk], bias[2 * qk:])
         q = F.linear(query, weight[:qk], b[0])
         if key is None:

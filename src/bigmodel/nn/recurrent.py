@@ -12,7 +12,10 @@ vector of ``4 * hidden_size`` (PyTorch's ``nn.LSTM`` has two), so parameter coun
 Inputs are batch-first ``(B, T, input_size)``. Variable-length batches: pass ``lengths`` ``(B,)`` (each
 in ``[1, T]``, steps past it are padding) or a boolean ``mask`` ``(B, T)`` whose valid steps form
 one block per row (right- or left-padding). Each sequence then gives exactly what it gives alone:
-outputs at padded steps are zero, final states are those of its last valid step.
+outputs at padded steps are zero, final states are those of its last valid step. While a graph is
+captured for export (``torch.export`` / ONNX), ``lengths`` take a branch-free path with the same
+outputs and ``h_n`` (:func:`~bigmodel.nn.recurrent_kernels.fused_padded`; an LSTM's ``c_n`` is then
+``None``) and the lengths' values are not checked.
 
 Parameters, per layer ``k`` and direction (suffix ``_reverse`` for the backward one)::
 
@@ -35,11 +38,13 @@ import torch
 from torch import nn
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError, describe
+from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.recurrent_kernels import (
     GATES,
     _gru_rows_to_torch,
     fused,
     fused_packed,
+    fused_padded,
     roll_rows,
     torch_weights,
     valid_block,
@@ -65,6 +70,8 @@ def check_lengths(owner: str, lengths: Any, batch: int, steps: int,
     if lengths.is_floating_point() or lengths.dtype == torch.bool:
         raise InputTypeError(f"{owner}: `lengths` must be integers; received {describe(lengths)}")
     lengths = lengths.long()
+    if capturing_graph():  # a graph cannot hold a check of values; the shape checks above stay
+        return lengths
     low, high = int(lengths.min()), int(lengths.max())
     if low < 1 or high > steps:
         raise DataError(f"{owner}: every length must be in [1, {steps}] (the padded sequence has "
@@ -232,7 +239,9 @@ class _Recurrent(nn.Module):
         options = {"num_layers": self.num_layers, "bidirectional": self.bidirectional,
                    "dropout": self.dropout, "training": self.training,
                    "nonlinearity": getattr(self, "nonlinearity", "tanh")}
-        if lengths is None or bool((lengths == steps).all()):
+        if lengths is not None and start is None and capturing_graph():
+            out, h, c = fused_padded(self.cell, x, lengths, weights, hx, **options)
+        elif lengths is None or bool((lengths == steps).all()):
             out, h, c = fused(self.cell, x, weights, hx, **options)
         else:
             if start is not None:

@@ -138,6 +138,67 @@ def fused_packed(cell: str, x: torch.Tensor, lengths: torch.Tensor,
     return out, h, c
 
 
+def fused_padded(cell: str, x: torch.Tensor, lengths: torch.Tensor,
+                 weights: Sequence[torch.Tensor], state: torch.Tensor | tuple, *,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 training: bool = False, nonlinearity: str = "tanh",
+                 ) -> tuple[torch.Tensor, torch.Tensor, None]:
+    """:func:`fused_packed` without packing: no value-dependent step, so a graph (ONNX) can hold it.
+
+    Layer by layer, the forward direction runs over the padded batch (a recurrence is causal, so
+    the steps before each length are exact), and the backward direction over each sequence
+    reversed within its length (:func:`reverse_padded`, padding stays after the tokens). Outputs
+    (zero past each length) and ``h_n`` equal :func:`fused_packed`'s; the LSTM cell state ``c_n``
+    at each sequence's last step is not recoverable from the per-step outputs and is ``None``.
+    """
+    directions = 2 if bidirectional else 1
+    per_direction = len(weights) // (num_layers * directions)
+    h0, c0 = state if isinstance(state, tuple) else (state, None)
+    lengths = lengths.to(x.device)
+    valid = lengths_to_mask(lengths, x.shape[1])[..., None]
+    rows = torch.arange(x.shape[0], device=x.device)
+    last = lengths - 1
+    # Sizes come from the input: the exporter may give a recurrent op's output a fixed length.
+    reverse = reverse_index(lengths, x.shape[1]) if bidirectional else None
+    layer_input, finals = x, []
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(directions):
+            index = layer * directions + direction
+            layer_weights = weights[index * per_direction:(index + 1) * per_direction]
+            hx = h0[index:index + 1] if c0 is None else (h0[index:index + 1],
+                                                         c0[index:index + 1])
+            steps = reverse_padded(layer_input, lengths, reverse) if direction else layer_input
+            out, _, _ = fused(cell, steps, layer_weights, hx, nonlinearity=nonlinearity)
+            finals.append(out[rows, last])
+            outputs.append(reverse_padded(out, lengths, reverse) if direction else out)
+        out = torch.cat(outputs, dim=-1) if directions == 2 else outputs[0]
+        out = torch.where(valid, out, torch.zeros((), dtype=out.dtype, device=out.device))
+        if dropout and training and layer < num_layers - 1:
+            out = F.dropout(out, dropout, training=True)
+        layer_input = out
+    return layer_input, torch.stack(finals), None
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor,
+                   index: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[b, t] = x[b, lengths[b] - 1 - t]`` for ``t < lengths[b]``, padded steps unchanged.
+
+    Reverses each right-padded sequence of ``x`` ``(B, T, ...)`` within its length; its own
+    inverse. ``index``: :func:`reverse_index` already computed (for several tensors of one batch).
+    """
+    if index is None:
+        index = reverse_index(lengths, x.shape[1])
+    return x[torch.arange(x.shape[0], device=x.device)[:, None], index.to(x.device)]
+
+
+def reverse_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(B, T)`` step indices that reverse each sequence within its length (padding stays)."""
+    position = torch.arange(steps, device=lengths.device)[None, :]
+    length = lengths[:, None]
+    return torch.where(position < length, length - 1 - position, position)
+
+
 # ------------------------------------------------------------------------------- masks
 def valid_block(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(start, length)`` per row when each row's ``True`` steps form one contiguous block.
