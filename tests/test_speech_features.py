@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.fft import dct
 
+from bigmodel.errors import ConfigError, InputTypeError, ShapeError
 from bigmodel.nn.audio_features import (
     MFCC,
     LogMelSpectrogram,
@@ -15,7 +16,6 @@ from bigmodel.nn.audio_features import (
     SpecAugment,
     mel_filterbank,
 )
-from bigmodel.errors import ConfigError, InputTypeError, ShapeError
 
 # -- NumPy references, written from the definitions -------------------------------------------------
 

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bigmodel.nn.audio_features import MFCC, LogMelSpectrogram, SpecAugment
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.models.registry import register_model
 from bigmodel.models.rnn import SequenceClassifier
+from bigmodel.nn.audio_features import MFCC, LogMelSpectrogram, SpecAugment
 from bigmodel.nn.positional import SinusoidalPositionalEncoding
 from bigmodel.nn.recurrent import GRU
 from bigmodel.nn.transformer import TransformerEncoder
