@@ -13,7 +13,7 @@ from bigmodel import keras
 from bigmodel.errors import BigModelError, CheckpointError, ConfigError, DataError, ShapeError
 from bigmodel.keras import layers
 
-SEED_PROGRAM = Path(__file__).resolve().parents[2] / "shared" / "seed-examples" / "seed_cnn.py"
+SEED_PROGRAM = Path(__file__).resolve().parent / "seed_examples" / "seed_cnn.py"
 
 
 def seed_cnn() -> keras.Sequential:

@@ -14,7 +14,7 @@ from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import layers
 from rnn_numpy import keras_rnn, random_keras_weights
 
-SEED_RNN = Path(__file__).resolve().parents[2] / "shared" / "seed-examples" / "seed_rnn.py"
+SEED_RNN = Path(__file__).resolve().parent / "seed_examples" / "seed_rnn.py"
 LAYERS = {"simple": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
 

@@ -19,7 +19,7 @@ from bigmodel.models.decoding import beam_search, greedy_search, sample_logits
 from bigmodel.models.seq2seq_training import masked_cross_entropy
 from bigmodel.models.transformer import TransformerModel
 
-SEED_PROGRAM = Path("/work/shared/seed-examples/seed_transformer.py")
+SEED_PROGRAM = Path(__file__).resolve().parent / "seed_examples" / "seed_transformer.py"
 
 
 @pytest.fixture(autouse=True, scope="module")
