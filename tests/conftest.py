@@ -2,7 +2,21 @@
 
 import os
 
+import pytest
+import torch
+
 # Hugging Face libraries (the sentence-transformers reference of the MiniLM test) must read only
 # the local files they are given, never ask the Hub for updates.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models: they gain nothing from two, and on a loaded
+    machine two threads spin-wait for each other (a speech test step measured 40x slower).
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from bigmodel.cli.main import main
 from bigmodel.cli.recipe import load_recipe
@@ -24,12 +23,7 @@ TOPICS = {  # each category has its own words; every text mixes in shared filler
 FILLER = ["the", "a", "and", "of", "we", "it", "was", "very", "then", "so"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from bigmodel.cli.main import main
 from bigmodel.cli.recipe import load_recipe, recipe_from_dict
@@ -20,14 +19,7 @@ RATE = 16000
 WORDS = ("low", "high")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these tiny models gain nothing from two, and on a loaded machine two
-    threads spin-wait for each other (measured 40x slower per step)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def clip(word: str, rng: np.random.Generator, seconds: float = 0.3, rate: int = RATE) -> np.ndarray:

@@ -17,14 +17,7 @@ SMALL = {"speech-cnn": {"channels": [8, 16, 16]}, "speech-crnn": {"channels": [8
          "speech-transformer": {"d_model": 32, "num_heads": 2, "num_layers": 1, "dff": 64}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these tiny models gain nothing from two, and on a loaded machine two
-    threads spin-wait for each other (measured 40x slower per step)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sounds(count: int, seconds: float = 0.5, rate: int = 16000, seed: int = 0):

@@ -151,50 +151,50 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_audio(args: argparse.Namespace, spec: dict, metadata: dict, shape: dict) -> int:
     """Speech runs: one line per clip, ``PATH: WORD PROBABILITY`` (top-k joined by ' | ')."""
-    import torch
 
     from bigmodel.cli.speech_data import load_wav_inputs
-    from bigmodel.cli.train import predict_logits, resolve_device
     from bigmodel.errors import ConfigError
-    from bigmodel.models import load_model
 
     if shape.get("kind") != "audio":
         raise ConfigError(f"{args.input} is audio, but the model of {args.run_dir} was not trained "
                           "on audio (its model.json has no audio input); pass a .npy array of "
                           "images")
     files, clips = load_wav_inputs(args.input, shape, args.long_clips)
-    model = load_model(args.run_dir, device=resolve_device(args.device))
-    probabilities = torch.softmax(predict_logits(model, clips, args.batch_size), dim=1)
-    num_classes = probabilities.shape[1]
-    if args.top_k > num_classes:
-        raise ConfigError(f"--top-k {args.top_k} exceeds the model's {num_classes} classes")
-    names = list(metadata.get("class_names") or [str(i) for i in range(num_classes)])
-    top_p, top_i = probabilities.topk(args.top_k, dim=1)
-    for file, ps, ids in zip(files, top_p.tolist(), top_i.tolist()):
-        print(f"{file}: " + " | ".join(f"{names[i]} {p:.4f}" for p, i in zip(ps, ids)))
-    return 0
+    return _print_ranked(args, metadata, [str(file) for file in files], clips)
 
 
 def _run_text(args: argparse.Namespace, metadata: dict, shape: dict) -> int:
     """Text runs: INPUT is a text or a ``.txt`` file (one text per line); one line per text,
     ``LABEL: CLASS PROBABILITY`` (top-k joined by ' | ')."""
-    import torch
 
     from bigmodel.cli.text_data import load_vocabulary, read_texts
-    from bigmodel.cli.train import predict_logits, resolve_device
-    from bigmodel.errors import ConfigError
-    from bigmodel.models import load_model
 
     labels, texts = read_texts(args.input)
     vocabulary = load_vocabulary(args.run_dir, shape)
     ids = vocabulary.encode_batch(texts, max_length=shape.get("max_length"))
+    return _print_ranked(args, metadata, labels, ids)
+
+
+def _print_ranked(args: argparse.Namespace, metadata: dict, labels: list[str], inputs) -> int:
+    """Run the model on ``inputs`` and print ``LABEL: CLASS PROBABILITY`` per row (top-k joined
+    by ' | ').
+
+    Raises:
+        ConfigError: ``--top-k`` larger than the number of classes.
+    """
+    import torch
+
+    from bigmodel.cli.train import predict_logits, resolve_device
+    from bigmodel.errors import ConfigError
+    from bigmodel.models import load_model
+
     model = load_model(args.run_dir, device=resolve_device(args.device))
-    probabilities = torch.softmax(predict_logits(model, ids, args.batch_size), dim=1)
+    probabilities = torch.softmax(predict_logits(model, inputs, args.batch_size), dim=1)
     num_classes = probabilities.shape[1]
     if args.top_k > num_classes:
         raise ConfigError(f"--top-k {args.top_k} exceeds the model's {num_classes} classes")
     names = list(metadata.get("class_names") or [str(i) for i in range(num_classes)])
     top_p, top_i = probabilities.topk(args.top_k, dim=1)
-    for label, ps, ids_ in zip(labels, top_p.tolist(), top_i.tolist()):
-        print(f"{label}: " + " | ".join(f"{names[i]} {p:.4f}" for p, i in zip(ps, ids_)))
+    for label, ps, ids in zip(labels, top_p.tolist(), top_i.tolist()):
+        print(f"{label}: " + " | ".join(f"{names[i]} {p:.4f}" for p, i in zip(ps, ids)))
     return 0

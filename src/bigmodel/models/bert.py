@@ -27,6 +27,7 @@ from torch import nn
 from bigmodel.errors import ConfigError, DataError, ShapeError
 from bigmodel.models.registry import register_model
 from bigmodel.models.tokens import as_token_ids, embed_tokens
+from bigmodel.models.transformer_classifier import PooledClassifierMixin, pool_states
 from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.positional import LearnedPositionalEmbedding
 from bigmodel.nn.transformer import TransformerEncoder
@@ -58,7 +59,7 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
-class BertClassifier(nn.Module):
+class BertClassifier(PooledClassifierMixin, nn.Module):
     """BERT-style encoder + pooling + linear head.
 
     Args:
@@ -134,36 +135,15 @@ class BertClassifier(nn.Module):
             ShapeError: longer than ``max_length`` or empty.
         """
         states, mask = self._encode(ids, token_type_ids)
-        if self.pooling == "cls":
-            return states[:, 0]
-        keep = mask.unsqueeze(-1).to(states.dtype)
-        return (states * keep).sum(dim=1) / keep.sum(dim=1)
+        return pool_states(states, mask, self.pooling)
 
     def sentence_embedding(self, ids: Any) -> torch.Tensor:
         """Unit-length sentence vectors ``(B, d_model)`` (pooled states / their L2 norm)."""
         return F.normalize(self.forward_features(ids), p=2.0, dim=-1)
 
-    # -- classifier surface -----------------------------------------------------------------------
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` from pooled features ``(B, d_model)``."""
-        features = self.head_dropout(features)
-        return features if pre_logits else self.classifier(features)
-
-    def forward(self, ids: Any) -> torch.Tensor:
-        return self.forward_head(self.forward_features(ids))
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int) -> None:
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ConfigError(f"reset_classifier: 'num_classes' must be a positive int; received "
-                              f"{num_classes!r}")
-        weight = self.classifier.weight
-        self.classifier = nn.Linear(self.d_model, num_classes, device=weight.device,
-                                    dtype=weight.dtype)
-        _bert_init(self.classifier)
-        self.num_classes = num_classes
+    # -- classifier surface (forward, forward_head, reset_classifier: PooledClassifierMixin) --------
+    def _init_classifier(self, layer: nn.Linear) -> None:
+        _bert_init(layer)
 
     def get_config(self) -> dict[str, Any]:
         return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,

@@ -30,7 +30,54 @@ __all__ = ["TransformerClassifier", "transformer_classifier"]
 _POOLING = ("mean", "max", "cls")
 
 
-class TransformerClassifier(nn.Module):
+def pool_states(states: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``(B, L, d)`` encoder states -> ``(B, d)``: the first ([CLS]) state, or the mean / max over
+    the real tokens (``mask`` ``(B, L)`` True for them; padding never counts)."""
+    if pooling == "cls":
+        return states[:, 0]
+    keep = mask.unsqueeze(-1)
+    if pooling == "max":
+        return states.masked_fill(~keep, float("-inf")).amax(dim=1)
+    keep = keep.to(states.dtype)
+    return (states * keep).sum(dim=1) / keep.sum(dim=1)
+
+
+class PooledClassifierMixin:
+    """The classifier surface of a model that pools token states into ``d_model`` features and
+    classifies them with ``self.classifier`` (a Linear) after ``self.head_dropout``:
+    ``forward``, ``forward_head``, ``get_classifier``, ``reset_classifier``."""
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` from pooled features ``(B, d_model)``."""
+        features = self.head_dropout(features)
+        return features if pre_logits else self.classifier(features)
+
+    def forward(self, ids: Any) -> torch.Tensor:
+        return self.forward_head(self.forward_features(ids))
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialized head with ``num_classes`` outputs.
+
+        Raises:
+            ConfigError: ``num_classes`` is not a positive int.
+        """
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ConfigError(f"reset_classifier: 'num_classes' must be a positive int; received "
+                              f"{num_classes!r}")
+        weight = self.classifier.weight
+        self.classifier = nn.Linear(self.d_model, num_classes, device=weight.device,
+                                    dtype=weight.dtype)
+        self._init_classifier(self.classifier)
+        self.num_classes = num_classes
+
+    def _init_classifier(self, layer: nn.Linear) -> None:
+        """Initialize a new head (default: PyTorch's Linear initialization)."""
+
+
+class TransformerClassifier(PooledClassifierMixin, nn.Module):
     """Encoder + pooling + head for sequence classification.
 
     Args:
@@ -111,36 +158,11 @@ class TransformerClassifier(nn.Module):
             ShapeError: longer than ``max_length`` or empty.
         """
         states, mask, _ = self._encode(ids)
-        if self.pooling == "cls":
-            return states[:, 0]
-        keep = mask.unsqueeze(-1)
-        if self.pooling == "max":
-            return states.masked_fill(~keep, float("-inf")).amax(dim=1)
-        return (states * keep).sum(dim=1) / keep.sum(dim=1)
+        return pool_states(states, mask, self.pooling)
 
     def attention_maps(self, ids: Any) -> list[torch.Tensor]:
         """Attention weights of every layer, each ``(B, num_heads, L', L')`` (L' counts [CLS])."""
         return self._encode(ids, need_weights=True)[2]
-
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` from pooled features ``(B, d_model)``."""
-        features = self.head_dropout(features)
-        return features if pre_logits else self.classifier(features)
-
-    def forward(self, ids: Any) -> torch.Tensor:
-        return self.forward_head(self.forward_features(ids))
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int) -> None:
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ConfigError(f"reset_classifier: 'num_classes' must be a positive int; received "
-                              f"{num_classes!r}")
-        weight = self.classifier.weight
-        self.classifier = nn.Linear(self.d_model, num_classes, device=weight.device,
-                                    dtype=weight.dtype)
-        self.num_classes = num_classes
 
     def get_config(self) -> dict[str, Any]:
         return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,
