@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import typing
-from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -37,7 +36,7 @@ from bigmodel.cli.recipe import (
     _suggest,
     _unwrap,
     parse_override,
-    parse_yaml,
+    read_recipe_yaml,
 )
 from bigmodel.errors import ConfigError
 
@@ -167,11 +166,4 @@ def finetune_recipe_from_dict(raw: typing.Any, overrides: typing.Sequence[str] =
 def load_finetune_recipe(path: str | os.PathLike,
                          overrides: typing.Sequence[str] = ()) -> FinetuneRecipe:
     """Read, override and validate a fine-tuning recipe file (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Recipe file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read recipe {path}: {exc}") from None
-    return finetune_recipe_from_dict(parse_yaml(text, str(path)), overrides, str(path))
+    return finetune_recipe_from_dict(read_recipe_yaml(path), overrides, str(path))

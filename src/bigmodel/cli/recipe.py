@@ -501,6 +501,15 @@ def load_recipe(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -
         ConfigError: the file is missing or not YAML, an override names an unknown key, or the
             recipe does not validate (each message names the key path).
     """
+    return recipe_from_dict(read_recipe_yaml(path), overrides, source=str(path))
+
+
+def read_recipe_yaml(path: str | os.PathLike) -> Any:
+    """The parsed YAML of a recipe file (not yet validated).
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not YAML (names the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Recipe file not found: {path}")
@@ -508,7 +517,7 @@ def load_recipe(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read recipe {path}: {exc}") from None
-    return recipe_from_dict(parse_yaml(text, str(path)), overrides, source=str(path))
+    return parse_yaml(text, str(path))
 
 
 def dump_recipe(recipe: Recipe) -> str:
