@@ -117,7 +117,7 @@ def compress_run(args) -> dict:
     import torch
 
     from bigmodel.cli.recipe import load_recipe
-    from bigmodel.cli.train import load_splits
+    from bigmodel.cli.splits import load_splits
     from bigmodel.compress import (
         StageResult,
         compare_speed,

@@ -32,9 +32,11 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
         ConfigError: the run's recipe is missing or invalid, or ``batch_size`` < 1.
         DataFileError: the test data cannot be loaded.
     """
+    from bigmodel.cli.inference import loss_and_accuracy, predict_logits
     from bigmodel.cli.recipe import load_recipe
+    from bigmodel.cli.splits import load_splits
     from bigmodel.cli.text_data import TEXT_DATA, load_vocabulary
-    from bigmodel.cli.train import load_splits, loss_and_accuracy, predict_logits, resolve_device
+    from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model
 

@@ -132,7 +132,7 @@ def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
         pool, source = array, args.input
     else:
         from bigmodel.cli.recipe import load_recipe
-        from bigmodel.cli.train import load_splits
+        from bigmodel.cli.splits import load_splits
 
         recipe_path = Path(args.run_dir) / "recipe.yaml"
         recipe = load_recipe(recipe_path)
@@ -156,7 +156,7 @@ def _reference_data(args: argparse.Namespace, pool: Any) -> Any:
     if args.input is not None:
         return pool
     from bigmodel.cli.recipe import load_recipe
-    from bigmodel.cli.train import load_splits
+    from bigmodel.cli.splits import load_splits
 
     recipe = load_recipe(Path(args.run_dir) / "recipe.yaml")
     return load_splits(recipe.data, seed=recipe.train.seed, with_train=True).x_train
@@ -176,7 +176,7 @@ def _vocabulary(run_dir: Path, entry: Any) -> list[str] | None:
 
 def explain_run(args: argparse.Namespace) -> dict[str, Any]:
     """Compute the explanation, its faithfulness and figures, then write them; returns the JSON."""
-    from bigmodel.cli.train import resolve_device
+    from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.explain import explain
     from bigmodel.explain.metrics import completeness, deletion_insertion

@@ -160,7 +160,7 @@ def prepare_data(data, tokenizer=None, seed: int = 0) -> FinetuneData:
         x, y, xv, yv = _hold_out(train_ids, split.train_labels[order], data.validation_split)
         return FinetuneData(x, y, xv, yv, test_ids, test_labels, split.class_names, "text",
                             {"tokenizer": "tokenizer.json", "max_length": length})
-    from bigmodel.cli.train import load_splits
+    from bigmodel.cli.splits import load_splits
 
     splits = load_splits(data.model_copy(update={"validation_split": 0.0}), seed=seed)
     x, y, x_test, y_test = splits.x_train, splits.y_train, splits.x_test, splits.y_test
@@ -414,7 +414,7 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
     if tokenizer is not None:
         tokenizer.save(path / "tokenizer.json")
 
-    from bigmodel.cli.train import loss_and_accuracy
+    from bigmodel.cli.inference import loss_and_accuracy
 
     results: dict[str, dict[str, float | None]] = {"train (last epoch, running average)": {
         "loss": history.history.get("loss", [None])[-1],

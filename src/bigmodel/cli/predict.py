@@ -115,7 +115,8 @@ def prepare_images(array, channels: int, height: int, width: int, source: str = 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bigmodel.cli.train import predict_logits, resolve_device
+    from bigmodel.cli.inference import predict_logits
+    from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model, read_model_spec
 
@@ -184,7 +185,8 @@ def _print_ranked(args: argparse.Namespace, metadata: dict, labels: list[str], i
     """
     import torch
 
-    from bigmodel.cli.train import predict_logits, resolve_device
+    from bigmodel.cli.inference import predict_logits
+    from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model
 

@@ -21,34 +21,18 @@ from bigmodel.errors import (
     DataError,
     InputTypeError,
     NotBuiltError,
-    describe,
 )
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
 from bigmodel.keras.layers.base import Layer, _child_layers, get_keras_mask
+from bigmodel.keras.metric_adapters import _mask_weights, _MaskedMetric, _OnProbabilities
+from bigmodel.keras.model_data import ModelDataMixin, _as_numpy, _is_array_like
 
 _INTEGER_INPUT_LAYERS = ("Embedding",)
 
 
-def _is_array_like(value: Any) -> bool:
-    return isinstance(value, (np.ndarray, torch.Tensor, list))
-
-
-def _as_numpy(value: Any, what: str) -> np.ndarray | torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, list):
-        value = np.asarray(value)
-    if not isinstance(value, np.ndarray):
-        raise InputTypeError(f"{what} must be a NumPy array or a torch tensor; received "
-                             f"{type(value).__name__}")
-    if value.dtype.kind not in "biuf":
-        raise InputTypeError(f"{what} must hold numbers; received dtype {value.dtype}")
-    return value
-
-
-class Model(Layer):
+class Model(ModelDataMixin, Layer):
     """A trainable stack or graph of layers with Keras's ``compile``/``fit``/``predict``.
 
     Functional use: ``Model(inputs, outputs)`` with ``inputs = keras.Input(shape=...)``.
@@ -336,43 +320,6 @@ class Model(Layer):
         self._trainer.stop_training = self._stop_training
         self._use_logits = use_logits
 
-    def _standardize_data(self, x: Any, y: Any, sample_weight: Any, what: str) -> tuple:
-        """Arrays converted once (not per batch); x/y lengths and label sanity checked."""
-        x = _as_numpy(x, f"{what}: x")
-        if y is None:
-            raise DataError(f"{what}: y (the targets) is missing; pass labels along with x")
-        y = _as_numpy(y, f"{what}: y")
-        if len(x) != len(y):
-            raise DataError(f"{what}: x and y must have the same number of samples; received "
-                            f"x with {len(x)} samples ({describe(x)}) and y with {len(y)} "
-                            f"({describe(y)})")
-        if len(x) == 0:
-            raise DataError(f"{what}: received empty data (0 samples)")
-        x = self._standardize_input(x)
-        if sample_weight is not None:
-            sample_weight = torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32)
-            if len(sample_weight) != len(x):
-                raise DataError(f"{what}: sample_weight has {len(sample_weight)} entries for "
-                                f"{len(x)} samples")
-        y = torch.as_tensor(y)
-        if self.loss is not None and isinstance(self.loss, losses_mod.SparseCategoricalCrossentropy):
-            self._check_labels(y, x, what)
-        return x, y, sample_weight
-
-    def _check_labels(self, y: torch.Tensor, x: torch.Tensor, what: str) -> None:
-        if not self.built:
-            self._build_on(x[:1])
-            self.built = True
-        classes = self.compute_output_shape((None, *x.shape[1:]))[-1]
-        if y.is_floating_point() and not torch.equal(y, y.round()):
-            raise DataError(f"{what}: {self.loss.name} needs integer class labels; received "
-                            f"non-integer values ({describe(y)})")
-        low, high = int(y.min()), int(y.max())
-        if classes is not None and (low < 0 or high >= classes):
-            raise DataError(f"{what}: labels must lie in [0, {classes - 1}] for {self.loss.name} "
-                            f"with a {classes}-unit output layer; received labels in "
-                            f"[{low}, {high}]")
-
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: Any = "auto", callbacks: Sequence[Any] | None = None,
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
@@ -432,39 +379,6 @@ class Model(Layer):
         history.model = self
         self.history = history
         return history
-
-    def _validation_tuple(self, data: Any) -> Any:
-        if isinstance(data, (tuple, list)) and len(data) in (2, 3) and _is_array_like(data[0]):
-            x_val, y_val, *rest = data
-            x_val, y_val, w_val = self._standardize_data(x_val, y_val, rest[0] if rest else None,
-                                                         "validation_data")
-            return (x_val, y_val) if w_val is None else (x_val, y_val, w_val)
-        return data
-
-    def _peek(self, data: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-        """First batch of a Dataset/DataLoader/iterable, to build the model and resolve metrics."""
-        if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__getitem__"):
-            first = data[0]
-            xs, ys = first[0], first[1] if len(first) > 1 else None
-            xs = torch.as_tensor(np.asarray(xs))[None]
-            ys = torch.as_tensor(np.asarray(ys))[None] if ys is not None else None
-            return data, xs, ys
-        if isinstance(data, torch.utils.data.DataLoader):
-            first = next(iter(data))
-            return data, torch.as_tensor(first[0]), torch.as_tensor(first[1])
-        if hasattr(data, "__iter__") or hasattr(data, "__next__"):
-            iterator = iter(data)
-            try:
-                first = next(iterator)
-            except StopIteration:
-                raise DataError("fit: the data iterable is empty") from None
-            import itertools
-
-            chained = itertools.chain([first], iterator)
-            return chained, torch.as_tensor(np.asarray(first[0])), torch.as_tensor(
-                np.asarray(first[1]))
-        raise InputTypeError(f"fit: cannot use x of type {type(data).__name__}; expected arrays, "
-                             "a Dataset, a DataLoader or an iterable of batches")
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
@@ -546,73 +460,3 @@ class Model(Layer):
         from bigmodel.keras.layers.base import serialize_layer
 
         return json.dumps(serialize_layer(self))
-
-
-def _mask_weights(mask: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
-    """Keras 3's loss masking: masked entries weigh 0 and the others ``total / valid``, so the
-    batch mean runs over the valid entries only; combined with any ``sample_weight``."""
-    weights = mask.to(torch.float32)
-    weights = weights * (weights.numel() / weights.sum().clamp(min=1e-7))
-    if sample_weight is not None:
-        sample_weight = sample_weight.to(weights.device, weights.dtype)
-        while sample_weight.dim() < weights.dim():
-            sample_weight = sample_weight.unsqueeze(-1)
-        weights = weights * sample_weight
-    return weights
-
-
-class _MaskedMetric:
-    """Weights a metric by the output's timestep mask of the current batch (read by the loss)."""
-
-    def __init__(self, metric: Any, model: Model):
-        self.metric = metric
-        self.name = metric.name
-        self._model = model
-
-    def update(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> None:
-        mask = getattr(self._model, "_output_mask", None)
-        if mask is not None and tuple(mask.shape) == tuple(y_pred.shape[:mask.dim()]):
-            weights = mask.to(torch.float32)
-            if sample_weight is not None:
-                sample_weight = torch.as_tensor(sample_weight, device=weights.device)
-                while sample_weight.dim() < weights.dim():
-                    sample_weight = sample_weight.unsqueeze(-1)
-                weights = weights * sample_weight
-            sample_weight = weights
-        self.metric.update(y_pred, y_true, sample_weight)
-
-    def result(self) -> float:
-        return self.metric.result()
-
-    def reset(self) -> None:
-        self.metric.reset()
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.metric, item)
-
-
-class _OnProbabilities:
-    """Feeds a metric with probabilities when the model trains on pre-activation outputs."""
-
-    def __init__(self, metric: Any, activation: str):
-        self.metric = metric
-        self.name = metric.name
-        self._activation = activation
-        # Accuracy-style metrics are invariant to softmax (argmax): skip the extra work.
-        self._argmax_only = type(metric).__name__ in (
-            "SparseCategoricalAccuracy", "CategoricalAccuracy", "TopKCategoricalAccuracy",
-            "SparseTopKCategoricalAccuracy") and activation == "softmax"
-
-    def update(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> None:
-        if not self._argmax_only:
-            y_pred = y_pred.softmax(-1) if self._activation == "softmax" else y_pred.sigmoid()
-        self.metric.update(y_pred, y_true, sample_weight)
-
-    def result(self) -> float:
-        return self.metric.result()
-
-    def reset(self) -> None:
-        self.metric.reset()
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.metric, item)
