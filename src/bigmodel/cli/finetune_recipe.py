@@ -26,18 +26,10 @@ from __future__ import annotations
 import os
 import typing
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from bigmodel.cli.recipe import (
-    DataSection,
-    Recipe,
-    _apply,
-    _Section,
-    _suggest,
-    _unwrap,
-    parse_override,
-    read_recipe_yaml,
-)
+from bigmodel.cli.recipe import DataSection, Recipe, _Section, read_recipe_yaml
+from bigmodel.cli.recipe_keys import apply_schema_override, validate_schema
 from bigmodel.errors import ConfigError
 
 __all__ = ["FinetuneRecipe", "FinetuneSection", "load_finetune_recipe"]
@@ -103,43 +95,6 @@ class FinetuneRecipe(Recipe):
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)
 
 
-def _section_at(loc: tuple) -> typing.Any:
-    """The schema class owning the keys at ``loc`` (list indices skipped), or None."""
-    current: typing.Any = FinetuneRecipe
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = getattr(current, "model_fields", {}).get(str(part))
-        if field is None:
-            return None
-        current = _unwrap(field.annotation)
-        if typing.get_origin(current) is list:
-            current = typing.get_args(current)[0]
-    return current if hasattr(current, "model_fields") else None
-
-
-def _format(exc: ValidationError, source: str) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = tuple(error.get("loc", ()))
-        path = ".".join(str(p) for p in loc) or "<recipe>"
-        kind = error.get("type", "")
-        if kind == "extra_forbidden":
-            section = _section_at(loc[:-1])
-            known = list(section.model_fields) if section is not None else []
-            hint = _suggest(str(loc[-1]), known) + (f"; known keys: {', '.join(known)}"
-                                                    if known else "")
-            lines.append(f"{source}: unknown key '{path}'{hint}")
-            continue
-        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        shown = kind.endswith("_type") or kind.startswith(
-            ("int_", "float_", "bool_", "literal_", "string_", "greater_", "less_", "too_"))
-        received = f"; received {error.get('input')!r}" if shown else ""
-        where = "" if message.startswith(f"{path}.") else f"{path}: "  # validator named it
-        lines.append(f"{source}: {where}{message}{received}")
-    return "\n".join(lines)
-
-
 def finetune_recipe_from_dict(raw: typing.Any, overrides: typing.Sequence[str] = (),
                               source: str = "<recipe>") -> FinetuneRecipe:
     """Apply ``--set`` overrides and validate.
@@ -152,15 +107,8 @@ def finetune_recipe_from_dict(raw: typing.Any, overrides: typing.Sequence[str] =
         raise ConfigError(f"{source}: a recipe must be a mapping of sections; received "
                           f"{type(raw).__name__}")
     for text in overrides:
-        parts, value = parse_override(text)
-        try:
-            _apply(raw, FinetuneRecipe, parts, value, [])
-        except ConfigError as exc:
-            raise ConfigError(f"--set {text}: {exc}") from None
-    try:
-        return FinetuneRecipe.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_format(exc, source)) from None
+        apply_schema_override(raw, FinetuneRecipe, text)
+    return validate_schema(FinetuneRecipe, raw, source)
 
 
 def load_finetune_recipe(path: str | os.PathLike,

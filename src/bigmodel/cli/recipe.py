@@ -47,43 +47,28 @@ parsed as YAML, so ``3`` is an int, ``3e-4`` a float, ``null`` None) before vali
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
-import re
-import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bigmodel.cli.recipe_keys import (  # noqa: F401 - parse_yaml/parse_override: public here too
+    apply_schema_override,
+    parse_override,
+    parse_yaml,
+    suggest,
+    validate_schema,
+)
 from bigmodel.errors import ConfigError
 from bigmodel.utils.io import atomic_write_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("constant", "cosine", "step", "noam")  # bigmodel.engine.schedules
 AUGMENTATIONS = ("RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomErasing")
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML loader that also reads ``1e-3`` as a float (YAML 1.1 requires ``1.0e-3``)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def parse_yaml(text: str, source: str = "<string>") -> Any:
-    """Parse YAML with the recipe loader; a syntax error is a :class:`ConfigError` naming ``source``."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
 
 
 class _Section(BaseModel):
@@ -103,7 +88,7 @@ class ModelSection(_Section):
         from bigmodel.models import is_model, list_models
 
         if not is_model(name):
-            raise ValueError(f"unknown model '{name}'{_suggest(name, list_models())}; "
+            raise ValueError(f"unknown model '{name}'{suggest(name, list_models())}; "
                              f"known models: {', '.join(list_models())}")
         return name
 
@@ -115,7 +100,7 @@ class ModelSection(_Section):
         for key in self.overrides:
             if key not in accepted:
                 raise ValueError(f"model.overrides.{key}: unknown key"
-                                 f"{_suggest(key, accepted, 'model.overrides.')}; model "
+                                 f"{suggest(key, accepted, 'model.overrides.')}; model "
                                  f"'{self.name}' accepts {', '.join(accepted)}")
             try:
                 check_overrides(self.name, {key: self.overrides[key]})
@@ -133,7 +118,7 @@ class AugmentSpec(_Section):
     @model_validator(mode="after")
     def _known_augmentation(self) -> AugmentSpec:
         if self.name not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation '{self.name}'{_suggest(self.name, AUGMENTATIONS)}; "
+            raise ValueError(f"unknown augmentation '{self.name}'{suggest(self.name, AUGMENTATIONS)}; "
                              f"known: {', '.join(AUGMENTATIONS)}")
         cls = _augment_class(self.name)
         if cls is not None:
@@ -240,7 +225,7 @@ class SchedulerSpec(_Section):
     @classmethod
     def _known_scheduler(cls, name: str) -> str:
         if name not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler '{name}'{_suggest(name, SCHEDULERS)}; "
+            raise ValueError(f"unknown scheduler '{name}'{suggest(name, SCHEDULERS)}; "
                              f"known: {', '.join(SCHEDULERS)}")
         return name
 
@@ -293,7 +278,7 @@ class TrainSection(_Section):
     @classmethod
     def _known_optimizer(cls, name: str) -> str:
         if name.lower() not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer '{name}'{_suggest(name, OPTIMIZERS)}; "
+            raise ValueError(f"unknown optimizer '{name}'{suggest(name, OPTIMIZERS)}; "
                              f"known: {', '.join(OPTIMIZERS)}")
         return name.lower()
 
@@ -331,66 +316,6 @@ class Recipe(_Section):
 # -- loading, overrides, dumping ---------------------------------------------------------------------
 
 
-def _suggest(name: str, choices: typing.Iterable[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(str(name), list(choices), n=1)
-    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-
-
-def _key_path(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc) or "<recipe>"
-
-
-def _unwrap(annotation: Any) -> Any:
-    """``X | None`` -> ``X`` (the only unions the schema uses)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
-
-
-def _section_at(loc: tuple) -> type[BaseModel] | None:
-    """The schema class that owns the keys at ``loc`` (list indices skipped), or None."""
-    current: Any = Recipe
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = _unwrap(field.annotation)
-        if typing.get_origin(current) is list:
-            current = typing.get_args(current)[0]
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _format_error(error: dict, source: str) -> str:
-    loc = tuple(error.get("loc", ()))
-    path = _key_path(loc)
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        section = _section_at(loc[:-1])
-        known = list(section.model_fields) if section else []
-        where = _key_path(loc[:-1]) if loc[:-1] else "the recipe"
-        prefix = f"{_key_path(loc[:-1])}." if loc[:-1] else ""
-        hint = (f"{_suggest(str(loc[-1]), known, prefix)}; keys of {where}: {', '.join(known)}"
-                if known else "")
-        return f"{source}: unknown key '{path}'{hint}"
-    if kind == "missing":
-        return f"{source}: missing required key '{path}'"
-    message = str(error.get("msg", "invalid value"))
-    message = message.removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.startswith(("int_", "float_", "bool_", "literal_", "string_",
-                                                   "greater_", "less_")):
-        return f"{source}: {path}: {message}; received {error.get('input')!r}"
-    if not loc or message.startswith(f"{path}."):  # the validator already named the key path
-        return f"{source}: {message}"
-    return f"{source}: {path}: {message}"
-
-
 def validate_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     """Validate a parsed recipe mapping.
 
@@ -402,20 +327,7 @@ def validate_recipe(raw: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a recipe must be a mapping of sections (model, data, train, "
                           f"output); received {type(raw).__name__}")
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as exc:
-        lines = [_format_error(err, source) for err in exc.errors()]
-        raise ConfigError("\n".join(lines)) from None
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"train.epochs=3"`` -> ``(["train", "epochs"], 3)``; the value is parsed as YAML."""
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.epochs=3")
-    return key.split("."), (parse_yaml(value, f"--set {key}") if value.strip() else None)
+    return validate_schema(Recipe, raw, source)
 
 
 def apply_override(raw: dict, text: str) -> None:
@@ -425,57 +337,7 @@ def apply_override(raw: dict, text: str) -> None:
         ConfigError: the key path names no recipe key (names it, suggests the closest), indexes a
             list out of range, or descends into a value that is not a section.
     """
-    parts, value = parse_override(text)
-    try:
-        _apply(raw, Recipe, parts, value, [])
-    except ConfigError as exc:
-        raise ConfigError(f"--set {text}: {exc}") from None
-
-
-def _child_dict(node: dict, key: str) -> dict:
-    child = node.get(key)
-    if not isinstance(child, dict):  # absent or null optional section: start an empty one
-        child = {}
-        node[key] = child
-    return child
-
-
-def _apply(node: dict, schema: type[BaseModel], parts: list[str], value: Any,
-           prefix: list[str]) -> None:
-    part = parts[0]
-    path = ".".join([*prefix, part])
-    fields = schema.model_fields
-    if part not in fields:
-        where = ".".join(prefix) or "the recipe"
-        raise ConfigError(f"unknown key '{path}'{_suggest(part, fields, path[: -len(part)])}; "
-                          f"keys of {where}: "
-                          f"{', '.join(fields)}")
-    if len(parts) == 1:
-        node[part] = value
-        return
-    annotation = _unwrap(fields[part].annotation)
-    origin = typing.get_origin(annotation)
-    if origin is dict or annotation is dict:  # free-form (model.overrides, *.args): checked later
-        child = _child_dict(node, part)
-        for key in parts[1:-1]:
-            child = _child_dict(child, key)
-        child[parts[-1]] = value
-    elif origin is list:
-        items = node.get(part) if isinstance(node.get(part), list) else []
-        index = parts[1]
-        if not index.isdigit() or int(index) >= len(items):
-            raise ConfigError(f"'{path}' has {len(items)} item(s); '{index}' is not an index of it")
-        if len(parts) == 2:
-            items[int(index)] = value
-            return
-        if not isinstance(items[int(index)], dict):
-            items[int(index)] = {}
-        _apply(items[int(index)], typing.get_args(annotation)[0], parts[2:], value,
-               [*prefix, part, index])
-    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        _apply(_child_dict(node, part), annotation, parts[1:], value, [*prefix, part])
-    else:
-        raise ConfigError(f"'{path}' is a value, not a section")
+    apply_schema_override(raw, Recipe, text)
 
 
 def recipe_from_dict(raw: Any, overrides: typing.Sequence[str] = (),
