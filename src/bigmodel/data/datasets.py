@@ -17,7 +17,6 @@ nothing works, one :class:`~bigmodel.errors.DataFileError` lists every place and
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import http.client
@@ -25,14 +24,14 @@ import os
 import sys
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from bigmodel.data.download import fetch_verified, file_matches, removing_on_failure
 from bigmodel.data.idx import read_idx
 from bigmodel.errors import DataFileError, UnknownNameError
-from bigmodel.utils.io import atomic_path
 
 __all__ = [
     "CACHE_ROOT",
@@ -291,66 +290,6 @@ def _load_from(spec: DatasetSpec, files: dict[str, Path]) -> Splits:
     return _read_split(spec, files, "train"), _read_split(spec, files, "test")
 
 
-@contextlib.contextmanager
-def _removing_on_failure(directory: Path) -> Iterator[list[Path]]:
-    """Yield a list to record new files in; on failure remove them and the directories made for them."""
-    new_dirs = []
-    parent = directory
-    while not parent.exists():
-        new_dirs.append(parent)
-        parent = parent.parent
-    created: list[Path] = []
-    try:
-        yield created
-    except BaseException:
-        for file_path in created:
-            file_path.unlink(missing_ok=True)
-        for new_dir in new_dirs:  # deepest first; rmdir refuses a directory that is not empty
-            with contextlib.suppress(OSError):
-                new_dir.rmdir()
-        raise
-
-
-def _matches(remote: RemoteFile, file_path: Path) -> bool:
-    if not file_path.is_file() or file_path.stat().st_size != remote.size:
-        return False
-    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(file_path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            md5.update(block)
-            sha256.update(block)
-    return md5.hexdigest() == remote.md5 and (
-        remote.sha256 is None or sha256.hexdigest() == remote.sha256
-    )
-
-
-def _fetch(url: str, remote: RemoteFile, target: Path) -> None:
-    """Download ``url`` to ``target`` atomically, checking size, MD5 and (if known) SHA-256."""
-    with atomic_path(target) as tmp:
-        md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-        received = 0
-        with _urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
-            while block := response.read(1 << 16):
-                received += len(block)
-                if received > remote.size:
-                    raise DataFileError(
-                        f"{url}: larger than the expected {remote.size} bytes; download abandoned."
-                    )
-                md5.update(block)
-                sha256.update(block)
-                out.write(block)
-        if received != remote.size:
-            raise DataFileError(f"{url}: expected {remote.size} bytes, received {received}.")
-        if md5.hexdigest() != remote.md5:
-            raise DataFileError(
-                f"{url}: checksum mismatch: MD5 {md5.hexdigest()}, expected {remote.md5}."
-            )
-        if remote.sha256 is not None and sha256.hexdigest() != remote.sha256:
-            raise DataFileError(
-                f"{url}: checksum mismatch: SHA-256 {sha256.hexdigest()}, expected {remote.sha256}."
-            )
-
-
 def download_dataset(name: str, directory: str | os.PathLike | None = None) -> Path:
     """Download a data set's four files from its mirrors into ``directory`` (default: the cache).
 
@@ -373,18 +312,18 @@ def download_dataset(name: str, directory: str | os.PathLike | None = None) -> P
     """
     spec = get_spec(name)
     target_dir = Path(directory).expanduser() if directory is not None else _cache_dir(spec)
-    with _removing_on_failure(target_dir) as created:
+    with removing_on_failure(target_dir) as created:
         for role in ROLES:
             remote = spec.files[role]
             target = target_dir / remote.name
-            if _matches(remote, target):
+            if file_matches(remote, target):
                 continue
             errors = []
             for mirror in spec.mirrors:
                 url = mirror + remote.name
                 print(f"Downloading {url} -> {target}", file=sys.stderr)
                 try:
-                    _fetch(url, remote, target)
+                    fetch_verified(url, remote, target, _urlopen, DOWNLOAD_TIMEOUT_S)
                 except (OSError, ValueError, http.client.HTTPException) as exc:
                     errors.append(f"{url}: {exc}")
                     continue
