@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from bigmodel.engine import checkpoint as ckpt
+from bigmodel.engine import training_state
 from bigmodel.errors import CheckpointError, ConfigError
 from bigmodel.utils.io import atomic_write_json, looks_like_pickle
 
@@ -297,30 +298,9 @@ def load(trainer: Any, directory: str | os.PathLike) -> Path:
     except (RuntimeError, KeyError, ValueError) as err:
         raise CheckpointError(f"Sharded checkpoint {directory} does not fit this model/optimizer: "
                               f"{err}") from None
-    _restore_rest(trainer, documents, tensors)
+    training_state.restore_counters(trainer, documents, tensors)
     trainer._last_checkpoint = directory
     return directory
-
-
-def _restore_rest(trainer: Any, documents: dict, tensors: dict) -> None:
-    if "scheduler" in documents:
-        state = ckpt.decode_state(documents["scheduler"], tensors.get("scheduler", {}))
-        if trainer.scheduler is not None:
-            trainer.scheduler.load_state_dict(state)
-        else:
-            trainer._restored["scheduler"] = state
-    rng = dict(tensors.get("rng", {}))
-    if "shuffle" in rng:
-        trainer._shuffle_generator().set_state(rng.pop("shuffle"))
-    ckpt.restore_rng_state(rng, documents["rng"])
-    state = documents["trainer"]
-    trainer.epoch, trainer.global_step = int(state["epoch"]), int(state["global_step"])
-    trainer._best_value = state.get("best_value")
-    if trainer._scaler is not None and state.get("grad_scaler"):
-        trainer._scaler.load_state_dict(state["grad_scaler"])
-    trainer._restored["history"] = (state.get("history", {}), state.get("history_epochs", []))
-    trainer._restored["callbacks"] = ckpt.decode_state(state.get("callbacks", []),
-                                                       tensors.get("callbacks", {}))
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

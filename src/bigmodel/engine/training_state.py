@@ -89,13 +89,21 @@ def restore(trainer: Any, directory: str | Path) -> Path:
         trainer.optimizer.load_state_dict(ckpt.decode_state(documents["optimizer"], tensors.get("optimizer", {})))
     except (ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path / 'optimizer.json'} does not fit this optimizer: {err}") from None
+    restore_counters(trainer, documents, tensors)
+    return path
+
+
+def restore_counters(trainer: Any, documents: dict, tensors: dict) -> None:
+    """Restore everything but the weights and the optimizer: scheduler, RNGs (global and shuffling),
+    epoch/step counters, best value, grad scaler, and (for ``fit``) history and callback states.
+    Shared by single-process and sharded (:mod:`bigmodel.engine.dist_checkpoint`) checkpoints."""
     if "scheduler" in documents:
         state = ckpt.decode_state(documents["scheduler"], tensors.get("scheduler", {}))
         if trainer.scheduler is not None:
             trainer.scheduler.load_state_dict(state)
         else:
             trainer._restored["scheduler"] = state
-    rng = dict(tensors["rng"])
+    rng = dict(tensors.get("rng", {}))
     if "shuffle" in rng:
         trainer._shuffle_generator().set_state(rng.pop("shuffle"))
     ckpt.restore_rng_state(rng, documents["rng"])
@@ -106,7 +114,6 @@ def restore(trainer: Any, directory: str | Path) -> Path:
         trainer._scaler.load_state_dict(state["grad_scaler"])
     trainer._restored["history"] = (state.get("history", {}), state.get("history_epochs", []))
     trainer._restored["callbacks"] = ckpt.decode_state(state.get("callbacks", []), tensors.get("callbacks", {}))
-    return path
 
 
 def apply_restored(trainer: Any) -> None:
@@ -122,4 +129,4 @@ def apply_restored(trainer: Any) -> None:
             cb.set_state(saved.get("state") or {})
 
 
-__all__ = ["apply_restored", "capture", "resolve_checkpoint_dir", "restore"]
+__all__ = ["apply_restored", "capture", "resolve_checkpoint_dir", "restore", "restore_counters"]
