@@ -17,22 +17,13 @@ from bigmodel.cli.train import build_optimizer, kernel_l2_penalty
 from bigmodel.data.datasets import DEBIAN_LOCATIONS
 from bigmodel.data.idx import write_idx
 from bigmodel.errors import ConfigError
+from synthetic_images import synthetic_images
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 RUN_FILES = ("recipe.yaml", "model.json", "model.safetensors", "metrics.csv", "training_curves.png",
              "confusion_matrix.png", "report.md", "results.json")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def synthetic_images(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable 28×28 uint8 images: class k is a bright 6×6 square at one of 10 places, plus noise."""
-    labels = rng.integers(0, 10, count).astype(np.uint8)
-    images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
-    for index, label in enumerate(labels):
-        row, col = 3 + 13 * (label // 5), 2 + 5 * (label % 5)
-        images[index, row: row + 6, col: col + 6] = 230
-    return images, labels
 
 
 @pytest.fixture(scope="module")

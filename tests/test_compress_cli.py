@@ -17,8 +17,8 @@ pytest.importorskip("onnxscript")
 from bigmodel.cli.main import main  # noqa: E402
 from bigmodel.compress import load_compressed, model_sparsity  # noqa: E402
 from bigmodel.compress.quantize import Int8Model  # noqa: E402
-from bigmodel.data.idx import write_idx  # noqa: E402
 from bigmodel.models import create_model, save_model  # noqa: E402
+from synthetic_images import write_fashion_like
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -33,16 +33,7 @@ def run_cli(*argv) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """The seed recipe trained 2 epochs on 320 learnable 28x28 images (class = square position)."""
-    data = tmp_path_factory.mktemp("squares")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 320), ("t10k", 128)):
-        labels = rng.integers(0, 10, count).astype(np.uint8)
-        images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
-        for i, label in enumerate(labels):
-            row, col = 3 + 13 * (label // 5), 2 + 5 * (label % 5)
-            images[i, row: row + 6, col: col + 6] = 230
-        write_idx(data / f"{split}-images-idx3-ubyte.gz", images)
-        write_idx(data / f"{split}-labels-idx1-ubyte.gz", labels)
+    data = write_fashion_like(tmp_path_factory.mktemp("squares"), 320, 128)
     run_dir = tmp_path_factory.mktemp("runs") / "seed"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BIGMODEL_OFFLINE", "1")

@@ -7,12 +7,11 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bigmodel.cli.launch import torchrun_command
 from bigmodel.cli.main import main
-from bigmodel.data.idx import write_idx
+from synthetic_images import write_fashion_like
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -20,17 +19,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     """Fashion-MNIST-shaped IDX files: class k is a bright square at one of 10 places, plus noise."""
-    directory = tmp_path_factory.mktemp("tiny-fashion")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 256), ("t10k", 64)):
-        labels = rng.integers(0, 10, count).astype(np.uint8)
-        images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
-        for index, label in enumerate(labels):
-            row, col = 3 + 13 * (label // 5), 2 + 5 * (label % 5)
-            images[index, row: row + 6, col: col + 6] = 230
-        write_idx(directory / f"{split}-images-idx3-ubyte.gz", images)
-        write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels)
-    return directory
+    return write_fashion_like(tmp_path_factory.mktemp("tiny-fashion"), 256, 64)
 
 
 def overrides(data: Path, *extra: str) -> list[str]:

@@ -8,16 +8,15 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from bigmodel.cli.finetune_recipe import finetune_recipe_from_dict, load_finetune_recipe
 from bigmodel.cli.main import main
-from bigmodel.data.idx import write_idx
 from bigmodel.errors import ConfigError
 from bigmodel.models import load_model
+from synthetic_images import write_fashion_like
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -31,17 +30,7 @@ def offline(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_images(tmp_path_factory) -> Path:
     """Fashion-MNIST-shaped IDX files: class k is a bright square at one of 10 places."""
-    directory = tmp_path_factory.mktemp("tiny-images")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 400), ("t10k", 200)):
-        labels = rng.integers(0, 10, count).astype(np.uint8)
-        images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
-        for index, label in enumerate(labels):
-            row, col = 3 + 13 * (label // 5), 2 + 5 * (label % 5)
-            images[index, row: row + 6, col: col + 6] = 230
-        write_idx(directory / f"{split}-images-idx3-ubyte.gz", images)
-        write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels)
-    return directory
+    return write_fashion_like(tmp_path_factory.mktemp("tiny-images"), 400, 200)
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
