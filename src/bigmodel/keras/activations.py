@@ -31,7 +31,7 @@ from bigmodel.errors import ConfigError, UnknownNameError
 
 __all__ = [
     "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "is_sigmoid",
-    "is_softmax", "leaky_relu", "linear", "log_softmax", "mish", "relu", "relu6", "selu",
+    "is_elementwise", "is_softmax", "leaky_relu", "linear", "log_softmax", "mish", "relu", "relu6", "selu",
     "serialize", "sigmoid", "silu", "softmax", "softplus", "softsign", "swish", "tanh",
 ]
 
@@ -143,6 +143,17 @@ _ACTIVATIONS: dict[str, Callable[..., torch.Tensor]] = {
 }
 _NAMES_BY_ID = {id(fn): name for name, fn in _ACTIVATIONS.items()
                 if name not in ("swish", "hard_swish")}
+
+
+# The built-ins that act on each element alone, so on any layout of a tensor (not softmax /
+# log_softmax, which normalise along an axis).
+_ELEMENTWISE_IDS = {id(fn) for name, fn in _ACTIVATIONS.items()
+                    if name not in ("softmax", "log_softmax")}
+
+
+def is_elementwise(fn: Any) -> bool:
+    """True for a built-in activation that acts element by element (user callables: False)."""
+    return id(fn) in _ELEMENTWISE_IDS
 
 
 def is_softmax(fn: Any) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from bigmodel.errors import ConfigError, InputTypeError
+from bigmodel.keras.direct_call import DirectPath
 from bigmodel.keras.layers.base import KerasTensor, Layer, deserialize_layer, serialize_layer
 from bigmodel.keras.model import Model
 
@@ -29,6 +30,7 @@ class Sequential(Model):
                  trainable: bool = True, **kwargs: Any):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._stack = nn.ModuleList()
+        self._direct = DirectPath()
         for layer in layers or []:
             self.add(layer)
 
@@ -58,6 +60,7 @@ class Sequential(Model):
             raise ConfigError(f"All layers added to a Sequential model should have unique names. "
                               f"Name '{layer.name}' is already the name of a layer in this model")
         self._stack.append(layer)
+        self._direct.reset()
         if len(self._stack) == 1 and self._declared_input_shape is None \
                 and layer._declared_input_shape is not None:
             self._declared_input_shape = tuple(layer._declared_input_shape)
@@ -70,14 +73,21 @@ class Sequential(Model):
             raise ConfigError(f"Sequential '{self.name}' has no layers to pop")
         layer = self._stack[-1]
         del self._stack[-1]
+        self._direct.reset()
         self._trainer = None
         return layer
 
     def call(self, inputs: Any, training: bool = False) -> Any:
+        layers = list(self._stack)
+        signature = self._direct.signature(inputs, layers)
+        if signature is not None and signature in self._direct.verified:
+            return self._direct.run(layers, inputs, training, self._logits_mode)
         x = inputs
-        last = len(self._stack) - 1
-        for index, layer in enumerate(self._stack):
+        last = len(layers) - 1
+        for index, layer in enumerate(layers):
             x = self._call_last(layer, x, training) if index == last else layer(x, training=training)
+        if signature is not None:  # every layer checked this input shape: go direct from now on
+            self._direct.verified.add(signature)
         return x
 
     def get_config(self) -> dict[str, Any]:

@@ -340,6 +340,11 @@ class Layer(nn.Module):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
+    def accepts_nchw(self) -> bool:
+        """Whether ``call_nchw(x_nchw, training=...)`` computes ``call`` on an NCHW view of a
+        channels-last input (see ``keras/direct_call.py``); plain layers: no."""
+        return False
+
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of this layer's output, given its inputs and their mask (Keras signature).
 

@@ -191,9 +191,26 @@ class Conv2D(PreActivationMixin, Layer):
 
     def call(self, inputs: torch.Tensor, training: bool = False,
              logits: bool = False) -> torch.Tensor:
-        x = cast_inputs(inputs, self.kernel)
         if self.data_format == "channels_last":
-            x = x.permute(0, 3, 1, 2)  # NCHW view, channels_last memory
+            # NCHW view of the NHWC batch (channels_last memory) in, NHWC view of the result out;
+            # the activation acts on the NHWC result (softmax normalises the channel axis, -1).
+            z = self.call_nchw(inputs.permute(0, 3, 1, 2), training, logits=True)
+            z = z.permute(0, 2, 3, 1)
+            return z if logits else self.activation(z)
+        return self.call_nchw(inputs, training, logits)
+
+    def accepts_nchw(self) -> bool:
+        """Whether :meth:`call_nchw` is this layer's ``call`` minus the layout permutes (a
+        ``Sequential`` then chains such layers in NCHW and permutes once at each end)."""
+        return (self.data_format == "channels_last" and type(self).call is Conv2D.call
+                and activations.is_elementwise(self.activation))
+
+    def call_nchw(self, inputs: torch.Tensor, training: bool = False,
+                  logits: bool = False) -> torch.Tensor:
+        """The convolution on an NCHW tensor (whatever ``data_format``), NCHW out; the
+        activation acts on that NCHW tensor (channels_last layers use this path only for an
+        element-wise activation, see :meth:`accepts_nchw`)."""
+        x = cast_inputs(inputs, self.kernel)
         padding: tuple[int, int] = (0, 0)
         if self.padding == "same":
             (top, bottom), (left, right) = spatial_padding(
@@ -204,8 +221,6 @@ class Conv2D(PreActivationMixin, Layer):
                 x = F.pad(x, (left, right, top, bottom))
         z = F.conv2d(x, self.kernel, self.bias, self.strides, padding, self.dilation_rate,
                      self.groups)
-        if self.data_format == "channels_last":
-            z = z.permute(0, 2, 3, 1)
         return z if logits else self.activation(z)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:

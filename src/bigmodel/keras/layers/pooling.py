@@ -44,13 +44,21 @@ class _Pooling2D(Layer):
         super().build(input_shape)
 
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
-        x = inputs.permute(0, 3, 1, 2) if self.data_format == "channels_last" else inputs
+        if self.data_format == "channels_last":
+            return self.call_nchw(inputs.permute(0, 3, 1, 2), training).permute(0, 2, 3, 1)
+        return self.call_nchw(inputs, training)
+
+    def accepts_nchw(self) -> bool:
+        """See ``Conv2D.accepts_nchw``."""
+        return self.data_format == "channels_last" and type(self).call is _Pooling2D.call
+
+    def call_nchw(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        """The pooling on an NCHW tensor (whatever ``data_format``), NCHW out."""
         if self.padding == "same":
             pads = spatial_padding(x.shape[2:], self.pool_size, self.strides, (1, 1))
         else:
             pads = ((0, 0), (0, 0))
-        out = self._pool(x, pads)
-        return out.permute(0, 2, 3, 1) if self.data_format == "channels_last" else out
+        return self._pool(x, pads)
 
     def _pool(self, x: torch.Tensor, pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
