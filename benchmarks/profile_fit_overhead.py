@@ -19,6 +19,8 @@ so that other processes on the machine hardly disturb it; wall time otherwise):
 - ``label_check``: that range check alone;
 - ``metric_update``: the accuracy metric's ``update`` as ``fit`` calls it (engine/metrics.py);
 - ``batching``: drawing a shuffled batch from ``ArrayBatches`` vs ``index_select``;
+- ``optimizer_step``: the trainer's optimizer step (Keras ``adam``: torch's fused Adam) vs the
+  hand-written loop's ``torch.optim.Adam`` (torch's default, a per-tensor loop on CPU);
 - ``step``: the whole step, ``Trainer`` inner loop body vs the minimal loop body.
 
 A cProfile of one ``fit`` epoch (top functions by own time) is stored too. Output:
@@ -217,6 +219,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         loss.backward()
         topt.step()
 
+    k_params = [p for p in km.parameters() if p.requires_grad]
+    t_params = list(tm.parameters())
+    k_grads = [torch.randn_like(p) * 1e-3 for p in k_params]
+    t_grads = [torch.randn_like(p) * 1e-3 for p in t_params]
+
+    def keras_optimizer_step() -> None:  # the trainer's step (it zeroes the gradients after)
+        for p, g in zip(k_params, k_grads):
+            p.grad = g
+        trainer._optimizer_step()
+
+    def torch_optimizer_step() -> None:
+        for p, g in zip(t_params, t_grads):
+            p.grad = g
+        topt.step()
+        topt.zero_grad(set_to_none=True)
+
     km.train()
     tm.train()
     rows = {}
@@ -230,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("label_check", label_check, nothing),
         ("metric_update", metric_update, nothing),
         ("batching", array_batch, manual_batch),
+        ("optimizer_step", keras_optimizer_step, torch_optimizer_step),
     ]:
         for _ in range(3):  # warm-up
             a(), b()

@@ -57,8 +57,10 @@ def test_fit_throughput_smoke(tmp_path):
                 "tensorflow", "peak_rss_mib"):
         assert key in data
     for key in ("keras_samples_per_s", "torch_samples_per_s", "ratio", "ratio_cpu_time",
-                "target_ratio", "target_met", "keras_seconds", "torch_seconds"):
+                "target_ratio", "target_met", "keras_seconds", "torch_seconds",
+                "torch_fused_samples_per_s", "ratio_vs_fused_reference"):
         assert key in data["fit"]
+    assert data["fit"]["torch_fused_samples_per_s"] > 0
     for key in ("keras_samples_per_s", "torch_samples_per_s", "ratio"):
         assert key in data["predict"]
     assert data["fit"]["keras_samples_per_s"] > 0 and data["fit"]["torch_samples_per_s"] > 0

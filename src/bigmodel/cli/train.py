@@ -133,13 +133,19 @@ def build_optimizer(train, parameters):
     """
     import torch
 
+    from bigmodel.engine.resolve import fused_kwargs
+
+    parameters = list(parameters)
     name, lr, decay = train.optimizer, train.lr, train.weight_decay
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, eps=1e-7, weight_decay=decay)
+        return torch.optim.Adam(parameters, lr=lr, eps=1e-7, weight_decay=decay,
+                                **fused_kwargs(torch.optim.Adam, parameters))
     if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, eps=1e-7, weight_decay=decay)
+        return torch.optim.AdamW(parameters, lr=lr, eps=1e-7, weight_decay=decay,
+                                 **fused_kwargs(torch.optim.AdamW, parameters))
     if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=train.momentum, weight_decay=decay)
+        return torch.optim.SGD(parameters, lr=lr, momentum=train.momentum, weight_decay=decay,
+                               **fused_kwargs(torch.optim.SGD, parameters))
     return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9, eps=1e-7, momentum=train.momentum,
                                weight_decay=decay)
 

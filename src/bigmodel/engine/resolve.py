@@ -86,6 +86,39 @@ def resolve_loss(loss: Any) -> tuple[Callable[..., torch.Tensor] | None, Callabl
     return loss, per_sample
 
 
+# Optimizers that have a fused (single-kernel, multi-tensor) implementation on CPU and CUDA.
+_FUSABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
+
+
+def fused_kwargs(optimizer_class: type, params: Any) -> dict[str, bool]:
+    """``{"fused": True}`` when ``optimizer_class`` has a fused kernel for ``params``, else ``{}``.
+
+    The fused kernels compute the same update as the per-tensor loop torch uses by default on CPU
+    (equal up to float rounding) in one pass over all parameters: for the seed CNN's Adam step on one
+    CPU thread, 187 µs instead of 388 µs (``benchmarks/fit_throughput.py`` counts it as engine
+    speed; BENCHMARKS.md gives both figures). Only plain parameters qualify -- all on one CPU or
+    CUDA device, floating point. Sharded (DTensor, FSDP flat) parameters, other devices and mixed
+    placements keep torch's default implementation.
+
+    ``params`` is what an optimizer takes: parameters, or param-group dicts with a ``"params"`` key.
+    """
+    if optimizer_class not in _FUSABLE:
+        return {}
+    tensors: list[torch.Tensor] = []
+    for item in params:
+        if isinstance(item, Mapping):
+            group = item["params"]
+            tensors.extend([group] if isinstance(group, torch.Tensor) else list(group))
+        else:
+            tensors.append(item)
+    if not tensors:
+        return {}
+    devices = {t.device for t in tensors}
+    ok = (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
+          and all(type(t) is nn.Parameter and t.is_floating_point() for t in tensors))
+    return {"fused": True} if ok else {}
+
+
 def resolve_optimizer(optimizer: Any, lr: float, model: nn.Module) -> torch.optim.Optimizer | None:
     """A name (over the trainable parameters, with ``lr``), an Optimizer, or ``params -> Optimizer``;
     ``None`` stays ``None`` (a trainer that only evaluates or predicts).
@@ -102,7 +135,8 @@ def resolve_optimizer(optimizer: Any, lr: float, model: nn.Module) -> torch.opti
                 f"Unknown optimizer {optimizer!r}. Known optimizers: {', '.join(sorted(OPTIMIZERS))}")
         if not params:
             raise ConfigError("The model has no trainable parameters to optimize")
-        return OPTIMIZERS[optimizer.lower()](params, lr=lr)
+        cls = OPTIMIZERS[optimizer.lower()]
+        return cls(params, lr=lr, **fused_kwargs(cls, params))
     if callable(optimizer):
         built = optimizer(params)
         if not isinstance(built, torch.optim.Optimizer):
@@ -142,5 +176,5 @@ def class_weights(y: torch.Tensor, table: torch.Tensor, weight: torch.Tensor | N
     return weights if weight is None else weights * weight
 
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "class_weight_table", "class_weights", "resolve_device",
-           "resolve_loss", "resolve_optimizer", "resolve_precision", "seed_everything"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "class_weight_table", "class_weights", "fused_kwargs",
+           "resolve_device", "resolve_loss", "resolve_optimizer", "resolve_precision", "seed_everything"]

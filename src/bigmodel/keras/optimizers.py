@@ -10,6 +10,8 @@ Known numeric differences from Keras, all tiny in practice:
   into the step size and adds ``epsilon`` to ``sqrt(v)``. Defaults (``epsilon=1e-7``) are Keras's.
 - ``weight_decay`` is decoupled in Keras (``w -= lr * wd * w``): Adam with ``weight_decay`` runs as
   ``torch.optim.AdamW``; SGD/RMSprop use the decoupled form through a step hook.
+- Adam/AdamW/SGD/Adagrad run torch's fused kernels when every parameter is a plain one on a CPU or
+  CUDA device (:func:`bigmodel.engine.resolve.fused_kwargs`): the same update in one pass.
 - ``clipnorm`` (per variable), ``clipvalue`` and ``global_clipnorm`` are applied to the gradients in
   a pre-step hook, after mixed-precision unscaling.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 import torch
 
+from bigmodel.engine.resolve import fused_kwargs
 from bigmodel.errors import ConfigError, NotBuiltError, UnknownNameError
 
 
@@ -166,7 +169,8 @@ class SGD(Optimizer):
 
     def _make(self, params):
         return torch.optim.SGD(params, lr=self._initial_lr, momentum=self.momentum,
-                               nesterov=self.nesterov and self.momentum > 0)
+                               nesterov=self.nesterov and self.momentum > 0,
+                               **fused_kwargs(torch.optim.SGD, params))
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -187,9 +191,11 @@ class Adam(Optimizer):
         if self.weight_decay:
             return torch.optim.AdamW(params, lr=self._initial_lr, betas=(self.beta_1, self.beta_2),
                                      eps=self.epsilon, amsgrad=self.amsgrad,
-                                     weight_decay=self.weight_decay)
+                                     weight_decay=self.weight_decay,
+                                     **fused_kwargs(torch.optim.AdamW, params))
         return torch.optim.Adam(params, lr=self._initial_lr, betas=(self.beta_1, self.beta_2),
-                                eps=self.epsilon, amsgrad=self.amsgrad)
+                                eps=self.epsilon, amsgrad=self.amsgrad,
+                                **fused_kwargs(torch.optim.Adam, params))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -230,7 +236,8 @@ class Adagrad(Optimizer):
 
     def _make(self, params):
         return torch.optim.Adagrad(params, lr=self._initial_lr, eps=self.epsilon,
-                                   initial_accumulator_value=self.initial_accumulator_value)
+                                   initial_accumulator_value=self.initial_accumulator_value,
+                                   **fused_kwargs(torch.optim.Adagrad, params))
 
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
