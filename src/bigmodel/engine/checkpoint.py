@@ -227,6 +227,23 @@ def write_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, Mapping
     return target
 
 
+def read_json_record(path: Path, missing: str, what: str) -> Any:
+    """The parsed JSON of a checkpoint's record file ``path`` (``what`` names it in errors).
+
+    Raises:
+        CheckpointError: ``missing`` when the file is absent; a pickle payload (refused unread);
+        not valid JSON.
+    """
+    if not path.is_file():
+        raise CheckpointError(missing)
+    if looks_like_pickle(path):
+        raise CheckpointError(f"Refusing to unpickle {path}: checkpoints hold only safetensors and JSON")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{what} {path} is not valid JSON: {err}") from None
+
+
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     """Parse ``manifest.json`` (no file checks).
 
@@ -234,14 +251,8 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
         CheckpointError: missing, unparsable, unsafe or of another format.
     """
     path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {directory} has no {MANIFEST}: {path} is missing")
-    if looks_like_pickle(path):
-        raise CheckpointError(f"Refusing to unpickle {path}: checkpoints hold only safetensors and JSON")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"Checkpoint manifest {path} is not valid JSON: {err}") from None
+    manifest = read_json_record(
+        path, f"Checkpoint {directory} has no {MANIFEST}: {path} is missing", "Checkpoint manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
             or not isinstance(manifest.get("files"), dict):
         raise CheckpointError(f"{path} is not a {FORMAT} manifest")

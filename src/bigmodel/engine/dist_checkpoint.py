@@ -20,7 +20,6 @@ model) and every shard file (missing or truncated) before reading any tensor.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -35,7 +34,7 @@ from torch import nn
 from bigmodel.engine import checkpoint as ckpt
 from bigmodel.engine import training_state
 from bigmodel.errors import CheckpointError, ConfigError
-from bigmodel.utils.io import atomic_write_json, looks_like_pickle
+from bigmodel.utils.io import atomic_write_json
 
 FORMAT = "bigmodel-sharded-checkpoint"
 VERSION = 1
@@ -177,14 +176,9 @@ def read_commit(directory: str | os.PathLike) -> dict[str, Any]:
         CheckpointError: missing (an uncommitted checkpoint), not JSON, or of another format.
     """
     path = Path(directory) / COMMIT
-    if not path.is_file():
-        raise CheckpointError(f"{directory} is not a committed sharded checkpoint: {path} is missing")
-    if looks_like_pickle(path):
-        raise CheckpointError(f"Refusing to unpickle {path}: checkpoints hold only safetensors and JSON")
-    try:
-        commit = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path} is not valid JSON: {err}") from None
+    commit = ckpt.read_json_record(
+        path, f"{directory} is not a committed sharded checkpoint: {path} is missing",
+        "Commit marker")
     if not isinstance(commit, dict) or commit.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} commit marker")
     return commit
