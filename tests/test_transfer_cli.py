@@ -79,6 +79,11 @@ def test_finetune_image_run_with_frozen_layer_and_layer_decay(source_run, tiny_i
     assert "layer decay 0.5" in (out / "report.md").read_text()
     recipe = load_finetune_recipe(out / "recipe.yaml")  # the resolved recipe reloads
     assert recipe.data.classes == [5, 6, 7, 8, 9] and recipe.finetune.freeze == ["conv1"]
+    # `bigmodel evaluate` scores the run on the split the fine-tuning scored
+    code, stdout, err = run_cli(["evaluate", str(out), "--batch-size", "7"])
+    assert code == 0, err
+    expected = results["results"]["test"]["accuracy"]
+    assert f"test accuracy: {expected:.4f} (" in stdout and "images)" in stdout
 
 
 def test_finetune_image_with_lora_and_gradual_unfreezing(source_run, tiny_images, tmp_path):
@@ -196,6 +201,23 @@ def test_finetune_pretrained_minilm_with_lora_on_text(tmp_path):
     assert (out / "tokenizer.json").is_file()
     model = load_model(out)
     assert model.num_classes == 2 and model.max_length == 16
+    code, stdout, err = run_cli(["evaluate", str(out)])  # tokenizer and max_length from the run
+    assert code == 0, err
+    tuned = json.loads((out / "results.json").read_text())["results"]["test"]["accuracy"]
+    assert f"test accuracy: {tuned:.4f} (12 texts)" in stdout
+    code, stdout, err = run_cli(["predict", str(out), "a computer program crashed", "--top-k", "2"])
+    assert code == 0, err
+    assert stdout.startswith("text: ") and stdout.count(" | ") == 1  # the two classes, ranked
+    assert {"computers", "science"} <= set(stdout.replace("|", " ").split())
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the compiler\n\nquantum physics\n", encoding="utf-8")
+    code, stdout, err = run_cli(["predict", str(out), str(texts)])
+    assert code == 0, err
+    assert [line.split(":")[0] for line in stdout.splitlines()] == ["texts.txt", "texts.txt"]
+    (out / "tokenizer.json").rename(out / "moved.json")
+    code, _, err = run_cli(["predict", str(out), "some text"])
+    assert code == 2 and "tokenizer.json is missing" in err
+    (out / "moved.json").rename(out / "tokenizer.json")
     # the run directory fine-tunes again (tokenizer found there)
     again = tmp_path / "again"
     code, _, err = run_cli([

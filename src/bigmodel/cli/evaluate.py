@@ -1,13 +1,15 @@
 """``bigmodel evaluate RUN_DIR``: rebuild a trained model and measure it on the test set.
 
 The model comes from the run's ``model.json`` + ``model.safetensors`` (never a pickle); the test data
-from the run's resolved ``recipe.yaml`` (same data set, path and ``test_subset``).
+from the run's resolved ``recipe.yaml`` (same data set, path and ``test_subset``). Runs written by
+``bigmodel finetune`` are scored on their fine-tuning recipe's test split.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def add_parser(subparsers, parents) -> None:
@@ -15,7 +17,7 @@ def add_parser(subparsers, parents) -> None:
         "evaluate", parents=parents, help="test loss/accuracy of a trained run",
         description="Rebuild the model of a run directory from model.json + model.safetensors and "
                     "print its loss and accuracy on the recipe's test set.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train'")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train' or 'bigmodel finetune'")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     parser.add_argument("--data-path", default=None,
                         help="directory of the data set's IDX files (default: the recipe's)")
@@ -45,6 +47,8 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"Run directory not found: {run_dir}")
+    if is_finetune_run(run_dir):
+        return evaluate_finetune_run(run_dir, batch_size, data_path, device)
     model = load_model(run_dir, device=resolve_device(device))
     recipe = load_recipe(run_dir / "recipe.yaml")
     data = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
@@ -59,6 +63,46 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
                                        splits.y_test)
     return {"loss": loss, "accuracy": accuracy, "num_images": len(splits.x_test),
             "unit": splits.unit}
+
+
+def is_finetune_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` was written by ``bigmodel finetune`` (its model metadata says so)."""
+    from bigmodel.models import read_model_spec
+
+    metadata = read_model_spec(run_dir).get("metadata") or {}
+    return "finetuned_from" in metadata
+
+
+def evaluate_finetune_run(run_dir: str | Path, batch_size: int = 256, data_path: str | None = None,
+                          device: str = "auto") -> dict[str, Any]:
+    """``{"loss", "accuracy", "num_images", "unit"}`` of a fine-tuning run's saved model on the
+    test split its recipe defines (the split ``bigmodel finetune`` scored; same seed, same classes,
+    same tokenizer and text length).
+
+    Raises:
+        CheckpointError: no (valid) model files. ConfigError: a missing or invalid recipe.
+        DataFileError: the test data cannot be loaded.
+    """
+    from bigmodel.cli.finetune import load_source, predict, prepare_data
+    from bigmodel.cli.finetune_recipe import load_finetune_recipe
+    from bigmodel.cli.inference import loss_and_accuracy
+    from bigmodel.engine.resolve import resolve_device
+
+    run_dir = Path(run_dir)
+    recipe = load_finetune_recipe(run_dir / "recipe.yaml")
+    model, tokenizer, _ = load_source(str(run_dir), num_classes=0)
+    model.to(resolve_device(device))
+    section = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
+    if tokenizer is not None and section.max_length is None:
+        from bigmodel.models import read_model_spec
+
+        spec = (read_model_spec(run_dir).get("metadata") or {}).get("input") or {}
+        if spec.get("max_length"):
+            section = section.model_copy(update={"max_length": int(spec["max_length"])})
+    data = prepare_data(section, tokenizer, 0 if recipe.train.seed is None else recipe.train.seed)
+    loss, accuracy = loss_and_accuracy(predict(model, data, data.x_test, batch_size), data.y_test)
+    return {"loss": loss, "accuracy": accuracy, "num_images": len(data.x_test),
+            "unit": "texts" if data.kind == "text" else "images"}
 
 
 def run(args: argparse.Namespace) -> int:

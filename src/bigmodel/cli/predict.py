@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_audio(args, spec, metadata, shape)
     if shape.get("kind") == "text":
         return _run_text(args, metadata, shape)
+    if "finetuned_from" in metadata and shape.get("tokenizer"):
+        return _run_finetuned_text(args, metadata, shape)
     config = spec["config"]
     size = config.get("image_size", 28)
     height, width = (size, size) if isinstance(size, int) else size
@@ -173,6 +175,26 @@ def _run_text(args: argparse.Namespace, metadata: dict, shape: dict) -> int:
     labels, texts = read_texts(args.input)
     vocabulary = load_vocabulary(args.run_dir, shape)
     ids = vocabulary.encode_batch(texts, max_length=shape.get("max_length"))
+    return _print_ranked(args, metadata, labels, ids)
+
+
+def _run_finetuned_text(args: argparse.Namespace, metadata: dict, shape: dict) -> int:
+    """Text runs of ``bigmodel finetune`` (a pretrained encoder): texts are encoded with the
+    WordPiece tokenizer saved in the run, cut to the run's ``max_length``.
+
+    Raises:
+        DataFileError: the run's tokenizer file is missing.
+    """
+    from bigmodel.cli.text_data import read_texts
+    from bigmodel.errors import DataFileError
+    from bigmodel.transfer.pretrained import WordPieceTokenizer
+
+    path = Path(args.run_dir) / shape["tokenizer"]
+    if not path.is_file():
+        raise DataFileError(f"{path} is missing: the fine-tuned text model of {args.run_dir} "
+                            "needs the tokenizer it was trained with")
+    labels, texts = read_texts(args.input)
+    ids = WordPieceTokenizer(path).encode_batch(texts, int(shape.get("max_length") or 128))
     return _print_ranked(args, metadata, labels, ids)
 
 
