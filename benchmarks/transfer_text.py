@@ -57,7 +57,8 @@ def _run_network(kind: str, args: dict, queue) -> None:
     from torch import nn
 
     from bigmodel import transfer
-    from bigmodel.cli.finetune import FinetuneData, predict, trim_padding
+    from bigmodel.cli.finetune import predict, trim_padding
+    from bigmodel.cli.splits import Splits
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
     from bigmodel.transfer.pretrained import load, load_tokenizer
@@ -97,7 +98,8 @@ def _run_network(kind: str, args: dict, queue) -> None:
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if kind == "lora":
         transfer.merge_lora(model)
-    view = FinetuneData(None, None, None, None, x_test, split.test_labels, split.class_names, "text")
+    view = Splits(None, None, None, None, x_test, split.test_labels, split.class_names, (0, 0, 0),
+                  unit="texts")
     logits = predict(model, view, x_test, batch_size=64)
     accuracy = float((logits.argmax(1).numpy() == split.test_labels).mean())
     queue.put({"kind": kind, "accuracy": accuracy, "trainable": counts.trainable,

@@ -102,7 +102,7 @@ def evaluate_finetune_run(run_dir: str | Path, batch_size: int = 256, data_path:
     data = prepare_data(section, tokenizer, 0 if recipe.train.seed is None else recipe.train.seed)
     loss, accuracy = loss_and_accuracy(predict(model, data, data.x_test, batch_size), data.y_test)
     return {"loss": loss, "accuracy": accuracy, "num_images": len(data.x_test),
-            "unit": "texts" if data.kind == "text" else "images"}
+            "unit": data.unit}
 
 
 def run(args: argparse.Namespace) -> int:

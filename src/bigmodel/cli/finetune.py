@@ -21,7 +21,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from bigmodel.cli.splits import Splits
 
 
 def add_parser(subparsers, parents) -> None:
@@ -90,23 +91,6 @@ def load_source(source: str, num_classes: int, max_length: int | None = None):
 # -- data ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class FinetuneData:
-    x_train: Any
-    y_train: Any
-    x_val: Any | None
-    y_val: Any | None
-    x_test: Any
-    y_test: Any
-    class_names: tuple[str, ...]
-    kind: str  # "image" | "text"
-    input_spec: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-
 def _pick_per_class(labels, per_class: int | None, seed: int):
     """Indices of at most ``per_class`` examples of each class (seeded), in a shuffled order."""
     import numpy as np
@@ -131,8 +115,9 @@ def _hold_out(x, y, fraction: float):
     return x[:split], y[:split], x[split:], y[split:]
 
 
-def prepare_data(data, tokenizer=None, seed: int = 0) -> FinetuneData:
-    """Train / validation / test arrays for the recipe's ``data`` section.
+def prepare_data(data, tokenizer=None, seed: int = 0) -> Splits:
+    """Train / validation / test arrays for the recipe's ``data`` section (``unit`` "texts": token
+    ids; "images": float32 NCHW images in [0, 1]).
 
     Raises:
         ConfigError: text data without a tokenizer. DataFileError / DataError: data problems.
@@ -158,8 +143,8 @@ def prepare_data(data, tokenizer=None, seed: int = 0) -> FinetuneData:
         else:
             test_labels = split.test_labels
         x, y, xv, yv = _hold_out(train_ids, split.train_labels[order], data.validation_split)
-        return FinetuneData(x, y, xv, yv, test_ids, test_labels, split.class_names, "text",
-                            {"tokenizer": "tokenizer.json", "max_length": length})
+        return Splits(x, y, xv, yv, test_ids, test_labels, split.class_names, (0, 0, 0),
+                      unit="texts", input_spec={"tokenizer": "tokenizer.json", "max_length": length})
     from bigmodel.cli.splits import load_splits
 
     splits = load_splits(data.model_copy(update={"validation_split": 0.0}), seed=seed)
@@ -174,9 +159,9 @@ def prepare_data(data, tokenizer=None, seed: int = 0) -> FinetuneData:
     order = _pick_per_class(y, data.per_class, seed)
     x, y, xv, yv = _hold_out(x[order], y[order], data.validation_split)
     channels, height, width = splits.image_shape
-    return FinetuneData(x, y, xv, yv, x_test, y_test, names, "image",
-                        {"channels": channels, "height": height, "width": width,
-                         "scale": 1.0 / 255.0})
+    return Splits(x, y, xv, yv, x_test, y_test, names, splits.image_shape,
+                  input_spec={"channels": channels, "height": height, "width": width,
+                              "scale": 1.0 / 255.0})
 
 
 def trim_padding(batch):
@@ -189,9 +174,9 @@ def trim_padding(batch):
     return ids[:, :width], labels
 
 
-def _train_data(data: FinetuneData, x, y, batch_size: int, shuffle: bool, seed: int | None):
+def _train_data(data: Splits, x, y, batch_size: int, shuffle: bool, seed: int | None):
     """Arrays for images; a DataLoader that trims padding for token ids."""
-    if data.kind == "image":
+    if data.unit != "texts":
         return (x, y)
     import torch
 
@@ -201,7 +186,7 @@ def _train_data(data: FinetuneData, x, y, batch_size: int, shuffle: bool, seed: 
         generator=torch.Generator().manual_seed(seed or 0) if shuffle else None)
 
 
-def predict(model, data: FinetuneData, x, batch_size: int = 128):
+def predict(model, data: Splits, x, batch_size: int = 128):
     """Logits ``(N, K)`` on CPU, eval mode."""
     import torch
 
@@ -213,7 +198,7 @@ def predict(model, data: FinetuneData, x, batch_size: int = 128):
         with torch.inference_mode():
             for start in range(0, len(x), batch_size):
                 batch = torch.as_tensor(x[start: start + batch_size])
-                if data.kind == "text":
+                if data.unit == "texts":
                     batch = trim_padding([(row, row[0]) for row in batch])[0]
                 outs.append(model(batch.to(device)).float().cpu())
     finally:
@@ -362,7 +347,7 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
             raise ConfigError(f"data.max_length={data_section.max_length} is longer than the "
                               f"model's max_length={limit} ({source}/model.json)")
     data = prepare_data(data_section, tokenizer, seed)
-    if not is_dir and data.kind == "image":
+    if not is_dir and data.unit != "texts":
         from bigmodel.errors import ConfigError
 
         raise ConfigError(f"finetune: pretrained {source!r} is a text encoder; data.name "

@@ -23,7 +23,7 @@ class Splits:
     x_test: Any
     y_test: Any
     class_names: tuple[str, ...]
-    image_shape: tuple[int, int, int]  # (C, H, W)
+    image_shape: tuple[int, int, int]  # (C, H, W); (0, 0, 0) for token ids
     # Non-image data (speech: bigmodel.cli.speech_data, text: bigmodel.cli.text_data) sets these.
     unit: str = "images"
     model_overrides: dict | None = None  # model arguments the data fixes
