@@ -288,13 +288,7 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
         make_run_dir,
     )
     from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
-    from bigmodel.engine.report import (
-        confusion_matrix,
-        format_duration,
-        plot_confusion_matrix,
-        plot_training_curves,
-        write_report,
-    )
+    from bigmodel.engine.report import format_duration, write_report, write_run_plots
     from bigmodel.engine.trainer import Trainer
     from bigmodel.models import save_model
     from bigmodel.utils.io import atomic_write_json
@@ -410,14 +404,9 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
     logits = predict(model, data, data.x_test)
     test_loss, test_acc = loss_and_accuracy(logits, data.y_test)
     results["test"] = {"loss": test_loss, "accuracy": test_acc}
-    matrix = confusion_matrix(data.y_test, logits.argmax(1).numpy(), data.num_classes)
-    plot_confusion_matrix(matrix, path / "confusion_matrix.png", data.class_names,
-                          title=f"fine-tuned on {recipe.data.name} (test)")
-    images = {"Confusion matrix (test set)": "confusion_matrix.png"}
-    if (path / "metrics.csv").is_file():
-        plot_training_curves(path / "metrics.csv", path / "training_curves.png",
-                             title=f"fine-tuning on {recipe.data.name}")
-        images = {"Training curves": "training_curves.png", **images}
+    matrix, images = write_run_plots(path, data.y_test, logits.argmax(1).numpy(), data.class_names,
+                                     f"fine-tuned on {recipe.data.name} (test)",
+                                     f"fine-tuning on {recipe.data.name}")
     seconds = time.perf_counter() - started
     epochs_run = len(history.epoch)
     atomic_write_json(path / "results.json", {

@@ -331,13 +331,7 @@ def _write_results(recipe, path: Path, model, splits: Splits, history, stopper, 
     import torch
 
     from bigmodel.cli.recipe import dump_recipe
-    from bigmodel.engine.report import (
-        confusion_matrix,
-        format_duration,
-        plot_confusion_matrix,
-        plot_training_curves,
-        write_report,
-    )
+    from bigmodel.engine.report import format_duration, write_report, write_run_plots
     from bigmodel.utils.io import atomic_write_json
 
     train = recipe.train
@@ -354,14 +348,9 @@ def _write_results(recipe, path: Path, model, splits: Splits, history, stopper, 
     results["test"] = {"loss": test_loss, "accuracy": test_accuracy}
 
     predictions = test_logits.argmax(dim=1).numpy() if len(test_logits) else np.zeros(0, np.int64)
-    matrix = confusion_matrix(splits.y_test, predictions, splits.num_classes)
-    plot_confusion_matrix(matrix, path / "confusion_matrix.png", splits.class_names,
-                          title=f"{recipe.model.name} on {recipe.data.name} test")
-    images = {"Confusion matrix (test set)": "confusion_matrix.png"}
-    if (path / "metrics.csv").is_file():
-        plot_training_curves(path / "metrics.csv", path / "training_curves.png",
-                             title=f"{recipe.model.name} on {recipe.data.name}")
-        images = {"Training curves": "training_curves.png", **images}
+    matrix, images = write_run_plots(path, splits.y_test, predictions, splits.class_names,
+                                     f"{recipe.model.name} on {recipe.data.name} test",
+                                     f"{recipe.model.name} on {recipe.data.name}")
 
     num_parameters = sum(p.numel() for p in model.parameters())
     num_val = 0 if splits.x_val is None else len(splits.x_val)

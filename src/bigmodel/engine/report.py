@@ -188,6 +188,23 @@ def plot_confusion_matrix(matrix: np.ndarray, out_png: str | os.PathLike,
     return Path(out_png)
 
 
+def write_run_plots(run_dir: str | os.PathLike, y_true: Sequence[int] | np.ndarray,
+                    y_pred: Sequence[int] | np.ndarray, class_names: Sequence[str],
+                    confusion_title: str, curves_title: str) -> tuple[np.ndarray, dict[str, str]]:
+    """The run directory's ``confusion_matrix.png`` (test set) and, when ``metrics.csv`` exists,
+    ``training_curves.png``; returns the confusion matrix and the report's ``{caption: file}``."""
+    run_dir = Path(run_dir)
+    matrix = confusion_matrix(y_true, y_pred, len(class_names))
+    plot_confusion_matrix(matrix, run_dir / "confusion_matrix.png", class_names,
+                          title=confusion_title)
+    images = {"Confusion matrix (test set)": "confusion_matrix.png"}
+    if (run_dir / "metrics.csv").is_file():
+        plot_training_curves(run_dir / "metrics.csv", run_dir / "training_curves.png",
+                             title=curves_title)
+        images = {"Training curves": "training_curves.png", **images}
+    return matrix, images
+
+
 def format_duration(seconds: float) -> str:
     """``75.2`` -> ``"1m 15s"``; under a minute keeps one decimal."""
     if seconds < 60:
