@@ -2,8 +2,9 @@
 
     python benchmarks/int8_paths.py [--threads 1] [--rounds 7]
 
-For three model shapes (the seed CNN, an MLP 784-512-512-10, an LSTM 2x256 + Linear; random
-weights: speed does not depend on training) every available path is timed interleaved against the
+For five model shapes (the seed CNN, an MLP 784-512-512-10, an LSTM 2x256 + Linear, the seed LSTM
+2x128 over image rows, the Fashion-MNIST ViT; random weights: speed does not depend on training;
+``--cases`` picks some) every available path is timed interleaved against the
 fp32 PyTorch model in the same process (batch-1 latency, batch-256 throughput, medians), and its
 max abs output difference is shown. The result decided ``bigmodel.compress.quantize``'s choice
 (docs/compress.md).
@@ -42,7 +43,8 @@ class LSTMNet(nn.Module):
         return self.fc(out[:, -1])
 
 
-def ort_paths(model: nn.Module, example, calibration, tmp: Path, threads: int) -> dict:
+def ort_paths(model: nn.Module, example, calibration, tmp: Path, threads: int,
+              kind: str = "") -> dict:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -57,7 +59,10 @@ def ort_paths(model: nn.Module, example, calibration, tmp: Path, threads: int) -
     export_onnx(model, fp32, example)
     files = {"ONNX Runtime fp32": fp32}
     products = {}
-    if calibration is None:  # no convolutions: bigmodel picks dynamic int8
+    if kind == "vit":  # dynamic, attention fused into QAttention; the patch conv computes fp32
+        products["ORT dynamic int8 (quantize_int8)"] = quantize_int8(
+            model, example, mode="dynamic", keep_fp32=["patch_embedding"])
+    elif calibration is None:  # no convolutions: bigmodel picks dynamic int8
         products["ORT dynamic int8 (quantize_int8)"] = quantize_int8(model, example, mode="dynamic")
     else:
         products["ORT static int8 QDQ (quantize_int8)"] = quantize_int8(
@@ -65,6 +70,19 @@ def ort_paths(model: nn.Module, example, calibration, tmp: Path, threads: int) -
     with quiet_exporter():
         quantize_dynamic(str(fp32), str(tmp / "dyn.onnx"), weight_type=QuantType.QInt8)
         files["ORT dynamic int8 (defaults)"] = tmp / "dyn.onnx"
+        if kind == "vit":  # static QDQ int8 for the MatMuls and the convolution, calibrated
+            name = onnx_session(fp32).get_inputs()[0].name
+            batches = iter([{name: torch.rand(32, 1, 28, 28).numpy()} for _ in range(4)])
+
+            class VitReader(CalibrationDataReader):
+                def get_next(self, batches=batches):
+                    return next(batches, None)
+
+            quantize_static(str(fp32), str(tmp / "static_vit.onnx"), VitReader(),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["MatMul", "Conv"])
+            files["ORT static int8 QDQ MatMul/Conv (defaults)"] = tmp / "static_vit.onnx"
         if calibration is not None:
             name = onnx_session(fp32).get_inputs()[0].name
             for fmt, label in ((QuantFormat.QOperator, "QOperator"),):
@@ -114,7 +132,7 @@ def torch_paths(model: nn.Module, kind: str, calibration) -> dict:
                               (calibration[:1],))
         prepared(calibration)
         paths["PyTorch FX static int8"] = convert_fx(prepared)
-    else:
+    elif kind in ("mlp", "lstm"):  # torchao: slower than fp32 on both (see BENCHMARKS.md)
         try:
             with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -138,6 +156,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "int8_paths.json"))
+    parser.add_argument("--cases", default=None,
+                        help="comma-separated subset: cnn, mlp, lstm, seed-rnn, vit (default: all)")
     args = parser.parse_args(argv)
     logging.getLogger("torchao").setLevel(logging.ERROR)
     torch.set_num_threads(args.threads)
@@ -150,12 +170,19 @@ def main(argv=None) -> dict:
             nn.Linear(512, 10)).eval(), torch.rand(1, 784), torch.rand(256, 784), None),
         "LSTM 2x256": ("lstm", LSTMNet().eval(), torch.randint(0, 1000, (1, 50)),
                        torch.randint(0, 1000, (256, 50)), None),
+        "seed LSTM 2x128": ("seed-rnn", create_model("seed-rnn").eval(), torch.rand(1, 1, 28, 28),
+                            torch.rand(256, 1, 28, 28), None),
+        "ViT d=64 x4": ("vit", create_model("vit", dropout=0.0).eval(), torch.rand(1, 1, 28, 28),
+                        torch.rand(256, 1, 28, 28), None),
     }
+    if args.cases:
+        wanted = set(args.cases.split(","))
+        cases = {k: v for k, v in cases.items() if v[0] in wanted}
     results = {}
     for case, (kind, model, one, batch, calibration) in cases.items():
         with tempfile.TemporaryDirectory() as tmp:
             predictors = {"PyTorch fp32": model, **torch_paths(model, kind, calibration),
-                          **ort_paths(model, one, calibration, Path(tmp), args.threads)}
+                          **ort_paths(model, one, calibration, Path(tmp), args.threads, kind)}
             with torch.inference_mode():
                 reference = model(batch)
                 diffs = {k: float((f(batch) - reference).abs().max()) for k, f in predictors.items()}

@@ -21,6 +21,7 @@ from bigmodel.compress import (
     sparse_size_bytes,
 )
 from bigmodel.compress.prune import dense_size_bytes, prunable_weights
+from bigmodel.engine.callbacks import Callback
 from bigmodel.engine.trainer import Trainer
 from bigmodel.errors import ConfigError
 
@@ -200,3 +201,75 @@ def test_eighty_percent_sparse_model_still_learns():
     assert sparse_acc >= dense_acc - 0.05
     assert model_sparsity(model) == pytest.approx(0.8, abs=0.01)
     assert sparse_size_bytes(model) < 0.45 * dense_size_bytes(model)
+
+
+class TokenModel(nn.Module):
+    """A ViT-like stem: a position table and a [CLS] token added to activations, one layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.position = nn.Parameter(torch.randn(1, 5, 8))
+        self.cls_token = nn.Parameter(torch.randn(1, 1, 8))
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1) + self.position
+        return self.proj(tokens)
+
+
+def test_positions_and_cls_tokens_stay_dense_unless_asked_for():
+    torch.manual_seed(0)
+    model = TokenModel()
+    position, cls_token = model.position.detach().clone(), model.cls_token.detach().clone()
+    assert [n for n, _, _ in prunable_weights(model)] == ["proj.weight"]
+    assert {n for n, _, _ in prunable_weights(model, tokens=True)} == {
+        "position", "cls_token", "proj.weight"}
+    pruner = magnitude_prune(model, 0.75)
+    model(torch.randn(2, 4, 8)).sum().backward()
+    torch.testing.assert_close(model.position.detach(), position)  # untouched
+    torch.testing.assert_close(model.cls_token.detach(), cls_token)
+    assert pruner.sparsity() == pytest.approx(0.75)
+    pruner.detach()
+    all_pruner = magnitude_prune(TokenModel(), 0.75, attach=False)
+    assert len(all_pruner.targets) == 1
+    tokens_pruner = MagnitudePruner(TokenModel(), tokens=True)
+    tokens_pruner.prune(0.75)
+    assert tokens_pruner.layer_sparsity()["position"] == pytest.approx(0.75)
+
+
+def test_positional_embedding_modules_count_as_embeddings():
+    from bigmodel.nn.positional import LearnedPositionalEmbedding
+
+    model = nn.Sequential(LearnedPositionalEmbedding(16, 8), nn.Linear(8, 8))
+    assert [n for n, _, _ in prunable_weights(model)] == ["1.weight"]
+    assert "0.weight" in [n for n, _, _ in prunable_weights(model, embeddings=True)]
+
+
+def test_schedule_for_steps_prunes_over_the_first_part_then_holds_through_fit():
+    model = mlp()
+    schedule = SparsitySchedule.for_steps(model, 0.8, total_steps=12, pruning_fraction=0.5,
+                                          updates=3)
+    assert (schedule.end_step, schedule.frequency, schedule.begin_step) == (6, 2, 0)
+    seen = []
+
+    class Watch(Callback):
+        wants_batch_hooks = True
+
+        def on_train_batch_end(self, batch, logs=None):  # zeros the masks keep at next forward
+            masks = schedule.pruner.masks.values()
+            seen.append(1 - sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks))
+
+    x, y = blobs(96)
+    Trainer(model, loss="cross_entropy", optimizer="adam", lr=1e-2, verbose=0, seed=0).fit(
+        (x, y), epochs=4, batch_size=32, callbacks=[schedule, Watch()])  # 12 steps
+    assert seen[5] == pytest.approx(0.8, abs=0.01)  # the target at step 6 ...
+    assert all(s == pytest.approx(0.8, abs=0.01) for s in seen[5:])  # ... held to the end
+    assert all(a <= b + 1e-9 for a, b in zip(seen, seen[1:]))  # never revived
+    assert model_sparsity(model) == pytest.approx(0.8, abs=0.01)
+    for bad in ({"total_steps": 1}, {"total_steps": 10, "pruning_fraction": 0.0},
+                {"total_steps": 10, "pruning_fraction": 1.5}, {"total_steps": 10, "updates": 0},
+                {"total_steps": True}):
+        with pytest.raises(ConfigError):
+            SparsitySchedule.for_steps(model, 0.5, **bad)
+    with pytest.raises(ConfigError, match="final_sparsity"):
+        SparsitySchedule.for_steps(model, 1.0, total_steps=10)

@@ -3,7 +3,8 @@
 * ``prune``: unstructured magnitude pruning (masks kept through training, sparsity schedule
   callback); ``structured``: remove whole channels / hidden units, found by probing the model;
   ``units``: recurrent hidden units and attention heads.
-* ``quantize``: int8 for CPU through ONNX Runtime (static for CNNs, dynamic for Linear/LSTM);
+* ``quantize``: int8 for CPU through ONNX Runtime (static for CNNs, dynamic for Linear/LSTM and
+  Transformers, attention fused into QAttention by ``attention_fusion``; small files: ``int8_graph``);
   ``qat``: quantization-aware training and weight-only int8/int4 (torchao).
 * ``distill``: Hinton distillation, optional feature / attention-map matching.
 * ``report``: size / latency / accuracy of each stage against the original.

@@ -1,8 +1,8 @@
 """Unstructured magnitude pruning: masks, a sparsity schedule callback, sparse storage size.
 
 A :class:`MagnitudePruner` keeps one boolean mask per prunable weight (every parameter with two or
-more dimensions: Linear/Dense and convolution kernels, LSTM/GRU matrices; embeddings are skipped
-unless asked for). Pruning to a sparsity zeroes the smallest-magnitude weights, per layer or over all
+more dimensions: Linear/Dense and convolution kernels, LSTM/GRU matrices; embedding tables, learned
+positions and [CLS] tokens are skipped unless asked for). Pruning to a sparsity zeroes the smallest-magnitude weights, per layer or over all
 layers at once (``scope="global"``), and never revives a weight pruned before, so iterative rounds
 only add zeros. While attached, the pruner keeps pruned weights at exactly zero through training:
 each forward re-applies the mask (whatever the optimizer did: momentum, weight decay) and each
@@ -41,23 +41,47 @@ def check_sparsity(value: object, name: str = "sparsity") -> float:
     return float(value)
 
 
+def _is_embedding(module: nn.Module) -> bool:
+    """Lookup tables (token / position embeddings): pruning them removes rows of data, not compute."""
+    name = type(module).__name__
+    return isinstance(module, nn.Embedding) or "Embedding" in name or "Positional" in name
+
+
+def _is_layer_weight(param_name: str) -> bool:
+    """Weights of a layer's product (``weight``, ``weight_ih_l0``, ``in_proj_weight``, ``kernel``,
+    ``recurrent_kernel``), as opposed to free tensors added to activations (``position``,
+    ``cls_token``)."""
+    return "weight" in param_name or "kernel" in param_name
+
+
 def prunable_weights(model: nn.Module, include: Sequence[str] | None = None,
                      exclude: Sequence[str] = (), embeddings: bool = False,
-                     ) -> list[tuple[str, nn.Module, str]]:
+                     tokens: bool = False) -> list[tuple[str, nn.Module, str]]:
     """``(qualified name, owning module, parameter name)`` of each weight magnitude pruning touches.
+
+    By default these are the matrices / kernels of layers (parameters with 2+ dimensions named
+    ``*weight*`` or ``*kernel*``: Linear, convolutions, recurrent and attention projections).
+    Embedding tables and free tensors added to activations (a ViT's learned positions, a [CLS]
+    token) stay dense: zeroing 80% of a position table destroys information the model cannot
+    re-learn around, and saves almost nothing.
 
     Args:
         model: any module.
         include: glob patterns of qualified parameter names to keep (default: all of them).
         exclude: glob patterns to leave dense (e.g. ``["classifier.*"]``).
-        embeddings: also prune ``nn.Embedding`` tables.
+        embeddings: also prune embedding tables (``nn.Embedding``, modules named
+            ``*Embedding*`` / ``*Positional*``).
+        tokens: also prune other 2+-dimensional parameters (positions, [CLS] tokens, any
+            parameter not named ``*weight*`` / ``*kernel*``).
     """
     found = []
     for module_name, module in model.named_modules():
-        if isinstance(module, nn.Embedding) and not embeddings:
+        if _is_embedding(module) and not embeddings:
             continue
         for param_name, param in module.named_parameters(recurse=False):
             if param is None or param.ndim < 2 or not param.is_floating_point():
+                continue
+            if not tokens and not _is_layer_weight(param_name):
                 continue
             qualified = f"{module_name}.{param_name}" if module_name else param_name
             if include is not None and not any(fnmatch.fnmatch(qualified, p) for p in include):
@@ -75,20 +99,21 @@ class MagnitudePruner:
         model: the module to prune (changed in place).
         scope: ``"layer"`` (every weight reaches the sparsity) or ``"global"`` (one magnitude
             threshold over all weights; layers with small weights lose more).
-        include / exclude / embeddings: which weights, see :func:`prunable_weights`.
+        include / exclude / embeddings / tokens: which weights, see :func:`prunable_weights`.
 
     Raises:
         ConfigError: an unknown scope, or no prunable weight matched.
     """
 
     def __init__(self, model: nn.Module, scope: str = "layer", include: Sequence[str] | None = None,
-                 exclude: Sequence[str] = (), embeddings: bool = False) -> None:
+                 exclude: Sequence[str] = (), embeddings: bool = False,
+                 tokens: bool = False) -> None:
         if scope not in SCOPES:
             raise ConfigError(f"MagnitudePruner: 'scope' must be one of {', '.join(SCOPES)}; "
                               f"received {scope!r}")
         self.model = model
         self.scope = scope
-        self.targets = prunable_weights(model, include, exclude, embeddings)
+        self.targets = prunable_weights(model, include, exclude, embeddings, tokens)
         if not self.targets:
             raise ConfigError(f"MagnitudePruner: {type(model).__name__} has no prunable weight "
                               f"(parameters with 2+ dimensions) matching include={include!r}, "
@@ -293,6 +318,28 @@ class SparsitySchedule(Callback):
         self.detach_at_end = detach_at_end
         self.pruner = MagnitudePruner(model, scope=scope, include=include, exclude=exclude)
         self.step = 0
+
+    @classmethod
+    def for_steps(cls, model: nn.Module, final_sparsity: float, total_steps: int,
+                  pruning_fraction: float = 0.5, updates: int = 20, **kwargs) -> SparsitySchedule:
+        """A schedule for a fine-tuning run of ``total_steps`` optimizer steps: sparsity rises from 0
+        over the first ``pruning_fraction`` of them in ``updates`` mask updates, and the rest of the
+        run recovers at ``final_sparsity`` (pair it with a decaying learning rate).
+
+        Raises:
+            ConfigError: ``total_steps`` < 2, ``pruning_fraction`` outside (0, 1], ``updates`` < 1.
+        """
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 2:
+            raise ConfigError(f"SparsitySchedule.for_steps: 'total_steps' must be an int >= 2; "
+                              f"received {total_steps!r}")
+        if not isinstance(pruning_fraction, (int, float)) or not 0.0 < pruning_fraction <= 1.0:
+            raise ConfigError(f"SparsitySchedule.for_steps: 'pruning_fraction' must be in (0, 1]; "
+                              f"received {pruning_fraction!r}")
+        if isinstance(updates, bool) or not isinstance(updates, int) or updates < 1:
+            raise ConfigError(f"SparsitySchedule.for_steps: 'updates' must be an int >= 1; "
+                              f"received {updates!r}")
+        end = max(1, min(total_steps, round(pruning_fraction * total_steps)))
+        return cls(model, final_sparsity, end_step=end, frequency=max(1, end // updates), **kwargs)
 
     def sparsity_at(self, step: int) -> float:
         """Scheduled sparsity at optimizer step ``step`` (0 before ``begin_step``)."""

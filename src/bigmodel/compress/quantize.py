@@ -13,7 +13,9 @@ CNN, MLP and LSTM. So:
 
 The quantized model is an ONNX graph; :class:`Int8Model` runs it and saves it as ``model.json``
 (the graph, without weights, as JSON) + ``model.safetensors`` (every initializer, int8 stays int8):
-no pickle and no protobuf file on disk.
+no pickle and no protobuf file on disk. Float weights that no int8 kernel takes (a ViT's patch
+convolution and position table, layers in ``keep_fp32``) are stored as int8 too, dequantized in the
+graph (``weight_storage="int8"``, see :mod:`bigmodel.compress.int8_graph`).
 
 >>> int8 = quantize_int8(model, example_input=x[:1], calibration=x[:512])
 >>> logits = int8(x_test)          # torch.Tensor
@@ -34,16 +36,33 @@ import numpy as np
 import torch
 from torch import nn
 
+from bigmodel.compress.attention_fusion import fuse_self_attention
+from bigmodel.compress.int8_graph import (
+    decode_attribute,
+    encode_attribute,
+    fp16_exact,
+    optimize_offline,
+    round_vectors_fp16,
+    store_weights_int8,
+)
 from bigmodel.errors import CheckpointError, ConfigError
-from bigmodel.export.onnx import export_onnx, onnx_session, quiet_exporter, run_session
+from bigmodel.export.onnx import (
+    ExportError,
+    export_onnx,
+    onnx_session,
+    quiet_exporter,
+    run_session,
+)
 from bigmodel.utils.io import atomic_path, atomic_write_text, looks_like_pickle, sha256_file
 
 INT8_FORMAT = "bigmodel-onnx-int8"
 MODES = ("auto", "static", "dynamic")
+STORAGES = ("int8", "fp32")
 
 # ONNX ops whose weight operand carries the model's compute: a float weight left feeding one of these
 # after quantization is a layer the int8 path could not handle.
-HEAVY_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum")
+HEAVY_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attention")
+ATTENTION_OPSET = 23  # the first opset with an Attention op
 
 
 def _initializer_owners(proto) -> dict[str, tuple[str, str]]:
@@ -59,7 +78,11 @@ def _initializer_owners(proto) -> dict[str, tuple[str, str]]:
             continue
         if len(scopes) < 2 or len(classes) < 2:
             continue
-        path = ".".join(part for part in scopes[1:-1] if part)
+        parts = [part for part in scopes[1:-1] if part]
+        # Newer exporters give each scope fully qualified ("encoder", "encoder.layers.0", ...),
+        # older ones give local names ("encoder", "layers", "0"): the path is the last or the join.
+        nested = all(b.startswith(a + ".") for a, b in zip(parts, parts[1:]))
+        path = parts[-1] if parts and nested and len(parts) > 1 else ".".join(parts)
         owner = (path, classes[-2].rsplit(".", 1)[-1])
         for name in node.input:
             if name in inits:
@@ -109,10 +132,19 @@ def _weight_report(proto, owners: dict[str, tuple[str, str]],
     return report
 
 
-def _has_conv(model: nn.Module) -> bool:
+def _has_attention(model: nn.Module) -> bool:
+    return any("Attention" in type(m).__name__ for m in model.modules())
+
+
+def _convolutions(model: nn.Module) -> list[tuple[str, nn.Module]]:
     from bigmodel.keras.layers.convolution import Conv2D
 
-    return any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, Conv2D)) for m in model.modules())
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, Conv2D))]
+
+
+def _has_conv(model: nn.Module) -> bool:
+    return bool(_convolutions(model))
 
 
 def _batches(calibration: Any, batch_size: int = 32) -> list[tuple[np.ndarray, ...]]:
@@ -133,7 +165,7 @@ def _batches(calibration: Any, batch_size: int = 32) -> list[tuple[np.ndarray, .
 
 def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None, mode: str = "auto",
                   per_channel: bool = True, keep_fp32: Sequence[str] = (),
-                  calibration_method: str = "minmax") -> Int8Model:
+                  calibration_method: str = "minmax", weight_storage: str = "int8") -> Int8Model:
     """Quantize ``model`` to int8 for ONNX Runtime on CPU.
 
     Args:
@@ -141,11 +173,18 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
         example_input: one valid input (tensor or tuple of tensors), batch first.
         calibration: inputs used to fix activation ranges (static mode; a few hundred images): a
             tensor/array, or an iterable of input batches.
-        mode: ``"static"``, ``"dynamic"`` or ``"auto"`` (static when the model has convolutions).
+        mode: ``"static"``, ``"dynamic"`` or ``"auto"``: dynamic for models with attention layers
+            (their convolutions, such as a ViT's patch embedding, then compute in fp32 from
+            int8-stored weights), static for other models with convolutions, dynamic otherwise.
         per_channel: one weight scale per output channel (static mode).
         keep_fp32: names of layers (or their parents; ``""`` is the model itself) allowed to stay
             fp32 although they feed a matrix product or convolution.
         calibration_method: ``"minmax"`` or ``"percentile"`` (99.999%: clips rare outliers).
+        weight_storage: ``"int8"`` (default): float matrices / kernels of 256+ values that stay
+            outside the int8 kernels (patch convolutions, position tables, ``keep_fp32`` layers)
+            are stored as per-channel int8 and dequantized in the graph (weight-only int8: they
+            still compute in fp32), and biases / norm parameters are rounded to float16 precision
+            (stored as float16); ``"fp32"``: keep them all as they are.
 
     Returns:
         An :class:`Int8Model`.
@@ -162,7 +201,17 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
     if calibration_method not in ("minmax", "percentile"):
         raise ConfigError(f"quantize_int8: 'calibration_method' must be 'minmax' or 'percentile'; "
                           f"received {calibration_method!r}")
-    if mode == "auto":
+    if weight_storage not in STORAGES:
+        raise ConfigError(f"quantize_int8: 'weight_storage' must be one of {', '.join(STORAGES)}; "
+                          f"received {weight_storage!r}")
+    keep_fp32 = list(keep_fp32)
+    if mode == "auto" and _has_attention(model):
+        # Transformers: dynamic int8 with fused QAttention. Their few convolutions (a ViT's patch
+        # embedding) compute in fp32 from int8-stored weights: static QDQ for the whole graph ran
+        # 2.0x / 0.63x against 4.0x / 1.25x here (benchmarks/int8_paths.py --cases vit).
+        mode = "dynamic"
+        keep_fp32 += [name for name, _ in _convolutions(model)]
+    elif mode == "auto":
         mode = "static" if _has_conv(model) else "dynamic"
     if mode == "static" and calibration is None:
         raise ConfigError("quantize_int8: static int8 needs 'calibration' inputs (a few hundred "
@@ -178,11 +227,31 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
 
     with tempfile.TemporaryDirectory(prefix="bigmodel-int8-") as tmp:
         fp32_path, quant_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        export_onnx(model, fp32_path, example_input)
         import onnx
 
-        owners = _initializer_owners(onnx.load(str(fp32_path)))
-        source = _preprocess(fp32_path, Path(tmp) / "pre.onnx")
+        fused = 0
+        if mode == "dynamic" and _has_attention(model):
+            # Opset 23 exports attention as one op; blocks that match become ONNX Runtime's
+            # fused Attention, quantized to QAttention (no Split/Reshape/Transpose copies).
+            try:
+                export_onnx(model, fp32_path, example_input, opset=ATTENTION_OPSET)
+                fp32_proto = onnx.load(str(fp32_path))
+                owners = _initializer_owners(fp32_proto)  # before fusion drops node metadata
+                fused = fuse_self_attention(fp32_proto)
+            except ExportError:
+                fused = 0
+        if fused:
+            source = Path(tmp) / "fused.onnx"
+            onnx.save(fp32_proto, str(source))
+        else:
+            export_onnx(model, fp32_path, example_input)
+            owners = _initializer_owners(onnx.load(str(fp32_path)))
+            source = _preprocess(fp32_path, Path(tmp) / "pre.onnx")
+        if weight_storage == "int8":  # biases / norms to float16 precision, before quantizing
+            rounded = onnx.load(str(source))
+            if round_vectors_fp16(rounded):
+                source = Path(tmp) / "rounded.onnx"
+                onnx.save(rounded, str(source))
         with quiet_exporter():
             if mode == "static":
                 batches = _batches(calibration)
@@ -220,8 +289,17 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
     if not report["quantized"]:
         raise ConfigError(f"quantize_int8 ({mode}): {type(model).__name__} has no weight that "
                           f"{mode} int8 quantizes (Conv, MatMul/Gemm, LSTM)")
+    if weight_storage == "int8":
+        stored = store_weights_int8(proto)
+        report["int8_storage"] = [f"{owners[n][0] or '<model>'} ({owners[n][1]})" if n in owners
+                                  else n for n in stored]
+    if mode == "dynamic":
+        # Fuse once (DynamicQuantizeMatMul, SkipLayerNormalization, ...): fewer nodes to store.
+        # Static QDQ graphs stay as they are: their Q/DQ pairs are fused when a session loads.
+        proto = optimize_offline(proto)
     return Int8Model(_compact(proto), {
-        "mode": mode, "per_channel": per_channel,
+        "mode": mode, "per_channel": per_channel, "weight_storage": weight_storage,
+        "fused_attention": fused,
         "calibration_method": calibration_method if mode == "static" else None, "layers": report})
 
 
@@ -310,21 +388,27 @@ class Int8Model:
         directory.mkdir(parents=True, exist_ok=True)
         graphless = type(self.proto)()
         graphless.CopyFrom(self.proto)
-        tensors = {}
+        tensors, half = {}, []
         for init in graphless.graph.initializer:
-            tensors[init.name] = np.ascontiguousarray(numpy_helper.to_array(init))
+            # np.array keeps 0-d scalars 0-d (np.ascontiguousarray would make them shape (1,))
+            array = np.array(numpy_helper.to_array(init), order="C")
+            if fp16_exact(array):  # float16 holds these float32 values exactly: half the bytes
+                array = array.astype(np.float16)
+                half.append(init.name)
+            tensors[init.name] = array
         del graphless.graph.initializer[:]
-        # Nodes as compact lists [op, inputs, outputs, attributes, domain]: the JSON stays small.
+        # Nodes as compact lists [op, inputs, outputs, [[name, kind, value]...], domain].
         nodes = [[n.op_type, list(n.input), list(n.output),
-                  [json_format.MessageToDict(a) for a in n.attribute], n.domain]
+                  [encode_attribute(a) for a in n.attribute], n.domain]
                  for n in graphless.graph.node]
         del graphless.graph.node[:]
         weights = directory / "model.safetensors"
         with atomic_path(weights) as tmp:
             save_file(tensors, str(tmp), metadata={"format": INT8_FORMAT})
-        spec = {"format": INT8_FORMAT, "format_version": 1, "weights": weights.name,
+        spec = {"format": INT8_FORMAT, "format_version": 2, "weights": weights.name,
                 "weights_sha256": sha256_file(weights), "info": self.info,
-                "initializer_order": list(tensors), "metadata": metadata or {},
+                "initializer_order": list(tensors), "float16_to_float32": half,
+                "metadata": metadata or {},
                 "graph": json_format.MessageToDict(graphless), "nodes": nodes}
         path = directory / "model.json"
         atomic_write_text(path, json.dumps(spec, separators=(",", ":")) + "\n")
@@ -365,10 +449,15 @@ def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8M
             node.input.extend(inputs)
             node.output.extend(outputs)
             for attribute in attributes:
-                json_format.ParseDict(attribute, node.attribute.add())
+                decode_attribute(attribute, node.attribute.add())
     except (json_format.ParseError, TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path} does not hold a valid int8 graph: {exc}") from None
     tensors = load_file(str(weights))
+    for name in spec.get("float16_to_float32", []):
+        if name not in tensors or tensors[name].dtype != np.float16:
+            raise CheckpointError(f"{weights}: tensor {name!r} listed as float16 in {path} is "
+                                  "missing or not float16")
+        tensors[name] = tensors[name].astype(np.float32)
     for name in spec.get("initializer_order", sorted(tensors)):
         proto.graph.initializer.append(numpy_helper.from_array(tensors[name], name))
     return Int8Model(proto, spec.get("info"), threads)
