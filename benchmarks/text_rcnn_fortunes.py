@@ -6,9 +6,15 @@ the training texts only, so neither side looks at the test set before the final 
 
     .venv/bin/python benchmarks/text_rcnn_fortunes.py [--recipe configs/fortunes_text_rcnn.yaml]
         [--set train.epochs=3 ...] [--seeds 0 1 2] [--run-dir runs/fortunes-text-rcnn]
+        [--skipgram-epochs 5] [--verbose] [--threads 1]
+
+Pretrained word vectors: ``--recipe configs/fortunes_text_rcnn_minilm.yaml`` (all-MiniLM-L6-v2's
+WordPiece table, frozen), or ``--skipgram-epochs N`` with a word-tokenizer recipe (skip-gram vectors
+trained first on the other fortunes files + the training texts, never the test texts).
 
 Prints a Markdown table (test accuracy of each, training seconds) and, with ``--run-dir``, saves
-the trained TextRCNN (``model.json`` + ``model.safetensors``) and its ``vocabulary.json``.
+the first seed's TextRCNN (``model.json`` + ``model.safetensors``), its ``vocabulary.json`` (or
+``tokenizer.json``) and ``recipe.yaml``: a run directory ``bigmodel evaluate`` / ``predict`` read.
 """
 
 from __future__ import annotations
@@ -33,20 +39,42 @@ def trim_collate(batch):
     return ids[:, :width], labels
 
 
-def encode_split(recipe):
-    from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes
+def encode_split(recipe, skipgram_epochs: int = 0):
+    """The split, its encoder and encoded texts; with ``skipgram_epochs`` also skip-gram vectors
+    (else None) trained on the other fortunes files + the training texts, indexed by a word
+    vocabulary of that corpus."""
+    from bigmodel.cli.text_data import build_text_encoder
+    from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes, unlabelled_fortunes
     from bigmodel.data.text import WordVocabulary
+    from bigmodel.errors import ConfigError
+    from bigmodel.transfer.skipgram import train_skipgram
 
     data = recipe.data
     split = load_fortunes(data.categories or DEFAULT_CATEGORIES, path=data.path,
                           seed=0 if recipe.train.seed is None else recipe.train.seed)
-    vocab = WordVocabulary.build(split.train_texts, min_count=data.min_count)
+    vectors = None
+    if skipgram_epochs:
+        if data.tokenizer != "word" or recipe.model.overrides.get("embeddings"):
+            raise ConfigError("--skipgram-epochs needs data.tokenizer 'word' and no "
+                              "model.overrides.embeddings (the skip-gram vectors take their place)")
+        corpus = unlabelled_fortunes(split, path=data.path)
+        vocab = WordVocabulary.build(corpus, min_count=data.min_count)
+        started = time.process_time()
+        vectors = train_skipgram(corpus, vocab, recipe.model.overrides.get("embedding_dim", 64),
+                                 epochs=skipgram_epochs, lr=0.005)
+        print(f"skip-gram vectors: {len(corpus)} unlabelled texts ({sum(len(t.split()) for t in corpus):,}"
+              f" words), {skipgram_epochs} epochs, {time.process_time() - started:.0f} s CPU",
+              flush=True)
+    else:
+        # data.tokenizer: a word vocabulary of the training texts, or a pretrained source's tokenizer
+        vocab = build_text_encoder(data, split.train_texts)
     x_train = vocab.encode_batch(split.train_texts, max_length=data.max_length)
     x_test = vocab.encode_batch(split.test_texts, max_length=data.max_length)
-    return split, vocab, x_train, x_test
+    return split, vocab, x_train, x_test, vectors
 
 
-def train_text_rcnn(recipe, split, vocab, x_train, x_test, seed: int):
+def train_text_rcnn(recipe, split, vocab, x_train, x_test, seed: int, verbose: int = 0,
+                    vectors=None):
     from bigmodel.cli.train import build_optimizer
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
@@ -56,24 +84,29 @@ def train_text_rcnn(recipe, split, vocab, x_train, x_test, seed: int):
     model = create_model(recipe.model.name, **{"vocab_size": len(vocab),
                                                "num_classes": split.num_classes,
                                                **recipe.model.overrides})
+    if vectors is not None:
+        from bigmodel.transfer.word_vectors import copy_embeddings
+
+        model.embeddings_source = copy_embeddings(model.embedding, vectors, "TextRCNN")
     trainer = Trainer(model, loss=nn.CrossEntropyLoss(), lr=train.lr, metrics=["accuracy"],
                       optimizer=build_optimizer(train, model.parameters()),
-                      grad_clip_norm=train.grad_clip_norm, seed=seed, verbose=0,
+                      grad_clip_norm=train.grad_clip_norm, seed=seed, verbose=verbose,
                       scheduler=train.scheduler.engine_spec() if train.scheduler else None)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(x_train),
                                              torch.from_numpy(split.train_labels))
     loader = torch.utils.data.DataLoader(dataset, batch_size=train.batch_size, shuffle=True,
                                          collate_fn=trim_collate,
                                          generator=torch.Generator().manual_seed(seed))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     trainer.fit(loader, epochs=train.epochs)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     model.eval()
     with torch.no_grad():
         logits = torch.cat([model(trim_collate(list(zip(ids, ids[:, 0])))[0])
                             for ids in torch.from_numpy(x_test).split(256)])
     accuracy = float((logits.argmax(1).numpy() == split.test_labels).mean())
-    return model, accuracy, seconds, len(x_train) * train.epochs / seconds
+    return model, accuracy, seconds, cpu_seconds
 
 
 def tfidf_baseline(split, seed: int):
@@ -114,6 +147,11 @@ def main(argv=None) -> int:
                         help="training seeds of the TextRCNN (default: the recipe's seed)")
     parser.add_argument("--run-dir", default=None, help="save the first seed's model + vocabulary")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--skipgram-epochs", type=int, default=0,
+                        help="start from skip-gram vectors trained for this many epochs on the "
+                             "other fortunes files + the training texts (word tokenizer)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="one line per epoch (training loss and accuracy only)")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="TextRCNN only (e.g. to try recipe settings)")
     args = parser.parse_args(argv)
@@ -122,9 +160,10 @@ def main(argv=None) -> int:
     recipe = load_recipe(args.recipe, args.set)
     if recipe.data.name != "fortunes":
         sys.exit(f"{args.recipe}: data.name must be 'fortunes'; received '{recipe.data.name}'")
-    split, vocab, x_train, x_test = encode_split(recipe)
+    split, vocab, x_train, x_test, vectors = encode_split(recipe, args.skipgram_epochs)
     print(f"fortunes: {split.num_classes} categories {', '.join(split.class_names)}; "
-          f"{len(x_train)} train / {len(x_test)} test texts; vocabulary {len(vocab)} ids")
+          f"{len(x_train)} train / {len(x_test)} test texts; tokenizer "
+          f"{recipe.data.tokenizer}, vocabulary {len(vocab)} ids", flush=True)
     baseline = None
     if not args.skip_baseline:
         baseline, baseline_seconds, best = tfidf_baseline(split, seed=0)
@@ -133,25 +172,43 @@ def main(argv=None) -> int:
     seeds = args.seeds or [0 if recipe.train.seed is None else recipe.train.seed]
     accuracies = []
     for index, seed in enumerate(seeds):
-        model, accuracy, seconds, speed = train_text_rcnn(recipe, split, vocab, x_train, x_test,
-                                                          seed)
+        model, accuracy, seconds, cpu_seconds = train_text_rcnn(recipe, split, vocab, x_train,
+                                                                x_test, seed,
+                                                                verbose=2 if args.verbose else 0,
+                                                                vectors=vectors)
         accuracies.append(accuracy)
         print(f"TextRCNN seed {seed}: test accuracy {accuracy:.4f} ({recipe.train.epochs} epochs, "
-              f"{seconds:.0f} s, {speed:.0f} train samples/s)", flush=True)
-        if index == 0 and args.run_dir:
+              f"{seconds:.0f} s wall, {cpu_seconds:.0f} s CPU, "
+              f"{len(x_train) * recipe.train.epochs / seconds:.0f} train samples/s)", flush=True)
+        if index == 0 and args.run_dir:  # usable by `bigmodel evaluate` / `predict`
+            from bigmodel.cli.recipe import save_recipe
+            from bigmodel.cli.text_data import _encoder_file, _tokenizer_name
             from bigmodel.models import save_model
 
             path = Path(args.run_dir)
-            save_model(model, path, metadata={"class_names": list(split.class_names),
-                                              "data": "fortunes", "vocabulary": "vocabulary.json"})
-            vocab.save(path / "vocabulary.json")
+            file = _encoder_file(vocab)
+            metadata = {"class_names": list(split.class_names), "data": "fortunes",
+                        "input": {"kind": "text", "tokenizer": _tokenizer_name(vocab),
+                                  "vocabulary": file, "max_length": recipe.data.max_length,
+                                  "pad_id": vocab.pad_id}}
+            if file == "vocabulary.json":  # `bigmodel explain` shows the words of a word vocabulary
+                metadata["vocabulary"] = file
+            save_model(model, path, metadata=metadata)
+            vocab.save(path / file)
+            save_recipe(recipe, path / "recipe.yaml")
     params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     median = statistics.median(accuracies)
-    print("\n| model | parameters | test accuracy |\n| --- | --- | --- |")
+    config = model.get_config()
+    source = getattr(model, "embeddings_source", None) or "from scratch"
+    source = "skip-gram" if vectors is not None else source
+    frozen = ", frozen" if config.get("freeze_embeddings") else ""
+    print("\n| model | parameters (trainable) | test accuracy |\n| --- | --- | --- |")
     if baseline is not None:
         print(f"| TF-IDF (CV-chosen n-grams) + logistic regression | - | {baseline:.4f} |")
-    print(f"| TextRCNN ({recipe.model.overrides.get('rnn_type', 'gru')}, median of {len(seeds)} "
-          f"seed(s)) | {params:,} | {median:.4f} |")
+    print(f"| TextRCNN ({config.get('rnn_type', 'gru')}, embeddings {source}{frozen}, median of "
+          f"{len(seeds)} seed(s): {', '.join(f'{a:.4f}' for a in accuracies)}) | {params:,} "
+          f"({trainable:,}) | {median:.4f} |")
     if baseline is not None:
         print(f"\nTextRCNN - baseline: {100 * (median - baseline):+.2f} points "
               f"({'beats' if median > baseline else 'does not beat'} the baseline)")

@@ -182,6 +182,9 @@ class DataSection(_Section):
     categories: list[str] | None = None
     max_length: int | None = Field(default=None, ge=1)
     min_count: int = Field(default=1, ge=1)
+    # fortunes: "word" (a word vocabulary built on the training texts, min_count applies) or the
+    # name of pretrained embeddings (bigmodel.transfer.word_vectors) whose tokenizer indexes them.
+    tokenizer: str = "word"
     speech: SpeechSpec | None = None
 
     @model_validator(mode="after")
@@ -201,9 +204,21 @@ class DataSection(_Section):
                 raise ValueError(f"data.speech.{given[0]} does not apply to data.name "
                                  f"'{self.name}' (it ignores {', '.join(only)})")
         if self.name != "fortunes" and (self.categories is not None or self.max_length is not None
-                                        or self.min_count != 1):
-            raise ValueError(f"data.categories / data.max_length / data.min_count apply to the "
-                             f"'fortunes' text data set only; data.name is '{self.name}'")
+                                        or self.min_count != 1 or self.tokenizer != "word"):
+            raise ValueError(f"data.categories / data.max_length / data.min_count / data.tokenizer "
+                             f"apply to the 'fortunes' text data set only; data.name is "
+                             f"'{self.name}'")
+        if self.tokenizer != "word":
+            from bigmodel.cli.text_data import text_tokenizers
+
+            known = text_tokenizers()
+            if self.tokenizer not in known:
+                raise ValueError(f"data.tokenizer: unknown tokenizer '{self.tokenizer}'"
+                                 f"{suggest(self.tokenizer, known)}; known: {', '.join(known)}")
+            if self.min_count != 1:
+                raise ValueError(f"data.min_count applies to data.tokenizer 'word' only (a "
+                                 f"vocabulary built on the training texts); data.tokenizer "
+                                 f"'{self.tokenizer}' has a fixed vocabulary")
         if self.name not in ("fashion_mnist", "mnist") and self.augment:
             raise ValueError(f"data.augment holds image augmentations; data.name '{self.name}' "
                              "is not an image data set")

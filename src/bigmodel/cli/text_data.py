@@ -1,11 +1,18 @@
 """Text-classification data sources of recipes (``data.name: fortunes``) for train/evaluate/predict.
 
 ``fortunes`` reads the recipe's categories of the Debian fortunes package with the seeded
-per-category train/test split of :func:`bigmodel.data.fortunes.load_fortunes`, builds a word
-vocabulary on the *training* texts (``data.min_count``) and encodes every text as right-padded word
-ids, cut to ``data.max_length`` tokens. The vocabulary is written into the run directory
-(``vocabulary.json``) and named in ``model.json``'s input spec, so ``evaluate`` and ``predict``
-encode texts exactly as training did, without rebuilding anything.
+per-category train/test split of :func:`bigmodel.data.fortunes.load_fortunes` and encodes every text
+as right-padded ids, cut to ``data.max_length`` tokens, with the recipe's ``data.tokenizer``:
+
+- ``word`` (default): a word vocabulary built on the *training* texts (``data.min_count``), written
+  into the run directory as ``vocabulary.json``;
+- the name of pretrained embeddings (``minilm-wordpiece``, :mod:`bigmodel.transfer.word_vectors`):
+  that source's own tokenizer (WordPiece, ``[CLS]`` ... ``[SEP]``), whose ids index the pretrained
+  table the model starts from (``model.overrides.embeddings``); its ``tokenizer.json`` is copied
+  into the run directory.
+
+The file is named in ``model.json``'s input spec, so ``evaluate`` and ``predict`` encode texts
+exactly as training did, offline and without rebuilding anything.
 
 Only classifiers take this data (``text-rcnn``, ``transformer-classifier``, or any registered model
 with ``vocab_size`` and ``num_classes`` arguments); a language model on the same texts (``gpt``)
@@ -19,6 +26,50 @@ from typing import Any
 
 TEXT_DATA = ("fortunes",)
 VOCABULARY_FILE = "vocabulary.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def text_tokenizers() -> list[str]:
+    """Accepted ``data.tokenizer`` values: ``word`` and the pretrained embeddings' names."""
+    from bigmodel.transfer.word_vectors import available_embeddings
+
+    return ["word", *available_embeddings()]
+
+
+class PretrainedTextEncoder:
+    """A pretrained source's tokenizer with the vocabulary's encoding API (``encode_batch``,
+    ``pad_id``, ``len``, ``save``), so the text recipes treat both alike.
+
+    Args:
+        name: the embeddings' name (recorded in the run's input spec).
+        tokenizer: a :class:`~bigmodel.transfer.pretrained.WordPieceTokenizer`.
+    """
+
+    def __init__(self, name: str, tokenizer) -> None:
+        self.name = name
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_id
+
+    def __len__(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def encode_batch(self, texts, max_length: int | None = None):
+        """``(N, L)`` int64 ids, ``[CLS]`` first and ``[SEP]`` last, cut to ``max_length``.
+
+        Raises:
+            DataError: a text holds no token (empty or only spaces).
+        """
+        from bigmodel.errors import DataError
+
+        ids = self.tokenizer.encode_batch(texts, max_length=max_length or 1_000_000)
+        empty = ((ids != self.pad_id).sum(axis=1) <= 2).nonzero()[0]  # [CLS] [SEP] only
+        if len(empty):
+            raise DataError(f"text {int(empty[0])} is empty (no {self.name} token): "
+                            f"{texts[int(empty[0])]!r}")
+        return ids
+
+    def save(self, path):
+        return self.tokenizer.save(path)
 
 
 def check_text_model(model_name: str, data_name: str) -> None:
@@ -58,7 +109,6 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
     import numpy as np
 
     from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes
-    from bigmodel.data.text import WordVocabulary
     from bigmodel.errors import ConfigError, DataError
 
     del seed
@@ -66,7 +116,7 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
     if vocabulary is None:
         if not with_train:
             raise ConfigError("text_splits(with_train=False) needs the run's vocabulary")
-        vocabulary = WordVocabulary.build(split.train_texts, min_count=data.min_count)
+        vocabulary = build_text_encoder(data, split.train_texts)
     max_length = data.max_length
     x_test = vocabulary.encode_batch(split.test_texts, max_length=max_length)
     x_train = y_train = x_val = y_val = None
@@ -93,10 +143,40 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
         "unit": "texts",
         "model_overrides": {"vocab_size": len(vocabulary), "num_classes": split.num_classes,
                             "max_length": model_length, "pad_id": vocabulary.pad_id},
-        "input_spec": {"kind": "text", "vocabulary": VOCABULARY_FILE, "max_length": max_length,
+        "input_spec": {"kind": "text", "tokenizer": _tokenizer_name(vocabulary),
+                       "vocabulary": _encoder_file(vocabulary), "max_length": max_length,
                        "pad_id": vocabulary.pad_id},
-        "artifacts": {VOCABULARY_FILE: vocabulary.save},
+        "artifacts": {_encoder_file(vocabulary): vocabulary.save},
     }
+
+
+def build_text_encoder(data, train_texts):
+    """The encoder ``data.tokenizer`` names: a :class:`~bigmodel.data.text.WordVocabulary` built on
+    ``train_texts`` (``word``) or a :class:`PretrainedTextEncoder`.
+
+    Raises:
+        ConfigError: an unknown tokenizer name. CheckpointError: the pretrained files are missing.
+    """
+    from bigmodel.data.text import WordVocabulary
+    from bigmodel.errors import ConfigError
+
+    name = getattr(data, "tokenizer", "word")
+    if name == "word":
+        return WordVocabulary.build(train_texts, min_count=data.min_count)
+    if name not in text_tokenizers():
+        raise ConfigError(f"data.tokenizer: unknown tokenizer {name!r}; known: "
+                          f"{', '.join(text_tokenizers())}")
+    from bigmodel.transfer.word_vectors import embeddings_tokenizer
+
+    return PretrainedTextEncoder(name, embeddings_tokenizer(name))
+
+
+def _tokenizer_name(encoder) -> str:
+    return encoder.name if isinstance(encoder, PretrainedTextEncoder) else "word"
+
+
+def _encoder_file(encoder) -> str:
+    return TOKENIZER_FILE if isinstance(encoder, PretrainedTextEncoder) else VOCABULARY_FILE
 
 
 def _trim(ids, pad_id: int):
@@ -106,14 +186,28 @@ def _trim(ids, pad_id: int):
 
 
 def load_vocabulary(run_dir: str | Path, input_spec: dict):
-    """The vocabulary a text run was trained with.
+    """The vocabulary (or pretrained tokenizer) a text run was trained with, from the run dir.
 
     Raises:
-        DataFileError: the run's vocabulary file is missing or invalid.
+        DataFileError: the run's vocabulary / tokenizer file is missing or invalid, or the input
+            spec names an unknown tokenizer.
     """
     from bigmodel.data.text import WordVocabulary
+    from bigmodel.errors import CheckpointError, DataFileError
 
-    return WordVocabulary.load(Path(run_dir) / input_spec.get("vocabulary", VOCABULARY_FILE))
+    name = input_spec.get("tokenizer", "word")
+    if name == "word":
+        return WordVocabulary.load(Path(run_dir) / input_spec.get("vocabulary", VOCABULARY_FILE))
+    if name not in text_tokenizers():
+        raise DataFileError(f"{run_dir}: model.json names tokenizer {name!r}; this bigmodel knows "
+                            f"{', '.join(text_tokenizers())}")
+    from bigmodel.transfer.pretrained import WordPieceTokenizer
+
+    path = Path(run_dir) / input_spec.get("vocabulary", TOKENIZER_FILE)
+    try:
+        return PretrainedTextEncoder(name, WordPieceTokenizer(path))
+    except CheckpointError as exc:
+        raise DataFileError(f"{run_dir}: the run's tokenizer cannot be read: {exc}") from None
 
 
 def read_texts(source: str) -> tuple[list[str], list[str]]:
@@ -144,5 +238,6 @@ def read_texts(source: str) -> tuple[list[str], list[str]]:
     return ["text"], [source]
 
 
-__all__ = ["TEXT_DATA", "VOCABULARY_FILE", "check_text_model", "load_vocabulary", "read_texts",
-           "text_splits"]
+__all__ = ["TEXT_DATA", "TOKENIZER_FILE", "VOCABULARY_FILE", "PretrainedTextEncoder",
+           "build_text_encoder", "check_text_model", "load_vocabulary", "read_texts",
+           "text_splits", "text_tokenizers"]

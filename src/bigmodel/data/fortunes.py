@@ -28,7 +28,7 @@ import numpy as np
 from bigmodel.errors import ConfigError, DataError, DataFileError
 
 __all__ = ["DEFAULT_CATEGORIES", "FortunesSplit", "find_fortunes_dir", "list_categories",
-           "load_fortunes", "read_fortune_file"]
+           "load_fortunes", "read_fortune_file", "unlabelled_fortunes"]
 
 DEFAULT_CATEGORIES = ("computers", "definitions", "people", "politics", "science", "songs-poems")
 DEBIAN_DIR = Path("/usr/share/games/fortunes")
@@ -196,3 +196,22 @@ def load_fortunes(categories: Sequence[str] = DEFAULT_CATEGORIES,
         train_labels += [label] * (len(order) - num_test)
     return FortunesSplit(train_texts, np.asarray(train_labels, dtype=np.int64), test_texts,
                          np.asarray(test_labels, dtype=np.int64), tuple(categories))
+
+
+def unlabelled_fortunes(split: FortunesSplit, path: str | os.PathLike | None = None) -> list[str]:
+    """Texts for unsupervised pre-training next to ``split``: every entry of the category files
+    *not* in ``split.class_names``, then ``split``'s training texts; any text equal to a test text
+    (same words, case and spacing aside) is left out, so nothing of the test split leaks in.
+
+    Raises:
+        DataFileError: the fortunes directory cannot be found or read.
+    """
+    def key(text: str) -> str:
+        return " ".join(text.split()).lower()
+
+    directory = find_fortunes_dir(path, split.class_names)
+    held_out = {key(t) for t in split.test_texts}
+    others = [text for p in sorted(directory.iterdir())
+              if _is_category_file(p) and p.name not in split.class_names
+              for text in read_fortune_file(p)]
+    return [t for t in others + list(split.train_texts) if key(t) not in held_out]

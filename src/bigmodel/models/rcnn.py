@@ -5,7 +5,7 @@ RCNN-K (``K`` feature maps everywhere; sizes for a 28×28 image)::
 
     input (B, C, 28, 28)
     conv1   5×5 'same', K maps, ReLU + norm        -> (B, K, 28, 28)
-    pool1   max 3×3 stride 2                       -> (B, K, 13, 13)
+    pool1   max 3×3 stride 2 (pool_size=3)         -> (B, K, 13, 13)
     rcl1    RecurrentConv2d(K, K, 3, steps=T)      -> (B, K, 13, 13)
     dropout
     rcl2                                           -> (B, K, 13, 13)
@@ -16,8 +16,13 @@ RCNN-K (``K`` feature maps everywhere; sizes for a 28×28 image)::
 
 Parameters for 3-channel inputs and 10 classes (the paper's CIFAR-10 models): RCNN-96 672,202,
 RCNN-128 1,191,178, RCNN-160 1,857,610 (the paper: 0.67 M, 1.19 M, 1.86 M). ``rcnn-32`` is a small
-variant (75 k parameters) that trains on a CPU. The models return logits; the softmax lives in the
-loss.
+variant (75 k parameters) that trains on a CPU.
+
+``pool_size=2`` (``rcnn-cpu``: K = 64, per-step batch norm, 299,658 parameters for 1 channel) pools
+with non-overlapping 2×2 windows, stride 2, instead of the paper's overlapping 3×3 ones: a 28×28
+image gives 14×14 maps for rcl1/rcl2 and 7×7 for rcl3/rcl4 (nothing dropped at the borders), the
+layout the Fashion-MNIST CPU recipe ``configs/fashion_rcnn_cpu.yaml`` trains. The models return
+logits; the softmax lives in the loss.
 
 TextRCNN: for each word ``w_i`` a left context ``c_l(w_i)`` (the forward recurrent state after
 ``w_{i-1}``; a learned vector for the first word) and a right context ``c_r(w_i)`` (the backward state
@@ -44,7 +49,7 @@ from bigmodel.nn.recurrent_kernels import fused_padded
 
 __all__ = ["RCNN", "TextRCNN", "rcnn_feature_size"]
 
-_POOL = 3  # the paper's pooling: 3×3 windows, stride 2
+_POOL_SIZES = (2, 3)  # 3: the paper's overlapping 3×3 windows; 2: non-overlapping 2×2 windows
 _POOL_STRIDE = 2
 
 
@@ -60,14 +65,20 @@ def _rate(owner: str, value: object) -> float:
     return float(value)
 
 
-def _pooled(size: int) -> int:
-    return (size - _POOL) // _POOL_STRIDE + 1
+def _pooled(size: int, pool_size: int) -> int:
+    return (size - pool_size) // _POOL_STRIDE + 1
 
 
-def rcnn_feature_size(size: int) -> int:
-    """Side of the last RCL's feature map for an input side ``size`` (< 1: too small)."""
-    first = _pooled(size)
-    return _pooled(first) if first >= _POOL else 0
+def rcnn_feature_size(size: int, pool_size: int = 3) -> int:
+    """Side of the last RCL's feature map for an input side ``size`` (< 1: too small) when both
+    poolings use ``pool_size``×``pool_size`` windows with stride 2."""
+    first = _pooled(size, pool_size)
+    return _pooled(first, pool_size) if first >= pool_size else 0
+
+
+def _min_side(pool_size: int) -> int:
+    """The smallest input side that passes both poolings (7 for 3×3 windows, 4 for 2×2)."""
+    return next(side for side in range(1, 64) if rcnn_feature_size(side, pool_size) >= 1)
 
 
 class RCNN(nn.Module):
@@ -82,17 +93,20 @@ class RCNN(nn.Module):
         dropout_rate: dropout between the RCLs and before the classifier.
         first_kernel_size: the first convolution's kernel (odd).
         kernel_size: the RCLs' feed-forward and recurrent kernels (odd).
+        pool_size: window of both max poolings, stride 2: ``3`` (the paper's overlapping 3×3
+            pooling, 28 -> 13 -> 6) or ``2`` (non-overlapping 2×2, 28 -> 14 -> 7).
 
-    Any image of at least 7×7 is accepted (global max pooling): smaller ones cannot pass the two
-    3×3 poolings.
+    Any image that passes the two poolings is accepted (global max pooling): at least 7×7 for
+    ``pool_size=3``, 4×4 for ``pool_size=2``.
 
     Raises:
-        ConfigError: a bad size, an even kernel, ``steps < 0``, an unknown ``norm``.
+        ConfigError: a bad size, an even kernel, ``steps < 0``, an unknown ``norm`` or
+            ``pool_size``.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 96, steps: int = 3,
                  norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
-                 kernel_size: int = 3) -> None:
+                 kernel_size: int = 3, pool_size: int = 3) -> None:
         super().__init__()
         owner = "RCNN"
         self.in_channels = _positive_int(owner, "in_channels", in_channels)
@@ -111,7 +125,12 @@ class RCNN(nn.Module):
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ConfigError(f"{owner}: 'steps' must be an int >= 0 (0 = no recurrence); "
                               f"received {steps!r}")
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool) \
+                or pool_size not in _POOL_SIZES:
+            raise ConfigError(f"{owner}: 'pool_size' must be 3 (the paper's overlapping 3×3 "
+                              f"pooling) or 2 (non-overlapping 2×2); received {pool_size!r}")
         self.kernel_size = kernel_size
+        self.pool_size = pool_size
         self.steps = steps
         self.num_features = width
 
@@ -139,9 +158,11 @@ class RCNN(nn.Module):
             raise ShapeError(f"RCNN expects images (B, {channels}, H, W) or (B, H, W, {channels})"
                              f"{' or (B, H, W)' if channels == 1 else ''}; received {describe(x)}")
         height, width = x.shape[2], x.shape[3]
-        if rcnn_feature_size(height) < 1 or rcnn_feature_size(width) < 1:
+        pool = self.pool_size
+        if rcnn_feature_size(height, pool) < 1 or rcnn_feature_size(width, pool) < 1:
             raise ShapeError(f"RCNN: an input of {height}×{width} pixels is smaller than the two "
-                             f"3×3 stride-2 poolings allow; each side must be at least 7")
+                             f"{pool}×{pool} stride-2 poolings allow; each side must be at least "
+                             f"{_min_side(pool)}")
         return x
 
     def _first(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,16 +178,17 @@ class RCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, C, H, W)`` / ``(B, H, W, C)`` / ``(B, H, W)`` -> the last RCL's map
-        ``(B, K, H', W')`` (``(B, K, 6, 6)`` for 28×28), the layer Grad-CAM looks at.
+        ``(B, K, H', W')`` (``(B, K, 6, 6)`` for 28×28; ``(B, K, 7, 7)`` with ``pool_size=2``), the
+        layer Grad-CAM looks at.
 
         Raises:
             InputTypeError: not a floating-point tensor.
             ShapeError: wrong channels, or a side smaller than 7 pixels.
         """
         x = self._to_nchw(x)
-        x = F.max_pool2d(self._first(x), _POOL, _POOL_STRIDE)  # (B, K, 13, 13)
+        x = F.max_pool2d(self._first(x), self.pool_size, _POOL_STRIDE)  # (B, K, 13 | 14, ...)
         x = self.dropout(self.rcls[0](x))
-        x = F.max_pool2d(self.rcls[1](x), _POOL, _POOL_STRIDE)  # (B, K, 6, 6)
+        x = F.max_pool2d(self.rcls[1](x), self.pool_size, _POOL_STRIDE)  # (B, K, 6 | 7, ...)
         x = self.dropout(self.rcls[2](self.dropout(x)))
         return self.rcls[3](x)
 
@@ -198,7 +220,7 @@ class RCNN(nn.Module):
         return {"in_channels": self.in_channels, "num_classes": self.num_classes,
                 "width": self.width, "steps": self.steps, "norm": self.norm,
                 "dropout_rate": self.dropout_rate, "first_kernel_size": self.first_kernel_size,
-                "kernel_size": self.kernel_size}
+                "kernel_size": self.kernel_size, "pool_size": self.pool_size}
 
 
 _RNN_TYPES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
@@ -216,16 +238,28 @@ class TextRCNN(nn.Module):
         rnn_type: ``"gru"`` (default), ``"lstm"`` or ``"rnn"`` (tanh; the paper's recurrence).
         dropout_rate: dropout on the embeddings and on the pooled features.
         pad_id: the padding id; sequences are padded at the end.
+        embeddings: pretrained word vectors for the embedding table (Lai et al. start from
+            skip-gram vectors): a name of :func:`bigmodel.transfer.word_vectors.available_embeddings`
+            (e.g. ``"minilm-wordpiece"``; the data must then be encoded with that source's
+            tokenizer) or a ``(vocab_size, embedding_dim)`` tensor / array. None: random init.
+        freeze_embeddings: keep the embedding table fixed during training.
 
     Input: token ids ``(B, L)`` (integer), each row holding at least one token before its padding.
 
+    The name of the source is not part of :meth:`get_config`: the vectors live in the weights,
+    so a saved model is rebuilt without the source. ``embeddings_source`` remembers it.
+
     Raises:
-        ConfigError: a bad size or an unknown ``rnn_type``.
+        ConfigError: a bad size, an unknown ``rnn_type``, or a table whose shape differs from
+            ``(vocab_size, embedding_dim)``.
+        UnknownNameError / CheckpointError: an unknown embeddings name, or its files are missing.
+        InputTypeError / DataError: a table that is not array-like, or holds NaN / inf.
     """
 
     def __init__(self, vocab_size: int = 10000, num_classes: int = 6, embedding_dim: int = 64,
                  context_size: int = 64, hidden_size: int = 128, rnn_type: str = "gru",
-                 dropout_rate: float = 0.2, pad_id: int = 0) -> None:
+                 dropout_rate: float = 0.2, pad_id: int = 0, embeddings=None,
+                 freeze_embeddings: bool = False) -> None:
         super().__init__()
         owner = "TextRCNN"
         self.vocab_size = _positive_int(owner, "vocab_size", vocab_size)
@@ -244,7 +278,17 @@ class TextRCNN(nn.Module):
         self.pad_id = pad_id
         self.num_features = hidden_size
 
+        if not isinstance(freeze_embeddings, bool):
+            raise ConfigError(f"{owner}: 'freeze_embeddings' must be a bool; received "
+                              f"{freeze_embeddings!r}")
+        self.freeze_embeddings = freeze_embeddings
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.embeddings_source = None
+        if embeddings is not None:  # the loader lives with the other pretrained-weight loaders
+            from bigmodel.transfer.word_vectors import copy_embeddings
+
+            self.embeddings_source = copy_embeddings(self.embedding, embeddings, owner)
+        self.embedding.weight.requires_grad_(not freeze_embeddings)
         self.rnn = _RNN_TYPES[rnn_type](embedding_dim, context_size, batch_first=True,
                                         bidirectional=True)
         # c_l(w_1) and c_r(w_n): the contexts of the first and last word are parameters.
@@ -346,7 +390,9 @@ class TextRCNN(nn.Module):
         return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,
                 "embedding_dim": self.embedding_dim, "context_size": self.context_size,
                 "hidden_size": self.hidden_size, "rnn_type": self.rnn_type,
-                "dropout_rate": self.dropout_rate, "pad_id": self.pad_id}
+                "dropout_rate": self.dropout_rate, "pad_id": self.pad_id, "embeddings": None,
+                # the live state: transfer.unfreeze(model, "embedding") is saved as unfrozen
+                "freeze_embeddings": not self.embedding.weight.requires_grad}
 
 
 # -- registry -------------------------------------------------------------------------------------
@@ -357,53 +403,71 @@ def _image_batch(batch: int) -> torch.Tensor:
 
 
 def _rcnn(width: int, in_channels: int, num_classes: int, steps: int, norm: str | None,
-          dropout_rate: float, first_kernel_size: int, kernel_size: int) -> RCNN:
+          dropout_rate: float, first_kernel_size: int, kernel_size: int,
+          pool_size: int = 3) -> RCNN:
     return RCNN(in_channels=in_channels, num_classes=num_classes, width=width, steps=steps,
                 norm=norm, dropout_rate=dropout_rate, first_kernel_size=first_kernel_size,
-                kernel_size=kernel_size)
+                kernel_size=kernel_size, pool_size=pool_size)
 
 
 @register_model("rcnn-96", example_input=_image_batch)
 def rcnn_96(in_channels: int = 1, num_classes: int = 10, width: int = 96, steps: int = 3,
             norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
-            kernel_size: int = 3) -> RCNN:
+            kernel_size: int = 3,
+            pool_size: int = 3) -> RCNN:
     """RCNN-96 (the paper's 0.67 M-parameter model for 3-channel inputs)."""
     return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
-                 kernel_size)
+                 kernel_size, pool_size)
 
 
 @register_model("rcnn-128", example_input=_image_batch)
 def rcnn_128(in_channels: int = 1, num_classes: int = 10, width: int = 128, steps: int = 3,
              norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
-             kernel_size: int = 3) -> RCNN:
+             kernel_size: int = 3,
+             pool_size: int = 3) -> RCNN:
     """RCNN-128 (1.19 M parameters for 3-channel inputs)."""
     return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
-                 kernel_size)
+                 kernel_size, pool_size)
 
 
 @register_model("rcnn-160", example_input=_image_batch)
 def rcnn_160(in_channels: int = 1, num_classes: int = 10, width: int = 160, steps: int = 3,
              norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
-             kernel_size: int = 3) -> RCNN:
+             kernel_size: int = 3,
+             pool_size: int = 3) -> RCNN:
     """RCNN-160 (1.86 M parameters for 3-channel inputs)."""
     return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
-                 kernel_size)
+                 kernel_size, pool_size)
 
 
 @register_model("rcnn-32", example_input=_image_batch)
 def rcnn_32(in_channels: int = 1, num_classes: int = 10, width: int = 32, steps: int = 3,
             norm: str | None = "lrn", dropout_rate: float = 0.2, first_kernel_size: int = 5,
-            kernel_size: int = 3) -> RCNN:
+            kernel_size: int = 3,
+            pool_size: int = 3) -> RCNN:
     """A small RCNN for CPU training (75 k parameters for 1-channel inputs)."""
     return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
-                 kernel_size)
+                 kernel_size, pool_size)
+
+
+@register_model("rcnn-cpu", example_input=_image_batch)
+def rcnn_cpu(in_channels: int = 1, num_classes: int = 10, width: int = 64, steps: int = 3,
+             norm: str | None = "batch", dropout_rate: float = 0.2, first_kernel_size: int = 5,
+             kernel_size: int = 3, pool_size: int = 2) -> RCNN:
+    """RCNN-64 sized for CPU training on 28×28 images: 2×2 poolings (RCLs at 14×14 and 7×7),
+    batch norm per unfolded step; 299,658 parameters for 1-channel inputs and 10 classes."""
+    return _rcnn(width, in_channels, num_classes, steps, norm, dropout_rate, first_kernel_size,
+                 kernel_size, pool_size)
 
 
 @register_model("text-rcnn", example_input=lambda batch: torch.randint(1, 10000, (batch, 12)))
 def text_rcnn(vocab_size: int = 10000, num_classes: int = 6, embedding_dim: int = 64,
               context_size: int = 64, hidden_size: int = 128, rnn_type: str = "gru",
-              dropout_rate: float = 0.2, pad_id: int = 0) -> TextRCNN:
-    """The recurrent convolutional text classifier of Lai et al. (2015)."""
+              dropout_rate: float = 0.2, pad_id: int = 0, embeddings: str | None = None,
+              freeze_embeddings: bool = False) -> TextRCNN:
+    """The recurrent convolutional text classifier of Lai et al. (2015); ``embeddings`` names
+    pretrained word vectors (``bigmodel.transfer.word_vectors``)."""
     return TextRCNN(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
                     context_size=context_size, hidden_size=hidden_size, rnn_type=rnn_type,
-                    dropout_rate=dropout_rate, pad_id=pad_id)
+                    dropout_rate=dropout_rate, pad_id=pad_id, embeddings=embeddings,
+                    freeze_embeddings=freeze_embeddings)
