@@ -7,20 +7,14 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bigmodel.cli.main import main
 from bigmodel.cli.recipe import load_recipe
 from bigmodel.data.text import WordVocabulary
+from synthetic_fortunes import write_topic_fortunes
 
 ROOT = Path(__file__).resolve().parents[1]
-TOPICS = {  # each category has its own words; every text mixes in shared filler words
-    "kittens": ["purr", "whiskers", "meow", "paws", "yarn", "kitten"],
-    "rockets": ["launch", "orbit", "thrust", "booster", "payload", "countdown"],
-    "recipes": ["flour", "oven", "simmer", "butter", "garlic", "whisk"],
-}
-FILLER = ["the", "a", "and", "of", "we", "it", "was", "very", "then", "so"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,16 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def fortunes_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fortunes")
-    rng = np.random.default_rng(0)
-    for topic, words in TOPICS.items():
-        entries = []
-        for index in range(70):
-            n = int(rng.integers(4, 12))
-            text = [str(rng.choice(words if rng.random() < 0.4 else FILLER)) for _ in range(n)]
-            entries.append(" ".join([*text, words[index % len(words)], f"n{index}"]))
-        (root / topic).write_text("\n%\n".join(entries) + "\n%\n")
-    return root
+    return write_topic_fortunes(tmp_path_factory.mktemp("fortunes"), 70, seed=0, words=(4, 12))
 
 
 def recipe_file(tmp_path: Path, fortunes: Path, model: str, extra: str = "") -> Path:

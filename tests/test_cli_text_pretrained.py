@@ -7,34 +7,21 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bigmodel.cli.main import main
 from bigmodel.cli.recipe import load_recipe
 from bigmodel.errors import ConfigError, DataError
+from synthetic_fortunes import write_topic_fortunes
 
 ROOT = Path(__file__).resolve().parents[1]
-TOPICS = {"kittens": ["purr", "whiskers", "meow", "paws", "yarn", "kitten"],
-          "rockets": ["launch", "orbit", "thrust", "booster", "payload", "countdown"],
-          "recipes": ["flour", "oven", "simmer", "butter", "garlic", "whisk"]}
-FILLER = ["the", "a", "and", "of", "we", "it", "was", "very", "then", "so"]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def fortunes_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fortunes")
-    rng = np.random.default_rng(1)
-    for topic, words in TOPICS.items():
-        entries = []
-        for index in range(50):
-            text = [str(rng.choice(words if rng.random() < 0.4 else FILLER))
-                    for _ in range(int(rng.integers(4, 10)))]
-            entries.append(" ".join([*text, words[index % len(words)], f"n{index}"]))
-        (root / topic).write_text("\n%\n".join(entries) + "\n%\n")
-    return root
+    return write_topic_fortunes(tmp_path_factory.mktemp("fortunes"), 50, seed=1, words=(4, 10))
 
 
 def recipe_file(tmp_path: Path, fortunes: Path, overrides: str = "", data: str = "") -> Path:

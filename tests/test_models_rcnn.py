@@ -89,18 +89,19 @@ def test_rcnn_bad_configuration(kwargs, match):
         RCNN(**kwargs)
 
 
-def test_rcnn_learns_bars():
+@pytest.mark.parametrize("pool_size,size", [(3, 9), (2, 8)])
+def test_rcnn_learns_bars(pool_size, size):
     rng = np.random.default_rng(0)
-    x = np.zeros((128, 1, 9, 9), dtype=np.float32)
+    x = np.zeros((128, 1, size, size), dtype=np.float32)
     y = rng.integers(0, 2, 128)
     for n, label in enumerate(y):
-        pos = rng.integers(1, 8)
+        pos = rng.integers(1, size - 1)
         if label == 0:
-            x[n, 0, pos, 1:8] = 1.0
+            x[n, 0, pos, 1:size - 1] = 1.0
         else:
-            x[n, 0, 1:8, pos] = 1.0
+            x[n, 0, 1:size - 1, pos] = 1.0
     x += rng.normal(0, 0.1, x.shape).astype(np.float32)
-    model = RCNN(width=8, steps=1, norm="batch", dropout_rate=0.0)
+    model = RCNN(width=8, steps=1, norm="batch", dropout_rate=0.0, pool_size=pool_size)
     trainer = Trainer(model, loss=F.cross_entropy, lr=1e-2, metrics=["accuracy"], seed=0,
                       verbose=0)
     history = trainer.fit((x, y), epochs=10, batch_size=32)

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from scipy.signal import correlate2d
 
 from bigmodel.cli.recipe import load_recipe
-from bigmodel.engine import Trainer
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.models import create_model, load_model, save_model
 from bigmodel.models.rcnn import RCNN, rcnn_feature_size
@@ -151,22 +150,3 @@ def test_cpu_recipe_is_the_documented_one():
     assert recipe.data.train_subset is None and recipe.data.test_subset is None  # full data
     model = create_model(recipe.model.name, **recipe.model.overrides)
     assert sum(p.numel() for p in model.parameters()) <= 700_000
-
-
-def test_pool_size_2_learns_bars():
-    rng = np.random.default_rng(0)
-    x = np.zeros((128, 1, 8, 8), dtype=np.float32)
-    y = rng.integers(0, 2, 128)
-    for n, label in enumerate(y):
-        pos = rng.integers(1, 7)
-        if label == 0:
-            x[n, 0, pos, 1:7] = 1.0
-        else:
-            x[n, 0, 1:7, pos] = 1.0
-    x += rng.normal(0, 0.1, x.shape).astype(np.float32)
-    model = RCNN(width=8, steps=1, norm="batch", dropout_rate=0.0, pool_size=2)
-    trainer = Trainer(model, loss=F.cross_entropy, lr=1e-2, metrics=["accuracy"], seed=0,
-                      verbose=0)
-    history = trainer.fit((x, y), epochs=10, batch_size=32)
-    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
-    assert trainer.evaluate((x, y))["accuracy"] > 0.9
