@@ -207,3 +207,18 @@ def test_fit_learns_and_matches_across_runs_with_the_direct_path(one_torch_threa
     assert hist_a.history["loss"][-1] < 0.8 * hist_a.history["loss"][0]
     assert hist_a.history["accuracy"][-1] > 0.7  # 3 balanced classes
     assert model_a._direct.verified
+
+
+def test_a_shared_direct_state_serves_each_copy_with_its_own_layers():
+    model = _cnn()
+    x = torch.randn(2, 12, 12, 2)
+    model(x)
+    model(x)
+    twin = _cnn(seed=3)
+    twin._direct = model._direct  # shared, as nn.DataParallel's replicas share their __dict__
+    expected = _cnn(seed=3).eval()(x)
+    assert torch.equal(twin.eval()(x), expected)  # its own weights, not the cached layers'
+    model.eval()
+    model._direct.verified.clear()
+    checked = model(x)
+    assert torch.equal(model(x), checked)  # direct again, with the plan rebuilt for its layers

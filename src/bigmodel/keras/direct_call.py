@@ -83,10 +83,15 @@ class DirectPath:
         return (tuple(inputs.shape[1:]), inputs.dtype)
 
     def _layers_plan(self, layers: list[Layer]) -> list[tuple[Layer, bool, bool]]:
-        if self._plan is None:
-            self._plan = [(layer, layer.accepts_nchw(), _call_takes_mask(type(layer)))
-                          for layer in layers]
-        return self._plan
+        # Rebuilt when the layers are other objects than those cached: replicas that share this
+        # state (``nn.DataParallel`` copies a module's __dict__) hold their own layers.
+        plan = self._plan
+        if plan is None or len(plan) != len(layers) or any(
+                entry[0] is not layer for entry, layer in zip(plan, layers)):
+            plan = [(layer, layer.accepts_nchw(), _call_takes_mask(type(layer)))
+                    for layer in layers]
+            self._plan = plan
+        return plan
 
     def run(self, layers: list[Layer], x: torch.Tensor, training: bool, logits: bool) -> Any:
         """``layers`` applied to ``x`` as the checked path would (``logits``: the last layer's
