@@ -187,23 +187,18 @@ def _train_data(data: Splits, x, y, batch_size: int, shuffle: bool, seed: int | 
 
 
 def predict(model, data: Splits, x, batch_size: int = 128):
-    """Logits ``(N, K)`` on CPU, eval mode."""
+    """Logits ``(N, K)`` on CPU, eval mode (token ids: padding-only columns trimmed per batch)."""
     import torch
 
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    outs = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(x), batch_size):
-                batch = torch.as_tensor(x[start: start + batch_size])
-                if data.unit == "texts":
-                    batch = trim_padding([(row, row[0]) for row in batch])[0]
-                outs.append(model(batch.to(device)).float().cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(outs) if outs else torch.empty(0, data.num_classes)
+    from bigmodel.cli.inference import predict_logits
+
+    if len(x) == 0:
+        return torch.empty(0, data.num_classes)
+    prepare = None
+    if data.unit == "texts":
+        def prepare(batch):
+            return trim_padding([(row, row[0]) for row in batch])[0]
+    return predict_logits(model, x, batch_size, prepare=prepare)
 
 
 # -- the adaptation --------------------------------------------------------------------------------

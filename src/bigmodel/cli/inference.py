@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 
 
-def predict_logits(model, images, batch_size: int = 256):
-    """Logits ``(N, K)`` on CPU for float32 images, in eval mode, on the model's device."""
+def predict_logits(model, images, batch_size: int = 256, prepare=None):
+    """Logits ``(N, K)`` on CPU for float32 images (or token ids), in eval mode, on the model's
+    device; ``prepare(batch) -> batch`` reshapes each CPU batch first (e.g. trims padding)."""
     import torch
 
     device = next(model.parameters()).device
@@ -18,8 +19,10 @@ def predict_logits(model, images, batch_size: int = 256):
     try:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                batch = torch.as_tensor(images[start: start + batch_size]).to(device)
-                outputs.append(model(batch).float().cpu())
+                batch = torch.as_tensor(images[start: start + batch_size])
+                if prepare is not None:
+                    batch = prepare(batch)
+                outputs.append(model(batch.to(device)).float().cpu())
     finally:
         model.train(was_training)
     if not outputs:

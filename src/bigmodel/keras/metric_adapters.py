@@ -25,12 +25,29 @@ def _mask_weights(mask: torch.Tensor, sample_weight: torch.Tensor | None) -> tor
     return weights
 
 
-class _MaskedMetric:
+class _MetricWrapper:
+    """A metric seen through an adapter: ``result``, ``reset`` and every other attribute are the
+    wrapped metric's; subclasses change ``update``."""
+
+    def __init__(self, metric: Any):
+        self.metric = metric
+        self.name = metric.name
+
+    def result(self) -> float:
+        return self.metric.result()
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.metric, item)
+
+
+class _MaskedMetric(_MetricWrapper):
     """Weights a metric by the output's timestep mask of the current batch (read by the loss)."""
 
     def __init__(self, metric: Any, model: Model):
-        self.metric = metric
-        self.name = metric.name
+        super().__init__(metric)
         self._model = model
 
     def update(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> None:
@@ -45,22 +62,12 @@ class _MaskedMetric:
             sample_weight = weights
         self.metric.update(y_pred, y_true, sample_weight)
 
-    def result(self) -> float:
-        return self.metric.result()
 
-    def reset(self) -> None:
-        self.metric.reset()
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.metric, item)
-
-
-class _OnProbabilities:
+class _OnProbabilities(_MetricWrapper):
     """Feeds a metric with probabilities when the model trains on pre-activation outputs."""
 
     def __init__(self, metric: Any, activation: str):
-        self.metric = metric
-        self.name = metric.name
+        super().__init__(metric)
         self._activation = activation
         # Accuracy-style metrics are invariant to softmax (argmax): skip the extra work.
         self._argmax_only = type(metric).__name__ in (
@@ -72,13 +79,5 @@ class _OnProbabilities:
             y_pred = y_pred.softmax(-1) if self._activation == "softmax" else y_pred.sigmoid()
         self.metric.update(y_pred, y_true, sample_weight)
 
-    def result(self) -> float:
-        return self.metric.result()
-
-    def reset(self) -> None:
-        self.metric.reset()
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self.metric, item)
 
 __all__ = ["_MaskedMetric", "_OnProbabilities", "_mask_weights"]
