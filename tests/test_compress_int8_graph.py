@@ -239,3 +239,41 @@ def test_vectors_are_rounded_to_float16_and_never_stored_per_element():
     assert np.abs(rounded - bias).max() <= np.abs(bias).max() * 2.0 ** -11
     assert fp16_exact(rounded) and not fp16_exact(bias)
     assert not fp16_exact(rounded[:, :8])  # too small to bother
+
+
+class ResidualNorm(nn.Module):
+    """``LayerNorm(x + Linear(x))``: the Add + LayerNormalization pair ONNX Runtime would fuse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.norm = nn.Linear(16, 16), nn.LayerNorm(16)
+        with torch.no_grad():  # a norm that is not the identity, so a wrong fusion would show
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        return self.norm(x + self.linear(x))
+
+
+def test_skip_layer_norm_fusion_stays_off_in_saved_graphs_and_sessions(tmp_path):
+    # ORT's SkipLayerNormalization CPU kernel was 4.4x slower than Add + LayerNormalization
+    # (export.onnx.DISABLED_FUSIONS); neither the stored int8 graph nor a session may use it.
+    torch.manual_seed(0)
+    model = ResidualNorm().eval()
+    x = torch.randn(4, 5, 16)
+    int8 = quantize_int8(model, x[:1], mode="dynamic")
+    ops = {n.op_type for n in int8.proto.graph.node}
+    assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.abs(int8(x).numpy() - expected).max() < 0.05 * np.abs(expected).max()
+    export_onnx(model, tmp_path / "r.onnx", x[:1])
+    import onnxruntime as ort
+
+    session = onnx_session(str(tmp_path / "r.onnx"), threads=1)
+    np.testing.assert_allclose(run_session(session, x)[0], expected, atol=1e-5, rtol=0)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "session.onnx")
+    ort.InferenceSession(str(tmp_path / "r.onnx"), options, providers=["CPUExecutionProvider"])
+    fused_by_default = {n.op_type for n in onnx.load(str(tmp_path / "session.onnx")).graph.node}
+    assert "SkipLayerNormalization" in fused_by_default  # so the check above is not vacuous

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from bigmodel.export.onnx import DISABLED_FUSIONS
+
 # Consumers whose weight's output channels are axis 0 (per-channel scales along it).
 _CHANNEL_FIRST = ("Conv", "ConvTranspose")
 
@@ -135,7 +137,8 @@ def optimize_offline(proto):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.optimized_model_filepath = str(target)
         try:
-            ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+            ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"],
+                                 disabled_optimizers=list(DISABLED_FUSIONS))
             optimized = onnx.load(str(target))
         except Exception:  # an optimization only; the unoptimized graph is valid
             return proto

@@ -165,6 +165,14 @@ def _first_line(text: str, limit: int = 400) -> str:
     return head if len(head) <= limit else head[: limit - 3] + "..."
 
 
+# ONNX Runtime graph fusions left off in every session this project opens. SkipLayerNormFusion
+# turns Add + LayerNormalization into com.microsoft SkipLayerNormalization, whose CPU kernel in
+# onnxruntime 1.32 ran 4.4-4.7x slower than the two ops it replaces on (256, 50, d) activations,
+# d = 64 / 128 / 256 (one thread; measured 2026-11-29); in the seed ViT it was 7% of the int8
+# batch-256 time for one fused pair.
+DISABLED_FUSIONS = ("SkipLayerNormFusion",)
+
+
 def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None):
     """An ONNX Runtime CPU session for a file path or serialized model bytes.
 
@@ -181,7 +189,8 @@ def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None):
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(DISABLED_FUSIONS))
 
 
 def run_session(session, *inputs) -> list[np.ndarray]:
