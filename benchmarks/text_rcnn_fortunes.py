@@ -61,7 +61,7 @@ def encode_split(recipe, skipgram_epochs: int = 0):
         vocab = WordVocabulary.build(corpus, min_count=data.min_count)
         started = time.process_time()
         vectors = train_skipgram(corpus, vocab, recipe.model.overrides.get("embedding_dim", 64),
-                                 epochs=skipgram_epochs, lr=0.005)
+                                 epochs=skipgram_epochs)
         print(f"skip-gram vectors: {len(corpus)} unlabelled texts ({sum(len(t.split()) for t in corpus):,}"
               f" words), {skipgram_epochs} epochs, {time.process_time() - started:.0f} s CPU",
               flush=True)

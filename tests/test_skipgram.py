@@ -1,4 +1,5 @@
-"""Skip-gram word vectors (bigmodel.transfer.skipgram) and the unlabelled fortunes corpus."""
+"""Skip-gram word vectors (bigmodel.transfer.skipgram, gensim underneath) in a vocabulary's rows,
+and the unlabelled fortunes corpus."""
 
 from __future__ import annotations
 
@@ -10,27 +11,10 @@ from bigmodel.data.fortunes import load_fortunes, unlabelled_fortunes
 from bigmodel.data.text import WordVocabulary
 from bigmodel.errors import ConfigError, DataError, InputTypeError
 from bigmodel.models.rcnn import TextRCNN
-from bigmodel.transfer.skipgram import skipgram_pairs, train_skipgram
+from bigmodel.transfer.skipgram import train_skipgram
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def test_pairs_match_an_explicit_enumeration():
-    sequences = [np.array([5, 6, 7, 8, 9, 10]), np.array([3]), np.array([1, 2, 4])]
-    window = 3
-    centres, contexts = skipgram_pairs(sequences, window, np.random.default_rng(7))
-    # the same radii, drawn in the same order, then every pair listed by a double loop
-    rng = np.random.default_rng(7)
-    expected = []
-    for ids in sequences:
-        if len(ids) < 2:
-            continue
-        radius = rng.integers(1, window + 1, size=len(ids))
-        expected += [(ids[i], ids[j]) for i in range(len(ids)) for j in range(len(ids))
-                     if i != j and abs(i - j) <= radius[i]]
-    assert sorted(zip(centres.tolist(), contexts.tolist())) == sorted(
-        (int(a), int(b)) for a, b in expected)
-    assert skipgram_pairs([np.array([1])], 2, np.random.default_rng(0))[0].size == 0
+pytest.importorskip("gensim")
 
 
 def test_vectors_learn_which_words_share_contexts():
@@ -39,8 +23,7 @@ def test_vectors_learn_which_words_share_contexts():
     tools = ["hammer", "saw", "drill", "wrench", "chisel"]
     texts = [" ".join(rng.choice(group, 6)) for _ in range(150) for group in (animals, tools)]
     vocab = WordVocabulary.build(texts)
-    vectors = train_skipgram(texts, vocab, dim=16, window=3, epochs=4, lr=0.02, subsample=0.0,
-                             batch_size=256, seed=0)
+    vectors = train_skipgram(texts, vocab, dim=16, window=3, epochs=4, subsample=0.0, seed=0)
     assert vectors.shape == (len(vocab), 16) and vectors.dtype == torch.float32
     assert torch.equal(vectors[vocab.pad_id], torch.zeros(16))
     unit = torch.nn.functional.normalize(vectors, dim=1)
@@ -56,12 +39,45 @@ def test_vectors_learn_which_words_share_contexts():
     across = mean_cosine(animals, tools)
     assert within > across + 0.5, (within, across)
     # the same seed gives the same vectors; they fit a TextRCNN's table
-    again = train_skipgram(texts, vocab, dim=16, window=3, epochs=4, lr=0.02, subsample=0.0,
-                           batch_size=256, seed=0)
+    again = train_skipgram(texts, vocab, dim=16, window=3, epochs=4, subsample=0.0, seed=0)
     torch.testing.assert_close(again, vectors)
     model = TextRCNN(vocab_size=len(vocab), embedding_dim=16, embeddings=vectors)
     assert model.embeddings_source == "tensor"
     torch.testing.assert_close(model.embedding.weight.detach(), vectors)
+
+
+def test_unknown_words_train_the_oov_row_and_unseen_words_keep_their_small_init():
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(12)]
+    texts = [" ".join(rng.choice(words, 8)) for _ in range(200)]
+    vocab = WordVocabulary(words[:6] + ["never"])  # w6..w11 read as the OOV entry
+    vectors = train_skipgram(texts, vocab, dim=8, window=2, epochs=2, subsample=0.0, seed=3)
+    bound = 0.5 / 8
+    assert vectors[vocab.oov_id].abs().max() > 4 * bound  # trained from the unknown words
+    assert vectors[vocab.stoi["w0"]].abs().max() > 4 * bound
+    assert vectors[vocab.stoi["never"]].abs().max() <= bound  # no text has it
+    assert torch.equal(vectors[vocab.pad_id], torch.zeros(8))
+
+
+def test_same_seed_same_vectors_in_another_process(tmp_path):
+    # reproducible runs: nothing may depend on Python's per-process str hash (PYTHONHASHSEED)
+    import json
+    import os
+    import subprocess
+    import sys
+
+    texts = ["the cat sat on the mat", "a dog sat on a log", "the cat and the dog"] * 20
+    vocab = WordVocabulary.build(texts)
+    here = train_skipgram(texts, vocab, dim=8, window=2, epochs=2, subsample=0.0, seed=5)
+    code = ("import json, sys; from bigmodel.data.text import WordVocabulary; "
+            "from bigmodel.transfer.skipgram import train_skipgram; "
+            "texts = json.loads(sys.argv[1]); vocab = WordVocabulary.build(texts); "
+            "v = train_skipgram(texts, vocab, dim=8, window=2, epochs=2, subsample=0.0, seed=5); "
+            "print(json.dumps(v.tolist()))")
+    env = dict(os.environ, PYTHONHASHSEED="12345", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(texts)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    torch.testing.assert_close(torch.tensor(json.loads(out.strip().splitlines()[-1])), here)
 
 
 def test_bad_inputs():
@@ -78,6 +94,8 @@ def test_bad_inputs():
         train_skipgram(["   ", ""], vocab)
     with pytest.raises(DataError, match="no pair of neighbouring words"):
         train_skipgram(["a", "b"], vocab, subsample=0.0)
+    with pytest.raises(ConfigError, match="'workers' must be an int >= 1; received 0"):
+        train_skipgram(["a b c"], vocab, workers=0)
 
 
 def test_unlabelled_corpus_leaves_the_test_split_out(tmp_path):
