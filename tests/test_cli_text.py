@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -107,3 +108,31 @@ def test_shipped_text_recipes_are_valid():
     for name in ("fortunes_text_rcnn.yaml", "fortunes_transformer_classifier.yaml"):
         recipe = load_recipe(ROOT / "configs" / name)
         assert recipe.data.name == "fortunes" and recipe.data.max_length == 128
+
+
+def test_explain_a_text_run_on_its_own_words(tmp_path, fortunes_dir, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", str(recipe_file(tmp_path, fortunes_dir, "text-rcnn")),
+                 "--run-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    # test-set examples: the tokens shown are the run's vocabulary words, not ids
+    assert main(["explain", str(run_dir), "--index", "0", "--steps", "4", "--curve-steps", "0"]) == 0
+    capsys.readouterr()
+    folder = run_dir / "explain" / "integrated_gradients"
+    numbers = json.loads((folder / "integrated_gradients.json").read_text())
+    vocabulary = WordVocabulary.load(run_dir / "vocabulary.json")
+    words = [html.unescape(w) for w in
+             re.findall(r'class="token"[^>]*>([^<]*)<', (folder / "tokens.html").read_text())]
+    assert words and all(w in vocabulary.stoi for w in words), [w for w in words if w not in vocabulary.stoi]
+    assert numbers["input_type"] == "tokens"
+    # texts given on the command line, encoded with the run's vocabulary
+    texts = tmp_path / "texts.txt"
+    texts.write_text("launch the booster into orbit\nmeow purr whiskers\n")
+    assert main(["explain", str(run_dir), "--input", str(texts), "--index", "1", "--steps", "4",
+                 "--curve-steps", "0", "--output-dir", str(tmp_path / "ex")]) == 0
+    capsys.readouterr()
+    page = (tmp_path / "ex" / "tokens.html").read_text()
+    shown = re.findall(r'class="token"[^>]*>([^<]*)<', page)
+    assert shown[:3] == ["meow", "purr", "whiskers"], shown
+    assert main(["explain", str(run_dir), "--input", str(texts), "--index", "2"]) == 2
+    assert "--index 2 is out of range" in capsys.readouterr().err

@@ -69,6 +69,14 @@ def test_train_evaluate_predict_with_pretrained_vectors(tmp_path, fortunes_dir, 
     assert evaluated == pytest.approx(accuracy, abs=1e-4)
     assert main(["predict", str(run_dir), "The oven, the butter and garlic; then whisk!"]) == 0
     assert capsys.readouterr().out.startswith("text: recipes ")
+    # explain shows the WordPiece pieces of the text, as the run's tokenizer cut it
+    assert main(["explain", str(run_dir), "--input", "The whisking of garlic", "--steps", "4",
+                 "--curve-steps", "0", "--output-dir", str(tmp_path / "ex")]) == 0
+    capsys.readouterr()
+    page = (tmp_path / "ex" / "tokens.html").read_text()
+    pieces = re.findall(r'class="token"[^>]*>([^<]*)<', page)
+    assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]" and "garlic" in pieces, pieces
+    assert any(p.startswith("##") for p in pieces), pieces  # "whisking" is more than one piece
     (run_dir / "tokenizer.json").write_text("{not json")
     assert main(["predict", str(run_dir), "meow"]) == 2
     assert "tokenizer" in capsys.readouterr().err

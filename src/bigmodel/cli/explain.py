@@ -2,7 +2,9 @@
 
 The model comes from the run's ``model.json`` + ``model.safetensors``; the examples from its recipe's
 test set (or ``--input FILE.npy``; for a speech run ``--input`` is a ``.wav`` file or a folder of them,
-and the attributions are over the model's log-mel spectrogram). Written into ``RUN_DIR/explain/<method>/`` (or ``--output-dir``)::
+and the attributions are over the model's log-mel spectrogram; for a text run a ``.txt`` file, one
+text per line, or a text itself, encoded with the run's vocabulary or tokenizer; token attributions
+are shown on the run's own token strings, WordPiece pieces included). Written into ``RUN_DIR/explain/<method>/`` (or ``--output-dir``)::
 
     example_<i>.png          input, attribution heatmap, overlay; predicted vs true label
     <method>.json            the numbers: per example prediction, probabilities, attributions,
@@ -34,8 +36,10 @@ def add_parser(subparsers, parents) -> None:
                         help="attribution method (default integrated_gradients)")
     parser.add_argument("--index", type=int, nargs="+", default=[0], metavar="I",
                         help="test-set (or --input) indices of the examples to explain (default 0)")
-    parser.add_argument("--input", default=None, metavar="FILE.npy",
-                        help="explain examples of this .npy array instead of the test set")
+    parser.add_argument("--input", default=None, metavar="FILE",
+                        help="explain these examples instead of the test set: a .npy array; for a "
+                             "speech run .wav file(s); for a text run a .txt file (one text per "
+                             "line) or a text")
     parser.add_argument("--target", type=int, default=None,
                         help="class to explain (default: each example's predicted class)")
     parser.add_argument("--baseline", default=None,
@@ -122,6 +126,14 @@ def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
         from bigmodel.cli.speech_data import load_wav_inputs
 
         pool, source = load_wav_inputs(args.input, shape)[1], args.input
+    elif args.input is not None and shape.get("kind") == "text" \
+            and not str(args.input).endswith(".npy"):
+        from bigmodel.cli.text_data import read_texts
+
+        texts = read_texts(args.input)[1]
+        pool = _text_encoder(args.run_dir, shape).encode_batch(texts,
+                                                               max_length=shape.get("max_length"))
+        source = args.input if Path(args.input).is_file() else "the text given"
     elif args.input is not None:
         from bigmodel.cli.predict import load_images, prepare_images
 
@@ -136,7 +148,8 @@ def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
 
         recipe_path = Path(args.run_dir) / "recipe.yaml"
         recipe = load_recipe(recipe_path)
-        splits = load_splits(recipe.data, seed=recipe.train.seed, with_train=False)
+        splits = load_splits(recipe.data, seed=recipe.train.seed, with_train=False,
+                             vocabulary=_text_encoder(args.run_dir, shape))
         pool, labels, source = splits.x_test, splits.y_test, "the test set"
     count = len(pool)
     bad = [i for i in args.index if not 0 <= i < count]
@@ -157,14 +170,30 @@ def _reference_data(args: argparse.Namespace, pool: Any) -> Any:
         return pool
     from bigmodel.cli.recipe import load_recipe
     from bigmodel.cli.splits import load_splits
+    from bigmodel.models import read_model_spec
 
     recipe = load_recipe(Path(args.run_dir) / "recipe.yaml")
-    return load_splits(recipe.data, seed=recipe.train.seed, with_train=True).x_train
+    shape = (read_model_spec(args.run_dir).get("metadata") or {}).get("input") or {}
+    return load_splits(recipe.data, seed=recipe.train.seed, with_train=True,
+                       vocabulary=_text_encoder(args.run_dir, shape)).x_train
 
 
-def _vocabulary(run_dir: Path, entry: Any) -> list[str] | None:
-    """Token strings by id: ``metadata.vocabulary`` as a list, or the name of a vocabulary file
+def _text_encoder(run_dir: str | Path, input_spec: dict) -> Any:
+    """A text run's own vocabulary or tokenizer (its texts are encoded as in training); None for
+    other runs."""
+    if input_spec.get("kind") != "text":
+        return None
+    from bigmodel.cli.text_data import load_vocabulary
+
+    return load_vocabulary(run_dir, input_spec)
+
+
+def _vocabulary(run_dir: Path, entry: Any, input_spec: dict) -> list[str] | None:
+    """Token strings by id: a text run's own vocabulary or tokenizer (``metadata.input``), else
+    ``metadata.vocabulary`` as a list, or the name of a vocabulary file
     (``bigmodel.data.text.WordVocabulary``) in the run directory; None when there is none."""
+    if input_spec.get("kind") == "text":
+        return list(_text_encoder(run_dir, input_spec).itos)
     if isinstance(entry, list):
         return [str(word) for word in entry]
     if not isinstance(entry, str):
@@ -204,7 +233,7 @@ def explain_run(args: argparse.Namespace) -> dict[str, Any]:
     tokens = None
     if getattr(inputs, "dtype", None) is not None and inputs.dtype.kind in "iu" \
             and inputs.ndim == 2:
-        vocabulary = _vocabulary(run_dir, metadata.get("vocabulary"))
+        vocabulary = _vocabulary(run_dir, metadata.get("vocabulary"), metadata.get("input") or {})
         if vocabulary:
             tokens = [[vocabulary[t] if 0 <= t < len(vocabulary) else str(t) for t in row]
                       for row in inputs.tolist()]

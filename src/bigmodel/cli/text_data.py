@@ -53,6 +53,11 @@ class PretrainedTextEncoder:
     def __len__(self) -> int:
         return self.tokenizer.vocab_size
 
+    @property
+    def itos(self) -> list[str]:
+        """Token strings by id."""
+        return self.tokenizer.itos
+
     def encode_batch(self, texts, max_length: int | None = None):
         """``(N, L)`` int64 ids, ``[CLS]`` first and ``[SEP]`` last, cut to ``max_length``.
 

@@ -109,6 +109,15 @@ class WordPieceTokenizer:
     def vocab_size(self) -> int:
         return self._tokenizer.get_vocab_size()
 
+    @property
+    def itos(self) -> list[str]:
+        """Token strings by id (``[PAD]``, ..., ``##ing``, ...), as a word vocabulary's ``itos``."""
+        tokens = [""] * self.vocab_size
+        for token, index in self._tokenizer.get_vocab().items():
+            if 0 <= index < len(tokens):
+                tokens[index] = token
+        return tokens
+
     def encode_batch(self, texts: Sequence[str], max_length: int = 128) -> np.ndarray:
         """Token ids ``(N, L)`` int64, ``L <= max_length`` (the longest text after truncation).
 
