@@ -6,11 +6,12 @@ the training texts only, so neither side looks at the test set before the final 
 
     .venv/bin/python benchmarks/text_rcnn_fortunes.py [--recipe configs/fortunes_text_rcnn.yaml]
         [--set train.epochs=3 ...] [--seeds 0 1 2] [--run-dir runs/fortunes-text-rcnn]
-        [--skipgram-epochs 5] [--verbose] [--threads 1]
+        [--verbose] [--threads 1]
 
 Pretrained word vectors: ``--recipe configs/fortunes_text_rcnn_minilm.yaml`` (all-MiniLM-L6-v2's
-WordPiece table, frozen), or ``--skipgram-epochs N`` with a word-tokenizer recipe (skip-gram vectors
-trained first on the other fortunes files + the training texts, never the test texts).
+WordPiece table, frozen), or ``--recipe configs/fortunes_text_rcnn_skipgram.yaml`` (a recipe with
+``data.skipgram``: skip-gram vectors trained first on the other fortunes files + the training
+texts, never the test texts, as ``bigmodel train`` does).
 
 Prints a Markdown table (test accuracy of each, training seconds) and, with ``--run-dir``, saves
 the first seed's TextRCNN (``model.json`` + ``model.safetensors``), its ``vocabulary.json`` (or
@@ -39,32 +40,21 @@ def trim_collate(batch):
     return ids[:, :width], labels
 
 
-def encode_split(recipe, skipgram_epochs: int = 0):
-    """The split, its encoder and encoded texts; with ``skipgram_epochs`` also skip-gram vectors
-    (else None) trained on the other fortunes files + the training texts, indexed by a word
-    vocabulary of that corpus."""
-    from bigmodel.cli.text_data import build_text_encoder
-    from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes, unlabelled_fortunes
-    from bigmodel.data.text import WordVocabulary
-    from bigmodel.errors import ConfigError
-    from bigmodel.transfer.skipgram import train_skipgram
+def encode_split(recipe):
+    """The split, its encoder and encoded texts, and skip-gram vectors for the encoder's rows when
+    the recipe has ``data.skipgram`` (else None): the same code path as ``bigmodel train``."""
+    from bigmodel.cli.text_data import _skipgram_vocabulary, build_text_encoder
+    from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes
 
     data = recipe.data
     split = load_fortunes(data.categories or DEFAULT_CATEGORIES, path=data.path,
                           seed=0 if recipe.train.seed is None else recipe.train.seed)
     vectors = None
-    if skipgram_epochs:
-        if data.tokenizer != "word" or recipe.model.overrides.get("embeddings"):
-            raise ConfigError("--skipgram-epochs needs data.tokenizer 'word' and no "
-                              "model.overrides.embeddings (the skip-gram vectors take their place)")
-        corpus = unlabelled_fortunes(split, path=data.path)
-        vocab = WordVocabulary.build(corpus, min_count=data.min_count)
+    if data.skipgram is not None:
         started = time.process_time()
-        vectors = train_skipgram(corpus, vocab, recipe.model.overrides.get("embedding_dim", 64),
-                                 epochs=skipgram_epochs)
-        print(f"skip-gram vectors: {len(corpus)} unlabelled texts ({sum(len(t.split()) for t in corpus):,}"
-              f" words), {skipgram_epochs} epochs, {time.process_time() - started:.0f} s CPU",
-              flush=True)
+        vocab, vectors = _skipgram_vocabulary(data, split)
+        print(f"skip-gram vectors: {len(vocab):,} words, {data.skipgram.epochs} epochs, "
+              f"{time.process_time() - started:.0f} s CPU", flush=True)
     else:
         # data.tokenizer: a word vocabulary of the training texts, or a pretrained source's tokenizer
         vocab = build_text_encoder(data, split.train_texts)
@@ -147,9 +137,6 @@ def main(argv=None) -> int:
                         help="training seeds of the TextRCNN (default: the recipe's seed)")
     parser.add_argument("--run-dir", default=None, help="save the first seed's model + vocabulary")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--skipgram-epochs", type=int, default=0,
-                        help="start from skip-gram vectors trained for this many epochs on the "
-                             "other fortunes files + the training texts (word tokenizer)")
     parser.add_argument("--verbose", action="store_true",
                         help="one line per epoch (training loss and accuracy only)")
     parser.add_argument("--skip-baseline", action="store_true",
@@ -160,7 +147,7 @@ def main(argv=None) -> int:
     recipe = load_recipe(args.recipe, args.set)
     if recipe.data.name != "fortunes":
         sys.exit(f"{args.recipe}: data.name must be 'fortunes'; received '{recipe.data.name}'")
-    split, vocab, x_train, x_test, vectors = encode_split(recipe, args.skipgram_epochs)
+    split, vocab, x_train, x_test, vectors = encode_split(recipe)
     print(f"fortunes: {split.num_classes} categories {', '.join(split.class_names)}; "
           f"{len(x_train)} train / {len(x_test)} test texts; tokenizer "
           f"{recipe.data.tokenizer}, vocabulary {len(vocab)} ids", flush=True)

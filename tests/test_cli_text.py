@@ -105,9 +105,12 @@ def test_text_recipe_bad_inputs(tmp_path, fortunes_dir, capsys):
 
 
 def test_shipped_text_recipes_are_valid():
-    for name in ("fortunes_text_rcnn.yaml", "fortunes_transformer_classifier.yaml"):
+    for name in ("fortunes_text_rcnn.yaml", "fortunes_transformer_classifier.yaml",
+                 "fortunes_text_rcnn_skipgram.yaml"):
         recipe = load_recipe(ROOT / "configs" / name)
         assert recipe.data.name == "fortunes" and recipe.data.max_length == 128
+    skipgram = load_recipe(ROOT / "configs" / "fortunes_text_rcnn_skipgram.yaml")
+    assert skipgram.data.skipgram.dim == skipgram.model.overrides["embedding_dim"] == 128
 
 
 def test_explain_a_text_run_on_its_own_words(tmp_path, fortunes_dir, capsys):
@@ -136,3 +139,52 @@ def test_explain_a_text_run_on_its_own_words(tmp_path, fortunes_dir, capsys):
     assert shown[:3] == ["meow", "purr", "whiskers"], shown
     assert main(["explain", str(run_dir), "--input", str(texts), "--index", "2"]) == 2
     assert "--index 2 is out of range" in capsys.readouterr().err
+
+
+def test_recipe_with_skipgram_vectors(tmp_path, capsys):
+    pytest.importorskip("gensim")
+    import numpy as np
+    import torch
+
+    from bigmodel.data.fortunes import load_fortunes, unlabelled_fortunes
+    from bigmodel.models import load_model
+    from bigmodel.transfer.skipgram import train_skipgram
+
+    (tmp_path / "fortunes").mkdir()
+    fortunes = write_topic_fortunes(tmp_path / "fortunes", 70, seed=0, words=(4, 12))
+    # an unlabelled file outside the recipe's categories: its words join the vocabulary
+    (fortunes / "pets").write_text("\n%\n".join(f"the tabby cat purr {i} whiskers" for i in
+                                                range(30)))
+    skipgram = "  skipgram: {dim: 16, epochs: 5, window: 3, seed: 4}"
+    recipe = recipe_file(tmp_path, fortunes, "text-rcnn", extra=skipgram)
+    run_dir = tmp_path / "run"
+    assert main(["train", str(recipe), "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
+    assert accuracy >= 0.9, out
+    vocabulary = WordVocabulary.load(run_dir / "vocabulary.json")
+    assert "tabby" in vocabulary  # built on the unlabelled corpus, not the training texts only
+    split = load_fortunes(["kittens", "rockets", "recipes"], path=fortunes)
+    corpus = unlabelled_fortunes(split, path=fortunes)
+    expected = train_skipgram(corpus, vocabulary, dim=16, window=3, epochs=5, seed=4)
+    table = load_model(run_dir).embedding.weight.detach()
+    # the table started from the vectors: a word no training text holds got no gradient (Adam,
+    # no weight decay), so its row is still the skip-gram vector; trained words moved on
+    tabby, purr = vocabulary.stoi["tabby"], vocabulary.stoi["purr"]
+    assert torch.equal(table[tabby], expected[tabby])
+    assert np.abs(expected[tabby].numpy()).max() > 0.5 / 16  # trained, not its initialization
+    assert not torch.equal(table[purr], expected[purr])
+    assert main(["evaluate", str(run_dir)]) == 0
+    evaluated = float(re.search(r"test accuracy: ([0-9.]+)", capsys.readouterr().out).group(1))
+    assert evaluated == pytest.approx(accuracy, abs=1e-4)
+    # bad combinations are named
+    for text, message in ((recipe.read_text().replace("embedding_dim: 16,", "embedding_dim: 8,"),
+                           "data.skipgram.dim (16) differs from model.overrides.embedding_dim (8)"),
+                          (recipe.read_text().replace("max_length: 16", "max_length: 16\n"
+                                                      "  tokenizer: minilm-wordpiece"),
+                           "data.skipgram needs data.name 'fortunes' with data.tokenizer 'word'")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        assert main(["train", str(bad), "--run-dir", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()

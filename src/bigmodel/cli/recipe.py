@@ -166,6 +166,20 @@ class SpeechSpec(_Section):
     bad_clips: Literal["error", "skip"] = "error"
 
 
+class SkipgramSpec(_Section):
+    """Skip-gram word vectors for a ``fortunes`` recipe's embedding table
+    (:func:`bigmodel.transfer.skipgram.train_skipgram`, gensim underneath), trained before the
+    model on the *unlabelled* corpus (the fortunes files outside the recipe's categories plus its
+    training texts, no test text): the word vocabulary is built on that corpus
+    (``data.min_count``), so its rows are the vectors' rows."""
+
+    dim: int = Field(default=128, ge=1)
+    epochs: int = Field(default=5, ge=1)
+    window: int = Field(default=5, ge=1)
+    negatives: int = Field(default=5, ge=1)
+    seed: int = 0
+
+
 class DataSection(_Section):
     # numbers_to_words / dates_to_iso / reversal: generated sequence tasks (bigmodel.data.seq2seq);
     # train_subset / test_subset are then their numbers of training / held-out test examples.
@@ -185,6 +199,8 @@ class DataSection(_Section):
     # fortunes: "word" (a word vocabulary built on the training texts, min_count applies) or the
     # name of pretrained embeddings (bigmodel.transfer.word_vectors) whose tokenizer indexes them.
     tokenizer: str = "word"
+    # fortunes with tokenizer "word": start the model's embedding table from skip-gram vectors
+    skipgram: SkipgramSpec | None = None
     speech: SpeechSpec | None = None
 
     @model_validator(mode="after")
@@ -208,6 +224,10 @@ class DataSection(_Section):
             raise ValueError(f"data.categories / data.max_length / data.min_count / data.tokenizer "
                              f"apply to the 'fortunes' text data set only; data.name is "
                              f"'{self.name}'")
+        if self.skipgram is not None and (self.name != "fortunes" or self.tokenizer != "word"):
+            raise ValueError(f"data.skipgram needs data.name 'fortunes' with data.tokenizer "
+                             f"'word' (vectors for a word vocabulary); data.name is "
+                             f"'{self.name}', data.tokenizer '{self.tokenizer}'")
         if self.tokenizer != "word":
             from bigmodel.cli.text_data import text_tokenizers
 
@@ -318,6 +338,28 @@ class Recipe(_Section):
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)
     output: OutputSection = Field(default_factory=OutputSection)
+
+    @model_validator(mode="after")
+    def _skipgram_fills_the_table(self) -> Recipe:
+        spec, overrides = self.data.skipgram, self.model.overrides
+        if spec is None:
+            return self
+        from bigmodel.models.registry import model_defaults
+
+        accepted = model_defaults(self.model.name)
+        if "embeddings" not in accepted or "embedding_dim" not in accepted:
+            raise ValueError(f"data.skipgram: model '{self.model.name}' takes no word vectors "
+                             "(no 'embeddings' / 'embedding_dim' argument); use text-rcnn")
+        source = overrides.get("embeddings", accepted["embeddings"])
+        if source is not None:
+            raise ValueError(f"data.skipgram trains the embedding table; model "
+                             f"'{self.model.name}' would start it from embeddings {source!r}: "
+                             "keep one (model.overrides.embeddings: null)")
+        dim = overrides.get("embedding_dim")
+        if dim is not None and dim != spec.dim:
+            raise ValueError(f"data.skipgram.dim ({spec.dim}) differs from model.overrides."
+                             f"embedding_dim ({dim}): the vectors are the embedding table")
+        return self
 
     @model_validator(mode="after")
     def _monitor_needs_validation(self) -> Recipe:

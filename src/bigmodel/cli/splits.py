@@ -29,6 +29,7 @@ class Splits:
     model_overrides: dict | None = None  # model arguments the data fixes
     input_spec: dict | None = None  # saved as model.json's metadata "input"
     artifacts: dict | None = None  # file name -> writer(path), e.g. the text vocabulary
+    word_vectors: Any | None = None  # (vocab, dim) tensor for the model's embedding table
 
     @property
     def num_classes(self) -> int:

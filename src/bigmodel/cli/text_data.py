@@ -5,7 +5,10 @@ per-category train/test split of :func:`bigmodel.data.fortunes.load_fortunes` an
 as right-padded ids, cut to ``data.max_length`` tokens, with the recipe's ``data.tokenizer``:
 
 - ``word`` (default): a word vocabulary built on the *training* texts (``data.min_count``), written
-  into the run directory as ``vocabulary.json``;
+  into the run directory as ``vocabulary.json``; with ``data.skipgram`` it is built on the
+  unlabelled corpus instead (:func:`bigmodel.data.fortunes.unlabelled_fortunes`: the other
+  category files plus the training texts, no test text), and skip-gram vectors trained on that
+  corpus fill the model's embedding table (``Splits.word_vectors``);
 - the name of pretrained embeddings (``minilm-wordpiece``, :mod:`bigmodel.transfer.word_vectors`):
   that source's own tokenizer (WordPiece, ``[CLS]`` ... ``[SEP]``), whose ids index the pretrained
   table the model starts from (``model.overrides.embeddings``); its ``tokenizer.json`` is copied
@@ -118,10 +121,14 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
 
     del seed
     split = load_fortunes(data.categories or DEFAULT_CATEGORIES, path=data.path)
+    vectors = None
     if vocabulary is None:
         if not with_train:
             raise ConfigError("text_splits(with_train=False) needs the run's vocabulary")
-        vocabulary = build_text_encoder(data, split.train_texts)
+        if getattr(data, "skipgram", None) is not None:
+            vocabulary, vectors = _skipgram_vocabulary(data, split)
+        else:
+            vocabulary = build_text_encoder(data, split.train_texts)
     max_length = data.max_length
     x_test = vocabulary.encode_batch(split.test_texts, max_length=max_length)
     x_train = y_train = x_val = y_val = None
@@ -147,12 +154,29 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
         "class_names": tuple(split.class_names), "image_shape": (1, 1, model_length),
         "unit": "texts",
         "model_overrides": {"vocab_size": len(vocabulary), "num_classes": split.num_classes,
-                            "max_length": model_length, "pad_id": vocabulary.pad_id},
+                            "max_length": model_length, "pad_id": vocabulary.pad_id,
+                            **({} if vectors is None else {"embedding_dim": vectors.shape[1]})},
+        "word_vectors": vectors,
         "input_spec": {"kind": "text", "tokenizer": _tokenizer_name(vocabulary),
                        "vocabulary": _encoder_file(vocabulary), "max_length": max_length,
                        "pad_id": vocabulary.pad_id},
         "artifacts": {_encoder_file(vocabulary): vocabulary.save},
     }
+
+
+def _skipgram_vocabulary(data, split):
+    """``(vocabulary, vectors)``: a word vocabulary of the unlabelled corpus next to ``split`` and
+    skip-gram vectors for its rows (``data.skipgram``)."""
+    from bigmodel.data.fortunes import unlabelled_fortunes
+    from bigmodel.data.text import WordVocabulary
+    from bigmodel.transfer.skipgram import train_skipgram
+
+    spec = data.skipgram
+    corpus = unlabelled_fortunes(split, path=data.path)
+    vocabulary = WordVocabulary.build(corpus, min_count=data.min_count)
+    vectors = train_skipgram(corpus, vocabulary, dim=spec.dim, window=spec.window,
+                             negatives=spec.negatives, epochs=spec.epochs, seed=spec.seed)
+    return vocabulary, vectors
 
 
 def build_text_encoder(data, train_texts):

@@ -258,6 +258,11 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
     overrides = {k: v for k, v in derived.items() if k in accepted}
     overrides.update(recipe.model.overrides)
     model = create_model(recipe.model.name, **overrides)
+    if splits.word_vectors is not None:  # data.skipgram: vectors trained for this vocabulary
+        from bigmodel.transfer.word_vectors import copy_embeddings
+
+        model.embeddings_source = copy_embeddings(model.embedding, splits.word_vectors,
+                                                  recipe.model.name)
     augmentation = build_augmentation(recipe.data.augment)
     trained = _augmented(model, augmentation) if augmentation is not None else model
 
