@@ -67,7 +67,7 @@ MODELS = {
             "batch": 64, "lr": 1e-3},
     # twice as wide (d=128, dff 256): its matrix products, which int8 speeds up, are a larger
     # share of the time than the d=64 ViT's (whose fp32 attention core, untouched by int8 weights,
-    # is about 40% of a batch-256 forward); the student is the d=64 ViT (26% of the parameters)
+    # is 30-40% of a batch-256 forward); the student is the d=64 ViT (26% of the parameters)
     "vit-128": {"teacher": ("vit", {"dropout": 0.0, "d_model": 128, "dff": 256}),
                 "student": ("vit", {"dropout": 0.0}),
                 "batch": 64, "lr": 1e-3},
