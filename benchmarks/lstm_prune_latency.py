@@ -4,6 +4,11 @@ sizes), a least-squares fit latency = fixed + per-MAC cost, and the profiler's s
 oneDNN LSTM kernel.
 
     python benchmarks/lstm_prune_latency.py --threads 1      # ~1-2 min
+    python benchmarks/lstm_prune_latency.py --threads 1 --ort   # also each size under ONNX Runtime
+
+With ``--ort`` each size is exported to ONNX and timed under ONNX Runtime (fp32) in the same
+rounds; its speed-ups are against the 128-unit model under ONNX Runtime (pruned vs unpruned in one
+runtime), reported beside the eager ones.
 
 Interleaved rounds, medians; speed-ups against hidden size 128 measured in the same round.
 """
@@ -39,6 +44,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sizes", default="128,96,90,89,88,80,64")
+    parser.add_argument("--ort", action="store_true", help="time ONNX Runtime fp32 too")
+    parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -46,19 +53,29 @@ def main(argv=None) -> dict:
     sizes = [int(v) for v in args.sizes.split(",")]
     models = {h: create_model("seed-rnn", hidden_size=h).eval() for h in sizes}
     macs = {h: count_macs(m, one) for h, m in models.items()}
-    ratios: dict[int, tuple[list, list]] = {h: ([], []) for h in sizes}
-    latency: dict[int, list] = {h: [] for h in sizes}
+    runners = {("eager", h): m for h, m in models.items()}
+    if args.ort:
+        import tempfile
+
+        from bigmodel.export.onnx import export_onnx, onnx_session, run_session
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for h, model in models.items():
+                export_onnx(model, Path(tmp) / f"lstm{h}.onnx", one)
+                session = onnx_session(Path(tmp) / f"lstm{h}.onnx", threads=args.threads)
+                runners[("ort", h)] = lambda x, s=session: run_session(s, x)[0]
+    ratios = {key: ([], []) for key in runners}
+    latency: dict = {key: [] for key in runners}
     with torch.inference_mode():
         for _ in range(args.rounds):
-            base = None
-            for h, model in models.items():
-                b1 = median_time(lambda m=model: m(one), 30)
-                b256 = median_time(lambda m=model: m(batch), 3)
-                if base is None:
-                    base = (b1, b256)
-                latency[h].append(b1)
-                ratios[h][0].append(base[0] / b1)
-                ratios[h][1].append(base[1] / b256)
+            base = {}
+            for (runtime, h), run in runners.items():
+                b1 = median_time(lambda r=run: r(one), 30)
+                b256 = median_time(lambda r=run: r(batch), 3)
+                base.setdefault(runtime, (b1, b256))
+                latency[runtime, h].append(b1)
+                ratios[runtime, h][0].append(base[runtime][0] / b1)
+                ratios[runtime, h][1].append(base[runtime][1] / b256)
         from torch.profiler import profile
 
         model = models[min(sizes, key=lambda h: abs(macs[h] - macs[sizes[0]] / 2))]
@@ -70,26 +87,29 @@ def main(argv=None) -> dict:
     kernel = sum(e.self_cpu_time_total for e in events if "rnn_layer" in e.key or
                  e.key == "aten::lstm")
     x = np.array([macs[h] for h in sizes], float)
-    y = np.array([np.median(latency[h]) for h in sizes])
+    y = np.array([np.median(latency["eager", h]) for h in sizes])
     slope, fixed = np.polyfit(x, y, 1)
     result = {
         "threads": args.threads, "rounds": args.rounds,
-        "rows": [{"hidden": h, "macs": macs[h], "macs_ratio": macs[h] / macs[sizes[0]],
-                  "latency_b1_ms": float(np.median(latency[h]) * 1e3),
-                  "speedup_b1": float(np.median(ratios[h][0])),
-                  "speedup_b256": float(np.median(ratios[h][1]))} for h in sizes],
+        "rows": [{"runtime": runtime, "hidden": h, "macs": macs[h],
+                  "macs_ratio": macs[h] / macs[sizes[0]],
+                  "latency_b1_ms": float(np.median(latency[runtime, h]) * 1e3),
+                  "speedup_b1": float(np.median(ratios[runtime, h][0])),
+                  "speedup_b256": float(np.median(ratios[runtime, h][1]))}
+                 for runtime, h in runners],
         "fit_fixed_ms": float(fixed * 1e3), "fit_us_per_kmac": float(slope * 1e6 * 1e3),
         "fixed_share_of_original": float(fixed / y[0]),
         "ideal_speedup_at_half_macs": float(y[0] / (fixed + slope * x[0] / 2)),
         "profiled_hidden": int(model.get_config().get("hidden_size", 0)),
         "lstm_kernel_share_b1": kernel / total if total else None,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print("| hidden | MACs | of original | latency b=1 | speed-up b=1 | speed-up b=256 |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print("| runtime | hidden | MACs | of original | latency b=1 | speed-up b=1 | speed-up b=256 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in result["rows"]:
-        print(f"| {row['hidden']} | {row['macs']:,} | {row['macs_ratio']:.1%} | "
+        print(f"| {row['runtime']} | {row['hidden']} | {row['macs']:,} | {row['macs_ratio']:.1%} | "
               f"{row['latency_b1_ms']:.3f} ms | {row['speedup_b1']:.2f}x | "
               f"{row['speedup_b256']:.2f}x |")
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
