@@ -1,6 +1,6 @@
 """Which CPU int8 path is fast here: PyTorch's own kernels, torchao, or ONNX Runtime.
 
-    python benchmarks/int8_paths.py [--threads 1] [--rounds 7]
+    python benchmarks/int8_paths.py [--threads 1] [--rounds 7] [--cases vit] [--inductor]
 
 For five model shapes (the seed CNN, an MLP 784-512-512-10, an LSTM 2x256 + Linear, the seed LSTM
 2x128 over image rows, the Fashion-MNIST ViT; random weights: speed does not depend on training;
@@ -8,6 +8,13 @@ For five model shapes (the seed CNN, an MLP 784-512-512-10, an LSTM 2x256 + Line
 fp32 PyTorch model in the same process (batch-1 latency, batch-256 throughput, medians), and its
 max abs output difference is shown. The result decided ``bigmodel.compress.quantize``'s choice
 (docs/compress.md).
+
+``--inductor`` (ViT cases; needs a C++ compiler) adds PyTorch's compiled paths: the fp32 model
+under ``torch.compile`` (the compiler's own share) and static int8 from the PT2E flow with
+torchao's ``X86InductorQuantizer`` (calibrated on 64 random images; the patch convolution stays
+fp32, because the quantized convolution fails to compile with a dynamic batch dimension in this
+torch), compiled with a dynamic batch dimension and weight freezing. Not a saved-file path: a
+compiled model lives in its process.
 """
 
 from __future__ import annotations
@@ -107,6 +114,30 @@ def ort_paths(model: nn.Module, example, calibration, tmp: Path, threads: int,
     return paths
 
 
+def inductor_paths(model: nn.Module, example) -> dict:
+    """fp32 and PT2E static int8 under ``torch.compile`` (inductor), dynamic batch dimension."""
+    import torch._inductor.config as inductor_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    inductor_config.freezing = True  # constant-fold the weights (packs the int8 ones once)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    exported = torch.export.export(model, (example.repeat(4, *[1] * (example.dim() - 1)),),
+                                   dynamic_shapes=({0: batch},)).module()
+    quantizer = X86InductorQuantizer()
+    quantizer.set_global(get_default_x86_inductor_quantization_config())
+    quantizer.set_module_type_qconfig(nn.Conv2d, None)
+    prepared = prepare_pt2e(exported, quantizer)
+    with torch.no_grad():
+        prepared(torch.rand(64, *example.shape[1:]))
+    quantized = convert_pt2e(prepared)
+    return {"PyTorch fp32, torch.compile": torch.compile(model, dynamic=True),
+            "PyTorch PT2E int8, torch.compile": torch.compile(quantized, dynamic=True)}
+
+
 def torch_paths(model: nn.Module, kind: str, calibration) -> dict:
     paths = {}
     dynamic_types = {nn.Linear, nn.LSTM} if kind != "cnn" else {nn.Linear}
@@ -156,6 +187,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "int8_paths.json"))
+    parser.add_argument("--inductor", action="store_true",
+                        help="ViT cases: also torch.compile fp32 and PT2E int8 (C++ compiler)")
     parser.add_argument("--cases", default=None,
                         help="comma-separated subset: cnn, mlp, lstm, seed-rnn, vit, vit-128, vit-256 "
                              "(default: all)")
@@ -192,6 +225,8 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             predictors = {"PyTorch fp32": model, **torch_paths(model, kind, calibration),
                           **ort_paths(model, one, calibration, Path(tmp), args.threads, kind)}
+            if args.inductor and kind.startswith("vit"):
+                predictors.update(inductor_paths(model, one))
             with torch.inference_mode():
                 reference = model(batch)
                 diffs = {k: float((f(batch) - reference).abs().max()) for k, f in predictors.items()}
