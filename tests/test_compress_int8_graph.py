@@ -255,7 +255,7 @@ class ResidualNorm(nn.Module):
         return self.norm(x + self.linear(x))
 
 
-def test_skip_layer_norm_fusion_stays_off_in_saved_graphs_and_sessions(tmp_path):
+def test_skip_layer_norm_fusion_stays_off_in_saved_graphs_and_sessions(tmp_path, monkeypatch):
     # ORT's SkipLayerNormalization CPU kernel was 4.4x slower than Add + LayerNormalization
     # (export.onnx.DISABLED_FUSIONS); neither the stored int8 graph nor a session may use it.
     torch.manual_seed(0)
@@ -277,3 +277,13 @@ def test_skip_layer_norm_fusion_stays_off_in_saved_graphs_and_sessions(tmp_path)
     ort.InferenceSession(str(tmp_path / "r.onnx"), options, providers=["CPUExecutionProvider"])
     fused_by_default = {n.op_type for n in onnx.load(str(tmp_path / "session.onnx")).graph.node}
     assert "SkipLayerNormalization" in fused_by_default  # so the check above is not vacuous
+    seen = []  # and every session bigmodel opens asks ONNX Runtime to leave the fusion off
+    real = ort.InferenceSession
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("disabled_optimizers"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    onnx_session(str(tmp_path / "r.onnx"), threads=1)
+    assert seen and "SkipLayerNormFusion" in seen[0]
