@@ -151,7 +151,7 @@ def test_trained_vit_int8_keeps_accuracy_and_is_small(trained_vit, tmp_path):
     int8 = quantize_int8(trained_vit, x[:1], mode="dynamic", keep_fp32=["patch_embedding"])
     assert int8.info["fused_attention"] == 2
     assert int8.info["layers"]["unsupported"] == []
-    assert int8.info["layers"]["int8_storage"] == ["<model> (ViT)", "patch_embedding (Conv2d)"]
+    assert int8.info["layers"]["int8_storage"] == ["position (ViT)", "patch_embedding (Conv2d)"]
     got = int8.predict(x, batch_size=100)
     fp32_acc = (fp32.argmax(1) == y).float().mean().item()
     int8_acc = (got.argmax(1) == y).float().mean().item()

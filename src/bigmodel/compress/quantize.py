@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -130,6 +131,17 @@ def _weight_report(proto, owners: dict[str, tuple[str, str]],
         else:
             add("unsupported", f"{label} feeding {'/'.join(sorted(heavy))}")
     return report
+
+
+def _storage_label(name: str, owners: dict[str, tuple[str, str]]) -> str:
+    """``"patch_embedding (Conv2d)"`` for a layer's weight; a tensor of the model itself is named
+    by its parameter (``"position (ViT)"``) unless the exporter gave it a generated name."""
+    if name not in owners:
+        return name
+    path, kind = owners[name]
+    if not path:
+        path = "<model>" if re.fullmatch(r"val_\d+", name) else name
+    return f"{path} ({kind})"
 
 
 def _has_attention(model: nn.Module) -> bool:
@@ -291,8 +303,7 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
                           f"{mode} int8 quantizes (Conv, MatMul/Gemm, LSTM)")
     if weight_storage == "int8":
         stored = store_weights_int8(proto)
-        report["int8_storage"] = [f"{owners[n][0] or '<model>'} ({owners[n][1]})" if n in owners
-                                  else n for n in stored]
+        report["int8_storage"] = [_storage_label(n, owners) for n in stored]
     if mode == "dynamic":
         # Fuse once (DynamicQuantizeMatMul, SkipLayerNormalization, ...): fewer nodes to store.
         # Static QDQ graphs stay as they are: their Q/DQ pairs are fused when a session loads.
