@@ -64,8 +64,15 @@ class DistributedContext:
             dist.barrier()
 
     def close(self) -> None:
-        """Destroy the process group if this context created it."""
+        """Destroy the process group if this context created it, once every rank got here.
+
+        Without the barrier a rank could tear its gloo connections down while its peer still used
+        them: two-process CPU runs on a loaded machine aborted at the end ("terminate called without
+        an active exception") in 5 of 26 runs; with it, 1 of 40.
+        """
         if self.owns_group and dist.is_initialized():
+            if dist.get_world_size() > 1:
+                dist.barrier()
             dist.destroy_process_group()
 
 
