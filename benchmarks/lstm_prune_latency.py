@@ -87,8 +87,15 @@ def main(argv=None) -> dict:
     kernel = sum(e.self_cpu_time_total for e in events if "rnn_layer" in e.key or
                  e.key == "aten::lstm")
     x = np.array([macs[h] for h in sizes], float)
-    y = np.array([np.median(latency["eager", h]) for h in sizes])
-    slope, fixed = np.polyfit(x, y, 1)
+
+    def fit(runtime: str) -> dict:
+        """latency = fixed + slope x MACs (least squares) for one runtime's batch-1 times."""
+        y = np.array([np.median(latency[runtime, h]) for h in sizes])
+        slope, fixed = np.polyfit(x, y, 1)
+        return {"fit_fixed_ms": float(fixed * 1e3), "fit_us_per_kmac": float(slope * 1e6 * 1e3),
+                "fixed_share_of_original": float(fixed / y[0]),
+                "ideal_speedup_at_half_macs": float(y[0] / (fixed + slope * x[0] / 2))}
+
     result = {
         "threads": args.threads, "rounds": args.rounds,
         "rows": [{"runtime": runtime, "hidden": h, "macs": macs[h],
@@ -97,9 +104,8 @@ def main(argv=None) -> dict:
                   "speedup_b1": float(np.median(ratios[runtime, h][0])),
                   "speedup_b256": float(np.median(ratios[runtime, h][1]))}
                  for runtime, h in runners],
-        "fit_fixed_ms": float(fixed * 1e3), "fit_us_per_kmac": float(slope * 1e6 * 1e3),
-        "fixed_share_of_original": float(fixed / y[0]),
-        "ideal_speedup_at_half_macs": float(y[0] / (fixed + slope * x[0] / 2)),
+        **fit("eager"),
+        **({"ort": fit("ort")} if args.ort else {}),
         "profiled_hidden": int(model.get_config().get("hidden_size", 0)),
         "lstm_kernel_share_b1": kernel / total if total else None,
     }

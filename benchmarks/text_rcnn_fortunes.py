@@ -43,7 +43,7 @@ def trim_collate(batch):
 def encode_split(recipe):
     """The split, its encoder and encoded texts, and skip-gram vectors for the encoder's rows when
     the recipe has ``data.skipgram`` (else None): the same code path as ``bigmodel train``."""
-    from bigmodel.cli.text_data import _skipgram_vocabulary, build_text_encoder
+    from bigmodel.cli.text_data import build_text_encoder, skipgram_vocabulary
     from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes
 
     data = recipe.data
@@ -52,7 +52,7 @@ def encode_split(recipe):
     vectors = None
     if data.skipgram is not None:
         started = time.process_time()
-        vocab, vectors = _skipgram_vocabulary(data, split)
+        vocab, vectors = skipgram_vocabulary(data, split)
         print(f"skip-gram vectors: {len(vocab):,} words, {data.skipgram.epochs} epochs, "
               f"{time.process_time() - started:.0f} s CPU", flush=True)
     else:

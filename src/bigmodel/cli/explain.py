@@ -113,8 +113,9 @@ def _baseline(text: str | None) -> Any:
         return text
 
 
-def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
-    """``(inputs, labels or None, reference data or None)`` for the chosen indices."""
+def _examples(args: argparse.Namespace, spec: dict, encoder: Any = None) -> tuple[Any, Any, Any]:
+    """``(inputs, labels or None, reference data or None)`` for the chosen indices; ``encoder``:
+    a text run's vocabulary or tokenizer (:func:`_text_encoder`)."""
     import numpy as np
 
     from bigmodel.errors import ConfigError
@@ -131,8 +132,7 @@ def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
         from bigmodel.cli.text_data import read_texts
 
         texts = read_texts(args.input)[1]
-        pool = _text_encoder(args.run_dir, shape).encode_batch(texts,
-                                                               max_length=shape.get("max_length"))
+        pool = encoder.encode_batch(texts, max_length=shape.get("max_length"))
         source = args.input if Path(args.input).is_file() else "the text given"
     elif args.input is not None:
         from bigmodel.cli.predict import load_images, prepare_images
@@ -149,7 +149,7 @@ def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
         recipe_path = Path(args.run_dir) / "recipe.yaml"
         recipe = load_recipe(recipe_path)
         splits = load_splits(recipe.data, seed=recipe.train.seed, with_train=False,
-                             vocabulary=_text_encoder(args.run_dir, shape))
+                             vocabulary=encoder)
         pool, labels, source = splits.x_test, splits.y_test, "the test set"
     count = len(pool)
     bad = [i for i in args.index if not 0 <= i < count]
@@ -160,22 +160,20 @@ def _examples(args: argparse.Namespace, spec: dict) -> tuple[Any, Any, Any]:
     chosen_labels = None if labels is None else np.asarray(labels)[args.index]
     reference = None
     if args.baseline in ("mean", "data"):
-        reference = _reference_data(args, pool)
+        reference = _reference_data(args, pool, encoder)
     return chosen, chosen_labels, reference
 
 
-def _reference_data(args: argparse.Namespace, pool: Any) -> Any:
+def _reference_data(args: argparse.Namespace, pool: Any, encoder: Any = None) -> Any:
     """Training examples for the mean / data baselines (the given pool with --input)."""
     if args.input is not None:
         return pool
     from bigmodel.cli.recipe import load_recipe
     from bigmodel.cli.splits import load_splits
-    from bigmodel.models import read_model_spec
 
     recipe = load_recipe(Path(args.run_dir) / "recipe.yaml")
-    shape = (read_model_spec(args.run_dir).get("metadata") or {}).get("input") or {}
     return load_splits(recipe.data, seed=recipe.train.seed, with_train=True,
-                       vocabulary=_text_encoder(args.run_dir, shape)).x_train
+                       vocabulary=encoder).x_train
 
 
 def _text_encoder(run_dir: str | Path, input_spec: dict) -> Any:
@@ -188,12 +186,12 @@ def _text_encoder(run_dir: str | Path, input_spec: dict) -> Any:
     return load_vocabulary(run_dir, input_spec)
 
 
-def _vocabulary(run_dir: Path, entry: Any, input_spec: dict) -> list[str] | None:
-    """Token strings by id: a text run's own vocabulary or tokenizer (``metadata.input``), else
+def _vocabulary(run_dir: Path, entry: Any, encoder: Any = None) -> list[str] | None:
+    """Token strings by id: a text run's own vocabulary or tokenizer (``encoder``), else
     ``metadata.vocabulary`` as a list, or the name of a vocabulary file
     (``bigmodel.data.text.WordVocabulary``) in the run directory; None when there is none."""
-    if input_spec.get("kind") == "text":
-        return list(_text_encoder(run_dir, input_spec).itos)
+    if encoder is not None:
+        return list(encoder.itos)
     if isinstance(entry, list):
         return [str(word) for word in entry]
     if not isinstance(entry, str):
@@ -224,7 +222,8 @@ def explain_run(args: argparse.Namespace) -> dict[str, Any]:
     spec = read_model_spec(run_dir)
     metadata = spec.get("metadata") or {}
     class_names = metadata.get("class_names")
-    inputs, labels, reference = _examples(args, spec)
+    encoder = _text_encoder(run_dir, metadata.get("input") or {})
+    inputs, labels, reference = _examples(args, spec, encoder)
     model = load_model(run_dir, device=resolve_device(args.device))
     if (metadata.get("input") or {}).get("kind") == "audio":
         from bigmodel.cli.speech_data import spectrogram_images
@@ -233,7 +232,7 @@ def explain_run(args: argparse.Namespace) -> dict[str, Any]:
     tokens = None
     if getattr(inputs, "dtype", None) is not None and inputs.dtype.kind in "iu" \
             and inputs.ndim == 2:
-        vocabulary = _vocabulary(run_dir, metadata.get("vocabulary"), metadata.get("input") or {})
+        vocabulary = _vocabulary(run_dir, metadata.get("vocabulary"), encoder)
         if vocabulary:
             tokens = [[vocabulary[t] if 0 <= t < len(vocabulary) else str(t) for t in row]
                       for row in inputs.tolist()]

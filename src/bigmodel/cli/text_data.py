@@ -125,8 +125,8 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
     if vocabulary is None:
         if not with_train:
             raise ConfigError("text_splits(with_train=False) needs the run's vocabulary")
-        if getattr(data, "skipgram", None) is not None:
-            vocabulary, vectors = _skipgram_vocabulary(data, split)
+        if data.skipgram is not None:
+            vocabulary, vectors = skipgram_vocabulary(data, split)
         else:
             vocabulary = build_text_encoder(data, split.train_texts)
     max_length = data.max_length
@@ -164,7 +164,7 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
     }
 
 
-def _skipgram_vocabulary(data, split):
+def skipgram_vocabulary(data, split):
     """``(vocabulary, vectors)``: a word vocabulary of the unlabelled corpus next to ``split`` and
     skip-gram vectors for its rows (``data.skipgram``)."""
     from bigmodel.data.fortunes import unlabelled_fortunes
@@ -189,7 +189,7 @@ def build_text_encoder(data, train_texts):
     from bigmodel.data.text import WordVocabulary
     from bigmodel.errors import ConfigError
 
-    name = getattr(data, "tokenizer", "word")
+    name = data.tokenizer
     if name == "word":
         return WordVocabulary.build(train_texts, min_count=data.min_count)
     if name not in text_tokenizers():
@@ -269,4 +269,4 @@ def read_texts(source: str) -> tuple[list[str], list[str]]:
 
 __all__ = ["TEXT_DATA", "TOKENIZER_FILE", "VOCABULARY_FILE", "PretrainedTextEncoder",
            "build_text_encoder", "check_text_model", "load_vocabulary", "read_texts",
-           "text_splits", "text_tokenizers"]
+           "skipgram_vocabulary", "text_splits", "text_tokenizers"]

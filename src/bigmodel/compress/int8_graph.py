@@ -14,7 +14,8 @@ smaller than fp32 instead of ~4x. Here:
 * :func:`round_vectors_fp16` rounds biases and norm parameters to float16 precision, stored as
   float16 (exactly) by ``Int8Model.save``;
 * :func:`optimize_offline` runs ONNX Runtime's basic + extended (hardware-independent) fusions once
-  (``DynamicQuantizeMatMul``, ``SkipLayerNormalization``, ...), so the saved graph has fewer nodes;
+  (``DynamicQuantizeMatMul``, ...; not ``export.onnx.DISABLED_FUSIONS``), so the saved
+  graph has fewer nodes;
 * :func:`encode_attribute` / :func:`decode_attribute` write attributes as ``[name, kind, value]``.
 """
 

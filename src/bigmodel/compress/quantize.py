@@ -305,7 +305,7 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
         stored = store_weights_int8(proto)
         report["int8_storage"] = [_storage_label(n, owners) for n in stored]
     if mode == "dynamic":
-        # Fuse once (DynamicQuantizeMatMul, SkipLayerNormalization, ...): fewer nodes to store.
+        # Fuse once (DynamicQuantizeMatMul, ...): fewer nodes to store.
         # Static QDQ graphs stay as they are: their Q/DQ pairs are fused when a session loads.
         proto = optimize_offline(proto)
     return Int8Model(_compact(proto), {

@@ -88,8 +88,9 @@ def train_skipgram(texts: Sequence[str], vocabulary, dim: int = 100, window: int
                      ns_exponent=0.75, seed=seed, workers=workers)
     generator = torch.Generator().manual_seed(seed)
     vectors = torch.empty(len(itos), dim).uniform_(-0.5 / dim, 0.5 / dim, generator=generator)
-    rows = [model.wv.key_to_index[w] for w in itos if w in model.wv.key_to_index]
-    ids = [i for i, w in enumerate(itos) if w in model.wv.key_to_index]
-    vectors[ids] = torch.from_numpy(np.asarray(model.wv.vectors[rows], dtype=np.float32))
+    index = model.wv.key_to_index
+    ids, rows = zip(*[(i, index[w]) for i, w in enumerate(itos) if w in index])
+    vectors[list(ids)] = torch.from_numpy(np.asarray(model.wv.vectors[list(rows)],
+                                                     dtype=np.float32))
     vectors[vocabulary.pad_id] = 0.0
     return vectors
