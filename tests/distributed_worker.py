@@ -75,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     for group in groups:
         run(group)
     if dist.is_initialized():
+        import gc
+
+        gc.collect()  # free the runs' models / optimizers while the interpreter is whole
+        if dist.get_world_size() > 1:  # as DistributedContext.close: no rank leaves early
+            dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
     return 0
 
 
