@@ -54,7 +54,8 @@ from bigmodel.export.onnx import (
     quiet_exporter,
     run_session,
 )
-from bigmodel.utils.io import atomic_path, atomic_write_text, looks_like_pickle, sha256_file
+from bigmodel.utils.io import atomic_path, atomic_write_text, sha256_file
+from bigmodel.utils.loading import read_safetensors_header
 
 INT8_FORMAT = "bigmodel-onnx-int8"
 MODES = ("auto", "static", "dynamic")
@@ -449,8 +450,7 @@ def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8M
         raise CheckpointError(f"{path} is not an int8 model file (expected \"format\": "
                               f"\"{INT8_FORMAT}\")")
     weights = directory / spec.get("weights", "model.safetensors")
-    if not weights.is_file() or looks_like_pickle(weights):
-        raise CheckpointError(f"{weights} is missing or is not a safetensors file")
+    read_safetensors_header(weights)  # missing, pickle or not safetensors: refused unread
     if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
         raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
     try:

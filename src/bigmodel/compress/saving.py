@@ -43,7 +43,8 @@ def load_compressed(directory: str | os.PathLike, device: str = "cpu"):
     from bigmodel.compress.quantize import INT8_FORMAT, load_int8
     from bigmodel.compress.structured import apply_structure
     from bigmodel.models.registry import create_model, load_model, read_model_spec
-    from bigmodel.utils.io import looks_like_pickle, sha256_file
+    from bigmodel.utils.io import sha256_file
+    from bigmodel.utils.loading import read_safetensors_header
 
     directory = Path(directory)
     path = directory / "model.json"
@@ -59,8 +60,7 @@ def load_compressed(directory: str | os.PathLike, device: str = "cpu"):
     if not structure:
         return load_model(directory, device=device)
     weights = directory / spec.get("weights", "model.safetensors")
-    if not weights.is_file() or looks_like_pickle(weights):
-        raise CheckpointError(f"{weights} is missing or is not a safetensors file")
+    read_safetensors_header(weights)  # missing, pickle or not safetensors: refused unread
     if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
         raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
     model = apply_structure(create_model(spec["name"], **spec["config"]), structure)

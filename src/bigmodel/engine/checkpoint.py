@@ -38,7 +38,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bigmodel.errors import CheckpointError, ConfigError
-from bigmodel.utils.io import atomic_path, looks_like_pickle, sha256_file
+from bigmodel.utils.io import atomic_path, sha256_file
+from bigmodel.utils.loading import looks_like_pickle, read_safetensors_header
 
 FORMAT = "bigmodel-checkpoint"
 VERSION = 1
@@ -276,7 +277,7 @@ def verify_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
             raise CheckpointError(f"Checkpoint manifest {directory / MANIFEST} lists an invalid file name {name!r}")
         if not path.is_file():
             raise CheckpointError(f"Checkpoint file {path} is missing")
-        if looks_like_pickle(path):
+        if not name.endswith(".safetensors") and looks_like_pickle(path):
             raise CheckpointError(
                 f"Refusing to unpickle {path}: it looks like a pickle/torch.save file, and checkpoints "
                 "hold only safetensors and JSON"
@@ -288,6 +289,8 @@ def verify_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
             )
         if sha256_file(path) != entry.get("sha256"):
             raise CheckpointError(f"Checkpoint file {path} was altered: its sha256 does not match the manifest")
+        if name.endswith(".safetensors"):
+            read_safetensors_header(path)  # refuses pickles and non-safetensors bytes, unread
     return manifest
 
 
@@ -338,8 +341,7 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
     """
     if not Path(path).is_file():
         raise CheckpointError(f"Weights file {path} does not exist")
-    if looks_like_pickle(path):
-        raise CheckpointError(f"Refusing to unpickle {path}: weights must be safetensors")
+    read_safetensors_header(path)  # refuses pickles and anything else that is not safetensors
     try:
         module.load_state_dict(load_file(str(path), device="cpu"))
     except (SafetensorError, RuntimeError) as err:

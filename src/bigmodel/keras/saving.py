@@ -19,7 +19,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from bigmodel.errors import CheckpointError
-from bigmodel.utils.io import atomic_path, looks_like_pickle
+from bigmodel.utils.io import atomic_path
+from bigmodel.utils.loading import read_safetensors_header
 
 FORMAT = "bigmodel.keras/1"
 
@@ -79,10 +80,7 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, s
     if not file.is_file():
         raise ModelFileError(f"File not found: filepath={file}. Please ensure the file is an "
                              "accessible bigmodel (.safetensors) model file")
-    if looks_like_pickle(file):
-        raise ModelFileError(f"'{file}' is a pickle / torch.save archive; bigmodel refuses to "
-                             "unpickle files because loading them can execute arbitrary code. "
-                             "Save models with model.save() (safetensors + JSON)")
+    read_safetensors_header(file, error=ModelFileError)  # refuses pickles, unread
     try:
         with safe_open(str(file), framework="pt") as handle:
             metadata = handle.metadata() or {}

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from bigmodel.errors import CheckpointError, ConfigError, UnknownNameError
-from bigmodel.utils.io import atomic_path, atomic_write_json, looks_like_pickle, sha256_file
+from bigmodel.utils.io import atomic_path, atomic_write_json, sha256_file
+from bigmodel.utils.loading import read_safetensors_header
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -319,9 +320,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     weights_path = directory / str(spec.get("weights", MODEL_WEIGHTS))
     if not weights_path.is_file():
         raise CheckpointError(f"Model weights {weights_path} are missing")
-    if looks_like_pickle(weights_path):
-        raise CheckpointError(f"{weights_path} looks like a pickle / torch.save file; bigmodel only "
-                              "loads safetensors")
+    read_safetensors_header(weights_path)  # refuses pickles and other non-safetensors files
     expected_sha = spec.get("weights_sha256")
     if expected_sha and sha256_file(weights_path) != expected_sha:
         raise CheckpointError(f"{weights_path} does not match the checksum recorded in "

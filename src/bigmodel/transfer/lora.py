@@ -227,7 +227,8 @@ def load_lora(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
     """
     from safetensors.torch import load_file
 
-    from bigmodel.utils.io import looks_like_pickle, sha256_file
+    from bigmodel.utils.io import sha256_file
+    from bigmodel.utils.loading import read_safetensors_header
 
     directory = Path(directory)
     path, weights = directory / ADAPTER_JSON, directory / ADAPTER_WEIGHTS
@@ -240,8 +241,7 @@ def load_lora(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
         raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(spec, dict) or spec.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not a bigmodel LoRA adapter file")
-    if looks_like_pickle(weights):
-        raise CheckpointError(f"{weights} looks like a pickle; only safetensors are loaded")
+    read_safetensors_header(weights)  # refuses pickles and other non-safetensors files, unread
     if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
         raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
     add_lora(model, spec["target"], rank=spec["rank"], alpha=spec["alpha"],

@@ -54,13 +54,3 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-# Leading bytes of formats that can execute code when loaded (pickle protocols 2-5, torch's zip).
-_UNSAFE_MAGICS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
-
-
-def looks_like_pickle(path: str | os.PathLike) -> bool:
-    """True when a file starts like a pickle or a ``torch.save`` zip archive."""
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    return any(head.startswith(magic) for magic in _UNSAFE_MAGICS)
