@@ -54,6 +54,10 @@ class NotBuiltError(BigModelError, ValueError):
     """A model or layer was used before its shapes were known (no input_shape, never called)."""
 
 
+class NotSupportedError(BigModelError, NotImplementedError):
+    """A Keras (or other) API that bigmodel does not implement; names it and points to the docs."""
+
+
 def describe(value: object) -> str:
     """Short description of a value for error messages: shape and dtype for arrays."""
     shape = getattr(value, "shape", None)
