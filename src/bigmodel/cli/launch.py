@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def under_torchrun() -> bool:
@@ -27,6 +28,28 @@ def under_torchrun() -> bool:
 
 def rank() -> int:
     return int(os.environ.get("RANK", "0"))
+
+
+def end_worker(code: int) -> NoReturn:
+    """End a torchrun worker process now, with exit status ``code``, skipping interpreter teardown.
+
+    Two-process CPU runs (gloo) sometimes lost a rank to SIGABRT ("terminate called without an
+    active exception") *after* everything was written: PyTorch's C++ objects (gloo work and store
+    threads) are destroyed in an arbitrary order while the interpreter finalizes. ``os._exit``
+    skips that finalization. What it also skips -- ``atexit`` handlers and the flush of file objects
+    still open -- is done here for what a run leaves open: the ``logging`` handlers and the
+    standard streams. Everything else a run writes (checkpoints, ``metrics.csv``, TensorBoard
+    events, the report) is closed by its writer before the command returns.
+    """
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream has nothing left to flush
+            pass
+    os._exit(code)
 
 
 def worker_run_dir(recipe, run_dir: str | None, default_name: str) -> Path:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from bigmodel import __version__
+from bigmodel.cli import launch
 from bigmodel.errors import BigModelError
 
 EXIT_USAGE = 2  # argparse's own code for bad arguments; also used for every BigModelError
@@ -54,7 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``bigmodel`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    """Run the ``bigmodel`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    A torchrun worker reading its own command line (``argv`` None, ``WORLD_SIZE`` and ``RANK`` set)
+    does not return: it ends through :func:`bigmodel.cli.launch.end_worker` with the exit code.
+    """
+    code = _run(argv)
+    if argv is None and launch.under_torchrun():
+        launch.end_worker(code)
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ A launch without torchrun (no ``WORLD_SIZE``) and a non-single strategy gets a o
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,10 +69,13 @@ class DistributedContext:
 
         Two-process CPU runs (``bigmodel train --nproc 2``, gloo) on a loaded machine sometimes
         aborted a rank after training ("terminate called without an active exception"): 5 of 26
-        runs without this barrier, 1 of 40 with it. The remaining aborts look like PyTorch's known
-        interpreter-exit problem (gloo work objects freed at finalization), not fixed here.
+        runs without this barrier, 1 of 40 with it. The remaining aborts are PyTorch's known
+        interpreter-exit problem (gloo objects freed during finalization): unreachable wrappers are
+        collected here, before the group goes, and ``bigmodel train`` workers end with
+        ``os._exit`` (``bigmodel.cli.launch.end_worker``), which skips finalization altogether.
         """
         if self.owns_group and dist.is_initialized():
+            gc.collect()  # free DDP reducers / work objects left in cycles while the group exists
             if dist.get_world_size() > 1:
                 dist.barrier()
             dist.destroy_process_group()

@@ -366,8 +366,14 @@ class Trainer(PersistenceMixin, InferenceMixin):
         return distributed.all_reduce_weighted(logs, float(tracker.count), self.device)
 
     def close(self) -> None:
-        """Leave the process group this trainer created (distributed strategies)."""
+        """Leave the process group this trainer created (distributed strategies).
+
+        The DDP wrapper (and its reducer, which holds the process group) is dropped first, so it
+        is freed while the group still exists rather than during interpreter teardown, where
+        freeing gloo objects can abort the process. The trainer cannot train after this.
+        """
         if self._dist is not None:
+            self.network = self.model
             self._dist.close()
 
     def _running_logs(self, tracker: RunningLoss) -> dict[str, float]:
