@@ -7,14 +7,18 @@ bigmodel's engine. Images are channels-last ``(batch, height, width, channels)``
 
 from bigmodel.keras import (
     activations,
+    backend,
     callbacks,
+    config,
     datasets,
     initializers,
     layers,
     losses,
     metrics,
     models,
+    ops,
     optimizers,
+    random,
     regularizers,
     utils,
 )
@@ -26,6 +30,6 @@ from bigmodel.keras.sequential import Sequential
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
-    "callbacks", "datasets", "initializers", "layers", "load_model", "losses", "metrics", "models",
-    "optimizers", "regularizers", "utils",
+    "backend", "callbacks", "config", "datasets", "initializers", "layers", "load_model", "losses",
+    "metrics", "models", "ops", "optimizers", "random", "regularizers", "utils",
 ]

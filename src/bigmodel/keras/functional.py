@@ -21,6 +21,10 @@ from bigmodel.keras.layers.base import (
     unique_name,
 )
 from bigmodel.keras.model import Model
+from bigmodel.keras.ops.operators import install_operators
+
+# ``x + y``, ``x[:, 0]``, ``x @ w`` ... on symbolic tensors record keras.ops nodes (Keras 3).
+install_operators(KerasTensor)
 
 
 def Input(shape: Any = None, batch_size: int | None = None, dtype: Any = None,
@@ -97,7 +101,8 @@ class Functional(Model):
 
     @property
     def layers(self) -> list[Layer]:
-        return list(self._graph_layers)
+        # keras.ops nodes (OpLayer) are operations, not layers, in Keras 3's listing.
+        return [lay for lay in self._graph_layers if not getattr(lay, "is_op_node", False)]
 
     @property
     def inputs(self) -> list[KerasTensor]:
@@ -141,7 +146,7 @@ class Functional(Model):
         return outs[0] if self._single_output else outs
 
     def get_config(self) -> dict[str, Any]:
-        layers = self.layers
+        layers = list(self._graph_layers)
         ref: dict[int, list[Any]] = {id(kt): ["input", i] for i, kt in enumerate(self._inputs)}
         nodes = []
         for j, node in enumerate(self._nodes):

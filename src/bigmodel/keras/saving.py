@@ -1,6 +1,12 @@
-"""Saving and loading Keras-surface models: one safetensors file, no pickle.
+"""``keras.saving``: saving and loading Keras-surface models, chosen by the file name.
 
-The file holds the weights (the model's ``state_dict``) as tensors, and in its text metadata the
+- ``.keras``: a real Keras 3 archive (zip of ``config.json``, ``metadata.json`` and
+  ``model.weights.h5``) that real Keras 3 loads, and that real Keras 3 writes
+  (``bigmodel.keras.keras_archive``); ``.weights.h5``: Keras 3's weights-only HDF5 file.
+- ``.safetensors``: bigmodel's own single file (below), no pickle.
+- Any other name is refused: no file is written under a name whose format it does not have.
+
+The safetensors file holds the weights (the model's ``state_dict``) as tensors, and in its text metadata the
 architecture (``serialize_layer`` JSON), the compile settings and a SHA-256 digest of the tensor
 bytes, so a truncated or altered file is refused with a clear error. Loading rebuilds the layers
 from the JSON and never executes anything stored in the file.
@@ -19,10 +25,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from bigmodel.errors import CheckpointError
+from bigmodel.keras.serialization import (  # noqa: F401  (keras.saving API)
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 from bigmodel.utils.io import atomic_path
 from bigmodel.utils.loading import read_safetensors_header
 
 FORMAT = "bigmodel.keras/1"
+MODEL_SUFFIXES = (".keras", ".safetensors")
+WEIGHTS_SUFFIXES = (".weights.h5", ".safetensors")
 
 
 class ModelFileError(CheckpointError, ValueError):
@@ -54,12 +68,34 @@ def _write(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: 
         save_file(tensors, str(tmp), metadata=metadata)
 
 
+def _suffix(path: str | os.PathLike, allowed: tuple[str, ...], what: str) -> str:
+    name = Path(path).name
+    for suffix in allowed:
+        if name.endswith(suffix):
+            return suffix
+    raise ModelFileError(f"Invalid filepath for {what}: '{path}'. Supported file names end in "
+                         f"{' or '.join(repr(s) for s in allowed)} (.keras: a Keras 3 archive; "
+                         ".weights.h5: Keras 3 weights; .safetensors: bigmodel's own format)")
+
+
 def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
-    """Write architecture + weights + compile settings of ``model`` to ``path`` (atomic)."""
+    """Write architecture + weights + compile settings of ``model`` to ``path`` (atomic).
+
+    ``.keras`` writes a real Keras 3 archive, ``.safetensors`` bigmodel's single file.
+
+    Raises:
+        ModelFileError: another file name, or ``path`` exists and ``overwrite`` is false.
+    """
     from bigmodel import __version__
     from bigmodel.keras.layers.base import serialize_layer
 
+    suffix = _suffix(path, MODEL_SUFFIXES, "model.save()")
     model._require_built("save")
+    if suffix == ".keras":
+        from bigmodel.keras.keras_archive import save_keras_archive
+
+        save_keras_archive(model, path, overwrite=overwrite)
+        return
     metadata = {
         "format": FORMAT,
         "bigmodel_version": __version__,
@@ -70,8 +106,15 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True) -> N
 
 
 def save_weights(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
-    """Write only the weights (``state_dict``) of ``model`` to ``path`` (atomic)."""
+    """Write only the weights of ``model`` to ``path`` (atomic): ``.weights.h5`` in Keras 3's
+    layout, ``.safetensors`` as the ``state_dict``."""
+    suffix = _suffix(path, WEIGHTS_SUFFIXES, "save_weights()")
     model._require_built("save_weights")
+    if suffix == ".weights.h5":
+        from bigmodel.keras.keras_archive import save_weights_h5
+
+        save_weights_h5(model, path, overwrite=overwrite)
+        return
     _write(path, _tensors(model), {"format": FORMAT + "+weights"}, overwrite)
 
 
@@ -114,14 +157,24 @@ def _load_state(model: Any, tensors: dict[str, torch.Tensor], file: Any) -> None
 
 def load_model(filepath: str | os.PathLike, custom_objects: Any = None, compile: bool = True,
                safe_mode: bool = True) -> Any:
-    """Rebuild a model saved with ``model.save(path)``.
+    """Rebuild a model saved with ``model.save(path)`` or by real Keras 3 (``.keras``).
+
+    Args:
+        custom_objects: user classes (by class or registered name) a ``.keras`` file may use.
+        safe_mode: refuse Lambda layers holding Python bytecode (Keras semantics).
 
     Raises:
-        ModelFileError: missing, truncated, tampered, pickle, or not a bigmodel model file.
+        ModelFileError: missing, truncated, tampered, pickle, or not a model file.
+        UnknownObjectError: an unregistered custom class in a ``.keras`` file.
     """
     from bigmodel.keras import losses, optimizers
     from bigmodel.keras.layers.base import deserialize_layer
 
+    if _is_keras_archive(filepath):
+        from bigmodel.keras.keras_archive import load_keras_archive
+
+        return load_keras_archive(filepath, custom_objects=custom_objects, compile=compile,
+                                  safe_mode=safe_mode)
     tensors, metadata = _read(filepath)
     if "model_config" not in metadata:
         raise ModelFileError(f"'{filepath}' holds weights only; build the model and call "
@@ -144,7 +197,35 @@ def load_model(filepath: str | os.PathLike, custom_objects: Any = None, compile:
     return model
 
 
+def _is_keras_archive(filepath: str | os.PathLike) -> bool:
+    """``.keras`` names, and zip files under other names; pickles are refused by name."""
+    import zipfile
+
+    from bigmodel.utils.loading import looks_like_pickle
+
+    file = Path(filepath)
+    if file.is_file() and zipfile.is_zipfile(file):
+        if file.name.endswith(".keras"):
+            return True
+        try:
+            with zipfile.ZipFile(file) as archive:
+                return "config.json" in archive.namelist()  # else e.g. torch.save: refused
+        except (zipfile.BadZipFile, OSError):
+            return False
+    if file.is_file() and looks_like_pickle(file):
+        read_safetensors_header(file, error=ModelFileError)  # raises the refusal
+    return file.name.endswith(".keras")
+
+
 def load_weights(model: Any, filepath: str | os.PathLike) -> None:
+    """Load weights saved by ``save_weights`` or Keras 3 (``.weights.h5``, ``.keras``) into
+    ``model``; every shape is checked before any weight changes."""
+    if Path(filepath).name.endswith((".weights.h5", ".h5")) or _is_keras_archive(filepath):
+        from bigmodel.keras.keras_archive import load_weights_h5
+
+        model._require_built("load_weights")
+        load_weights_h5(model, filepath)
+        return
     tensors, _ = _read(filepath)
     model._require_built("load_weights")
     _load_state(model, tensors, filepath)

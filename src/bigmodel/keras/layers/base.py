@@ -40,6 +40,11 @@ def unique_name(prefix: str) -> str:
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
+def reset_names() -> None:
+    """Start automatic names again at ``dense``, ``dense_1``... (``keras.backend.clear_session``)."""
+    _NAME_COUNTS.clear()
+
+
 def get_layer_class(class_name: str) -> type[Layer]:
     try:
         return _LAYER_CLASSES[class_name]

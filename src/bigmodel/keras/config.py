@@ -1,0 +1,74 @@
+"""``keras.config``: global settings read by ``keras.ops``, ``keras.random`` and ``keras.backend``.
+
+Only what runs on PyTorch here: the backend is always ``"torch"``; weights are float32 (mixed
+precision is the engine's job), so :func:`set_floatx` accepts ``"float32"`` only; images are
+channels-last, so :func:`set_image_data_format` accepts ``"channels_last"`` only.
+"""
+
+from __future__ import annotations
+
+from bigmodel.errors import ConfigError, NotSupportedError
+
+DOCS = "docs/keras.md"
+
+_STATE = {"floatx": "float32", "epsilon": 1e-7, "image_data_format": "channels_last"}
+
+
+def backend() -> str:
+    """The name of the backend: always ``"torch"``."""
+    return "torch"
+
+
+def floatx() -> str:
+    """The default float dtype name, ``"float32"``."""
+    return _STATE["floatx"]
+
+
+def set_floatx(value: str) -> None:
+    """Set the default float dtype.
+
+    Raises:
+        NotSupportedError: for anything but ``"float32"`` (bigmodel layers hold float32 weights;
+            use the engine's ``precision`` for bf16/fp16 training).
+        ConfigError: for a name that is no float dtype at all.
+    """
+    if value not in ("float16", "bfloat16", "float32", "float64"):
+        raise ConfigError(f"set_floatx: unknown `floatx` value {value!r}; expected one of "
+                          "'float16', 'bfloat16', 'float32', 'float64'")
+    if value != "float32":
+        raise NotSupportedError(
+            f"keras.config.set_floatx({value!r}) is not supported: bigmodel layers hold float32 "
+            f"weights (train in bf16/fp16 with the engine's precision setting). See {DOCS}")
+    _STATE["floatx"] = value
+
+
+def epsilon() -> float:
+    """The fuzz factor used to avoid division by zero, ``1e-7`` by default."""
+    return _STATE["epsilon"]
+
+
+def set_epsilon(value: float) -> None:
+    """Set the fuzz factor returned by :func:`epsilon`."""
+    _STATE["epsilon"] = float(value)
+
+
+def image_data_format() -> str:
+    """The image layout, ``"channels_last"``."""
+    return _STATE["image_data_format"]
+
+
+def set_image_data_format(data_format: str) -> None:
+    """Set the image layout.
+
+    Raises:
+        NotSupportedError: for ``"channels_first"`` (bigmodel's Keras layers are channels-last).
+        ConfigError: for any other value.
+    """
+    if data_format not in ("channels_last", "channels_first"):
+        raise ConfigError(f"set_image_data_format: expected 'channels_last' or 'channels_first'; "
+                          f"received {data_format!r}")
+    if data_format == "channels_first":
+        raise NotSupportedError(
+            "keras.config.set_image_data_format('channels_first') is not supported: bigmodel's "
+            f"Keras layers take channels-last images. See {DOCS}")
+    _STATE["image_data_format"] = data_format

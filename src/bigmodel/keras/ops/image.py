@@ -1,0 +1,68 @@
+"""``keras.ops.image``: resizing and simple colour conversion of channels-last image batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from bigmodel.errors import NotSupportedError
+from bigmodel.keras import config
+from bigmodel.keras.ops.dtypes import as_float
+from bigmodel.keras.ops.node import keras_op
+
+_MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic",
+          "area": "area"}
+
+
+def _to_nchw(images: torch.Tensor, data_format: str | None) -> tuple[torch.Tensor, bool, bool]:
+    unbatched = images.dim() == 3
+    if unbatched:
+        images = images.unsqueeze(0)
+    if images.dim() != 4:
+        raise ValueError(f"images must be 3-D (h, w, c) or 4-D (batch, h, w, c); received shape "
+                         f"{tuple(images.shape)}")
+    channels_last = (data_format or config.image_data_format()) == "channels_last"
+    return (images.permute(0, 3, 1, 2) if channels_last else images), unbatched, channels_last
+
+
+def _from_nchw(images: torch.Tensor, unbatched: bool, channels_last: bool) -> torch.Tensor:
+    if channels_last:
+        images = images.permute(0, 2, 3, 1)
+    return images[0] if unbatched else images
+
+
+@keras_op("image.resize")
+def resize(images: Any, size: Any, interpolation: str = "bilinear", antialias: bool = False,
+           crop_to_aspect_ratio: bool = False, pad_to_aspect_ratio: bool = False,
+           fill_mode: str = "constant", fill_value: float = 0.0,
+           data_format: str | None = None) -> torch.Tensor:
+    """Images resized to ``size = (height, width)`` (half-pixel centres, as Keras).
+
+    Raises:
+        NotSupportedError: for ``crop_to_aspect_ratio`` / ``pad_to_aspect_ratio`` or an
+            interpolation other than bilinear, nearest, bicubic, area.
+    """
+    if crop_to_aspect_ratio or pad_to_aspect_ratio or interpolation not in _MODES:
+        raise NotSupportedError(
+            f"keras.ops.image.resize(interpolation={interpolation!r}, crop_to_aspect_ratio="
+            f"{crop_to_aspect_ratio}, pad_to_aspect_ratio={pad_to_aspect_ratio}) is not "
+            "supported; bilinear/nearest/bicubic/area without aspect-ratio handling are. "
+            "See docs/keras.md")
+    x, unbatched, channels_last = _to_nchw(as_float(images), data_format)
+    mode = _MODES[interpolation]
+    kwargs: dict[str, Any] = {}
+    if mode in ("bilinear", "bicubic"):
+        kwargs = {"align_corners": False, "antialias": antialias}
+    out = F.interpolate(x, size=tuple(int(s) for s in size), mode=mode, **kwargs)
+    return _from_nchw(out, unbatched, channels_last)
+
+
+@keras_op("image.rgb_to_grayscale")
+def rgb_to_grayscale(images: Any, data_format: str | None = None) -> torch.Tensor:
+    """Luma ``0.2989 R + 0.5870 G + 0.1140 B`` with one channel kept."""
+    x, unbatched, channels_last = _to_nchw(as_float(images), data_format)
+    weights = torch.tensor([0.2989, 0.5870, 0.1140], dtype=x.dtype, device=x.device)
+    gray = torch.einsum("nchw,c->nhw", x, weights).unsqueeze(1)
+    return _from_nchw(gray, unbatched, channels_last)

@@ -1,0 +1,96 @@
+"""``keras.ops`` from Keras's ``math`` module: segment reductions, top-k, erf, rsqrt, sequences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bigmodel.keras.ops.dtypes import as_float, convert_to_tensor
+from bigmodel.keras.ops.node import keras_op
+
+
+def _segment(reduce: str, data: Any, segment_ids: Any, num_segments: int | None) -> torch.Tensor:
+    data = convert_to_tensor(data)
+    ids = convert_to_tensor(segment_ids, device=data.device).long()
+    count = int(ids.max().item()) + 1 if num_segments is None else int(num_segments)
+    valid = (ids >= 0) & (ids < count)  # out-of-range ids are dropped, as in Keras
+    data, ids = data[valid], ids[valid]
+    out = torch.zeros((count, *data.shape[1:]), dtype=data.dtype, device=data.device)
+    index = ids.reshape(-1, *([1] * (data.dim() - 1))).expand_as(data)
+    # Empty segments: 0 for sums, the dtype's lowest/highest value for max/min (as Keras/TF).
+    return out.scatter_reduce(0, index, data, reduce=reduce, include_self=(reduce == "sum"))
+
+
+@keras_op()
+def segment_sum(data: Any, segment_ids: Any, num_segments: int | None = None,
+                sorted: bool = False) -> torch.Tensor:  # noqa: A002 - Keras's name
+    """Sum of the rows of ``data`` in each segment (``segment_ids`` along axis 0)."""
+    return _segment("sum", data, segment_ids, num_segments)
+
+
+@keras_op()
+def segment_max(data: Any, segment_ids: Any, num_segments: int | None = None,
+                sorted: bool = False) -> torch.Tensor:  # noqa: A002
+    """Maximum of the rows of ``data`` in each segment."""
+    data = convert_to_tensor(data)
+    out = _segment("amax", data, segment_ids, num_segments)
+    low = torch.finfo(data.dtype).min if data.is_floating_point() else torch.iinfo(data.dtype).min
+    counts = _segment("sum", torch.ones(data.shape[0], dtype=torch.int32, device=data.device),
+                      segment_ids, out.shape[0])
+    empty = (counts == 0).reshape(-1, *([1] * (data.dim() - 1)))
+    return torch.where(empty, torch.full_like(out, low), out)
+
+
+@keras_op()
+def segment_min(data: Any, segment_ids: Any, num_segments: int | None = None,
+                sorted: bool = False) -> torch.Tensor:  # noqa: A002
+    """Minimum of the rows of ``data`` in each segment."""
+    return -segment_max(-convert_to_tensor(data), segment_ids, num_segments)
+
+
+@keras_op()
+def top_k(x: Any, k: int, sorted: bool = True) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: A002
+    """The ``k`` largest values along the last axis and their int32 indices."""
+    values, indices = torch.topk(convert_to_tensor(x), k, dim=-1, sorted=sorted)
+    return values, indices.to(torch.int32)
+
+
+@keras_op()
+def in_top_k(targets: Any, predictions: Any, k: int) -> torch.Tensor:
+    """Whether each target class is among the ``k`` highest ``predictions`` of its row (bool)."""
+    predictions = as_float(predictions)
+    targets = convert_to_tensor(targets, device=predictions.device).long()
+    target_score = torch.gather(predictions, 1, targets.unsqueeze(1))
+    higher = (predictions > target_score).sum(dim=1)
+    return higher < k
+
+
+@keras_op()
+def erf(x: Any) -> torch.Tensor:
+    """Gauss error function."""
+    return torch.erf(as_float(x))
+
+
+@keras_op()
+def erfinv(x: Any) -> torch.Tensor:
+    """Inverse error function."""
+    return torch.erfinv(as_float(x))
+
+
+@keras_op()
+def rsqrt(x: Any) -> torch.Tensor:
+    """1 / sqrt(x)."""
+    return torch.rsqrt(as_float(x))
+
+
+@keras_op()
+def logdet(x: Any) -> torch.Tensor:
+    """log(det(x)) of (batches of) positive-definite matrices."""
+    return torch.logdet(as_float(x))
+
+
+@keras_op()
+def extract_sequences(x: Any, sequence_length: int, sequence_stride: int) -> torch.Tensor:
+    """Frames of the last axis: ``(..., num_frames, sequence_length)``."""
+    return convert_to_tensor(x).unfold(-1, sequence_length, sequence_stride)

@@ -1,0 +1,247 @@
+"""``keras.ops`` on symbolic inputs: an op applied to a ``KerasTensor`` becomes a graph node.
+
+Every public op is decorated with :func:`keras_op`. Called on tensors it computes at once; called with
+a ``KerasTensor`` anywhere in its arguments it returns a new ``KerasTensor`` made by an
+:class:`OpLayer` — an internal, weightless layer that remembers the op's name and its non-tensor
+arguments, and that the functional model calls later like any other layer. Output shapes and dtypes
+come from running the op on "meta" tensors (shapes without data): once with every unknown size set to
+2 and once with 4; a size that differs between the two runs is unknown (``None``) in the result.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownNameError
+from bigmodel.keras.layers.base import KerasTensor, Layer, unique_name
+from bigmodel.keras.ops.dtypes import TORCH_DTYPES, standardize_dtype
+
+#: public op name -> the undecorated function (what an OpLayer calls, and what from_config finds)
+OPS: dict[str, Callable[..., Any]] = {}
+_UNKNOWN_SIZES = (2, 4)
+
+
+class _Slot:
+    """Where the i-th symbolic input goes in an op's arguments."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def _has_symbolic(value: Any) -> bool:
+    if isinstance(value, KerasTensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_symbolic(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_symbolic(v) for v in value.values())
+    return False
+
+
+def _template(value: Any, found: list[KerasTensor]) -> Any:
+    """Replace each KerasTensor in nested args by a ``_Slot`` and collect them in ``found``."""
+    if isinstance(value, KerasTensor):
+        found.append(value)
+        return _Slot(len(found) - 1)
+    if isinstance(value, list):
+        return [_template(v, found) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_template(v, found) for v in value)
+    if isinstance(value, dict):
+        return {k: _template(v, found) for k, v in value.items()}
+    return value
+
+
+def _fill(value: Any, tensors: list[Any]) -> Any:
+    if isinstance(value, _Slot):
+        return tensors[value.index]
+    if isinstance(value, list):
+        return [_fill(v, tensors) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_fill(v, tensors) for v in value)
+    if isinstance(value, dict):
+        return {k: _fill(v, tensors) for k, v in value.items()}
+    return value
+
+
+def _encode(value: Any) -> Any:
+    """JSON form of an op's static arguments (for ``get_config``)."""
+    if isinstance(value, _Slot):
+        return {"__tensor__": value.index}
+    if isinstance(value, slice):
+        return {"__slice__": [_encode(value.start), _encode(value.stop), _encode(value.step)]}
+    if value is Ellipsis:
+        return {"__ellipsis__": True}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": {k: _encode(v) for k, v in value.items()}}
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        return {"__array__": array.tolist(), "dtype": standardize_dtype(array.dtype)}
+    if isinstance(value, torch.dtype):
+        return standardize_dtype(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise NotSupportedError(f"An op argument of type {type(value).__name__} ({value!r}) cannot be "
+                            "saved in a model config. See docs/keras.md")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        return _Slot(int(value["__tensor__"]))
+    if "__slice__" in value:
+        return slice(*(_decode(v) for v in value["__slice__"]))
+    if "__ellipsis__" in value:
+        return Ellipsis
+    if "__tuple__" in value:
+        return tuple(_decode(v) for v in value["__tuple__"])
+    if "__dict__" in value:
+        return {k: _decode(v) for k, v in value["__dict__"].items()}
+    if "__array__" in value:
+        return np.asarray(value["__array__"], dtype=value["dtype"])
+    raise ConfigError(f"Unknown encoded op argument {value!r}")
+
+
+def _as_outputs(result: Any) -> tuple[list[torch.Tensor], bool]:
+    """(output tensors, whether the op returns several)."""
+    if isinstance(result, torch.Tensor):
+        return [result], False
+    if isinstance(result, (list, tuple)) and all(isinstance(r, torch.Tensor) for r in result):
+        return list(result), True
+    raise NotSupportedError(f"This op returns {type(result).__name__}, which a functional model "
+                            "cannot hold as a symbolic tensor. See docs/keras.md")
+
+
+class OpLayer(Layer):
+    """A ``keras.ops`` call inside a functional graph: no weights, op name + static arguments.
+
+    Not listed in ``Model.layers`` (as in Keras 3, where ops are operations, not layers).
+    """
+
+    is_op_node = True
+
+    def __init__(self, op: str, args: Any = (), kwargs: Any = None, **base: Any):
+        if op not in OPS:
+            raise UnknownNameError(f"Unknown keras.ops function '{op}'. Known: "
+                                   f"{', '.join(sorted(OPS))}")
+        base.setdefault("name", unique_name(op.replace(".", "_")))
+        super().__init__(**base)
+        self.op = op
+        self.op_args = tuple(args)
+        self.op_kwargs = dict(kwargs or {})
+        self.num_inputs = _count_slots((self.op_args, self.op_kwargs))
+        self._out_dtypes: list[str] = []
+
+    def _run(self, tensors: list[Any]) -> Any:
+        return OPS[self.op](*_fill(self.op_args, tensors), **_fill(self.op_kwargs, tensors))
+
+    def _tensor_list(self, inputs: Any) -> list[Any]:
+        if self.num_inputs == 1:  # Functional passes a lone parent unwrapped
+            return [inputs]
+        return list(inputs)
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return self._run(self._tensor_list(inputs))
+
+    def infer(self, parents: list[KerasTensor]) -> tuple[list[tuple], list[str], bool]:
+        """Output shapes (``None`` where unknown), dtypes and multi-output flag for these inputs."""
+        runs = []
+        for size in _UNKNOWN_SIZES:
+            fakes = [_fake(kt, size) for kt in parents]
+            with torch.no_grad():
+                try:
+                    result = self._run(fakes)
+                except (NotImplementedError, RuntimeError):
+                    # Some kernels have no meta implementation: run them on small real tensors.
+                    result = self._run([torch.ones(f.shape, dtype=f.dtype) for f in fakes])
+            runs.append(_as_outputs(result))
+        (first, multi), (second, _) = runs
+        shapes = [tuple(a if a == b else None for a, b in zip(x.shape, y.shape))
+                  if x.dim() == y.dim() else None for x, y in zip(first, second)]
+        if any(s is None for s in shapes):
+            raise ShapeError(f"keras.ops.{self.op}: the output rank depends on an unknown "
+                             f"dimension of its symbolic inputs {[kt.shape for kt in parents]}")
+        return shapes, [standardize_dtype(t.dtype) for t in first], multi
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        raise NotSupportedError("OpLayer output shapes come from its symbolic inputs")
+
+    def symbolic(self, parents: list[KerasTensor]) -> Any:
+        """The KerasTensor(s) this op makes from ``parents`` (recorded as one graph node)."""
+        shapes, dtypes, multi = self.infer(parents)
+        self.built = True
+        if multi:
+            call = object()
+            outputs = [KerasTensor(s, dtype=d, layer=self, parents=parents, name=self.name,
+                                   output_index=i, call=call)
+                       for i, (s, d) in enumerate(zip(shapes, dtypes))]
+            return outputs
+        return KerasTensor(shapes[0], dtype=dtypes[0], layer=self, parents=parents, name=self.name)
+
+    def _call_symbolic(self, inputs: Any, **kwargs: Any) -> Any:
+        # Replayed by Functional.from_config: same parents, same node.
+        return self.symbolic(self._tensor_list(inputs))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(op=self.op, args=_encode(list(self.op_args)), kwargs=_encode(self.op_kwargs))
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OpLayer:
+        config = dict(config)
+        op, args, kwargs = config.pop("op"), config.pop("args", []), config.pop("kwargs", {})
+        return cls(op, _decode(args), _decode(kwargs) if kwargs else {}, **config)
+
+
+def _count_slots(value: Any) -> int:
+    if isinstance(value, _Slot):
+        return 1
+    if isinstance(value, (list, tuple)):
+        return sum(_count_slots(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_count_slots(v) for v in value.values())
+    return 0
+
+
+def _fake(kt: KerasTensor, unknown: int) -> torch.Tensor:
+    shape = tuple(unknown if s is None else int(s) for s in kt.shape)
+    return torch.empty(shape, dtype=TORCH_DTYPES[standardize_dtype(kt.dtype)], device="meta")
+
+
+def symbolic_call(name: str, args: tuple, kwargs: dict) -> Any:
+    """Record op ``name`` applied to ``args``/``kwargs`` (holding KerasTensors) as a graph node."""
+    parents: list[KerasTensor] = []
+    template_args = _template(tuple(args), parents)
+    template_kwargs = _template(dict(kwargs), parents)
+    return OpLayer(name, template_args, template_kwargs).symbolic(parents)
+
+
+def keras_op(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a ``keras.ops`` function; calls holding KerasTensors build graph nodes instead."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        op_name = name or fn.__name__
+        OPS[op_name] = fn
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _has_symbolic(args) or _has_symbolic(kwargs):
+                return symbolic_call(op_name, args, kwargs)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
