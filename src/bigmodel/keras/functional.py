@@ -20,28 +20,14 @@ from bigmodel.keras.layers.base import (
     serialize_layer,
     unique_name,
 )
+from bigmodel.keras.layers.lambda_layer import Input
 from bigmodel.keras.model import Model
 from bigmodel.keras.ops.operators import install_operators
 
+__all__ = ["Functional", "Input"]
+
 # ``x + y``, ``x[:, 0]``, ``x @ w`` ... on symbolic tensors record keras.ops nodes (Keras 3).
 install_operators(KerasTensor)
-
-
-def Input(shape: Any = None, batch_size: int | None = None, dtype: Any = None,
-          sparse: bool | None = None, batch_shape: Any = None, name: str | None = None,
-          tensor: Any = None, optional: bool = False) -> KerasTensor:
-    """A symbolic input of shape ``(batch_size, *shape)`` for functional models or Sequential."""
-    if batch_shape is not None:
-        full = tuple(batch_shape)
-    elif shape is not None:
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        full = (batch_size, *shape)
-    else:
-        raise ConfigError("Input() needs shape= or batch_shape=; received neither")
-    if sparse:
-        raise ConfigError("Input(sparse=True) is not supported: PyTorch layers here take dense "
-                          "tensors")
-    return KerasTensor(full, dtype=str(dtype or "float32"), name=name or unique_name("input_layer"))
 
 
 def _as_list(value: Any) -> list[KerasTensor]:

@@ -1,5 +1,6 @@
 """Keras-compatible layers (channels-last images, Keras names, arguments and defaults)."""
 
+from bigmodel.keras.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from bigmodel.keras.layers.attention import MultiHeadAttention
 from bigmodel.keras.layers.augmentation import (
     RandomErasing,
@@ -17,9 +18,38 @@ from bigmodel.keras.layers.base import (
     serialize_layer,
     set_keras_mask,
 )
+from bigmodel.keras.layers.conv_depthwise import DepthwiseConv2D, SeparableConv1D, SeparableConv2D
+from bigmodel.keras.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from bigmodel.keras.layers.convolution import Conv2D
+from bigmodel.keras.layers.convolution_nd import Conv1D
 from bigmodel.keras.layers.core import Activation, Dense, Dropout, Flatten, InputLayer, Reshape
 from bigmodel.keras.layers.embedding import Embedding
+from bigmodel.keras.layers.lambda_layer import Identity, Input, Lambda
+from bigmodel.keras.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
+from bigmodel.keras.layers.noise import (
+    ActivityRegularization,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
 from bigmodel.keras.layers.normalization import BatchNormalization, LayerNormalization
 from bigmodel.keras.layers.pooling import (
     AveragePooling2D,
@@ -27,9 +57,26 @@ from bigmodel.keras.layers.pooling import (
     GlobalMaxPooling2D,
     MaxPooling2D,
 )
+from bigmodel.keras.layers.pooling1d import (
+    AveragePooling1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
+from bigmodel.keras.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from bigmodel.keras.layers.rcl import RecurrentConv2D
 from bigmodel.keras.layers.recurrent import GRU, LSTM, SimpleRNN
 from bigmodel.keras.layers.recurrent_wrappers import Bidirectional, Masking, TimeDistributed
+from bigmodel.keras.layers.reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Permute,
+    RepeatVector,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
 
 # Keras aliases
 Convolution2D = Conv2D
@@ -37,8 +84,28 @@ MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalMaxPool2D = GlobalMaxPooling2D
+Convolution1D = Conv1D
+Convolution2DTranspose = Conv2DTranspose
+Convolution1DTranspose = Conv1DTranspose
+SeparableConvolution2D = SeparableConv2D
+SeparableConvolution1D = SeparableConv1D
+MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
+GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
 
 __all__ = [
+    "ELU", "ActivityRegularization", "Add", "Average", "AveragePooling1D", "AvgPool1D",
+    "CenterCrop", "Concatenate", "Conv1D", "Conv1DTranspose", "Conv2DTranspose",
+    "Convolution1D", "Convolution1DTranspose", "Convolution2DTranspose", "Cropping1D",
+    "Cropping2D", "DepthwiseConv2D", "Dot", "GaussianDropout", "GaussianNoise",
+    "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D",
+    "Identity", "Input", "Lambda", "LeakyReLU", "MaxPool1D", "MaxPooling1D", "Maximum",
+    "Minimum", "Multiply", "Normalization", "PReLU", "Permute", "ReLU", "RepeatVector",
+    "Rescaling", "Resizing", "SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D",
+    "SeparableConvolution2D", "Softmax", "SpatialDropout1D", "SpatialDropout2D", "Subtract",
+    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
+    "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
     "GRU", "LSTM", "Bidirectional", "Masking", "SimpleRNN", "TimeDistributed",
     "Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D",
     "Convolution2D", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D",

@@ -230,7 +230,8 @@ class Layer(nn.Module):
     # ----------------------------------------------------------------------------- weights
     def add_weight(self, name: str, shape: Sequence[int], initializer: Any = "glorot_uniform",
                    regularizer: Any = None, trainable: bool = True,
-                   torch_perm: Sequence[int] | None = None) -> nn.Parameter:
+                   torch_perm: Sequence[int] | None = None,
+                   constraint: Any = None) -> nn.Parameter:
         """Create a weight of Keras shape ``shape`` and register it as parameter ``name``.
 
         The initializer sees the Keras shape (so fan-in/fan-out match Keras); ``torch_perm`` then
@@ -253,6 +254,11 @@ class Layer(nn.Module):
         reg = regularizers.get(regularizer)
         if reg is not None:
             self._weight_regularizers[name] = reg
+        if constraint is not None:
+            from bigmodel.keras import constraints
+
+            # Read by the optimizers after each step (keras/constraints.py: apply_constraints).
+            param._keras_constraint = (constraints.get(constraint), self._weight_perms[name])
         return param
 
     def add_buffer(self, name: str, value: torch.Tensor) -> None:

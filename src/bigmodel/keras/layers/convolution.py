@@ -27,14 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
-from bigmodel.keras import activations, initializers, regularizers
+from bigmodel.keras import activations, constraints, initializers, regularizers
 from bigmodel.keras.layers.base import Layer, Shape
 from bigmodel.keras.layers.core import (
     PreActivationMixin,
     cast_inputs,
     check_positive_int,
     is_int,
-    reject_constraints,
     resolve,
 )
 
@@ -147,8 +146,8 @@ class Conv2D(PreActivationMixin, Layer):
             raise ConfigError(f"Layer '{self.name}' (Conv2D): `strides > 1` not supported in "
                               f"conjunction with `dilation_rate > 1`. Received: "
                               f"strides={self.strides} and dilation_rate={self.dilation_rate}")
-        reject_constraints(self, kernel_constraint=kernel_constraint,
-                           bias_constraint=bias_constraint)
+        self.kernel_constraint = resolve(self, "kernel_constraint", kernel_constraint)
+        self.bias_constraint = resolve(self, "bias_constraint", bias_constraint)
         self.activation = resolve(self, "activation", activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = resolve(self, "kernel_initializer", kernel_initializer)
@@ -175,7 +174,8 @@ class Conv2D(PreActivationMixin, Layer):
         self.compute_output_shape(input_shape)  # raises if the image is smaller than the kernel
         kh, kw = self.kernel_size
         self.add_weight("kernel", (kh, kw, channels // self.groups, self.filters),
-                        self.kernel_initializer, self.kernel_regularizer, torch_perm=(3, 2, 0, 1))
+                        self.kernel_initializer, self.kernel_regularizer, torch_perm=(3, 2, 0, 1),
+                        constraint=self.kernel_constraint)
         with torch.no_grad():  # same memory format as the NHWC activations: no hidden copy
             # Not .contiguous(memory_format=...): with one input channel (a grayscale first layer)
             # the shape is ambiguous, .contiguous keeps NCHW strides, and oneDNN then runs the
@@ -185,7 +185,8 @@ class Conv2D(PreActivationMixin, Layer):
             self.kernel.data = torch.empty_like(
                 kernel, memory_format=torch.channels_last).copy_(kernel)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+            self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
+                            constraint=self.bias_constraint)
         self.input_axes = {self._channel_axis: channels}
         super().build(input_shape)
 
@@ -247,5 +248,6 @@ class Conv2D(PreActivationMixin, Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": None, "bias_constraint": None}
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
-from bigmodel.keras import activations, initializers, regularizers
+from bigmodel.keras import activations, constraints, initializers, regularizers
 from bigmodel.keras.layers.base import Layer, Shape
 from bigmodel.nn.augment import SeededGenerators
 
@@ -48,12 +48,15 @@ def reject_constraints(layer: Layer, **constraints: Any) -> None:
 
 
 def resolve(layer: Layer, argument: str, value: Any) -> Any:
-    """The activation / initializer / regularizer named by ``value`` for ``argument`` (chosen by the
-    argument's suffix); unknown names raise with the layer's name in the message."""
+    """The activation / initializer / regularizer / constraint named by ``value`` for
+    ``argument`` (chosen by the argument's suffix); unknown names raise with the layer's name in
+    the message."""
     if argument.endswith("activation"):
         getter: Any = activations.get
     elif argument.endswith("initializer"):
         getter = initializers.get
+    elif argument.endswith("constraint"):
+        getter = constraints.get
     else:
         getter = regularizers.get
     try:
@@ -169,8 +172,8 @@ class Dense(PreActivationMixin, Layer):
         if not is_int(units) or units <= 0:
             raise ConfigError(f"Layer '{self.name}' (Dense): received an invalid value for "
                               f"`units`, expected a positive integer. Received: units={units!r}")
-        reject_constraints(self, kernel_constraint=kernel_constraint,
-                           bias_constraint=bias_constraint)
+        self.kernel_constraint = resolve(self, "kernel_constraint", kernel_constraint)
+        self.bias_constraint = resolve(self, "bias_constraint", bias_constraint)
         self.units = int(units)
         self.activation = resolve(self, "activation", activation)
         self.use_bias = bool(use_bias)
@@ -187,9 +190,11 @@ class Dense(PreActivationMixin, Layer):
                              f"should be defined. Found None. Full input shape received: "
                              f"{tuple(input_shape)}")
         self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer,
-                        self.kernel_regularizer, torch_perm=(1, 0))
+                        self.kernel_regularizer, torch_perm=(1, 0),
+                        constraint=self.kernel_constraint)
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+            self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer,
+                            constraint=self.bias_constraint)
         self.input_axes = {-1: input_dim}
         super().build(input_shape)
 
@@ -208,7 +213,8 @@ class Dense(PreActivationMixin, Layer):
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": None, "bias_constraint": None}
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class Flatten(Layer):
