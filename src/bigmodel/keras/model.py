@@ -25,9 +25,9 @@ from bigmodel.errors import (
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
-from bigmodel.keras.layers.base import Layer, _child_layers, get_keras_mask
+from bigmodel.keras.layers.base import Layer, _child_layers, get_keras_mask, is_shape_list
 from bigmodel.keras.metric_adapters import _mask_weights, _MaskedMetric, _OnProbabilities
-from bigmodel.keras.model_data import ModelDataMixin, _as_numpy, _is_array_like
+from bigmodel.keras.model_data import ModelDataMixin, _as_numpy, _is_array_like, check_arguments
 
 _INTEGER_INPUT_LAYERS = ("Embedding",)
 
@@ -89,6 +89,8 @@ class Model(ModelDataMixin, Layer):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         shape = tuple(input_shape)
         for layer in self.layers:
+            if isinstance(layer, Layer) and not is_shape_list(shape):
+                layer._check_input_shape(shape)  # the ShapeError a call would give, not an IndexError
             shape = layer.compute_output_shape(shape)
         return shape
 
@@ -334,12 +336,15 @@ class Model(ModelDataMixin, Layer):
 
         Raises:
             DataError: empty data, x/y length mismatch, labels out of range, NaN inputs.
-            ConfigError: not compiled, bad validation_split.
+            ConfigError: not compiled, bad validation_split, an argument out of range.
+            InputTypeError: an argument of the wrong type (``epochs='2'``), named in the message.
         """
         self._require_compiled("fit")
+        check_arguments("fit", epochs=epochs, batch_size=batch_size, verbose=verbose,
+                        validation_split=validation_split, initial_epoch=initial_epoch,
+                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                        validation_batch_size=validation_batch_size, validation_freq=validation_freq)
         batch_size = 32 if batch_size is None else int(batch_size)
-        if not 0.0 <= validation_split < 1.0:
-            raise ConfigError(f"validation_split must be in [0, 1); received {validation_split}")
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit")
             val = None
@@ -364,6 +369,7 @@ class Model(ModelDataMixin, Layer):
             train, x_sample, y_sample = self._peek(x)
             val = self._validation_tuple(validation_data) if validation_data is not None else None
         self._setup_trainer(x_sample, y_sample)
+        self._check_class_weight(class_weight, x_sample, sample_weight)
         trainer = self._trainer
         trainer.verbose = 1 if verbose == "auto" else int(verbose)
         self._stop_training = False
@@ -385,6 +391,7 @@ class Model(ModelDataMixin, Layer):
                  callbacks: Any = None, return_dict: bool = False) -> Any:
         """Loss and metrics on data: a float, a list ``[loss, *metrics]``, or a dict."""
         self._require_compiled("evaluate")
+        check_arguments("evaluate", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate")
@@ -409,6 +416,7 @@ class Model(ModelDataMixin, Layer):
         """Model outputs for ``x`` as a NumPy array (probabilities for a softmax output)."""
         from bigmodel.engine import Trainer
 
+        check_arguments("predict", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
         if _is_array_like(x):
             x = self._standardize_input(_as_numpy(x, "predict: x"))

@@ -8,13 +8,16 @@ A mixin of :class:`bigmodel.keras.model.Model`; it uses the model's ``loss``, ``
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from bigmodel.errors import DataError, InputTypeError, describe
+from bigmodel.errors import ConfigError, DataError, InputTypeError, describe
 from bigmodel.keras import losses as losses_mod
+from bigmodel.keras.layers.base import is_shape_list
 
 
 def _is_array_like(value: Any) -> bool:
@@ -32,6 +35,52 @@ def _as_numpy(value: Any, what: str) -> np.ndarray | torch.Tensor:
     if value.dtype.kind not in "biuf":
         raise InputTypeError(f"{what} must hold numbers; received dtype {value.dtype}")
     return value
+
+# fit/evaluate/predict arguments that must be integers: the smallest value each accepts, and
+# whether None (Keras's "not given") is allowed.
+_INTEGER_ARGUMENTS = {"epochs": (0, False), "initial_epoch": (0, False), "batch_size": (1, True),
+                      "steps_per_epoch": (1, True), "validation_steps": (1, True),
+                      "validation_batch_size": (1, True), "validation_freq": (1, False),
+                      "steps": (1, True)}
+
+
+def check_arguments(where: str, **arguments: Any) -> None:
+    """Check the types and ranges of ``fit``/``evaluate``/``predict`` keyword arguments.
+
+    Args:
+        where: the method, for the message (``"fit"``).
+        arguments: any of ``epochs``, ``initial_epoch``, ``batch_size``, ``steps_per_epoch``,
+            ``validation_steps``, ``validation_batch_size``, ``validation_freq``, ``steps``,
+            ``verbose`` and ``validation_split``.
+
+    Raises:
+        InputTypeError: a value of the wrong type (``epochs='2'``), naming the argument.
+        ConfigError: a value out of range (``batch_size=0``, ``verbose=3``, ``validation_split=1.5``).
+    """
+    for name, value in arguments.items():
+        if name == "verbose":
+            if not (isinstance(value, (str, numbers.Integral)) and value in ("auto", 0, 1, 2)):
+                raise ConfigError(f"{where}: verbose must be 'auto', 0, 1 or 2; received "
+                                  f"verbose={value!r}")
+        elif name == "validation_split":
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InputTypeError(f"{where}: validation_split must be a number in [0, 1); "
+                                     f"received validation_split={value!r} "
+                                     f"({type(value).__name__})")
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{where}: validation_split must be in [0, 1); received "
+                                  f"validation_split={value!r}")
+        else:
+            minimum, optional = _INTEGER_ARGUMENTS[name]
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InputTypeError(f"{where}: {name} must be an integer >= {minimum}"
+                                     f"{' or None' if optional else ''}; received {name}={value!r} "
+                                     f"({type(value).__name__})")
+            if value < minimum:
+                raise ConfigError(f"{where}: {name} must be >= {minimum}; received {name}={value!r}")
+
 
 class ModelDataMixin:
     """Input conversion and checks of ``fit``/``evaluate``/``predict`` (see the module doc)."""
@@ -73,6 +122,39 @@ class ModelDataMixin:
                             f"with a {classes}-unit output layer; received labels in "
                             f"[{low}, {high}]")
 
+    def _check_class_weight(self, class_weight: Any, x_sample: Any, sample_weight: Any) -> None:
+        """Keras 3's ``class_weight`` rules, plus: every class named must be one the model outputs.
+
+        Raises:
+            ConfigError: not a dict; a key that is not an integer class index; given together with
+                ``sample_weight``; a multi-output model; a class outside ``[0, classes)`` for the
+                output layer's units (2 classes for one unit).
+        """
+        if class_weight is None:
+            return
+        if not isinstance(class_weight, Mapping):
+            raise ConfigError(f"fit: class_weight must be a dict {{class index: weight}}; received "
+                              f"class_weight={class_weight!r} ({type(class_weight).__name__})")
+        if sample_weight is not None:
+            raise ConfigError("fit: class_weight and sample_weight cannot be given at the same time")
+        keys = []
+        for key in class_weight:
+            if isinstance(key, bool) or not isinstance(key, (numbers.Integral, str)) or (
+                    isinstance(key, str) and not key.strip().lstrip("-").isdigit()):
+                raise ConfigError(f"fit: class_weight keys must be integer class indices; received "
+                                  f"the key {key!r} ({type(key).__name__})")
+            keys.append(int(key))
+        shape = self.compute_output_shape((None, *self._standardize_input(x_sample).shape[1:]))
+        if is_shape_list(shape):
+            raise ConfigError("fit: class_weight is only supported for models with a single output")
+        units = shape[-1] if len(shape) > 1 else None
+        classes = None if units is None else (2 if units == 1 else units)
+        wrong = sorted(k for k in keys if k < 0 or (classes is not None and k >= classes))
+        if wrong:
+            raise ConfigError(f"fit: class_weight names classes {wrong} that the model does not "
+                              f"have: its output has {units} unit(s), so classes are 0.."
+                              f"{(classes or 1) - 1}; received class_weight={dict(class_weight)!r}")
+
     def _validation_tuple(self, data: Any) -> Any:
         if isinstance(data, (tuple, list)) and len(data) in (2, 3) and _is_array_like(data[0]):
             x_val, y_val, *rest = data
@@ -106,4 +188,4 @@ class ModelDataMixin:
         raise InputTypeError(f"fit: cannot use x of type {type(data).__name__}; expected arrays, "
                              "a Dataset, a DataLoader or an iterable of batches")
 
-__all__ = ["ModelDataMixin", "_as_numpy", "_is_array_like"]
+__all__ = ["ModelDataMixin", "_as_numpy", "_is_array_like", "check_arguments"]

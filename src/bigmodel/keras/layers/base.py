@@ -132,6 +132,33 @@ def is_shape_list(shape: Any) -> bool:
             and isinstance(shape[0], (list, tuple)))
 
 
+def checked_shape(shape: Any, argument: str, where: str, batch: bool = False) -> tuple:
+    """``shape`` as a tuple after checking each size is a positive integer or ``None``.
+
+    Args:
+        shape: the sizes as given (``input_shape=(28, 28)``); an int means a 1-tuple.
+        argument: the argument's name for the message (``"input_shape"``).
+        where: who received it (``"Layer 'dense' (Dense)"``).
+        batch: ``shape`` starts with the batch axis (``batch_input_shape``), which may be ``None``.
+
+    Raises:
+        ConfigError: not a sequence of sizes, or a size that is negative, zero or not an integer.
+    """
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)):
+        raise ConfigError(f"{where}: {argument} must be a tuple of sizes; received "
+                          f"{argument}={shape!r} ({type(shape).__name__})")
+    for size in shape:
+        if size is None:
+            continue
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ConfigError(f"{where}: every size in {argument} must be a positive integer or "
+                              f"None{' (the batch axis)' if batch else ''}; received "
+                              f"{argument}={tuple(shape)!r}")
+    return tuple(None if size is None else int(size) for size in shape)
+
+
 def _flatten_symbolic(args: Any) -> list[KerasTensor]:
     if isinstance(args, KerasTensor):
         return [args]
@@ -191,12 +218,14 @@ class Layer(nn.Module):
         if dtype not in (None, "float32", torch.float32):
             raise ConfigError(f"Layer '{self._layer_name}': only dtype float32 is supported "
                               f"for weights; received dtype={dtype!r} (use the engine's precision)")
+        where = f"Layer '{self._layer_name}' ({type(self).__name__})"
         if batch_input_shape is not None:
-            self._declared_input_shape: Shape | None = tuple(batch_input_shape)
+            self._declared_input_shape: Shape | None = checked_shape(
+                batch_input_shape, "batch_input_shape", where, batch=True)
         elif input_shape is not None:
-            self._declared_input_shape = (None, *tuple(input_shape))
+            self._declared_input_shape = (None, *checked_shape(input_shape, "input_shape", where))
         elif input_dim is not None:
-            self._declared_input_shape = (None, int(input_dim))
+            self._declared_input_shape = (None, *checked_shape(input_dim, "input_dim", where))
         else:
             self._declared_input_shape = None
         self.activity_regularizer = regularizers.get(activity_regularizer)
