@@ -267,29 +267,15 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
              verbose: int = 1) -> FinetuneResult:
     """Fine-tune ``source`` as ``recipe`` (a :class:`FinetuneRecipe`) says; write the run directory.
 
-    Everything is loaded and configured before the run directory is created, so a bad recipe or
+    The run directory is created and locked first (:func:`bigmodel.cli.train.claimed_run_dir`);
+    everything is loaded and configured before anything is written into it, so a bad recipe or
     source leaves nothing on disk.
     """
     import numpy as np
-    import torch
-    from torch import nn
-
-    from bigmodel import transfer
-    from bigmodel.cli.recipe import dump_recipe, save_recipe
-    from bigmodel.cli.train import (
-        _explicit_run_dir,
-        _remove_if_empty,
-        build_optimizer,
-        make_run_dir,
-    )
-    from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
-    from bigmodel.engine.report import format_duration, write_report, write_run_plots
-    from bigmodel.engine.trainer import Trainer
-    from bigmodel.models import save_model
-    from bigmodel.utils.io import atomic_write_json
+    from bigmodel.cli.train import claimed_run_dir
 
     started = time.perf_counter()
-    train, section = recipe.train, recipe.finetune
+    train = recipe.train
     if train.strategy != "single" or train.activation_checkpointing or train.compile \
             or train.channels_last or train.l2 or recipe.data.augment:
         from bigmodel.errors import ConfigError
@@ -298,7 +284,25 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
                           "train.activation_checkpointing, train.compile, train.channels_last, "
                           "train.l2 or data.augment (use bigmodel train for those); received "
                           f"strategy={train.strategy!r}")
-    _explicit_run_dir(recipe, run_dir)
+    with claimed_run_dir(recipe, run_dir, default_name) as path:
+        return _finetune_in(source, recipe, path, verbose, started)
+
+
+def _finetune_in(source: str, recipe, path: Path, verbose: int, started: float) -> FinetuneResult:
+    """:func:`finetune` in the claimed run directory ``path``."""
+    import torch
+    from torch import nn
+
+    from bigmodel import transfer
+    from bigmodel.cli.recipe import dump_recipe, save_recipe
+    from bigmodel.cli.train import build_optimizer
+    from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
+    from bigmodel.engine.report import format_duration, write_report, write_run_plots
+    from bigmodel.engine.trainer import Trainer
+    from bigmodel.models import save_model
+    from bigmodel.utils.io import atomic_write_json
+
+    train, section = recipe.train, recipe.finetune
     if train.seed is not None:
         torch.manual_seed(train.seed)
         np.random.seed(train.seed)
@@ -345,17 +349,12 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
     params, callbacks = configure(model, section, train, data.num_classes, not is_dir,
                                   data.y_train)
     counts = transfer.summary(model)
-    path = make_run_dir(recipe, run_dir, default_name)
-    try:
-        trainer = Trainer(model, loss=nn.CrossEntropyLoss(), metrics=["accuracy"],
-                          optimizer=build_optimizer(train, params), device=train.device,
-                          precision=train.precision, grad_clip_norm=train.grad_clip_norm,
-                          run_dir=str(path), seed=train.seed, verbose=verbose,
-                          scheduler=train.scheduler.engine_spec() if train.scheduler else None,
-                          grad_accum_steps=train.grad_accum_steps)
-    except BaseException:
-        _remove_if_empty(path)
-        raise
+    trainer = Trainer(model, loss=nn.CrossEntropyLoss(), metrics=["accuracy"],
+                      optimizer=build_optimizer(train, params), device=train.device,
+                      precision=train.precision, grad_clip_norm=train.grad_clip_norm,
+                      run_dir=str(path), seed=train.seed, verbose=verbose,
+                      scheduler=train.scheduler.engine_spec() if train.scheduler else None,
+                      grad_accum_steps=train.grad_accum_steps)
     save_recipe(recipe, path / "recipe.yaml")
     stopper = None
     if train.early_stopping is not None:

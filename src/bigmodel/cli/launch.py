@@ -87,7 +87,8 @@ def launch(args) -> int:
             or a run directory that is not new or empty -- all before any process starts.
     """
     from bigmodel.cli.recipe import load_recipe
-    from bigmodel.cli.train import make_run_dir
+    from bigmodel.cli.train import claimed_run_dir
+    from bigmodel.engine import run_lock
     from bigmodel.engine.distributed import check_global_batch
     from bigmodel.errors import ConfigError
 
@@ -99,8 +100,10 @@ def launch(args) -> int:
         raise ConfigError(f"--nproc {args.nproc} needs train.strategy ddp, fsdp or hybrid; the recipe "
                           "says 'single' (add --set train.strategy=ddp)")
     check_global_batch(recipe.train.batch_size, args.nproc, recipe.train.grad_accum_steps)
-    path = make_run_dir(recipe, args.run_dir, Path(args.recipe).stem)
-    command = torchrun_command(args.recipe, path, args.nproc, args.max_restarts, list(args.overrides),
-                               bool(getattr(args, "debug", False)))
-    print(f"launching {args.nproc} processes: {' '.join(command)}", flush=True)
-    return subprocess.run(command, check=False).returncode
+    # This process holds the run directory's lock for the whole job; its workers are told so.
+    with claimed_run_dir(recipe, args.run_dir, Path(args.recipe).stem) as path:
+        command = torchrun_command(args.recipe, path, args.nproc, args.max_restarts,
+                                   list(args.overrides), bool(getattr(args, "debug", False)))
+        print(f"launching {args.nproc} processes: {' '.join(command)}", flush=True)
+        environment = {**os.environ, **run_lock.launcher_environment(path)}
+        return subprocess.run(command, check=False, env=environment).returncode

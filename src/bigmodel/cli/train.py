@@ -23,11 +23,13 @@ import datetime
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bigmodel.cli.inference import loss_and_accuracy, predict_logits
 from bigmodel.cli.splits import Splits, load_splits
+from bigmodel.engine import run_lock
 
 
 def add_parser(subparsers, parents) -> None:
@@ -164,7 +166,8 @@ def _explicit_run_dir(recipe, run_dir: str | None) -> Path | None:
     if run_dir is None and recipe.output.name is None:
         return None
     path = Path(run_dir) if run_dir is not None else Path(recipe.output.root) / recipe.output.name
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and (not path.is_dir() or any(not run_lock.is_lock_file(entry)
+                                                   for entry in path.iterdir())):
         raise ConfigError(f"Run directory {path} already exists and is not empty; choose another "
                           "(--run-dir / output.name) or remove it")
     return path
@@ -193,6 +196,36 @@ def make_run_dir(recipe, run_dir: str | None, default_name: str) -> Path:
             suffix += 1
 
 
+@contextlib.contextmanager
+def claimed_run_dir(recipe, run_dir: str | None, default_name: str,
+                    workers: bool = False) -> Iterator[Path]:
+    """Create the run directory (as :func:`make_run_dir`) and hold its lock for the block
+    (:mod:`bigmodel.engine.run_lock`), before anything is loaded or written: two runs started
+    together on one directory cannot both pass the emptiness check. The check is made again
+    under the lock. A directory left empty (an error before anything was written) is removed.
+    Torchrun workers share the directory (:func:`bigmodel.cli.launch.worker_run_dir`); rank 0
+    holds the lock for them.
+
+    Raises:
+        ConfigError: the directory is not empty, or another process holds it (names its pid).
+    """
+    from bigmodel.cli import launch
+
+    if workers:
+        path = launch.worker_run_dir(recipe, run_dir, default_name)
+        with run_lock.hold(path, enabled=launch.rank() == 0):
+            yield path
+        return
+    path = make_run_dir(recipe, run_dir, default_name)
+    try:
+        with run_lock.hold(path):
+            if run_dir is not None or recipe.output.name is not None:
+                _explicit_run_dir(recipe, str(path))  # again, now that no one else can write
+            yield path
+    finally:
+        _remove_if_empty(path)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -216,22 +249,16 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
                  verbose: int = 1) -> TrainResult:
     """Train what ``recipe`` describes and write the run directory (see the module doc).
 
-    Data, model and trainer are all built before anything is written, so an error in the recipe
-    leaves no run directory behind.
+    The run directory is created and locked first (:func:`claimed_run_dir`); data, model and
+    trainer are all built before anything is written into it, so an error in the recipe leaves no
+    run directory behind.
 
     Raises:
         ConfigError / DataFileError / TrainingError / ...: any :class:`BigModelError`.
     """
-    import numpy as np
     import torch
-    from torch import nn
 
     from bigmodel.cli import launch
-    from bigmodel.cli.recipe import save_recipe
-    from bigmodel.cli.text_data import TEXT_DATA, check_text_model
-    from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
-    from bigmodel.engine.trainer import Trainer
-    from bigmodel.models import create_model, model_defaults, save_model
 
     started = time.perf_counter()
     train = recipe.train
@@ -241,8 +268,23 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
 
         check_strategy(train.strategy, train.precision, torch.device("cpu") if train.device == "cpu"
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    else:
-        _explicit_run_dir(recipe, run_dir)  # fail before the slow steps, create only after them
+    with claimed_run_dir(recipe, run_dir, default_name, workers) as path:
+        return _train_in(recipe, path, workers, verbose, started)
+
+
+def _train_in(recipe, path: Path, workers: bool, verbose: int, started: float) -> TrainResult:
+    """:func:`train_recipe` in the claimed run directory ``path``."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from bigmodel.cli.recipe import save_recipe
+    from bigmodel.cli.text_data import TEXT_DATA, check_text_model
+    from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
+    from bigmodel.engine.trainer import Trainer
+    from bigmodel.models import create_model, model_defaults, save_model
+
+    train = recipe.train
     if recipe.data.name in TEXT_DATA:
         check_text_model(recipe.model.name, recipe.data.name)
     if train.seed is not None:
@@ -266,23 +308,15 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
     augmentation = build_augmentation(recipe.data.augment)
     trained = _augmented(model, augmentation) if augmentation is not None else model
 
-    if workers:
-        path = launch.worker_run_dir(recipe, run_dir, default_name)
-    else:
-        path = make_run_dir(recipe, run_dir, default_name)
-    try:
-        trainer = Trainer(
-            trained, loss=nn.CrossEntropyLoss(), lr=train.lr, metrics=["accuracy"],
-            optimizer=build_optimizer(train, trained.parameters()), device=train.device,
-            precision=train.precision, grad_clip_norm=train.grad_clip_norm, run_dir=str(path),
-            seed=train.seed, verbose=verbose, channels_last=train.channels_last,
-            scheduler=train.scheduler.engine_spec() if train.scheduler is not None else None,
-            extra_loss=kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None,
-            strategy=train.strategy, activation_checkpointing=train.activation_checkpointing,
-            compile=train.compile, grad_accum_steps=train.grad_accum_steps)
-    except BaseException:
-        _remove_if_empty(path)
-        raise
+    trainer = Trainer(
+        trained, loss=nn.CrossEntropyLoss(), lr=train.lr, metrics=["accuracy"],
+        optimizer=build_optimizer(train, trained.parameters()), device=train.device,
+        precision=train.precision, grad_clip_norm=train.grad_clip_norm, run_dir=str(path),
+        seed=train.seed, verbose=verbose, channels_last=train.channels_last,
+        scheduler=train.scheduler.engine_spec() if train.scheduler is not None else None,
+        extra_loss=kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None,
+        strategy=train.strategy, activation_checkpointing=train.activation_checkpointing,
+        compile=train.compile, grad_accum_steps=train.grad_accum_steps)
     main_process = trainer._dist is None or trainer._dist.is_main
     if main_process:
         save_recipe(recipe, path / "recipe.yaml")

@@ -20,9 +20,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import torch.distributed as dist
 
 from bigmodel.engine.schedules import get_learning_rate, set_learning_rate
 from bigmodel.errors import ConfigError
+from bigmodel.utils.io import atomic_write_text
 
 
 class Callback:
@@ -130,7 +132,10 @@ class CSVLogger(Callback):
 
     Columns are ``epoch`` then the sorted log keys of the first epoch (plus ``val_`` twins when the
     first epoch had no validation). The file is flushed and synced after every row, so a crash
-    loses at most the epoch being written.
+    loses at most the epoch being written. A ``Trainer.fit(resume=True)`` that restored a checkpoint
+    first drops the rows of epochs at or past the restored one (written before a kill that came
+    before their checkpoint), so they are not logged twice. Under ``torch.distributed`` only
+    rank 0 writes.
 
     Args:
         filename: CSV path.
@@ -170,6 +175,13 @@ class CSVLogger(Callback):
             if self.keys and not any(key.startswith("val_") for key in self.keys):
                 self.keys.extend(["val_" + key for key in self.keys])
         if self.writer is None:
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = self.writer = None
+        if _distributed_rank() != 0:
+            return  # every process sees the same (averaged) logs; rank 0 writes them
+        if self.append and self.params.get("resume") and os.path.exists(self.filename):
+            _drop_rows_from(self.filename, int(self.params.get("initial_epoch", 0)), self.sep)
             dialect = type("_Dialect", (csv.excel,), {"delimiter": self.sep})
             self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch", *self.keys], dialect=dialect)
             if self.append_header:
@@ -181,10 +193,10 @@ class CSVLogger(Callback):
         os.fsync(self.csv_file.fileno())
 
     def on_train_end(self, logs=None) -> None:
-        if self.csv_file is not None and not self.csv_file.closed:
-            self.csv_file.close()
         self.writer = None
 
+        if self.csv_file is None:
+            return  # not rank 0
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, str):
@@ -207,6 +219,34 @@ class TensorBoard(Callback):
 
     Raises:
         ConfigError: the ``tensorboard`` package is not installed, or ``update_freq`` is invalid.
+def _distributed_rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _drop_rows_from(filename: str, epoch: int, separator: str) -> None:
+    """Rewrite ``filename`` (atomically) without the rows of epochs ``>= epoch`` and without a
+    partly written last line; left as it is when it has no ``epoch`` column."""
+    with open(filename, encoding="utf-8", newline="") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    if not lines:
+        return
+    header = next(csv.reader([lines[0]], delimiter=separator))
+    if "epoch" not in header:
+        return
+    column = header.index("epoch")
+    kept = [lines[0]]
+    for line in lines[1:]:
+        cells = next(csv.reader([line], delimiter=separator), [])
+        try:
+            complete = line.endswith(("\n", "\r")) and int(cells[column]) < epoch
+        except (IndexError, ValueError):
+            complete = False
+        if complete:
+            kept.append(line)
+    if len(kept) < len(lines):
+        atomic_write_text(filename, "".join(kept))
+
+
     """
 
     def __init__(self, log_dir="logs", update_freq="epoch") -> None:

@@ -20,6 +20,7 @@ parses.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -162,6 +163,59 @@ def unshare_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
         tensor = tensor.detach()
         if tensor.device.type != "cpu":
             tensor = tensor.cpu()
+def first_nonfinite(state: Any, prefix: str = "") -> str | None:
+    """The name (``group.key...``) of the first floating-point tensor in a nested state holding NaN
+    or Inf, or ``None`` when all are finite. One device sync for the whole state."""
+    names: list[str] = []
+    flags: list[torch.Tensor] = []
+
+    def visit(value: Any, path: str) -> None:
+        if isinstance(value, torch.Tensor):
+            local = value.to_local() if hasattr(value, "to_local") else value  # a DTensor's shard
+            if local.is_floating_point() or local.is_complex():
+                names.append(path)
+                flags.append(torch.isfinite(local.detach()).all())
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                visit(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                visit(item, f"{path}.{index}" if path else str(index))
+
+    visit(state, prefix)
+    if not flags:
+        return None
+    finite = torch.stack([flag.to(flags[0].device) for flag in flags]).cpu()
+    if bool(finite.all()):
+        return None
+    return names[int((~finite).nonzero()[0])]
+
+
+def _state_bytes(tensors: Mapping[str, Mapping[str, torch.Tensor]], documents: Mapping[str, Any]) -> int:
+    """About how many bytes a checkpoint of these tensors and documents takes on disk."""
+    size = sum(t.numel() * t.element_size() + 256 for group in tensors.values() for t in group.values())
+    return size + sum(len(json.dumps(document)) for document in documents.values()) + 4096
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    # safetensors reports the OS error only in its message ("... No space left on device (os error 28)")
+    return isinstance(err, SafetensorError) and ("os error 28" in str(err) or "No space left" in str(err))
+
+
+def disk_full_error(folder: Path, needed: int) -> CheckpointError:
+    """The :class:`CheckpointError` for a write that found the disk full (names folder and sizes)."""
+    try:
+        free = f"{shutil.disk_usage(folder).free:,} bytes free"
+    except OSError:
+        free = "free space unknown"
+    return CheckpointError(
+        f"No space left on the disk holding {folder}: writing the checkpoint needs about {needed:,} "
+        f"bytes ({free}). Nothing was replaced: the previous checkpoints are intact. Free some space "
+        "(or point run_dir elsewhere) and resume")
+
+
         storage = tensor.untyped_storage().data_ptr()
         if storage in seen and tensor.numel() > 0:
             tensor = tensor.clone()  # safetensors refuses tensors that share memory
@@ -218,7 +272,7 @@ def write_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, Mapping
             os.rename(target, old)
         os.rename(temporary, target)
         _fsync(target.parent)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(temporary, ignore_errors=True)
         if old is not None and not target.exists():
             os.rename(old, target)
@@ -230,6 +284,8 @@ def write_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, Mapping
 
 def read_json_record(path: Path, missing: str, what: str) -> Any:
     """The parsed JSON of a checkpoint's record file ``path`` (``what`` names it in errors).
+        if _is_disk_full(err):
+            raise disk_full_error(target.parent, _state_bytes(tensors, documents)) from None
 
     Raises:
         CheckpointError: ``missing`` when the file is absent; a pickle payload (refused unread);
@@ -328,9 +384,19 @@ def read_checkpoint(directory: str | os.PathLike) -> LoadedCheckpoint:
 # --- plain weight files ---------------------------------------------------------------------
 
 def save_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Write ``module.state_dict()`` to ``path`` as safetensors, atomically (tied tensors allowed)."""
-    with atomic_path(path) as temporary:
-        save_file(unshare_tensors(module.state_dict()), str(temporary))
+    """Write ``module.state_dict()`` to ``path`` as safetensors, atomically (tied tensors allowed).
+
+    Raises:
+        CheckpointError: the disk is full (names the folder and the bytes needed; ``path`` untouched).
+    """
+    state = unshare_tensors(module.state_dict())
+    try:
+        with atomic_path(path) as temporary:
+            save_file(state, str(temporary))
+    except (OSError, SafetensorError) as err:
+        if _is_disk_full(err):
+            raise disk_full_error(Path(path).parent, _state_bytes({"model": state}, {})) from None
+        raise
 
 
 def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
@@ -434,8 +500,28 @@ class CheckpointManager:
 
 
 __all__ = [
-    "CheckpointManager", "LoadedCheckpoint", "capture_rng_state", "decode_state", "encode_state",
+    "CheckpointManager", "LoadedCheckpoint", "capture_rng_state", "decode_state", "disk_full_error",
+    "encode_state", "first_nonfinite",
     "unshare_tensors",
     "find_checkpoints", "latest_checkpoint", "load_weights", "read_checkpoint", "read_manifest",
     "restore_rng_state", "save_weights", "verify_checkpoint", "write_checkpoint",
 ]
+    def remove_temporary(self) -> None:
+        """Delete what killed writes left: hidden ``.*.tmp`` / ``.*.partial`` / ``.*.old-*`` entries
+        under ``checkpoints`` (and its ``sharded`` folder) and ``.*.tmp`` files in the run directory.
+        Call it only while holding the run directory's lock (:mod:`bigmodel.engine.run_lock`): then
+        no other writer can be using them."""
+        patterns = (".*.tmp", ".*.partial", ".*.old-*")
+        for folder in (self.root, self.root / "sharded"):
+            if not folder.is_dir():
+                continue
+            for pattern in patterns:
+                for path in folder.glob(pattern):
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+        for path in self.root.parent.glob(".*.tmp"):
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+

@@ -19,6 +19,7 @@ so the result is the exact per-sample mean even when the last batch is smaller.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -308,9 +309,11 @@ class RunningLoss:
     """Batch-size-weighted running mean of per-batch losses (Keras's logged ``loss``).
 
     The training loop appends each batch's detached loss to ``pending`` and its size to ``sizes``
-    (two list appends: no device op, no sync); ``flush`` folds them into a device total, and
-    ``mean`` reads it back. ``bad_step`` is the 1-based index (among all batches added) of the
-    first non-finite loss, found at the flush after it.
+    (two list appends: no device op, no sync); ``flush`` reads them back and adds them to a
+    float64 total one step at a time, in step order, so the total -- and every logged loss -- is
+    the same whenever the flushes happen (the loop flushes when its progress display refreshes,
+    on the wall clock); ``mean`` reads it. ``bad_step`` is the 1-based index (among all batches
+    added) of the first non-finite loss, found at the flush after it.
     """
 
     __slots__ = ("pending", "sizes", "total", "count", "steps", "bad_step")
@@ -318,7 +321,7 @@ class RunningLoss:
     def __init__(self) -> None:
         self.pending: list[torch.Tensor] = []
         self.sizes: list[int] = []
-        self.total: torch.Tensor | None = None
+        self.total = 0.0
         self.count = 0
         self.steps = 0
         self.bad_step: int | None = None
@@ -326,13 +329,15 @@ class RunningLoss:
     def flush(self) -> None:
         if not self.pending:
             return
-        values = torch.stack(self.pending).float()
-        finite = torch.isfinite(values)
-        if self.bad_step is None and not bool(finite.all()):
-            self.bad_step = self.steps + int((~finite).nonzero()[0]) + 1
-        sizes = torch.tensor(self.sizes, dtype=values.dtype, device=values.device)
-        chunk = (values * sizes).sum()
-        self.total = chunk if self.total is None else self.total + chunk
+        # One device read for the whole chunk; the float64 per-step sum does not depend on how
+        # the steps were chunked (a chunked float32 sum did, in the 7th digit).
+        values = torch.stack([value.reshape(()) for value in self.pending]).double().tolist()
+        total = self.total
+        for index, (value, size) in enumerate(zip(values, self.sizes)):
+            if self.bad_step is None and not math.isfinite(value):
+                self.bad_step = self.steps + index + 1
+            total += value * size
+        self.total = total
         self.count += sum(self.sizes)
         self.steps += len(self.pending)
         self.pending.clear()
@@ -340,7 +345,7 @@ class RunningLoss:
 
     def mean(self) -> float:
         self.flush()
-        return float(self.total) / self.count if self.count else 0.0
+        return self.total / self.count if self.count else 0.0
 
 
 # Defined in their own module (they share the confusion-count logic); importable from here.

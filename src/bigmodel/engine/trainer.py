@@ -50,7 +50,7 @@ from bigmodel.engine.resolve import (
 )
 from bigmodel.engine.schedules import build_scheduler, needs_total_steps
 from bigmodel.engine.trainer_inference import InferenceMixin
-from bigmodel.engine.trainer_persistence import PersistenceMixin
+from bigmodel.engine.trainer_persistence import PersistenceMixin, holding_run_dir
 from bigmodel.errors import ConfigError, DataError, InputTypeError, TrainingError
 
 
@@ -169,6 +169,7 @@ class Trainer(PersistenceMixin, InferenceMixin):
 
     # --- fit / evaluate / predict --------------------------------------------------------------
 
+    @holding_run_dir
     def fit(self, train: Any, val: Any = None, epochs: int = 1, batch_size: int = 32,
             shuffle: bool = True, callbacks: Iterable[Callback] = (), initial_epoch: int = 0,
             class_weight: Mapping[int, float] | None = None, steps_per_epoch: int | None = None,
@@ -229,7 +230,8 @@ class Trainer(PersistenceMixin, InferenceMixin):
         self.history = History()
         self._callbacks = list(callbacks)
         callback_list = CallbackList([*self._callbacks, self.history], model=self._callback_target(),
-                                     params={"epochs": epochs, "steps": steps, "verbose": verbose})
+                                     params={"epochs": epochs, "steps": steps, "verbose": verbose,
+                                             "initial_epoch": initial_epoch, "resume": bool(resume)})
         batch_hooks = any(needs_batch_hooks(cb) for cb in self._callbacks)
         self._set_stop(False)
         callback_list.on_train_begin()

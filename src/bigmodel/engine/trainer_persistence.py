@@ -8,16 +8,37 @@ A mixin of :class:`bigmodel.engine.trainer.Trainer`; it uses the trainer's ``mod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from bigmodel.engine import checkpoint as ckpt
-from bigmodel.engine import dist_checkpoint, training_state
+from bigmodel.engine import dist_checkpoint, distributed, run_lock, training_state
 from bigmodel.engine.callbacks import infer_direction
-from bigmodel.errors import CheckpointError
+from bigmodel.errors import CheckpointError, TrainingError
 from bigmodel.utils.io import atomic_path
+
+
+def holding_run_dir(method: Callable) -> Callable:
+    """Wrap a ``Trainer`` method that writes into ``run_dir`` (``fit``): it runs holding the run
+    directory's lock (:mod:`bigmodel.engine.run_lock`; rank 0 only under torchrun), after the
+    temporary files a killed write left in the checkpoint folders are removed.
+
+    Raises:
+        ConfigError: another process holds the run directory (names its pid and host).
+    """
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        main = self._dist is None or self._dist.is_main
+        with run_lock.hold(self.run_dir, enabled=self._checkpoints is not None and main):
+            if self._checkpoints is not None and main:
+                self._checkpoints.remove_temporary()
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class PersistenceMixin:
@@ -110,3 +131,26 @@ class PersistenceMixin:
 
 
 __all__ = ["PersistenceMixin"]
+        self._check_weights_finite()
+    def _check_weights_finite(self) -> None:
+        """Refuse to checkpoint non-finite weights or optimizer state, so a NaN never replaces the
+        last good checkpoint (the epoch's mean loss can be finite while its last step ruined the
+        weights). Under torchrun every process checks its shard and all agree.
+
+        Raises:
+            TrainingError: naming the first bad tensor and the last good checkpoint.
+        """
+        bad = ckpt.first_nonfinite({"model": self.model.state_dict(),
+                                    "optimizer": self.optimizer.state_dict().get("state", {})})
+        if self._dist is not None:
+            votes = distributed.all_reduce_weighted({"bad": float(bad is not None)}, 1.0, self.device)
+            if votes["bad"] > 0 and bad is None:
+                bad = "a tensor of another process"
+        if bad is None:
+            return
+        last = self._last_checkpoint or self._latest_checkpoint()
+        raise TrainingError(
+            f"The weights became NaN or Inf during epoch {self.epoch} ({bad} is not finite), "
+            f"although the epoch's mean loss was finite; the checkpoint was not written. Training "
+            f"stopped; last good checkpoint: {last or 'none written yet'}")
+

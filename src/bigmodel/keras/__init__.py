@@ -10,6 +10,7 @@ from bigmodel.keras import (
     backend,
     callbacks,
     config,
+    constraints,
     datasets,
     initializers,
     layers,
@@ -30,6 +31,6 @@ from bigmodel.keras.sequential import Sequential
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
-    "backend", "callbacks", "config", "datasets", "initializers", "layers", "load_model", "losses",
-    "metrics", "models", "ops", "optimizers", "random", "regularizers", "utils",
+    "backend", "callbacks", "config", "constraints", "datasets", "initializers", "layers",
+    "load_model", "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "utils",
 ]

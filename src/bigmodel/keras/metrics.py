@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from bigmodel.engine.metrics import (
     AUC,
     BinaryAccuracy,
     CategoricalAccuracy,
     Mean,
     MeanAbsoluteError,
+    MeanMetricWrapper,
     MeanSquaredError,
     Metric,
     Precision,
@@ -27,11 +30,29 @@ from bigmodel.errors import UnknownNameError
 
 __all__ = [
     "AUC", "BinaryAccuracy", "CategoricalAccuracy", "Mean", "MeanAbsoluteError",
+    "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
     "MeanSquaredError", "Metric", "Precision", "Recall", "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "get",
 ]
 
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> torch.Tensor:
+    """Per-sample ``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))`` over the last axis."""
+    y_pred = torch.as_tensor(y_pred).float()
+    y_true = torch.as_tensor(y_true).to(y_pred).reshape(y_pred.shape)
+    diff = (y_true - y_pred).abs() / y_true.abs().clamp(min=1e-7)
+    return 100.0 * (diff.mean(dim=-1) if diff.ndim >= 2 else diff)
+
+
+class MeanAbsolutePercentageError(MeanMetricWrapper):
+    """Mean absolute percentage error, as Keras computes it (lower is better)."""
+
+    def __init__(self, name: str = "mean_absolute_percentage_error", dtype: Any = None) -> None:
+        super().__init__(mean_absolute_percentage_error, name=name, direction="down")
+
+
 _BY_NAME: dict[str, type] = {
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
     "binary_accuracy": BinaryAccuracy,

@@ -25,6 +25,8 @@ import torch
 
 from bigmodel.engine.resolve import fused_kwargs
 from bigmodel.errors import ConfigError, NotBuiltError, UnknownNameError
+from bigmodel.keras import constraints, schedules
+from bigmodel.keras.optimizer_rules import KerasAdamax, KerasNadam
 
 
 class Optimizer:
@@ -45,9 +47,19 @@ class Optimizer:
             raise ConfigError(f"{type(self).__name__}: only one of clipnorm, clipvalue and "
                               f"global_clipnorm can be set. Received: clipnorm={clipnorm}, "
                               f"clipvalue={clipvalue}, global_clipnorm={global_clipnorm}")
-        if not isinstance(learning_rate, (int, float)) or learning_rate < 0:
+        if isinstance(learning_rate, dict):  # a serialized schedule (get_config of a schedule)
+            learning_rate = schedules.deserialize(learning_rate)
+        # A schedule is evaluated before each update at the number of updates done so far.
+        self._schedule: schedules.LearningRateSchedule | None = None
+        self._schedule_step = 0
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            self._schedule = learning_rate
+            learning_rate = float(learning_rate(0))
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or (
+                learning_rate < 0):
             raise ConfigError(f"{type(self).__name__}: learning_rate must be a non-negative "
-                              f"number. Received: learning_rate={learning_rate!r}")
+                              f"number or a keras.optimizers.schedules.LearningRateSchedule. "
+                              f"Received: learning_rate={learning_rate!r}")
         self._initial_lr = float(learning_rate)
         self.weight_decay = weight_decay
         self.clipnorm = clipnorm
@@ -68,9 +80,18 @@ class Optimizer:
         params = [p for p in params if p.requires_grad]
         self.torch_optimizer = self._make(params)
         self.torch_optimizer.register_step_pre_hook(self._pre_step)
+        self.torch_optimizer.register_step_post_hook(self._post_step)
+        constraints.attach(self.torch_optimizer)  # weight constraints after each update
         return self
 
+    def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._schedule_step += 1
+
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._schedule is not None:
+            lr = float(self._schedule(self._schedule_step))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         if self.global_clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(
@@ -126,12 +147,18 @@ class Optimizer:
     # -- Keras surface --------------------------------------------------------------------
     @property
     def learning_rate(self) -> float:
+        if self._schedule is not None:  # the rate of the next update, as Keras reports it
+            return float(self._schedule(self._schedule_step))
         if self.torch_optimizer is None:
             return self._initial_lr
         return float(self.torch_optimizer.param_groups[0]["lr"])
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
+        if self._schedule is not None:
+            raise ConfigError(f"{type(self).__name__} was created with a LearningRateSchedule "
+                              f"({type(self._schedule).__name__}); its learning rate cannot be "
+                              f"set to {value!r}")
         self._initial_lr = float(value)
         if self.torch_optimizer is not None:
             for group in self.torch_optimizer.param_groups:
@@ -147,7 +174,9 @@ class Optimizer:
         return int(max((float(s) for s in steps), default=0))
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "learning_rate": self._initial_lr,
+        learning_rate: Any = (self._initial_lr if self._schedule is None
+                              else schedules.serialize(self._schedule))
+        return {"name": self.name, "learning_rate": learning_rate,
                 "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
 
@@ -244,14 +273,47 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
+class Adamax(Optimizer):
+    """Adam with the infinity norm (Keras's update rule exactly; ``optimizer_rules.py``)."""
+
+    name = "adamax"
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs: Any):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _make(self, params):
+        return KerasAdamax(params, lr=self._initial_lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                           epsilon=self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Nadam(Adamax):
+    """Adam with Nesterov momentum (Keras's update rule exactly; ``optimizer_rules.py``)."""
+
+    name = "nadam"
+
+    def _make(self, params):
+        return KerasNadam(params, lr=self._initial_lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                          epsilon=self.epsilon)
+
+
 _BY_NAME: dict[str, type[Optimizer]] = {
     "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+    "adamax": Adamax, "nadam": Nadam,
 }
 
 
 def get(identifier: Any) -> Optimizer | torch.optim.Optimizer:
     """An optimizer from a Keras name (``"adam"``), a Keras optimizer, or a ``torch.optim`` one."""
-    if isinstance(identifier, (Optimizer, torch.optim.Optimizer)):
+    if isinstance(identifier, torch.optim.Optimizer):
+        constraints.attach(identifier)  # weight constraints apply with any optimizer
+        return identifier
+    if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier.lower())
