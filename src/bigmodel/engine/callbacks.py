@@ -154,6 +154,13 @@ class CSVLogger(Callback):
         self.csv_file = None
 
     def on_train_begin(self, logs=None) -> None:
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = self.writer = None
+        if _distributed_rank() != 0:
+            return  # every process sees the same (averaged) logs; rank 0 writes them
+        if self.append and self.params.get("resume") and os.path.exists(self.filename):
+            _drop_rows_from(self.filename, int(self.params.get("initial_epoch", 0)), self.sep)
         if self.append and os.path.exists(self.filename):
             with open(self.filename, encoding="utf-8") as handle:
                 self.append_header = not bool(len(handle.readline()))
@@ -162,26 +169,19 @@ class CSVLogger(Callback):
         directory = os.path.dirname(self.filename)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        if self.csv_file is not None and not self.csv_file.closed:
-            self.csv_file.close()
         self.csv_file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
         self.writer = None
         self.keys = None
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        if self.csv_file is None:
+            return  # not rank 0
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
             if self.keys and not any(key.startswith("val_") for key in self.keys):
                 self.keys.extend(["val_" + key for key in self.keys])
         if self.writer is None:
-        if self.csv_file is not None and not self.csv_file.closed:
-            self.csv_file.close()
-        self.csv_file = self.writer = None
-        if _distributed_rank() != 0:
-            return  # every process sees the same (averaged) logs; rank 0 writes them
-        if self.append and self.params.get("resume") and os.path.exists(self.filename):
-            _drop_rows_from(self.filename, int(self.params.get("initial_epoch", 0)), self.sep)
             dialect = type("_Dialect", (csv.excel,), {"delimiter": self.sep})
             self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch", *self.keys], dialect=dialect)
             if self.append_header:
@@ -193,32 +193,11 @@ class CSVLogger(Callback):
         os.fsync(self.csv_file.fileno())
 
     def on_train_end(self, logs=None) -> None:
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
         self.writer = None
 
-        if self.csv_file is None:
-            return  # not rank 0
 
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Iterable) and not (isinstance(value, np.ndarray) and value.ndim == 0):
-        return f"\"[{', '.join(map(str, value))}]\""
-    return value
-
-
-class TensorBoard(Callback):
-    """Write scalars to TensorBoard event files (``torch.utils.tensorboard``), Keras 3 layout.
-
-    Epoch values go to ``log_dir/train`` and ``log_dir/validation`` as ``epoch_<name>`` (with
-    ``epoch_learning_rate``); with ``update_freq="batch"`` or ``N``, the running training values
-    every N batches as ``batch_<name>``.
-
-    Args:
-        log_dir: directory of the event files.
-        update_freq: ``"epoch"``, ``"batch"`` or a number of batches.
-
-    Raises:
-        ConfigError: the ``tensorboard`` package is not installed, or ``update_freq`` is invalid.
 def _distributed_rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
@@ -247,6 +226,27 @@ def _drop_rows_from(filename: str, epoch: int, separator: str) -> None:
         atomic_write_text(filename, "".join(kept))
 
 
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Iterable) and not (isinstance(value, np.ndarray) and value.ndim == 0):
+        return f"\"[{', '.join(map(str, value))}]\""
+    return value
+
+
+class TensorBoard(Callback):
+    """Write scalars to TensorBoard event files (``torch.utils.tensorboard``), Keras 3 layout.
+
+    Epoch values go to ``log_dir/train`` and ``log_dir/validation`` as ``epoch_<name>`` (with
+    ``epoch_learning_rate``); with ``update_freq="batch"`` or ``N``, the running training values
+    every N batches as ``batch_<name>``.
+
+    Args:
+        log_dir: directory of the event files.
+        update_freq: ``"epoch"``, ``"batch"`` or a number of batches.
+
+    Raises:
+        ConfigError: the ``tensorboard`` package is not installed, or ``update_freq`` is invalid.
     """
 
     def __init__(self, log_dir="logs", update_freq="epoch") -> None:

@@ -41,6 +41,8 @@ def holding_run_dir(method: Callable) -> Callable:
     return wrapper
 
 
+
+
 class PersistenceMixin:
     """Weights and checkpoints of a :class:`~bigmodel.engine.trainer.Trainer`."""
 
@@ -110,6 +112,7 @@ class PersistenceMixin:
         return self._checkpoints.latest()
 
     def _save_epoch_checkpoint(self, logs: Mapping[str, float]) -> None:
+        self._check_weights_finite()
         if self._dist is not None:  # sharded, every process writes its part; no "best" copy
             self._last_checkpoint = dist_checkpoint.save(
                 self, self._checkpoints.root / "sharded", self._checkpoints.keep_last)
@@ -129,9 +132,6 @@ class PersistenceMixin:
             self._checkpoints.save_best(path)
         self._last_checkpoint = path
 
-
-__all__ = ["PersistenceMixin"]
-        self._check_weights_finite()
     def _check_weights_finite(self) -> None:
         """Refuse to checkpoint non-finite weights or optimizer state, so a NaN never replaces the
         last good checkpoint (the epoch's mean loss can be finite while its last step ruined the
@@ -154,3 +154,5 @@ __all__ = ["PersistenceMixin"]
             f"although the epoch's mean loss was finite; the checkpoint was not written. Training "
             f"stopped; last good checkpoint: {last or 'none written yet'}")
 
+
+__all__ = ["PersistenceMixin"]

@@ -146,7 +146,7 @@ def convert_to_tensor(x: Any, dtype: Any = None, device: Any = None) -> torch.Te
         if array.dtype.kind in "OUS":
             raise InputTypeError(f"convert_to_tensor: cannot make a tensor of {array.dtype} "
                                  f"values; received {type(x).__name__}")
-        out = torch.from_numpy(np.ascontiguousarray(array))
+        out = _from_numpy(array)
     elif hasattr(x, "__torch_tensor__") or type(x).__name__ == "Variable" and hasattr(x, "value"):
         out = torch.as_tensor(x.value)
     else:
@@ -166,12 +166,19 @@ def convert_to_tensor(x: Any, dtype: Any = None, device: Any = None) -> torch.Te
                 target = torch_dtype(config.floatx())
             elif array.dtype.kind == "c":
                 target = torch.complex64
-        out = torch.from_numpy(np.ascontiguousarray(array))
+        out = _from_numpy(array)
     if target is not None and out.dtype != target:
         out = out.to(target)
     if device is not None and out.device != torch.device(device):
         out = out.to(device)
     return out
+
+
+def _from_numpy(array: np.ndarray) -> torch.Tensor:
+    # np.ascontiguousarray would make 0-d arrays 1-d; read-only arrays cannot be shared.
+    if not (array.flags.c_contiguous and array.flags.writeable):
+        array = array.copy(order="C")
+    return torch.from_numpy(array)
 
 
 def _nested_to_numpy(x: Any) -> Any:

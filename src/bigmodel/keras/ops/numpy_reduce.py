@@ -55,7 +55,7 @@ def prod(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) ->
     out_dtype = torch_dtype(dtype) or _sum_dtype(x)
     result = x.to(out_dtype)
     for a in sorted(axes_of(x, axis), reverse=True):
-        result = torch.prod(result, dim=a, keepdim=keepdims)
+        result = torch.prod(result, dim=a, keepdim=keepdims, dtype=out_dtype)
     return result
 
 
@@ -178,7 +178,7 @@ def _cumulative(fn: Any, x: Any, axis: int | None, dtype: Any) -> torch.Tensor:
     out_dtype = torch_dtype(dtype) or _sum_dtype(x)
     if axis is None:
         x, axis = x.reshape(-1), 0
-    return fn(x.to(out_dtype), dim=axis)
+    return fn(x.to(out_dtype), dim=axis, dtype=out_dtype)  # torch would widen ints to int64
 
 
 @keras_op()
