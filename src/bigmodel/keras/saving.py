@@ -50,7 +50,8 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(key.encode())
         digest.update(str(tensor.dtype).encode())
         digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        data = tensor.reshape(-1).view(torch.uint8)  # a 0-d tensor cannot be viewed as bytes
+        digest.update(data.numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
