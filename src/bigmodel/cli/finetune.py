@@ -271,7 +271,6 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
     everything is loaded and configured before anything is written into it, so a bad recipe or
     source leaves nothing on disk.
     """
-    import numpy as np
     from bigmodel.cli.train import claimed_run_dir
 
     started = time.perf_counter()
@@ -290,6 +289,7 @@ def finetune(source: str, recipe, run_dir: str | None = None, default_name: str 
 
 def _finetune_in(source: str, recipe, path: Path, verbose: int, started: float) -> FinetuneResult:
     """:func:`finetune` in the claimed run directory ``path``."""
+    import numpy as np
     import torch
     from torch import nn
 

@@ -155,14 +155,6 @@ def restore_rng_state(tensors: Mapping[str, torch.Tensor], document: Mapping[str
 
 # --- writing and reading one checkpoint directory -----------------------------------------------
 
-def unshare_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Contiguous CPU copies safetensors accepts; tensors sharing memory (tied weights) are cloned."""
-    seen: set[int] = set()
-    out = {}
-    for key, tensor in tensors.items():
-        tensor = tensor.detach()
-        if tensor.device.type != "cpu":
-            tensor = tensor.cpu()
 def first_nonfinite(state: Any, prefix: str = "") -> str | None:
     """The name (``group.key...``) of the first floating-point tensor in a nested state holding NaN
     or Inf, or ``None`` when all are finite. One device sync for the whole state."""
@@ -216,6 +208,14 @@ def disk_full_error(folder: Path, needed: int) -> CheckpointError:
         "(or point run_dir elsewhere) and resume")
 
 
+def unshare_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies safetensors accepts; tensors sharing memory (tied weights) are cloned."""
+    seen: set[int] = set()
+    out = {}
+    for key, tensor in tensors.items():
+        tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
         storage = tensor.untyped_storage().data_ptr()
         if storage in seen and tensor.numel() > 0:
             tensor = tensor.clone()  # safetensors refuses tensors that share memory
@@ -276,6 +276,8 @@ def write_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, Mapping
         shutil.rmtree(temporary, ignore_errors=True)
         if old is not None and not target.exists():
             os.rename(old, target)
+        if _is_disk_full(err):
+            raise disk_full_error(target.parent, _state_bytes(tensors, documents)) from None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -284,8 +286,6 @@ def write_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, Mapping
 
 def read_json_record(path: Path, missing: str, what: str) -> Any:
     """The parsed JSON of a checkpoint's record file ``path`` (``what`` names it in errors).
-        if _is_disk_full(err):
-            raise disk_full_error(target.parent, _state_bytes(tensors, documents)) from None
 
     Raises:
         CheckpointError: ``missing`` when the file is absent; a pickle payload (refused unread);
@@ -399,6 +399,7 @@ def save_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
         raise
 
 
+
 def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
     """Load safetensors weights into ``module`` (strict), never unpickling anything.
 
@@ -490,22 +491,6 @@ class CheckpointManager:
         shutil.rmtree(old, ignore_errors=True)
         return self.best_path
 
-    def prune(self) -> None:
-        """Delete all but the newest ``keep_last`` epoch checkpoints and stale temporary directories."""
-        for _, path in find_checkpoints(self.root)[:-self.keep_last]:
-            shutil.rmtree(path, ignore_errors=True)
-        for path in self.root.glob(".*.tmp"):
-            if path.is_dir() and time.time() - path.stat().st_mtime > 3600:
-                shutil.rmtree(path, ignore_errors=True)  # left by a crash; an hour is long past any write
-
-
-__all__ = [
-    "CheckpointManager", "LoadedCheckpoint", "capture_rng_state", "decode_state", "disk_full_error",
-    "encode_state", "first_nonfinite",
-    "unshare_tensors",
-    "find_checkpoints", "latest_checkpoint", "load_weights", "read_checkpoint", "read_manifest",
-    "restore_rng_state", "save_weights", "verify_checkpoint", "write_checkpoint",
-]
     def remove_temporary(self) -> None:
         """Delete what killed writes left: hidden ``.*.tmp`` / ``.*.partial`` / ``.*.old-*`` entries
         under ``checkpoints`` (and its ``sharded`` folder) and ``.*.tmp`` files in the run directory.
@@ -525,3 +510,19 @@ __all__ = [
             if path.is_file() or path.is_symlink():
                 path.unlink(missing_ok=True)
 
+    def prune(self) -> None:
+        """Delete all but the newest ``keep_last`` epoch checkpoints and stale temporary directories."""
+        for _, path in find_checkpoints(self.root)[:-self.keep_last]:
+            shutil.rmtree(path, ignore_errors=True)
+        for path in self.root.glob(".*.tmp"):
+            if path.is_dir() and time.time() - path.stat().st_mtime > 3600:
+                shutil.rmtree(path, ignore_errors=True)  # left by a crash; an hour is long past any write
+
+
+__all__ = [
+    "CheckpointManager", "LoadedCheckpoint", "capture_rng_state", "decode_state", "disk_full_error",
+    "encode_state", "first_nonfinite",
+    "unshare_tensors",
+    "find_checkpoints", "latest_checkpoint", "load_weights", "read_checkpoint", "read_manifest",
+    "restore_rng_state", "save_weights", "verify_checkpoint", "write_checkpoint",
+]

@@ -76,8 +76,11 @@ def _compile_to_keras(config: dict[str, Any] | None) -> dict[str, Any] | None:
     for key, module in (("optimizer", "keras.optimizers"), ("loss", "keras.losses")):
         value = out[key]
         if isinstance(value, dict) and "class_name" in value:
+            inner = dict(value.get("config") or {})
+            if key == "loss":  # Keras's regression losses take no from_logits: drop the off flag
+                inner = {k: v for k, v in inner.items() if v is not None and v is not False}
             out[key] = {"module": module, "class_name": value["class_name"],
-                        "config": value.get("config", {}), "registered_name": None}
+                        "config": inner, "registered_name": None}
     return out
 
 
@@ -237,7 +240,7 @@ def load_keras_archive(path: str | os.PathLike, custom_objects: Any = None,
         _meta_check(spec, h5, str(file), custom_objects, safe_mode)
         model = _build(spec, str(file), custom_objects, safe_mode)
         read_weights(model, h5, file)
-    if compile and isinstance(spec.get("compile_config"), dict):
+    if compile and isinstance(spec.get("compile_config"), dict) and spec["compile_config"]:
         _compile_from_keras(model, spec["compile_config"], file)
     return model
 

@@ -1,8 +1,10 @@
-"""``keras.models``: model classes and loading."""
+"""``keras.models``: model classes, loading, cloning."""
 
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.model import Model
-from bigmodel.keras.saving import load_model
+from bigmodel.keras.saving import load_model, save_model
 from bigmodel.keras.sequential import Sequential
+from bigmodel.keras.serialization import clone_model, model_from_json
 
-__all__ = ["Functional", "Model", "Sequential", "load_model"]
+__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json",
+           "save_model"]

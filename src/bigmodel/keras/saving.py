@@ -26,10 +26,12 @@ from safetensors.torch import save_file
 
 from bigmodel.errors import CheckpointError
 from bigmodel.keras.serialization import (  # noqa: F401  (keras.saving API)
+    deserialize_keras_object,
     get_custom_objects,
     get_registered_name,
     get_registered_object,
     register_keras_serializable,
+    serialize_keras_object,
 )
 from bigmodel.utils.io import atomic_path
 from bigmodel.utils.loading import read_safetensors_header

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.errors import BigModelError, ConfigError, UnknownNameError
 
 # Keras's global custom-object dict: "package>Name" -> class or function (users may edit it).
 _CUSTOM_OBJECTS: dict[str, Any] = {}
@@ -31,6 +31,9 @@ _BOOKKEEPING = ("module", "registered_name", "shared_object_id", "build_config",
                 "compile_config")
 # Keras options that only matter when another option is on (e.g. BatchNormalization's renorm).
 _INERT_WHEN_OFF = {"renorm_momentum": "renorm", "renorm_clipping": "renorm"}
+# keras.ops nodes (written for ``x + y`` etc. on Keras tensors) rebuilt as merge layers.
+_OPS_AS_MERGE = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply",
+                 "Maximum": "Maximum", "Minimum": "Minimum"}
 _FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
                    "registered_name": None}
 
@@ -262,6 +265,7 @@ class Importer:
         self.custom_objects = dict(custom_objects or {})
         self.safe_mode = safe_mode
         self.attention_axes: dict[str, list[int]] = {}
+        self.packed_ops: set[str] = set()  # keras.ops nodes whose arguments become one list
 
     # --------------------------------------------------------------- classes
     def resolve(self, spec: dict[str, Any]) -> type:
@@ -286,6 +290,11 @@ class Importer:
         if builtin and cls is not None and cls.__module__.startswith("bigmodel.keras"):
             return cls
         if module.startswith("keras.src.ops"):
+            merge = _LAYER_CLASSES.get(_OPS_AS_MERGE.get(name, ""))
+            if merge is not None and merge.__module__.startswith("bigmodel.keras"):
+                self.packed_ops.add(str(spec.get("name") or (spec.get("config") or {}).get(
+                    "name")))
+                return merge
             raise UnknownObjectError(
                 f"{self.where}: layer '{spec.get('name') or name}' is the Keras operation "
                 f"'{name}' ({module}), written for an operator or keras.ops call on symbolic "
@@ -460,7 +469,13 @@ class Importer:
                     except KeyError:
                         break  # an input is not computed yet
                     self._check_attention_axes(name, args)
-                    out = layers[name](*args, **kwargs)
+                    if name in self.packed_ops:
+                        args = [list(args)]
+                    try:
+                        out = layers[name](*args, **kwargs)
+                    except BigModelError as exc:
+                        raise type(exc)(f"{self.where}: calling layer '{name}' as the file "
+                                        f"describes failed: {exc}") from exc
                     outs = out if isinstance(out, list) else [out]
                     for index, tensor in enumerate(outs):
                         made[(name, calls_done[name], index)] = tensor
@@ -508,3 +523,93 @@ class Importer:
             raise ConfigError(f"{self.where}: layer '{name}' (MultiHeadAttention) uses "
                               f"attention_axes={axes} on inputs of rank {len(shape)}; bigmodel "
                               "supports attention over every non-batch, non-feature axis only")
+
+
+# ----------------------------------------------------------------------------------- public API
+def serialize_keras_object(obj: Any) -> Any:
+    """Keras 3's description of ``obj``: a layer or model spec, a registered function's name, or
+    plain JSON values unchanged.
+
+    Raises:
+        ConfigError: an object that has no Keras description (e.g. an unregistered function).
+    """
+    from bigmodel.keras.layers.base import Layer
+
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [serialize_keras_object(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: serialize_keras_object(value) for key, value in obj.items()}
+    if isinstance(obj, Layer):
+        return layer_to_keras(obj)
+    if obj in _CUSTOM_NAMES:
+        return {"module": getattr(obj, "__module__", None), "class_name": "function",
+                "config": _CUSTOM_NAMES[obj], "registered_name": _CUSTOM_NAMES[obj]}
+    raise ConfigError(f"serialize_keras_object: cannot describe {type(obj).__name__} {obj!r:.60}"
+                      "; register it with keras.saving.register_keras_serializable()")
+
+
+def deserialize_keras_object(config: Any, custom_objects: dict[str, Any] | None = None,
+                             safe_mode: bool = True, **kwargs: Any) -> Any:
+    """Rebuild what :func:`serialize_keras_object` (or real Keras 3) described; only bigmodel's
+    own classes and registered ones are used, and nothing from the description is executed.
+
+    Raises:
+        UnknownObjectError: an unregistered class or function.
+    """
+    if kwargs:
+        raise ConfigError(f"deserialize_keras_object: unsupported arguments {sorted(kwargs)}")
+    importer = Importer("deserialize_keras_object", custom_objects, safe_mode)
+    if config is None or isinstance(config, (bool, int, float)):
+        return config
+    if isinstance(config, str):
+        found = get_registered_object(config, custom_objects)
+        return config if found is None else found
+    if isinstance(config, list):
+        return [deserialize_keras_object(item, custom_objects, safe_mode) for item in config]
+    if isinstance(config, dict) and config.get("class_name") == "function":
+        name = config.get("registered_name") or config.get("config")
+        found = get_registered_object(str(name), custom_objects)
+        if found is None:
+            raise UnknownObjectError(f"deserialize_keras_object: function '{name}' is not "
+                                     "registered; register it or pass custom_objects")
+        return found
+    if isinstance(config, dict) and "class_name" in config:
+        return importer.layer(config)
+    raise ConfigError(f"deserialize_keras_object: cannot interpret {str(config)[:80]}")
+
+
+def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None) -> Any:
+    """A new model (fresh weights) from the JSON of ``model.to_json()`` or real Keras 3.
+
+    Raises:
+        ConfigError: the string is not JSON or describes no layer.
+    """
+    import json
+
+    try:
+        config = json.loads(json_string)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"model_from_json: the string is not JSON: {exc}") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ConfigError("model_from_json: expected a Keras model description with "
+                          f"'class_name'; received {str(config)[:80]}")
+    return Importer("model_from_json", custom_objects).layer(config)
+
+
+def clone_model(model: Any, input_tensors: Any = None, clone_function: Any = None,
+                call_function: Any = None, recursive: bool = False, **kwargs: Any) -> Any:
+    """A new model with the same architecture and freshly initialized weights (Keras 3).
+
+    Raises:
+        NotSupportedError: ``input_tensors``, ``clone_function`` or ``call_function``.
+    """
+    if input_tensors is not None or clone_function is not None or call_function is not None \
+            or kwargs:
+        from bigmodel.errors import NotSupportedError
+
+        raise NotSupportedError("clone_model: only clone_model(model) is supported; received "
+                                "input_tensors/clone_function/call_function or other arguments "
+                                "(see docs/keras.md)")
+    return Importer(f"clone_model({model.name})").layer(layer_to_keras(model))
