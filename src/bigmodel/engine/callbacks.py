@@ -44,12 +44,23 @@ class Callback:
     def on_train_end(self, logs: dict[str, float] | None = None) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None: ...
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None: ...
-    def on_train_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
-    def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
     def on_test_begin(self, logs: dict[str, float] | None = None) -> None: ...
     def on_test_end(self, logs: dict[str, float] | None = None) -> None: ...
     def on_predict_begin(self, logs: dict[str, float] | None = None) -> None: ...
     def on_predict_end(self, logs: dict[str, float] | None = None) -> None: ...
+    def on_test_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
+    def on_test_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
+    def on_predict_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
+    # Keras 2 names, still called by Keras 3: the training-batch hooks default to them.
+    def on_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
+    def on_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None: ...
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        self.on_batch_end(batch, logs=logs)
 
 
 class CallbackList(Callback):
@@ -75,8 +86,11 @@ class CallbackList(Callback):
             cb.set_params(params)
 
     def _each(self, hook: str, *args: Any) -> None:
+        # Keras 3 hands every hook a dict (``{}`` when there is nothing to report), never None.
+        *head, logs = args
+        logs = {} if logs is None else logs
         for cb in self.callbacks:
-            getattr(cb, hook)(*args)
+            getattr(cb, hook)(*head, logs)
 
     def on_train_begin(self, logs=None): self._each("on_train_begin", logs)
     def on_train_end(self, logs=None): self._each("on_train_end", logs)
@@ -88,6 +102,13 @@ class CallbackList(Callback):
     def on_test_end(self, logs=None): self._each("on_test_end", logs)
     def on_predict_begin(self, logs=None): self._each("on_predict_begin", logs)
     def on_predict_end(self, logs=None): self._each("on_predict_end", logs)
+    def on_test_batch_begin(self, batch, logs=None): self._each("on_test_batch_begin", batch, logs)
+    def on_test_batch_end(self, batch, logs=None): self._each("on_test_batch_end", batch, logs)
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._each("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._each("on_predict_batch_end", batch, logs)
 
 
 class History(Callback):
@@ -108,7 +129,7 @@ class History(Callback):
             self.history.setdefault(key, []).append(float(value))
 
 
-_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end")
+_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
 
 def needs_batch_hooks(callback: Callback) -> bool:

@@ -92,6 +92,13 @@ class Metric:
     def reset(self) -> None:
         raise NotImplementedError
 
+    # Keras's names and argument order (``update_state(y_true, y_pred)``), for user code.
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        self.update(y_pred, y_true, sample_weight)
+
+    def reset_state(self) -> None:
+        self.reset()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -148,6 +155,9 @@ class Mean(_MeanOfValues):
 
     def update(self, values, y_true=None, sample_weight=None) -> None:
         self._accumulate(torch.as_tensor(values).detach(), sample_weight)
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        self.update(values, None, sample_weight)
 
 
 class MeanMetricWrapper(_MeanOfValues):

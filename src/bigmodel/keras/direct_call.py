@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.nn.modules import module as _module
 
-from bigmodel.keras.layers.base import Layer, _call_takes_mask, get_keras_mask
+from bigmodel.keras.layers.base import Layer, _call_takes_mask, call_signature, get_keras_mask
 
 __all__ = ["DirectPath"]
 
@@ -41,7 +41,8 @@ def _class_ok(cls: type) -> bool:
         from bigmodel.keras.model import Model
 
         known = (cls.__call__ is Layer.__call__ and cls.forward is Layer.forward
-                 and cls.compute_mask is Layer.compute_mask and not issubclass(cls, Model))
+                 and cls.compute_mask is Layer.compute_mask and not issubclass(cls, Model)
+                 and call_signature(cls).training)
         _CLASS_OK[cls] = known
     return known
 

@@ -34,7 +34,8 @@ class _MetricWrapper:
         self.name = metric.name
 
     def result(self) -> float:
-        return self.metric.result()
+        value = self.metric.result()  # a Keras-style metric may return a tensor
+        return float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
 
     def reset(self) -> None:
         self.metric.reset()

@@ -19,14 +19,15 @@ from bigmodel.engine.metrics import (
     MeanAbsoluteError,
     MeanMetricWrapper,
     MeanSquaredError,
-    Metric,
     Precision,
     Recall,
     SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy,
     TopKCategoricalAccuracy,
 )
-from bigmodel.errors import UnknownNameError
+from bigmodel.engine.metrics import Metric as _EngineMetric
+from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras.variables import Variable
 
 __all__ = [
     "AUC", "BinaryAccuracy", "CategoricalAccuracy", "Mean", "MeanAbsoluteError",
@@ -34,6 +35,72 @@ __all__ = [
     "MeanSquaredError", "Metric", "Precision", "Recall", "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "get",
 ]
+
+class Metric(_EngineMetric):
+    """Base class of a Keras-style metric (``keras.metrics.Metric``).
+
+    Subclasses create state in ``__init__`` with :meth:`add_variable`, and implement
+    ``update_state(y_true, y_pred, sample_weight=None)`` and ``result()``; the default
+    ``reset_state`` puts every variable back to its initial value. Such a metric works in
+    ``compile(metrics=[...])`` and in custom ``train_step`` code alike.
+    """
+
+    def __init__(self, name: str | None = None, dtype: Any = None, **kwargs: Any) -> None:
+        if kwargs:
+            raise ConfigError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                              f"{sorted(kwargs)}")
+        # The engine base calls reset() here; a Keras metric has no state yet at this point.
+        self.name = name or _snake_name(type(self).__name__)
+        self._variables: list[tuple[Variable, torch.Tensor]] = []
+
+    def add_variable(self, shape: Any = (), initializer: Any = "zeros", dtype: Any = None,
+                     aggregation: str = "sum", name: str | None = None) -> Variable:
+        """A state variable of ``shape`` set to ``initializer`` (a name, callable or number)."""
+        from bigmodel.keras import initializers
+
+        shape = (shape,) if isinstance(shape, int) else tuple(shape or ())
+        if isinstance(initializer, (int, float)):
+            value = torch.full(shape, float(initializer))
+        else:
+            value = initializers.get(initializer)(shape)
+        variable = Variable(value, name=name)
+        self._variables.append((variable, value.clone()))
+        return variable
+
+    def add_weight(self, name: str | None = None, shape: Any = (), initializer: Any = "zeros",
+                   dtype: Any = None, **kwargs: Any) -> Variable:
+        """Keras 2's name of :meth:`add_variable`."""
+        return self.add_variable(shape, initializer, dtype, name=name)
+
+    @property
+    def variables(self) -> list[Variable]:
+        return [variable for variable, _ in self._variables]
+
+    def update_state(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement update_state()")
+
+    def reset_state(self) -> None:
+        for variable, initial in self._variables:
+            variable.assign(initial)
+
+    # The engine's protocol (see bigmodel.engine.metrics), mapped onto Keras's methods.
+    def update(self, y_pred: Any, y_true: Any, sample_weight: Any = None) -> None:
+        self.update_state(y_true, y_pred, sample_weight=sample_weight)
+
+    def reset(self) -> None:
+        self.reset_state()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+
+def _snake_name(name: str) -> str:
+    import re
+
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
 
 def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     """Per-sample ``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))`` over the last axis."""
@@ -90,9 +157,9 @@ def get(identifier: Any, label_shape: tuple | None = None,
     Raises:
         UnknownNameError: the name is not a known metric (the message lists the known ones).
     """
-    if isinstance(identifier, Metric):
+    if isinstance(identifier, _EngineMetric):
         return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Metric):
+    if isinstance(identifier, type) and issubclass(identifier, _EngineMetric):
         return identifier()
     if isinstance(identifier, str):
         if identifier in ("accuracy", "acc"):

@@ -25,30 +25,81 @@ from bigmodel.errors import (
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
-from bigmodel.keras.layers.base import Layer, _child_layers, get_keras_mask, is_shape_list
+from bigmodel.keras.layers import base as layers_base
+from bigmodel.keras.layers.base import (
+    KerasTensor,
+    Layer,
+    _child_layers,
+    call_signature,
+    get_keras_mask,
+    is_shape_list,
+)
 from bigmodel.keras.metric_adapters import _mask_weights, _MaskedMetric, _OnProbabilities
 from bigmodel.keras.model_data import ModelDataMixin, _as_numpy, _is_array_like, check_arguments
+from bigmodel.keras.trainer_steps import (
+    StepsMixin,
+    evaluate_with_steps,
+    fit_with_steps,
+    predict_with_steps,
+)
 
 _INTEGER_INPUT_LAYERS = ("Embedding",)
 
 
-class Model(ModelDataMixin, Layer):
+_FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
+
+
+def _functional_call(args: tuple, kwargs: dict) -> bool:
+    """``Model(inputs, outputs)`` (positional or keyword): symbolic tensors, not layer lists."""
+    if "inputs" in kwargs or "outputs" in kwargs:
+        return True
+    first = args[0] if args else None
+    if isinstance(first, dict):
+        first = next(iter(first.values()), None)
+    elif isinstance(first, (list, tuple)):
+        first = first[0] if first else None
+    return isinstance(first, KerasTensor)
+
+
+def _functional_subclass(cls: type) -> type:
+    """``Functional`` itself for ``keras.Model``; for a user subclass of Model, a class deriving
+    from both (its own methods first, e.g. ``train_step``), made once per subclass."""
+    from bigmodel.keras.functional import Functional
+
+    if cls is Model or issubclass(cls, Functional) or not issubclass(cls, Model):
+        return Functional if cls is Model else cls
+    made = _FUNCTIONAL_SUBCLASSES.get(cls)
+    if made is None:
+        made = type(cls.__name__, (cls, Functional), {"__module__": cls.__module__})
+        _FUNCTIONAL_SUBCLASSES[cls] = made
+    return made
+
+
+class Model(StepsMixin, ModelDataMixin, Layer):
     """A trainable stack or graph of layers with Keras's ``compile``/``fit``/``predict``.
 
     Functional use: ``Model(inputs, outputs)`` with ``inputs = keras.Input(shape=...)``.
     Subclassing: create layers in ``__init__`` and override ``call(inputs, training=False)``.
     """
 
-    def __init__(self, name: str | None = None, trainable: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, name: str | None = None, trainable: bool = True,
+                 **kwargs: Any):
+        if _functional_call(args, kwargs):
+            # A subclass whose __init__ calls super().__init__(inputs=..., outputs=...): it
+            # becomes a functional model of its own class, as in Keras.
+            functional = _functional_subclass(type(self))
+            object.__setattr__(self, "__class__", functional)
+            functional.__mro__[functional.__mro__.index(Model) - 1].__init__(
+                self, *args, name=name, trainable=trainable, **kwargs)
+            return
         super().__init__(name=name, trainable=trainable, **kwargs)
         self._init_training_state()
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Model:
-        # keras.Model(inputs, outputs) builds a functional model, as in Keras.
-        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
-            from bigmodel.keras.functional import Functional
-
-            return super().__new__(Functional)
+        # keras.Model(inputs, outputs) builds a functional model, as in Keras; so does a
+        # subclass called that way (``CustomModel(inputs, outputs)``).
+        if _functional_call(args, kwargs) and not getattr(cls, "_is_stack", False):
+            return super().__new__(_functional_subclass(cls))
         return super().__new__(cls)
 
     def _init_training_state(self) -> None:
@@ -63,6 +114,9 @@ class Model(ModelDataMixin, Layer):
         self._use_logits = False
         self._loss_weight = 1.0
         self._compile_config: dict[str, Any] | None = None
+        self._compile_loss: Any = None
+        self._compile_metrics: Any = None
+        self._loss_tracker: Any = None
 
     # ----------------------------------------------------------------------------- structure
     @property
@@ -87,6 +141,17 @@ class Model(ModelDataMixin, Layer):
         return self._declared_input_shape
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
+        out = getattr(self, "_call_output", None)
+        if self._is_subclassed() and out is None and not is_shape_list(input_shape) \
+                and all(d is not None for d in tuple(input_shape)[1:]):
+            device = next((p.device for p in self.parameters()), None)
+            self._build_on(torch.zeros([1 if d is None else int(d) for d in input_shape],
+                                       device=device))
+            out = self._call_output
+        if self._is_subclassed() and isinstance(out, torch.Tensor):
+            return (None, *out.shape[1:])
+        if self._is_subclassed() and isinstance(out, (list, tuple)):
+            return [(None, *o.shape[1:]) for o in out]
         shape = tuple(input_shape)
         for layer in self.layers:
             if isinstance(layer, Layer) and not is_shape_list(shape):
@@ -102,7 +167,21 @@ class Model(ModelDataMixin, Layer):
         return self.compute_output_shape(self._declared_input_shape)
 
     def build(self, input_shape: Sequence[int | None]) -> None:
-        """Create every layer's weights for inputs of ``input_shape`` (batch dimension first)."""
+        """Create every layer's weights for inputs of ``input_shape`` (batch dimension first).
+
+        A subclassed model is built by running its ``call`` on zeros of that shape (unless it
+        defines ``build`` itself and calls this from there: then it is only marked built).
+        """
+        if self._is_subclassed():
+            if type(self).build is Model.build and input_shape is not None:
+                shapes = input_shape if is_shape_list(input_shape) else [input_shape]
+                zeros = [torch.zeros([1 if d is None else int(d) for d in shape])
+                         for shape in shapes]
+                self._build_on(zeros if is_shape_list(input_shape) else zeros[0])
+                if not is_shape_list(input_shape):
+                    self._declared_input_shape = tuple(input_shape)
+            self.built = True
+            return
         shape = tuple(input_shape)
         for layer in self.layers:
             layer._maybe_build(shape)
@@ -144,12 +223,40 @@ class Model(ModelDataMixin, Layer):
         if training is None:
             training = self.training
         if not self.built:
-            if isinstance(inputs, torch.Tensor):
+            if isinstance(inputs, torch.Tensor) and not self._is_subclassed():
                 self._build_on(inputs)
-            self.built = True
-        return self.call(inputs, training=training, **kwargs)
+            elif isinstance(inputs, torch.Tensor) and self._declared_input_shape is None:
+                self._declared_input_shape = (None, *inputs.shape[1:])
+            self.built = True  # a subclassed model's layers build lazily inside its call
+        signature = call_signature(type(self))
+        if signature.training:
+            kwargs["training"] = training
+        if "mask" in kwargs and not signature.mask:
+            kwargs.pop("mask")
+        return self.call(inputs, **kwargs)
 
-    def _build_on(self, x: torch.Tensor) -> None:
+    def _is_subclassed(self) -> bool:
+        """A model with its own ``call`` (not Sequential/functional): its layers are not a stack."""
+        return not getattr(type(self), "_supports_logits", False)
+
+    def _build_on(self, x: Any) -> None:
+        """Create every weight for inputs like ``x``: a stack builds layer by layer; a subclassed
+        model runs ``call`` once on the first sample (eval mode, no gradients), as Keras runs it
+        symbolically."""
+        if self._is_subclassed():
+            sample = x[:1] if isinstance(x, torch.Tensor) else x
+            was_training = self.training
+            self.eval()
+            try:
+                with torch.no_grad():
+                    out = self(sample)
+            finally:
+                self.train(was_training)
+            self._call_output = out
+            if isinstance(x, torch.Tensor) and self._declared_input_shape is None:
+                self._declared_input_shape = (None, *x.shape[1:])
+            self._clear_added_losses()
+            return
         shape = (None, *x.shape[1:])
         for layer in self.layers:
             layer._maybe_build(shape, x.device)
@@ -185,18 +292,6 @@ class Model(ModelDataMixin, Layer):
                                 "first layer an input_shape, call build(input_shape), or call "
                                 "the model on data first")
 
-    @property
-    def trainable_weights(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    @property
-    def non_trainable_weights(self) -> list[torch.Tensor]:
-        return [p for p in self.parameters() if not p.requires_grad] + list(self.buffers())
-
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        return [getattr(lay, n) for lay, n in self._ordered_weight_items()]
-
     # ----------------------------------------------------------------------------- compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
                 loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
@@ -212,36 +307,69 @@ class Model(ModelDataMixin, Layer):
             UnknownNameError: unknown optimizer, loss or metric name.
             ConfigError: ``loss_weights`` for a single-output model other than one number.
         """
+        from bigmodel.keras.compile_utils import CompileLoss, CompileMetrics
+
         self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss) if loss is not None else None
-        if isinstance(metrics, (str, metrics_mod.Metric)):
+        names = self._output_names()
+        structured = isinstance(loss, (list, tuple, dict)) or len(names) > 1
+        self.loss = losses_mod.get(loss) if loss is not None and not structured else None
+        self._compile_loss = CompileLoss(loss, loss_weights) if loss is not None else None
+        if self._compile_loss is not None and len(names) > 1:
+            self._compile_loss.build(names)  # fails early on a wrong list length or dict key
+        self._compile_metrics = (CompileMetrics(metrics, weighted_metrics)
+                                 if metrics or weighted_metrics else None)
+        if self._compile_metrics is not None:
+            self._compile_metrics.set_output_names(names)
+        self._loss_tracker = metrics_mod.Mean(name="loss")
+        if isinstance(metrics, (str, metrics_mod._EngineMetric)):
             metrics = [metrics]
-        if isinstance(metrics, dict):
-            raise ConfigError("compile(metrics=dict) is for multi-output models, which are not "
-                              "supported yet; pass a list of metrics")
-        self._metric_ids = list(metrics or []) + list(weighted_metrics or [])
+        if isinstance(metrics, dict) and len(names) < 2:
+            raise ConfigError("compile(metrics=dict) is for models with several outputs; pass a "
+                              "list of metrics")
+        flat = not isinstance(metrics, dict) and all(
+            not isinstance(m, (list, tuple, dict)) for m in (metrics or []))
+        self._metric_ids = list(metrics or []) + list(weighted_metrics or []) if flat else []
         for ident in self._metric_ids:  # fail early on unknown names
             metrics_mod.get(ident)
-        if loss_weights is not None and not isinstance(loss_weights, (int, float)):
+        if loss_weights is not None and not isinstance(loss_weights, (int, float)) \
+                and len(names) < 2:
             raise ConfigError(f"loss_weights must be a number for a single-output model; "
                               f"received {loss_weights!r}")
-        self._loss_weight = float(loss_weights) if loss_weights is not None else 1.0
+        self._loss_weight = (float(loss_weights) if isinstance(loss_weights, (int, float))
+                             else 1.0)
         self._metrics = None
         self._trainer = None
         self.compiled = True
         self._compile_config = {
             "optimizer": optimizers_mod.serialize(self.optimizer) or optimizer
             if isinstance(optimizer, (str, optimizers_mod.Optimizer)) else None,
-            "loss": losses_mod.serialize(self.loss) if self.loss is not None else None,
+            "loss": losses_mod.serialize(self.loss) if self.loss is not None else (
+                loss if isinstance(loss, (str, list, dict)) and all(
+                    isinstance(v, str) for v in (loss.values() if isinstance(loss, dict)
+                                                 else [loss] if isinstance(loss, str) else loss))
+                else None),
             "metrics": [m for m in self._metric_ids if isinstance(m, str)],
         }
 
     def _require_compiled(self, what: str) -> None:
         if not self.compiled:
             raise ConfigError(f"You must call compile() before {what}() on model '{self.name}'")
-        if self.loss is None and what in ("fit", "evaluate"):
-            raise ConfigError(f"Model '{self.name}' was compiled without a loss; {what}() needs "
-                              "compile(loss=...)")
+
+    def _output_names(self) -> list[str]:
+        outputs = getattr(self, "_outputs", None)
+        return [kt.name for kt in outputs] if outputs else ["output"]
+
+    def _needs_steps(self, kind: str) -> bool:
+        """Whether ``fit``/``evaluate``/``predict`` must run Keras's step loop
+        (keras/trainer_steps.py) instead of the engine's trainer."""
+        cls = type(self)
+        step = {"train": "train_step", "test": "test_step", "predict": "predict_step"}[kind]
+        if getattr(cls, step) is not getattr(StepsMixin, step):
+            return True
+        if kind == "predict":
+            return False
+        return (cls.compute_loss is not StepsMixin.compute_loss or self.loss is None
+                or len(self._output_names()) > 1)
 
     @property
     def stop_training(self) -> bool:
@@ -313,11 +441,15 @@ class Model(ModelDataMixin, Layer):
             isinstance(m, Layer) and (m._weight_regularizers or m.activity_regularizer is not None)
             for m in self.modules())
 
-        def extra_loss() -> torch.Tensor:
-            return torch.stack([p.reshape(()) for p in self.regularization_losses()]).sum()
+        def extra_loss() -> Any:
+            # Regularization penalties and add_loss() values of this step's forward pass.
+            if not (has_penalties or layers_base._LOSS_LAYERS):
+                return 0.0
+            found = self.losses
+            return torch.stack([p.reshape(()) for p in found]).sum() if found else 0.0
 
         self._trainer = Trainer(self, loss=loss_fn, optimizer=torch_optimizer,
-                                metrics=metric_objs, extra_loss=extra_loss if has_penalties else None,
+                                metrics=metric_objs, extra_loss=extra_loss,
                                 callback_model=self, verbose=1)
         self._trainer.stop_training = self._stop_training
         self._use_logits = use_logits
@@ -345,6 +477,10 @@ class Model(ModelDataMixin, Layer):
                         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                         validation_batch_size=validation_batch_size, validation_freq=validation_freq)
         batch_size = 32 if batch_size is None else int(batch_size)
+        if self._needs_steps("train"):
+            return self._fit_with_steps(x, y, sample_weight, batch_size, epochs, verbose,
+                                        callbacks, validation_split, validation_data, shuffle,
+                                        initial_epoch, steps_per_epoch)
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit")
             val = None
@@ -386,6 +522,28 @@ class Model(ModelDataMixin, Layer):
         self.history = history
         return history
 
+    def _fit_with_steps(self, x: Any, y: Any, sample_weight: Any, batch_size: int, epochs: int,
+                        verbose: Any, callbacks: Any, validation_split: float,
+                        validation_data: Any, shuffle: bool, initial_epoch: int,
+                        steps_per_epoch: int | None) -> Any:
+        """``fit`` through Keras's step loop (custom ``train_step``, ``add_loss`` models,
+        several outputs): see keras/trainer_steps.py."""
+        val = None
+        if validation_data is not None:
+            val_x, val_y, *rest = validation_data
+            val = (val_x, val_y, rest[0] if rest else None)
+        elif validation_split:
+            split = int(len(x) * (1.0 - validation_split))
+            val = (x[split:], None if y is None else y[split:],
+                   None if sample_weight is None else sample_weight[split:])
+            x, y = x[:split], None if y is None else y[:split]
+            sample_weight = None if sample_weight is None else sample_weight[:split]
+        self.history = fit_with_steps(
+            self, x, y, sample_weight, batch_size, epochs, 1 if verbose == "auto" else int(verbose),
+            list(callbacks or []), val, shuffle, initial_epoch, steps_per_epoch)
+        self.history.model = self
+        return self.history
+
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
                  callbacks: Any = None, return_dict: bool = False) -> Any:
@@ -393,6 +551,14 @@ class Model(ModelDataMixin, Layer):
         self._require_compiled("evaluate")
         check_arguments("evaluate", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
+        if callbacks or self._needs_steps("test"):
+            logs = evaluate_with_steps(self, x, y, sample_weight, batch_size,
+                                       1 if verbose == "auto" else int(verbose),
+                                       list(callbacks or []))
+            if return_dict:
+                return logs
+            values = list(logs.values())
+            return values[0] if len(values) == 1 else values
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate")
             data = (x, y) if sample_weight is None else (x, y, sample_weight)
@@ -418,6 +584,9 @@ class Model(ModelDataMixin, Layer):
 
         check_arguments("predict", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
+        if callbacks or self._needs_steps("predict"):
+            return predict_with_steps(self, x, batch_size, 1 if verbose == "auto" else int(verbose),
+                                      list(callbacks or []))
         if _is_array_like(x):
             x = self._standardize_input(_as_numpy(x, "predict: x"))
             if len(x) == 0:

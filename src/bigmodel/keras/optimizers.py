@@ -145,6 +145,49 @@ class Optimizer:
         self._require().add_param_group(group)
 
     # -- Keras surface --------------------------------------------------------------------
+    def apply(self, grads: Any, trainable_variables: Any = None) -> None:
+        """Apply ``grads`` to ``trainable_variables`` (Keras 3; builds on the first call).
+
+        Only these variables move: others the optimizer holds keep their weights even when they
+        carry gradients (e.g. a GAN's discriminator step leaves the generator alone).
+
+        Raises:
+            ConfigError: no variables, or as many gradients as variables not given.
+        """
+        grads = list(grads)
+        if trainable_variables is None:
+            raise ConfigError(f"{type(self).__name__}.apply() needs trainable_variables")
+        variables = list(trainable_variables)
+        if len(grads) != len(variables):
+            raise ConfigError(f"{type(self).__name__}.apply(): {len(grads)} gradients for "
+                              f"{len(variables)} variables")
+        if self.torch_optimizer is None:
+            self.build(variables)
+        held = {id(p) for g in self.torch_optimizer.param_groups for p in g["params"]}
+        new = [v for v in variables if id(v) not in held and v.requires_grad]
+        if new:
+            self.torch_optimizer.add_param_group({"params": new})
+        given = {id(v) for v in variables}
+        hidden = []
+        for group in self.torch_optimizer.param_groups:
+            for p in group["params"]:
+                if id(p) not in given and p.grad is not None:
+                    hidden.append((p, p.grad))
+                    p.grad = None
+        for grad, variable in zip(grads, variables):
+            if grad is not None and variable.grad is not grad:
+                variable.grad = grad.to(variable.dtype)
+        try:
+            self.torch_optimizer.step()
+        finally:
+            for p, grad in hidden:
+                p.grad = grad
+
+    def apply_gradients(self, grads_and_vars: Any) -> None:
+        """Keras 2's form of :meth:`apply`: an iterable of ``(gradient, variable)`` pairs."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
     @property
     def learning_rate(self) -> float:
         if self._schedule is not None:  # the rate of the next update, as Keras reports it

@@ -25,6 +25,7 @@ class Sequential(Model):
     """
 
     _supports_logits = True
+    _is_stack = True  # Sequential([...]) is never a functional call
 
     def __init__(self, layers: Iterable[Any] | None = None, name: str | None = None,
                  trainable: bool = True, **kwargs: Any):

@@ -13,6 +13,7 @@ bigmodel unchanged.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,10 +22,12 @@ import torch
 from torch import nn
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, UnknownNameError
+from bigmodel.keras.layers import tracking
 
 Shape = tuple  # (batch, ...) with None for unknown sizes
 
 _LAYER_CLASSES: dict[str, type[Layer]] = {}
+_CONTAINER_TYPES = (list, tuple, dict, tracking.TrackedList, tracking.TrackedDict)
 _NAME_COUNTS: dict[str, int] = {}
 
 
@@ -112,18 +115,9 @@ def set_keras_mask(x: Any, mask: Any) -> None:
         x._keras_mask = mask
 
 
-_CALL_TAKES_MASK: dict[type, bool] = {}
-
-
 def _call_takes_mask(cls: type) -> bool:
     """Whether ``cls.call`` has a ``mask`` parameter (cached per class)."""
-    known = _CALL_TAKES_MASK.get(cls)
-    if known is None:
-        import inspect
-
-        known = "mask" in inspect.signature(cls.call).parameters
-        _CALL_TAKES_MASK[cls] = known
-    return known
+    return call_signature(cls).mask
 
 
 def is_shape_list(shape: Any) -> bool:
@@ -168,14 +162,55 @@ def _flatten_symbolic(args: Any) -> list[KerasTensor]:
 
 
 def _child_layers(module: nn.Module) -> list[Layer]:
-    """Nearest Layer descendants, looking through plain containers such as ``nn.ModuleList``."""
+    """Nearest Layer descendants, looking through plain containers such as ``nn.ModuleList`` and
+    tracked lists/dicts; each layer once (one layer may be held in two attributes)."""
     found: list[Layer] = []
+    seen: set[int] = set()
     for child in module.children():
-        if isinstance(child, Layer):
-            found.append(child)
-        else:
-            found.extend(_child_layers(child))
+        for layer in [child] if isinstance(child, Layer) else _child_layers(child):
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                found.append(layer)
     return found
+
+
+def _is_symbolic_shape_unknown(shape: Any) -> bool:
+    return not isinstance(shape, (list, tuple)) or len(shape) == 0
+
+
+class _CallSignature:
+    """What ``call`` accepts (Keras inspects it once per class): ``training``, ``mask``, and the
+    name of its first argument (for ``layer(inputs=x)`` / ``layer(x=x)`` keyword calls)."""
+
+    __slots__ = ("first", "mask", "training")
+
+    def __init__(self, fn: Callable) -> None:
+        import inspect
+
+        params = list(inspect.signature(fn).parameters.values())[1:]  # drop self
+        var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+        names = {p.name for p in params}
+        self.training = var_kw or "training" in names
+        self.mask = "mask" in names
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self.first = positional[0].name if positional else None
+
+
+_CALL_SIGNATURES: dict[type, _CallSignature] = {}
+
+
+def call_signature(cls: type) -> _CallSignature:
+    """The :class:`_CallSignature` of ``cls.call`` (cached per class)."""
+    known = _CALL_SIGNATURES.get(cls)
+    if known is None:
+        known = _CALL_SIGNATURES[cls] = _CallSignature(cls.call)
+    return known
+
+
+# add_loss bookkeeping: layers holding losses from their last call, and how deep we are in nested
+# layer calls (losses are cleared when an outermost call starts, as in Keras).
+_LOSS_LAYERS: weakref.WeakSet = weakref.WeakSet()
+_CALL_DEPTH = [0]
 
 
 class Layer(nn.Module):
@@ -256,20 +291,112 @@ class Layer(nn.Module):
         for param in self.parameters():
             param.requires_grad_(bool(value) and id(param) not in fixed)
 
+    # ----------------------------------------------------------------------------- tracking
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Keras tracks layers and weights held in lists, tuples and dicts (layers/tracking.py).
+        if type(value) in _CONTAINER_TYPES and "_modules" in self.__dict__ \
+                and tracking.should_track(name, value):
+            self._set_tracked(name, value)
+            return
+        if name in self.__dict__.get("_tracked_attrs", ()):
+            self._untrack(name)
+        if isinstance(value, nn.Parameter) and self._rename_auto_weight(name, value):
+            return
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self.__dict__.get("_tracked_attrs", ()):
+            self._untrack(name)
+            object.__delattr__(self, name)
+            return
+        super().__delattr__(name)
+
+    def _set_tracked(self, name: str, value: Any) -> None:
+        if name in self.__dict__.get("_tracked_attrs", ()):
+            self._untrack(name)
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        wrapped = tracking.wrap(value, lambda: self._sync_tracked(name))
+        object.__setattr__(self, name, wrapped)
+        self.__dict__.setdefault("_tracked_attrs", set()).add(name)
+        self._sync_tracked(name)
+
+    def _sync_tracked(self, name: str) -> None:
+        """Register the modules/parameters now held in tracked attribute ``name``."""
+        container = tracking.TrackedModules()
+        for path, item in tracking.iter_trackables(self.__dict__.get(name)):
+            if isinstance(item, nn.Parameter):
+                container.register_parameter(path, item)
+            elif item is not self:
+                container.add_module(path, item)
+        if container._modules or container._parameters:
+            self._modules[name] = container
+        else:
+            self._modules.pop(name, None)
+
+    def _untrack(self, name: str) -> None:
+        old = self.__dict__.get(name)
+        if isinstance(old, (tracking.TrackedList, tracking.TrackedDict)):
+            old._on_change = None
+        self._modules.pop(name, None)
+        self.__dict__["_tracked_attrs"].discard(name)
+
+    def _rename_auto_weight(self, name: str, value: nn.Parameter) -> bool:
+        """``self.w = self.add_weight(shape=...)``: the unnamed weight takes the name ``w``
+        (one registration, in creation order) instead of being registered twice."""
+        auto = self.__dict__.get("_auto_weight_names")
+        if not auto or name in self._parameters or name in self.__dict__:
+            return False
+        old = next((n for n in auto if self._parameters.get(n) is value), None)
+        if old is None:
+            return False
+        for table in (self._parameters, self._weight_perms, self._weight_regularizers):
+            if old in table:
+                items = [(name if k == old else k, v) for k, v in table.items()]
+                table.clear()
+                table.update(items)
+        fixed = self.__dict__.get("_fixed_weights")
+        if fixed and old in fixed:
+            fixed.discard(old)
+            fixed.add(name)
+        auto.discard(old)
+        return True
+
     # ----------------------------------------------------------------------------- weights
-    def add_weight(self, name: str, shape: Sequence[int], initializer: Any = "glorot_uniform",
+    def add_weight(self, name: Any = None, shape: Any = None, initializer: Any = None,
                    regularizer: Any = None, trainable: bool = True,
                    torch_perm: Sequence[int] | None = None,
-                   constraint: Any = None) -> nn.Parameter:
+                   constraint: Any = None, dtype: Any = None, **kwargs: Any) -> nn.Parameter:
         """Create a weight of Keras shape ``shape`` and register it as parameter ``name``.
 
         The initializer sees the Keras shape (so fan-in/fan-out match Keras); ``torch_perm`` then
         permutes it into the stored layout. Weights are listed by :meth:`get_weights` in creation
-        order, like Keras.
+        order, like Keras. As in Keras 3, ``name`` is optional (an unnamed weight assigned to
+        ``self.w`` is registered as ``w``), ``shape`` may come first
+        (``add_weight((3, 4), "zeros")``) and ``initializer`` defaults to ``glorot_uniform``;
+        ``autocast``, ``aggregation`` and ``overwrite_with_gradient`` are accepted and ignored.
+
+        Raises:
+            ConfigError: an unknown keyword argument, a dtype other than float32.
         """
         from bigmodel.keras import initializers, regularizers
 
-        init = initializers.get(initializer)
+        if name is not None and not isinstance(name, str):  # Keras 3 order: shape first
+            if shape is not None and initializer is None:
+                initializer = shape
+            name, shape = None, name
+        unknown = set(kwargs) - {"autocast", "aggregation", "overwrite_with_gradient", "synchronization"}
+        if unknown:
+            raise ConfigError(f"Layer '{self.name}': add_weight() got unknown arguments "
+                              f"{sorted(unknown)}")
+        if shape is None:
+            shape = ()
+        if dtype not in (None, "float32", torch.float32):
+            raise ConfigError(f"Layer '{self.name}': add_weight supports dtype float32 only; "
+                              f"received dtype={dtype!r}")
+        if name is None:
+            name = self._auto_weight_name()
+        init = initializers.get("glorot_uniform" if initializer is None else initializer)
         value = init(tuple(int(s) for s in shape))
         if torch_perm is not None:
             value = value.permute(*torch_perm).contiguous()
@@ -289,6 +416,15 @@ class Layer(nn.Module):
             # Read by the optimizers after each step (keras/constraints.py: apply_constraints).
             param._keras_constraint = (constraints.get(constraint), self._weight_perms[name])
         return param
+
+    def _auto_weight_name(self) -> str:
+        auto = self.__dict__.setdefault("_auto_weight_names", set())
+        index, name = 0, "variable"
+        while name in self._parameters or name in self.__dict__ or name in self._modules:
+            index += 1
+            name = f"variable_{index}"
+        auto.add(name)
+        return name
 
     def add_buffer(self, name: str, value: torch.Tensor) -> None:
         """A non-trainable state tensor listed by ``get_weights`` (e.g. BatchNorm moving stats)."""
@@ -366,9 +502,73 @@ class Layer(nn.Module):
                 losses.append(module._activity_loss)
         return losses
 
+    def add_loss(self, loss: Any) -> None:
+        """Add a loss tensor computed in ``call`` (Keras ``add_loss``): it joins the training loss
+        and :attr:`losses` until the next outermost call clears it, as in Keras.
+
+        Raises:
+            InputTypeError: ``loss`` is not a number or a tensor.
+        """
+        if not isinstance(loss, torch.Tensor):
+            try:
+                loss = torch.as_tensor(float(loss))
+            except (TypeError, ValueError):
+                raise InputTypeError(f"Layer '{self.name}': add_loss() needs a scalar tensor or "
+                                     f"number; received {type(loss).__name__}") from None
+        added = self.__dict__.get("_added_losses")
+        if added is None:
+            added = []
+            object.__setattr__(self, "_added_losses", added)
+        if not added:
+            _LOSS_LAYERS.add(self)
+        added.append(loss)
+
+    def _clear_added_losses(self) -> None:
+        for module in self.modules():
+            if module in _LOSS_LAYERS:
+                module._added_losses.clear()
+                _LOSS_LAYERS.discard(module)
+
     @property
     def losses(self) -> list[torch.Tensor]:
-        return self.regularization_losses()
+        """``add_loss`` losses of the last call, then regularization penalties (this layer and
+        nested ones)."""
+        added = [loss for module in self.modules()
+                 for loss in module.__dict__.get("_added_losses", ())] if _LOSS_LAYERS else []
+        return added + self.regularization_losses()
+
+    # ----------------------------------------------------------------------------- weight lists
+    def _all_weights(self) -> list[torch.Tensor]:
+        items = [getattr(lay, n) for lay, n in self._ordered_weight_items()]
+        seen = {id(t) for t in items}
+        return items + [p for p in self.parameters() if id(p) not in seen]
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        """All weights (parameters and state such as BatchNorm moving statistics), Keras order."""
+        return self._all_weights()
+
+    @property
+    def variables(self) -> list[torch.Tensor]:
+        return self._all_weights()
+
+    @property
+    def trainable_weights(self) -> list[nn.Parameter]:
+        return [w for w in self._all_weights()
+                if isinstance(w, nn.Parameter) and w.requires_grad]
+
+    @property
+    def trainable_variables(self) -> list[nn.Parameter]:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        return [w for w in self._all_weights()
+                if not (isinstance(w, nn.Parameter) and w.requires_grad)]
+
+    @property
+    def non_trainable_variables(self) -> list[torch.Tensor]:
+        return self.non_trainable_weights
 
     # ----------------------------------------------------------------------------- build / call
     def build(self, input_shape: Shape) -> None:
@@ -378,6 +578,8 @@ class Layer(nn.Module):
         raise NotImplementedError(f"{type(self).__name__}.call")
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if self._runs_call_for_shape():
+            return self._shape_by_running(input_shape)
         return tuple(input_shape)
 
     def accepts_nchw(self) -> bool:
@@ -431,12 +633,77 @@ class Layer(nn.Module):
             self.build(tuple(shape))
             self.built = True
             self._build_device = None
+            if self._runs_call_for_shape() and not _is_symbolic_shape_unknown(shape) and any(
+                    not layer.built for layer in _child_layers(self)):
+                self._shape_by_running(tuple(shape))  # Keras builds nested layers by calling
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args and kwargs:  # layer(inputs=x) or layer(x=x): the first argument by keyword
+            first = call_signature(type(self)).first
+            key = first if first in kwargs else "inputs" if "inputs" in kwargs else None
+            if key is None:
+                raise InputTypeError(f"Layer '{self.name}' was called without inputs; received "
+                                     f"only keyword arguments {sorted(kwargs)}")
+            args = (kwargs.pop(key),)
         symbolic = _flatten_symbolic(args[0]) if args else []
         if symbolic:
             return self._call_symbolic(args[0], **kwargs)
-        return super().__call__(*args, **kwargs)
+        if _CALL_DEPTH[0] == 0 and _LOSS_LAYERS:
+            self._clear_added_losses()  # an outermost call starts: add_loss values start afresh
+        _CALL_DEPTH[0] += 1
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            _CALL_DEPTH[0] -= 1
+
+    def _runs_call_for_shape(self) -> bool:
+        """A user-defined layer without ``compute_output_shape``: its output shape is found by
+        running ``call`` (Keras traces ``call`` symbolically for the same purpose)."""
+        cls = type(self)
+        return (not cls.__module__.startswith("bigmodel.")
+                and cls.compute_output_shape is Layer.compute_output_shape
+                and cls.call is not Layer.call)
+
+    def _shape_by_running(self, shape: Any) -> Any:
+        """Output shape of ``call`` on zeros of ``shape``; a ``None`` axis stays ``None`` when the
+        output's size changes with it (two runs with different sizes)."""
+        def run(fill: int) -> Any:
+            def zeros(one: Any) -> torch.Tensor:
+                return torch.zeros([1 if i == 0 else fill if d is None else int(d)
+                                    for i, d in enumerate(one)])
+            x = [zeros(t) for t in shape] if is_shape_list(shape) else zeros(shape)
+            was_training = self.training
+            # Losses this trial run adds (add_loss) are dropped again afterwards.
+            counts = {id(m): len(m.__dict__.get("_added_losses", ())) for m in self.modules()}
+            self.eval()
+            try:
+                with torch.no_grad():
+                    out = self.forward(x, training=False)
+            finally:
+                self.train(was_training)
+                for module in self.modules():
+                    added = module.__dict__.get("_added_losses")
+                    if added:
+                        del added[counts.get(id(module), 0):]
+            if isinstance(out, (list, tuple)):
+                return [tuple(o.shape) for o in out]
+            return tuple(out.shape)
+
+        key = repr(shape)
+        cache = self.__dict__.setdefault("_shape_cache", {})
+        if key in cache:
+            return cache[key]
+        first = run(3)
+        dynamic = any(d is None for one in (shape if is_shape_list(shape) else [shape])
+                      for d in list(one)[1:])
+        second = run(5) if dynamic else first
+
+        def merge(a: tuple, b: tuple) -> tuple:
+            return (None, *[x if x == y else None for x, y in zip(a[1:], b[1:])])
+        result = ([merge(a, b) for a, b in zip(first, second)] if isinstance(first, list)
+                  else merge(first, second))
+        cache[key] = result
+        return result
 
     def _call_symbolic(self, inputs: Any, **kwargs: Any) -> KerasTensor:
         shape = inputs.shape if isinstance(inputs, KerasTensor) else [t.shape for t in inputs]
@@ -470,19 +737,32 @@ class Layer(nn.Module):
             if not self.built:
                 self._maybe_build(shape, inputs.device)
             self._check_input_shape(tuple(inputs.shape))
-        elif not isinstance(inputs, (list, tuple)):
+        elif not isinstance(inputs, (list, tuple, dict)):
             raise InputTypeError(f"Layer '{self.name}' expects a tensor or array input; "
                                  f"received {type(inputs).__name__}")
         elif not self.built:
-            self.build([(None, *t.shape[1:]) for t in inputs])
+            def shape_of(t: Any) -> Any:
+                return (None, *t.shape[1:]) if isinstance(t, torch.Tensor) and t.dim() else None
+            leaves = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
+            device = next((t.device for t in leaves if isinstance(t, torch.Tensor)), None)
+            self._build_device = device
+            try:
+                self.build({k: shape_of(t) for k, t in inputs.items()}
+                           if isinstance(inputs, dict) else [shape_of(t) for t in inputs])
+            finally:
+                self._build_device = None
             self.built = True
         if training is None:
             training = self.training
         # The incoming mask: given explicitly, or attached to the inputs by the previous layer.
         mask = kwargs.pop("mask") if "mask" in kwargs else get_keras_mask(inputs)
-        if _call_takes_mask(type(self)):
+        # Keras passes ``training``/``mask`` only to a ``call`` that declares them.
+        signature = call_signature(type(self))
+        if signature.mask:
             kwargs["mask"] = mask
-        outputs = self.call(inputs, training=training, **kwargs)
+        if signature.training:
+            kwargs["training"] = training
+        outputs = self.call(inputs, **kwargs)
         if self.activity_regularizer is not None and isinstance(outputs, torch.Tensor):
             # Keras divides the activity penalty by the batch size.
             self._activity_loss = self.activity_regularizer(outputs) / outputs.shape[0]

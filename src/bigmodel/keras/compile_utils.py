@@ -1,0 +1,157 @@
+"""What ``Model.compile`` builds: the loss over one or several outputs and the metrics container.
+
+``CompileLoss`` takes Keras's forms of ``loss`` / ``loss_weights``: one loss (applied to every
+output), a list (one per output, ``None`` to skip one) or a dict keyed by output name; targets may be
+a list or a dict keyed the same way. ``CompileMetrics`` holds the compiled metrics, resolved from the
+first batch's shapes (``"accuracy"`` depends on them), and reports them as one dict; for several
+outputs their names are prefixed with the output's name, as in Keras (``out_a_mae``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from bigmodel.errors import ConfigError, ShapeError
+from bigmodel.keras import losses as losses_mod
+from bigmodel.keras import metrics as metrics_mod
+
+__all__ = ["CompileLoss", "CompileMetrics", "as_output_list"]
+
+
+def as_output_list(value: Any, names: Sequence[str], what: str) -> list[Any]:
+    """``value`` (one item, a list or a dict keyed by output name) as one entry per output.
+
+    Raises:
+        ConfigError: a list of the wrong length, or a dict with keys that are not output names.
+    """
+    if isinstance(value, dict):
+        unknown = set(value) - set(names)
+        if unknown:
+            raise ConfigError(f"compile: {what} has keys {sorted(unknown)} that are not output "
+                              f"names of the model; its outputs are {list(names)}")
+        return [value.get(name) for name in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ConfigError(f"compile: {what} is a list of {len(value)} entries for a model "
+                              f"with {len(names)} outputs ({list(names)})")
+        return list(value)
+    return [value] * len(names)
+
+
+class CompileLoss:
+    """The compiled loss: ``loss(y_true, y_pred, sample_weight)`` summed over outputs with
+    ``loss_weights``."""
+
+    def __init__(self, loss: Any, loss_weights: Any = None) -> None:
+        self.spec, self.weights_spec = loss, loss_weights
+        self._losses: list[Any] | None = None
+        self._weights: list[float] | None = None
+        self._names: list[str] | None = None
+
+    def build(self, output_names: Sequence[str]) -> None:
+        names = list(output_names)
+        self._names = names
+        specs = as_output_list(self.spec, names, "loss") if len(names) > 1 else [self.spec]
+        self._losses = [None if spec is None else losses_mod.get(spec) for spec in specs]
+        if self.weights_spec is None:
+            self._weights = [1.0] * len(names)
+        elif len(names) == 1 and isinstance(self.weights_spec, (int, float)):
+            self._weights = [float(self.weights_spec)]
+        else:
+            weights = as_output_list(self.weights_spec, names, "loss_weights")
+            self._weights = [1.0 if w is None else float(w) for w in weights]
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
+        preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+        if self._losses is None:
+            self.build([f"output_{i}" for i in range(len(preds))] if len(preds) > 1 else ["output"])
+        if len(preds) == 1:
+            trues = [y_true]
+        elif isinstance(y_true, dict):
+            trues = as_output_list(y_true, self._names, "y")
+        elif isinstance(y_true, (list, tuple)) and len(y_true) == len(preds):
+            trues = list(y_true)
+        else:
+            raise ShapeError(f"The model has {len(preds)} outputs; y must be a list or a dict "
+                             f"of {len(preds)} targets, received {type(y_true).__name__}")
+        total = None
+        for loss, weight, true, pred in zip(self._losses, self._weights, trues, preds):
+            if loss is None or true is None:
+                continue
+            value = loss(true, pred, sample_weight) * weight
+            total = value if total is None else total + value
+        return total
+
+
+class CompileMetrics(metrics_mod.Metric):
+    """The metrics given to ``compile``, updated together; ``result()`` is a dict of floats."""
+
+    def __init__(self, metrics: Any, weighted_metrics: Any = None) -> None:
+        super().__init__(name="compile_metrics")
+        self.spec = metrics
+        self.weighted_spec = weighted_metrics
+        self._metrics: list[tuple[int | None, Any]] | None = None  # (output index, metric)
+        self._names: list[str] = ["output"]
+
+    def set_output_names(self, names: Sequence[str]) -> None:
+        self._names = list(names)
+
+    def _resolve(self, y_true: list[Any], y_pred: list[torch.Tensor]) -> None:
+        entries: list[tuple[int | None, Any]] = []
+        single = len(y_pred) == 1
+        for spec in (self.spec, self.weighted_spec):
+            if spec is None:
+                continue
+            if single:
+                items = [spec] if isinstance(spec, (str, metrics_mod._EngineMetric)) else spec
+                per_output = [list(items)]
+            elif isinstance(spec, (dict, list, tuple)) and (
+                    isinstance(spec, dict) or all(isinstance(s, (list, tuple, type(None), dict))
+                                                  for s in spec)):
+                per_output = [[] if s is None else [s] if not isinstance(s, (list, tuple)) else
+                              list(s) for s in as_output_list(spec, self._names, "metrics")]
+            else:  # a flat list for several outputs: every output gets each metric
+                items = [spec] if isinstance(spec, (str, metrics_mod._EngineMetric)) else spec
+                per_output = [list(items) for _ in self._names]
+            for index, items in enumerate(per_output):
+                for ident in items:
+                    label = tuple(y_true[index].shape) if isinstance(y_true[index], torch.Tensor) \
+                        else None
+                    metric = metrics_mod.get(ident if single or not isinstance(
+                        ident, metrics_mod._EngineMetric) else ident, label,
+                        tuple(y_pred[index].shape))
+                    if not single and isinstance(ident, str):
+                        metric.name = f"{self._names[index]}_{metric.name}"
+                    entries.append((index, metric))
+        self._metrics = entries
+
+    @property
+    def metrics(self) -> list[Any]:
+        return [metric for _, metric in self._metrics or []]
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+        if len(preds) == 1:
+            trues = [y_true]
+        elif isinstance(y_true, dict):
+            trues = as_output_list(y_true, self._names, "y")
+        else:
+            trues = list(y_true)
+        if self._metrics is None:
+            self._resolve(trues, preds)
+        for index, metric in self._metrics:
+            metric.update(preds[index].detach(), trues[index], sample_weight)
+
+    def result(self) -> dict[str, float]:
+        out = {}
+        for _, metric in self._metrics or []:
+            value = metric.result()
+            out[metric.name] = float(value) if isinstance(value, torch.Tensor) else value
+        return out
+
+    def reset_state(self) -> None:
+        for _, metric in self._metrics or []:
+            metric.reset()
