@@ -50,6 +50,22 @@ class TrainingError(BigModelError, RuntimeError):
     """Training cannot continue (e.g. the loss became NaN/Inf); names epoch and step."""
 
 
+class Preempted(TrainingError):
+    """Training stopped on SIGTERM/SIGINT at a step boundary, after writing a checkpoint.
+
+    Attributes:
+        signal_number: the signal received (``signal.SIGTERM`` = 15, ``signal.SIGINT`` = 2).
+        exit_code: ``128 + signal_number`` (143 for SIGTERM, 130 for SIGINT), what a shell expects.
+        checkpoint: the checkpoint written (``None`` when there was nowhere to write one).
+    """
+
+    def __init__(self, message: str, signal_number: int, checkpoint: object = None) -> None:
+        super().__init__(message)
+        self.signal_number = int(signal_number)
+        self.exit_code = 128 + self.signal_number
+        self.checkpoint = checkpoint
+
+
 class NotBuiltError(BigModelError, ValueError):
     """A model or layer was used before its shapes were known (no input_shape, never called)."""
 

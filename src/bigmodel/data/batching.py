@@ -172,6 +172,9 @@ class ArrayBatches:
         self.generator = generator
         self.num_samples = tree_leaves(self.arrays[0])[0].shape[0]
         self.device = device
+        # Batches the next pass leaves out at its start (resuming mid-epoch): the permutation is
+        # still drawn, so the generator advances exactly as in the pass that was interrupted.
+        self.skip = 0
         self._move_each_batch = False
         if device is not None and device.type != "cpu":
             nbytes = sum(t.numel() * t.element_size() for t in tree_leaves(self.arrays))
@@ -188,17 +191,18 @@ class ArrayBatches:
         size, arrays = self.batch_size, self.arrays
         move = self._move_each_batch
         device = self.device
+        first, self.skip = self.skip * size, 0
         if self.shuffle:
             order = torch.randperm(self.num_samples, generator=self.generator)
             index_device = tree_leaves(arrays)[0].device
             if index_device.type != "cpu":
                 order = order.to(index_device)
-            for start in range(0, self.num_samples, size):
+            for start in range(first, self.num_samples, size):
                 index = order[start:start + size]
                 batch = tree_map(lambda t, i=index: t.index_select(0, i), arrays)
                 yield tree_map(lambda t: t.to(device, non_blocking=True), batch) if move else batch
         else:
-            for start in range(0, self.num_samples, size):
+            for start in range(first, self.num_samples, size):
                 batch = tree_map(lambda t, s=start: t[s:s + size], arrays)
                 yield tree_map(lambda t: t.to(device, non_blocking=True), batch) if move else batch
 

@@ -28,6 +28,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,8 @@ from bigmodel.utils.loading import looks_like_pickle, read_safetensors_header
 FORMAT = "bigmodel-checkpoint"
 VERSION = 1
 MANIFEST = "manifest.json"
-_EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+# epoch-0003: 3 epochs done; epoch-0003-step-00000012: 3 epochs and 12 batches of the 4th done.
+_EPOCH_DIR = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MARKERS = ("__tensor__", "__ndarray__", "__tuple__", "__items__")
 
@@ -417,21 +419,57 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
 
 # --- a run's checkpoint directory ---------------------------------------------------------------
 
-def find_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
-    """``(epoch, path)`` of the ``epoch-NNNN`` directories under ``root`` with a parsable manifest, oldest first."""
-    root = Path(root)
+def _checkpoint_dirs(root: Path) -> list[tuple[tuple[int, int], Path]]:
+    """``((epoch, step), path)`` of every ``epoch-NNNN[-step-SSSSSSSS]`` directory, oldest first."""
     if not root.is_dir():
         return []
     found = []
     for path in root.iterdir():
         match = _EPOCH_DIR.match(path.name)
         if match and path.is_dir():
-            try:
-                read_manifest(path)
-            except CheckpointError:
-                continue
-            found.append((int(match.group(1)), path))
+            found.append(((int(match.group(1)), int(match.group(2) or 0)), path))
     return sorted(found)
+
+
+def find_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(epochs done, path)`` of the epoch and step checkpoints under ``root`` with a parsable
+    manifest, oldest first (a step checkpoint sorts after its epoch's start, before its end)."""
+    found = []
+    for (epoch, _), path in _checkpoint_dirs(Path(root)):
+        try:
+            read_manifest(path)
+        except CheckpointError:
+            continue
+        found.append((epoch, path))
+    return found
+
+
+def read_latest_valid(root: str | os.PathLike) -> LoadedCheckpoint | None:
+    """Read the newest checkpoint under ``root`` that passes verification; a damaged newer one
+    (truncated, altered, no manifest) is passed over with a warning naming it and the one used.
+
+    Returns:
+        The loaded checkpoint, or ``None`` when ``root`` holds no checkpoint directory at all.
+
+    Raises:
+        CheckpointError: checkpoint directories exist but none is valid (names each and why).
+    """
+    damaged: list[tuple[Path, CheckpointError]] = []
+    for _, path in reversed(_checkpoint_dirs(Path(root))):
+        try:
+            loaded = read_checkpoint(path)
+        except CheckpointError as err:
+            damaged.append((path, err))
+            continue
+        if damaged:
+            names = "; ".join(f"{bad} ({err})" for bad, err in damaged)
+            warnings.warn(f"Newest checkpoint is damaged, resuming from the previous valid one, "
+                          f"{path}. Passed over: {names}", RuntimeWarning, stacklevel=2)
+        return loaded
+    if damaged:
+        names = "; ".join(f"{bad} ({err})" for bad, err in damaged)
+        raise CheckpointError(f"No valid checkpoint under {root}: {names}")
+    return None
 
 
 def latest_checkpoint(root: str | os.PathLike) -> Path | None:
@@ -455,8 +493,10 @@ class CheckpointManager:
         self.root = Path(run_dir) / "checkpoints"
         self.keep_last = int(keep_last)
 
-    def path_for(self, epoch: int) -> Path:
-        return self.root / f"epoch-{epoch:04d}"
+    def path_for(self, epoch: int, step: int | None = None) -> Path:
+        """``epoch-NNNN`` after ``epoch`` epochs; ``epoch-NNNN-step-SSSSSSSS`` ``step`` batches later."""
+        name = f"epoch-{epoch:04d}" if not step else f"epoch-{epoch:04d}-step-{step:08d}"
+        return self.root / name
 
     @property
     def best_path(self) -> Path:
@@ -466,9 +506,10 @@ class CheckpointManager:
         return latest_checkpoint(self.root)
 
     def save(self, epoch: int, tensors: Mapping[str, Mapping[str, torch.Tensor]],
-             documents: Mapping[str, Any]) -> Path:
-        """Write ``epoch-NNNN`` (``epoch`` = completed epochs) and prune older ones."""
-        path = write_checkpoint(self.path_for(epoch), tensors, documents)
+             documents: Mapping[str, Any], step: int | None = None) -> Path:
+        """Write ``epoch-NNNN`` (``epoch`` = completed epochs; with ``step``, the batches done in
+        the next epoch: ``epoch-NNNN-step-SSSSSSSS``) and prune older ones."""
+        path = write_checkpoint(self.path_for(epoch, step), tensors, documents)
         self.prune()
         return path
 
@@ -523,6 +564,7 @@ __all__ = [
     "CheckpointManager", "LoadedCheckpoint", "capture_rng_state", "decode_state", "disk_full_error",
     "encode_state", "first_nonfinite",
     "unshare_tensors",
-    "find_checkpoints", "latest_checkpoint", "load_weights", "read_checkpoint", "read_manifest",
+    "find_checkpoints", "latest_checkpoint", "load_weights", "read_checkpoint", "read_latest_valid",
+    "read_manifest",
     "restore_rng_state", "save_weights", "verify_checkpoint", "write_checkpoint",
 ]

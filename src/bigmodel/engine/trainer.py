@@ -11,6 +11,7 @@ callback asks for batch logs.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 import warnings
@@ -29,7 +30,7 @@ from bigmodel.data.batching import (
     tree_map,
 )
 from bigmodel.engine import checkpoint as ckpt
-from bigmodel.engine import distributed, training_state
+from bigmodel.engine import distributed, step_checkpoints, training_state
 from bigmodel.engine import metrics as metrics_module
 from bigmodel.engine.callbacks import (
     Callback,
@@ -51,7 +52,7 @@ from bigmodel.engine.resolve import (
 from bigmodel.engine.schedules import build_scheduler, needs_total_steps
 from bigmodel.engine.trainer_inference import InferenceMixin
 from bigmodel.engine.trainer_persistence import PersistenceMixin, holding_run_dir
-from bigmodel.errors import ConfigError, DataError, InputTypeError, TrainingError
+from bigmodel.errors import ConfigError, DataError, InputTypeError, Preempted, TrainingError
 
 
 class Trainer(PersistenceMixin, InferenceMixin):
@@ -91,6 +92,11 @@ class Trainer(PersistenceMixin, InferenceMixin):
             averaged over them; epoch checkpoints are sharded (``engine.dist_checkpoint``).
         activation_checkpointing: recompute each block's activations in backward.
         compile: ``torch.compile`` each block in place (``True`` or a backend name).
+        checkpoint_every: also checkpoint within epochs: every N optimizer steps (``500``) or every
+            so much time (``"30s"``, ``"10min"``); needs ``run_dir``. ``fit(resume=True)`` then
+            continues mid-epoch without training on any batch twice (``engine.step_checkpoints``).
+            With a ``run_dir``, SIGTERM/SIGINT during ``fit`` write a checkpoint at the next step
+            boundary and raise :class:`~bigmodel.errors.Preempted` (exit code 143/130).
 
     Raises:
         InputTypeError, ConfigError, UnknownNameError: invalid arguments (named in the message).
@@ -104,7 +110,8 @@ class Trainer(PersistenceMixin, InferenceMixin):
                  channels_last: bool = False, *, grad_clip_value: float | None = None,
                  keep_checkpoints: int = 2, checkpoint_monitor: str | None = None,
                  checkpoint_mode: str = "auto", strategy: str = "single",
-                 activation_checkpointing: bool = False, compile: bool | str = False) -> None:
+                 activation_checkpointing: bool = False, compile: bool | str = False,
+                 checkpoint_every: int | str | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise InputTypeError(f"Trainer needs an nn.Module; received {type(model).__name__}")
         if int(grad_accum_steps) != grad_accum_steps or grad_accum_steps < 1:
@@ -151,6 +158,11 @@ class Trainer(PersistenceMixin, InferenceMixin):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._checkpoints = ckpt.CheckpointManager(self.run_dir, keep_checkpoints) if run_dir else None
         self.checkpoint_monitor, self.checkpoint_mode = checkpoint_monitor, checkpoint_mode
+        self._policy = step_checkpoints.CheckpointPolicy(checkpoint_every)
+        if checkpoint_every is not None and run_dir is None:
+            raise ConfigError(f"checkpoint_every={checkpoint_every!r} needs a run_dir to write into")
+        self._position: dict | None = None  # set while a checkpoint records a mid-epoch position
+        self._tracked: step_checkpoints.TrackedBatches | None = None
         self.seed, self.verbose = seed, verbose
         self.extra_loss = extra_loss
         self.callback_model = callback_model
@@ -170,6 +182,7 @@ class Trainer(PersistenceMixin, InferenceMixin):
     # --- fit / evaluate / predict --------------------------------------------------------------
 
     @holding_run_dir
+    @step_checkpoints.handling_signals
     def fit(self, train: Any, val: Any = None, epochs: int = 1, batch_size: int = 32,
             shuffle: bool = True, callbacks: Iterable[Callback] = (), initial_epoch: int = 0,
             class_weight: Mapping[int, float] | None = None, steps_per_epoch: int | None = None,
@@ -210,6 +223,8 @@ class Trainer(PersistenceMixin, InferenceMixin):
             seed_everything(self.seed)
             self._seeded = True
         train_batches = make_batches(train, batch_size, shuffle, self._shuffle_generator(), self.device, "train")
+        # Knows where each pass over the data stands, for checkpoints within an epoch.
+        train_batches = self._tracked = step_checkpoints.TrackedBatches(train_batches, self._shuffle_generator())
         val_batches = None if val is None else make_batches(val, batch_size, False, None, self.device, "val")
         if self._dist is not None:
             ctx = self._dist
@@ -224,9 +239,12 @@ class Trainer(PersistenceMixin, InferenceMixin):
         steps = num_batches(train_batches)
         self._build_scheduler(epochs, steps)
         weight_table = class_weight_table(class_weight, self.device)
-        if resume and (latest := self._latest_checkpoint()) is not None:
-            self.load_checkpoint(latest)
+        start = None  # a mid-epoch checkpoint's position: where the first epoch resumes
+        if resume and self._resume_checkpoint() is not None:
             initial_epoch = max(initial_epoch, self.epoch)
+            if (position := self._restored.pop("position", None)) is not None:
+                self._tracked.resume_at(position.get("pass_state"), position.get("pass_offset", 0))
+                start = position if position.get("step") else None
         self.history = History()
         self._callbacks = list(callbacks)
         callback_list = CallbackList([*self._callbacks, self.history], model=self._callback_target(),
@@ -240,10 +258,12 @@ class Trainer(PersistenceMixin, InferenceMixin):
         logs: dict[str, float] = {}
         for epoch in range(initial_epoch, epochs):
             self.epoch = epoch
-            distributed.seed_rank_stream(self._shuffle_generator().initial_seed(), epoch, self._dist)
+            if start is None:  # mid-epoch, the restored RNG state already is the stream's
+                distributed.seed_rank_stream(self._shuffle_generator().initial_seed(), epoch, self._dist)
             callback_list.on_epoch_begin(epoch)
             result = self._train_epoch(train_batches, epoch, epochs, steps, callback_list,
-                                       batch_hooks, progress, weight_table)
+                                       batch_hooks, progress, weight_table, start)
+            start = None
             if result is None:
                 warnings.warn("Your input ran out of data; interrupting training. Make sure the data "
                               "can produce at least steps_per_epoch * epochs batches.", stacklevel=2)
@@ -258,19 +278,36 @@ class Trainer(PersistenceMixin, InferenceMixin):
             callback_list.on_epoch_end(epoch, logs)
             progress.epoch_end(step, time.perf_counter() - started, logs)
             if self._checkpoints is not None and math.isfinite(logs["loss"]):
-                self._save_epoch_checkpoint(logs)
+                # A steps_per_epoch stream may be mid-pass: the checkpoint records where.
+                self._position = (step_checkpoints.pass_position(self._tracked)
+                                  if isinstance(train_batches, EpochSteps) else None)
+                try:
+                    self._save_epoch_checkpoint(logs)
+                finally:
+                    self._position = None
+                self._policy.saved()
+            if self._policy.signal is not None and self._checkpoints is not None:
+                self._preempted(epoch + 1, 0)
             if self._should_stop():
                 break
         callback_list.on_train_end(logs)
         return self.history
 
     def _train_epoch(self, batches, epoch, epochs, steps, callback_list, batch_hooks, progress,
-                     weight_table):
-        """One epoch; returns ``(logs, batches_done, start_time)`` or ``None`` if no batch came."""
+                     weight_table, start=None):
+        """One epoch (from a mid-epoch checkpoint's ``start`` position when given); returns
+        ``(logs, batches_done, start_time)`` or ``None`` if no batch came."""
         model, optimizer, metrics, scaler = self.model, self.optimizer, self.metrics, self._scaler
         for metric in metrics:
             metric.reset()
         tracker = RunningLoss()
+        step = 0
+        if start is not None:  # the data source skips the batches done; losses/metrics continue
+            step = step_checkpoints.restore_epoch(start, tracker, metrics, self.device)
+            if steps:
+                batches = itertools.islice(batches, max(steps - step, 0))
+        # Checkpoints within the epoch (single process): every N steps / seconds, or on a signal.
+        policy = self._policy if self._checkpoints is not None and self._dist is None else None
         pending, sizes = tracker.pending, tracker.sizes
         accum = self.grad_accum_steps
         # A short last group of micro-batches is averaged over its own length, when it is known.
@@ -281,7 +318,6 @@ class Trainer(PersistenceMixin, InferenceMixin):
         progress.epoch_begin(epoch, epochs, steps)
         started = time.perf_counter()
         next_read = started + REFRESH_SECONDS
-        step = 0
         optimizer.zero_grad(set_to_none=True)
         for batch in batches:
             x, y, weight = self._unpack(batch, "fit")
@@ -311,6 +347,8 @@ class Trainer(PersistenceMixin, InferenceMixin):
             step += 1
             if step % accum == 0 or step == steps:
                 self._optimizer_step()
+                if policy is not None and step != steps and policy.due(self.global_step):
+                    self._step_boundary(epoch, step, tracker)
             if batch_hooks:
                 callback_list.on_train_batch_end(step - 1, self._running_logs(tracker))
                 self._check_finite(tracker, epoch)
@@ -330,6 +368,26 @@ class Trainer(PersistenceMixin, InferenceMixin):
         logs = self._reduce_logs(
             {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}, tracker)
         return logs, step, started
+
+    def _step_boundary(self, epoch: int, step: int, tracker: RunningLoss) -> None:
+        """Write a mid-epoch checkpoint (``step`` batches done); stop if a signal asked for it."""
+        self._check_finite(tracker, epoch)
+        self._save_step_checkpoint(step, step_checkpoints.epoch_position(
+            self._tracked, step, tracker, self.metrics))
+        self._policy.saved()
+        if self._policy.signal is not None:
+            self._preempted(epoch, step)
+
+    def _preempted(self, epochs_done: int, step: int) -> None:
+        """Raise :class:`Preempted` after the checkpoint a signal asked for was written."""
+        import signal
+
+        signum = self._policy.signal
+        where = f"epoch {epochs_done + 1}, batch {step}" if step else f"the end of epoch {epochs_done}"
+        raise Preempted(
+            f"{signal.Signals(signum).name} received: training stopped at {where}; checkpoint "
+            f"{self._last_checkpoint}. Resume with fit(..., resume=True) on a Trainer with "
+            f"run_dir={str(self.run_dir)!r}", signum, self._last_checkpoint)
 
     def _optimizer_step(self) -> None:
         optimizer, scaler = self.optimizer, self._scaler

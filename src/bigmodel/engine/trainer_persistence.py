@@ -41,8 +41,6 @@ def holding_run_dir(method: Callable) -> Callable:
     return wrapper
 
 
-
-
 class PersistenceMixin:
     """Weights and checkpoints of a :class:`~bigmodel.engine.trainer.Trainer`."""
 
@@ -91,7 +89,7 @@ class PersistenceMixin:
         """Write a full training checkpoint (weights, optimizer, scheduler, RNG, counters) atomically."""
         return ckpt.write_checkpoint(directory, *training_state.capture(self))
 
-    def load_checkpoint(self, directory: str | Path) -> Path:
+    def load_checkpoint(self, directory: str | Path | ckpt.LoadedCheckpoint) -> Path:
         """Restore a checkpoint: ``directory`` is a checkpoint, or a run dir / checkpoints dir (newest).
 
         Returns:
@@ -110,6 +108,27 @@ class PersistenceMixin:
         if self._dist is not None:
             return dist_checkpoint.latest(self._checkpoints.root / "sharded")
         return self._checkpoints.latest()
+
+    def _resume_checkpoint(self) -> Path | None:
+        """Load the newest valid checkpoint of ``run_dir`` (a damaged newest one is passed over
+        with a warning); ``None`` when there is none yet."""
+        if self._dist is not None:
+            latest = self._latest_checkpoint()
+            return None if latest is None else self.load_checkpoint(latest)
+        loaded = ckpt.read_latest_valid(self._checkpoints.root)
+        return None if loaded is None else self.load_checkpoint(loaded)
+
+    def _save_step_checkpoint(self, step: int, position: dict) -> Path:
+        """Write ``epoch-NNNN-step-SSSSSSSS`` (``step`` batches into the epoch in progress), with
+        ``position`` (:func:`bigmodel.engine.step_checkpoints.epoch_position`) in it."""
+        self._check_weights_finite()
+        self._position = position
+        try:
+            tensors, documents = training_state.capture(self)
+        finally:
+            self._position = None
+        self._last_checkpoint = self._checkpoints.save(self.epoch, tensors, documents, step=step)
+        return self._last_checkpoint
 
     def _save_epoch_checkpoint(self, logs: Mapping[str, float]) -> None:
         self._check_weights_finite()

@@ -38,6 +38,9 @@ def capture(trainer: Any) -> tuple[TensorGroups, dict[str, Any]]:
     }
     tensors = {"model": trainer.model.state_dict(), "optimizer": optimizer_tensors, "rng": rng_tensors,
                "callbacks": callbacks_tensors}
+    position = getattr(trainer, "_position", None)  # mid-epoch / mid-pass (engine.step_checkpoints)
+    if position is not None:
+        trainer_doc["position"], tensors["position"] = ckpt.encode_state(position, "position")
     documents = {"optimizer": optimizer_doc, "rng": rng_doc, "trainer": trainer_doc}
     if trainer.scheduler is not None:
         documents["scheduler"], tensors["scheduler"] = ckpt.encode_state(
@@ -61,8 +64,8 @@ def resolve_checkpoint_dir(path: Path) -> Path:
                           "or a run directory holding checkpoints/epoch-NNNN)")
 
 
-def restore(trainer: Any, directory: str | Path) -> Path:
-    """Load a verified checkpoint into ``trainer``.
+def restore(trainer: Any, directory: str | Path | ckpt.LoadedCheckpoint) -> Path:
+    """Load a verified checkpoint (a path, or one already read) into ``trainer``.
 
     Parts that only exist once ``fit`` starts (a scheduler built from a spec, the history and the
     callbacks) are kept in ``trainer._restored`` and applied there.
@@ -74,8 +77,11 @@ def restore(trainer: Any, directory: str | Path) -> Path:
         CheckpointError: nothing found, a damaged or unsafe file, or state that does not fit this
             model/optimizer (names the file).
     """
-    path = resolve_checkpoint_dir(Path(directory))
-    loaded = ckpt.read_checkpoint(path)
+    if isinstance(directory, ckpt.LoadedCheckpoint):
+        path, loaded = directory.path, directory
+    else:
+        path = resolve_checkpoint_dir(Path(directory))
+        loaded = ckpt.read_checkpoint(path)
     tensors, documents = loaded.tensors, loaded.documents
     for part, file in (("model", "model.safetensors"), ("rng", "rng.safetensors"),
                        ("trainer", "trainer.json"), ("optimizer", "optimizer.json")):
@@ -114,6 +120,9 @@ def restore_counters(trainer: Any, documents: dict, tensors: dict) -> None:
         trainer._scaler.load_state_dict(state["grad_scaler"])
     trainer._restored["history"] = (state.get("history", {}), state.get("history_epochs", []))
     trainer._restored["callbacks"] = ckpt.decode_state(state.get("callbacks", []), tensors.get("callbacks", {}))
+    trainer._restored.pop("position", None)
+    if state.get("position") is not None:
+        trainer._restored["position"] = ckpt.decode_state(state["position"], tensors.get("position", {}))
 
 
 def apply_restored(trainer: Any) -> None:

@@ -13,6 +13,7 @@ passes ``safe_mode=False``.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,9 +32,26 @@ _BOOKKEEPING = ("module", "registered_name", "shared_object_id", "build_config",
                 "compile_config")
 # Keras options that only matter when another option is on (e.g. BatchNormalization's renorm).
 _INERT_WHEN_OFF = {"renorm_momentum": "renorm", "renorm_clipping": "renorm"}
-# keras.ops nodes (written for ``x + y`` etc. on Keras tensors) rebuilt as merge layers.
-_OPS_AS_MERGE = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply",
-                 "Maximum": "Maximum", "Minimum": "Minimum"}
+# keras.ops functions (recorded for ``x + y``, ``ops.exp(x)`` ... on Keras tensors) whose Keras
+# operation class (``keras.src.ops.numpy.<CamelName>``) takes no constructor arguments: the graph
+# node holds only the call's arguments, so both libraries describe it the same way.
+KERAS_NUMPY_OPS = frozenset({
+    "add", "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "power",
+    "matmul", "negative", "absolute", "exp", "log", "sqrt", "square", "tanh", "mod",
+    "floor_divide", "equal", "not_equal", "less", "greater", "less_equal", "greater_equal"})
+
+
+def _camel(op: str) -> str:
+    return "".join(part.capitalize() for part in op.split("_"))
+
+
+def _op_snake(class_name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+
+
+class _KerasOp:
+    """Marker: a file entry that is a keras.ops operation, replayed with ``symbolic_call``."""
+
 _FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
                    "registered_name": None}
 
@@ -161,7 +179,7 @@ def _sequential_to_keras(model: Any) -> dict[str, Any]:
             "registered_name": None}
 
 
-def keras_layer_order(model: Any) -> list[Any]:
+def keras_layer_order(model: Any, include_ops: bool = False) -> list[Any]:
     """``model.layers`` in the order Keras 3 lists a functional model's operations.
 
     Keras orders operations by decreasing depth (longest path to an output), ties by the order a
@@ -197,15 +215,33 @@ def keras_layer_order(model: Any) -> list[Any]:
         depth[id(owner)] = d
         for parent in kt.parents:
             node_depth[id(parent)] = max(node_depth.get(id(parent), 0), d + 1)
-    layers = model.layers
+    layers = list(model.layers)
+    if include_ops:  # keras.ops nodes: operations in Keras, not layers
+        known = {id(lay) for lay in layers}
+        for kt in post_order:
+            if kt.layer is not None and id(kt.layer) not in known:
+                known.add(id(kt.layer))
+                layers.append(kt.layer)
     return sorted(layers, key=lambda lay: (-depth.get(id(lay), 0), first_seen.get(id(lay), 0)))
+
+
+def _op_to_keras(layer: Any) -> dict[str, Any]:
+    """A keras.ops node as Keras 3 writes it (only operations without constructor arguments)."""
+    if layer.op not in KERAS_NUMPY_OPS:
+        raise ConfigError(f"Model node '{layer.name}' is keras.ops.{layer.op}, which a .keras "
+                          "file cannot describe here yet (supported: "
+                          f"{', '.join(sorted(KERAS_NUMPY_OPS))}); use a layer, or save the "
+                          "weights with save_weights()")
+    return {"module": "keras.src.ops.numpy", "class_name": _camel(layer.op),
+            "config": {"name": layer.name}, "registered_name": _camel(layer.op)}
 
 
 def _functional_to_keras(model: Any) -> dict[str, Any]:
     from bigmodel.keras.layers.attention import MultiHeadAttention
 
     history: dict[int, list[Any]] = {id(kt): [kt.name, 0, 0] for kt in model.inputs}
-    inbound: dict[int, list[dict[str, Any]]] = {id(lay): [] for lay in model.layers}
+    operations = keras_layer_order(model, include_ops=True)
+    inbound: dict[int, list[dict[str, Any]]] = {id(lay): [] for lay in operations}
     call_index: dict[int, int] = {}  # multi-output calls: one Keras node for all outputs
 
     def ref(kt: Any) -> dict[str, Any]:
@@ -220,7 +256,12 @@ def _functional_to_keras(model: Any) -> dict[str, Any]:
             continue
         parents = [ref(p) for p in node.parents]
         kwargs: dict[str, Any] = {}
-        if isinstance(layer, MultiHeadAttention):
+        if getattr(layer, "is_op_node", False):
+            from bigmodel.keras.ops.node import _fill
+
+            args, kwargs = _fill(list(layer.op_args), parents), _fill(dict(layer.op_kwargs),
+                                                                      parents)
+        elif isinstance(layer, MultiHeadAttention):
             args = parents  # call(query, value, key)
             kwargs.update(getattr(layer, "_symbolic_kwargs", {}) or {})
         else:
@@ -237,9 +278,10 @@ def _functional_to_keras(model: Any) -> dict[str, Any]:
     for kt in model.inputs:
         spec = _input_layer_spec(kt.shape, kt.dtype, kt.name)
         layers.append({**spec, "name": kt.name, "inbound_nodes": []})
-    for layer in keras_layer_order(model):
-        layers.append({**layer_to_keras(layer), "name": layer.name,
-                       "inbound_nodes": inbound[id(layer)]})
+    for layer in operations:
+        spec = _op_to_keras(layer) if getattr(layer, "is_op_node", False) \
+            else layer_to_keras(layer)
+        layers.append({**spec, "name": layer.name, "inbound_nodes": inbound[id(layer)]})
     inputs = [history[id(kt)] for kt in model.inputs]
     outputs = [history[id(kt)] for kt in model.outputs]
     config = {"name": model.name, "trainable": model.trainable, "layers": layers,
@@ -250,6 +292,12 @@ def _functional_to_keras(model: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- import
+def _op_caller(op: str) -> Callable[..., Any]:
+    from bigmodel.keras.ops.node import symbolic_call
+
+    return lambda *args, **kwargs: symbolic_call(op, args, kwargs)
+
+
 class Importer:
     """Rebuilds bigmodel objects from Keras 3 specs, for one file.
 
@@ -265,7 +313,6 @@ class Importer:
         self.custom_objects = dict(custom_objects or {})
         self.safe_mode = safe_mode
         self.attention_axes: dict[str, list[int]] = {}
-        self.packed_ops: set[str] = set()  # keras.ops nodes whose arguments become one list
 
     # --------------------------------------------------------------- classes
     def resolve(self, spec: dict[str, Any]) -> type:
@@ -286,20 +333,17 @@ class Importer:
         builtin = module == "keras" or module.startswith(("keras.", "bigmodel."))
         if builtin and name in ("Sequential", "Functional", "Model"):
             return Sequential if name == "Sequential" else Functional
+        if module.startswith("keras.src.ops"):
+            if module == "keras.src.ops.numpy" and _op_snake(name) in KERAS_NUMPY_OPS:
+                return _KerasOp
+            raise UnknownObjectError(
+                f"{self.where}: layer '{spec.get('name') or name}' is the Keras operation "
+                f"'{name}' ({module}), written for a keras.ops call on symbolic tensors; "
+                "bigmodel rebuilds only the element-wise numpy operations from a file "
+                f"({', '.join(sorted(KERAS_NUMPY_OPS))})")
         cls = _LAYER_CLASSES.get(name)
         if builtin and cls is not None and cls.__module__.startswith("bigmodel.keras"):
             return cls
-        if module.startswith("keras.src.ops"):
-            merge = _LAYER_CLASSES.get(_OPS_AS_MERGE.get(name, ""))
-            if merge is not None and merge.__module__.startswith("bigmodel.keras"):
-                self.packed_ops.add(str(spec.get("name") or (spec.get("config") or {}).get(
-                    "name")))
-                return merge
-            raise UnknownObjectError(
-                f"{self.where}: layer '{spec.get('name') or name}' is the Keras operation "
-                f"'{name}' ({module}), written for an operator or keras.ops call on symbolic "
-                "tensors; bigmodel cannot rebuild it from a file (use the matching layer, e.g. "
-                "layers.Add, in the model)")
         if builtin:
             raise UnknownObjectError(
                 f"{self.where}: layer class '{name}' ({module}) is not supported by bigmodel "
@@ -451,6 +495,9 @@ class Importer:
                 cfg = entry.get("config") or {}
                 made[(name, 0, 0)] = Input(batch_shape=cfg.get("batch_shape"),
                                            dtype=cfg.get("dtype"), name=name)
+            elif self.resolve(entry) is _KerasOp:
+                layers[name] = _op_caller(_op_snake(entry["class_name"]))
+                calls_done[name] = 0
             else:
                 layers[name] = self.layer(entry)
                 calls_done[name] = 0
@@ -469,8 +516,6 @@ class Importer:
                     except KeyError:
                         break  # an input is not computed yet
                     self._check_attention_axes(name, args)
-                    if name in self.packed_ops:
-                        args = [list(args)]
                     try:
                         out = layers[name](*args, **kwargs)
                     except BigModelError as exc:
