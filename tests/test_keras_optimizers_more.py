@@ -185,6 +185,16 @@ def test_constraints_apply_after_each_step_in_keras_layout():
     assert float(conv.kernel.min()) >= 0
 
 
+def test_embedding_constraint():
+    layer = layers.Embedding(10, 4, embeddings_constraint=constraints.UnitNorm(axis=1))
+    out = layer(torch.tensor([[1, 2, 3]]))
+    optimizer = optimizers.SGD(0.5).build(layer.parameters())
+    out.sum().backward()
+    optimizer.step()
+    np.testing.assert_allclose(np.linalg.norm(layer.get_weights()[0], axis=1), 1.0, rtol=1e-5)
+    assert layer.get_config()["embeddings_constraint"]["class_name"] == "UnitNorm"
+
+
 # ----------------------------------------------------------------------------- MAPE
 def test_mean_absolute_percentage_error():
     y_true = np.array([[1.0, 2.0], [0.0, 4.0]], np.float32)

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import DataError
-from bigmodel.keras import initializers, regularizers
+from bigmodel.keras import constraints, initializers, regularizers
 from bigmodel.keras.layers.base import Layer, Shape
-from bigmodel.keras.layers.core import check_positive_int, reject_constraints, resolve
+from bigmodel.keras.layers.core import check_positive_int, resolve
 
 __all__ = ["Embedding"]
 
@@ -36,7 +36,7 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         self.input_dim = check_positive_int(self, "input_dim", input_dim)
         self.output_dim = check_positive_int(self, "output_dim", output_dim)
-        reject_constraints(self, embeddings_constraint=embeddings_constraint)
+        self.embeddings_constraint = resolve(self, "embeddings_constraint", embeddings_constraint)
         self.embeddings_initializer = resolve(self, "embeddings_initializer",
                                               embeddings_initializer)
         self.embeddings_regularizer = resolve(self, "embeddings_regularizer",
@@ -48,7 +48,8 @@ class Embedding(Layer):
 
     def build(self, input_shape: Shape) -> None:
         self.add_weight("embeddings", (self.input_dim, self.output_dim),
-                        self.embeddings_initializer, self.embeddings_regularizer)
+                        self.embeddings_initializer, self.embeddings_regularizer,
+                        constraint=self.embeddings_constraint)
         super().build(input_shape)
 
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
@@ -86,4 +87,5 @@ class Embedding(Layer):
                 "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
-                "embeddings_constraint": None, "mask_zero": self.mask_zero}
+                "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
+                "mask_zero": self.mask_zero}
