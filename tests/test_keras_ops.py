@@ -336,7 +336,8 @@ DTYPE_CASES = [
     ("zeros", lambda: ops.zeros(2), "float32"),
     ("one_hot", lambda: ops.one_hot(I32, 3), "float32"),
     ("greater", lambda: ops.greater(I32, 0), "bool"),
-    ("top_k_indices", lambda: ops.top_k(F64, 1)[1], "int32"),
+    ("top_k_indices", lambda: ops.top_k(F64, 1)[1], "int64"),  # Keras torch backend: int64
+    ("full", lambda: ops.full((2,), 3), "float32"),
 ]
 
 
@@ -450,3 +451,43 @@ def test_bigmodel_errors_for_unsupported():
         ops.one_hot([1], 3, sparse=True)
     with pytest.raises(BigModelError):
         ops.convert_to_tensor(["a"])
+
+
+def _conv_transpose_reference(x, kernel, stride, padding):
+    """1-D transposed convolution by scattering each input into the output (Keras lengths)."""
+    n, k = x.shape[1], kernel.shape[0]
+    full = np.zeros((x.shape[0], (n - 1) * stride + k, kernel.shape[1]), np.float64)
+    for i in range(n):
+        full[:, i * stride:i * stride + k] += np.einsum("bc,koc->bko", x[:, i], kernel)
+    if padding == "valid":
+        length, before = n * stride + max(k - stride, 0), 0
+    else:
+        length, before = n * stride, max(k - stride, 0) // 2
+    out = np.zeros((x.shape[0], length, kernel.shape[1]))
+    part = full[:, before:before + length]
+    out[:, :part.shape[1]] = part
+    return out
+
+
+@pytest.mark.parametrize("stride,padding,k", [(1, "valid", 3), (2, "valid", 3), (3, "valid", 2),
+                                              (2, "same", 3), (2, "same", 4), (1, "same", 3)])
+def test_conv_transpose_lengths_and_values(stride, padding, k):
+    x = RNG.standard_normal((2, 5, 3)).astype(np.float32)
+    kernel = RNG.standard_normal((k, 4, 3)).astype(np.float32)  # (window, out, in)
+    got = ops.convert_to_numpy(ops.conv_transpose(x, kernel, strides=stride, padding=padding))
+    np.testing.assert_allclose(got, _conv_transpose_reference(x, kernel, stride, padding),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_depth_space_round_trip_and_separable_conv():
+    x = RNG.standard_normal((1, 4, 6, 8)).astype(np.float32)
+    deep = ops.space_to_depth(x, 2)
+    assert tuple(deep.shape) == (1, 2, 3, 32)
+    np.testing.assert_allclose(ops.convert_to_numpy(deep)[0, 0, 0, :8], x[0, 0, 0])
+    np.testing.assert_allclose(ops.convert_to_numpy(ops.depth_to_space(deep, 2)), x)
+    depthwise = RNG.standard_normal((3, 3, 8, 1)).astype(np.float32)
+    pointwise = RNG.standard_normal((1, 1, 8, 5)).astype(np.float32)
+    out = ops.separable_conv(x, depthwise, pointwise, padding="same")
+    step = ops.conv(ops.depthwise_conv(x, depthwise, padding="same"), pointwise)
+    np.testing.assert_allclose(ops.convert_to_numpy(out), ops.convert_to_numpy(step), rtol=1e-5)
+    assert tuple(out.shape) == (1, 4, 6, 5)

@@ -52,7 +52,7 @@ def test_symbolic_shapes_and_dtypes():
     first, second = ops.split(x, [1], axis=1)
     assert first.shape == (None, 1, 4) and second.shape == (None, 2, 4)
     values, indices = ops.top_k(x, 2)
-    assert values.shape == (None, 3, 2) and indices.dtype == "int32"
+    assert values.shape == (None, 3, 2) and indices.dtype == "int64"
     assert ops.image.resize(keras.Input((8, 8, 3)), (4, 4)).shape == (None, 4, 4, 3)
     assert isinstance(ops.convert_to_tensor(x), KerasTensor)
 

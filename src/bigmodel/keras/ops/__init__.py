@@ -17,8 +17,9 @@ from typing import Any
 
 from bigmodel.errors import NotSupportedError
 from bigmodel.keras.ops import (
+    convolution,
     core,
-    image,
+    image,  # noqa: F401 - keras.ops.image
     linalg,
     math,
     nn,
@@ -27,10 +28,11 @@ from bigmodel.keras.ops import (
     numpy_reduce,
     numpy_shape,
 )
-from bigmodel.keras.ops.dtypes import result_type, standardize_dtype
-from bigmodel.keras.ops.node import OPS, OpLayer
+from bigmodel.keras.ops.dtypes import result_type, standardize_dtype  # noqa: F401 - Keras names
+from bigmodel.keras.ops.node import OPS, OpLayer  # noqa: F401 - registry, graph node class
 
-_MODULES = (core, numpy_elementwise, numpy_reduce, numpy_shape, numpy_linear, nn, math, linalg)
+_MODULES = (core, numpy_elementwise, numpy_reduce, numpy_shape, numpy_linear, nn, convolution,
+            math, linalg)
 
 # Every public function defined in those modules is a keras.ops name (several shadow builtins:
 # sum, max, min, abs, round, all, any, map, slice — as in Keras).

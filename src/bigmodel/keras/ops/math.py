@@ -32,10 +32,10 @@ def segment_sum(data: Any, segment_ids: Any, num_segments: int | None = None,
 @keras_op()
 def segment_max(data: Any, segment_ids: Any, num_segments: int | None = None,
                 sorted: bool = False) -> torch.Tensor:  # noqa: A002
-    """Maximum of the rows of ``data`` in each segment."""
+    """Maximum of the rows of ``data`` in each segment (-inf, or the lowest int, when empty)."""
     data = convert_to_tensor(data)
     out = _segment("amax", data, segment_ids, num_segments)
-    low = torch.finfo(data.dtype).min if data.is_floating_point() else torch.iinfo(data.dtype).min
+    low = -torch.inf if data.is_floating_point() else torch.iinfo(data.dtype).min
     counts = _segment("sum", torch.ones(data.shape[0], dtype=torch.int32, device=data.device),
                       segment_ids, out.shape[0])
     empty = (counts == 0).reshape(-1, *([1] * (data.dim() - 1)))
@@ -51,9 +51,10 @@ def segment_min(data: Any, segment_ids: Any, num_segments: int | None = None,
 
 @keras_op()
 def top_k(x: Any, k: int, sorted: bool = True) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: A002
-    """The ``k`` largest values along the last axis and their int32 indices."""
+    """The ``k`` largest values along the last axis and their indices (int64, as Keras's torch
+    backend returns them)."""
     values, indices = torch.topk(convert_to_tensor(x), k, dim=-1, sorted=sorted)
-    return values, indices.to(torch.int32)
+    return values, indices
 
 
 @keras_op()

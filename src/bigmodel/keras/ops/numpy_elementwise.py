@@ -80,7 +80,6 @@ arctan2 = _binary("arctan2", torch.atan2, "Angle of (x2, x1)", float_result=True
 hypot = _binary("hypot", torch.hypot, "sqrt(x1**2 + x2**2)", float_result=True)
 logaddexp = _binary("logaddexp", torch.logaddexp, "log(exp(x1) + exp(x2))", float_result=True)
 logaddexp2 = _binary("logaddexp2", torch.logaddexp2, "log2(2**x1 + 2**x2)", float_result=True)
-copysign = _binary("copysign", torch.copysign, "|x1| with the sign of x2", float_result=True)
 heaviside = _binary("heaviside", torch.heaviside, "Heaviside step of x1 with value x2 at 0")
 
 
@@ -258,12 +257,22 @@ def nan_to_num(x: Any, nan: float = 0.0, posinf: float | None = None,
 
 
 # ------------------------------------------------------------------------------------ bitwise
-bitwise_and = _binary("bitwise_and", torch.bitwise_and, "Bit-wise AND")
-bitwise_or = _binary("bitwise_or", torch.bitwise_or, "Bit-wise OR")
-bitwise_xor = _binary("bitwise_xor", torch.bitwise_xor, "Bit-wise XOR")
-bitwise_left_shift = _binary("bitwise_left_shift", torch.bitwise_left_shift, "x1 << x2")
-bitwise_right_shift = _binary("bitwise_right_shift", torch.bitwise_right_shift, "x1 >> x2")
-left_shift = _binary("left_shift", torch.bitwise_left_shift, "x1 << x2")
-right_shift = _binary("right_shift", torch.bitwise_right_shift, "x1 >> x2")
+def _bitwise(name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], doc: str) -> Any:
+    def op(x: Any, y: Any) -> torch.Tensor:
+        a, b = to_tensors(x, y)
+        return fn(a, b)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"{doc}, element-wise on integers or booleans."
+    return keras_op(name)(op)
+
+
+bitwise_and = _bitwise("bitwise_and", torch.bitwise_and, "Bit-wise AND")
+bitwise_or = _bitwise("bitwise_or", torch.bitwise_or, "Bit-wise OR")
+bitwise_xor = _bitwise("bitwise_xor", torch.bitwise_xor, "Bit-wise XOR")
+bitwise_left_shift = _bitwise("bitwise_left_shift", torch.bitwise_left_shift, "x << y")
+bitwise_right_shift = _bitwise("bitwise_right_shift", torch.bitwise_right_shift, "x >> y")
+left_shift = _bitwise("left_shift", torch.bitwise_left_shift, "x << y")
+right_shift = _bitwise("right_shift", torch.bitwise_right_shift, "x >> y")
 bitwise_not = _same_unary("bitwise_not", torch.bitwise_not, "Bit-wise NOT")
 bitwise_invert = _same_unary("bitwise_invert", torch.bitwise_not, "Bit-wise NOT")

@@ -51,8 +51,8 @@ def empty(shape: Any, dtype: Any = None) -> torch.Tensor:
 
 @keras_op()
 def full(shape: Any, fill_value: Any, dtype: Any = None) -> torch.Tensor:
-    """A tensor filled with ``fill_value`` (its Keras dtype unless ``dtype``)."""
-    value = convert_to_tensor(fill_value, dtype=dtype)
+    """A tensor filled with ``fill_value`` (floatx unless ``dtype``, as Keras)."""
+    value = convert_to_tensor(fill_value, dtype=dtype or config.floatx())
     return torch.broadcast_to(value, _shape(shape)).clone()
 
 
