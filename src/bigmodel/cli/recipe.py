@@ -35,6 +35,9 @@ A recipe has a ``description`` and four sections; every key is checked (an unkno
       activation_checkpointing: false  # recompute each block's activations in backward
       compile: false               # torch.compile each block (inductor)
       grad_accum_steps: 1          # micro-batches per optimizer step; batch_size is global
+      checkpoint_every: null       # also checkpoint within epochs: N optimizer steps (500) or a
+                                   # duration ('30s', '10min'); resume with --resume RUN_DIR
+      keep_checkpoints: 2          # newest checkpoints kept in <run>/checkpoints
       early_stopping: null         # {monitor: val_loss, patience: 3, min_delta: 0,
                                    #  restore_best_weights: true}  (these are its defaults)
     output:
@@ -310,6 +313,19 @@ class TrainSection(_Section):
     activation_checkpointing: bool = False
     compile: bool = False
     grad_accum_steps: int = Field(default=1, ge=1)
+    checkpoint_every: int | str | None = None
+    keep_checkpoints: int = Field(default=2, ge=1)
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _checkpoint_interval(cls, every: int | str | None) -> int | str | None:
+        from bigmodel.engine.step_checkpoints import parse_every
+
+        try:
+            parse_every(every)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return every
 
     @field_validator("optimizer")
     @classmethod

@@ -44,6 +44,11 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--run-dir", metavar="DIR", default=None,
                         help="write the run here (must be new or empty) instead of "
                              "<output.root>/<output.name or recipe-timestamp>")
+    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
+                        help="continue the run in RUN_DIR from its newest valid checkpoint (within an "
+                             "epoch when train.checkpoint_every wrote one); the recipe must be the "
+                             "run's, except train.epochs, train.checkpoint_every, "
+                             "train.keep_checkpoints, train.device and output")
     parser.add_argument("--nproc", type=int, default=0, metavar="N",
                         help="start N processes with torchrun (train.strategy ddp/fsdp/hybrid)")
     parser.add_argument("--max-restarts", type=int, default=0, metavar="M",
@@ -56,10 +61,29 @@ def run(args: argparse.Namespace) -> int:
     from bigmodel.cli import launch
     from bigmodel.cli.recipe import load_recipe
 
+    from bigmodel.errors import ConfigError, Preempted
+
+    resume = getattr(args, "resume", None)
+    if resume is not None and (args.run_dir is not None or args.nproc):
+        raise ConfigError(f"--resume {resume} cannot be combined with --run-dir or --nproc (a "
+                          "torchrun job resumes its own run dir with --max-restarts)")
     if args.nproc:
         return launch.launch(args)
     recipe = load_recipe(args.recipe, args.overrides)
-    result = train_recipe(recipe, run_dir=args.run_dir, default_name=Path(args.recipe).stem)
+    try:
+        result = train_recipe(recipe, run_dir=resume if resume is not None else args.run_dir,
+                              default_name=Path(args.recipe).stem, resume=resume is not None)
+    except Preempted as stop:
+        import shlex
+        import signal
+
+        run_dir = Path(stop.checkpoint).parent.parent if stop.checkpoint else resume
+        command = ["bigmodel", "train", args.recipe,
+                   *[part for text in args.overrides for part in ("--set", text)],
+                   "--resume", str(run_dir)]
+        print(f"{signal.Signals(stop.signal_number).name}: training stopped, checkpoint "
+              f"{stop.checkpoint}\nresume with: {shlex.join(command)}", file=sys.stderr)
+        return stop.exit_code
     if launch.rank() != 0:
         return 0  # rank 0 reports
     print(f"run directory: {result.run_dir}")
@@ -226,6 +250,51 @@ def claimed_run_dir(recipe, run_dir: str | None, default_name: str,
         _remove_if_empty(path)
 
 
+# Recipe keys a resumed run may change: how long, how often it checkpoints, where it runs.
+RESUMABLE_CHANGES = ("description", "output.", "train.epochs", "train.checkpoint_every",
+                     "train.keep_checkpoints", "train.device")
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat or {prefix[:-1]: {}}
+    return {prefix[:-1]: tree}
+
+
+def check_resumable(recipe, run_dir: str | None) -> Path:
+    """Check that ``run_dir`` is a run of ``recipe`` that can be continued; returns its path.
+
+    Raises:
+        ConfigError: no such run directory, no ``recipe.yaml`` or checkpoint in it, or a recipe
+            that differs from the run's in a key that matters (names each key and both values).
+    """
+    from bigmodel.cli.recipe import read_recipe_yaml, validate_recipe
+    from bigmodel.errors import ConfigError
+
+    path = Path(run_dir) if run_dir is not None else None
+    if path is None or not path.is_dir():
+        raise ConfigError(f"--resume: {run_dir} is not a run directory")
+    if not (path / "recipe.yaml").is_file() or not (path / "checkpoints").is_dir():
+        raise ConfigError(f"--resume: {path} holds no recipe.yaml or no checkpoints/; nothing to resume "
+                          "(start a new run with --run-dir)")
+    saved = _flatten(validate_recipe(read_recipe_yaml(path / "recipe.yaml"),
+                                     str(path / "recipe.yaml")).model_dump(mode="json"))
+    wanted = _flatten(recipe.model_dump(mode="json"))
+    differences = [f"{key}: the run has {saved.get(key)!r}, this recipe {wanted.get(key)!r}"
+                   for key in sorted(set(saved) | set(wanted))
+                   if saved.get(key) != wanted.get(key)
+                   and not any(key == allowed or (allowed.endswith(".") and key.startswith(allowed))
+                               for allowed in RESUMABLE_CHANGES)]
+    if differences:
+        raise ConfigError(f"--resume: the recipe differs from {path / 'recipe.yaml'} in "
+                          f"{'; '.join(differences)}. Only {', '.join(RESUMABLE_CHANGES)} may change "
+                          "when a run is resumed")
+    return path
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -246,15 +315,17 @@ def _remove_if_empty(path: Path) -> None:
 
 
 def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
-                 verbose: int = 1) -> TrainResult:
+                 verbose: int = 1, resume: bool = False) -> TrainResult:
     """Train what ``recipe`` describes and write the run directory (see the module doc).
 
     The run directory is created and locked first (:func:`claimed_run_dir`); data, model and
     trainer are all built before anything is written into it, so an error in the recipe leaves no
-    run directory behind.
+    run directory behind. With ``resume``, ``run_dir`` is an existing run of the same recipe
+    (:func:`check_resumable`), continued from its newest valid checkpoint.
 
     Raises:
-        ConfigError / DataFileError / TrainingError / ...: any :class:`BigModelError`.
+        ConfigError / DataFileError / TrainingError / ...: any :class:`BigModelError`;
+        :class:`~bigmodel.errors.Preempted` when SIGTERM/SIGINT stopped the training.
     """
     import torch
 
@@ -268,11 +339,16 @@ def train_recipe(recipe, run_dir: str | None = None, default_name: str = "run",
 
         check_strategy(train.strategy, train.precision, torch.device("cpu") if train.device == "cpu"
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    if resume and not workers:
+        path = check_resumable(recipe, run_dir)
+        with run_lock.hold(path):
+            return _train_in(recipe, path, workers, verbose, started, resume=True)
     with claimed_run_dir(recipe, run_dir, default_name, workers) as path:
         return _train_in(recipe, path, workers, verbose, started)
 
 
-def _train_in(recipe, path: Path, workers: bool, verbose: int, started: float) -> TrainResult:
+def _train_in(recipe, path: Path, workers: bool, verbose: int, started: float,
+              resume: bool = False) -> TrainResult:
     """:func:`train_recipe` in the claimed run directory ``path``."""
     import numpy as np
     import torch
@@ -316,7 +392,8 @@ def _train_in(recipe, path: Path, workers: bool, verbose: int, started: float) -
         scheduler=train.scheduler.engine_spec() if train.scheduler is not None else None,
         extra_loss=kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None,
         strategy=train.strategy, activation_checkpointing=train.activation_checkpointing,
-        compile=train.compile, grad_accum_steps=train.grad_accum_steps)
+        compile=train.compile, grad_accum_steps=train.grad_accum_steps,
+        checkpoint_every=train.checkpoint_every, keep_checkpoints=train.keep_checkpoints)
     main_process = trainer._dist is None or trainer._dist.is_main
     if main_process:
         save_recipe(recipe, path / "recipe.yaml")
@@ -329,13 +406,13 @@ def _train_in(recipe, path: Path, workers: bool, verbose: int, started: float) -
                                 restore_best_weights=spec.restore_best_weights)
         callbacks.append(stopper)
     if main_process:  # every process sees the same (averaged) logs; one writes them
-        callbacks.append(CSVLogger(path / "metrics.csv", append=workers))
+        callbacks.append(CSVLogger(path / "metrics.csv", append=workers or resume))
     validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
     fit_started = time.perf_counter()
     try:
         history = trainer.fit((splits.x_train, splits.y_train), validation, epochs=train.epochs,
                               batch_size=train.batch_size, shuffle=True, callbacks=callbacks,
-                              resume=workers)
+                              resume=workers or resume)
     except BaseException:
         print(f"note: the incomplete run is left in {path}", file=sys.stderr)
         raise
