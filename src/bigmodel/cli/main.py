@@ -2,8 +2,10 @@
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
 subcommand and sets ``func`` (``args -> exit code``). Errors a user can cause (any
-:class:`~bigmodel.errors.BigModelError`) print one message on stderr and exit with code 2; ``--debug``
-shows the traceback instead.
+:class:`~bigmodel.errors.BigModelError`) print one message on stderr and exit with code 2 (a
+preempted run: 143/130); an ``OSError``/``MemoryError`` prints its message and exits 1; any other
+exception is reported as an unexpected error (a bug: rerun with ``--debug``) and exits 1. No
+traceback is printed unless ``--debug`` is given, which re-raises instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bigmodel.errors import BigModelError
 
 EXIT_USAGE = 2  # argparse's own code for bad arguments; also used for every BigModelError
 EXIT_INTERRUPTED = 130
+EXIT_FAILURE = 1  # anything that is not the user's input: the machine (disk, memory) or a bug
 
 
 # Subcommand modules, in help order. A module listed here that does not exist (yet) is skipped, so
@@ -79,12 +82,24 @@ def _run(argv: Sequence[str] | None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return int(getattr(exc, "exit_code", EXIT_USAGE))  # Preempted: 128 + the signal
     except KeyboardInterrupt:
         if debug:
             raise
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (OSError, MemoryError) as exc:  # the machine, not the input: disk, permissions, memory
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc or 'out of memory'} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug or an unwrapped library error: say so, never hide it
+        if debug:
+            raise
+        print(f"error: unexpected error {type(exc).__name__}: {exc}\nThis is likely a bug in "
+              "bigmodel; rerun with --debug to see the traceback, and report it", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

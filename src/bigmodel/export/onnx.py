@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bigmodel.errors import BigModelError, ConfigError, ShapeError
+from bigmodel.errors import BigModelError, CheckpointError, ConfigError, ShapeError
 from bigmodel.utils.io import atomic_path
 
 DEFAULT_OPSET = 18
@@ -178,6 +178,8 @@ def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None):
 
     Raises:
         ConfigError: onnxruntime is not installed.
+        CheckpointError: ONNX Runtime refuses the file (corrupt, truncated, invalid graph).
+        ExportError: ONNX Runtime refuses serialized model bytes (a graph built in this process).
     """
     try:
         import onnxruntime as ort
@@ -189,8 +191,15 @@ def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None):
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"],
-                                disabled_optimizers=list(DISABLED_FUSIONS))
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=list(DISABLED_FUSIONS))
+    except Exception as err:  # ORT's own exception classes (Fail, InvalidGraph, ...) derive from Exception
+        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        if isinstance(model, bytes):
+            raise ExportError(f"ONNX Runtime cannot load the exported graph ({reason})") from err
+        raise CheckpointError(f"ONNX Runtime cannot load '{model}': the file is corrupt, truncated "
+                              f"or not a valid ONNX graph ({reason})") from err
 
 
 def run_session(session, *inputs) -> list[np.ndarray]:
@@ -199,7 +208,14 @@ def run_session(session, *inputs) -> list[np.ndarray]:
     for meta, value in zip(session.get_inputs(), inputs):
         array = value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
         feeds[meta.name] = array
-    return session.run(None, feeds)
+    try:
+        return session.run(None, feeds)
+    except Exception as err:  # ORT's InvalidArgument / Fail: inputs the graph cannot take
+        shapes = {name: tuple(array.shape) for name, array in feeds.items()}
+        expected = {meta.name: meta.shape for meta in session.get_inputs()}
+        raise ShapeError(f"ONNX Runtime cannot run the graph on inputs {shapes} (the graph expects "
+                         f"{expected}): {type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}") from err
 
 
 def _torch_outputs(model: nn.Module, args: tuple) -> list[np.ndarray]:
