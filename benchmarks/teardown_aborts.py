@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _common import log, machine_info, today, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
