@@ -491,3 +491,63 @@ def test_depth_space_round_trip_and_separable_conv():
     step = ops.conv(ops.depthwise_conv(x, depthwise, padding="same"), pointwise)
     np.testing.assert_allclose(ops.convert_to_numpy(out), ops.convert_to_numpy(step), rtol=1e-5)
     assert tuple(out.shape) == (1, 4, 6, 5)
+
+
+NAN = np.where(A > 1.0, np.nan, A).astype(np.float32)
+
+EXTRA_CASES = [
+    ("nansum", lambda: ops.nansum(NAN, axis=1), lambda: np.nansum(NAN, axis=1)),
+    ("nanmean", lambda: ops.nanmean(NAN, axis=0), lambda: np.nanmean(NAN, axis=0)),
+    ("nanvar", lambda: ops.nanvar(NAN), lambda: np.nanvar(NAN)),
+    ("nanstd", lambda: ops.nanstd(NAN, axis=1, keepdims=True),
+     lambda: np.nanstd(NAN, axis=1, keepdims=True)),
+    ("nanmax", lambda: ops.nanmax(NAN, axis=1), lambda: np.nanmax(NAN, axis=1)),
+    ("nanmin", lambda: ops.nanmin(NAN), lambda: np.nanmin(NAN)),
+    ("nanprod", lambda: ops.nanprod(NAN, axis=0), lambda: np.nanprod(NAN, axis=0)),
+    ("nanargmax", lambda: ops.nanargmax(NAN, axis=1), lambda: np.nanargmax(NAN, axis=1)),
+    ("nanargmin", lambda: ops.nanargmin(NAN), lambda: np.nanargmin(NAN)),
+    ("nancumsum", lambda: ops.nancumsum(NAN, axis=1), lambda: np.nancumsum(NAN, axis=1)),
+    ("nanmedian", lambda: ops.nanmedian(NAN, axis=1), lambda: np.nanmedian(NAN, axis=1)),
+    ("nanpercentile", lambda: ops.nanpercentile(NAN, 30, axis=0),
+     lambda: np.nanpercentile(NAN, 30, axis=0)),
+    ("fliplr", lambda: ops.fliplr(A), lambda: np.fliplr(A)),
+    ("flipud", lambda: ops.flipud(A), lambda: np.flipud(A)),
+    ("rot90", lambda: ops.rot90(A, 3), lambda: np.rot90(A, 3)),
+    ("hsplit", lambda: ops.hsplit(A, 2)[1], lambda: np.hsplit(A, 2)[1]),
+    ("vsplit", lambda: ops.vsplit(A, [1])[1], lambda: np.vsplit(A, [1])[1]),
+    ("dsplit", lambda: ops.dsplit(X3, 2)[0], lambda: np.dsplit(X3, 2)[0]),
+    ("diagflat", lambda: ops.diagflat(A[:2, :2], 1), lambda: np.diagflat(A[:2, :2], 1)),
+    ("isin", lambda: ops.isin(I, [0, 1, 2]), lambda: np.isin(I, [0, 1, 2])),
+    ("isposinf", lambda: ops.isposinf(np.array([np.inf, -np.inf, 1.0])),
+     lambda: np.isposinf(np.array([np.inf, -np.inf, 1.0]))),
+    ("erfc", lambda: ops.erfc(A), lambda: 1 - _erf(A)),
+    ("gcd", lambda: ops.gcd(I, J), lambda: np.gcd(I, J)),
+    ("lcm", lambda: ops.lcm(I, J), lambda: np.lcm(I, J)),
+    ("ldexp", lambda: ops.ldexp(A, J), lambda: np.ldexp(A, J)),
+    ("geomspace", lambda: ops.geomspace(1, 1000, 4), lambda: np.geomspace(1, 1000, 4)),
+    ("trapezoid", lambda: ops.trapezoid(A, dx=0.5), lambda: np.trapezoid(A, dx=0.5)),
+    ("trapezoid_x", lambda: ops.trapezoid(A, x=P[0]), lambda: np.trapezoid(A, x=P[0])),
+    ("vander", lambda: ops.vander(J[0], 3), lambda: np.vander(J[0], 3)),
+    ("unravel_index", lambda: ops.stack(ops.unravel_index([3, 7, 11], (3, 4))),
+     lambda: np.stack(np.unravel_index([3, 7, 11], (3, 4)))),
+    ("corrcoef", lambda: ops.corrcoef(A), lambda: np.corrcoef(A)),
+    ("cdist", lambda: ops.cdist(A, B), lambda: np.sqrt(((A[:, None] - B[None]) ** 2).sum(-1))),
+    ("hamming", lambda: ops.hamming(7), lambda: np.hamming(7)),
+    ("hanning", lambda: ops.hanning(6), lambda: np.hanning(6)),
+    ("blackman", lambda: ops.blackman(5), lambda: np.blackman(5)),
+    ("bartlett", lambda: ops.bartlett(5), lambda: np.bartlett(5)),
+    ("kaiser", lambda: ops.kaiser(6, 3.0), lambda: np.kaiser(6, 3.0)),
+    ("histogram_counts", lambda: ops.histogram(A.ravel(), bins=4)[0],
+     lambda: np.histogram(A.ravel(), bins=4)[0]),
+    ("histogram_edges", lambda: ops.histogram(A.ravel(), bins=4, range=(-2, 2))[1],
+     lambda: np.histogram(A.ravel(), bins=4, range=(-2, 2))[1]),
+    ("unique", lambda: ops.unique(I), lambda: np.unique(I)),
+    ("unique_counts", lambda: ops.unique(I, return_counts=True)[1],
+     lambda: np.unique(I, return_counts=True)[1]),
+    ("switch", lambda: ops.switch(1, [lambda v: v * 2, lambda v: v + 1], A), lambda: A + 1),
+]
+
+
+@pytest.mark.parametrize("name,call,reference", EXTRA_CASES, ids=[c[0] for c in EXTRA_CASES])
+def test_less_common_op_matches_numpy(name, call, reference):
+    test_op_matches_numpy(name, call, reference)

@@ -24,6 +24,7 @@ from bigmodel.keras.ops import (
     math,
     nn,
     numpy_elementwise,
+    numpy_extra,
     numpy_linear,
     numpy_reduce,
     numpy_shape,
@@ -31,8 +32,8 @@ from bigmodel.keras.ops import (
 from bigmodel.keras.ops.dtypes import result_type, standardize_dtype  # noqa: F401 - Keras names
 from bigmodel.keras.ops.node import OPS, OpLayer  # noqa: F401 - registry, graph node class
 
-_MODULES = (core, numpy_elementwise, numpy_reduce, numpy_shape, numpy_linear, nn, convolution,
-            math, linalg)
+_MODULES = (core, numpy_elementwise, numpy_reduce, numpy_shape, numpy_linear, numpy_extra, nn,
+            convolution, math, linalg)
 
 # Every public function defined in those modules is a keras.ops name (several shadow builtins:
 # sum, max, min, abs, round, all, any, map, slice — as in Keras).
