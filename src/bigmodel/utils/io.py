@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from bigmodel.errors import BigModelError, CheckpointError
 
 
 @contextlib.contextmanager
@@ -43,8 +48,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def _is_io_error(err: BaseException) -> bool:
     """An operating-system failure of a write: ``OSError`` (not already a bigmodel error), or a
     ``SafetensorError`` that carries one (safetensors reports it as "... (os error 28)")."""
-    from bigmodel.errors import BigModelError
-
     if isinstance(err, BigModelError):
         return False
     if isinstance(err, OSError):
@@ -55,12 +58,6 @@ def _is_io_error(err: BaseException) -> bool:
 def write_error(err: BaseException, target: Path, written: int = 0) -> Exception:
     """The :class:`~bigmodel.errors.CheckpointError` for a failed write of ``target``: names the
     file and the reason; for a full disk, the folder, the bytes written so far and the free space."""
-    import errno
-    import re
-    import shutil
-
-    from bigmodel.errors import CheckpointError
-
     code = getattr(err, "errno", None)
     match = re.search(r"os error (\d+)", str(err))
     if code is None and match:
