@@ -142,6 +142,95 @@ def test_transformer_block_both_ways(rk, tmp_path):
     _both_ways(rk, model, RNG.random((2, 7, 8), dtype=np.float32), tmp_path, "block")
 
 
+# (input shape without batch, layer class, arguments): every layer that both libraries have.
+LAYER_CASES = [
+    ((6, 3), "Conv1D", dict(filters=4, kernel_size=2, activation="relu")),
+    ((6, 3), "Conv1DTranspose", dict(filters=4, kernel_size=3, strides=2)),
+    ((6, 6, 3), "Conv2D", dict(filters=2, kernel_size=3, dilation_rate=2, use_bias=False)),
+    ((6, 6, 3), "Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, padding="same")),
+    ((6, 6, 3), "DepthwiseConv2D", dict(kernel_size=3, depth_multiplier=2)),
+    ((6, 6, 3), "SeparableConv2D", dict(filters=4, kernel_size=3)),
+    ((6, 3), "SeparableConv1D", dict(filters=4, kernel_size=3)),
+    ((6, 3), "MaxPooling1D", dict(pool_size=2)),
+    ((6, 3), "AveragePooling1D", dict(pool_size=2)),
+    ((6, 6, 3), "MaxPooling2D", dict(pool_size=2, strides=1)),
+    ((6, 3), "GlobalAveragePooling1D", {}),
+    ((6, 3), "GlobalMaxPooling1D", {}),
+    ((6, 6, 3), "GlobalAveragePooling2D", {}),
+    ((6, 6, 3), "GlobalMaxPooling2D", dict(keepdims=True)),
+    ((6, 3), "Cropping1D", dict(cropping=1)),
+    ((6, 6, 3), "Cropping2D", dict(cropping=1)),
+    ((6, 3), "ZeroPadding1D", dict(padding=1)),
+    ((6, 6, 3), "ZeroPadding2D", dict(padding=1)),
+    ((6, 3), "UpSampling1D", dict(size=2)),
+    ((6, 6, 3), "UpSampling2D", dict(size=2)),
+    ((6,), "RepeatVector", dict(n=3)),
+    ((6, 3), "Permute", dict(dims=(2, 1))),
+    ((6, 3), "Reshape", dict(target_shape=(3, 6))),
+    ((6,), "LeakyReLU", dict(negative_slope=0.2)),
+    ((6,), "PReLU", {}),
+    ((6,), "ELU", {}),
+    ((6,), "ReLU", dict(max_value=0.5)),
+    ((6,), "Softmax", {}),
+    ((6,), "Rescaling", dict(scale=0.5, offset=1.0)),
+    ((6,), "Normalization", dict(mean=[0.5] * 6, variance=[2.0] * 6)),
+    ((6, 6, 3), "CenterCrop", dict(height=4, width=4)),
+    ((6, 6, 3), "Resizing", dict(height=3, width=3)),
+    ((6,), "GaussianNoise", dict(stddev=0.1)),
+    ((6,), "GaussianDropout", dict(rate=0.1)),
+    ((6, 3), "SpatialDropout1D", dict(rate=0.1)),
+    ((6, 6, 3), "SpatialDropout2D", dict(rate=0.1)),
+    ((6,), "ActivityRegularization", dict(l1=0.01)),
+    ((6,), "Identity", {}),
+    ((6,), "Activation", dict(activation="tanh")),
+    ((5, 3), "Masking", dict(mask_value=0.0)),
+    ((5, 3), "GRU", dict(units=3, reset_after=False)),
+    ((5, 3), "LSTM", dict(units=2, use_bias=False, unit_forget_bias=False)),
+    ((5, 3), "SimpleRNN", dict(units=2, return_sequences=True)),
+    ((6,), "Dense", dict(units=3, use_bias=False, activation="gelu")),
+    ((6, 6, 3), "RandomFlip", {}),
+    ((6, 6, 3), "BatchNormalization", dict(center=False)),
+    ((6, 3), "LayerNormalization", dict(scale=False)),
+]
+
+
+@pytest.mark.parametrize("shape, name, kwargs", LAYER_CASES, ids=[c[1] for c in LAYER_CASES])
+def test_every_layer_both_ways(rk, tmp_path, shape, name, kwargs):
+    if not hasattr(layers, name):
+        pytest.skip(f"layers.{name} not available")
+    model = keras.Sequential([keras.Input(shape), getattr(layers, name)(**kwargs)])
+    _both_ways(rk, model, RNG.random((2, *shape), dtype=np.float32), tmp_path, name)
+
+
+def test_wrappers_and_merges_both_ways(rk, tmp_path):
+    needed = ("TimeDistributed", "Average", "Maximum", "Minimum", "Multiply", "Subtract", "Dot")
+    if not all(hasattr(layers, n) for n in needed):
+        pytest.skip("merge layers not available")
+    inputs = keras.Input((5, 3))
+    a = layers.TimeDistributed(layers.Dense(4))(inputs)
+    b = layers.Bidirectional(layers.GRU(2, return_sequences=True))(inputs)
+    merged = [layers.Average()([a, b]), layers.Maximum()([a, b]), layers.Minimum()([a, b]),
+              layers.Multiply()([a, b]), layers.Subtract()([a, b])]
+    x = layers.Concatenate()(merged)
+    pooled = layers.GlobalAveragePooling1D()(x)
+    out = layers.Dot(axes=1)([layers.Dense(3)(pooled), layers.Dense(3)(pooled)])
+    model = keras.Model(inputs, out)
+    _both_ways(rk, model, RNG.random((2, 5, 3), dtype=np.float32), tmp_path, "merges")
+
+
+def test_bigmodel_only_layer_round_trips_in_bigmodel(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.RecurrentConv2D(2, 3, steps=2),
+                              layers.GlobalMaxPooling2D(), layers.Dense(2)])
+    _jitter(model)
+    model.save(tmp_path / "rcl.keras")
+    with zipfile.ZipFile(tmp_path / "rcl.keras") as archive:
+        spec = json.loads(archive.read("config.json"))["config"]["layers"][1]
+    assert spec["registered_name"] == "bigmodel>RecurrentConv2D"
+    x = RNG.random((2, 8, 8, 1), dtype=np.float32)
+    _assert_same(keras.models.load_model(tmp_path / "rcl.keras").predict(x, verbose=0),
+                 model.predict(x, verbose=0))
+
+
 def test_real_keras_operator_nodes_and_compile_config(rk, tmp_path):
     """``x + y`` on Keras tensors is saved as a keras.ops node; compile settings come along."""
     inputs = rk.Input((5,))

@@ -134,6 +134,8 @@ def spec_to_keras(spec: dict[str, Any], cls: type) -> dict[str, Any]:
     module, registered = _keras_module(cls)
     config = {k: _value_to_keras(k, v) for k, v in spec["config"].items()}
     config.pop("batch_input_shape", None)  # the model's InputLayer declares the input
+    if config.get("trainable") is True:  # the default; a few Keras layers (SpatialDropout)
+        del config["trainable"]          # take no such argument
     if spec["class_name"] != "InputLayer":
         config.setdefault("dtype", dict(_FLOAT32_POLICY))
     return {"module": module, "class_name": spec["class_name"], "config": config,
