@@ -616,7 +616,8 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         (print_fn or print)(text)
 
     def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
-        """Save architecture, weights and compile settings to one safetensors file."""
+        """Save architecture, weights and compile settings: ``.keras`` writes a real Keras 3
+        archive, ``.safetensors`` bigmodel's single file; other names are refused."""
         from bigmodel.keras.saving import save_model
 
         save_model(self, filepath, overwrite=overwrite)
@@ -631,9 +632,10 @@ class Model(StepsMixin, ModelDataMixin, Layer):
 
         load_weights(self, filepath)
 
-    def to_json(self) -> str:
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as Keras 3 JSON (``keras.models.model_from_json`` reads it back)."""
         import json
 
-        from bigmodel.keras.layers.base import serialize_layer
+        from bigmodel.keras.serialization import layer_to_keras
 
-        return json.dumps(serialize_layer(self))
+        return json.dumps(layer_to_keras(self), **kwargs)
