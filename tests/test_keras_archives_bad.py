@@ -253,3 +253,43 @@ def test_clone_model_and_json_round_trip():
     np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(ConfigError, match="not JSON"):
         keras.models.model_from_json("{oops")
+
+
+def test_registered_layer_and_function_round_trip(tmp_path):
+    """The keras.io saving guide's case: a registered layer with its own get_config and a
+    registered activation function; both must be registered again to load."""
+    registry = keras.saving.get_custom_objects()
+
+    class Scale(keras.layers.Layer):
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+
+        def get_config(self):
+            return {"factor": self.factor}
+
+    def squared(x):
+        return x ** 2
+
+    keras.saving.register_keras_serializable(package="Guide")(Scale)
+    keras.saving.register_keras_serializable(package="guide", name="squared")(squared)
+    try:
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, layers.Dense(1, activation=squared)(Scale(0.5)(inputs)))
+        model.save(tmp_path / "guide.keras")
+        x = np.random.default_rng(2).random((3, 4), dtype=np.float32)
+        loaded = keras.models.load_model(tmp_path / "guide.keras")
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+        config = json.loads(_parts(tmp_path / "guide.keras")["config.json"])
+        dense = [s for s in config["config"]["layers"] if s["class_name"] == "Dense"][0]
+        assert dense["config"]["activation"]["registered_name"] == "guide>squared"
+    finally:
+        registry.pop("Guide>Scale")
+        registry.pop("guide>squared")
+    with pytest.raises(UnknownNameError, match="'Scale'.*register"):
+        keras.models.load_model(tmp_path / "guide.keras")
+    with pytest.raises(UnknownNameError, match="function 'squared'"):
+        keras.models.load_model(tmp_path / "guide.keras", custom_objects={"Guide>Scale": Scale})

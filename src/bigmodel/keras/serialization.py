@@ -124,20 +124,41 @@ def _value_to_keras(key: str, value: Any) -> Any:
         module = next((m for suffix, m in _NESTED_MODULES if key.endswith(suffix)), "keras")
         return {"module": module, "class_name": value["class_name"],
                 "config": value["config"], "registered_name": None}
+    if isinstance(value, str) and key.endswith("activation"):
+        registered = _registered_function(value)
+        if registered is not None:  # Keras's form of a registered custom function
+            return {"module": getattr(registered[1], "__module__", None),
+                    "class_name": "function", "config": value, "registered_name": registered[0]}
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def _registered_function(name: str) -> tuple[str, Any] | None:
+    """(registered name, function) of a registered non-class callable called ``name``."""
+    from bigmodel.keras import activations
+
+    try:
+        activations.get(name)
+        return None  # a built-in activation: Keras writes its name
+    except BigModelError:
+        pass
+    for key, obj in _CUSTOM_OBJECTS.items():
+        if callable(obj) and not isinstance(obj, type) and getattr(obj, "__name__", "") == name:
+            return key, obj
+    return None
 
 
 def spec_to_keras(spec: dict[str, Any], cls: type) -> dict[str, Any]:
     """A bigmodel ``{"class_name", "config"}`` layer spec as a Keras 3 layer spec."""
     module, registered = _keras_module(cls)
     config = {k: _value_to_keras(k, v) for k, v in spec["config"].items()}
-    config.pop("batch_input_shape", None)  # the model's InputLayer declares the input
-    if config.get("trainable") is True:  # the default; a few Keras layers (SpatialDropout)
-        del config["trainable"]          # take no such argument
-    if spec["class_name"] != "InputLayer":
-        config.setdefault("dtype", dict(_FLOAT32_POLICY))
+    if registered is None or registered.startswith("bigmodel>"):  # bigmodel's own layers
+        config.pop("batch_input_shape", None)  # the model's InputLayer declares the input
+        if config.get("trainable") is True:  # the default; a few Keras layers (SpatialDropout)
+            del config["trainable"]          # take no such argument
+        if spec["class_name"] != "InputLayer":
+            config.setdefault("dtype", dict(_FLOAT32_POLICY))
     return {"module": module, "class_name": spec["class_name"], "config": config,
             "registered_name": registered}
 
@@ -364,6 +385,8 @@ class Importer:
                 return value  # judged by lambda_function()
             if key in _WRAPPER_KEYS and "class_name" in value:
                 return value  # nested layer: converted by layer()
+            if value.get("class_name") == "function":
+                return self.function(value)
             if value.get("class_name") == "DTypePolicy" or key == "dtype":
                 return (value.get("config") or {}).get("name", "float32")
             out = {k: self.clean(k, v) for k, v in value.items() if k not in _BOOKKEEPING}
@@ -423,6 +446,26 @@ class Importer:
                     raise ConfigError(f"{where}: argument {key}={config[key]!r} is not "
                                       "supported by bigmodel (see docs/keras.md)")
         return config
+
+    def function(self, spec: dict[str, Any]) -> Any:
+        """A function named in a file: a built-in activation's name, or a registered function."""
+        from bigmodel.keras import activations
+
+        name = spec.get("config")
+        for key in (spec.get("registered_name"), name):
+            found = key and get_registered_object(str(key), self.custom_objects)
+            if found:
+                return found
+        if isinstance(name, str):
+            try:
+                activations.get(name)
+                return name
+            except BigModelError:
+                pass
+        raise UnknownObjectError(
+            f"{self.where}: unknown function '{name}' (registered name "
+            f"'{spec.get('registered_name')}'). Register it with "
+            "@keras.saving.register_keras_serializable() or pass custom_objects")
 
     def lambda_function(self, function: Any, where: str) -> Any:
         """The function of a serialized Lambda: registered by name, or bytecode if allowed."""
