@@ -8,6 +8,7 @@ computes its result dtype with :func:`result_type` and casts its inputs before c
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,10 @@ def standardize_dtype(dtype: Any) -> str | None:
     """
     if dtype is None:
         return None
+    fast = _NAMES.get(dtype) if isinstance(dtype, torch.dtype) else (
+        dtype if isinstance(dtype, str) and dtype in TORCH_DTYPES else None)
+    if fast is not None:
+        return fast
     if isinstance(dtype, str):
         name = _ALIASES.get(dtype.removeprefix("torch."), dtype.removeprefix("torch."))
     elif isinstance(dtype, torch.dtype):
@@ -86,6 +91,19 @@ def _promote_floats(names: list[str]) -> str:
 
 
 def result_type(*dtypes: Any) -> str:
+    """The dtype Keras 3 gives an op over inputs of these dtypes (see :func:`_result_type`)."""
+    try:
+        return _cached_result_type(dtypes, config.floatx())
+    except TypeError:  # an unhashable dtype spelling: no caching
+        return _result_type(*dtypes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_result_type(dtypes: tuple, floatx: str) -> str:
+    return _result_type(*dtypes)
+
+
+def _result_type(*dtypes: Any) -> str:
     """The dtype Keras 3 gives an op over inputs of these dtypes.
 
     Args:
@@ -120,6 +138,8 @@ def result_type(*dtypes: Any) -> str:
 
 def dtype_of(value: Any) -> Any:
     """The dtype (strong) or Python type (weak) that :func:`result_type` should see for a value."""
+    if isinstance(value, torch.Tensor):
+        return _NAMES[value.dtype]
     if isinstance(value, bool):
         return bool
     if isinstance(value, (int, float, complex)):
@@ -141,6 +161,11 @@ def convert_to_tensor(x: Any, dtype: Any = None, device: Any = None) -> torch.Te
     target = torch_dtype(dtype)
     if isinstance(x, torch.Tensor):
         out = x
+    elif isinstance(x, (bool, int, float)):
+        # Python scalars: Keras's defaults (int32 / floatx), made directly (hot path of binary ops).
+        default = torch.bool if isinstance(x, bool) else (
+            torch.int32 if isinstance(x, int) else TORCH_DTYPES[config.floatx()])
+        return torch.tensor(x, dtype=target or default, device=device)
     elif isinstance(x, np.ndarray) or np.isscalar(x) and isinstance(x, np.generic):
         array = np.asarray(x)
         if array.dtype.kind in "OUS":

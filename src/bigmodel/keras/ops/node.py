@@ -142,10 +142,21 @@ class OpLayer(Layer):
         self.op_args = tuple(args)
         self.op_kwargs = dict(kwargs or {})
         self.num_inputs = _count_slots((self.op_args, self.op_kwargs))
-        self._out_dtypes: list[str] = []
+        # Hot path: where every symbolic input is a top-level argument, fill slots by position.
+        self._fn = OPS[op]
+        self._flat = all(not _count_slots(v) or isinstance(v, _Slot)
+                         for v in (*self.op_args, *self.op_kwargs.values()))
+        self._arg_slots = [(i, v.index) for i, v in enumerate(self.op_args) if isinstance(v, _Slot)]
 
     def _run(self, tensors: list[Any]) -> Any:
-        return OPS[self.op](*_fill(self.op_args, tensors), **_fill(self.op_kwargs, tensors))
+        if self._flat:
+            args = list(self.op_args)
+            for position, index in self._arg_slots:
+                args[position] = tensors[index]
+            kwargs = {k: tensors[v.index] if isinstance(v, _Slot) else v
+                      for k, v in self.op_kwargs.items()}
+            return self._fn(*args, **kwargs)
+        return self._fn(*_fill(self.op_args, tensors), **_fill(self.op_kwargs, tensors))
 
     def _tensor_list(self, inputs: Any) -> list[Any]:
         if self.num_inputs == 1:  # Functional passes a lone parent unwrapped
@@ -153,6 +164,16 @@ class OpLayer(Layer):
         return list(inputs)
 
     def call(self, inputs: Any, training: bool = False) -> Any:
+        return self._run(self._tensor_list(inputs))
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if _has_symbolic(inputs):
+            return self._call_symbolic(inputs, **kwargs)
+        # No weights, shapes or masks to check: skip the Layer/Module call bookkeeping, which
+        # costs more than the op itself on small tensors.
+        return self._run(self._tensor_list(inputs))
+
+    def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         return self._run(self._tensor_list(inputs))
 
     def infer(self, parents: list[KerasTensor]) -> tuple[list[tuple], list[str], bool]:

@@ -43,6 +43,10 @@ def _same_unary(name: str, fn: Callable[[torch.Tensor], torch.Tensor], doc: str)
 def _binary(name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], doc: str,
             float_result: bool = False) -> Any:
     def op(x1: Any, x2: Any) -> torch.Tensor:
+        if (isinstance(x1, torch.Tensor) and isinstance(x2, torch.Tensor)
+                and x1.dtype == x2.dtype and x1.device == x2.device
+                and (x1.is_floating_point() or not float_result)):
+            return fn(x1, x2)  # hot path: nothing to promote or move
         kinds = [dtype_of(x1), dtype_of(x2)] + ([float] if float_result else [])
         a, b = to_tensors(x1, x2, dtype=result_type(*kinds))
         return fn(a, b)
