@@ -14,6 +14,7 @@ epochs, Adam, accuracy, a ``CSVLogger`` into ``metrics.csv``, ``checkpoint_every
   place, before the old ones are gone);
 - ``kill_epoch_end``: SIGKILL itself at the end of that epoch (1-based), after the CSV row, before
   the epoch's checkpoint;
+- ``keras``: the same run through ``bigmodel.keras`` with ``BackupAndRestore`` (in ``dir/backup``);
 - ``term_batch`` / ``int_batch``: send itself SIGTERM / SIGINT after that batch; the child exits
   with ``Preempted.exit_code`` and prints the message.
 
@@ -58,9 +59,13 @@ class Killer(Callback):
     def __init__(self, attempt: dict) -> None:
         super().__init__()
         self.attempt = attempt
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        done = self.model.epoch * BATCHES_PER_EPOCH + batch + 1
+        done = self.epoch * BATCHES_PER_EPOCH + batch + 1
         if done == self.attempt.get("kill_batch"):
             os.kill(os.getpid(), signal.SIGKILL)
         if done == self.attempt.get("term_batch"):
@@ -110,29 +115,7 @@ def run(attempt: dict) -> None:
 
             ckpt.CheckpointManager.prune = prune
         run_dir = Path(attempt["dir"])
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 3))
-        trainer = Trainer(model, "cross_entropy", "adam", lr=0.02, metrics=["accuracy"],
-                          device="cpu", run_dir=run_dir, seed=3, verbose=0,
-                          checkpoint_every=attempt.get("every", 2),
-                          keep_checkpoints=attempt.get("keep", 2))
-        history = trainer.fit(data(), epochs=EPOCHS, batch_size=BATCH, resume=True, callbacks=[
-            CSVLogger(run_dir / "metrics.csv", append=True), Killer(attempt)])
-        tensors = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
-        optimizer = trainer.optimizer.state_dict()["state"]
-        steps = {}
-        for index, state in optimizer.items():
-            for key, value in state.items():
-                if key == "step":
-                    steps[str(index)] = float(value)
-                else:
-                    tensors[f"optimizer.{index}.{key}"] = value
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(run_dir / "final.safetensors"))
-        (run_dir / "final.json").write_text(json.dumps(
-            {"history": history.history, "epochs": history.epoch, "steps": steps,
-             "global_step": trainer.global_step}))
+        (fit_keras if attempt.get("keras") else fit_trainer)(run_dir, attempt)
     except Preempted as err:
         print(f"PREEMPTED {err.exit_code} {err}", flush=True)
         code = err.exit_code
@@ -149,6 +132,54 @@ def warm_up() -> None:
     before the forks."""
     trainer = Trainer(nn.Linear(5, 3), "cross_entropy", "adam", device="cpu", verbose=0)
     trainer.fit(data(), epochs=1, batch_size=BATCH)
+    from bigmodel import keras  # noqa: F401
+
+
+def fit_trainer(run_dir: Path, attempt: dict) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 3))
+    trainer = Trainer(model, "cross_entropy", "adam", lr=0.02, metrics=["accuracy"],
+                      device="cpu", run_dir=run_dir, seed=3, verbose=0,
+                      checkpoint_every=attempt.get("every", 2),
+                      keep_checkpoints=attempt.get("keep", 2))
+    history = trainer.fit(data(), epochs=EPOCHS, batch_size=BATCH, resume=True, callbacks=[
+        CSVLogger(run_dir / "metrics.csv", append=True), Killer(attempt)])
+    write_final(run_dir, trainer, history)
+
+
+def write_final(run_dir: Path, trainer: Trainer, history) -> None:
+    """``final.safetensors`` (weights, optimizer tensors) and ``final.json`` (history, counters)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
+    steps = {}
+    for index, state in trainer.optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            if key == "step":
+                steps[str(index)] = float(value)
+            else:
+                tensors[f"optimizer.{index}.{key}"] = value
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(run_dir / "final.safetensors"))
+    (run_dir / "final.json").write_text(json.dumps(
+        {"history": history.history, "epochs": history.epoch, "steps": steps,
+         "global_step": trainer.global_step}))
+
+
+def fit_keras(run_dir: Path, attempt: dict) -> None:
+    """The same run through the Keras surface, with ``keras.callbacks.BackupAndRestore``."""
+    from bigmodel import keras
+
+    torch.manual_seed(0)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dropout(0.25), keras.layers.Dense(3)])
+    model.compile(optimizer=keras.optimizers.Adam(0.02), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    backup = keras.callbacks.BackupAndRestore(run_dir / "backup", save_freq=attempt.get("every", 2))
+    x, y = data()
+    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                        callbacks=[backup, Killer(attempt)])
+    write_final(run_dir, model._trainer, history)
+    (run_dir / "metrics.csv").write_text("")  # no CSV logger here: compared as equal
 
 
 def main(plan_path: str) -> None:

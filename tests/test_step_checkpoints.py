@@ -93,17 +93,27 @@ def kill_chain(rng: random.Random, run_dir: str) -> list[dict]:
 def killed_runs(tmp_path_factory):
     """One worker process for every killed or signalled run of this module."""
     root = tmp_path_factory.mktemp("killed")
-    dirs = {name: root / name for name in ("reference", "killed", "stopped", "interrupted")}
+    dirs = {name: root / name for name in ("reference", "killed", "stopped", "interrupted",
+                                           "keras_reference", "keras_killed", "keras_epochs")}
     chain = kill_chain(random.Random(18), str(dirs["killed"]))
     signalled = [{"dir": str(dirs["stopped"]), "term_batch": 5, "every": 1000},
                  {"dir": str(dirs["stopped"]), "every": 1000},
                  {"dir": str(dirs["interrupted"]), "int_batch": 12, "every": 1000}]
-    statuses, output = run_plan(root, [{"dir": str(dirs["reference"])}, *chain, *signalled])
-    return dirs, chain, statuses[:1 + len(chain)], statuses[1 + len(chain):], output
+    keras = [{"dir": str(dirs["keras_reference"])},
+             {"dir": str(dirs["keras_killed"]), "kill_batch": 5},
+             {"dir": str(dirs["keras_killed"]), "kill_batch": 14},
+             {"dir": str(dirs["keras_killed"]), "kill_write": 2},
+             {"dir": str(dirs["keras_killed"])},
+             {"dir": str(dirs["keras_epochs"]), "kill_batch": 13, "every": "epoch"},
+             {"dir": str(dirs["keras_epochs"]), "every": "epoch"}]
+    keras = [{**attempt, "keras": True} for attempt in keras]
+    statuses, output = run_plan(root, [{"dir": str(dirs["reference"])}, *chain, *signalled, *keras])
+    first, second = 1 + len(chain), 1 + len(chain) + len(signalled)
+    return dirs, chain, statuses[:first], statuses[first:second], statuses[second:], output
 
 
 def test_kill_at_random_steps_resumes_bit_identically(killed_runs):
-    dirs, chain, statuses, _, output = killed_runs
+    dirs, chain, statuses, _, _, output = killed_runs
     assert statuses[0] == 0, output
     assert statuses[1:] == [-9] * (len(chain) - 1) + [0], output
     assert len(chain) - 1 >= 20  # kill positions, some inside checkpoint writes and pruning
@@ -114,7 +124,7 @@ def test_kill_at_random_steps_resumes_bit_identically(killed_runs):
 
 
 def test_sigterm_and_sigint_checkpoint_at_the_next_step_and_exit_143_130(killed_runs):
-    dirs, _, _, statuses, output = killed_runs
+    dirs, _, _, statuses, _, output = killed_runs
     assert statuses == [143, 0, 130], output
     assert "PREEMPTED 143 SIGTERM received: training stopped at epoch 1, batch 6" in output
     assert "resume=True" in output and str(dirs["stopped"]) in output
@@ -122,6 +132,39 @@ def test_sigterm_and_sigint_checkpoint_at_the_next_step_and_exit_143_130(killed_
     # The signal came during batch 12's callbacks (epoch 2): batch 13 ran, then the checkpoint.
     assert (dirs["interrupted"] / "checkpoints" / "epoch-0001-step-00000004").is_dir()
     assert_identical(dirs["stopped"], dirs["reference"])
+
+
+def test_keras_backup_and_restore_resumes_a_killed_fit_exactly(killed_runs):
+    dirs, _, _, _, statuses, output = killed_runs
+    assert statuses == [0, -9, -9, -9, 0, -9, 0], output
+    for name in ("keras_killed", "keras_epochs"):  # every 2 batches / every epoch (Keras's default)
+        assert_identical(dirs[name], dirs["keras_reference"])
+        assert not (dirs[name] / "backup").exists()  # delete_checkpoint=True after a finished fit
+
+
+def test_backup_and_restore_arguments():
+    from bigmodel import keras
+
+    callback = keras.callbacks.BackupAndRestore("somewhere")
+    assert (callback.save_freq, callback.double_checkpoint, callback.delete_checkpoint) == ("epoch", False, True)
+    for bad in (0, -2, "batch", 1.5, True):
+        with pytest.raises(ValueError, match="save_freq"):
+            keras.callbacks.BackupAndRestore("somewhere", save_freq=bad)
+    with pytest.raises(ValueError, match="backup_dir"):
+        keras.callbacks.BackupAndRestore("")
+
+
+def test_backup_and_restore_on_a_trainer_keeps_its_run_dir(tmp_path):
+    from bigmodel.engine.backup import BackupAndRestore
+
+    trainer = _trainer(tmp_path / "run", every=None)
+    backup = BackupAndRestore(tmp_path / "backup", save_freq=3, delete_checkpoint=False,
+                              double_checkpoint=True)
+    trainer.fit(_data(), epochs=1, batch_size=4, callbacks=[backup])
+    names = sorted(p.name for p in (tmp_path / "backup" / "checkpoints").iterdir())
+    assert names == ["epoch-0000-step-00000006", "epoch-0001"]  # two kept: double_checkpoint
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert trainer.run_dir == tmp_path / "run"
 
 
 def _data(samples=30):

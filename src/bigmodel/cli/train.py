@@ -60,7 +60,6 @@ def add_parser(subparsers, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     from bigmodel.cli import launch
     from bigmodel.cli.recipe import load_recipe
-
     from bigmodel.errors import ConfigError, Preempted
 
     resume = getattr(args, "resume", None)

@@ -32,6 +32,7 @@ from bigmodel.data.batching import (
 from bigmodel.engine import checkpoint as ckpt
 from bigmodel.engine import distributed, step_checkpoints, training_state
 from bigmodel.engine import metrics as metrics_module
+from bigmodel.engine.backup import with_backup
 from bigmodel.engine.callbacks import (
     Callback,
     CallbackList,
@@ -181,6 +182,7 @@ class Trainer(PersistenceMixin, InferenceMixin):
 
     # --- fit / evaluate / predict --------------------------------------------------------------
 
+    @with_backup
     @holding_run_dir
     @step_checkpoints.handling_signals
     def fit(self, train: Any, val: Any = None, epochs: int = 1, batch_size: int = 32,
