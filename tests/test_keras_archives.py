@@ -354,3 +354,48 @@ def test_subclassed_model_refused_nothing_written(tmp_path):
     other(np.ones((1, 3), dtype=np.float32))
     other.load_weights(tmp_path / "net.weights.h5")
     _assert_same(other.dense.get_weights()[0], net.dense.get_weights()[0])
+
+
+def _subclassed(lib):
+    """The same subclassed model in either library: layers in a list, a weight of its own."""
+
+    class Block(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.denses = [lib.layers.Dense(4, activation="relu"), lib.layers.Dense(4)]
+            self.norm = lib.layers.LayerNormalization()
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(4,), initializer="ones", name="scale")
+
+        def call(self, x):
+            for dense in self.denses:
+                x = dense(x)
+            return self.norm(x) * self.scale
+
+    class Net(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.block = Block()
+            self.head = lib.layers.Dense(2)
+
+        def call(self, x):
+            return self.head(self.block(x))
+
+    return Net()
+
+
+def test_subclassed_model_weights_both_ways(rk, tmp_path):
+    x = RNG.random((3, 5), dtype=np.float32)
+    ours, theirs = _subclassed(keras), _subclassed(rk)
+    ours(x)
+    theirs(x)
+    theirs.set_weights([w + RNG.uniform(0.1, 0.3, w.shape).astype(w.dtype)
+                        for w in theirs.get_weights()])
+    theirs.save_weights(tmp_path / "real.weights.h5")
+    ours.load_weights(tmp_path / "real.weights.h5")
+    _assert_same(ours.predict(x, verbose=0), theirs.predict(x, verbose=0))
+    _jitter(ours)
+    ours.save_weights(tmp_path / "ours.weights.h5")
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    _assert_same(theirs.predict(x, verbose=0), ours.predict(x, verbose=0))

@@ -55,17 +55,23 @@ def _children(layer: Any) -> list[tuple[str, Any]]:
     """(relative path, sub-layer) pairs as Keras walks attributes (sorted, ``_`` names last)."""
     from bigmodel.keras.layers.base import Layer
 
+    def container(path: str, module: nn.Module) -> None:
+        # Layers kept in a list/tuple/dict attribute: Keras names them by class, in order.
+        used: dict[str, int] = {}
+        for item in module.children():
+            if isinstance(item, Layer):
+                found.append((f"{path}/{_unique(_snake(type(item).__name__), used)}", item))
+            else:
+                container(f"{path}/{_unique('container', used)}", item)
+
     found: list[tuple[str, Any]] = []
     for attr, child in sorted(layer.named_children(),
                               key=lambda item: f"~{item[0]}" if item[0].startswith("_")
                               else item[0]):
         if isinstance(child, Layer):
             found.append((attr, child))
-        elif isinstance(child, (nn.ModuleList, nn.ModuleDict, nn.Sequential)):
-            used: dict[str, int] = {}
-            for item in child.children():
-                if isinstance(item, Layer):
-                    found.append((f"{attr}/{_unique(_snake(type(item).__name__), used)}", item))
+        else:
+            container(attr, child)
     return found
 
 
