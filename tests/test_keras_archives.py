@@ -399,3 +399,28 @@ def test_subclassed_model_weights_both_ways(rk, tmp_path):
     ours.save_weights(tmp_path / "ours.weights.h5")
     theirs.load_weights(tmp_path / "ours.weights.h5")
     _assert_same(theirs.predict(x, verbose=0), ours.predict(x, verbose=0))
+
+
+def test_multi_output_model_with_rnn_states_both_ways(rk, tmp_path):
+    if not hasattr(layers, "Concatenate"):
+        pytest.skip("layers.Concatenate not available")
+    inputs = keras.Input((5, 3))
+    sequence, h, c = layers.LSTM(4, return_sequences=True, return_state=True)(inputs)
+    states = layers.Concatenate()([layers.Dense(2)(h), layers.Dense(2)(c)])
+    model = keras.Model(inputs, [states, layers.GlobalAveragePooling1D()(sequence)])
+    _jitter(model)
+    x = RNG.random((2, 5, 3), dtype=np.float32)
+
+    def run(net):
+        net.eval()
+        with torch.no_grad():
+            return [t.numpy() for t in net(torch.as_tensor(x))]
+
+    ours = run(model)
+    model.save(tmp_path / "multi.keras")
+    theirs = rk.models.load_model(tmp_path / "multi.keras")
+    for a, b in zip(theirs.predict(x, verbose=0), ours):
+        _assert_same(a, b)
+    theirs.save(tmp_path / "multi_real.keras")
+    for a, b in zip(run(keras.models.load_model(tmp_path / "multi_real.keras")), ours):
+        _assert_same(a, b)
