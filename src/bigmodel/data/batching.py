@@ -105,8 +105,9 @@ def to_tensors(arrays: tuple[Any, ...], prefix: str = "") -> tuple[Tree, ...]:
     """Validate and convert in-memory ``(x, y[, sample_weight])`` once.
 
     Args:
-        arrays: ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; ``x`` an array/tensor or a
-            tuple/list/dict of them; ``y`` and ``sample_weight`` arrays/tensors or ``None``.
+        arrays: ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``; each an array/tensor or a
+            tuple/list/dict of them (several inputs or outputs; ``None`` marks an output without
+            targets in ``y`` and ``sample_weight``), or ``None``.
         prefix: names the data in messages (``"train"``, ``"val"``).
 
     Returns:
@@ -123,13 +124,17 @@ def to_tensors(arrays: tuple[Any, ...], prefix: str = "") -> tuple[Tree, ...]:
             converted.append(None)
             continue
         label = f"{prefix} {role}".strip()
-        if role == "x" and isinstance(value, (tuple, list, Mapping)):
+        if isinstance(value, (tuple, list, Mapping)):
+            # Several inputs, or (several outputs) targets and weights per output; an output
+            # without targets is None.
             items = value.items() if isinstance(value, Mapping) else enumerate(value)
-            parts = {key: _convert(item, f"{label}[{key!r}]", role) for key, item in items}
-            if not parts:
+            parts = {key: None if item is None and role != "x" else
+                     _convert(item, f"{label}[{key!r}]", role) for key, item in items}
+            if all(part is None for part in parts.values()):
                 raise DataError(f"{label} is an empty {type(value).__name__}; expected arrays")
             tree = parts if isinstance(value, Mapping) else type(value)(parts.values())
-            leaves = [(f"{label}[{key!r}]", tensor) for key, tensor in parts.items()]
+            leaves = [(f"{label}[{key!r}]", tensor) for key, tensor in parts.items()
+                      if tensor is not None]
         else:
             tree = _convert(value, label, role)
             leaves = [(label, tree)]

@@ -18,7 +18,17 @@ from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 
-__all__ = ["CompileLoss", "CompileMetrics", "as_output_list"]
+__all__ = ["CompileLoss", "CompileMetrics", "as_output_list", "per_output_weights"]
+
+
+def per_output_weights(sample_weight: Any, names: Sequence[str] | None, count: int) -> list[Any]:
+    """One ``sample_weight`` per output: a list/dict of per-output weights in output order, or
+    the same weights for every output (Keras repeats a single array)."""
+    if isinstance(sample_weight, dict):
+        return as_output_list(sample_weight, list(names or []), "sample_weight")
+    if isinstance(sample_weight, (list, tuple)) and len(sample_weight) == count and count > 1:
+        return list(sample_weight)
+    return [sample_weight] * count
 
 
 def as_output_list(value: Any, names: Sequence[str], what: str) -> list[Any]:
@@ -41,6 +51,13 @@ def as_output_list(value: Any, names: Sequence[str], what: str) -> list[Any]:
     return [value] * len(names)
 
 
+def _output_list(y_pred: Any, names: Sequence[str] | None) -> list[Any]:
+    """Model outputs as a list in output order (a dict-output model returns a dict)."""
+    if isinstance(y_pred, dict):
+        return as_output_list(y_pred, list(names or y_pred), "y_pred")
+    return list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+
+
 class CompileLoss:
     """The compiled loss: ``loss(y_true, y_pred, sample_weight)`` summed over outputs with
     ``loss_weights``."""
@@ -50,6 +67,8 @@ class CompileLoss:
         self._losses: list[Any] | None = None
         self._weights: list[float] | None = None
         self._names: list[str] | None = None
+        # Several outputs: the unweighted loss of each, as Keras logs it (``out_a_loss``).
+        self.metrics: list[Any] = []
 
     def build(self, output_names: Sequence[str]) -> None:
         names = list(output_names)
@@ -63,9 +82,12 @@ class CompileLoss:
         else:
             weights = as_output_list(self.weights_spec, names, "loss_weights")
             self._weights = [1.0 if w is None else float(w) for w in weights]
+        self.metrics = [metrics_mod.Mean(name=f"{name}_loss")
+                        for name, loss in zip(names, self._losses) if loss is not None] \
+            if len(names) > 1 else []
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
-        preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+        preds = _output_list(y_pred, self._names)
         if self._losses is None:
             self.build([f"output_{i}" for i in range(len(preds))] if len(preds) > 1 else ["output"])
         if len(preds) == 1:
@@ -77,11 +99,20 @@ class CompileLoss:
         else:
             raise ShapeError(f"The model has {len(preds)} outputs; y must be a list or a dict "
                              f"of {len(preds)} targets, received {type(y_true).__name__}")
+        weights = per_output_weights(sample_weight, self._names, len(preds))
+        trackers = iter(self.metrics)
         total = None
-        for loss, weight, true, pred in zip(self._losses, self._weights, trues, preds):
-            if loss is None or true is None:
+        for loss, weight, true, pred, sw in zip(self._losses, self._weights, trues, preds,
+                                                weights):
+            if loss is None:
                 continue
-            value = loss(true, pred, sample_weight) * weight
+            tracker = next(trackers, None)
+            if true is None:
+                continue
+            value = loss(true, pred, sw)
+            if tracker is not None:  # weighted by the batch size, as Keras's trackers are
+                tracker.update_state(value.detach(), sample_weight=len(pred))
+            value = value * weight
             total = value if total is None else total + value
         return total
 
@@ -93,16 +124,17 @@ class CompileMetrics(metrics_mod.Metric):
         super().__init__(name="compile_metrics")
         self.spec = metrics
         self.weighted_spec = weighted_metrics
-        self._metrics: list[tuple[int | None, Any]] | None = None  # (output index, metric)
+        # (output index, metric, weighted): only ``weighted_metrics`` see ``sample_weight``.
+        self._metrics: list[tuple[int, Any, bool]] | None = None
         self._names: list[str] = ["output"]
 
     def set_output_names(self, names: Sequence[str]) -> None:
         self._names = list(names)
 
     def _resolve(self, y_true: list[Any], y_pred: list[torch.Tensor]) -> None:
-        entries: list[tuple[int | None, Any]] = []
+        entries: list[tuple[int, Any, bool]] = []
         single = len(y_pred) == 1
-        for spec in (self.spec, self.weighted_spec):
+        for weighted, spec in ((False, self.spec), (True, self.weighted_spec)):
             if spec is None:
                 continue
             if single:
@@ -125,15 +157,15 @@ class CompileMetrics(metrics_mod.Metric):
                         tuple(y_pred[index].shape))
                     if not single and isinstance(ident, str):
                         metric.name = f"{self._names[index]}_{metric.name}"
-                    entries.append((index, metric))
+                    entries.append((index, metric, weighted))
         self._metrics = entries
 
     @property
     def metrics(self) -> list[Any]:
-        return [metric for _, metric in self._metrics or []]
+        return [metric for _, metric, _ in self._metrics or []]
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+        preds = _output_list(y_pred, self._names)
         if len(preds) == 1:
             trues = [y_true]
         elif isinstance(y_true, dict):
@@ -142,16 +174,19 @@ class CompileMetrics(metrics_mod.Metric):
             trues = list(y_true)
         if self._metrics is None:
             self._resolve(trues, preds)
-        for index, metric in self._metrics:
-            metric.update(preds[index].detach(), trues[index], sample_weight)
+        weights = per_output_weights(sample_weight, self._names, len(preds))
+        for index, metric, weighted in self._metrics:
+            if trues[index] is not None:
+                metric.update(preds[index].detach(), trues[index],
+                              weights[index] if weighted else None)
 
     def result(self) -> dict[str, float]:
         out = {}
-        for _, metric in self._metrics or []:
+        for _, metric, _ in self._metrics or []:
             value = metric.result()
             out[metric.name] = float(value) if isinstance(value, torch.Tensor) else value
         return out
 
     def reset_state(self) -> None:
-        for _, metric in self._metrics or []:
+        for _, metric, _ in self._metrics or []:
             metric.reset()

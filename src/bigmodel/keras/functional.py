@@ -22,6 +22,7 @@ from bigmodel.keras.layers.base import (
 )
 from bigmodel.keras.layers.lambda_layer import Input
 from bigmodel.keras.model import Model
+from bigmodel.keras.model_inputs import standardize_inputs
 from bigmodel.keras.ops.operators import install_operators
 
 __all__ = ["Functional", "Input"]
@@ -31,6 +32,8 @@ install_operators(KerasTensor)
 
 
 def _as_list(value: Any) -> list[KerasTensor]:
+    if isinstance(value, dict):  # Model({"a": a, ...}, {"out": o, ...}): Keras keeps the keys
+        return list(value.values())
     return [value] if isinstance(value, KerasTensor) else list(value)
 
 
@@ -48,6 +51,9 @@ class Functional(Model):
         self._single_output = isinstance(outputs, KerasTensor)
         self._inputs = _as_list(inputs)
         self._outputs = _as_list(outputs)
+        # Dict inputs/outputs: called with and returning dicts keyed like these (Keras 3).
+        self._input_keys = list(inputs) if isinstance(inputs, dict) else None
+        self._output_keys = list(outputs) if isinstance(outputs, dict) else None
         for kt in self._inputs:
             if kt.layer is not None:
                 raise ConfigError(f"Model inputs must come from keras.Input(); received {kt!r}")
@@ -106,6 +112,8 @@ class Functional(Model):
         return shapes[0] if self._single_output else shapes
 
     def call(self, inputs: Any, training: bool = False) -> Any:
+        if isinstance(inputs, dict):
+            inputs = standardize_inputs(self, inputs)
         given = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
         if len(given) != len(self._inputs):
             raise ConfigError(f"Model '{self.name}' expects {len(self._inputs)} input(s); "
@@ -129,6 +137,8 @@ class Functional(Model):
                     result = result[node.output_index]
                 values[id(node)] = result
         outs = [values[id(kt)] for kt in self._outputs]
+        if self._output_keys is not None:
+            return dict(zip(self._output_keys, outs))
         return outs[0] if self._single_output else outs
 
     def get_config(self) -> dict[str, Any]:
@@ -148,17 +158,22 @@ class Functional(Model):
             "name": self.name,
             "trainable": self.trainable,
             "layers": [serialize_layer(layer) for layer in layers],
-            "inputs": [{"batch_shape": list(kt.shape), "name": kt.name} for kt in self._inputs],
+            "inputs": [{"batch_shape": list(kt.shape), "name": kt.name,
+                        **({"dtype": kt.dtype} if kt.dtype != "float32" else {})}
+                       for kt in self._inputs],
             "nodes": nodes,
             "outputs": [ref[id(kt)] for kt in self._outputs],
             "single_input": self._single_input,
             "single_output": self._single_output,
+            **({"input_keys": self._input_keys} if self._input_keys else {}),
+            **({"output_keys": self._output_keys} if self._output_keys else {}),
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Functional:
         layers = [deserialize_layer(spec) for spec in config["layers"]]
-        inputs = [Input(batch_shape=spec["batch_shape"]) for spec in config["inputs"]]
+        inputs = [Input(batch_shape=spec["batch_shape"], name=spec.get("name"),
+                        dtype=spec.get("dtype")) for spec in config["inputs"]]
         made: list[KerasTensor] = []
 
         def resolve(ref: list[Any]) -> KerasTensor:
@@ -180,6 +195,12 @@ class Functional(Model):
                                                  **call_kwargs)
             made.append(calls[key][output_index[0]])
         outputs = [resolve(r) for r in config["outputs"]]
-        return cls(inputs[0] if config.get("single_input", True) else inputs,
-                   outputs[0] if config.get("single_output", True) else outputs,
+        if config.get("input_keys"):
+            inputs = dict(zip(config["input_keys"], inputs))
+        if config.get("output_keys"):
+            outputs = dict(zip(config["output_keys"], outputs))
+        return cls(inputs[0] if config.get("single_input", True) and not config.get("input_keys")
+                   else inputs,
+                   outputs[0] if config.get("single_output", True)
+                   and not config.get("output_keys") else outputs,
                    name=config.get("name"), trainable=config.get("trainable", True))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigmodel.data.batching import tree_map
 from bigmodel.errors import (
     ConfigError,
     DataError,
@@ -35,7 +36,13 @@ from bigmodel.keras.layers.base import (
     is_shape_list,
 )
 from bigmodel.keras.metric_adapters import _mask_weights, _MaskedMetric, _OnProbabilities
-from bigmodel.keras.model_data import ModelDataMixin, _as_numpy, _is_array_like, check_arguments
+from bigmodel.keras.model_data import ModelDataMixin, _is_array_like, check_arguments
+from bigmodel.keras.model_inputs import (
+    input_adjusted,
+    num_samples,
+    slice_data,
+    standardize_inputs,
+)
 from bigmodel.keras.trainer_steps import (
     StepsMixin,
     evaluate_with_steps,
@@ -203,23 +210,10 @@ class Model(StepsMixin, ModelDataMixin, Layer):
                                  f"{type(x).__name__}")
         layers = self.layers
         integer_ok = bool(layers) and type(layers[0]).__name__ in _INTEGER_INPUT_LAYERS
-        if not x.is_floating_point() and not integer_ok:
-            x = x.to(torch.float32)
-        elif x.dtype == torch.float64:
-            x = x.to(torch.float32)
-        ref = self._declared_input_shape
-        if ref is not None:
-            if x.dim() == len(ref) - 1 and ref[-1] == 1:
-                x = x.unsqueeze(-1)
-            elif x.dim() == len(ref) + 1 and x.shape[-1] == 1 and ref[-1] != 1:
-                x = x.squeeze(-1)
-        return x
+        return input_adjusted(x, self._declared_input_shape, integer_ok)
 
     def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
-        if isinstance(inputs, (list, tuple)):
-            inputs = [self._standardize_input(t) for t in inputs]
-        else:
-            inputs = self._standardize_input(inputs)
+        inputs = standardize_inputs(self, inputs)
         if training is None:
             training = self.training
         if not self.built:
@@ -351,13 +345,38 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             "metrics": [m for m in self._metric_ids if isinstance(m, str)],
         }
 
+    def _sample_shape(self, x_sample: Any) -> Any:
+        """The input shape (batch dimension ``None``) of a sample batch; a list for several
+        inputs."""
+        x = standardize_inputs(self, x_sample)
+        if isinstance(x, torch.Tensor):
+            return (None, *x.shape[1:])
+        values = x.values() if isinstance(x, dict) else x
+        return [(None, *t.shape[1:]) for t in values]
+
+    def _ordered_results(self, logs: dict[str, Any]) -> Any:
+        """``evaluate``'s list, in Keras 3's order: the loss, the per-output losses, then the
+        metrics (sorted by name for several outputs, as Keras's ``_flatten_metrics_in_order``
+        leaves them); one value alone is returned bare."""
+        names = ["loss"]
+        if len(self._output_names()) > 1:
+            names += [f"{name}_loss" for name in self._output_names()]
+        else:
+            names += [m.name for m in (self._compile_metrics.metrics
+                                        if self._compile_metrics is not None else [])]
+        values = [logs[n] for n in names if n in logs]
+        values += [logs[k] for k in sorted(logs) if k not in names]
+        return values[0] if len(values) == 1 else values
+
     def _require_compiled(self, what: str) -> None:
         if not self.compiled:
             raise ConfigError(f"You must call compile() before {what}() on model '{self.name}'")
 
     def _output_names(self) -> list[str]:
         outputs = getattr(self, "_outputs", None)
-        return [kt.name for kt in outputs] if outputs else ["output"]
+        if not outputs:
+            return ["output"]
+        return getattr(self, "_output_keys", None) or [kt.name for kt in outputs]
 
     def _needs_steps(self, kind: str) -> bool:
         """Whether ``fit``/``evaluate``/``predict`` must run Keras's step loop
@@ -366,8 +385,8 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         step = {"train": "train_step", "test": "test_step", "predict": "predict_step"}[kind]
         if getattr(cls, step) is not getattr(StepsMixin, step):
             return True
-        if kind == "predict":
-            return False
+        if kind == "predict":  # several outputs: Keras returns a list or a dict of arrays
+            return len(self._output_names()) > 1
         return (cls.compute_loss is not StepsMixin.compute_loss or self.loss is None
                 or len(self._output_names()) > 1)
 
@@ -402,12 +421,11 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         from bigmodel.engine import Trainer
 
         if not self.built:
-            self._build_on(self._standardize_input(x_sample))
+            self._build_on(standardize_inputs(self, x_sample))
             self.built = True
         self._require_built("fit")
         if self._metrics is None:
-            out_shape = self.compute_output_shape((None, *self._standardize_input(x_sample)
-                                                   .shape[1:]))
+            out_shape = self.compute_output_shape(self._sample_shape(x_sample))
             label_shape = tuple(y_sample.shape) if y_sample is not None else None
             self._metrics = [metrics_mod.get(m, label_shape, out_shape) for m in self._metric_ids]
         if self._trainer is not None:
@@ -477,27 +495,34 @@ class Model(StepsMixin, ModelDataMixin, Layer):
                         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                         validation_batch_size=validation_batch_size, validation_freq=validation_freq)
         batch_size = 32 if batch_size is None else int(batch_size)
-        if self._needs_steps("train"):
-            return self._fit_with_steps(x, y, sample_weight, batch_size, epochs, verbose,
-                                        callbacks, validation_split, validation_data, shuffle,
-                                        initial_epoch, steps_per_epoch)
+        steps = self._needs_steps("train")
         if _is_array_like(x):
-            x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit")
+            x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit",
+                                                         targets=not steps)
             val = None
             if validation_data is not None:
                 val = self._validation_tuple(validation_data)
             elif validation_split:
                 # Keras takes the last fraction of the data, before any shuffling.
-                split = int(len(x) * (1.0 - validation_split))
-                if split == 0 or split == len(x):
+                count = num_samples(x)
+                split = int(count * (1.0 - validation_split))
+                if split == 0 or split == count:
                     raise DataError(f"validation_split={validation_split} leaves an empty "
-                                    f"training or validation set for {len(x)} samples")
-                val = (x[split:], y[split:]) if sample_weight is None else (
-                    x[split:], y[split:], sample_weight[split:])
-                x, y = x[:split], y[:split]
-                sample_weight = None if sample_weight is None else sample_weight[:split]
+                                    f"training or validation set for {count} samples")
+                val = tuple(slice_data(part, split, None) for part in (x, y, sample_weight))
+                x, y, sample_weight = (slice_data(part, None, split)
+                                       for part in (x, y, sample_weight))
+                val = val if val[2] is not None else val[:2]
+            if steps:
+                return self._fit_with_steps(x, y, sample_weight, batch_size, epochs, verbose,
+                                            callbacks, val, shuffle, initial_epoch,
+                                            steps_per_epoch)
             train = (x, y) if sample_weight is None else (x, y, sample_weight)
-            x_sample, y_sample = x[:batch_size], y[:batch_size]
+            x_sample, y_sample = slice_data(x, None, batch_size), y[:batch_size]
+        elif steps:
+            return self._fit_with_steps(x, y, sample_weight, batch_size, epochs, verbose,
+                                        callbacks, validation_data, shuffle, initial_epoch,
+                                        steps_per_epoch)
         else:
             if y is not None:
                 raise DataError("fit: y must not be given when x is a Dataset, DataLoader or "
@@ -523,21 +548,14 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         return history
 
     def _fit_with_steps(self, x: Any, y: Any, sample_weight: Any, batch_size: int, epochs: int,
-                        verbose: Any, callbacks: Any, validation_split: float,
-                        validation_data: Any, shuffle: bool, initial_epoch: int,
-                        steps_per_epoch: int | None) -> Any:
+                        verbose: Any, callbacks: Any, validation_data: Any, shuffle: bool,
+                        initial_epoch: int, steps_per_epoch: int | None) -> Any:
         """``fit`` through Keras's step loop (custom ``train_step``, ``add_loss`` models,
-        several outputs): see keras/trainer_steps.py."""
+        several outputs): see keras/trainer_steps.py. Arrays come standardized by ``fit``."""
         val = None
         if validation_data is not None:
             val_x, val_y, *rest = validation_data
             val = (val_x, val_y, rest[0] if rest else None)
-        elif validation_split:
-            split = int(len(x) * (1.0 - validation_split))
-            val = (x[split:], None if y is None else y[split:],
-                   None if sample_weight is None else sample_weight[split:])
-            x, y = x[:split], None if y is None else y[:split]
-            sample_weight = None if sample_weight is None else sample_weight[:split]
         self.history = fit_with_steps(
             self, x, y, sample_weight, batch_size, epochs, 1 if verbose == "auto" else int(verbose),
             list(callbacks or []), val, shuffle, initial_epoch, steps_per_epoch)
@@ -551,18 +569,18 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         self._require_compiled("evaluate")
         check_arguments("evaluate", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
-        if callbacks or self._needs_steps("test"):
+        steps = bool(callbacks) or self._needs_steps("test")
+        if _is_array_like(x):
+            x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate",
+                                                         targets=not steps)
+        if steps:
             logs = evaluate_with_steps(self, x, y, sample_weight, batch_size,
                                        1 if verbose == "auto" else int(verbose),
                                        list(callbacks or []))
-            if return_dict:
-                return logs
-            values = list(logs.values())
-            return values[0] if len(values) == 1 else values
+            return logs if return_dict else self._ordered_results(logs)
         if _is_array_like(x):
-            x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate")
             data = (x, y) if sample_weight is None else (x, y, sample_weight)
-            x_sample, y_sample = x[:batch_size], y[:batch_size]
+            x_sample, y_sample = slice_data(x, None, batch_size), y[:batch_size]
         else:
             data, x_sample, y_sample = self._peek(x)
         self._setup_trainer(x_sample, y_sample)
@@ -578,27 +596,29 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         return values[0] if len(values) == 1 else values
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
-                steps: int | None = None, callbacks: Any = None) -> np.ndarray:
-        """Model outputs for ``x`` as a NumPy array (probabilities for a softmax output)."""
+                steps: int | None = None, callbacks: Any = None) -> Any:
+        """Model outputs for ``x`` as a NumPy array (probabilities for a softmax output); a list
+        (or a dict, for dict outputs) of arrays for a model with several outputs."""
         from bigmodel.engine import Trainer
 
         check_arguments("predict", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
         if callbacks or self._needs_steps("predict"):
+            if _is_array_like(x):
+                x, _, _ = self._standardize_data(x, None, None, "predict", targets=False)
             return predict_with_steps(self, x, batch_size, 1 if verbose == "auto" else int(verbose),
                                       list(callbacks or []))
         if _is_array_like(x):
-            x = self._standardize_input(_as_numpy(x, "predict: x"))
-            if len(x) == 0:
-                raise DataError("predict: received empty data (0 samples)")
+            x, _, _ = self._standardize_data(x, None, None, "predict", targets=False)
         if not self.built:
             sample = x[:1] if isinstance(x, torch.Tensor) else self._peek(x)[1]
             self._build_on(self._standardize_input(sample))
             self.built = True
         trainer = self._trainer or Trainer(self, loss=None, optimizer=None, verbose=0)
         self._logits_mode = False
-        return trainer.predict(x, batch_size=batch_size,
-                               verbose=1 if verbose == "auto" else int(verbose)).numpy()
+        out = trainer.predict(x, batch_size=batch_size,
+                              verbose=1 if verbose == "auto" else int(verbose))
+        return tree_map(lambda t: t.numpy(), out)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if args and isinstance(args[0], np.ndarray):

@@ -18,10 +18,19 @@ import torch
 from bigmodel.errors import ConfigError, DataError, InputTypeError, describe
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras.layers.base import is_shape_list
+from bigmodel.keras.model_inputs import (
+    check_sample_counts,
+    is_structure,
+    standardize_inputs,
+    structured_targets,
+    structured_weights,
+)
 
 
 def _is_array_like(value: Any) -> bool:
-    return isinstance(value, (np.ndarray, torch.Tensor, list))
+    """Arrays given to fit/evaluate/predict: an array, a list of numbers or a list/tuple/dict of
+    arrays (several inputs), as opposed to a Dataset, DataLoader or iterable of batches."""
+    return isinstance(value, (np.ndarray, torch.Tensor, list)) or is_structure(value)
 
 
 def _as_numpy(value: Any, what: str) -> np.ndarray | torch.Tensor:
@@ -85,26 +94,28 @@ def check_arguments(where: str, **arguments: Any) -> None:
 class ModelDataMixin:
     """Input conversion and checks of ``fit``/``evaluate``/``predict`` (see the module doc)."""
 
-    def _standardize_data(self, x: Any, y: Any, sample_weight: Any, what: str) -> tuple:
-        """Arrays converted once (not per batch); x/y lengths and label sanity checked."""
-        x = _as_numpy(x, f"{what}: x")
-        if y is None:
+    def _standardize_data(self, x: Any, y: Any, sample_weight: Any, what: str,
+                          targets: bool = True) -> tuple:
+        """Arrays converted once (not per batch), in the model's input and output order (see
+        keras/model_inputs.py); every array's number of samples and the labels checked.
+
+        Raises:
+            DataError: missing ``y``, different numbers of samples (each array named), no samples,
+                labels out of range, a dict key that names no input/output.
+            ShapeError: a list of inputs or targets of the wrong length.
+        """
+        if y is None and targets:
             raise DataError(f"{what}: y (the targets) is missing; pass labels along with x")
-        y = _as_numpy(y, f"{what}: y")
-        if len(x) != len(y):
-            raise DataError(f"{what}: x and y must have the same number of samples; received "
-                            f"x with {len(x)} samples ({describe(x)}) and y with {len(y)} "
-                            f"({describe(y)})")
-        if len(x) == 0:
-            raise DataError(f"{what}: received empty data (0 samples)")
-        x = self._standardize_input(x)
-        if sample_weight is not None:
-            sample_weight = torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32)
-            if len(sample_weight) != len(x):
-                raise DataError(f"{what}: sample_weight has {len(sample_weight)} entries for "
-                                f"{len(x)} samples")
-        y = torch.as_tensor(y)
-        if self.loss is not None and isinstance(self.loss, losses_mod.SparseCategoricalCrossentropy):
+        if not is_structure(x):
+            x = _as_numpy(x, f"{what}: x")
+            if len(x) == 0:
+                raise DataError(f"{what}: received empty data (0 samples)")
+        x = standardize_inputs(self, x, what)
+        y = None if y is None else structured_targets(self, y, what)
+        sample_weight = structured_weights(self, sample_weight, what)
+        check_sample_counts(self, x, y, sample_weight, what)
+        if self.loss is not None and isinstance(self.loss, losses_mod.SparseCategoricalCrossentropy) \
+                and isinstance(x, torch.Tensor) and y is not None:
             self._check_labels(y, x, what)
         return x, y, sample_weight
 
@@ -144,7 +155,7 @@ class ModelDataMixin:
                 raise ConfigError(f"fit: class_weight keys must be integer class indices; received "
                                   f"the key {key!r} ({type(key).__name__})")
             keys.append(int(key))
-        shape = self.compute_output_shape((None, *self._standardize_input(x_sample).shape[1:]))
+        shape = self.compute_output_shape(self._sample_shape(x_sample))
         if is_shape_list(shape):
             raise ConfigError("fit: class_weight is only supported for models with a single output")
         units = shape[-1] if len(shape) > 1 else None

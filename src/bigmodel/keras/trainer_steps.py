@@ -16,7 +16,14 @@ from typing import Any
 
 import torch
 
-from bigmodel.data.batching import make_batches, num_batches
+from bigmodel.data.batching import (
+    ArrayBatches,
+    is_array_structure,
+    make_batches,
+    num_batches,
+    to_tensors,
+    tree_leaves,
+)
 from bigmodel.engine.callbacks import CallbackList, History
 from bigmodel.engine.progress import ProgressBar
 from bigmodel.errors import ConfigError, DataError
@@ -39,6 +46,12 @@ def unpack_x_y_sample_weight(data: Any) -> tuple[Any, Any, Any]:
         return data
     raise DataError(f"Data is expected to be (x,), (x, y) or (x, y, sample_weight); received a "
                     f"tuple of {len(data)} elements")
+
+
+def _batch_size(x: Any) -> int:
+    """Samples in a batch of inputs: the loss is averaged over samples, as in Keras."""
+    leaves = tree_leaves(x)
+    return int(leaves[0].shape[0]) if leaves and leaves[0].dim() else 1
 
 
 def _to_float(value: Any) -> Any:
@@ -121,6 +134,8 @@ class StepsMixin:
             found.append(self._loss_tracker)
         if getattr(self, "_compile_metrics", None) is not None:
             found.append(self._compile_metrics)
+        if getattr(self, "_compile_loss", None) is not None:
+            found.extend(self._compile_loss.metrics)  # per-output losses (several outputs)
         for key, value in vars(self).items():
             if key.startswith("_"):
                 continue
@@ -142,7 +157,7 @@ class StepsMixin:
         y_pred = self._call_model(x, training=True)
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                  training=True)
-        self._loss_tracker.update_state(loss.detach())
+        self._loss_tracker.update_state(loss.detach(), sample_weight=_batch_size(x))
         trainable = self.trainable_weights
         if trainable and loss.requires_grad:
             loss.backward()
@@ -155,7 +170,7 @@ class StepsMixin:
         y_pred = self._call_model(x, training=False)
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                  training=False)
-        self._loss_tracker.update_state(loss.detach())
+        self._loss_tracker.update_state(loss.detach(), sample_weight=_batch_size(x))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def predict_step(self, data: Any) -> Any:
@@ -170,6 +185,9 @@ def _batches(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: int, sh
         from bigmodel.keras.compile_utils import as_output_list
 
         y = tuple(as_output_list(y, model._output_names(), "y"))
+    if is_array_structure(x):  # arrays standardized by the model (y may be a list per output)
+        return ArrayBatches(to_tensors((x, y, sample_weight), prefix=what), batch_size, shuffle,
+                            None, device)
     if y is None and sample_weight is None:
         data = x
     else:
@@ -181,7 +199,9 @@ def _batches(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: int, sh
 def _as_step_data(batch: Any, has_targets: bool) -> Any:
     batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
     if len(batch) == 1 or not has_targets:
-        return batch[0]
+        # Keras's pack_x_y_sample_weight: a list/tuple of inputs is wrapped as (x,), so that
+        # unpacking does not read its second input as targets.
+        return (batch[0],) if isinstance(batch[0], (list, tuple)) else batch[0]
     return batch
 
 
