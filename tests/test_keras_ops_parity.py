@@ -125,6 +125,19 @@ CASES = [
     ("resize_nearest", lambda o: o.image.resize(IMG, (10, 3), interpolation="nearest")),
     ("resize_bicubic", lambda o: o.image.resize(IMG, (9, 9), interpolation="bicubic")),
     ("rgb_to_grayscale", lambda o: o.image.rgb_to_grayscale(IMG)),
+    ("adaptive_average_pool", lambda o: o.adaptive_average_pool(IMG, (2, 3))),
+    ("adaptive_max_pool", lambda o: o.adaptive_max_pool(IMG, 2)),
+    # sparsemax is left out: Keras 3.15's torch backend takes tau from the sum of the cumulative
+    # sums over the support, which gives no probabilities once 2+ classes are in it; ours is the
+    # textbook projection (tested against hand values in test_keras_ops.py).
+    ("sparse_sigmoid", lambda o: o.sparse_sigmoid(A)),
+    ("psnr", lambda o: o.psnr(A, B, 3.0)),
+    ("rfft", lambda o: o.rfft(A)[1]),
+    ("correlate_same", lambda o: o.correlate(A[0], B[0, :3], mode="same")),
+    ("segment_prod", lambda o: o.segment_prod(A, np.array([0, 2, 2]), num_segments=3)),
+    ("nanmean", lambda o: o.nanmean(np.where(A > 1, np.nan, A), axis=1)),
+    ("unique", lambda o: o.unique(I)),
+    ("histogram", lambda o: o.histogram(A.ravel(), bins=3)[0]),
     ("depth_to_space", lambda o: o.depth_to_space(np.arange(32, dtype=np.float32).reshape(
         1, 2, 2, 8), 2)),
 ]

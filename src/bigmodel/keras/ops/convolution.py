@@ -182,3 +182,28 @@ def space_to_depth(x: Any, block_size: int, data_format: str = "channels_last") 
         out = x.reshape(n, h // block_size, block_size, w // block_size, block_size, c)
         return out.permute(0, 1, 3, 2, 4, 5).reshape(n, h // block_size, w // block_size, -1)
     return F.pixel_unshuffle(x, block_size)
+
+
+def _adaptive(kind: str, inputs: Any, output_size: Any, data_format: str | None) -> torch.Tensor:
+    x = as_float(inputs)
+    spatial = x.dim() - 2
+    size = _tuple(output_size, spatial)
+    fns = ((F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
+           if kind == "average" else
+           (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d))
+    out = fns[spatial - 1](_channels_first(x, data_format), size)
+    return _channels_back(out, data_format)
+
+
+@keras_op()
+def adaptive_average_pool(inputs: Any, output_size: Any, data_format: str | None = None
+                          ) -> torch.Tensor:
+    """Average pooling to a fixed ``output_size`` (window bounds as PyTorch's adaptive pools)."""
+    return _adaptive("average", inputs, output_size, data_format)
+
+
+@keras_op()
+def adaptive_max_pool(inputs: Any, output_size: Any, data_format: str | None = None
+                      ) -> torch.Tensor:
+    """Max pooling to a fixed ``output_size`` (window bounds as PyTorch's adaptive pools)."""
+    return _adaptive("max", inputs, output_size, data_format)

@@ -112,3 +112,24 @@ def pinv(x: Any, rcond: float | None = None) -> torch.Tensor:
 def matrix_rank(x: Any, tol: float | None = None) -> torch.Tensor:
     """Rank of matrices (int32)."""
     return torch.linalg.matrix_rank(as_float(x), atol=tol).to(torch.int32)
+
+
+@keras_op()
+def eig(x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues and eigenvectors of square matrices (complex tensors)."""
+    values, vectors = torch.linalg.eig(as_float(x))
+    return values, vectors
+
+
+@keras_op()
+def cholesky_inverse(x: Any, upper: bool = False) -> torch.Tensor:
+    """Inverse of ``L @ L.T`` from its Cholesky factor ``L`` (``U.T @ U`` when ``upper``)."""
+    return torch.cholesky_inverse(as_float(x), upper=upper)
+
+
+def jvp(fun: Any, primals: Any, tangents: Any, has_aux: bool = False) -> Any:
+    """Forward-mode derivative: ``(fun(*primals), J @ tangents)`` (and ``aux`` with
+    ``has_aux``), by ``torch.func.jvp``."""
+    primals = tuple(as_float(p) for p in primals)
+    tangents = tuple(as_float(t) for t in tangents)
+    return torch.func.jvp(fun, primals, tangents, has_aux=has_aux)

@@ -95,3 +95,65 @@ def logdet(x: Any) -> torch.Tensor:
 def extract_sequences(x: Any, sequence_length: int, sequence_stride: int) -> torch.Tensor:
     """Frames of the last axis: ``(..., num_frames, sequence_length)``."""
     return convert_to_tensor(x).unfold(-1, sequence_length, sequence_stride)
+
+
+@keras_op()
+def segment_prod(data: Any, segment_ids: Any, num_segments: int | None = None,
+                 sorted: bool = False) -> torch.Tensor:  # noqa: A002
+    """Product of the rows of ``data`` in each segment (1 for empty segments)."""
+    data = convert_to_tensor(data)
+    ids = convert_to_tensor(segment_ids, device=data.device).long()
+    count = int(ids.max().item()) + 1 if num_segments is None else int(num_segments)
+    valid = (ids >= 0) & (ids < count)
+    data, ids = data[valid], ids[valid]
+    out = torch.ones((count, *data.shape[1:]), dtype=data.dtype, device=data.device)
+    index = ids.reshape(-1, *([1] * (data.dim() - 1))).expand_as(data)
+    return out.scatter_reduce(0, index, data, reduce="prod", include_self=True)
+
+
+# ------------------------------------------------------------------------------ Fourier transforms
+# Keras passes complex values as a (real, imaginary) pair of float tensors.
+def _complex(x: Any) -> torch.Tensor:
+    if not isinstance(x, (tuple, list)) or len(x) != 2:
+        raise ValueError(f"expected a (real, imaginary) pair of tensors; received "
+                         f"{type(x).__name__}")
+    real, imag = (as_float(v) for v in x)
+    if real.shape != imag.shape:
+        raise ValueError(f"real and imaginary parts must have the same shape; received "
+                         f"{tuple(real.shape)} and {tuple(imag.shape)}")
+    return torch.complex(real, imag.to(real.dtype))
+
+
+def _pair(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.real(z).contiguous(), torch.imag(z).contiguous()
+
+
+@keras_op()
+def fft(x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """FFT along the last axis of a (real, imaginary) pair; returns such a pair."""
+    return _pair(torch.fft.fft(_complex(x)))
+
+
+@keras_op()
+def fft2(x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """2-D FFT over the last two axes of a (real, imaginary) pair."""
+    return _pair(torch.fft.fft2(_complex(x)))
+
+
+@keras_op()
+def ifft2(x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse 2-D FFT over the last two axes of a (real, imaginary) pair."""
+    return _pair(torch.fft.ifft2(_complex(x)))
+
+
+@keras_op()
+def rfft(x: Any, fft_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """FFT of a real signal along the last axis: the ``fft_length // 2 + 1`` non-negative
+    frequencies as a (real, imaginary) pair."""
+    return _pair(torch.fft.rfft(as_float(x), n=fft_length))
+
+
+@keras_op()
+def irfft(x: Any, fft_length: int | None = None) -> torch.Tensor:
+    """Inverse of :func:`rfft`: a real signal from a (real, imaginary) pair."""
+    return torch.fft.irfft(_complex(x), n=fft_length)

@@ -51,6 +51,41 @@ sparse_plus = _activation(
 
 
 @keras_op()
+def sparse_sigmoid(x: Any) -> torch.Tensor:
+    """0 for x <= -1, 1 for x >= 1, (x + 1) / 2 between."""
+    return torch.clamp((as_float(x) + 1) / 2, 0.0, 1.0)
+
+
+@keras_op()
+def sparsemax(x: Any, axis: int = -1) -> torch.Tensor:
+    """Euclidean projection of ``x`` onto the probability simplex along ``axis`` (sparse
+    probabilities; Martins & Astudillo, 2016)."""
+    x = torch.movedim(as_float(x), axis, -1)
+    z = torch.sort(x, dim=-1, descending=True).values
+    k = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
+    cumulative = z.cumsum(-1)
+    support = (1 + k * z) > cumulative
+    k_max = support.sum(-1, keepdim=True)
+    tau = (torch.gather(cumulative, -1, k_max - 1) - 1) / k_max.to(x.dtype)
+    return torch.movedim(torch.clamp(x - tau, min=0), -1, axis)
+
+
+@keras_op()
+def psnr(x1: Any, x2: Any, max_val: float) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB: ``20 log10(max_val) - 10 log10(mse)``.
+
+    Raises:
+        ValueError: when the shapes differ.
+    """
+    a, b = to_tensors(x1, x2, dtype=as_float(x1).dtype)
+    if a.shape != b.shape:
+        raise ValueError(f"psnr: x1 and x2 must have the same shape; received "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    mse = torch.mean((a - b) ** 2)
+    return 20 * torch.log10(torch.as_tensor(float(max_val), dtype=a.dtype)) - 10 * torch.log10(mse)
+
+
+@keras_op()
 def leaky_relu(x: Any, negative_slope: float = 0.2) -> torch.Tensor:
     """x for x >= 0, ``negative_slope * x`` below."""
     return F.leaky_relu(as_float(x), negative_slope)

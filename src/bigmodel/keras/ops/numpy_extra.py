@@ -334,11 +334,12 @@ def kaiser(x: int, beta: float) -> torch.Tensor:
 
 @keras_op()
 def histogram(x: Any, bins: int = 10, range: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: A002
-    """(counts, bin edges) of 1-D ``x`` over ``bins`` equal bins, as ``numpy.histogram``."""
+    """(counts, bin edges) of 1-D ``x`` over ``bins`` equal bins, as ``numpy.histogram`` (counts
+    in ``x``'s float dtype, as Keras)."""
     x = as_float(x)
     low, high = (float(x.min()), float(x.max())) if range is None else map(float, range)
     counts, edges = torch.histogram(x.cpu().double(), bins=bins, range=(low, high))
-    return counts.to(torch.int32), edges.to(x.dtype)
+    return counts.to(x.dtype), edges.to(x.dtype)  # float counts, as Keras
 
 
 def unique(x: Any, sorted: bool = True, return_index: bool = False,  # noqa: A002
@@ -371,3 +372,93 @@ def switch(index: Any, branches: Any, *operands: Any) -> Any:
     """``branches[index](*operands)`` (``index`` clamped to the valid range), eagerly."""
     i = builtins.min(builtins.max(int(index), 0), len(branches) - 1)
     return branches[i](*operands)
+
+
+@keras_op()
+def correlate(x1: Any, x2: Any, mode: str = "valid") -> torch.Tensor:
+    """Cross-correlation of two 1-D sequences, as ``numpy.correlate`` (``valid``/``same``/
+    ``full``)."""
+    if mode not in ("valid", "same", "full"):
+        raise ValueError(f"correlate: mode must be 'valid', 'same' or 'full'; received {mode!r}")
+    a, b = to_tensors(x1, x2, dtype=as_float(x1).dtype)
+    if a.shape[0] < b.shape[0]:  # NumPy slides the longer one: swap, then reverse
+        return torch.flip(correlate(b, a, mode), dims=(0,))
+    n, m = a.shape[0], b.shape[0]
+    full = torch.nn.functional.conv1d(a.reshape(1, 1, -1), b.reshape(1, 1, -1),
+                                      padding=m - 1).reshape(-1)
+    if mode == "full":
+        return full
+    start = m - 1 if mode == "valid" else (m - 1) // 2
+    return full[start:start + (n - m + 1 if mode == "valid" else n)]
+
+
+@keras_op()
+def polar(abs_: Any, angle: Any) -> torch.Tensor:
+    """Complex numbers from magnitudes and angles."""
+    magnitude, phase = to_tensors(abs_, angle, dtype=as_float(abs_).dtype)
+    return torch.polar(magnitude, phase)
+
+
+@keras_op()
+def view_as_real(x: Any) -> torch.Tensor:
+    """A complex tensor as real pairs along a new last axis."""
+    return torch.view_as_real(convert_to_tensor(x))
+
+
+@keras_op()
+def view_as_complex(x: Any) -> torch.Tensor:
+    """Real pairs along the last axis as a complex tensor."""
+    return torch.view_as_complex(as_float(x).contiguous())
+
+
+@keras_op()
+def view(x: Any, dtype: Any = None) -> torch.Tensor:
+    """The same bytes seen as ``dtype`` (the last axis rescaled when the item size differs)."""
+    x = convert_to_tensor(x)
+    return x if dtype is None else x.view(torch_dtype(dtype))
+
+
+# ------------------------------------------------------------------------------ search and count
+@keras_op()
+def select(condlist: Any, choicelist: Any, default: Any = 0) -> torch.Tensor:
+    """``numpy.select``: the choice of the first true condition, else ``default``."""
+    choices = to_tensors(*choicelist, default)
+    out = choices[-1]
+    for cond, choice in reversed(list(zip(condlist, choices[:-1]))):
+        out = torch.where(convert_to_tensor(cond).bool(), choice, out)
+    return out
+
+
+@keras_op()
+def searchsorted(sorted_sequence: Any, values: Any, side: str = "left") -> torch.Tensor:
+    """Insertion indices of ``values`` into the 1-D ``sorted_sequence`` (int32)."""
+    seq, vals = to_tensors(sorted_sequence, values)
+    return torch.searchsorted(seq, vals, right=(side == "right")).to(torch.int32)
+
+
+@keras_op()
+def digitize(x: Any, bins: Any) -> torch.Tensor:
+    """Index of the bin (increasing ``bins``) holding each value, as ``numpy.digitize`` (int32)."""
+    vals, edges = to_tensors(x, bins)
+    return torch.bucketize(vals, edges, right=True).to(torch.int32)
+
+
+@keras_op()
+def nonzero(x: Any) -> tuple[torch.Tensor, ...]:
+    """Indices of non-zero values, one int32 tensor per axis (eager tensors only)."""
+    return tuple(i.to(torch.int32) for i in torch.nonzero(convert_to_tensor(x), as_tuple=True))
+
+
+@keras_op()
+def diff(a: Any, n: int = 1, axis: int = -1) -> torch.Tensor:
+    """``n``-th discrete difference along ``axis``."""
+    return torch.diff(convert_to_tensor(a), n=n, dim=axis)
+
+
+@keras_op()
+def bincount(x: Any, weights: Any = None, minlength: int = 0, sparse: bool = False) -> torch.Tensor:
+    """Count of each non-negative int in 1-D ``x`` (weighted sums with ``weights``)."""
+    values = convert_to_tensor(x).long()
+    w = None if weights is None else convert_to_tensor(weights)
+    out = torch.bincount(values, weights=w, minlength=minlength)
+    return out.to(torch.int32) if w is None else out.to(w.dtype)
