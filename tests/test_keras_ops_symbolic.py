@@ -147,3 +147,14 @@ def test_op_layer_refuses_an_unknown_op_name():
 
     with pytest.raises(UnknownNameError, match="no_such_op"):
         OpLayer("no_such_op")
+
+
+def test_reshape_with_symbolic_batch_and_submodule_paths():
+    x = keras.Input((3, 4))
+    flat = ops.reshape(x, (ops.shape(x)[0], 12))
+    assert flat.shape == (None, 12)
+    model = keras.Model(x, flat)
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.testing.assert_array_equal(model.predict(data, verbose=0), data.reshape(2, 12))
+    assert ops.numpy.sum is ops.sum and ops.nn.relu is ops.relu and ops.math.top_k is ops.top_k
+    assert ops.linalg.norm is ops.norm

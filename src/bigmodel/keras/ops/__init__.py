@@ -23,6 +23,7 @@ from bigmodel.keras.ops import (
     linalg,
     math,
     nn,
+    numpy,  # noqa: F401 - keras.ops.numpy
     numpy_elementwise,
     numpy_extra,
     numpy_linear,

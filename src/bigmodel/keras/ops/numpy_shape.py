@@ -162,7 +162,10 @@ def meshgrid(*x: Any, indexing: str = "xy") -> list[torch.Tensor]:
 # ------------------------------------------------------------------------------------ shape
 @keras_op()
 def reshape(x: Any, newshape: Any) -> torch.Tensor:
-    """``x`` with shape ``newshape`` (one entry may be -1)."""
+    """``x`` with shape ``newshape`` (one entry may be -1, or ``None`` as a symbolic batch size
+    from ``ops.shape`` is)."""
+    if not isinstance(newshape, int):
+        newshape = [-1 if s is None else s for s in newshape]
     return torch.reshape(convert_to_tensor(x), _shape(newshape))
 
 
