@@ -1,0 +1,253 @@
+"""bigmodel layers and models -> Keras 3 configs (the ``config.json`` of a ``.keras`` archive).
+
+Keras 3 describes every object as ``{"module", "class_name", "config", "registered_name"}``;
+functional models list each layer with the calls that feed it (``inbound_nodes`` whose arguments
+point to earlier outputs through ``keras_history = [layer_name, node_index, tensor_index]``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bigmodel.errors import BigModelError, ConfigError
+from bigmodel.keras.object_registry import _CUSTOM_NAMES, _CUSTOM_OBJECTS
+
+#: Layers that exist only in bigmodel: written with module "bigmodel.keras.layers".
+BIGMODEL_ONLY_LAYERS = frozenset({"RecurrentConv2D"})
+_NESTED_MODULES = (("_initializer", "keras.initializers"), ("_regularizer", "keras.regularizers"),
+                   ("_constraint", "keras.constraints"))
+WRAPPER_KEYS = ("layer", "backward_layer", "cell")  # config keys holding nested layer specs
+# keras.ops functions (recorded for ``x + y``, ``ops.exp(x)`` ... on Keras tensors) whose Keras
+# operation class (``keras.src.ops.numpy.<CamelName>``) takes no constructor arguments: the graph
+# node holds only the call's arguments, so both libraries describe it the same way.
+KERAS_NUMPY_OPS = frozenset({
+    "add", "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "power",
+    "matmul", "negative", "absolute", "exp", "log", "sqrt", "square", "tanh", "mod",
+    "floor_divide", "equal", "not_equal", "less", "greater", "less_equal", "greater_equal"})
+
+
+def _camel(op: str) -> str:
+    return "".join(part.capitalize() for part in op.split("_"))
+
+
+def op_snake_name(class_name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+
+
+_FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                   "registered_name": None}
+
+
+def _keras_module(cls: type) -> tuple[str, str | None]:
+    """(module, registered_name) Keras writes for a layer class."""
+    registered = _CUSTOM_NAMES.get(cls)
+    if registered is not None:
+        return cls.__module__, registered
+    if cls.__module__.startswith("bigmodel.keras"):
+        if cls.__name__ in ("Sequential", "Functional"):
+            return "keras", None
+        if cls.__name__ in BIGMODEL_ONLY_LAYERS:
+            return "bigmodel.keras.layers", f"bigmodel>{cls.__name__}"
+        return "keras.layers", None
+    return cls.__module__, cls.__name__
+
+
+def _value_to_keras(key: str, value: Any) -> Any:
+    """A bigmodel config value in Keras form (nested objects get their ``module``)."""
+    from bigmodel.keras.layers.base import get_layer_class
+
+    if isinstance(value, dict) and "class_name" in value and "config" in value:
+        if key in WRAPPER_KEYS or key == "layers":
+            return spec_to_keras(value, get_layer_class(value["class_name"]))
+        module = next((m for suffix, m in _NESTED_MODULES if key.endswith(suffix)), "keras")
+        return {"module": module, "class_name": value["class_name"],
+                "config": value["config"], "registered_name": None}
+    if isinstance(value, str) and key.endswith("activation"):
+        registered = _registered_function(value)
+        if registered is not None:  # Keras's form of a registered custom function
+            return {"module": getattr(registered[1], "__module__", None),
+                    "class_name": "function", "config": value, "registered_name": registered[0]}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _registered_function(name: str) -> tuple[str, Any] | None:
+    """(registered name, function) of a registered non-class callable called ``name``."""
+    from bigmodel.keras import activations
+
+    try:
+        activations.get(name)
+        return None  # a built-in activation: Keras writes its name
+    except BigModelError:
+        pass
+    for key, obj in _CUSTOM_OBJECTS.items():
+        if callable(obj) and not isinstance(obj, type) and getattr(obj, "__name__", "") == name:
+            return key, obj
+    return None
+
+
+def spec_to_keras(spec: dict[str, Any], cls: type) -> dict[str, Any]:
+    """A bigmodel ``{"class_name", "config"}`` layer spec as a Keras 3 layer spec."""
+    module, registered = _keras_module(cls)
+    config = {k: _value_to_keras(k, v) for k, v in spec["config"].items()}
+    if registered is None or registered.startswith("bigmodel>"):  # bigmodel's own layers
+        config.pop("batch_input_shape", None)  # the model's InputLayer declares the input
+        if config.get("trainable") is True:  # the default; a few Keras layers (SpatialDropout)
+            del config["trainable"]          # take no such argument
+        if spec["class_name"] != "InputLayer":
+            config.setdefault("dtype", dict(_FLOAT32_POLICY))
+    return {"module": module, "class_name": spec["class_name"], "config": config,
+            "registered_name": registered}
+
+
+def layer_to_keras(layer: Any) -> dict[str, Any]:
+    """Keras 3 spec of a layer or model object (Sequential/Functional in Keras's graph form)."""
+    from bigmodel.keras.functional import Functional
+    from bigmodel.keras.layers.base import serialize_layer
+    from bigmodel.keras.model import Model
+    from bigmodel.keras.sequential import Sequential
+
+    if isinstance(layer, Sequential) and type(layer) is Sequential:
+        return _sequential_to_keras(layer)
+    if isinstance(layer, Functional) and type(layer) is Functional:
+        return _functional_to_keras(layer)
+    if isinstance(layer, Model) and type(layer) not in _CUSTOM_NAMES:
+        raise ConfigError(f"Model '{layer.name}' ({type(layer).__name__}) is a subclassed model: "
+                          "a .keras file can only describe it when its class is registered with "
+                          "keras.saving.register_keras_serializable() and implements get_config()"
+                          "; save the weights with save_weights() instead")
+    return spec_to_keras(serialize_layer(layer), type(layer))
+
+
+def _input_layer_spec(shape: Any, dtype: str, name: str) -> dict[str, Any]:
+    return {"module": "keras.layers", "class_name": "InputLayer",
+            "config": {"batch_shape": list(shape), "dtype": dtype, "sparse": False,
+                       "ragged": False, "name": name, "optional": False},
+            "registered_name": None}
+
+
+def _sequential_to_keras(model: Any) -> dict[str, Any]:
+    shape = model._declared_input_shape
+    layers = [] if shape is None else [_input_layer_spec(shape, "float32",
+                                                         f"{model.name}_input")]
+    layers += [layer_to_keras(layer) for layer in model.layers]
+    config = {"name": model.name, "trainable": model.trainable, "dtype": dict(_FLOAT32_POLICY),
+              "layers": layers}
+    if shape is not None:
+        config["build_input_shape"] = list(shape)
+    return {"module": "keras", "class_name": "Sequential", "config": config,
+            "registered_name": None}
+
+
+def keras_layer_order(model: Any, include_ops: bool = False) -> list[Any]:
+    """``model.layers`` in the order Keras 3 lists a functional model's operations.
+
+    Keras orders operations by decreasing depth (longest path to an output), ties by the order a
+    depth-first walk from the outputs first meets them. The weights file names layers by their
+    index among layers of the same class in this order, so both directions must agree on it.
+    """
+    from bigmodel.keras.functional import Functional
+
+    if not isinstance(model, Functional):
+        return list(model.layers)
+    first_seen: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    post_order: list[Any] = []
+    done: set[int] = set()
+
+    def visit(kt: Any) -> None:
+        owner = kt.layer if kt.layer is not None else kt
+        first_seen.setdefault(id(owner), len(first_seen))
+        if id(kt) in done:
+            return
+        for parent in kt.parents:
+            visit(parent)
+        done.add(id(kt))
+        post_order.append(kt)
+
+    for output in model.outputs:
+        visit(output)
+    node_depth: dict[int, int] = {}
+    for kt in reversed(post_order):
+        d = node_depth.setdefault(id(kt), 0)
+        owner = kt.layer if kt.layer is not None else kt
+        d = max(d, depth.get(id(owner), 0))
+        depth[id(owner)] = d
+        for parent in kt.parents:
+            node_depth[id(parent)] = max(node_depth.get(id(parent), 0), d + 1)
+    layers = list(model.layers)
+    if include_ops:  # keras.ops nodes: operations in Keras, not layers
+        known = {id(lay) for lay in layers}
+        for kt in post_order:
+            if kt.layer is not None and id(kt.layer) not in known:
+                known.add(id(kt.layer))
+                layers.append(kt.layer)
+    return sorted(layers, key=lambda lay: (-depth.get(id(lay), 0), first_seen.get(id(lay), 0)))
+
+
+def _op_to_keras(layer: Any) -> dict[str, Any]:
+    """A keras.ops node as Keras 3 writes it (only operations without constructor arguments)."""
+    if layer.op not in KERAS_NUMPY_OPS:
+        raise ConfigError(f"Model node '{layer.name}' is keras.ops.{layer.op}, which a .keras "
+                          "file cannot describe here yet (supported: "
+                          f"{', '.join(sorted(KERAS_NUMPY_OPS))}); use a layer, or save the "
+                          "weights with save_weights()")
+    return {"module": "keras.src.ops.numpy", "class_name": _camel(layer.op),
+            "config": {"name": layer.name}, "registered_name": _camel(layer.op)}
+
+
+def _functional_to_keras(model: Any) -> dict[str, Any]:
+    from bigmodel.keras.layers.attention import MultiHeadAttention
+
+    history: dict[int, list[Any]] = {id(kt): [kt.name, 0, 0] for kt in model.inputs}
+    operations = keras_layer_order(model, include_ops=True)
+    inbound: dict[int, list[dict[str, Any]]] = {id(lay): [] for lay in operations}
+    call_index: dict[int, int] = {}  # multi-output calls: one Keras node for all outputs
+
+    def ref(kt: Any) -> dict[str, Any]:
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": list(kt.shape), "dtype": kt.dtype,
+                           "keras_history": history[id(kt)]}}
+
+    for node in model._nodes:
+        layer = node.layer
+        if node.output_index is not None and id(node.call) in call_index:
+            history[id(node)] = [layer.name, call_index[id(node.call)], node.output_index]
+            continue
+        parents = [ref(p) for p in node.parents]
+        kwargs: dict[str, Any] = {}
+        if getattr(layer, "is_op_node", False):
+            from bigmodel.keras.ops.node import _fill
+
+            args, kwargs = _fill(list(layer.op_args), parents), _fill(dict(layer.op_kwargs),
+                                                                      parents)
+        elif isinstance(layer, MultiHeadAttention):
+            args = parents  # call(query, value, key)
+            kwargs.update(getattr(layer, "_symbolic_kwargs", {}) or {})
+        else:
+            args = [parents[0]] if len(parents) == 1 else [parents]
+        if node.call_training is not None:
+            kwargs["training"] = node.call_training
+        index = len(inbound[id(layer)])
+        inbound[id(layer)].append({"args": args, "kwargs": kwargs})
+        if node.output_index is not None:
+            call_index[id(node.call)] = index
+        history[id(node)] = [layer.name, index, node.output_index or 0]
+
+    layers = []
+    for kt in model.inputs:
+        spec = _input_layer_spec(kt.shape, kt.dtype, kt.name)
+        layers.append({**spec, "name": kt.name, "inbound_nodes": []})
+    for layer in operations:
+        spec = _op_to_keras(layer) if getattr(layer, "is_op_node", False) \
+            else layer_to_keras(layer)
+        layers.append({**spec, "name": layer.name, "inbound_nodes": inbound[id(layer)]})
+    inputs = [history[id(kt)] for kt in model.inputs]
+    outputs = [history[id(kt)] for kt in model.outputs]
+    config = {"name": model.name, "trainable": model.trainable, "layers": layers,
+              "input_layers": inputs[0] if model._single_input else inputs,
+              "output_layers": outputs[0] if model._single_output else outputs}
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "config": config, "registered_name": "Functional"}
