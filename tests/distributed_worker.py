@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _Crashed(Exception):
+    """Raised by ``--crash-at-batch``: the run ends there, as if the job had died."""
+
+
 def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--strategy", default="single")
@@ -105,6 +109,11 @@ def run(argv: list[str]) -> None:
     parser.add_argument("--load", default=None, help="load this checkpoint before fitting")
     parser.add_argument("--model-seed", type=int, default=0)
     parser.add_argument("--kill-at-epoch", type=int, default=None)
+    parser.add_argument("--checkpoint-every", type=int, default=None)
+    parser.add_argument("--crash-at-batch", type=int, default=None,
+                        help="every rank raises after this many batches (1-based, whole run); the "
+                             "next '::' group still runs")
+    parser.add_argument("--copy-run-dir-to", default=None, help="rank 0 copies --run-dir here first")
     parser.add_argument("--out", required=True)
     parser.add_argument("--expect-error", action="store_true",
                         help="a BigModelError is expected from fit: write its message to OUT.error")
@@ -124,7 +133,7 @@ def run(argv: list[str]) -> None:
                       precision=args.precision, grad_accum_steps=args.accum, seed=0, verbose=0,
                       run_dir=args.run_dir, strategy=args.strategy,
                       activation_checkpointing=args.activation_checkpointing,
-                      compile=args.compile or False)
+                      compile=args.compile or False, checkpoint_every=args.checkpoint_every)
     out = Path(args.out)
     callbacks = []
     if args.kill_at_epoch is not None:
@@ -138,6 +147,19 @@ def run(argv: list[str]) -> None:
                     os.kill(os.getpid(), signal.SIGKILL)
 
         callbacks.append(KillOnce())
+    if args.crash_at_batch is not None:
+        class Crash(Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if trainer.global_step == args.crash_at_batch:
+                    raise _Crashed
+
+        callbacks.append(Crash())
+    if args.copy_run_dir_to and int(os.environ.get("RANK", "0")) == 0:
+        import shutil
+
+        shutil.copytree(args.run_dir, args.copy_run_dir_to)
+    if args.copy_run_dir_to and trainer._dist is not None:
+        trainer._dist.barrier()
     if args.load:
         trainer.load_checkpoint(args.load)
     if args.expect_error:
@@ -150,8 +172,11 @@ def run(argv: list[str]) -> None:
                                                  f"{trainer.global_step}\n")
             return
         raise SystemExit("expected a BigModelError from fit")
-    history = trainer.fit((x, y), epochs=args.epochs, batch_size=args.batch_size, shuffle=True,
-                          callbacks=callbacks, resume=args.resume)
+    try:
+        history = trainer.fit((x, y), epochs=args.epochs, batch_size=args.batch_size, shuffle=True,
+                              callbacks=callbacks, resume=args.resume)
+    except _Crashed:
+        return
     state = full_state_dict(trainer.model)
     if int(os.environ.get("RANK", "0")) == 0:
         save_file({k: v.contiguous() for k, v in state.items()}, str(out))

@@ -39,7 +39,8 @@ from bigmodel.utils.io import atomic_write_json
 FORMAT = "bigmodel-sharded-checkpoint"
 VERSION = 1
 COMMIT = "COMMIT.json"
-_EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+# epoch-0003 after 3 epochs; epoch-0003-step-00000012 12 batches into the 4th (step checkpoints).
+_EPOCH_DIR = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?$")
 
 
 def _is_main() -> bool:
@@ -102,8 +103,9 @@ def model_signature(model_state: dict[str, torch.Tensor]) -> dict[str, list]:
             for key, value in model_state.items() if isinstance(value, torch.Tensor)}
 
 
-def _rest_of_state(trainer: Any, plain_optimizer: dict) -> tuple[dict, dict]:
-    """Tensor groups and JSON documents for everything but weights and optimizer tensors."""
+def _rest_of_state(trainer: Any, plain_optimizer: dict, ranks: list | None = None) -> tuple[dict, dict]:
+    """Tensor groups and JSON documents for everything but weights and optimizer tensors
+    (``ranks``: each process's own RNG, running loss and metrics, for a mid-epoch checkpoint)."""
     rng_tensors, rng_doc = ckpt.capture_rng_state()
     if trainer._generator is not None:
         rng_tensors["shuffle"] = trainer._generator.get_state()
@@ -120,14 +122,24 @@ def _rest_of_state(trainer: Any, plain_optimizer: dict) -> tuple[dict, dict]:
     }
     tensors = {"rng": rng_tensors, "callbacks": callbacks_tensors}
     documents = {"rng": rng_doc, "trainer": trainer_doc, "optimizer_values": optimizer_doc}
+    position = getattr(trainer, "_position", None)  # mid-epoch (engine.step_checkpoints)
+    if position is not None:
+        trainer_doc["position"], tensors["position"] = ckpt.encode_state(position, "position")
+    if ranks is not None:
+        documents["ranks"], tensors["ranks"] = ckpt.encode_state(ranks, "ranks")
     if trainer.scheduler is not None:
         documents["scheduler"], tensors["scheduler"] = ckpt.encode_state(
             trainer.scheduler.state_dict(), "scheduler")
     return {name: group for name, group in tensors.items() if group}, documents
 
 
-def save(trainer: Any, root: str | os.PathLike, keep_last: int = 2) -> Path:
+def save(trainer: Any, root: str | os.PathLike, keep_last: int = 2, step: int | None = None,
+         own_state: dict | None = None) -> Path:
     """Write ``root/epoch-NNNN`` (NNNN = ``trainer.epoch``) from every process; collective.
+
+    With ``step`` (batches done in the epoch in progress) it is ``epoch-NNNN-step-SSSSSSSS``, and
+    ``own_state`` (this process's running loss and metrics) is gathered with every process's RNG
+    state, so each process resumes its own streams (:func:`load`).
 
     Returns:
         The committed checkpoint directory.
@@ -137,7 +149,13 @@ def save(trainer: Any, root: str | os.PathLike, keep_last: int = 2) -> Path:
 
     _require_group("save")
     root = Path(root)
-    final = root / f"epoch-{trainer.epoch:04d}"
+    final = root / (f"epoch-{trainer.epoch:04d}" if not step else f"epoch-{trainer.epoch:04d}-step-{step:08d}")
+    ranks = None
+    if own_state is not None:
+        rng_tensors, rng_doc = ckpt.capture_rng_state()
+        mine = {"rng": {**rng_doc, "torch_cpu": rng_tensors["torch_cpu"]}, **own_state}
+        ranks = [None] * dist.get_world_size()
+        dist.all_gather_object(ranks, mine)  # in memory, between the processes of this job
     partial = root / f".{final.name}.partial"
     if _is_main():
         shutil.rmtree(partial, ignore_errors=True)
@@ -148,7 +166,7 @@ def save(trainer: Any, root: str | os.PathLike, keep_last: int = 2) -> Path:
     dcp_save({"model": unique, "optim": optim_tensors},
              storage_writer=HuggingFaceStorageWriter(str(partial / "tensors"), save_distributed=True))
     if _is_main():
-        tensors, documents = _rest_of_state(trainer, optim_plain)
+        tensors, documents = _rest_of_state(trainer, optim_plain, ranks)
         ckpt.write_checkpoint(partial / "state", tensors, documents)
         files = {path.name: path.stat().st_size for path in sorted((partial / "tensors").iterdir())}
         atomic_write_json(partial / COMMIT, {
@@ -193,8 +211,8 @@ def find_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
     for path in root.iterdir():
         match = _EPOCH_DIR.match(path.name)
         if match and (path / COMMIT).is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+            found.append(((int(match.group(1)), int(match.group(2) or 0)), path))
+    return [(epoch, path) for (epoch, _), path in sorted(found)]
 
 
 def latest(root: str | os.PathLike) -> Path | None:
@@ -293,8 +311,39 @@ def load(trainer: Any, directory: str | os.PathLike) -> Path:
         raise CheckpointError(f"Sharded checkpoint {directory} does not fit this model/optimizer: "
                               f"{err}") from None
     training_state.restore_counters(trainer, documents, tensors)
+    if "ranks" in documents and "position" in trainer._restored:
+        _restore_own_state(trainer, ckpt.decode_state(documents["ranks"], tensors.get("ranks", {})))
     trainer._last_checkpoint = directory
     return directory
+
+
+def _restore_own_state(trainer: Any, ranks: list[dict]) -> None:
+    """Give this process its own RNG, running loss and metrics of a mid-epoch checkpoint. Saved by
+    as many processes: each takes its own, exactly. By another number (2 -> 1): the running sums
+    of all are added up (the epoch's logged means stay exact) and rank 0's RNG state is used."""
+    position = trainer._restored["position"]
+    world, rank = dist.get_world_size(), dist.get_rank()
+    if len(ranks) == world:
+        own = ranks[rank]
+        rng = own["rng"]
+        ckpt.restore_rng_state({"torch_cpu": rng["torch_cpu"]}, rng)
+    else:
+        own = {"loss": _add_states([r["loss"] for r in ranks]),
+               "metrics": [_add_states(list(states)) for states in zip(*[r["metrics"] for r in ranks])]}
+    position["loss"], position["metrics"] = own["loss"], own["metrics"]
+
+
+def _add_states(states: list) -> Any:
+    """Element-wise sum of running states (counts, totals) saved by several processes."""
+    first = states[0]
+    if isinstance(first, dict):
+        return {key: _add_states([state[key] for state in states]) for key in first}
+    if isinstance(first, torch.Tensor) and all(isinstance(s, torch.Tensor) for s in states):
+        return sum(states[1:], first.clone()) if first.dtype.is_floating_point or first.dtype in (
+            torch.int32, torch.int64) else first
+    if all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in states):
+        return sum(states)
+    return first  # names, flags, None: the same on every process
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

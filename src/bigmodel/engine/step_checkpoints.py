@@ -202,7 +202,7 @@ def object_state(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
             continue
         value = getattr(obj, name)
         if isinstance(value, torch.Tensor):
-            state[name] = value.detach().clone()
+            state[name] = value.detach().to("cpu", copy=True)
         elif value is None or isinstance(value, (bool, int, float, str)):
             state[name] = value
         elif isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value):

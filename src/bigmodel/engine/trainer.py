@@ -124,6 +124,13 @@ class Trainer(PersistenceMixin, InferenceMixin):
             raise ConfigError(f"verbose must be 0, 1 or 2; received {verbose!r}")
         if checkpoint_mode not in ("auto", "min", "max"):
             raise ConfigError(f"checkpoint_mode must be 'auto', 'min' or 'max'; received {checkpoint_mode!r}")
+        self._policy = step_checkpoints.CheckpointPolicy(checkpoint_every)
+        if checkpoint_every is not None and run_dir is None:
+            raise ConfigError(f"checkpoint_every={checkpoint_every!r} needs a run_dir to write into")
+        if self._policy.seconds is not None and strategy != "single":
+            raise ConfigError(f"checkpoint_every={checkpoint_every!r}: a duration is not supported with "
+                              f"strategy={strategy!r} (the processes must agree on the step); give a "
+                              "number of steps")
         self.strategy = strategy
         if strategy == "single":
             self._dist: distributed.DistributedContext | None = None
@@ -159,9 +166,6 @@ class Trainer(PersistenceMixin, InferenceMixin):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._checkpoints = ckpt.CheckpointManager(self.run_dir, keep_checkpoints) if run_dir else None
         self.checkpoint_monitor, self.checkpoint_mode = checkpoint_monitor, checkpoint_mode
-        self._policy = step_checkpoints.CheckpointPolicy(checkpoint_every)
-        if checkpoint_every is not None and run_dir is None:
-            raise ConfigError(f"checkpoint_every={checkpoint_every!r} needs a run_dir to write into")
         self._position: dict | None = None  # set while a checkpoint records a mid-epoch position
         self._tracked: step_checkpoints.TrackedBatches | None = None
         self.seed, self.verbose = seed, verbose
@@ -308,8 +312,8 @@ class Trainer(PersistenceMixin, InferenceMixin):
             step = step_checkpoints.restore_epoch(start, tracker, metrics, self.device)
             if steps:
                 batches = itertools.islice(batches, max(steps - step, 0))
-        # Checkpoints within the epoch (single process): every N steps / seconds, or on a signal.
-        policy = self._policy if self._checkpoints is not None and self._dist is None else None
+        # Checkpoints within the epoch: every N steps / seconds, or on a signal (single process).
+        policy = self._policy if self._checkpoints is not None else None
         pending, sizes = tracker.pending, tracker.sizes
         accum = self.grad_accum_steps
         # A short last group of micro-batches is averaged over its own length, when it is known.

@@ -122,6 +122,15 @@ class PersistenceMixin:
         """Write ``epoch-NNNN-step-SSSSSSSS`` (``step`` batches into the epoch in progress), with
         ``position`` (:func:`bigmodel.engine.step_checkpoints.epoch_position`) in it."""
         self._check_weights_finite()
+        if self._dist is not None:  # each process's running loss, metrics and RNG go in too
+            own = {"loss": position.pop("loss"), "metrics": position.pop("metrics")}
+            self._position = position
+            try:
+                self._last_checkpoint = dist_checkpoint.save(
+                    self, self._checkpoints.root / "sharded", self._checkpoints.keep_last, step, own)
+            finally:
+                self._position = None
+            return self._last_checkpoint
         self._position = position
         try:
             tensors, documents = training_state.capture(self)
