@@ -293,3 +293,20 @@ def test_registered_layer_and_function_round_trip(tmp_path):
         keras.models.load_model(tmp_path / "guide.keras")
     with pytest.raises(UnknownNameError, match="function 'squared'"):
         keras.models.load_model(tmp_path / "guide.keras", custom_objects={"Guide>Scale": Scale})
+
+
+def test_custom_object_scope(tmp_path):
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    keras.saving.register_keras_serializable(package="Scope")(Doubler)
+    keras.saving.get_custom_objects().pop("Scope>Doubler")  # registered name kept, entry gone
+    model = keras.Sequential([keras.Input((3,)), Doubler()])
+    model.save(tmp_path / "scope.keras")
+    with pytest.raises(UnknownNameError, match="Doubler"):
+        keras.models.load_model(tmp_path / "scope.keras")
+    with keras.saving.custom_object_scope({"Scope>Doubler": Doubler}):
+        loaded = keras.models.load_model(tmp_path / "scope.keras")
+    assert type(loaded.layers[0]) is Doubler
+    assert "Scope>Doubler" not in keras.saving.get_custom_objects()

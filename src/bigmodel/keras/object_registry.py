@@ -57,3 +57,26 @@ def get_registered_object(name: str, custom_objects: dict[str, Any] | None = Non
         if name in table:
             return table[name]
     return None
+
+
+class CustomObjectScope:
+    """``with keras.saving.custom_object_scope({"Name": cls}): ...``: objects visible to loading
+    inside the block only (Keras 3 semantics; names are matched as given)."""
+
+    def __init__(self, custom_objects: dict[str, Any] | None = None, *more: dict[str, Any]):
+        self.custom_objects: dict[str, Any] = {}
+        for table in (custom_objects or {}, *more):
+            self.custom_objects.update(table)
+        self._saved: dict[str, Any] = {}
+
+    def __enter__(self) -> CustomObjectScope:
+        self._saved = dict(_CUSTOM_OBJECTS)
+        _CUSTOM_OBJECTS.update(self.custom_objects)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _CUSTOM_OBJECTS.clear()
+        _CUSTOM_OBJECTS.update(self._saved)
+
+
+custom_object_scope = CustomObjectScope

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from bigmodel.errors import CheckpointError
+from bigmodel.keras.object_registry import CustomObjectScope, custom_object_scope  # noqa: F401
 from bigmodel.keras.serialization import (  # noqa: F401  (keras.saving API)
     deserialize_keras_object,
     get_custom_objects,
