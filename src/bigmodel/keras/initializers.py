@@ -32,13 +32,18 @@ __all__ = [
 Shape = Sequence[int]
 
 
-def compute_fans(shape: Shape) -> tuple[int, int]:
+def compute_fans(shape: Shape, input_axes: Sequence[int] | None = None,
+                 output_axes: Sequence[int] | None = None) -> tuple[int, int]:
     """Keras fan-in/fan-out of a Keras-layout weight shape.
 
-    Rank 0 -> (1, 1); rank 1 -> (n, n); rank 2 -> (in, out); rank > 2 (convolution kernels,
-    ``(*spatial, in, out)``) -> (in * receptive_field, out * receptive_field).
+    With both ``input_axes`` and ``output_axes`` (Keras 3.13+): the products of those axes' sizes.
+    Otherwise rank 0 -> (1, 1); rank 1 -> (n, n); rank 2 -> (in, out); rank > 2 (convolution
+    kernels, ``(*spatial, in, out)``) -> (in * receptive_field, out * receptive_field).
     """
     shape = tuple(int(s) for s in shape)
+    if input_axes is not None and output_axes is not None:
+        return (math.prod(shape[axis] for axis in input_axes),
+                math.prod(shape[axis] for axis in output_axes))
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -163,6 +168,19 @@ class TruncatedNormal(_Seeded):
 _TRUNCATED_STD = 0.87962566103423978
 
 
+def _axes(value: Any, name: str, where: str) -> list[int] | None:
+    """Keras 3's ``input_axes``/``output_axes``: None or a list of integer axes."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in value):
+        raise ConfigError(f"{where}: `{name}` must be a list of integer axes or None. "
+                          f"Received: {name}={value!r}")
+    return list(value)
+
+
 class VarianceScaling(_Seeded):
     """Samples with variance ``scale / n``, n = fan_in, fan_out or their mean.
 
@@ -174,8 +192,12 @@ class VarianceScaling(_Seeded):
     _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in",
-                 distribution: str = "truncated_normal", seed: int | None = None):
+                 distribution: str = "truncated_normal", seed: int | None = None,
+                 input_axes: Sequence[int] | None = None,
+                 output_axes: Sequence[int] | None = None):
         super().__init__(seed)
+        self.input_axes = _axes(input_axes, "input_axes", type(self).__name__)
+        self.output_axes = _axes(output_axes, "output_axes", type(self).__name__)
         if not isinstance(scale, (int, float)) or scale <= 0.0:
             raise ConfigError("Argument `scale` must be positive float. "
                               f"Received: scale={scale!r}")
@@ -191,7 +213,7 @@ class VarianceScaling(_Seeded):
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         variance = self.scale / max(1.0, n)
         if self.distribution == "truncated_normal":
@@ -205,20 +227,22 @@ class VarianceScaling(_Seeded):
 
     def get_config(self) -> dict[str, Any]:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                "seed": self.seed}
+                "seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
 class _FixedVarianceScaling(VarianceScaling):
-    """A named VarianceScaling whose only argument is ``seed``."""
+    """A named VarianceScaling whose arguments are ``seed`` and the fan axes."""
 
     _ARGS: tuple[float, str, str] = (1.0, "fan_in", "truncated_normal")
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, input_axes: Sequence[int] | None = None,
+                 output_axes: Sequence[int] | None = None):
         scale, mode, distribution = self._ARGS
-        super().__init__(scale=scale, mode=mode, distribution=distribution, seed=seed)
+        super().__init__(scale=scale, mode=mode, distribution=distribution, seed=seed,
+                         input_axes=input_axes, output_axes=output_axes)
 
     def get_config(self) -> dict[str, Any]:
-        return {"seed": self.seed}
+        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
 class GlorotUniform(_FixedVarianceScaling):

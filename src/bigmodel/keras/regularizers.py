@@ -18,8 +18,8 @@ import torch
 
 from bigmodel.errors import ConfigError, UnknownNameError
 
-__all__ = ["L1", "L1L2", "L2", "Regularizer", "deserialize", "get", "l1", "l1_l2", "l2",
-           "serialize"]
+__all__ = ["L1", "L1L2", "L2", "OrthogonalRegularizer", "Regularizer", "deserialize", "get",
+           "l1", "l1_l2", "l2", "orthogonal_regularizer", "serialize"]
 
 
 def _factor(value: Any, name: str) -> float:
@@ -86,6 +86,39 @@ class L1L2(Regularizer):
         return {"l1": self.l1, "l2": self.l2}
 
 
+class OrthogonalRegularizer(Regularizer):
+    """Keras 3's penalty on non-orthogonal rows (``mode="rows"``) or columns of a rank-2 weight:
+    ``factor * 0.5 * sum(|G - diag(G)|) / (n (n - 1) / 2)``, ``G`` the Gram matrix of the
+    L2-normalized rows/columns. It depends on the layout, so layers apply it to the weight in
+    its Keras layout (``keras_layout``)."""
+
+    keras_layout = True
+
+    def __init__(self, factor: float = 0.01, mode: str = "rows"):
+        self.factor = _factor(factor, "factor")
+        if mode not in ("rows", "columns"):
+            raise ConfigError('Invalid value for argument `mode`. Expected one of {"rows", '
+                              f'"columns"}}. Received: mode={mode!r}')
+        self.mode = mode
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2:
+            raise ConfigError("Inputs to OrthogonalRegularizer must have rank 2. Received: "
+                              f"inputs.shape={tuple(x.shape)}")
+        vectors = x if self.mode == "rows" else x.T
+        # Keras's normalize: x / sqrt(max(sum(x^2), epsilon))
+        norms = vectors.square().sum(dim=1, keepdim=True).clamp(min=1e-12).sqrt()
+        unit = vectors / norms
+        gram = unit @ unit.T
+        size = gram.shape[0]
+        off_diagonal = gram * (1.0 - torch.eye(size, dtype=gram.dtype, device=gram.device))
+        pairs = size * (size - 1.0) / 2.0
+        return self.factor * 0.5 * off_diagonal.abs().sum() / pairs
+
+    def get_config(self) -> dict[str, Any]:
+        return {"factor": self.factor, "mode": self.mode}
+
+
 def l1(l1: float = 0.01) -> L1:  # noqa: E741 - Keras name
     return L1(l1)
 
@@ -98,8 +131,14 @@ def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:  # noqa: E741 - Keras nam
     return L1L2(l1=l1, l2=l2)
 
 
-_CLASSES: dict[str, type[Regularizer]] = {"L1": L1, "L2": L2, "L1L2": L1L2}
+def orthogonal_regularizer(factor: float = 0.01, mode: str = "rows") -> OrthogonalRegularizer:
+    return OrthogonalRegularizer(factor=factor, mode=mode)
+
+
+_CLASSES: dict[str, type[Regularizer]] = {"L1": L1, "L2": L2, "L1L2": L1L2,
+                                          "OrthogonalRegularizer": OrthogonalRegularizer}
 _NAMES: dict[str, Callable[[], Regularizer]] = {"l1": l1, "l2": l2, "l1_l2": l1_l2, "l1l2": L1L2,
+                                                "orthogonal_regularizer": orthogonal_regularizer,
                                                 **_CLASSES}
 
 

@@ -497,7 +497,11 @@ class Layer(nn.Module):
             if not isinstance(module, Layer):
                 continue
             for name, reg in module._weight_regularizers.items():
-                losses.append(reg(getattr(module, name)))
+                weight, perm = getattr(module, name), module._weight_perms.get(name)
+                if perm is not None and getattr(reg, "keras_layout", False):
+                    # a layout-dependent penalty (OrthogonalRegularizer) sees Keras's layout
+                    weight = weight.permute(*np.argsort(perm).tolist())
+                losses.append(reg(weight))
             if module._activity_loss is not None:
                 losses.append(module._activity_loss)
         return losses
