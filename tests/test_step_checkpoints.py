@@ -284,3 +284,49 @@ def test_checkpoint_every_needs_a_run_dir():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _trainer(None, every=None)  # fine without
+
+
+def test_time_interval_policy(monkeypatch):
+    from bigmodel.engine import step_checkpoints
+
+    now = [100.0]
+    monkeypatch.setattr(step_checkpoints.time, "monotonic", lambda: now[0])
+    policy = step_checkpoints.CheckpointPolicy("30s")
+    assert not policy.due(1)
+    now[0] = 129.9
+    assert not policy.due(2)
+    now[0] = 130.0
+    assert policy.due(3)
+    policy.saved()
+    assert not policy.due(4)
+    policy.signal = signal.SIGTERM
+    assert policy.due(5)  # a signal: at the next step, whatever the interval
+
+
+def test_mid_epoch_resume_refuses_other_data(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_trainer(tmp_path / "run"), crash=5)
+    with pytest.raises(ConfigError, match="8 batches per pass.*this fit has 4"):
+        _fit(_trainer(tmp_path / "run"), batch_size=8)
+
+
+def test_backup_and_restore_refuses_a_custom_train_step(tmp_path):
+    from bigmodel import keras
+
+    class Custom(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def train_step(self, data):
+            return super().train_step(data)
+
+    model = Custom()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 2), "float32")
+    with pytest.raises(NotImplementedError, match="BackupAndRestore"):
+        model.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[keras.callbacks.BackupAndRestore(tmp_path / "backup")])

@@ -237,6 +237,7 @@ def epoch_position(batches: TrackedBatches | None, step: int, tracker: Any, metr
         "step": int(step),
         "pass_state": batches.pass_state if batches is not None else None,
         "pass_offset": batches.offset if batches is not None else 0,
+        "pass_length": pass_length(batches),
         "loss": object_state(tracker, skip=("pending", "sizes")),
         "metrics": [object_state(metric) for metric in metrics],
     }
@@ -246,7 +247,29 @@ def pass_position(batches: TrackedBatches | None) -> dict | None:
     """At an epoch end: the pass a ``steps_per_epoch`` stream is in the middle of, if any."""
     if batches is None or not batches.active:
         return None
-    return {"step": 0, "pass_state": batches.pass_state, "pass_offset": batches.offset}
+    return {"step": 0, "pass_state": batches.pass_state, "pass_offset": batches.offset,
+            "pass_length": pass_length(batches)}
+
+
+def pass_length(batches: Any) -> int | None:
+    """Batches per pass over the data, when known."""
+    try:
+        return len(batches)
+    except TypeError:
+        return None
+
+
+def check_same_data(position: dict, batches: TrackedBatches) -> None:
+    """A mid-pass position only fits the data it was recorded on.
+
+    Raises:
+        ConfigError: the number of batches per pass differs (other data or batch size).
+    """
+    saved, now = position.get("pass_length"), pass_length(batches)
+    if saved is not None and now is not None and saved != now:
+        raise ConfigError(f"Cannot resume mid-epoch: the checkpoint was written with {saved} batches "
+                          f"per pass over the data, this fit has {now} (other data or batch_size); "
+                          "resume with the same data and batch_size")
 
 
 def restore_epoch(position: dict, tracker: Any, metrics: list, device: torch.device) -> int:
@@ -259,5 +282,5 @@ def restore_epoch(position: dict, tracker: Any, metrics: list, device: torch.dev
 
 
 __all__ = ["CheckpointPolicy", "TrackedBatches", "catch_signals", "epoch_position", "handling_signals",
-           "load_object_state",
-           "object_state", "parse_every", "pass_position", "restore_epoch"]
+           "check_same_data", "load_object_state", "object_state", "parse_every", "pass_length",
+           "pass_position", "restore_epoch"]

@@ -249,6 +249,7 @@ class Trainer(PersistenceMixin, InferenceMixin):
         if resume and self._resume_checkpoint() is not None:
             initial_epoch = max(initial_epoch, self.epoch)
             if (position := self._restored.pop("position", None)) is not None:
+                step_checkpoints.check_same_data(position, self._tracked)
                 self._tracked.resume_at(position.get("pass_state"), position.get("pass_offset", 0))
                 start = position if position.get("step") else None
         self.history = History()
