@@ -53,7 +53,7 @@ from bigmodel.engine.resolve import (
 from bigmodel.engine.schedules import build_scheduler, needs_total_steps
 from bigmodel.engine.trainer_inference import InferenceMixin
 from bigmodel.engine.trainer_persistence import PersistenceMixin, holding_run_dir
-from bigmodel.errors import ConfigError, DataError, InputTypeError, Preempted, TrainingError
+from bigmodel.errors import ConfigError, DataError, InputTypeError, TrainingError
 
 
 class Trainer(PersistenceMixin, InferenceMixin):
@@ -375,26 +375,6 @@ class Trainer(PersistenceMixin, InferenceMixin):
         logs = self._reduce_logs(
             {"loss": tracker.mean(), **{metric.name: metric.result() for metric in metrics}}, tracker)
         return logs, step, started
-
-    def _step_boundary(self, epoch: int, step: int, tracker: RunningLoss) -> None:
-        """Write a mid-epoch checkpoint (``step`` batches done); stop if a signal asked for it."""
-        self._check_finite(tracker, epoch)
-        self._save_step_checkpoint(step, step_checkpoints.epoch_position(
-            self._tracked, step, tracker, self.metrics))
-        self._policy.saved()
-        if self._policy.signal is not None:
-            self._preempted(epoch, step)
-
-    def _preempted(self, epochs_done: int, step: int) -> None:
-        """Raise :class:`Preempted` after the checkpoint a signal asked for was written."""
-        import signal
-
-        signum = self._policy.signal
-        where = f"epoch {epochs_done + 1}, batch {step}" if step else f"the end of epoch {epochs_done}"
-        raise Preempted(
-            f"{signal.Signals(signum).name} received: training stopped at {where}; checkpoint "
-            f"{self._last_checkpoint}. Resume with fit(..., resume=True) on a Trainer with "
-            f"run_dir={str(self.run_dir)!r}", signum, self._last_checkpoint)
 
     def _optimizer_step(self) -> None:
         optimizer, scaler = self.optimizer, self._scaler

@@ -1,9 +1,11 @@
 """The ``Trainer``'s weights and checkpoints: weight snapshots for callbacks, safetensors weight files,
 full training checkpoints (single-process directories or sharded ones under torchrun) and the
-per-epoch checkpoint policy (keep the last N, copy the best by the monitored value).
+per-epoch checkpoint policy (keep the last N, copy the best by the monitored value), checkpoints
+within epochs and the stop a signal asks for (``engine.step_checkpoints``).
 
 A mixin of :class:`bigmodel.engine.trainer.Trainer`; it uses the trainer's ``model``, ``_dist``,
-``_checkpoints``, ``checkpoint_monitor``/``checkpoint_mode`` and ``_best_value``.
+``_checkpoints``, ``checkpoint_monitor``/``checkpoint_mode``, ``_best_value``, ``_policy``,
+``_tracked`` and ``_check_finite``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Any
 import torch
 
 from bigmodel.engine import checkpoint as ckpt
-from bigmodel.engine import dist_checkpoint, distributed, run_lock, training_state
+from bigmodel.engine import dist_checkpoint, distributed, run_lock, step_checkpoints, training_state
 from bigmodel.engine.callbacks import infer_direction
-from bigmodel.errors import CheckpointError, TrainingError
+from bigmodel.errors import CheckpointError, Preempted, TrainingError
 from bigmodel.utils.io import atomic_path
 
 
@@ -138,6 +140,26 @@ class PersistenceMixin:
             self._position = None
         self._last_checkpoint = self._checkpoints.save(self.epoch, tensors, documents, step=step)
         return self._last_checkpoint
+
+    def _step_boundary(self, epoch: int, step: int, tracker: Any) -> None:
+        """Write a mid-epoch checkpoint (``step`` batches done); stop if a signal asked for it."""
+        self._check_finite(tracker, epoch)
+        self._save_step_checkpoint(step, step_checkpoints.epoch_position(
+            self._tracked, step, tracker, self.metrics))
+        self._policy.saved()
+        if self._policy.signal is not None:
+            self._preempted(epoch, step)
+
+    def _preempted(self, epochs_done: int, step: int) -> None:
+        """Raise :class:`Preempted` after the checkpoint a signal asked for was written."""
+        import signal
+
+        signum = self._policy.signal
+        where = f"epoch {epochs_done + 1}, batch {step}" if step else f"the end of epoch {epochs_done}"
+        raise Preempted(
+            f"{signal.Signals(signum).name} received: training stopped at {where}; checkpoint "
+            f"{self._last_checkpoint}. Resume with fit(..., resume=True) on a Trainer with "
+            f"run_dir={str(self.run_dir)!r}", signum, self._last_checkpoint)
 
     def _save_epoch_checkpoint(self, logs: Mapping[str, float]) -> None:
         self._check_weights_finite()
