@@ -417,12 +417,22 @@ def test_image_resize_and_grayscale():
                                rtol=1e-5)
 
 
+def test_extract_patches_layout():
+    images = np.arange(2 * 4 * 6 * 3, dtype=np.float32).reshape(2, 4, 6, 3)
+    patches = ops.convert_to_numpy(ops.image.extract_patches(images, 2))
+    assert patches.shape == (2, 2, 3, 12)
+    # patch (row 1, col 2) of image 1: pixels [2:4, 4:6], flattened row by row, channels last
+    np.testing.assert_array_equal(patches[1, 1, 2], images[1, 2:4, 4:6].reshape(-1))
+
+
 def test_unknown_op_names_the_api_and_docs():
     with pytest.raises(NotSupportedError, match=r"keras\.ops\.stft.*docs/keras\.md"):
         ops.stft  # noqa: B018 - attribute access is the call under test
     with pytest.raises(NotImplementedError):
         ops.no_such_op(1)
     assert not hasattr(ops, "no_such_op")
+    with pytest.raises(NotSupportedError, match=r"keras\.ops\.image\.affine_transform"):
+        ops.image.affine_transform  # noqa: B018
     assert issubclass(type(pytest.raises), object)
 
 

@@ -48,7 +48,7 @@ def test_signature_matches_keras(name):
     assert _params(getattr(ops, name)) == _params(getattr(real.ops, name))
 
 
-@pytest.mark.parametrize("name", ["resize", "rgb_to_grayscale"])
+@pytest.mark.parametrize("name", ["resize", "rgb_to_grayscale", "extract_patches"])
 def test_image_signature_matches_keras(name):
     assert _params(getattr(ops.image, name)) == _params(getattr(real.ops.image, name))
 
@@ -125,6 +125,11 @@ CASES = [
     ("resize_nearest", lambda o: o.image.resize(IMG, (10, 3), interpolation="nearest")),
     ("resize_bicubic", lambda o: o.image.resize(IMG, (9, 9), interpolation="bicubic")),
     ("rgb_to_grayscale", lambda o: o.image.rgb_to_grayscale(IMG)),
+    ("extract_patches", lambda o: o.image.extract_patches(IMG, (2, 3), strides=(1, 2))),
+    ("extract_patches_same", lambda o: o.image.extract_patches(IMG, 3, strides=2,
+                                                               padding="same")),
+    ("extract_patches_dilated", lambda o: o.image.extract_patches(IMG, 2, strides=1,
+                                                                  dilation_rate=2)),
     ("adaptive_average_pool", lambda o: o.adaptive_average_pool(IMG, (2, 3))),
     ("adaptive_max_pool", lambda o: o.adaptive_max_pool(IMG, 2)),
     # sparsemax is left out: Keras 3.15's torch backend takes tau from the sum of the cumulative

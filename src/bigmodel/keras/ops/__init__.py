@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bigmodel.errors import NotSupportedError
 from bigmodel.keras.ops import (
     convolution,
     core,
@@ -31,7 +30,12 @@ from bigmodel.keras.ops import (
     numpy_shape,
 )
 from bigmodel.keras.ops.dtypes import result_type, standardize_dtype  # noqa: F401 - Keras names
-from bigmodel.keras.ops.node import OPS, OpLayer  # noqa: F401 - registry, graph node class
+from bigmodel.keras.ops.node import (  # noqa: F401 - registry, graph node, error class
+    OPS,
+    OpLayer,
+    UnsupportedOpError,
+    unsupported,
+)
 
 _MODULES = (core, numpy_elementwise, numpy_reduce, numpy_shape, numpy_linear, numpy_extra, nn,
             convolution, math, linalg)
@@ -45,13 +49,5 @@ for _module in _MODULES:
             globals()[_name] = _value
 del _module, _name, _value
 
-class UnsupportedOpError(NotSupportedError, AttributeError):
-    """A ``keras.ops`` name that bigmodel does not implement (``hasattr`` still answers False)."""
-
-
 def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    raise UnsupportedOpError(f"keras.ops.{name} is not supported by bigmodel: see docs/keras.md "
-                             "for the ops that are, and write it with torch inside a layer's "
-                             "call() meanwhile")
+    raise unsupported("keras.ops", name)

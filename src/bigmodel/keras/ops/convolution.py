@@ -32,7 +32,7 @@ def _channels_back(x: torch.Tensor, data_format: str | None) -> torch.Tensor:
     return torch.movedim(x, 1, -1) if data_format == "channels_last" else x
 
 
-def _same_padding(size: tuple[int, ...], window: tuple[int, ...], strides: tuple[int, ...],
+def same_padding(size: tuple[int, ...], window: tuple[int, ...], strides: tuple[int, ...],
                   dilation: tuple[int, ...]) -> list[int]:
     """TensorFlow "same" padding as ``F.pad`` pairs (last axis first); the extra pixel goes after."""
     pads: list[int] = []
@@ -60,7 +60,7 @@ def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid",
     groups = x.shape[1] // w.shape[-2]
     strides, dilation = _tuple(strides, spatial), _tuple(dilation_rate, spatial)
     if _check_padding(padding) == "same":
-        x = F.pad(x, _same_padding(tuple(x.shape[2:]), tuple(w.shape[:spatial]), strides, dilation))
+        x = F.pad(x, same_padding(tuple(x.shape[2:]), tuple(w.shape[:spatial]), strides, dilation))
     weight = torch.movedim(torch.movedim(w, -1, 0), -1, 1)  # (out, in/groups, *window)
     fn = (F.conv1d, F.conv2d, F.conv3d)[spatial - 1]
     return _channels_back(fn(x, weight, stride=strides, dilation=dilation, groups=groups),
@@ -85,7 +85,7 @@ def _pool(kind: str, inputs: Any, pool_size: Any, strides: Any, padding: str,
     x = _channels_first(x, data_format)
     pads = [0] * (2 * spatial)
     if _check_padding(padding) == "same":
-        pads = _same_padding(tuple(x.shape[2:]), window, strides, (1,) * spatial)
+        pads = same_padding(tuple(x.shape[2:]), window, strides, (1,) * spatial)
     if kind == "max":
         x = F.pad(x, pads, value=-math.inf)
         out = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[spatial - 1](x, window, strides)

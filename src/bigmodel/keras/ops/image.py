@@ -9,8 +9,9 @@ import torch.nn.functional as F  # noqa: N812
 
 from bigmodel.errors import NotSupportedError
 from bigmodel.keras import config
+from bigmodel.keras.ops.convolution import same_padding
 from bigmodel.keras.ops.dtypes import as_float
-from bigmodel.keras.ops.node import keras_op
+from bigmodel.keras.ops.node import keras_op, unsupported
 
 _MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic",
           "area": "area"}
@@ -66,3 +67,37 @@ def rgb_to_grayscale(images: Any, data_format: str | None = None) -> torch.Tenso
     weights = torch.tensor([0.2989, 0.5870, 0.1140], dtype=x.dtype, device=x.device)
     gray = torch.einsum("nchw,c->nhw", x, weights).unsqueeze(1)
     return _from_nchw(gray, unbatched, channels_last)
+
+
+@keras_op("image.extract_patches")
+def extract_patches(images: Any, size: Any, strides: Any = None, dilation_rate: Any = 1,
+                    padding: str = "valid", data_format: str | None = None) -> torch.Tensor:
+    """Patches of ``size = (ph, pw)`` as ``(batch, rows, cols, ph * pw * channels)``, each patch
+    flattened row by row with channels last (TensorFlow's ``extract_patches`` order).
+
+    Raises:
+        ValueError: for a padding other than ``"valid"``/``"same"``.
+    """
+    if padding not in ("valid", "same"):
+        raise ValueError(f"extract_patches: padding must be 'valid' or 'same'; received "
+                         f"{padding!r}")
+    x, unbatched, channels_last = _to_nchw(as_float(images), data_format)
+    window = (size, size) if isinstance(size, int) else tuple(size)
+    strides = window if strides is None else (
+        (strides, strides) if isinstance(strides, int) else tuple(strides))
+    dilation = (dilation_rate,) * 2 if isinstance(dilation_rate, int) else tuple(dilation_rate)
+    if padding == "same":
+        x = F.pad(x, same_padding(tuple(x.shape[2:]), window, strides, dilation))
+    n, c, h, w = x.shape
+    cols = F.unfold(x, window, dilation=dilation, stride=strides)  # (n, c * ph * pw, L)
+    rows_out = (h - (window[0] - 1) * dilation[0] - 1) // strides[0] + 1
+    cols_out = (w - (window[1] - 1) * dilation[1] - 1) // strides[1] + 1
+    patches = cols.reshape(n, c, window[0], window[1], rows_out, cols_out)
+    patches = patches.permute(0, 4, 5, 2, 3, 1).reshape(n, rows_out, cols_out, -1)
+    if not channels_last:
+        patches = patches.permute(0, 3, 1, 2)
+    return patches[0] if unbatched else patches
+
+
+def __getattr__(name: str) -> Any:
+    raise unsupported("keras.ops.image", name)

@@ -26,6 +26,19 @@ OPS: dict[str, Callable[..., Any]] = {}
 _UNKNOWN_SIZES = (2, 4)
 
 
+class UnsupportedOpError(NotSupportedError, AttributeError):
+    """A ``keras.ops`` name that bigmodel does not implement (``hasattr`` still answers False)."""
+
+
+def unsupported(namespace: str, name: str) -> AttributeError:
+    """The error for ``namespace.name`` missing here (plain AttributeError for dunder lookups)."""
+    if name.startswith("__"):
+        return AttributeError(name)
+    return UnsupportedOpError(f"{namespace}.{name} is not supported by bigmodel: see "
+                              "docs/keras.md for the ops that are, and write it with torch inside "
+                              "a layer's call() meanwhile")
+
+
 class _Slot:
     """Where the i-th symbolic input goes in an op's arguments."""
 
