@@ -35,7 +35,7 @@ def overrides(data: Path, epochs: int) -> list[str]:
 def test_sigterm_stops_with_143_and_resume_finishes_the_run(tiny_data, tmp_path, capsys):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "bigmodel", "train", str(RECIPE), "--run-dir", str(run_dir),
-               *overrides(tiny_data, epochs=50)]  # far more than it will run
+               *overrides(tiny_data, epochs=1000)]  # far more than it will run
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "BIGMODEL_OFFLINE": "1"})
     try:
