@@ -310,3 +310,16 @@ def test_custom_object_scope(tmp_path):
         loaded = keras.models.load_model(tmp_path / "scope.keras")
     assert type(loaded.layers[0]) is Doubler
     assert "Scope>Doubler" not in keras.saving.get_custom_objects()
+
+
+def test_damaged_archive_member_named(tmp_path):
+    _, good = _small(tmp_path)
+    data = bytearray(good.read_bytes())
+    start = data.index(b'"class_name"')  # inside config.json, stored uncompressed
+    data[start + 2] ^= 0x20
+    (tmp_path / "crc.keras").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"crc\.keras.*'config\.json' is damaged"):
+        keras.models.load_model(tmp_path / "crc.keras")
+    (tmp_path / "cut.keras").write_bytes(bytes(good.read_bytes()[:-40]))
+    with pytest.raises(CheckpointError, match=r"cut\.keras"):
+        keras.models.load_model(tmp_path / "cut.keras")
