@@ -127,3 +127,11 @@ def test_clear_session_restarts_names():
     keras.backend.clear_session()
     assert layers.Dense(2).name == first == "dense"
     assert keras.backend.get_uid("x") == 1 and keras.backend.get_uid("x") == 2
+
+
+def test_unknown_backend_and_config_names_raise_not_supported():
+    with pytest.raises(NotSupportedError, match=r"keras\.config\.enable_unsafe_deserialization.*docs"):
+        keras.config.enable_unsafe_deserialization()
+    with pytest.raises(NotSupportedError, match=r"keras\.backend\.placeholder"):
+        keras.backend.placeholder((2,))
+    assert not hasattr(keras.backend, "placeholder") and hasattr(keras.backend, "floatx")

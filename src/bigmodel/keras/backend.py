@@ -109,6 +109,10 @@ def dtype(x: Any) -> str:
     return standardize_dtype(x.dtype)
 
 
+def __getattr__(name: str) -> object:
+    raise config.unsupported_attribute("keras.backend", name)
+
+
 __all__ = [
     "backend", "clear_session", "count_params", "dtype", "epsilon", "floatx", "get_uid",
     "get_value", "image_data_format", "int_shape", "is_float_dtype", "is_int_dtype",

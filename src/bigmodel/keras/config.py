@@ -11,6 +11,17 @@ from bigmodel.errors import ConfigError, NotSupportedError
 
 DOCS = "docs/keras.md"
 
+
+class UnsupportedAPIError(NotSupportedError, AttributeError):
+    """A Keras module attribute bigmodel does not implement (``hasattr`` still answers False)."""
+
+
+def unsupported_attribute(namespace: str, name: str) -> AttributeError:
+    """The error for ``namespace.name`` missing here (plain AttributeError for dunder lookups)."""
+    if name.startswith("__"):
+        return AttributeError(name)
+    return UnsupportedAPIError(f"{namespace}.{name} is not supported by bigmodel: see {DOCS}")
+
 _STATE = {"floatx": "float32", "epsilon": 1e-7, "image_data_format": "channels_last"}
 
 
@@ -72,3 +83,7 @@ def set_image_data_format(data_format: str) -> None:
             "keras.config.set_image_data_format('channels_first') is not supported: bigmodel's "
             f"Keras layers take channels-last images. See {DOCS}")
     _STATE["image_data_format"] = data_format
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.config", name)

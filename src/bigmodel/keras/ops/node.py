@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownNameError
+from bigmodel.keras.config import UnsupportedAPIError
 from bigmodel.keras.layers.base import KerasTensor, Layer, unique_name
 from bigmodel.keras.ops.dtypes import TORCH_DTYPES, standardize_dtype
 
@@ -26,7 +27,7 @@ OPS: dict[str, Callable[..., Any]] = {}
 _UNKNOWN_SIZES = (2, 4)
 
 
-class UnsupportedOpError(NotSupportedError, AttributeError):
+class UnsupportedOpError(UnsupportedAPIError):
     """A ``keras.ops`` name that bigmodel does not implement (``hasattr`` still answers False)."""
 
 
