@@ -323,3 +323,12 @@ def test_damaged_archive_member_named(tmp_path):
     (tmp_path / "cut.keras").write_bytes(bytes(good.read_bytes()[:-40]))
     with pytest.raises(CheckpointError, match=r"cut\.keras"):
         keras.models.load_model(tmp_path / "cut.keras")
+
+
+def test_legacy_keras2_h5_refused(tmp_path):
+    model, _ = _small(tmp_path)
+    with h5py.File(tmp_path / "legacy.h5", "w") as h5:  # tf.keras 2 save_weights layout
+        h5.attrs["layer_names"] = [b"hidden", b"head"]
+        h5.create_dataset("hidden/hidden/kernel:0", data=np.zeros((4, 3), np.float32))
+    with pytest.raises(CheckpointError, match=r"legacy\.h5.*legacy Keras 2"):
+        model.load_weights(tmp_path / "legacy.h5")

@@ -163,6 +163,10 @@ def check_weights(model: Any, h5: Any, file: Any) -> list[tuple[Any, str, Any]]:
     """
     import h5py
 
+    if "layer_names" in h5.attrs or "model_weights" in h5:
+        raise WeightsFileError(f"'{file}' is a legacy Keras 2 / tf.keras HDF5 file (groups by "
+                               "layer name), which bigmodel does not read; load it in Keras and "
+                               "save it again with Keras 3 (model.save('x.keras'))")
     found: list[tuple[Any, str, Any]] = []
     expected_paths = set()
     for owner, attr, path in weight_entries(model):
