@@ -26,7 +26,7 @@ EXIT_FAILURE = 1  # anything that is not the user's input: the machine (disk, me
 # Subcommand modules, in help order. A module listed here that does not exist (yet) is skipped, so
 # each feature adds its own ``cli/<name>.py`` without editing this file.
 COMMANDS = ("train", "evaluate", "predict", "info", "explain", "finetune", "compress", "export",
-            "plan")
+            "plan", "serve")
 
 
 def _command_modules() -> list:

@@ -1,0 +1,373 @@
+"""The ASGI application of ``bigmodel serve``: Open Inference Protocol v2 REST endpoints, a
+``classify`` endpoint that takes what a person has (an image file, a text, a WAV file), Prometheus
+``/metrics`` and the web page at ``/``.
+
+Every refused request is answered with a 4xx (503 while a model loads or its queue is full) and a
+JSON body ``{"error": "..."}`` naming the problem; the server keeps serving. Request bodies are
+read only up to ``max_body_bytes`` (413 past it). Requests name models, never files: nothing a
+client sends becomes a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from bigmodel import __version__
+from bigmodel.errors import BigModelError, ConfigError
+from bigmodel.serve.batcher import DynamicBatcher, QueueFullError
+from bigmodel.serve.metrics import ServerMetrics
+from bigmodel.serve.models import ServedModel, UnsupportedMediaError
+from bigmodel.serve.page import PAGE
+from bigmodel.serve.protocol import (
+    RequestError,
+    infer_response,
+    parse_infer_request,
+    parse_json,
+    ranked,
+)
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_ROUTES = [(re.compile(r"^/v2/models/([^/]+)/(infer|ready|classify)$"), "/v2/models/{name}/"),
+           (re.compile(r"^/v2/models/([^/]+)$"), "/v2/models/{name}")]
+_FIXED = {"/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models"}
+
+
+class ModelEntry:
+    """A model name, its run directory, and (once loaded) the model and its batcher."""
+
+    def __init__(self, name: str, run_dir: Path | None = None) -> None:
+        self.name, self.run_dir = name, run_dir
+        self.state, self.error = "loading", None
+        self.served: ServedModel | None = None
+        self.batcher: DynamicBatcher | None = None
+
+
+class ModelRepository:
+    """The models one server answers for, by name.
+
+    Args:
+        run_dirs: run directories (names: their folder names) or already loaded
+            :class:`ServedModel` objects.
+        max_batch / max_delay / min_rows: the dynamic batcher's bounds (:class:`DynamicBatcher`).
+        device: where models run.
+
+    Raises:
+        ConfigError: no model, or two with the same name.
+    """
+
+    def __init__(self, run_dirs, max_batch: int = 64, max_delay: float = 0.005,
+                 min_rows: int = 4, device: str = "cpu", metrics: ServerMetrics | None = None):
+        self.entries: dict[str, ModelEntry] = {}
+        self.batching = {"max_batch": max_batch, "max_delay": max_delay, "min_rows": min_rows}
+        DynamicBatcher(lambda batch: batch, **self.batching)  # bounds checked before loading
+        self.device, self.metrics = device, metrics or ServerMetrics()
+        if not run_dirs:
+            raise ConfigError("serve: give at least one run directory")
+        for item in run_dirs:
+            name = item.name if isinstance(item, ServedModel) else Path(item).resolve().name
+            if name in self.entries:
+                raise ConfigError(f"serve: two models are named {name!r} ({item}); serve run "
+                                  "directories with different folder names")
+            entry = ModelEntry(name, None if isinstance(item, ServedModel) else Path(item))
+            if isinstance(item, ServedModel):
+                self._ready(entry, item)
+            self.entries[name] = entry
+
+    def load_all(self) -> None:
+        """Load every model not loaded yet (in the calling thread); a model that fails is marked
+        ``failed`` with its error, the others still serve."""
+        for entry in self.entries.values():
+            if entry.state == "loading":
+                try:
+                    self._ready(entry, ServedModel(entry.run_dir, entry.name, device=self.device))
+                except BigModelError as exc:
+                    entry.state, entry.error = "failed", str(exc)
+
+    def _ready(self, entry: ModelEntry, served: ServedModel) -> None:
+        entry.served = served
+        entry.batcher = DynamicBatcher(served.forward, **self.batching,
+                                       observe=self.metrics.batch_observer(entry.name))
+        entry.state = "ready"
+
+    def get(self, name: str) -> ModelEntry:
+        """The ready entry named ``name``.
+
+        Raises:
+            RequestError: unknown (404), still loading or failed to load (503).
+        """
+        entry = self.entries.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self.entries))
+            raise RequestError(f"unknown model {name[:128]!r}; this server serves {known}", 404)
+        if entry.state != "ready":
+            detail = f": {entry.error}" if entry.error else "; try again shortly"
+            raise RequestError(f"model {name!r} is {entry.state}{detail}", 503)
+        return entry
+
+    @property
+    def ready(self) -> bool:
+        return all(entry.state == "ready" for entry in self.entries.values())
+
+    async def close(self) -> None:
+        for entry in self.entries.values():
+            if entry.batcher is not None:
+                await entry.batcher.close()
+
+
+class BodyLimit:
+    """ASGI middleware: a request body longer than ``max_bytes`` is answered 413 before any
+    handler reads it (declared ``Content-Length`` or counted while streaming)."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await self._refuse(scope, send, declared.decode("latin-1")[:32])
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await self._refuse(scope, send, f"more than {size}")
+        body, sent = b"".join(chunks), False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, send, size: str):
+        response = JSONResponse({"error": f"request body of {size} bytes is over the limit of "
+                                          f"{self.max_bytes} bytes (serve --max-body-mb)"}, 413)
+        await response(scope, None, send)
+
+
+def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, min_rows: int = 4,
+               device: str = "cpu", load_in_background: bool = True):
+    """The server's ASGI app.
+
+    Args:
+        run_dirs: run directories or loaded :class:`ServedModel` objects.
+        max_batch / max_delay_ms: dynamic batching bounds.
+        max_body_bytes: the largest request body read.
+        min_rows: pad each forward pass to this many rows (see :mod:`bigmodel.serve.batcher`).
+        device: where the models run.
+        load_in_background: load run directories in a thread after start-up (the server answers
+            health and 503 meanwhile) rather than before.
+
+    Raises:
+        ConfigError: no model, duplicate names, or bounds below 1.
+    """
+    if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+        raise ConfigError(f"serve: max_body_bytes must be a positive int; received "
+                          f"{max_body_bytes!r}")
+    metrics = ServerMetrics()
+    repository = ModelRepository(run_dirs, max_batch, max_delay_ms / 1000.0, min_rows, device,
+                                 metrics)
+    if not load_in_background:
+        repository.load_all()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        thread = threading.Thread(target=repository.load_all, name="bigmodel-load", daemon=True)
+        thread.start()
+        yield
+        await repository.close()
+
+    app = FastAPI(title="bigmodel serve", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.repository, app.state.metrics = repository, metrics
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+            response = _error_response(exc)
+        route, model = _labels(request.url.path, repository)
+        metrics.observe_request(route, model, response.status_code,
+                                time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(BigModelError)
+    async def refused(request: Request, exc: BigModelError):
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                             for e in exc.errors())
+        return JSONResponse({"error": f"invalid request: {problems}"}, 400)
+
+    @app.exception_handler(QueueFullError)
+    async def busy(request: Request, exc: QueueFullError):
+        return _error_response(exc)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        return HTMLResponse(PAGE)
+
+    @app.get("/metrics")
+    async def prometheus():
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    @app.get("/v2")
+    async def server_metadata():
+        return {"name": "bigmodel", "version": __version__, "extensions": ["classify"]}
+
+    @app.get("/v2/health/live")
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready():
+        return JSONResponse({"ready": repository.ready}, 200 if repository.ready else 503)
+
+    @app.get("/v2/models")
+    async def models():
+        return {"models": [{"name": e.name, "state": e.state,
+                            "kind": e.served.kind if e.served else None,
+                            **({"error": e.error} if e.error else {})}
+                           for e in repository.entries.values()]}
+
+    @app.get("/v2/models/{name}")
+    async def model_metadata(name: str):
+        return repository.get(name).served.describe()
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str):
+        if name not in repository.entries:
+            repository.get(name)  # 404 naming the served models
+        state = repository.entries[name].state
+        return JSONResponse({"name": name, "ready": state == "ready"},
+                            200 if state == "ready" else 503)
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request):
+        entry = repository.get(name)
+        rows, outputs, request_id = parse_infer_request(parse_json(await request.body()),
+                                                        entry.served)
+        logits = torch.stack(await entry.batcher.submit_many(rows))
+        return infer_response(entry.served, logits, outputs, request_id)
+
+    @app.post("/v2/models/{name}/classify")
+    async def classify(name: str, request: Request, top_k: int = 5):
+        entry = repository.get(name)
+        served = entry.served
+        if not 1 <= top_k <= 1000:
+            raise RequestError(f"top_k must be in 1..1000; received {top_k}")
+        rows = await _person_input(request, served)
+        logits = torch.stack(await entry.batcher.submit_many(rows))
+        return {"model_name": served.name, "kind": served.kind,
+                "predictions": ranked(served, logits, top_k)}
+
+    return BodyLimit(app, max_body_bytes)
+
+
+async def _person_input(request: Request, served: ServedModel) -> list[torch.Tensor]:
+    """Rows from what a person sends: a file upload (field ``file``: PNG / ``.npy`` image, WAV
+    clip), a form field ``text``, a JSON body ``{"text": ...}`` or a plain-text body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except Exception as exc:  # noqa: BLE001 - the multipart parser's many ways to refuse
+            raise RequestError(f"cannot read the form: {exc}") from None
+        upload, text = form.get("file"), form.get("text")
+        if upload is not None and not isinstance(upload, str):
+            data = await upload.read()
+            source = f"upload {str(upload.filename or 'file')[:64]!r}"
+            return _file_rows(served, data, source)
+        if text is None:
+            raise RequestError("the form holds neither a 'file' upload nor a 'text' field")
+        return [_text_row(served, text)]
+    body = await request.body()
+    if content_type == "application/json":
+        document = parse_json(body)
+        if not isinstance(document, dict) or "text" not in document:
+            raise RequestError('classify: expected a JSON object {"text": "..."} (or upload a '
+                               "file as multipart form field 'file')")
+        return [_text_row(served, document["text"])]
+    if content_type.startswith("text/"):
+        try:
+            return [_text_row(served, body.decode("utf-8"))]
+        except UnicodeDecodeError:
+            raise RequestError("classify: the text body is not UTF-8") from None
+    return _file_rows(served, body, "request body")
+
+
+def _file_rows(served: ServedModel, data: bytes, source: str) -> list[torch.Tensor]:
+    if served.kind == "image":
+        return list(served.image_from_file(data, source))
+    if served.kind == "audio":
+        return [served.audio_from_wav(data, source)]
+    raise UnsupportedMediaError(f"{source}: model {served.name!r} classifies texts; send a 'text' "
+                                "form field or a JSON body {\"text\": ...}")
+
+
+def _text_row(served: ServedModel, text: Any) -> torch.Tensor:
+    if served.kind != "text":
+        raise UnsupportedMediaError(f"model {served.name!r} classifies {served.kind} files, not "
+                                    "texts; upload a file as form field 'file'")
+    return served.encode_text(text)
+
+
+def _error_response(exc: Exception) -> JSONResponse:
+    if isinstance(exc, RequestError):
+        status = exc.status
+    elif isinstance(exc, UnsupportedMediaError):
+        status = 415
+    elif isinstance(exc, QueueFullError):
+        status = 503
+    elif isinstance(exc, BigModelError):
+        status = 400
+    elif isinstance(exc, asyncio.CancelledError):
+        status = 503
+    else:
+        logging.getLogger("bigmodel.serve").error("internal error", exc_info=exc)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server "
+                                      "log"}, 500)
+    return JSONResponse({"error": str(exc)}, status)
+
+
+def _labels(path: str, repository: ModelRepository) -> tuple[str, str]:
+    """Metric labels: the route template and the served model's name (never raw input)."""
+    if path in _FIXED:
+        return path, ""
+    for pattern, template in _ROUTES:
+        match = pattern.match(path)
+        if match:
+            name = match.group(1) if match.group(1) in repository.entries else ""
+            suffix = match.group(2) if match.lastindex == 2 else ""
+            return template + suffix, name
+    return "other", ""
+
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyLimit", "ModelRepository", "create_app"]

@@ -1,0 +1,242 @@
+"""A served model: a run directory loaded once (model in eval mode, class names, input kind) with
+the conversions from what a client sends (typed tensors, an image file, a text, a WAV file) to one
+model input row, exactly as ``bigmodel predict`` converts its inputs.
+
+Loading reuses the library's readers: :func:`bigmodel.models.load_model` /
+:func:`~bigmodel.models.read_model_spec` (shapes checked before anything is built, no pickle),
+:mod:`bigmodel.data.image_input` for image arrays, :class:`bigmodel.data.text.WordVocabulary` or the
+run's WordPiece tokenizer for texts, and :mod:`bigmodel.data.audio` for clips. Every file name read
+from ``model.json`` is confined to the run directory.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigmodel.data.audio import fit_length, to_mono
+from bigmodel.data.image_input import prepare_images, read_npy_bytes
+from bigmodel.errors import ConfigError, DataError, DataFileError, ShapeError
+from bigmodel.models import load_model, read_model_spec
+from bigmodel.utils.loading import confined_path
+
+KINDS = ("image", "text", "audio")
+MAX_IMAGE_PIXELS = 4096 * 4096  # decoded size cap: a small PNG can decode to gigabytes
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+NPY_MAGIC = b"\x93NUMPY"
+
+
+class UnsupportedMediaError(DataFileError):
+    """An upload that is not the kind of file the model takes (HTTP 415)."""
+
+
+class ServedModel:
+    """One run directory behind the server.
+
+    Args:
+        run_dir: a directory written by ``bigmodel train`` / ``finetune`` / ``compress``.
+        name: the name clients use (default: the folder's name).
+        device: where the model runs.
+
+    Raises:
+        CheckpointError: the run's model files are missing, corrupt or do not fit.
+        DataFileError: a text run's vocabulary / tokenizer is missing or unreadable.
+        ConfigError: ``name`` is not a valid model name.
+    """
+
+    def __init__(self, run_dir: str | Path, name: str | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        self.run_dir = Path(run_dir)
+        self.name = name or self.run_dir.resolve().name
+        if not NAME_PATTERN.match(self.name):
+            raise ConfigError(f"serve: model name {self.name!r} (from {run_dir}) must be letters, "
+                              "digits, '.', '_' or '-' (at most 128)")
+        spec = read_model_spec(self.run_dir)
+        self.metadata: dict[str, Any] = spec.get("metadata") or {}
+        self.input_spec: dict[str, Any] = self.metadata.get("input") or {}
+        self.model = load_model(self.run_dir, device=device)
+        self.device = next(self.model.parameters()).device
+        kind = self.input_spec.get("kind", "image")
+        self.kind = "text" if kind == "text" or (
+            "finetuned_from" in self.metadata and self.input_spec.get("tokenizer")) else kind
+        if self.kind not in KINDS:
+            raise ConfigError(f"serve: {run_dir} takes {kind!r} inputs; the server takes "
+                              f"{', '.join(KINDS)}")
+        if self.kind == "image":
+            config = spec["config"]
+            size = config.get("image_size", 28)
+            height, width = (size, size) if isinstance(size, int) else size
+            self.channels = int(self.input_spec.get("channels", config.get("in_channels", 1)))
+            self.height = int(self.input_spec.get("height", height))
+            self.width = int(self.input_spec.get("width", width))
+        elif self.kind == "text":
+            self._tokenizer = self._load_tokenizer()
+            tokenizer = self._tokenizer[1]
+            self.vocab_size = int(getattr(tokenizer, "vocab_size", None) or len(tokenizer))
+        else:
+            self.sample_rate = int(self.input_spec["sample_rate"])
+            self.num_samples = int(self.input_spec["num_samples"])
+        self.num_classes = int(self._probe_classes())
+        names = self.metadata.get("class_names") or [str(i) for i in range(self.num_classes)]
+        self.class_names = [str(n) for n in names]
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def item_shape(self) -> list[int]:
+        """Shape of one input row (``-1``: any length)."""
+        if self.kind == "image":
+            return [self.channels, self.height, self.width]
+        if self.kind == "text":
+            return [-1]
+        return [self.num_samples]
+
+    @property
+    def item_dtype(self) -> torch.dtype:
+        return torch.int64 if self.kind == "text" else torch.float32
+
+    def describe(self) -> dict[str, Any]:
+        """Open Inference Protocol model metadata."""
+        datatype = "INT64" if self.kind == "text" else "FP32"
+        inputs = [{"name": "input", "datatype": datatype, "shape": [-1, *self.item_shape]}]
+        if self.kind == "text":
+            inputs.append({"name": "text", "datatype": "BYTES", "shape": [-1]})
+        outputs = [{"name": name, "datatype": "FP32", "shape": [-1, self.num_classes]}
+                   for name in ("logits", "probabilities")]
+        return {"name": self.name, "versions": ["1"], "platform": "pytorch", "inputs": inputs,
+                "outputs": outputs,
+                "parameters": {"kind": self.kind, "class_names": self.class_names,
+                               **({"sample_rate": self.sample_rate}
+                                  if self.kind == "audio" else {})}}
+
+    # -- running -----------------------------------------------------------------------------
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, K)`` float32 on CPU for a batch of rows, in eval mode (call from one
+        thread at a time)."""
+        with torch.inference_mode():
+            return self.model(batch.to(self.device)).float().cpu()
+
+    def _probe_classes(self) -> int:
+        classes = getattr(self.model, "num_classes", None)
+        if isinstance(classes, int) and classes > 0:
+            return classes
+        example = torch.zeros(1, *[1 if d < 0 else d for d in self.item_shape],
+                              dtype=self.item_dtype)
+        return self.forward(example).shape[1]
+
+    # -- conversions: what a client sends -> one row -------------------------------------------
+    def image_rows(self, array: np.ndarray, source: str) -> torch.Tensor:
+        """``(N, C, H, W)`` float32 rows from an image array in any layout ``predict`` takes."""
+        return torch.from_numpy(prepare_images(array, self.channels, self.height, self.width,
+                                               source=source))
+
+    def image_from_file(self, data: bytes, source: str = "upload") -> torch.Tensor:
+        """One or more image rows from an uploaded PNG (resized to the model's size, converted
+        to its channels) or ``.npy`` file.
+
+        Raises:
+            UnsupportedMediaError: neither a PNG nor a ``.npy`` file, or an undecodable PNG.
+            ShapeError / DataError / InputTypeError: an array ``predict`` would refuse.
+        """
+        if data.startswith(NPY_MAGIC):
+            return self.image_rows(read_npy_bytes(data, source), source)
+        if not data.startswith(PNG_MAGIC):
+            raise UnsupportedMediaError(f"{source}: not an image: expected a PNG or a .npy file; "
+                                        f"the file starts with {data[:8]!r}")
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise ShapeError(f"{source}: the image is {image.width}x{image.height} "
+                                     f"pixels; at most {MAX_IMAGE_PIXELS} pixels are accepted")
+                image = image.convert("L" if self.channels == 1 else "RGB")
+                if image.size != (self.width, self.height):
+                    image = image.resize((self.width, self.height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(image, dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise UnsupportedMediaError(f"{source}: cannot decode the PNG image: {exc}") from None
+        return self.image_rows(pixels, source)
+
+    def encode_text(self, text: str, source: str = "text") -> torch.Tensor:
+        """Token ids ``(L,)`` int64 of one text, encoded alone as ``bigmodel predict TEXT`` does.
+
+        Raises:
+            DataError: an empty text (or one with no known token).
+        """
+        if not isinstance(text, str):
+            raise DataError(f"{source}: expected a text (string); received {type(text).__name__}")
+        if not text.strip():
+            raise DataError(f"{source}: the text to classify is empty")
+        kind, tokenizer, max_length = self._tokenizer
+        try:
+            if kind == "word":
+                ids = tokenizer.encode_batch([text], max_length=max_length)
+            else:
+                ids = tokenizer.encode_batch([text], max_length=max_length or 1_000_000)
+                if int((ids[0] != tokenizer.pad_id).sum()) <= 2:  # [CLS] [SEP] only
+                    raise DataError(f"{source}: the text holds no token the model knows: {text!r}")
+        except DataError as exc:
+            raise DataError(f"{source}: {exc}") from None
+        return torch.from_numpy(np.ascontiguousarray(ids[0], dtype=np.int64))
+
+    def audio_from_wav(self, data: bytes, source: str = "upload") -> torch.Tensor:
+        """One clip ``(S,)`` float32 from WAV bytes at the run's sample rate (no resampling: a
+        client sends what the model was trained on), padded like training clips.
+
+        Raises:
+            UnsupportedMediaError: not a WAV file.
+            DataError: the wrong sample rate, an empty or silent clip, or one longer than the
+                training clips.
+        """
+        from scipy.io import wavfile
+
+        if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+            raise UnsupportedMediaError(f"{source}: not a WAV file: expected a RIFF/WAVE header, "
+                                        f"found {data[:12]!r}")
+        try:
+            rate, samples = wavfile.read(io.BytesIO(data), mmap=False)
+        except Exception as exc:  # noqa: BLE001 - scipy fails on bad bytes in many ways
+            raise UnsupportedMediaError(f"{source}: cannot decode the WAV file ({exc})") from None
+        if int(rate) != self.sample_rate:
+            raise DataError(f"{source}: the WAV file is sampled at {rate} Hz; model "
+                            f"{self.name!r} takes {self.sample_rate} Hz clips (resample it)")
+        if samples.dtype == np.uint8:  # as bigmodel.data.audio.read_wav: 128 is zero
+            samples = (samples.astype(np.float32) - 128.0) / 128.0
+        elif np.issubdtype(samples.dtype, np.integer):
+            samples = samples.astype(np.float64) / float(2 ** (8 * samples.dtype.itemsize - 1))
+        samples = to_mono(np.asarray(samples, dtype=np.float32))
+        if len(samples) == 0 or not np.isfinite(samples).all() or np.abs(samples).max() < 1e-4:
+            raise DataError(f"{source}: the clip is empty, silent or holds NaN/Inf samples")
+        return torch.from_numpy(fit_length(samples, self.num_samples,
+                                           self.input_spec.get("long_clips", "error"),
+                                           source=source, sample_rate=self.sample_rate))
+
+    def _load_tokenizer(self) -> tuple[str, Any, int | None]:
+        """``(kind, tokenizer, max_length)`` of a text run (the same files ``predict`` reads;
+        ``bigmodel.cli.text_data.load_vocabulary`` is the CLI's copy of this choice)."""
+        from bigmodel.data.text import WordVocabulary
+
+        spec = self.input_spec
+        max_length = spec.get("max_length")
+        name = spec.get("tokenizer", "word")
+        if name == "word" and "finetuned_from" not in self.metadata:
+            path = confined_path(self.run_dir, spec.get("vocabulary", "vocabulary.json"),
+                                 "Vocabulary", error=DataFileError, kind=None)
+            return "word", WordVocabulary.load(path), max_length
+        from bigmodel.transfer.pretrained import WordPieceTokenizer
+
+        file = spec.get("vocabulary", "tokenizer.json") if "finetuned_from" not in self.metadata \
+            else name
+        path = confined_path(self.run_dir, file, "Tokenizer file", error=DataFileError, kind=None)
+        if "finetuned_from" in self.metadata:
+            max_length = int(max_length or 128)
+        return "wordpiece", WordPieceTokenizer(path), max_length
+
+
+__all__ = ["KINDS", "ServedModel", "UnsupportedMediaError"]
