@@ -430,3 +430,53 @@ def test_cli_serve_runs_and_refuses_bad_arguments(image_run, capsys, monkeypatch
     assert answers["classify"].status_code == 200
     assert len(answers["classify"].json()["predictions"][0]) == 2
     assert answers["oversize"].status_code == 413  # --max-body-mb reached the server
+
+
+def test_client_and_explanations(server, image_run, tmp_path):
+    from PIL import Image
+
+    from bigmodel.serve import Client
+
+    images = _images(2, seed=7)
+    path = tmp_path / "shoe.png"
+    path.write_bytes(_png(images[0]))
+    with Client(server.url) as client:
+        assert client.live() and client.ready() and client.ready("topics")
+        assert [m["name"] for m in client.models()] == ["fashion", "topics"]
+        outputs = client.infer("fashion", images[:, None] / np.float32(255))
+        assert outputs["probabilities"].shape == (2, 10)
+        ranked = client.classify("fashion", image=path, top_k=3)[0]
+        top = int(np.argmax(outputs["probabilities"][0]))
+        assert ranked[0]["index"] == top
+        assert ranked[0]["probability"] == pytest.approx(outputs["probabilities"][0, top])
+        texts = client.infer("topics", ["launch the booster", "purr meow"])["logits"]
+        assert texts.shape == (2, 3) and client.classify("topics", text="orbit")[0][0]["class"]
+        with pytest.raises(RequestError) as unknown:
+            client.classify("nope", text="x")
+        assert unknown.value.status == 404
+
+        explained = client.explain("fashion", image=path)
+        assert explained["method"] == "integrated_gradients" and explained["target"] == top
+        # Integrated gradients' completeness: the attributions add up to the target logit's
+        # change from the black baseline (the model called directly, not through the server),
+        # up to the 50-step quadrature's error.
+        model = ServedModel(image_run).model
+        x = torch.from_numpy(images[:1, None] / np.float32(255))
+        with torch.no_grad():
+            change = (model(x) - model(torch.zeros_like(x)))[0, top].item()
+        assert explained["attributions"].shape == (1, 28, 28)
+        assert float(explained["attributions"].sum()) == pytest.approx(change, rel=1e-2,
+                                                                       abs=1e-3)
+        picture = Image.open(io.BytesIO(explained["png"]))
+        assert picture.format == "PNG" and picture.size == (224, 224)
+        saliency = client.explain("fashion", image=path, method="saliency", target=3)
+        assert saliency["target"] == 3 and (saliency["attributions"] >= 0).all()
+
+        words = client.explain("topics", text="launch the booster")
+        assert words["tokens"] == ["launch", "the", "booster"]
+        assert words["attributions"].shape == (3,)
+        for params, message in (({"method": "magic"}, "unknown method 'magic'"),
+                                ({"target": 3}, "0..2"), ({"method": "gradcam"}, "gradcam")):
+            with pytest.raises(RequestError, match=message) as refused:
+                client.explain("topics", text="orbit", **params)
+            assert refused.value.status == 400

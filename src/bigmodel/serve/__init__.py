@@ -6,7 +6,8 @@ prometheus-client)."""
 
 from bigmodel.serve.app import create_app
 from bigmodel.serve.batcher import DynamicBatcher
+from bigmodel.serve.client import Client
 from bigmodel.serve.models import ServedModel
 from bigmodel.serve.server import BackgroundServer, serve
 
-__all__ = ["BackgroundServer", "DynamicBatcher", "ServedModel", "create_app", "serve"]
+__all__ = ["BackgroundServer", "Client", "DynamicBatcher", "ServedModel", "create_app", "serve"]

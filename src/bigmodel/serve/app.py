@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from bigmodel import __version__
 from bigmodel.errors import BigModelError, ConfigError
 from bigmodel.serve.batcher import DynamicBatcher, QueueFullError
+from bigmodel.serve.explaining import explain_row
 from bigmodel.serve.metrics import ServerMetrics
 from bigmodel.serve.models import ServedModel, UnsupportedMediaError
 from bigmodel.serve.page import PAGE
@@ -39,7 +40,7 @@ from bigmodel.serve.protocol import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-_ROUTES = [(re.compile(r"^/v2/models/([^/]+)/(infer|ready|classify)$"), "/v2/models/{name}/"),
+_ROUTES = [(re.compile(r"^/v2/models/([^/]+)/(infer|ready|classify|explain)$"), "/v2/models/{name}/"),
            (re.compile(r"^/v2/models/([^/]+)$"), "/v2/models/{name}")]
 _FIXED = {"/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models"}
 
@@ -287,6 +288,20 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
         logits = torch.stack(await entry.batcher.submit_many(rows))
         return {"model_name": served.name, "kind": served.kind,
                 "predictions": ranked(served, logits, top_k)}
+
+    @app.post("/v2/models/{name}/explain")
+    async def explain(name: str, request: Request, method: str | None = None,
+                      target: int | None = None):
+        entry = repository.get(name)
+        rows = await _person_input(request, entry.served)
+        if len(rows) != 1:
+            raise RequestError(f"explain takes one input; received {len(rows)} (send one image)")
+        try:
+            return await entry.batcher.run_exclusive(
+                lambda: explain_row(entry.served, rows[0], method, target))
+        except ModuleNotFoundError as exc:
+            raise RequestError(f"explanations need the extra 'explain' ({exc.name} is missing "
+                               "on the server)", 501) from None
 
     return BodyLimit(app, max_body_bytes)
 

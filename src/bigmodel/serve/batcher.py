@@ -97,6 +97,11 @@ class DynamicBatcher:
         """Output rows for several input rows (each batched like a request of its own)."""
         return list(await asyncio.gather(*(self.submit(row) for row in rows)))
 
+    async def run_exclusive(self, function: Callable[[], Any]) -> Any:
+        """Run ``function()`` in the batcher's worker thread, between forward passes (e.g. an
+        explanation, whose hooks and gradients must not meet a batch running beside it)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
     async def close(self) -> None:
         """Stop gathering; rows still waiting get a cancelled error."""
         if self._task is not None:

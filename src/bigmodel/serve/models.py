@@ -114,6 +114,16 @@ class ServedModel:
                                **({"sample_rate": self.sample_rate}
                                   if self.kind == "audio" else {})}}
 
+    @property
+    def pad_id(self) -> int:
+        """A text run's padding id."""
+        return int(self._tokenizer[1].pad_id)
+
+    def tokens(self, row: torch.Tensor) -> list[str]:
+        """Token strings of a text row (ids ``(L,)``), one per id."""
+        itos = self._tokenizer[1].itos
+        return [itos[int(i)] if 0 <= int(i) < len(itos) else "?" for i in row]
+
     # -- running -----------------------------------------------------------------------------
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, K)`` float32 on CPU for a batch of rows, in eval mode (call from one

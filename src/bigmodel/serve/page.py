@@ -1,6 +1,7 @@
 """The web page served at ``/``: plain HTML and a small script, no build step. It lists the models
 (``GET /v2/models``), and for the chosen one takes a drawing or an image / WAV upload, or a text,
-posts it to ``/v2/models/{name}/classify`` and shows the top classes with probabilities."""
+posts it to ``/v2/models/{name}/classify`` and shows the top classes with probabilities; for
+images also the explanation overlay from ``/v2/models/{name}/explain``."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -40,6 +41,8 @@ PAGE = """<!doctype html>
 </form>
 <div id="status"></div>
 <table id="result"></table>
+<figure id="explanation" hidden><img id="overlay" alt="explanation overlay" width="224">
+  <figcaption id="overlay-caption"></figcaption></figure>
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
@@ -80,7 +83,7 @@ $("model").onchange = showForm;
 
 async function classify(body) {
   $("status").textContent = "classifying..."; $("status").className = "";
-  $("result").innerHTML = "";
+  $("result").innerHTML = ""; $("explanation").hidden = true;
   const url = "/v2/models/" + encodeURIComponent($("model").value) + "/classify?top_k=5";
   const response = await fetch(url, { method: "POST", body: body });
   const answer = await response.json();
@@ -106,6 +109,14 @@ $("image-form").onsubmit = async (e) => {
   else { const blob = await new Promise((ok) => canvas.toBlob(ok, "image/png"));
     form.append("file", blob, "drawing.png"); }
   await classify(form);
+  const response = await fetch("/v2/models/" + encodeURIComponent($("model").value) + "/explain",
+                               { method: "POST", body: form });
+  if (response.ok) {
+    const explained = await response.json();
+    $("overlay").src = "data:image/png;base64," + explained.png;
+    $("overlay-caption").textContent = explained.method + " for class " + explained.target_class;
+    $("explanation").hidden = false;
+  }
 };
 $("text-form").onsubmit = async (e) => {
   e.preventDefault(); const form = new FormData(); form.append("text", $("text").value);
