@@ -132,12 +132,14 @@ def compress_run(args) -> dict:
     from bigmodel.compress.report import accuracy, files_size
     from bigmodel.errors import ConfigError
     from bigmodel.models.registry import read_model_spec
+    from bigmodel.utils.loading import confined_path
 
     _check_args(args)
     run_dir = Path(args.run_dir)
     model = _load_module(run_dir, "RUN_DIR")
     teacher = _load_module(Path(args.distill_from), "--distill-from") if args.distill_from else None
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    recipe = load_recipe(confined_path(
+        run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
     data = recipe.data.model_copy(update={"path": args.data_path}) if args.data_path else recipe.data
     splits = load_splits(data, seed=recipe.train.seed, with_train=True)
     example = torch.as_tensor(splits.x_test[:1])

@@ -41,6 +41,7 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model
+    from bigmodel.utils.loading import confined_path
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1; received {batch_size}")
@@ -50,7 +51,8 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
     if is_finetune_run(run_dir):
         return evaluate_finetune_run(run_dir, batch_size, data_path, device)
     model = load_model(run_dir, device=resolve_device(device))
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    recipe = load_recipe(confined_path(
+        run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
     data = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
     vocabulary = None
     if data.name in TEXT_DATA:  # encode the test texts with the run's own vocabulary
@@ -87,9 +89,12 @@ def evaluate_finetune_run(run_dir: str | Path, batch_size: int = 256, data_path:
     from bigmodel.cli.finetune_recipe import load_finetune_recipe
     from bigmodel.cli.inference import loss_and_accuracy
     from bigmodel.engine.resolve import resolve_device
+    from bigmodel.errors import ConfigError
+    from bigmodel.utils.loading import confined_path
 
     run_dir = Path(run_dir)
-    recipe = load_finetune_recipe(run_dir / "recipe.yaml")
+    recipe = load_finetune_recipe(confined_path(
+        run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
     model, tokenizer, _ = load_source(str(run_dir), num_classes=0)
     model.to(resolve_device(device))
     section = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data

@@ -145,8 +145,11 @@ def _examples(args: argparse.Namespace, spec: dict, encoder: Any = None) -> tupl
     else:
         from bigmodel.cli.recipe import load_recipe
         from bigmodel.cli.splits import load_splits
+        from bigmodel.errors import ConfigError
+        from bigmodel.utils.loading import confined_path
 
-        recipe_path = Path(args.run_dir) / "recipe.yaml"
+        recipe_path = confined_path(
+            args.run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None)
         recipe = load_recipe(recipe_path)
         splits = load_splits(recipe.data, seed=recipe.train.seed, with_train=False,
                              vocabulary=encoder)
@@ -170,8 +173,11 @@ def _reference_data(args: argparse.Namespace, pool: Any, encoder: Any = None) ->
         return pool
     from bigmodel.cli.recipe import load_recipe
     from bigmodel.cli.splits import load_splits
+    from bigmodel.errors import ConfigError
+    from bigmodel.utils.loading import confined_path
 
-    recipe = load_recipe(Path(args.run_dir) / "recipe.yaml")
+    recipe = load_recipe(confined_path(
+        args.run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
     return load_splits(recipe.data, seed=recipe.train.seed, with_train=True,
                        vocabulary=encoder).x_train
 
@@ -197,8 +203,11 @@ def _vocabulary(run_dir: Path, entry: Any, encoder: Any = None) -> list[str] | N
     if not isinstance(entry, str):
         return None
     from bigmodel.data.text import WordVocabulary
+    from bigmodel.errors import DataFileError
+    from bigmodel.utils.loading import confined_path
 
-    return list(WordVocabulary.load(run_dir / entry).itos)
+    return list(WordVocabulary.load(confined_path(run_dir, entry, "Vocabulary", error=DataFileError,
+                                                  kind=None)).itos)
 
 
 def explain_run(args: argparse.Namespace) -> dict[str, Any]:

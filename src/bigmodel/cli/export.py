@@ -59,6 +59,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | None = None, o
     from bigmodel.errors import ConfigError
     from bigmodel.export.onnx import export_onnx
     from bigmodel.utils.io import atomic_path, atomic_write_bytes
+    from bigmodel.utils.loading import confined_path
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -71,7 +72,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | None = None, o
         target.mkdir(parents=True, exist_ok=True)
         for name in ("model.safetensors", "model.json"):  # weights first: json names their hash
             with atomic_path(target / name) as tmp:
-                shutil.copyfile(run_dir / name, tmp)
+                shutil.copyfile(confined_path(run_dir, name, "Run file"), tmp)  # no symlink out
         load_compressed(target)  # the copy loads (checksums verified)
         return {"path": target, "max_abs_diff": None}
     if fmt != "onnx":

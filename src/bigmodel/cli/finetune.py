@@ -74,8 +74,9 @@ def load_source(source: str, num_classes: int, max_length: int | None = None):
         tokenizer = None
         if (path / "tokenizer.json").is_file():
             from bigmodel.transfer.pretrained import WordPieceTokenizer
+            from bigmodel.utils.loading import confined_path
 
-            tokenizer = WordPieceTokenizer(path / "tokenizer.json")
+            tokenizer = WordPieceTokenizer(confined_path(path, "tokenizer.json", "Tokenizer file"))
         return model, tokenizer, f"run directory {path}"
     from bigmodel.transfer import pretrained
 

@@ -63,6 +63,7 @@ from bigmodel.cli.recipe_keys import (  # noqa: F401 - parse_yaml/parse_override
     apply_schema_override,
     parse_override,
     parse_yaml,
+    read_yaml_file,
     suggest,
     validate_schema,
 )
@@ -450,11 +451,7 @@ def read_recipe_yaml(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Recipe file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read recipe {path}: {exc}") from None
-    return parse_yaml(text, str(path))
+    return read_yaml_file(path)  # bounded: size, alias expansion, depth
 
 
 def dump_recipe(recipe: Recipe) -> str:

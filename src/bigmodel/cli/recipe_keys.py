@@ -9,12 +9,15 @@ import difflib
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from bigmodel.errors import ConfigError
+from bigmodel.utils.loading import parse_yaml as bounded_parse_yaml
+from bigmodel.utils.loading import read_yaml
 
 
 class _Loader(yaml.SafeLoader):
@@ -29,11 +32,14 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str, source: str = "<string>") -> Any:
-    """Parse YAML with the recipe loader; a syntax error is a :class:`ConfigError` naming ``source``."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    """Parse YAML with the recipe loader, bounded (size, alias expansion, depth: an alias bomb fails
+    at once); a syntax error or a bound is a :class:`ConfigError` naming ``source``."""
+    return bounded_parse_yaml(text, source, loader=_Loader, error=ConfigError)
+
+
+def read_yaml_file(path: Path) -> Any:
+    """The parsed recipe YAML file ``path``, refused unread past the size bound (:class:`ConfigError`)."""
+    return read_yaml(path, "Recipe", loader=_Loader, error=ConfigError)
 
 
 def suggest(name: str, choices: typing.Iterable[str], prefix: str = "") -> str:
@@ -175,4 +181,5 @@ def _apply(node: dict, schema: type[BaseModel], parts: list[str], value: Any,
         raise ConfigError(f"'{path}' is a value, not a section")
 
 
-__all__ = ["apply_schema_override", "parse_override", "parse_yaml", "suggest", "validate_schema"]
+__all__ = ["apply_schema_override", "parse_override", "parse_yaml", "read_yaml_file", "suggest",
+           "validate_schema"]

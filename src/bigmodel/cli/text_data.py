@@ -223,16 +223,20 @@ def load_vocabulary(run_dir: str | Path, input_spec: dict):
     """
     from bigmodel.data.text import WordVocabulary
     from bigmodel.errors import CheckpointError, DataFileError
+    from bigmodel.utils.loading import confined_path
 
     name = input_spec.get("tokenizer", "word")
-    if name == "word":
-        return WordVocabulary.load(Path(run_dir) / input_spec.get("vocabulary", VOCABULARY_FILE))
+    if name == "word":  # the recorded name must stay inside the run dir (no '..', symlink out)
+        return WordVocabulary.load(confined_path(
+            run_dir, input_spec.get("vocabulary", VOCABULARY_FILE), "Vocabulary",
+            error=DataFileError, kind=None))
     if name not in text_tokenizers():
         raise DataFileError(f"{run_dir}: model.json names tokenizer {name!r}; this bigmodel knows "
                             f"{', '.join(text_tokenizers())}")
     from bigmodel.transfer.pretrained import WordPieceTokenizer
 
-    path = Path(run_dir) / input_spec.get("vocabulary", TOKENIZER_FILE)
+    path = confined_path(run_dir, input_spec.get("vocabulary", TOKENIZER_FILE), "Tokenizer file",
+                         error=DataFileError, kind=None)
     try:
         return PretrainedTextEncoder(name, WordPieceTokenizer(path))
     except CheckpointError as exc:

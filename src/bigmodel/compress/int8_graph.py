@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bigmodel.errors import CheckpointError
 from bigmodel.export.onnx import DISABLED_FUSIONS
 
 # Consumers whose weight's output channels are axis 0 (per-channel scales along it).
@@ -193,3 +194,37 @@ def decode_attribute(encoded: Any, attribute) -> None:
         getattr(attribute, kind).extend(value)
     else:
         setattr(attribute, kind, value)
+
+
+def refuse_external_data(proto, path: Path) -> None:
+    """Refuse an ONNX graph with any tensor stored outside it (``data_location: EXTERNAL``).
+
+    ONNX Runtime resolves external ``location`` names against the current directory when it gets
+    a graph as bytes, so a crafted ``model.json`` could make it read any file. bigmodel never writes
+    external data, so none is accepted.
+
+    Raises:
+        CheckpointError: naming ``path`` and the tensor.
+    """
+    from onnx import TensorProto
+
+    graphs = [proto.graph, *(function for function in proto.functions)]
+    while graphs:
+        graph = graphs.pop()
+        tensors = list(getattr(graph, "initializer", []))
+        for sparse in getattr(graph, "sparse_initializer", []):
+            tensors += [sparse.values, sparse.indices]
+        for node in graph.node:
+            for attribute in node.attribute:
+                tensors += [attribute.t, *attribute.tensors]
+                if attribute.HasField("g"):
+                    graphs.append(attribute.g)
+                graphs.extend(attribute.graphs)
+                for sparse in [attribute.sparse_tensor, *attribute.sparse_tensors]:
+                    tensors += [sparse.values, sparse.indices]
+        for tensor in tensors:
+            if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
+                location = next((e.value for e in tensor.external_data if e.key == "location"), "?")
+                raise CheckpointError(f"{path}: tensor {tensor.name!r} stores its data in an "
+                                      f"external file ({location!r}); bigmodel reads no external "
+                                      "data")

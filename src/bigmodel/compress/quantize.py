@@ -43,6 +43,7 @@ from bigmodel.compress.int8_graph import (
     encode_attribute,
     fp16_exact,
     optimize_offline,
+    refuse_external_data,
     round_vectors_fp16,
     store_weights_int8,
 )
@@ -55,7 +56,7 @@ from bigmodel.export.onnx import (
     run_session,
 )
 from bigmodel.utils.io import atomic_path, atomic_write_text, sha256_file
-from bigmodel.utils.loading import read_safetensors_header
+from bigmodel.utils.loading import confined_path, read_json, read_safetensors_header
 
 INT8_FORMAT = "bigmodel-onnx-int8"
 MODES = ("auto", "static", "dynamic")
@@ -442,18 +443,18 @@ def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8M
     path = directory / "model.json"
     if not path.is_file():
         raise CheckpointError(f"No int8 model at {path} (expected model.json + model.safetensors)")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    confined_path(directory, "model.json", "Int8 model file")  # no symlink out of the folder
+    spec = read_json(path, "Int8 model file")
     if not isinstance(spec, dict) or spec.get("format") != INT8_FORMAT:
         raise CheckpointError(f"{path} is not an int8 model file (expected \"format\": "
                               f"\"{INT8_FORMAT}\")")
-    weights = directory / spec.get("weights", "model.safetensors")
-    read_safetensors_header(weights)  # missing, pickle or not safetensors: refused unread
+    weights = confined_path(directory, spec.get("weights", "model.safetensors"), "Int8 model weights")
+    header = read_safetensors_header(weights)  # pickle or not safetensors: refused unread
     if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
         raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
     try:
+        if not isinstance(spec.get("graph"), dict):
+            raise TypeError(f"'graph' must be a JSON object; received {spec.get('graph')!r:.80}")
         proto = json_format.ParseDict(spec["graph"], onnx.ModelProto())
         for op_type, inputs, outputs, attributes, domain in spec.get("nodes", []):
             node = proto.graph.node.add(op_type=op_type, domain=domain)
@@ -461,14 +462,26 @@ def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8M
             node.output.extend(outputs)
             for attribute in attributes:
                 decode_attribute(attribute, node.attribute.add())
-    except (json_format.ParseError, TypeError, ValueError, KeyError) as exc:
+        float16 = [str(name) for name in spec.get("float16_to_float32", [])]
+        order = [str(name) for name in spec.get("initializer_order", sorted(header.tensors))]
+    except (json_format.ParseError, TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{path} does not hold a valid int8 graph: {exc}") from None
+    refuse_external_data(proto, path)
+    unknown = [name for name in float16 + order if name not in header.tensors]
+    if unknown:
+        raise CheckpointError(f"{path} names tensors {unknown[:3]} that {weights} does not hold")
     tensors = load_file(str(weights))
-    for name in spec.get("float16_to_float32", []):
-        if name not in tensors or tensors[name].dtype != np.float16:
+    for name in float16:
+        if tensors[name].dtype != np.float16:
             raise CheckpointError(f"{weights}: tensor {name!r} listed as float16 in {path} is "
-                                  "missing or not float16")
+                                  "not float16")
         tensors[name] = tensors[name].astype(np.float32)
-    for name in spec.get("initializer_order", sorted(tensors)):
+    for name in order:
         proto.graph.initializer.append(numpy_helper.from_array(tensors[name], name))
-    return Int8Model(proto, spec.get("info"), threads)
+    model = Int8Model(proto, spec.get("info"), threads)
+    try:
+        model.session  # noqa: B018 - built now so a crafted graph fails here, naming the file
+    except Exception as exc:  # ONNX Runtime's own error types (Fail, InvalidGraph, ...)
+        raise CheckpointError(f"{path} holds a graph ONNX Runtime refuses: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return model

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -44,26 +43,47 @@ def load_compressed(directory: str | os.PathLike, device: str = "cpu"):
     from bigmodel.compress.structured import apply_structure
     from bigmodel.models.registry import create_model, load_model, read_model_spec
     from bigmodel.utils.io import sha256_file
-    from bigmodel.utils.loading import read_safetensors_header
+    from bigmodel.utils.loading import (
+        check_shapes,
+        confined_path,
+        meta_shapes,
+        read_json,
+        read_safetensors_header,
+    )
 
     directory = Path(directory)
     path = directory / "model.json"
     if path.is_file():
-        try:
-            fmt = json.loads(path.read_text(encoding="utf-8")).get("format")
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-            raise CheckpointError(f"{path} is not valid model JSON: {exc}") from None
-        if fmt == INT8_FORMAT:
+        confined_path(directory, "model.json", "Model file")  # no symlink out of the folder
+        document = read_json(path, "Model file")
+        if isinstance(document, dict) and document.get("format") == INT8_FORMAT:
             return load_int8(directory)
     spec = read_model_spec(directory)
-    structure = (spec.get("metadata") or {}).get("structure")
+    structure = (spec.get("metadata") or {}).get("structure") \
+        if isinstance(spec.get("metadata") or {}, dict) else None
     if not structure:
         return load_model(directory, device=device)
-    weights = directory / spec.get("weights", "model.safetensors")
-    read_safetensors_header(weights)  # missing, pickle or not safetensors: refused unread
+    if not isinstance(structure, dict) or not all(isinstance(v, dict) for v in structure.values()):
+        raise CheckpointError(f"{path}: metadata.structure must map layer names to sizes; "
+                              f"received {structure!r}")
+    weights = confined_path(directory, spec.get("weights", "model.safetensors"), "Model weights")
+    header = read_safetensors_header(weights)  # pickle or not safetensors: refused unread
     if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
         raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
-    model = apply_structure(create_model(spec["name"], **spec["config"]), structure)
+    aliases = spec.get("aliases") or {}
+    if not isinstance(aliases, dict):
+        raise CheckpointError(f"{path}: 'aliases' must map names to names; received {aliases!r}")
+
+    def build():
+        try:
+            return apply_structure(create_model(spec["name"], **spec["config"]), structure)
+        except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: the pruned structure cannot be applied: {exc}") from None
+
+    # Shapes first, on the meta device: a crafted structure or config allocates nothing.
+    what = f"the pruned model recorded in {path}"
+    check_shapes(meta_shapes(build, what), header, what, aliases=aliases)
+    model = build()
     state = load_file(str(weights))
     for alias, source in (spec.get("aliases") or {}).items():
         if source in state:

@@ -268,16 +268,17 @@ def apply_structure(model: nn.Module, structure: dict[str, dict[str, int]]) -> n
     for name, sizes in structure.items():
         module = modules.get(name)
         if "heads" in sizes and isinstance(module, MultiHeadAttention):
-            keep_heads(module, torch.arange(int(sizes["heads"])))
+            # CPU indices even for a model on "meta" (slicing meta weights by them works)
+            keep_heads(module, torch.arange(int(sizes["heads"]), device="cpu"))
             continue
         handler = channel_handler(module) if module is not None else None
         if handler is None:
             raise ConfigError(f"pruned structure names layer '{name}', which "
                               f"{type(model).__name__} has not or which cannot be sliced")
         if "out" in sizes:
-            handler.prune_out(module, torch.arange(int(sizes["out"])))
+            handler.prune_out(module, torch.arange(int(sizes["out"]), device="cpu"))
         if "in" in sizes:
-            handler.prune_in(module, torch.arange(int(sizes["in"])))
+            handler.prune_in(module, torch.arange(int(sizes["in"]), device="cpu"))
     return model
 
 

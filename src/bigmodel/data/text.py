@@ -15,7 +15,6 @@ naming the word, instead of being silently dropped.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -26,6 +25,7 @@ import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, DataFileError, InputTypeError
 from bigmodel.utils.io import atomic_write_json
+from bigmodel.utils.loading import read_json
 
 __all__ = ["WordVocabulary", "tokenize"]
 
@@ -220,12 +220,12 @@ class WordVocabulary:
             DataFileError: the file is missing, not JSON or not a vocabulary file.
         """
         path = Path(path)
+        if not path.is_file():
+            raise DataFileError(f"No vocabulary file at {path}")
         try:
-            spec = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataFileError(f"No vocabulary file at {path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataFileError(f"Cannot read vocabulary {path}: {exc}") from None
+            spec = read_json(path, "Vocabulary", error=DataFileError)  # bounded size and depth
+        except DataFileError as exc:
+            raise DataFileError(f"Cannot read vocabulary: {exc}") from None
         if not isinstance(spec, dict) or spec.get("format") != FORMAT_NAME \
                 or not isinstance(spec.get("words"), list):
             raise DataFileError(f"{path} is not a bigmodel word vocabulary (expected \"format\": "

@@ -41,7 +41,13 @@ from safetensors.torch import load_file, save_file
 
 from bigmodel.errors import CheckpointError, ConfigError
 from bigmodel.utils.io import atomic_path, sha256_file
-from bigmodel.utils.loading import looks_like_pickle, read_safetensors_header
+from bigmodel.utils.loading import (
+    confined_path,
+    loads_json,
+    looks_like_pickle,
+    read_json,
+    read_safetensors_header,
+)
 
 FORMAT = "bigmodel-checkpoint"
 VERSION = 1
@@ -295,12 +301,7 @@ def read_json_record(path: Path, missing: str, what: str) -> Any:
     """
     if not path.is_file():
         raise CheckpointError(missing)
-    if looks_like_pickle(path):
-        raise CheckpointError(f"Refusing to unpickle {path}: checkpoints hold only safetensors and JSON")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{what} {path} is not valid JSON: {err}") from None
+    return read_json(path, what)  # bounded size and depth; a pickle payload is refused unread
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
@@ -330,11 +331,9 @@ def verify_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
     directory = Path(directory)
     manifest = read_manifest(directory)
     for name, entry in manifest["files"].items():
-        path = directory / name
-        if not _SAFE_NAME.match(name) or name == MANIFEST:
+        if not _SAFE_NAME.match(name) or name == MANIFEST or not isinstance(entry, dict):
             raise CheckpointError(f"Checkpoint manifest {directory / MANIFEST} lists an invalid file name {name!r}")
-        if not path.is_file():
-            raise CheckpointError(f"Checkpoint file {path} is missing")
+        path = confined_path(directory, name, "Checkpoint file")  # missing, or a symlink out: refused
         if not name.endswith(".safetensors") and looks_like_pickle(path):
             raise CheckpointError(
                 f"Refusing to unpickle {path}: it looks like a pickle/torch.save file, and checkpoints "
@@ -377,7 +376,7 @@ def read_checkpoint(directory: str | os.PathLike) -> LoadedCheckpoint:
             if suffix == ".safetensors":
                 loaded.tensors[stem] = load_file(str(path), device="cpu")
             elif suffix == ".json":
-                loaded.documents[stem] = json.loads(path.read_text(encoding="utf-8"))
+                loaded.documents[stem] = loads_json(path.read_bytes(), f"Checkpoint file {path}")
         except (SafetensorError, ValueError, UnicodeDecodeError, OSError) as err:
             raise CheckpointError(f"Checkpoint file {path} cannot be read: {err}") from None
     return loaded
@@ -401,7 +400,6 @@ def save_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
         raise
 
 
-
 def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
     """Load safetensors weights into ``module`` (strict), never unpickling anything.
 
@@ -419,6 +417,15 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
 
 # --- a run's checkpoint directory ---------------------------------------------------------------
 
+def _inside(root: Path, path: Path) -> bool:
+    """False for a checkpoint directory that is a symlink out of ``root`` (never read)."""
+    try:
+        confined_path(root, path.name, "Checkpoint directory", kind="dir")
+    except CheckpointError:
+        return False
+    return True
+
+
 def _checkpoint_dirs(root: Path) -> list[tuple[tuple[int, int], Path]]:
     """``((epoch, step), path)`` of every ``epoch-NNNN[-step-SSSSSSSS]`` directory, oldest first."""
     if not root.is_dir():
@@ -426,7 +433,7 @@ def _checkpoint_dirs(root: Path) -> list[tuple[tuple[int, int], Path]]:
     found = []
     for path in root.iterdir():
         match = _EPOCH_DIR.match(path.name)
-        if match and path.is_dir():
+        if match and path.is_dir() and _inside(root, path):
             found.append(((int(match.group(1)), int(match.group(2) or 0)), path))
     return sorted(found)
 

@@ -192,9 +192,12 @@ class Explanation:
         """
         from safetensors import SafetensorError, safe_open
 
+        from bigmodel.utils.loading import loads_json, read_safetensors_header
+
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"No explanation file at {path}")
+        read_safetensors_header(path)  # a pickle or a non-safetensors file is refused unread
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
@@ -204,7 +207,9 @@ class Explanation:
         if metadata.get("format") != FORMAT_NAME:
             raise CheckpointError(f"{path} is not a bigmodel explanation file (expected metadata "
                                   f"format {FORMAT_NAME!r})")
-        info = json.loads(metadata.get("info", "{}"))
+        info = loads_json(metadata.get("info", "{}"), f"Explanation {path} (metadata 'info')")
+        if not isinstance(info, dict) or not isinstance(info.get("extras", {}), dict):
+            raise CheckpointError(f"{path}: metadata 'info' must be a JSON object")
         extras = dict(info.pop("extras", {}))
         for key, tensor in tensors.items():
             if key.startswith("extras."):
@@ -215,7 +220,10 @@ class Explanation:
                 else:
                     extras[name] = tensor
         fields = {name: tensors.get(name) for name in _TENSOR_FIELDS}
-        return cls(**fields, **info, extras=extras)
+        try:
+            return cls(**fields, **info, extras=extras)
+        except TypeError as exc:  # keys in 'info' that are no field of an explanation
+            raise CheckpointError(f"{path} is not a valid explanation file: {exc}") from None
 
 
 def _jsonable(value: Any) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
-import json
 import os
 import pkgutil
 import typing
@@ -31,12 +30,19 @@ from torch import nn
 
 from bigmodel.errors import CheckpointError, ConfigError, UnknownNameError
 from bigmodel.utils.io import atomic_path, atomic_write_json, sha256_file
-from bigmodel.utils.loading import read_safetensors_header
+from bigmodel.utils.loading import (
+    check_shapes,
+    confined_path,
+    meta_shapes,
+    read_json,
+    read_safetensors_header,
+)
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 FORMAT_NAME = "bigmodel-model"
 FORMAT_VERSION = 1
+MAX_SPEC_BYTES = 16 * 1024 * 1024  # model.json holds a config and metadata, never tensors
 
 
 @dataclass(frozen=True)
@@ -286,13 +292,14 @@ def read_model_spec(directory: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"No model file at {path} (expected {MODEL_JSON} + {MODEL_WEIGHTS} "
                               "written by bigmodel)")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    confined_path(directory, MODEL_JSON, "Model file")  # a symlink out of the folder is refused
+    spec = read_json(path, "Model file", max_bytes=MAX_SPEC_BYTES)
     if not isinstance(spec, dict) or spec.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is not a bigmodel model file (expected \"format\": "
                               f"\"{FORMAT_NAME}\")")
+    if type(spec.get("format_version", 0)) is not int:
+        raise CheckpointError(f"{path}: format_version must be an integer; received "
+                              f"{spec.get('format_version')!r}")
     if spec.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format_version {spec.get('format_version')}; this bigmodel "
                               f"reads up to {FORMAT_VERSION}")
@@ -317,36 +324,31 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
 
     directory = Path(directory)
     spec = read_model_spec(directory)
-    weights_path = directory / str(spec.get("weights", MODEL_WEIGHTS))
-    if not weights_path.is_file():
-        raise CheckpointError(f"Model weights {weights_path} are missing")
-    read_safetensors_header(weights_path)  # refuses pickles and other non-safetensors files
+    weights_path = confined_path(directory, spec.get("weights", MODEL_WEIGHTS), "Model weights")
+    header = read_safetensors_header(weights_path)  # refuses pickles and non-safetensors files
     expected_sha = spec.get("weights_sha256")
     if expected_sha and sha256_file(weights_path) != expected_sha:
         raise CheckpointError(f"{weights_path} does not match the checksum recorded in "
                               f"{directory / MODEL_JSON} (modified or truncated)")
+    aliases = spec.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise CheckpointError(f"{directory / MODEL_JSON}: 'aliases' must map names to names; "
+                              f"received {aliases!r}")
+    # Shapes first, on the meta device: a config declaring num_classes=6000000 over a small
+    # weights file is refused before a byte is allocated for it.
+    what = f"model '{spec['name']}' with config {spec['config']}"
+    expected = meta_shapes(lambda: create_model(spec["name"], **spec["config"]), what)
+    check_shapes(expected, header, what, aliases=aliases)
     model = create_model(spec["name"], **spec["config"])
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"Cannot read {weights_path}: {exc}") from None
-    for alias, source in (spec.get("aliases") or {}).items():
+    for alias, source in aliases.items():
         if source in state:
             state[alias] = state[source]
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {missing[:5]}")
-        if unexpected:
-            details.append(f"unexpected {unexpected[:5]}")
-        if wrong:
-            details.append("shape mismatch " + ", ".join(
-                f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:5]))
-        raise CheckpointError(f"{weights_path} does not fit model '{spec['name']}' with config "
-                              f"{spec['config']}: {'; '.join(details)}")
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # e.g. a dtype the parameter cannot take
+        raise CheckpointError(f"{weights_path} does not fit {what}: {exc}") from None
     return model.to(device).eval()

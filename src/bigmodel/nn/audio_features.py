@@ -92,9 +92,10 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
         raise ConfigError(f"{owner}: need 0 <= f_min < f_max <= sample_rate / 2 = "
                           f"{sample_rate / 2:g}; received f_min={f_min!r}, f_max={f_max!r}")
     bins = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
-    mel_points = torch.linspace(float(hz_to_mel(torch.tensor(f_min), mel_scale)),
-                                float(hz_to_mel(torch.tensor(f_max), mel_scale)), n_mels + 2,
-                                dtype=torch.float64)
+    with torch.device("cpu"):  # read back as floats: must be real even when built on "meta"
+        mel_low = float(hz_to_mel(torch.tensor(f_min), mel_scale))
+        mel_high = float(hz_to_mel(torch.tensor(f_max), mel_scale))
+    mel_points = torch.linspace(mel_low, mel_high, n_mels + 2, dtype=torch.float64)
     hz_points = mel_to_hz(mel_points, mel_scale)  # (n_mels + 2,)
     left, centre, right = hz_points[:-2, None], hz_points[1:-1, None], hz_points[2:, None]
     rising = (bins[None, :] - left) / (centre - left)

@@ -16,7 +16,6 @@ bigmodel's attention the query, key and value projections are one fused ``in_pro
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -218,6 +217,35 @@ def save_lora(model: nn.Module, directory: str | os.PathLike,
     return path
 
 
+_MAX_SPEC_BYTES = 1024 * 1024  # adapter.json: targets and a few numbers
+
+
+def _check_declared_rank(spec: dict, header: Any, path: Path) -> None:
+    """Refuse an ``adapter.json`` whose keys are missing or whose rank differs from the adapter
+    tensors' shapes, before :func:`add_lora` allocates anything (``rank=10000000`` costs nothing)."""
+    missing = [key for key in ("target", "rank", "alpha", "dropout") if key not in spec]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(repr(k) for k in missing)}")
+    for key in ("target", "trainable"):
+        names = spec.get(key, ())
+        if not isinstance(names, str) and not (isinstance(names, list)
+                                              and all(isinstance(n, str) for n in names)):
+            raise CheckpointError(f"{path}: '{key}' must be a module name or a list of them; "
+                                  f"received {names!r}")
+    rank = spec["rank"]
+    if type(rank) is not int or rank < 1:
+        raise CheckpointError(f"{path}: 'rank' must be an int >= 1; received {rank!r}")
+    ranks = {name: info.shape[0] if ".lora_A." in name else info.shape[1]
+             for name, info in header.tensors.items()
+             if (".lora_A." in name and info.shape) or (".lora_B." in name and len(info.shape) > 1)}
+    if not ranks:
+        raise CheckpointError(f"{header.path} holds no LoRA adapter tensors (lora_A / lora_B)")
+    wrong = [f"{name} {header.tensors[name].shape}" for name, r in ranks.items() if r != rank]
+    if wrong:
+        raise CheckpointError(f"{path} declares rank {rank}, but {header.path} holds "
+                              f"{', '.join(wrong[:3])}")
+
+
 def load_lora(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
     """Add the adapters saved by :func:`save_lora` to ``model`` (the same base model) and load them.
 
@@ -228,24 +256,27 @@ def load_lora(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
     from safetensors.torch import load_file
 
     from bigmodel.utils.io import sha256_file
-    from bigmodel.utils.loading import read_safetensors_header
+    from bigmodel.utils.loading import confined_path, read_json, read_safetensors_header
 
     directory = Path(directory)
     path, weights = directory / ADAPTER_JSON, directory / ADAPTER_WEIGHTS
     if not path.is_file() or not weights.is_file():
         raise CheckpointError(f"No LoRA adapter in {directory} (expected {ADAPTER_JSON} + "
                               f"{ADAPTER_WEIGHTS})")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    confined_path(directory, ADAPTER_JSON, "LoRA adapter file")  # no symlink out of the folder
+    weights = confined_path(directory, ADAPTER_WEIGHTS, "LoRA adapter weights")
+    spec = read_json(path, "LoRA adapter file", max_bytes=_MAX_SPEC_BYTES)
     if not isinstance(spec, dict) or spec.get("format") != _FORMAT:
         raise CheckpointError(f"{path} is not a bigmodel LoRA adapter file")
-    read_safetensors_header(weights)  # refuses pickles and other non-safetensors files, unread
+    header = read_safetensors_header(weights)  # refuses pickles and non-safetensors files, unread
     if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
         raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
-    add_lora(model, spec["target"], rank=spec["rank"], alpha=spec["alpha"],
-             dropout=spec["dropout"], trainable=spec.get("trainable", ()))
+    _check_declared_rank(spec, header, path)
+    try:
+        add_lora(model, spec["target"], rank=spec["rank"], alpha=spec["alpha"],
+                 dropout=spec["dropout"], trainable=spec.get("trainable", ()))
+    except (ConfigError, InputTypeError) as exc:
+        raise CheckpointError(f"{path} does not describe adapters for this model: {exc}") from None
     state = load_file(str(weights))
     own = model.state_dict()
     unknown = sorted(set(state) - set(own))

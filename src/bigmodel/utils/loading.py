@@ -6,6 +6,16 @@ pickle bytes: a header length of 640, 896 or 1152 makes a valid file start with 
 ``\\x80\\x05``, the opening bytes of a pickle, so sniffing for pickles alone refuses good files.
 Only a file that fails the header check is then classified (pickle, torch.save zip, other) so the
 error can say what it is.
+
+This is the one module every loader reads through (model files, checkpoints, LoRA adapters, int8
+models, recipes):
+
+- :func:`confined_path` resolves a file name recorded in a file inside its folder (no absolute
+  paths, no ``..``, no symlink out);
+- :func:`read_json` / :func:`read_yaml` / :func:`parse_yaml` (from :mod:`bigmodel.utils.documents`)
+  read documents with size, depth and YAML alias-expansion bounds;
+- :func:`meta_shapes` + :func:`check_shapes` compare the shapes a configuration declares with the
+  weights header before anything is allocated.
 """
 
 from __future__ import annotations
@@ -13,10 +23,15 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from bigmodel.errors import CheckpointError
+import torch
+from torch.overrides import TorchFunctionMode
+
+from bigmodel.errors import BigModelError, CheckpointError
+from bigmodel.utils.documents import loads_json, parse_yaml, read_json, read_yaml  # noqa: F401
 
 # safetensors' own reader refuses headers above 100 MB; a larger length is not a safetensors file.
 MAX_HEADER_BYTES = 100_000_000
@@ -143,3 +158,127 @@ def _tensor_info(path: Path, name: str, entry: object, data_bytes: int,
         raise bad(f"declares {dtype}{shape} ({math.prod(shape) * itemsize} bytes) over "
                   f"{offsets[1] - offsets[0]} bytes")
     return TensorInfo(dtype=dtype, shape=tuple(shape), data_offsets=(offsets[0], offsets[1]))
+
+
+# --- names recorded in files, resolved inside their folder ---------------------------------------
+
+def confined_path(folder: str | os.PathLike, name: object, what: str,
+                  error: type[BigModelError] = CheckpointError, kind: str | None = "file") -> Path:
+    """``folder / name`` for a ``name`` read from a file (or listed in ``folder``), kept inside ``folder``.
+
+    Refused: a name that is not a non-empty string, an absolute path (POSIX or Windows, drive
+    letters included), any ``..`` component, and a path that resolves outside ``folder`` -- a
+    symlinked file, or a symlinked directory on the way, pointing elsewhere. A symlink whose target
+    stays inside ``folder`` is accepted: it reads nothing the folder does not hold. (The check runs
+    before opening; a folder that an attacker can rewrite concurrently is out of scope.)
+
+    Args:
+        folder: the folder the file that recorded ``name`` lives in.
+        name: the recorded relative path.
+        what: how errors name the entry ("model weights", "adapter file", ...).
+        error: the error class raised.
+        kind: ``"file"`` or ``"dir"`` requires it to exist as one; ``None`` checks nothing more.
+
+    Returns:
+        ``folder / name`` (not resolved, so messages show the names the user knows).
+
+    Raises:
+        ``error`` naming ``folder`` and ``name``.
+    """
+    folder = Path(folder)
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise error(f"{what} in {folder}: expected a relative file name; received {name!r}")
+    parts = name.replace("\\", "/").split("/")
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).drive or name[0] in "/\\":
+        raise error(f"{what} in {folder}: {name!r} is an absolute path; only names inside the "
+                    "folder are read")
+    if ".." in parts:
+        raise error(f"{what} in {folder}: {name!r} leaves the folder ('..'); only names inside "
+                    "the folder are read")
+    path = folder / name
+    root = os.path.realpath(folder)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise error(f"{what} {path} resolves to {real}, outside {folder} (a symlink out of the "
+                    "folder); refusing to read it")
+    if kind == "file" and not os.path.isfile(real):
+        raise error(f"{what} {path} is missing (or not a file)")
+    if kind == "dir" and not os.path.isdir(real):
+        raise error(f"{what} {path} is missing (or not a directory)")
+    return path
+
+
+# --- declared shapes checked before anything is allocated ----------------------------------------
+
+# Initializers and in-place random fills: on a meta tensor only its shape matters, and torch's meta
+# normal_ imports torch._dynamo on first use (seconds), so a meta build skips them.
+_RANDOM_FILLS = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.bernoulli_,
+                           torch.Tensor.exponential_, torch.Tensor.log_normal_,
+                           torch.Tensor.cauchy_, torch.Tensor.geometric_, torch.Tensor.random_})
+
+
+class _SkipRandomFills(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor", kwargs.get("self"))
+        skip = func in _RANDOM_FILLS or getattr(func, "__module__", None) == "torch.nn.init"
+        if skip and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
+
+
+def meta_shapes(build: Callable[[], torch.nn.Module], what: str,
+                error: type[BigModelError] = CheckpointError) -> dict[str, tuple[int, ...]]:
+    """State-dict shapes of the module ``build()`` makes, built on the ``meta`` device (no memory).
+
+    Lets a loader compare a configuration's shapes with a weights header before building for real:
+    ``num_classes=6000000`` costs nothing here.
+
+    Raises:
+        BigModelError: raised by ``build`` itself (e.g. a config value it refuses), unchanged.
+        ``error``: anything else ``build`` raised, naming ``what``.
+    """
+    try:
+        with torch.device("meta"), _SkipRandomFills():
+            module = build()
+        return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    except BigModelError:
+        raise
+    except Exception as exc:  # a crafted config reaching a factory's own arithmetic
+        raise error(f"{what} describes a model that cannot be built: {type(exc).__name__}: {exc}") \
+            from None
+
+
+def check_shapes(expected: Mapping[str, tuple[int, ...]], header: SafetensorsHeader, what: str,
+                 error: type[BigModelError] = CheckpointError, aliases: Mapping[str, str] | None = None,
+                 allow_missing: bool = False) -> None:
+    """Compare the shapes a model expects with a weights header; raise naming the first mismatches.
+
+    Args:
+        expected: ``{key: shape}`` (from :func:`meta_shapes` or a live ``state_dict``).
+        header: :func:`read_safetensors_header` of the weights file.
+        what: how errors name the model ("model 'seed-cnn' with config {...}").
+        aliases: ``{key: stored_key}`` for tensors stored once (tied weights).
+        allow_missing: keys of ``expected`` absent from the file are fine (partial loads).
+
+    Raises:
+        ``error`` naming the file: missing or unexpected keys, or shapes that differ.
+    """
+    stored = {key: info.shape for key, info in header.tensors.items()}
+    for alias, source in (aliases or {}).items():
+        if source in stored:
+            stored[alias] = stored[source]
+    missing = [] if allow_missing else sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected) - set(aliases or {}))
+    wrong = sorted(k for k in set(expected) & set(stored) if tuple(expected[k]) != stored[k])
+    if not (missing or unexpected or wrong):
+        return
+    details = []
+    if missing:
+        details.append(f"missing {missing[:5]}")
+    if unexpected:
+        details.append(f"unexpected {unexpected[:5]}")
+    if wrong:
+        details.append("shape mismatch " + ", ".join(
+            f"{k}: file {stored[k]} vs model {tuple(expected[k])}" for k in wrong[:5]))
+    raise error(f"{header.path} does not fit {what}: {'; '.join(details)}")
