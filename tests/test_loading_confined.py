@@ -250,8 +250,8 @@ def test_truncated_weights_are_a_checkpoint_error(tmp_path):
 # --- checkpoints --------------------------------------------------------------------------------
 
 def write_small_checkpoint(path: Path, documents=None) -> Path:
-    return checkpoint.write_checkpoint(
-        path, {"model": {"w": torch.arange(6.0).reshape(2, 3)}}, documents or {"trainer": {"epoch": 1}})
+    tensors = {"model": {"w": torch.arange(6.0).reshape(2, 3)}}
+    return checkpoint.write_checkpoint(path, tensors, documents or {"trainer": {"epoch": 1}})
 
 
 def test_checkpoint_file_symlinked_out_is_refused(tmp_path):
@@ -377,7 +377,8 @@ def test_int8_round_trip_of_the_hand_made_model(tmp_path):
     from bigmodel.compress.quantize import load_int8
 
     model = load_int8(int8_dir(tmp_path))
-    torch.testing.assert_close(model(torch.zeros(2, 4)), torch.tensor([[0.25, 1.25, 2.25, 3.25]] * 2))
+    expected = torch.tensor([[0.25, 1.25, 2.25, 3.25]] * 2)  # x + bias
+    torch.testing.assert_close(model(torch.zeros(2, 4)), expected)
 
 
 def test_int8_initializer_with_external_data_is_refused(tmp_path):
@@ -520,3 +521,37 @@ def test_every_registered_model_builds_on_the_meta_device():
         assert shapes and all(all(d >= 0 for d in shape) for shape in shapes.values()), name
     real = {k: tuple(v.shape) for k, v in create_model("speech-cnn").state_dict().items()}
     assert meta_shapes(lambda: create_model("speech-cnn"), "speech-cnn") == real
+
+
+def test_cli_prints_the_loader_error_without_a_traceback(tmp_path, capsys):
+    from bigmodel.cli import main as cli_main
+
+    directory = small_model_dir(tmp_path, "run")
+    (directory / "recipe.yaml").write_text("model:\n  name: rnn-classifier\n")
+    edit_json(directory / "model.json", weights="../../etc/passwd")
+    for command in ("evaluate", "export"):
+        assert cli_main.main([command, str(directory)]) == 2
+        err = capsys.readouterr().err
+        assert "'../../etc/passwd' leaves the folder" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("trainer_state", [
+    {"epoch": "x", "global_step": 0}, {"epoch": 1}, [],
+    {"epoch": 1, "global_step": 2, "position": {"__tensor__": "x"}}])
+def test_crafted_trainer_state_rehashed_into_the_manifest_is_a_checkpoint_error(tmp_path,
+                                                                                 trainer_state):
+    from bigmodel.engine.trainer import Trainer
+    from bigmodel.utils.io import sha256_file
+
+    def trainer():
+        torch.manual_seed(0)
+        return Trainer(nn.Linear(3, 2), "mse", optimizer="sgd", lr=0.1, verbose=0)
+
+    path = trainer().save_checkpoint(tmp_path / "ckpt")
+    (path / "trainer.json").write_text(json.dumps(trainer_state))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"]["trainer.json"] = {"sha256": sha256_file(path / "trainer.json"),
+                                         "bytes": (path / "trainer.json").stat().st_size}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="ckpt"):
+        trainer().load_checkpoint(path)

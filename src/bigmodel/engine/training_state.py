@@ -95,7 +95,14 @@ def restore(trainer: Any, directory: str | Path | ckpt.LoadedCheckpoint) -> Path
         trainer.optimizer.load_state_dict(ckpt.decode_state(documents["optimizer"], tensors.get("optimizer", {})))
     except (ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path / 'optimizer.json'} does not fit this optimizer: {err}") from None
-    restore_counters(trainer, documents, tensors)
+    try:
+        restore_counters(trainer, documents, tensors)
+    except (CheckpointError, KeyError, TypeError, ValueError, IndexError, AttributeError,
+            RuntimeError) as err:
+        # a crafted trainer.json / rng.json / scheduler.json (re-hashed into the manifest)
+        raise CheckpointError(f"Checkpoint {path} does not hold a valid training state "
+                              f"(trainer.json, rng.json, scheduler.json): {type(err).__name__}: "
+                              f"{err}") from None
     return path
 
 
