@@ -1,0 +1,241 @@
+"""Load test of ``bigmodel serve`` (dynamic batching) against a per-request FastAPI endpoint over
+the same model, on loopback only.
+
+    python benchmarks/serve_load.py [--requests 2000] [--concurrency 1 8 32] [--max-seconds 120]
+
+The seed CNN (``seed-cnn``, random weights: speed does not depend on training) is saved as a run
+directory. Two servers run in their own processes on 127.0.0.1 with ``--threads`` torch threads
+each: ``bigmodel serve RUN`` (v2 ``/infer``, batched) and the baseline written here (FastAPI +
+uvicorn, one forward pass per request in FastAPI's thread pool, the same JSON body). The load
+generator (httpx, asyncio) sends ``--requests`` one-image requests per concurrency level to each,
+interleaved, bounded by ``--max-seconds`` per level, and records requests/s, p50/p99 latency and
+failed requests (non-200 or a wrong answer: every reply is checked against the model run
+locally). Results: ``benchmarks/out/serve_load.json`` and a Markdown table on stdout.
+
+``--in-process`` runs both servers in threads of this process (the smoke test's setting: faster to
+start, but the client shares the GIL with them: not for reporting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+
+
+def make_run(directory: Path) -> Path:
+    """A seed-cnn run directory with random weights."""
+    from bigmodel.models import create_model, save_model
+
+    torch.manual_seed(0)
+    save_model(create_model("seed-cnn"), directory, metadata={
+        "class_names": [str(i) for i in range(10)],
+        "input": {"channels": 1, "height": 28, "width": 28}})
+    return directory
+
+
+def baseline_app(run_dir: Path):
+    """The per-request endpoint: parse the same v2 JSON body, one forward pass per request."""
+    from fastapi import FastAPI
+
+    from bigmodel.models import load_model
+
+    model = load_model(run_dir)
+    app = FastAPI()
+
+    @app.post("/v2/models/{name}/infer")
+    def infer(name: str, body: dict):
+        tensor = body["inputs"][0]
+        x = torch.tensor(tensor["data"], dtype=torch.float32).reshape(tensor["shape"])
+        with torch.inference_mode():
+            logits = model(x).float()
+        return {"model_name": name, "outputs": [
+            {"name": "logits", "datatype": "FP32", "shape": list(logits.shape),
+             "data": logits.flatten().tolist()}]}
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_servers(run_dir: Path, threads: int, max_batch: int, max_delay_ms: float,
+                  in_process: bool):
+    """``({"batched": url, "per-request": url}, stop())``."""
+    if in_process:
+        import threading
+
+        import uvicorn
+
+        from bigmodel.serve import BackgroundServer
+
+        batched = BackgroundServer([run_dir], max_batch=max_batch, max_delay_ms=max_delay_ms)
+        batched.__enter__()
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(baseline_app(run_dir), host="127.0.0.1",
+                                               port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+
+        def stop():
+            batched.__exit__(None, None, None)
+            server.should_exit = True
+            thread.join(timeout=10)
+
+        return {"batched": batched.url, "per-request": f"http://127.0.0.1:{port}"}, stop
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    ports = free_port(), free_port()
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "bigmodel", "serve", str(run_dir), "--port",
+                          str(ports[0]), "--device", "cpu", "--max-batch", str(max_batch),
+                          "--max-delay-ms", str(max_delay_ms)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, __file__, "--baseline-server", str(run_dir), "--port",
+                          str(ports[1]), "--threads", str(threads)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+
+    def stop():
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+    return {"batched": f"http://127.0.0.1:{ports[0]}",
+            "per-request": f"http://127.0.0.1:{ports[1]}"}, stop
+
+
+def wait_ready(urls: dict, timeout: float = 120.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    for url in urls.values():
+        while True:
+            try:
+                if httpx.post(url + "/v2/models/run/infer", json=_body(np.zeros((28, 28))),
+                              timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server at {url} did not answer within {timeout:.0f} s")
+            time.sleep(0.2)
+
+
+def _body(image: np.ndarray) -> dict:
+    return {"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                        "data": image.astype(np.float32).ravel().tolist()}]}
+
+
+async def load(url: str, images: np.ndarray, expected: np.ndarray, requests: int,
+               concurrency: int, max_seconds: float) -> dict:
+    """Send ``requests`` requests with ``concurrency`` in flight; latencies and failures."""
+    import httpx
+
+    latencies, failures, sent = [], 0, 0
+    deadline = time.monotonic() + max_seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker():
+            nonlocal failures, sent
+            while sent < requests and time.monotonic() < deadline:
+                index = sent % len(images)
+                sent += 1
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/v2/models/run/infer",
+                                                 json=_body(images[index]))
+                    ok = response.status_code == 200 and np.allclose(
+                        response.json()["outputs"][0]["data"], expected[index], atol=1e-4)
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - started)
+                failures += not ok
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {"requests": len(latencies), "failed": failures, "seconds": round(elapsed, 3),
+            "requests_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(1000 * statistics.median(ordered), 2),
+            "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per level and server")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-seconds", type=float, default=120.0,
+                        help="time bound per level and server")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per server")
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-delay-ms", type=float, default=5.0)
+    parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out")
+    parser.add_argument("--baseline-server", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.baseline_server is not None:  # the per-request server's own process
+        import uvicorn
+
+        torch.set_num_threads(args.threads)
+        uvicorn.run(baseline_app(args.baseline_server), host="127.0.0.1", port=args.port,
+                    log_level="warning", access_log=False)
+        return {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = make_run(Path(tmp) / "run")
+        from bigmodel.models import load_model
+
+        model = load_model(run_dir)
+        rng = np.random.default_rng(0)
+        images = rng.random((64, 28, 28), dtype=np.float32)
+        with torch.inference_mode():
+            expected = np.stack([model(torch.from_numpy(image)[None, None])[0].numpy()
+                                 for image in images])
+        urls, stop = start_servers(run_dir, args.threads, args.max_batch, args.max_delay_ms,
+                                   args.in_process)
+        results = []
+        try:
+            wait_ready(urls)
+            for concurrency in args.concurrency:
+                for server, url in urls.items():
+                    row = asyncio.run(load(url, images, expected, args.requests, concurrency,
+                                           args.max_seconds))
+                    results.append({"server": server, "concurrency": concurrency, **row})
+                    print(json.dumps(results[-1]), flush=True)
+        finally:
+            stop()
+    report = {"script": "benchmarks/serve_load.py", "argv": sys.argv[1:] if argv is None
+              else list(argv), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "results": results}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("\n| concurrency | server | requests/s | p50 ms | p99 ms | failed / sent |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in results:
+        print(f"| {row['concurrency']} | {row['server']} | {row['requests_per_s']} | "
+              f"{row['p50_ms']} | {row['p99_ms']} | {row['failed']} / {row['requests']} |")
+    return report
+
+
+if __name__ == "__main__":
+    main()
