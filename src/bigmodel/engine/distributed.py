@@ -254,6 +254,8 @@ def _device_mesh(context: DistributedContext):
 def wrap_model(model: nn.Module, context: DistributedContext, precision: str = "fp32") -> nn.Module:
     """The module the training step calls: ``model`` itself (single, and FSDP, which shards it in
     place) or a ``DistributedDataParallel`` wrapper. Parameters are first broadcast from rank 0.
+    Under FSDP, a model carrying a callable ``_shard_plan(mp_policy)`` (set by its caller, e.g.
+    ``keras.distribution.ModelParallel``) is sharded by that plan instead of the block policy.
 
     Returns:
         The module to call in the training step.
@@ -269,8 +271,12 @@ def wrap_model(model: nn.Module, context: DistributedContext, precision: str = "
         return DistributedDataParallel(model, device_ids=device_ids)
     from torch.distributed.fsdp import fully_shard
 
-    mesh = _device_mesh(context)
     policy = _mixed_precision_policy(precision)
+    plan = getattr(model, "_shard_plan", None)
+    if callable(plan):  # a caller's own per-layer FSDP plan (keras.distribution.ModelParallel)
+        plan(policy)
+        return model
+    mesh = _device_mesh(context)
     for block in find_blocks(model):
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)

@@ -12,6 +12,7 @@ from bigmodel.keras import (
     config,
     constraints,
     datasets,
+    distribution,
     initializers,
     layers,
     losses,
@@ -31,6 +32,6 @@ from bigmodel.keras.sequential import Sequential
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
-    "backend", "callbacks", "config", "constraints", "datasets", "initializers", "layers",
+    "backend", "callbacks", "config", "constraints", "datasets", "distribution", "initializers", "layers",
     "load_model", "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "utils",
 ]

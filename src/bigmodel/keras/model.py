@@ -23,6 +23,7 @@ from bigmodel.errors import (
     InputTypeError,
     NotBuiltError,
 )
+from bigmodel.keras import distributed_fit
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
@@ -468,7 +469,8 @@ class Model(StepsMixin, ModelDataMixin, Layer):
 
         self._trainer = Trainer(self, loss=loss_fn, optimizer=torch_optimizer,
                                 metrics=metric_objs, extra_loss=extra_loss,
-                                callback_model=self, verbose=1)
+                                callback_model=self, verbose=1,
+                                strategy=distributed_fit.trainer_strategy(self))
         self._trainer.stop_training = self._stop_training
         self._use_logits = use_logits
 
@@ -496,6 +498,10 @@ class Model(StepsMixin, ModelDataMixin, Layer):
                         validation_batch_size=validation_batch_size, validation_freq=validation_freq)
         batch_size = 32 if batch_size is None else int(batch_size)
         steps = self._needs_steps("train")
+        distributed_fit.check_global_batch(batch_size, "fit")  # torchrun: batch_size is global
+        if steps:
+            distributed_fit.refuse_step_loop(self, "fit")
+        callbacks = distributed_fit.rank_callbacks(callbacks or [])
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit",
                                                          targets=not steps)
@@ -570,6 +576,9 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         check_arguments("evaluate", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
         steps = bool(callbacks) or self._needs_steps("test")
+        distributed_fit.check_global_batch(batch_size, "evaluate")
+        if steps:
+            distributed_fit.refuse_step_loop(self, "evaluate")
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate",
                                                          targets=not steps)
@@ -603,7 +612,9 @@ class Model(StepsMixin, ModelDataMixin, Layer):
 
         check_arguments("predict", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
+        distributed_fit.check_global_batch(batch_size, "predict")
         if callbacks or self._needs_steps("predict"):
+            distributed_fit.refuse_step_loop(self, "predict")
             if _is_array_like(x):
                 x, _, _ = self._standardize_data(x, None, None, "predict", targets=False)
             return predict_with_steps(self, x, batch_size, 1 if verbose == "auto" else int(verbose),
@@ -616,6 +627,10 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             self.built = True
         trainer = self._trainer or Trainer(self, loss=None, optimizer=None, verbose=0)
         self._logits_mode = False
+        if distributed_fit.is_distributed() and _is_array_like(x):  # the whole result everywhere
+            out = distributed_fit.predict_sharded(trainer, x, batch_size,
+                                                  1 if verbose == "auto" else int(verbose))
+            return tree_map(lambda t: t.numpy(), out)
         out = trainer.predict(x, batch_size=batch_size,
                               verbose=1 if verbose == "auto" else int(verbose))
         return tree_map(lambda t: t.numpy(), out)
@@ -640,12 +655,12 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         archive, ``.safetensors`` bigmodel's single file; other names are refused."""
         from bigmodel.keras.saving import save_model
 
-        save_model(self, filepath, overwrite=overwrite)
+        distributed_fit.write_once(self, lambda: save_model(self, filepath, overwrite=overwrite))
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         from bigmodel.keras.saving import save_weights
 
-        save_weights(self, filepath, overwrite=overwrite)
+        distributed_fit.write_once(self, lambda: save_weights(self, filepath, overwrite=overwrite))
 
     def load_weights(self, filepath: Any) -> None:
         from bigmodel.keras.saving import load_weights

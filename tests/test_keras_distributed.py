@@ -1,0 +1,190 @@
+"""Keras programs under torchrun: one launch of 2 CPU processes (gloo) running a CNN, an LSTM and a
+ModelParallel (FSDP) Dense model, compared with the same program run as one process; and the
+``keras.distribution`` API's checks, which need no processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bigmodel import keras
+from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError
+from bigmodel.keras import distribution, distributed_fit, layers
+from distributed_helpers import environment, torchrun_command
+
+WORKER = Path(__file__).with_name("keras_distributed_worker.py")
+MODELS = ("cnn", "lstm", "mlp")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """``(one-process results, [rank 0 results, rank 1 results], two-process out dir)``."""
+    base = tmp_path_factory.mktemp("keras_dist")
+    one, two = base / "one", base / "two"
+    for command in ([sys.executable, str(WORKER), str(one)],
+                    [*torchrun_command(2), str(WORKER), str(two)]):
+        done = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{command} failed:\n{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
+
+    def load(folder: Path, rank: int):
+        return (dict(np.load(folder / f"rank{rank}.npz")),
+                json.loads((folder / f"rank{rank}.json").read_text()))
+
+    return load(one, 0), [load(two, 0), load(two, 1)], two
+
+
+def test_weights_equal_on_both_ranks_and_to_one_process(runs):
+    (single, _), ranks, _ = runs
+    (rank0, _), (rank1, _) = ranks
+    assert single.keys() == rank0.keys() == rank1.keys()
+    for model in MODELS:
+        keys = [k for k in single if k.startswith(f"{model}/w")]
+        assert len(keys) >= 4
+        for key in keys:
+            np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
+            np.testing.assert_allclose(rank0[key], single[key], rtol=0, atol=1e-5, err_msg=key)
+        # predict: the whole result on every process, equal to one process's
+        assert rank0[f"{model}/predict"].shape == single[f"{model}/predict"].shape == (16, 3)
+        np.testing.assert_array_equal(rank0[f"{model}/predict"], rank1[f"{model}/predict"])
+        np.testing.assert_allclose(rank0[f"{model}/predict"], single[f"{model}/predict"], atol=1e-5)
+
+
+def test_history_and_evaluate_reduced_over_processes(runs):
+    (_, single), ranks, _ = runs
+    (_, rank0), (_, rank1) = ranks
+    for model in MODELS:
+        history = single[model]["history"]
+        assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+        assert rank0[model]["history"] == rank1[model]["history"]
+        assert rank0[model]["evaluate"] == rank1[model]["evaluate"]
+        for key, values in history.items():
+            np.testing.assert_allclose(rank0[model]["history"][key], values, atol=1e-5, err_msg=key)
+        for key, value in single[model]["evaluate"].items():
+            assert rank0[model]["evaluate"][key] == pytest.approx(value, abs=1e-5)
+
+
+def test_files_are_written_once_by_rank_zero(runs):
+    (_, single), ranks, folder = runs
+    (_, rank0), (_, rank1) = ranks
+    expected = ["ckpt-1.keras", "ckpt-2.keras", "ckpt-3.keras", "mlp.keras"]
+    assert single["saves"] == rank0["saves"] == expected
+    assert rank1["saves"] == []  # ModelCheckpoint and model.save ran on rank 1 but wrote nothing
+    with open(folder / "files" / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # one writer: no doubled rows
+    np.testing.assert_allclose([float(r["loss"]) for r in rows], rank0["cnn"]["history"]["loss"])
+    # the last checkpoint holds the final CNN weights
+    restored = keras.models.load_model(folder / "files" / "ckpt-3.keras")
+    final = dict(np.load(folder / "rank0.npz"))
+    names = sorted(name for name, _ in restored.named_parameters())
+    for index, name in enumerate(names):
+        np.testing.assert_allclose(dict(restored.named_parameters())[name].detach().numpy(),
+                                   final[f"cnn/w{index}"], atol=1e-6)
+
+
+def test_model_parallel_shards_parameters_and_saves_whole_model(runs):
+    (single, one), ranks, folder = runs
+    full = one["mlp"]["local_parameters"]
+    assert full == 12 * 64 + 64 + 64 * 64 + 64 + 64 * 3 + 3
+    for _, results in ranks:
+        assert results["mlp"]["local_parameters"] <= 0.55 * full  # about half on each process
+    loaded = keras.models.load_model(folder / "files" / "mlp.keras")  # one whole archive
+    weights = dict(loaded.named_parameters())
+    for index, name in enumerate(sorted(weights)):
+        np.testing.assert_allclose(weights[name].detach().numpy(), single[f"mlp/w{index}"], atol=1e-5)
+
+
+@pytest.mark.parametrize("case, kind, words", [
+    ("batch", "ConfigError", "batch_size=7"),
+    ("mesh", "ConfigError", "shape (4,)"),
+    ("layout", "ConfigError", "'nope/kernel' matches no weight"),
+    ("axis", "NotSupportedError", "batch axis"),
+    ("two_axes", "NotSupportedError", "2 axes"),
+])
+def test_bad_input_is_refused_on_every_process(runs, case, kind, words):
+    _, ranks, _ = runs
+    for _, results in ranks:  # both processes raised it (and the job went on, nothing hung)
+        message = results[f"error_{case}"]
+        assert message is not None and message.startswith(kind) and words in message
+
+
+# --- keras.distribution without processes --------------------------------------------------------
+
+
+def test_devices_and_mesh_checks():
+    assert distribution.list_devices("cpu") == ["cpu:0"]
+    assert distribution.get_device_count("cpu") == 1
+    mesh = distribution.DeviceMesh((1,), ["batch"])
+    assert mesh.shape == (1,) and mesh.axis_names == ["batch"] and mesh.devices.shape == (1,)
+    with pytest.raises(ConfigError, match="same length"):
+        distribution.DeviceMesh((1,), ["batch", "model"])
+    with pytest.raises(ConfigError, match=r"holds 2 devices but there are 1"):
+        distribution.DeviceMesh((1, 2), ["batch", "model"])
+    with pytest.raises(ConfigError, match="device_type"):
+        distribution.list_devices("tpu")
+
+
+def test_layout_map_matches_paths_as_keras():
+    layout_map = distribution.LayoutMap(distribution.DeviceMesh((1, 1), ["batch", "model"]))
+    layout_map[".*dense.*kernel"] = (None, "model")
+    layout_map["d1/bias"] = distribution.TensorLayout(("model",))
+    assert layout_map["dense_3/kernel"].axes == (None, "model")
+    assert layout_map["d1/bias"].device_mesh is layout_map.device_mesh
+    assert layout_map["d1/kernel"] is None and len(layout_map) == 2
+    with pytest.raises(ConfigError, match="already"):
+        layout_map["d1/bias"] = ("model",)
+    with pytest.raises(ConfigError, match="not axes of the mesh"):
+        layout_map["x"] = ("rows",)
+    layout_map[".*kernel"] = (None, None)
+    with pytest.raises(ConfigError, match="several LayoutMap keys"):
+        layout_map["dense/kernel"]
+
+
+def test_distributions_and_global_setting():
+    mesh = distribution.DeviceMesh((1, 1), ["data", "model"])
+    layout_map = distribution.LayoutMap(mesh)
+    parallel = distribution.ModelParallel(layout_map=layout_map)
+    assert parallel.batch_dim_name == "data" and parallel.model_dim_name == "model"
+    assert distribution.DataParallel().device_mesh.shape == (1,)
+    with pytest.raises(ConfigError, match="layout_map"):
+        distribution.ModelParallel()
+    with pytest.raises(ConfigError, match="batch_dim_name"):
+        distribution.ModelParallel(layout_map=layout_map, batch_dim_name="rows")
+    with pytest.raises(NotSupportedError, match="3 axes"):
+        distribution.ModelParallel(layout_map=distribution.LayoutMap(
+            distribution.DeviceMesh((1, 1, 1), ["a", "b", "c"])))
+    with pytest.raises(InputTypeError):
+        distribution.set_distribution("ddp")
+    assert distribution.distribution() is None
+    with parallel.scope():
+        assert distribution.distribution() is parallel
+    assert distribution.distribution() is None
+    assert keras.distribution is distribution
+
+
+def test_shard_plan_maps_keras_axes_and_checks_the_model():
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(6, name="d1"), layers.Dense(2, name="d2")])
+    assert [p for p, _, _ in distributed_fit.weight_paths(model)] == [
+        "d1/kernel", "d1/bias", "d2/kernel", "d2/bias"]
+    mesh = distribution.DeviceMesh((1, 1), ["batch", "model"])
+    layout_map = distribution.LayoutMap(mesh)
+    layout_map["d1/kernel"] = (None, "model", None)
+    with pytest.raises(ConfigError, match="has 3 axes; the weight has 2"):
+        distributed_fit.shard_plan(model, distribution.ModelParallel(layout_map=layout_map))
+    layout_map = distribution.LayoutMap(mesh)
+    layout_map["d2/output"] = ("batch", None)
+    with pytest.raises(NotSupportedError, match="intermediate"):
+        distributed_fit.shard_plan(model, distribution.ModelParallel(layout_map=layout_map))
+    # one process: a valid layout is checked, then training is the plain one
+    layout_map = distribution.LayoutMap(mesh)
+    layout_map["d.*/kernel"] = (None, "model")
+    with distribution.ModelParallel(layout_map=layout_map).scope():
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(np.ones((4, 4), "float32"), np.zeros((4, 2), "float32"), batch_size=2, verbose=0)
+    assert model._trainer.strategy == "single"
