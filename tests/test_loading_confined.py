@@ -555,3 +555,43 @@ def test_crafted_trainer_state_rehashed_into_the_manifest_is_a_checkpoint_error(
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="ckpt"):
         trainer().load_checkpoint(path)
+
+
+# --- fuzz: truncations and byte flips of every JSON record ---------------------------------------
+
+def _mutations(data: bytes, seed: int) -> list[bytes]:
+    """12 truncations spread over the file and 12 single-byte flips (seeded)."""
+    import random
+
+    rng = random.Random(seed)
+    cuts = sorted({len(data) * i // 12 for i in range(12)})
+    flips = []
+    for _ in range(12):
+        position = rng.randrange(len(data))
+        flips.append(data[:position] + bytes([rng.choice(b'{}[]",:0x\\\xff')]) + data[position + 1:])
+    return [data[:cut] for cut in cuts] + flips
+
+
+def test_fuzzed_model_adapter_int8_and_manifest_files_give_only_bigmodel_errors(tmp_path):
+    from bigmodel.compress.quantize import load_int8
+    from bigmodel.transfer.lora import load_lora
+
+    model_dir = small_model_dir(tmp_path)
+    _, adapter = lora_dir(tmp_path)
+    int8 = int8_dir(tmp_path)
+    ckpt = write_small_checkpoint(tmp_path / "epoch-0001")
+    cases = [(model_dir / "model.json", lambda: load_model(model_dir)),
+             (adapter / "adapter.json", lambda: load_lora(fresh_base(), adapter)),
+             (int8 / "model.json", lambda: load_int8(int8)),
+             (ckpt / "manifest.json", lambda: checkpoint.read_checkpoint(ckpt))]
+    for seed, (path, load) in enumerate(cases):
+        original = path.read_bytes()
+        for mutated in _mutations(original, seed):
+            path.write_bytes(mutated)
+            try:
+                load()
+            except BigModelError:
+                pass  # refused, as expected
+            # anything else (KeyError, TypeError, ...) fails the test with its traceback
+        path.write_bytes(original)
+        load()  # the untouched file still loads
