@@ -48,7 +48,7 @@ def mlp() -> keras.Model:
                              layers.Dense(3, activation="softmax", name="head")])
 
 
-def train(build, shape, files: Path, *, callbacks: bool) -> tuple[keras.Model, dict, dict]:
+def train(build, shape, files: Path, *, callbacks: str | None) -> tuple[keras.Model, dict, dict]:
     torch.manual_seed(0)
     model = build()
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
@@ -56,10 +56,13 @@ def train(build, shape, files: Path, *, callbacks: bool) -> tuple[keras.Model, d
     x, y = data(shape)
     vx, vy = data(shape, samples=16, seed=8)
     found = []
-    if callbacks:
+    if callbacks == "cnn":
         found = [keras.callbacks.CSVLogger(str(files / "log.csv")),
                  keras.callbacks.ModelCheckpoint(str(files / "ckpt-{epoch}.keras")),
-                 keras.callbacks.EarlyStopping(monitor="loss", patience=5)]
+                 keras.callbacks.EarlyStopping(monitor="loss", patience=5),
+                 keras.callbacks.TensorBoard(str(files / "tensorboard"))]
+    elif callbacks == "lstm":
+        found = [keras.callbacks.BackupAndRestore(str(files / "backup"), delete_checkpoint=False)]
     history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0,
                         validation_data=(vx, vy), callbacks=found)
     results = {"history": history.history,
@@ -134,11 +137,18 @@ def main(out_dir: str) -> int:
     saving_module.save_model = counting_save
     results: dict = {}
     arrays: dict = {}
-    for name, build, shape, cbs in (("cnn", cnn, (8, 8, 1), True), ("lstm", lstm, (5, 3), False)):
-        model, res, arr = train(build, shape, files, callbacks=cbs)
+    for name, build, shape in (("cnn", cnn, (8, 8, 1)), ("lstm", lstm, (5, 3))):
+        model, res, arr = train(build, shape, files, callbacks=name)
         results[name] = res
         arrays.update({f"{name}/{k}": v for k, v in arr.items()})
         arrays.update({f"{name}/w{i}": w for i, w in enumerate(full_weights(model))})
+    # A new LSTM given the finished run's backup restores its weights (nothing left to train).
+    torch.manual_seed(1)
+    resumed = lstm()
+    resumed.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    resumed.fit(*data((5, 3)), batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[
+        keras.callbacks.BackupAndRestore(str(files / "backup"), delete_checkpoint=False)])
+    arrays.update({f"resumed/w{i}": w for i, w in enumerate(full_weights(resumed))})
     # ModelParallel (FSDP) on a Dense-heavy model: kernels of d1 and d2 sharded.
     from bigmodel.keras import distribution
 
@@ -148,7 +158,7 @@ def main(out_dir: str) -> int:
         layout_map["d.*/kernel"] = (None, "model")
         distribution.set_distribution(distribution.ModelParallel(layout_map=layout_map,
                                                                  batch_dim_name="batch"))
-    model, res, arr = train(mlp, (12,), files, callbacks=False)
+    model, res, arr = train(mlp, (12,), files, callbacks=None)
     res["local_parameters"] = local_parameters(model)
     model.save(str(files / "mlp.keras"))
     distribution.set_distribution(None)

@@ -88,6 +88,19 @@ def test_files_are_written_once_by_rank_zero(runs):
                                    final[f"cnn/w{index}"], atol=1e-6)
 
 
+def test_tensorboard_and_backup_written_once(runs):
+    _, ranks, folder = runs
+    for split in ("train", "validation"):  # one event file each: only rank 0 ran TensorBoard
+        assert len(list((folder / "files" / "tensorboard" / split).glob("events.out.tfevents.*"))) == 1
+    # BackupAndRestore: one (sharded) checkpoint of the last epoch, which a new model restores
+    checkpoints = folder / "files" / "backup" / "checkpoints" / "sharded"
+    assert [p.name for p in checkpoints.iterdir()] == ["epoch-0003"]
+    (rank0, _), (rank1, _) = ranks
+    for index in range(5):
+        np.testing.assert_array_equal(rank0[f"resumed/w{index}"], rank0[f"lstm/w{index}"])
+        np.testing.assert_array_equal(rank1[f"resumed/w{index}"], rank0[f"lstm/w{index}"])
+
+
 def test_model_parallel_shards_parameters_and_saves_whole_model(runs):
     (single, one), ranks, folder = runs
     full = one["mlp"]["local_parameters"]

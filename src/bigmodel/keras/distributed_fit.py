@@ -23,7 +23,6 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -32,8 +31,9 @@ from bigmodel.engine.callbacks import Callback, TensorBoard
 from bigmodel.errors import ConfigError, NotSupportedError
 from bigmodel.keras import distribution as distribution_lib
 
-__all__ = ["check_global_batch", "ensure_process_group", "is_distributed", "rank_callbacks",
-           "predict_sharded", "refuse_step_loop", "trainer_strategy", "weight_paths", "write_once"]
+__all__ = ["check_global_batch", "ensure_process_group", "evaluate", "is_distributed",
+           "predict_sharded", "rank_callbacks", "refuse_step_loop", "trainer_strategy",
+           "weight_paths", "write_once"]
 
 _OWNED = {"group": False}
 
@@ -325,7 +325,21 @@ def predict_sharded(trainer: Any, x: Any, batch_size: int, verbose: int) -> Any:
     return tree_map(gather, local)
 
 
-def as_numpy_tree(value: Any) -> Any:
-    from bigmodel.data.batching import tree_map
+def evaluate(trainer: Any, data: Any, batch_size: int, verbose: int) -> dict[str, float]:
+    """``trainer.evaluate``; under DDP each process takes a contiguous share of in-memory data
+    ``(x, y[, sample_weight])`` and the engine averages the logs weighted by samples.
 
-    return tree_map(lambda t: t.numpy() if isinstance(t, torch.Tensor) else np.asarray(t), value)
+    FSDP gathers weights in every forward, so there every process must run the same batches: it
+    evaluates all the data (as does DDP with fewer samples than processes, or a Dataset/generator).
+    """
+    from bigmodel.data.batching import tree_leaves, tree_map
+
+    rank, size = world()
+    leaves = tree_leaves(data) if isinstance(data, tuple) else []
+    total = int(leaves[0].shape[0]) if leaves and hasattr(leaves[0], "shape") else 0
+    if size == 1 or getattr(trainer, "strategy", "single") != "ddp" or total < size:
+        return trainer.evaluate(data, batch_size=batch_size, verbose=verbose)
+    start, stop = total * rank // size, total * (rank + 1) // size
+    share = tuple(tree_map(lambda t: t[start:stop], part) if part is not None else None
+                  for part in data)
+    return trainer.evaluate(share, batch_size=batch_size // size, verbose=verbose if rank == 0 else 0)

@@ -595,8 +595,8 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         self._setup_trainer(x_sample, y_sample)
         self._logits_mode = self._use_logits
         try:
-            logs = self._trainer.evaluate(data, batch_size=batch_size,
-                                          verbose=1 if verbose == "auto" else int(verbose))
+            logs = distributed_fit.evaluate(self._trainer, data, batch_size,
+                                            1 if verbose == "auto" else int(verbose))
         finally:
             self._logits_mode = False
         if return_dict:
