@@ -595,3 +595,17 @@ def test_fuzzed_model_adapter_int8_and_manifest_files_give_only_bigmodel_errors(
             # anything else (KeyError, TypeError, ...) fails the test with its traceback
         path.write_bytes(original)
         load()  # the untouched file still loads
+
+
+@pytest.mark.parametrize("content, message", [(DEEP_JSON, "nested too deeply"),
+                                              ('{"format": "bigmodel-tok', "not valid JSON"),
+                                              ("\x80\x04junk", "Refusing to unpickle")])
+def test_crafted_tokenizer_and_vocabulary_files_are_data_file_errors(tmp_path, content, message):
+    from bigmodel.data.text import WordVocabulary
+    from bigmodel.data.tokenizers import load_tokenizer
+
+    path = tmp_path / "tokenizer.json"
+    path.write_text(content, encoding="latin-1")
+    for load in (load_tokenizer, WordVocabulary.load):
+        with pytest.raises(DataFileError, match=message):
+            load(path)

@@ -25,6 +25,7 @@ import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, DataFileError, InputTypeError
 from bigmodel.utils.io import atomic_write_json
+from bigmodel.utils.loading import read_json
 
 __all__ = ["BOS", "BPETokenizer", "CharTokenizer", "EOS", "PAD", "SPECIAL_TOKENS", "Tokenizer",
            "UNK", "WordTokenizer", "load_tokenizer"]
@@ -259,10 +260,10 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         DataFileError: missing, unreadable or not a bigmodel tokenizer file.
     """
     path = Path(path)
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataFileError(f"Cannot read tokenizer file {path}: {exc}") from None
+    try:  # bounded size and depth; a pickle payload is refused unread
+        state = read_json(path, "Tokenizer file", error=DataFileError)
+    except DataFileError as exc:
+        raise DataFileError(f"Cannot read tokenizer file: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_NAME:
         raise DataFileError(f"{path} is not a bigmodel tokenizer file (expected \"format\": "
                             f"\"{FORMAT_NAME}\")")
