@@ -127,19 +127,39 @@ class ModelRepository:
                 await entry.batcher.close()
 
 
-class BodyLimit:
-    """ASGI middleware: a request body longer than ``max_bytes`` is answered 413 before any
-    handler reads it (declared ``Content-Length`` or counted while streaming)."""
+class Front:
+    """The ASGI layer in front of the app: a request body longer than ``max_bytes`` is answered
+    413 before any handler reads it (declared ``Content-Length`` or counted while streaming), and
+    every answered request is reported to ``observe(path, status, seconds)`` (plain ASGI: no
+    per-request task or stream, unlike ``@app.middleware``)."""
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, observe=None) -> None:
+        self.app, self.max_bytes, self.observe = app, max_bytes, observe
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), None
+
+        async def send_and_note(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._limited(scope, receive, send_and_note)
+        finally:
+            if self.observe is not None and status is not None:
+                self.observe(scope["path"], status, time.perf_counter() - started)
+
+    async def _limited(self, scope, receive, send):
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.max_bytes:
+        if not declared.isdigit():
+            return await JSONResponse({"error": "the Content-Length header is not a number"},
+                                      400)(scope, None, send)
+        if int(declared) > self.max_bytes:
             return await self._refuse(scope, send, declared.decode("latin-1")[:32])
         chunks, size, more = [], 0, True
         while more:
@@ -205,17 +225,9 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.repository, app.state.metrics = repository, metrics
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
-            response = _error_response(exc)
-        route, model = _labels(request.url.path, repository)
-        metrics.observe_request(route, model, response.status_code,
-                                time.perf_counter() - started)
-        return response
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception):  # a bug must not take the server down
+        return _error_response(exc)
 
     @app.exception_handler(BigModelError)
     async def refused(request: Request, exc: BigModelError):
@@ -303,7 +315,10 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
             raise RequestError(f"explanations need the extra 'explain' ({exc.name} is missing "
                                "on the server)", 501) from None
 
-    return BodyLimit(app, max_body_bytes)
+    def observe(path: str, status: int, seconds: float) -> None:
+        metrics.observe_request(*_labels(path, repository), status, seconds)
+
+    return Front(app, max_body_bytes, observe)
 
 
 async def _person_input(request: Request, served: ServedModel) -> list[torch.Tensor]:
@@ -385,4 +400,4 @@ def _labels(path: str, repository: ModelRepository) -> tuple[str, str]:
     return "other", ""
 
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyLimit", "ModelRepository", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Front", "ModelRepository", "create_app"]
