@@ -281,9 +281,10 @@ def test_functional_encoder_decoder_with_states_saves_and_loads(tmp_path):
     result = _np(model([torch.from_numpy(a), torch.from_numpy(b)]))
     assert result.shape == (2, 5, 2)
     # The decoder really starts from the encoder's states.
-    enc, dec = model.layers[0], model.layers[1]
+    assert [type(lay).__name__ for lay in model.layers[:2]] == ["InputLayer"] * 2  # as Keras
+    enc, dec = model.layers[2], model.layers[3]
     _, h0, c0 = enc(torch.from_numpy(a))
-    manual = model.layers[2](dec(torch.from_numpy(b), initial_state=[h0, c0]))
+    manual = model.layers[4](dec(torch.from_numpy(b), initial_state=[h0, c0]))
     np.testing.assert_allclose(result, _np(manual), atol=1e-6)
     model.save(tmp_path / "seq2seq.safetensors")
     loaded = keras.models.load_model(tmp_path / "seq2seq.safetensors")

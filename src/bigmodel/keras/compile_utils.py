@@ -155,14 +155,20 @@ class CompileMetrics(metrics_mod.Metric):
                     metric = metrics_mod.get(ident if single or not isinstance(
                         ident, metrics_mod._EngineMetric) else ident, label,
                         tuple(y_pred[index].shape))
-                    if not single and isinstance(ident, str):
-                        metric.name = f"{self._names[index]}_{metric.name}"
                     entries.append((index, metric, weighted))
         self._metrics = entries
 
     @property
     def metrics(self) -> list[Any]:
         return [metric for _, metric, _ in self._metrics or []]
+
+    def use_metrics(self, resolved: list[Any]) -> None:
+        """Hold ``resolved`` (one output: the metrics, then the weighted metrics, as the engine's
+        fast path resolved them) instead of resolving its own."""
+        spec = self.spec
+        unweighted = 0 if spec is None else 1 if isinstance(
+            spec, (str, metrics_mod._EngineMetric)) else len(spec)
+        self._metrics = [(0, metric, i >= unweighted) for i, metric in enumerate(resolved)]
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         preds = _output_list(y_pred, self._names)
@@ -182,9 +188,12 @@ class CompileMetrics(metrics_mod.Metric):
 
     def result(self) -> dict[str, float]:
         out = {}
-        for _, metric, _ in self._metrics or []:
+        single = len(self._names) == 1
+        for index, metric, _ in self._metrics or []:
             value = metric.result()
-            out[metric.name] = float(value) if isinstance(value, torch.Tensor) else value
+            # several outputs: prefixed by the output's name, as Keras reports them
+            name = metric.name if single else f"{self._names[index]}_{metric.name}"
+            out[name] = float(value) if isinstance(value, torch.Tensor) else value
         return out
 
     def reset_state(self) -> None:

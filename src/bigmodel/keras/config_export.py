@@ -177,7 +177,7 @@ def keras_layer_order(model: Any, include_ops: bool = False) -> list[Any]:
         depth[id(owner)] = d
         for parent in kt.parents:
             node_depth[id(parent)] = max(node_depth.get(id(parent), 0), d + 1)
-    layers = list(model.layers)
+    layers = model._graph_layer_list()  # the InputLayers are written from model.inputs
     if include_ops:  # keras.ops nodes: operations in Keras, not layers
         known = {id(lay) for lay in layers}
         for kt in post_order:

@@ -20,6 +20,7 @@ from bigmodel.keras.layers.base import (
     serialize_layer,
     unique_name,
 )
+from bigmodel.keras.layers.core import InputLayer
 from bigmodel.keras.layers.lambda_layer import Input
 from bigmodel.keras.model import Model
 from bigmodel.keras.model_inputs import standardize_inputs
@@ -67,6 +68,10 @@ class Functional(Model):
             if all(node.layer is not lay for lay in layers):
                 layers.append(node.layer)
         self._graph_layers = nn.ModuleList(layers)
+        # Keras 3 lists one InputLayer per input first in ``model.layers``; they hold no weights
+        # and are not submodules (kept out of the state dict and of the saved graph's layers).
+        self.__dict__["_input_layers"] = tuple(
+            InputLayer(batch_shape=kt.shape, dtype=kt.dtype, name=kt.name) for kt in self._inputs)
         if self._single_input:
             self._declared_input_shape = tuple(self._inputs[0].shape)
         self.built = True
@@ -93,7 +98,12 @@ class Functional(Model):
 
     @property
     def layers(self) -> list[Layer]:
-        # keras.ops nodes (OpLayer) are operations, not layers, in Keras 3's listing.
+        # Keras 3's listing: the InputLayers, then the layers; keras.ops nodes (OpLayer) are
+        # operations, not layers.
+        return [*self._input_layers, *self._graph_layer_list()]
+
+    def _graph_layer_list(self) -> list[Layer]:
+        """The layers called in the graph (no InputLayer, no keras.ops node), in call order."""
         return [lay for lay in self._graph_layers if not getattr(lay, "is_op_node", False)]
 
     @property

@@ -16,7 +16,6 @@ import datetime
 import io
 import json
 import os
-import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from bigmodel.errors import BigModelError, CheckpointError, ConfigError
+from bigmodel.keras.compile_config import keras_compile_config, restore_compile
 from bigmodel.keras.keras_weights import (
     WeightsFileError,
     check_weights,
@@ -66,24 +66,6 @@ def _weights_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _compile_to_keras(config: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not config:
-        return None
-    out = {"optimizer": config.get("optimizer"), "loss": config.get("loss"),
-           "loss_weights": None, "metrics": config.get("metrics") or None,
-           "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
-           "jit_compile": False}
-    for key, module in (("optimizer", "keras.optimizers"), ("loss", "keras.losses")):
-        value = out[key]
-        if isinstance(value, dict) and "class_name" in value:
-            inner = dict(value.get("config") or {})
-            if key == "loss":  # Keras's regression losses take no from_logits: drop the off flag
-                inner = {k: v for k, v in inner.items() if v is not None and v is not False}
-            out[key] = {"module": module, "class_name": value["class_name"],
-                        "config": inner, "registered_name": None}
-    return out
-
-
 def save_keras_archive(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
     """Write ``model`` as a Keras 3 ``.keras`` archive (atomic: nothing is left on failure).
 
@@ -98,7 +80,7 @@ def save_keras_archive(model: Any, path: str | os.PathLike, overwrite: bool = Tr
     spec = layer_to_keras(model)
     if model._declared_input_shape is not None:
         spec["build_config"] = {"input_shape": list(model._declared_input_shape)}
-    spec["compile_config"] = _compile_to_keras(getattr(model, "_compile_config", None))
+    spec["compile_config"] = keras_compile_config(getattr(model, "_compile_config", None))
     metadata = {"keras_version": KERAS_VERSION, "bigmodel_version": __version__,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     weights = _weights_bytes(model)
@@ -167,34 +149,6 @@ def _open_h5(data: bytes | Path, where: Any) -> Any:
                                f"(corrupt or another format): {exc}") from None
 
 
-def _compile_from_keras(model: Any, config: dict[str, Any], where: Any) -> None:
-    from bigmodel.keras import losses, optimizers
-
-    def strip(value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        inner = {k: v for k, v in (value.get("config") or {}).items() if v is not None}
-        if not inner.get("use_ema", False):
-            for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency"):
-                inner.pop(key, None)
-        inner.pop("reduction", None) if inner.get("reduction") in (None, "sum_over_batch_size") \
-            else None
-        inner.pop("dtype", None)
-        return {"class_name": value.get("class_name"), "config": inner}
-
-    try:
-        optimizer = strip(config.get("optimizer"))
-        if isinstance(optimizer, dict):
-            optimizer = optimizers.deserialize(optimizer)
-        loss = strip(config.get("loss"))
-        loss = losses.deserialize(loss) if isinstance(loss, (dict, str)) else loss
-        metrics = [m for m in config.get("metrics") or [] if isinstance(m, str)]
-        model.compile(optimizer=optimizer or "rmsprop", loss=loss, metrics=metrics or None)
-    except (BigModelError, TypeError, ValueError) as exc:
-        warnings.warn(f"'{where}': the model was loaded but its compile() settings could not "
-                      f"be restored ({exc}); call compile() yourself", stacklevel=3)
-
-
 def _build(spec: dict[str, Any], where: str, custom_objects: Any, safe_mode: bool) -> Any:
     model = Importer(where, custom_objects, safe_mode).layer(spec)
     if not getattr(model, "built", False):
@@ -241,7 +195,7 @@ def load_keras_archive(path: str | os.PathLike, custom_objects: Any = None,
         model = _build(spec, str(file), custom_objects, safe_mode)
         read_weights(model, h5, file)
     if compile and isinstance(spec.get("compile_config"), dict) and spec["compile_config"]:
-        _compile_from_keras(model, spec["compile_config"], file)
+        restore_compile(model, spec["compile_config"], file, custom_objects)
     return model
 
 

@@ -231,6 +231,12 @@ class Huber(_Regression):
         target = self._pair(y_true, y_pred)
         return F.huber_loss(y_pred, target, reduction="none", delta=self.delta).mean(dim=-1)
 
+    def get_config(self) -> dict[str, Any]:
+        # delta is saved (Keras 3.15's Huber.get_config leaves it out, so a reload falls back
+        # to 1.0 there; Keras's Huber(delta=...) reads it back)
+        config = {k: v for k, v in super().get_config().items() if k != "from_logits"}
+        return {**config, "delta": self.delta}
+
 
 _ALIASES: dict[str, type[Loss]] = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,

@@ -40,6 +40,7 @@ from bigmodel.keras.metric_adapters import _mask_weights, _MaskedMetric, _OnProb
 from bigmodel.keras.model_data import ModelDataMixin, _is_array_like, check_arguments
 from bigmodel.keras.model_inputs import (
     input_adjusted,
+    integer_input,
     num_samples,
     slice_data,
     standardize_inputs,
@@ -50,9 +51,6 @@ from bigmodel.keras.trainer_steps import (
     fit_with_steps,
     predict_with_steps,
 )
-
-_INTEGER_INPUT_LAYERS = ("Embedding",)
-
 
 _FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
 
@@ -209,9 +207,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         if not isinstance(x, torch.Tensor):
             raise InputTypeError(f"Model '{self.name}' expects a tensor or NumPy array; received "
                                  f"{type(x).__name__}")
-        layers = self.layers
-        integer_ok = bool(layers) and type(layers[0]).__name__ in _INTEGER_INPUT_LAYERS
-        return input_adjusted(x, self._declared_input_shape, integer_ok)
+        return input_adjusted(x, self._declared_input_shape, integer_input(self, 0))
 
     def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         inputs = standardize_inputs(self, inputs)
@@ -302,6 +298,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             UnknownNameError: unknown optimizer, loss or metric name.
             ConfigError: ``loss_weights`` for a single-output model other than one number.
         """
+        from bigmodel.keras.compile_config import compile_config
         from bigmodel.keras.compile_utils import CompileLoss, CompileMetrics
 
         self.optimizer = optimizers_mod.get(optimizer)
@@ -335,16 +332,9 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         self._metrics = None
         self._trainer = None
         self.compiled = True
-        self._compile_config = {
-            "optimizer": optimizers_mod.serialize(self.optimizer) or optimizer
-            if isinstance(optimizer, (str, optimizers_mod.Optimizer)) else None,
-            "loss": losses_mod.serialize(self.loss) if self.loss is not None else (
-                loss if isinstance(loss, (str, list, dict)) and all(
-                    isinstance(v, str) for v in (loss.values() if isinstance(loss, dict)
-                                                 else [loss] if isinstance(loss, str) else loss))
-                else None),
-            "metrics": [m for m in self._metric_ids if isinstance(m, str)],
-        }
+        # Saved with the model (Keras's compile_config), so that a reloaded model is compiled.
+        self._compile_config = compile_config(self.optimizer, loss, loss_weights, metrics,
+                                              weighted_metrics)
 
     def _sample_shape(self, x_sample: Any) -> Any:
         """The input shape (batch dimension ``None``) of a sample batch; a list for several
@@ -429,6 +419,9 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             out_shape = self.compute_output_shape(self._sample_shape(x_sample))
             label_shape = tuple(y_sample.shape) if y_sample is not None else None
             self._metrics = [metrics_mod.get(m, label_shape, out_shape) for m in self._metric_ids]
+            if self._compile_metrics is not None:
+                # model.metrics reads the very objects the engine updates (never stale)
+                self._compile_metrics.use_metrics(self._metrics)
         if self._trainer is not None:
             return
         if isinstance(self.optimizer, optimizers_mod.Optimizer):
@@ -551,7 +544,15 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             self._logits_mode = False
         history.model = self
         self.history = history
+        losses = history.history.get("val_loss") or history.history.get("loss")
+        if losses:  # the last loss computed, as Keras's loss tracker holds it
+            self._track_loss(losses[-1])
         return history
+
+    def _track_loss(self, value: float) -> None:
+        if self._loss_tracker is not None:
+            self._loss_tracker.reset_state()
+            self._loss_tracker.update_state(torch.tensor(float(value)))
 
     def _fit_with_steps(self, x: Any, y: Any, sample_weight: Any, batch_size: int, epochs: int,
                         verbose: Any, callbacks: Any, validation_data: Any, shuffle: bool,
@@ -599,6 +600,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
                                             1 if verbose == "auto" else int(verbose))
         finally:
             self._logits_mode = False
+        self._track_loss(logs["loss"])
         if return_dict:
             return logs
         values = [logs["loss"]] + [logs[m.name] for m in self._metrics]

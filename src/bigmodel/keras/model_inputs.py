@@ -21,7 +21,7 @@ from bigmodel.errors import DataError, InputTypeError, ShapeError, describe
 if TYPE_CHECKING:
     from bigmodel.keras.model import Model
 
-__all__ = ["check_sample_counts", "input_adjusted", "input_names", "is_structure", "num_samples", "slice_data",
+__all__ = ["check_sample_counts", "input_adjusted", "input_names", "integer_input", "is_structure", "num_samples", "slice_data",
            "standardize_inputs", "structured_targets", "structured_weights"]
 
 # Layers whose inputs are integer indices: integer data for them is not cast to float.
@@ -75,8 +75,12 @@ def input_adjusted(x: torch.Tensor, ref: Any, integer_ok: bool) -> torch.Tensor:
     return x
 
 
-def _integer_input(model: Model, index: int) -> bool:
-    """Whether functional input ``index`` is declared integer or feeds an ``Embedding``."""
+def integer_input(model: Model, index: int) -> bool:
+    """Whether input ``index`` takes integer data as is: a functional input declared integer or
+    feeding an ``Embedding``; for other models, an ``Embedding`` first layer."""
+    if not getattr(model, "_inputs", None):
+        layers = model.layers
+        return bool(layers) and type(layers[0]).__name__ in _INTEGER_INPUT_LAYERS
     kt = model._inputs[index]
     if str(kt.dtype).startswith(("int", "uint", "bool")):
         return True
@@ -106,7 +110,7 @@ def standardize_inputs(model: Model, x: Any, what: str | None = None) -> Any:
     if names is not None and (len(names) > 1 or isinstance(x, Mapping)):
         given = _in_input_order(model, x, names, where)
         out = [input_adjusted(_as_tensor(value, f"{where}input '{name}'"),
-                               model._inputs[i].shape, _integer_input(model, i))
+                               model._inputs[i].shape, integer_input(model, i))
                for i, (name, value) in enumerate(zip(names, given))]
         return out[0] if len(out) == 1 else out
     if isinstance(x, Mapping):

@@ -171,7 +171,7 @@ def load_model(filepath: str | os.PathLike, custom_objects: Any = None, compile:
         ModelFileError: missing, truncated, tampered, pickle, or not a model file.
         UnknownObjectError: an unregistered custom class in a ``.keras`` file.
     """
-    from bigmodel.keras import losses, optimizers
+    from bigmodel.keras.compile_config import restore_compile
     from bigmodel.keras.layers.base import deserialize_layer
 
     if _is_keras_archive(filepath):
@@ -191,13 +191,7 @@ def load_model(filepath: str | os.PathLike, custom_objects: Any = None, compile:
     _load_state(model, tensors, filepath)
     config = json.loads(metadata.get("compile_config") or "null")
     if compile and config:
-        optimizer = config.get("optimizer")
-        if isinstance(optimizer, dict):
-            optimizer = optimizers.deserialize(optimizer)
-        loss = config.get("loss")
-        model.compile(optimizer=optimizer or "rmsprop",
-                      loss=losses.deserialize(loss) if loss is not None else None,
-                      metrics=config.get("metrics") or None)
+        restore_compile(model, config, filepath, custom_objects)
     return model
 
 
