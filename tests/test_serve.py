@@ -185,6 +185,15 @@ def test_text_answers_match_predict(server, text_run, capsys):
         row = np.asarray(v2.json()["outputs"][0]["data"])
         assert [("kittens", "rockets", "recipes")[int(np.argmax(row))]] == [expected[0][0][0]]
     assert expected[0][0][0] == "recipes"  # the model learnt the topics
+    # Token ids (INT64) of the run's own vocabulary answer as the text does (BYTES).
+    from bigmodel.data.text import WordVocabulary
+
+    ids = WordVocabulary.load(text_run / "vocabulary.json").encode_batch([text])
+    as_ids = _infer(client, "topics", {"name": "input", "shape": list(ids.shape),
+                                       "datatype": "INT64", "data": ids.ravel().tolist()})
+    as_text = _infer(client, "topics", {"name": "text", "shape": [1], "datatype": "BYTES",
+                                        "data": [text]})
+    assert as_ids.json()["outputs"] == as_text.json()["outputs"]
 
 
 def _bad_requests(image: np.ndarray):
@@ -328,11 +337,20 @@ def test_concurrent_http_requests_batch_and_match(server):
               for image in images]
     alone = [client.post("/v2/models/fashion/infer", json=body).json() for body in bodies]
     before = _metric(client, "bigmodel_batch_size_count", model="fashion")
-    with ThreadPoolExecutor(12) as pool:
-        together = list(pool.map(
-            lambda body: httpx.post(server.url + "/v2/models/fashion/infer", json=body,
-                                    timeout=30).json(), bodies))
+    bad = [(kwargs, status) for _, method, path, kwargs, status, _ in _bad_requests(images[0])
+           if method == "post" and path == "/v2/models/fashion/infer"]
+
+    def send(item):
+        kwargs, _ = item if isinstance(item, tuple) else ({"json": item}, 200)
+        return httpx.post(server.url + "/v2/models/fashion/infer", timeout=30, **kwargs)
+
+    mixed = [item for pair in zip(bodies, bad + bad[:12 - len(bad)]) for item in pair]
+    with ThreadPoolExecutor(16) as pool:  # good and bad requests in flight together
+        answers = list(pool.map(send, mixed))
+    together = [a.json() for item, a in zip(mixed, answers) if not isinstance(item, tuple)]
     assert together == alone  # exact floats: bit-equal logits and probabilities
+    for (_, status), answer in zip(mixed[1::2], answers[1::2]):
+        assert answer.status_code == status, answer.text
     passes = _metric(client, "bigmodel_batch_size_count", model="fashion") - before
     assert passes < 12  # some rows shared a forward pass
 
@@ -480,3 +498,21 @@ def test_client_and_explanations(server, image_run, tmp_path):
             with pytest.raises(RequestError, match=message) as refused:
                 client.explain("topics", text="orbit", **params)
             assert refused.value.status == 400
+
+
+def test_a_failing_forward_pass_is_a_json_500_and_the_server_recovers(server):
+    entry = server.app.app.state.repository.get("topics")
+    forward = entry.batcher.run
+
+    def broken(batch):
+        raise RuntimeError("simulated kernel failure")
+
+    entry.batcher.run = broken
+    try:
+        failed = server.client.post("/v2/models/topics/classify", json={"text": "orbit"})
+    finally:
+        entry.batcher.run = forward
+    assert failed.status_code == 500
+    assert failed.json() == {"error": "internal error (RuntimeError); see the server log"}
+    assert server.client.post("/v2/models/topics/classify",
+                              json={"text": "orbit"}).status_code == 200

@@ -149,6 +149,11 @@ class Front:
 
         try:
             await self._limited(scope, receive, send_and_note)
+        except Exception as exc:  # noqa: BLE001 - Starlette re-raises after answering a bug
+            # with the app's JSON 500 (already logged there): swallowing it here keeps the
+            # client's keep-alive connection open instead of uvicorn resetting it.
+            if status is None:
+                await _error_response(exc)(scope, None, send_and_note)
         finally:
             if self.observe is not None and status is not None:
                 self.observe(scope["path"], status, time.perf_counter() - started)
