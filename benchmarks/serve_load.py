@@ -3,8 +3,8 @@ the same model, on loopback only.
 
     python benchmarks/serve_load.py [--requests 2000] [--concurrency 1 8 32] [--max-seconds 120]
 
-The seed CNN (``seed-cnn``, random weights: speed does not depend on training) is saved as a run
-directory. Two servers run in their own processes on 127.0.0.1 with ``--threads`` torch threads
+The seed CNN (``seed-cnn``, or ``--model``; random weights: speed does not depend on training) is
+saved as a run directory. Two servers run in their own processes on 127.0.0.1 with ``--threads`` torch threads
 each: ``bigmodel serve RUN`` (v2 ``/infer``, batched) and the baseline written here (FastAPI +
 uvicorn, one forward pass per request in FastAPI's thread pool, the same JSON body). The load
 generator (httpx, asyncio) sends ``--requests`` one-image requests per concurrency level to each,
@@ -37,12 +37,12 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 
 
-def make_run(directory: Path) -> Path:
-    """A seed-cnn run directory with random weights."""
+def make_run(directory: Path, model: str = "seed-cnn") -> Path:
+    """A run directory of a registered 28x28 gray image classifier with random weights."""
     from bigmodel.models import create_model, save_model
 
     torch.manual_seed(0)
-    save_model(create_model("seed-cnn"), directory, metadata={
+    save_model(create_model(model), directory, metadata={
         "class_names": [str(i) for i in range(10)],
         "input": {"channels": 1, "height": 28, "width": 28}})
     return directory
@@ -138,6 +138,17 @@ def wait_ready(urls: dict, timeout: float = 120.0) -> None:
             time.sleep(0.2)
 
 
+def batches(url: str) -> tuple[float, float]:
+    """``(forward passes, rows)`` so far, from the batched server's ``/metrics``."""
+    import httpx
+
+    values = {}
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(("bigmodel_batch_size_count{", "bigmodel_batch_size_sum{")):
+            values[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
+    return values.get("bigmodel_batch_size_count", 0.0), values.get("bigmodel_batch_size_sum", 0.0)
+
+
 def _body(image: np.ndarray) -> dict:
     return {"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
                         "data": image.astype(np.float32).ravel().tolist()}]}
@@ -190,6 +201,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per server")
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--max-delay-ms", type=float, default=5.0)
+    parser.add_argument("--model", default="seed-cnn",
+                        help="a registered 28x28 gray image classifier (seed-cnn, vit, ...)")
     parser.add_argument("--in-process", action="store_true")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out")
     parser.add_argument("--baseline-server", type=Path, help=argparse.SUPPRESS)
@@ -204,7 +217,7 @@ def main(argv=None) -> dict:
         return {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = make_run(Path(tmp) / "run")
+        run_dir = make_run(Path(tmp) / "run", args.model)
         from bigmodel.models import load_model
 
         model = load_model(run_dir)
@@ -220,22 +233,28 @@ def main(argv=None) -> dict:
             wait_ready(urls)
             for concurrency in args.concurrency:
                 for server, url in urls.items():
+                    before = batches(url) if server == "batched" else None
                     row = asyncio.run(load(url, images, expected, args.requests, concurrency,
                                            args.max_seconds))
+                    if before is not None:  # rows per forward pass, from the server's metrics
+                        after = batches(url)
+                        row["mean_batch"] = round((after[1] - before[1]) / max(1, after[0]
+                                                                              - before[0]), 1)
                     results.append({"server": server, "concurrency": concurrency, **row})
                     print(json.dumps(results[-1]), flush=True)
         finally:
             stop()
     report = {"script": "benchmarks/serve_load.py", "argv": sys.argv[1:] if argv is None
-              else list(argv), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              else list(argv), "model": args.model, "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("\n| concurrency | server | requests/s | p50 ms | p99 ms | failed / sent |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n| concurrency | server | requests/s | p50 ms | p99 ms | failed / sent | rows per pass |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in results:
         print(f"| {row['concurrency']} | {row['server']} | {row['requests_per_s']} | "
-              f"{row['p50_ms']} | {row['p99_ms']} | {row['failed']} / {row['requests']} |")
+              f"{row['p50_ms']} | {row['p99_ms']} | {row['failed']} / {row['requests']} | "
+              f"{row.get('mean_batch', 1)} |")
     return report
 
 
