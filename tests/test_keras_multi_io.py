@@ -191,3 +191,42 @@ def test_matches_real_keras_with_the_same_weights():
         np.testing.assert_allclose(ours.results[2][key], values, rtol=1e-4, atol=1e-5)
     for mine, real_out in zip(ours.results[3], theirs.results[3]):
         np.testing.assert_allclose(mine, real_out, rtol=1e-4, atol=1e-5)
+
+
+def test_generators_and_datasets_of_structured_batches():
+    """Batches ([xa, xb], y), ({"a": .., "b": ..}, y) and ([xa, xb], [y1, y2]) from a generator
+    or a Dataset train, validate and evaluate like the same arrays."""
+    import torch
+
+    xa, xb, y1, y2, *_ = _data(n=40)
+    a, b = keras.Input(shape=(4,), name="a"), keras.Input(shape=(3,), name="b")
+    single = keras.Model([a, b], layers.Dense(1)(layers.Concatenate()([a, b])))
+    single.compile(keras.optimizers.SGD(0.05), "mse")
+    by_dict = lambda: (({"a": xa[i:i + 8], "b": xb[i:i + 8]}, y2[i:i + 8])  # noqa: E731
+                       for i in range(0, 40, 8))
+    expected = single.evaluate([xa, xb], y2, batch_size=8, verbose=0)
+    assert single.evaluate(by_dict(), verbose=0) == pytest.approx(expected, rel=1e-6)
+    first = single.fit(by_dict(), epochs=1, verbose=0).history["loss"][0]
+    assert single.fit(by_dict(), epochs=1, verbose=0).history["loss"][0] < first
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(xa), torch.from_numpy(xb),
+                                             torch.from_numpy(y2))
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(dataset)
+
+        def __getitem__(self, i):
+            pa, pb, target = dataset[i]
+            return [pa, pb], target
+
+    assert "loss" in single.fit(Pairs(), batch_size=8, epochs=1, verbose=0).history
+    model = _build(keras)
+    _compile(model, keras)
+    pairs = lambda: (([xa[i:i + 8], xb[i:i + 8]], [y1[i:i + 8], y2[i:i + 8]])  # noqa: E731
+                     for i in range(0, 40, 8))
+    hist = model.fit(pairs(), epochs=1, validation_data=pairs(), verbose=0).history
+    assert {"cls_loss", "reg_loss", "val_cls_loss", "val_reg_mae"} <= set(hist)
+    arrays = model.evaluate([xa, xb], [y1, y2], batch_size=8, verbose=0, return_dict=True)
+    batches = model.evaluate(pairs(), verbose=0, return_dict=True)
+    assert batches == pytest.approx(arrays, rel=1e-6)
+    np.testing.assert_allclose(hist["val_loss"][-1], arrays["loss"], rtol=1e-6)

@@ -560,9 +560,11 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         """``fit`` through Keras's step loop (custom ``train_step``, ``add_loss`` models,
         several outputs): see keras/trainer_steps.py. Arrays come standardized by ``fit``."""
         val = None
-        if validation_data is not None:
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
             val_x, val_y, *rest = validation_data
             val = (val_x, val_y, rest[0] if rest else None)
+        elif validation_data is not None:  # a Dataset, DataLoader or iterable of batches
+            val = (validation_data, None, None)
         self.history = fit_with_steps(
             self, x, y, sample_weight, batch_size, epochs, 1 if verbose == "auto" else int(verbose),
             list(callbacks or []), val, shuffle, initial_epoch, steps_per_epoch)

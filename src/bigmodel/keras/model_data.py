@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigmodel.data.batching import tree_map
 from bigmodel.errors import ConfigError, DataError, InputTypeError, describe
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras.layers.base import is_shape_list
@@ -89,6 +90,15 @@ def check_arguments(where: str, **arguments: Any) -> None:
                                      f"({type(value).__name__})")
             if value < minimum:
                 raise ConfigError(f"{where}: {name} must be >= {minimum}; received {name}={value!r}")
+
+
+def _as_tensors(value: Any) -> Any:
+    """An array, or a list/tuple/dict of arrays, as tensors of the same structure."""
+    if isinstance(value, Mapping):
+        return {key: _as_tensors(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)) and is_structure(value):
+        return [_as_tensors(item) for item in value]
+    return torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
 
 
 class ModelDataMixin:
@@ -174,17 +184,18 @@ class ModelDataMixin:
             return (x_val, y_val) if w_val is None else (x_val, y_val, w_val)
         return data
 
-    def _peek(self, data: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-        """First batch of a Dataset/DataLoader/iterable, to build the model and resolve metrics."""
+    def _peek(self, data: Any) -> tuple[Any, Any, Any]:
+        """First batch of a Dataset/DataLoader/iterable, to build the model and resolve metrics
+        (inputs and targets may be lists/dicts of arrays, for several inputs or outputs)."""
         if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__getitem__"):
             first = data[0]
             xs, ys = first[0], first[1] if len(first) > 1 else None
-            xs = torch.as_tensor(np.asarray(xs))[None]
-            ys = torch.as_tensor(np.asarray(ys))[None] if ys is not None else None
+            xs = tree_map(lambda t: t[None], _as_tensors(xs))
+            ys = tree_map(lambda t: t[None], _as_tensors(ys)) if ys is not None else None
             return data, xs, ys
         if isinstance(data, torch.utils.data.DataLoader):
             first = next(iter(data))
-            return data, torch.as_tensor(first[0]), torch.as_tensor(first[1])
+            return data, _as_tensors(first[0]), _as_tensors(first[1])
         if hasattr(data, "__iter__") or hasattr(data, "__next__"):
             iterator = iter(data)
             try:
@@ -194,8 +205,7 @@ class ModelDataMixin:
             import itertools
 
             chained = itertools.chain([first], iterator)
-            return chained, torch.as_tensor(np.asarray(first[0])), torch.as_tensor(
-                np.asarray(first[1]))
+            return chained, _as_tensors(first[0]), _as_tensors(first[1])
         raise InputTypeError(f"fit: cannot use x of type {type(data).__name__}; expected arrays, "
                              "a Dataset, a DataLoader or an iterable of batches")
 

@@ -210,7 +210,8 @@ def fit_with_steps(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
                    initial_epoch: int, steps_per_epoch: int | None) -> History:
     """Keras's ``fit`` loop over ``model.train_step`` (see the module docstring)."""
     batches = _batches(model, x, y, sample_weight, batch_size, shuffle, "train")
-    has_targets = y is not None
+    # a Dataset / DataLoader / generator yields (x, y[, w]) batches: its targets come with it
+    has_targets = y is not None or not is_array_structure(x)
     steps = num_batches(batches)
     if steps_per_epoch is not None:
         steps = min(steps or steps_per_epoch, steps_per_epoch)
@@ -264,7 +265,8 @@ def _evaluate_loop(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
         with torch.no_grad():
             for step, batch in enumerate(batches):
                 callback_list.on_test_batch_begin(step)
-                logs = _flat_logs(model.test_step(_as_step_data(batch, y is not None)))
+                logs = _flat_logs(model.test_step(_as_step_data(
+                    batch, y is not None or not is_array_structure(x))))
                 callback_list.on_test_batch_end(step, logs)
     finally:
         model.train(was_training)
