@@ -137,6 +137,13 @@ def main(out_dir: str) -> int:
     saving_module.save_model = counting_save
     results: dict = {}
     arrays: dict = {}
+    # predict and save before any fit: the group is joined there; rank 0's weights are used
+    torch.manual_seed(RANK)  # different initial weights on each process
+    fresh = cnn()
+    arrays["fresh/predict"] = fresh.predict(data((8, 8, 1), samples=10)[0], batch_size=4, verbose=0)
+    fresh.save(str(files / "fresh.keras"))
+    arrays["fresh/reloaded"] = keras.models.load_model(str(files / "fresh.keras")).predict(
+        data((8, 8, 1), samples=10)[0], verbose=0)
     for name, build, shape in (("cnn", cnn, (8, 8, 1)), ("lstm", lstm, (5, 3))):
         model, res, arr = train(build, shape, files, callbacks=name)
         results[name] = res

@@ -55,6 +55,16 @@ def test_weights_equal_on_both_ranks_and_to_one_process(runs):
         np.testing.assert_allclose(rank0[f"{model}/predict"], single[f"{model}/predict"], atol=1e-5)
 
 
+def test_predict_and_save_before_fit_use_rank_zero_weights(runs):
+    (single, _), ranks, _ = runs
+    (rank0, _), (rank1, _) = ranks
+    # each process built the model from another seed: rank 0's weights are the job's
+    assert rank0["fresh/predict"].shape == (10, 3)
+    np.testing.assert_array_equal(rank0["fresh/predict"], rank1["fresh/predict"])
+    np.testing.assert_allclose(rank0["fresh/predict"], single["fresh/predict"], atol=1e-6)
+    np.testing.assert_allclose(rank1["fresh/reloaded"], single["fresh/predict"], atol=1e-6)
+
+
 def test_history_and_evaluate_reduced_over_processes(runs):
     (_, single), ranks, _ = runs
     (_, rank0), (_, rank1) = ranks
@@ -72,7 +82,7 @@ def test_history_and_evaluate_reduced_over_processes(runs):
 def test_files_are_written_once_by_rank_zero(runs):
     (_, single), ranks, folder = runs
     (_, rank0), (_, rank1) = ranks
-    expected = ["ckpt-1.keras", "ckpt-2.keras", "ckpt-3.keras", "mlp.keras"]
+    expected = ["fresh.keras", "ckpt-1.keras", "ckpt-2.keras", "ckpt-3.keras", "mlp.keras"]
     assert single["saves"] == rank0["saves"] == expected
     assert rank1["saves"] == []  # ModelCheckpoint and model.save ran on rank 1 but wrote nothing
     with open(folder / "files" / "log.csv", newline="") as handle:

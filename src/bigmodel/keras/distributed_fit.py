@@ -255,9 +255,10 @@ def rank_callbacks(callbacks: Sequence[Any]) -> list[Any]:
 def write_once(model: Any, write: Callable[[], None]) -> None:
     """Run ``write`` on process 0 only; every process waits for it. Under FSDP the full weights are
     gathered first (every process must call this, as every process runs the Keras program)."""
-    if not is_distributed() or not dist.is_initialized():
+    if not is_distributed():
         write()
         return
+    ensure_process_group()  # a save before any fit: still one writer
     from torch.distributed.fsdp import FSDPModule
     from torch.distributed.tensor import DTensor
 
@@ -300,6 +301,9 @@ def predict_sharded(trainer: Any, x: Any, batch_size: int, verbose: int) -> Any:
     """
     from bigmodel.data.batching import tree_leaves, tree_map
 
+    ensure_process_group()  # a predict before any fit
+    if getattr(trainer, "strategy", "single") == "single":  # not trained here: rank 0's weights
+        engine_distributed.broadcast_parameters(trainer.model)
     rank, size = world()
     total = int(tree_leaves(x)[0].shape[0])
     share = -(-total // size)
@@ -317,7 +321,9 @@ def predict_sharded(trainer: Any, x: Any, batch_size: int, verbose: int) -> Any:
                             verbose=verbose if rank == 0 else 0)
 
     def gather(t: torch.Tensor) -> torch.Tensor:
-        device = trainer.device if dist.get_backend() == "nccl" else torch.device("cpu")
+        # NCCL gathers on this process's own GPU (set by the group's setup), gloo on the CPU.
+        device = (torch.device("cuda", torch.cuda.current_device())
+                  if dist.get_backend() == "nccl" else torch.device("cpu"))
         parts = [torch.empty_like(t, device=device) for _ in range(size)]
         dist.all_gather(parts, t.contiguous().to(device))
         return torch.cat([p.cpu() for p in parts])[:total]
