@@ -28,6 +28,7 @@ from bigmodel import __version__
 from bigmodel.errors import BigModelError, ConfigError
 from bigmodel.serve.batcher import DynamicBatcher, QueueFullError
 from bigmodel.serve.explaining import explain_row
+from bigmodel.serve.forms import parse_multipart
 from bigmodel.serve.metrics import ServerMetrics
 from bigmodel.serve.models import ServedModel, UnsupportedMediaError
 from bigmodel.serve.page import PAGE
@@ -330,20 +331,30 @@ async def _person_input(request: Request, served: ServedModel) -> list[torch.Ten
     """Rows from what a person sends: a file upload (field ``file``: PNG / ``.npy`` image, WAV
     clip), a form field ``text``, a JSON body ``{"text": ...}`` or a plain-text body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        try:
-            form = await request.form(max_files=1, max_fields=8)
-        except Exception as exc:  # noqa: BLE001 - the multipart parser's many ways to refuse
-            raise RequestError(f"cannot read the form: {exc}") from None
-        upload, text = form.get("file"), form.get("text")
-        if upload is not None and not isinstance(upload, str):
-            data = await upload.read()
-            source = f"upload {str(upload.filename or 'file')[:64]!r}"
-            return _file_rows(served, data, source)
+    body = await request.body()
+    if content_type == "multipart/form-data":
+        fields = parse_multipart(body, request.headers["content-type"])
+        filename, data = fields.get("file", (None, None))
+        if data is not None and filename is not None:
+            return _file_rows(served, data, f"upload {filename[:64]!r}")
+        text = fields.get("text", (None, None))[1]
         if text is None:
             raise RequestError("the form holds neither a 'file' upload nor a 'text' field")
-        return [_text_row(served, text)]
-    body = await request.body()
+        try:
+            return [_text_row(served, text.decode("utf-8"))]
+        except UnicodeDecodeError:
+            raise RequestError("the form's 'text' field is not UTF-8") from None
+    if content_type == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qs
+
+        try:
+            text = parse_qs(body.decode("latin-1"), keep_blank_values=True,
+                            max_num_fields=8).get("text")
+        except ValueError as exc:  # more fields than max_num_fields
+            raise RequestError(f"cannot read the form: {exc}") from None
+        if text is None:
+            raise RequestError("the form holds no 'text' field")
+        return [_text_row(served, text[0])]
     if content_type == "application/json":
         document = parse_json(body)
         if not isinstance(document, dict) or "text" not in document:
