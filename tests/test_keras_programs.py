@@ -19,6 +19,7 @@ both backends' final metrics side by side.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import operator
 import os
 import re
@@ -47,6 +48,8 @@ KNOWN_FAILURES: dict[str, str] = {
     "geron_wide_and_deep.py": "metric class names as strings ('RootMeanSquaredError') are unknown",
     "imbalanced_classification.py": "metrics FalseNegatives / FalsePositives / TrueNegatives / "
                                     "TruePositives are missing",
+    "lstm_seq2seq.py": "Functional.input is missing (the example rebuilds its inference models "
+                       "from model.input[0] and model.layers[2].output)",
     "masking_and_padding.py": "keras.utils.pad_sequences is missing",
     "overfit_underfit.py": "metrics.BinaryCrossentropy is missing",
     "pydataset_fit.py": "keras.utils.PyDataset is missing",
@@ -92,6 +95,7 @@ EXPECTATIONS: dict[str, list[str]] = {
                                "main_rmse < target_std"],
     "imbalanced_classification.py": ["loss < first_loss", "val_recall > 0.3"],
     "intro_keras_for_engineers.py": ["loss < first_loss", "subclass_loss < subclass_first_loss"],
+    "lstm_seq2seq.py": ["loss < first_loss", "val_accuracy > 0.3"],
     "lr_scheduler_plateau.py": ["lr_after_schedule == 0.00741", "loss < first_loss",
                                 "final_lr < 0.05"],
     "masking_and_padding.py": ["loss < first_loss", "accuracy > 0.6"],
@@ -104,6 +108,10 @@ EXPECTATIONS: dict[str, list[str]] = {
     "sequential_model_guide.py": ["loss < first_loss", "frozen_unchanged == 1",
                                   "trainable_weights == 2"],
     "serialization_and_saving.py": ["same_weights == 1", "weights_difference < 1e-6"],
+    # Not checked: test accuracy. At this size it varies too much to tell bigmodel's silent
+    # difference (a custom loss gets y_true (batch,) against y_pred (batch, 1), Keras expands it;
+    # docs/keras.md) from chance: Keras 0.39-0.45, bigmodel 0.25-0.65 over a few runs.
+    "siamese_contrastive.py": ["loss < first_loss"],
     "subclassing_layers_guide.py": ["loss < first_loss", "sum_total == 4"],
     "text_classification_embedding.py": ["loss < first_loss", "test_accuracy > 0.5"],
     "text_classification_transformer.py": ["loss < first_loss", "accuracy > 0.6"],
@@ -117,8 +125,10 @@ EXPECTATIONS: dict[str, list[str]] = {
     "training_builtin_custom_metric.py": ["loss < first_loss",
                                           "true_positives > first_true_positives",
                                           "test_accuracy > 0.6"],
-    "transfer_learning_guide.py": ["loss < first_loss", "frozen_unchanged == 1",
-                                   "bn_stats_unchanged == 1"],
+    # bn_stats_unchanged is printed, not checked: the guide says BatchNormalization called with
+    # training=False stays in inference mode (bigmodel: 1), real Keras 3.15 (torch) updates its
+    # moving statistics anyway (0).
+    "transfer_learning_guide.py": ["loss < first_loss", "frozen_unchanged == 1"],
     "vae_add_loss.py": ["loss < first_loss"],
     "vision_transformer_small.py": ["loss < first_loss"],
     "writing_callbacks_guide.py": ["hooks_seen == 14", "early_stop_epochs < 8", "final_lr == 0.005",
@@ -319,7 +329,8 @@ def test_program_runs_on_bigmodel(program, bigmodel_outcomes):
                     reason="set KERAS_CORPUS_REAL=1 to run the corpus under real Keras 3 (slow)")
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.removesuffix(".py") for p in PROGRAMS])
 def test_program_runs_on_real_keras(program, keras_outcomes):
-    pytest.importorskip("keras")
+    if importlib.util.find_spec("keras") is None:  # not imported here: its backend is set per run
+        pytest.skip("real Keras 3 is not installed (dev dependency 'keras')")
     missing = _data_missing(program)
     if missing:
         pytest.skip(missing)

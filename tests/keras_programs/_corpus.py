@@ -4,7 +4,8 @@ The programs in this folder are pure Keras (``import keras``, ``from keras impor
 bigmodel only their import lines are rewritten (:func:`rewrite_imports`); nothing else changes.
 
 Running: :func:`run_programs` starts ONE runner subprocess (``OMP_NUM_THREADS=1``) that imports
-torch and the Keras implementation once, then forks a child per program (``jobs`` at a time), each
+torch and the Keras implementation once (and makes one throw-away torch optimizer, whose first
+construction imports torch._dynamo), then forks a child per program (``jobs`` at a time), each
 in its own empty working folder, with its own timeout. Importing torch costs ~2 s of CPU, the
 programs ~1 s each: paying the import once keeps the whole corpus well under a minute on 2 cores.
 
@@ -149,6 +150,9 @@ def _import_backend(backend: str) -> None:
     import torch
 
     torch.set_num_threads(1)
+    # torch.optim.Optimizer.__init__ lazily imports torch._dynamo (and sympy): ~1.5 s of CPU on the
+    # first optimizer a process makes. Paid here once instead of in every child; no Keras state.
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     if backend == "bigmodel":
         from bigmodel import keras  # noqa: F401
         from bigmodel.keras import layers, ops  # noqa: F401
