@@ -335,3 +335,21 @@ def test_program_runs_on_real_keras(program, keras_outcomes):
     if missing:
         pytest.skip(missing)
     _assert_outcome(program, keras_outcomes[program])
+
+
+def test_benchmark_table_lists_both_backends():
+    """benchmarks/keras_programs.py's table: one row per program, both statuses and metrics."""
+    import importlib.util as util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "keras_programs.py"
+    spec = util.spec_from_file_location("_bench_keras_programs", path)
+    bench = util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ok = {"rc": 0, "cpu_seconds": 1.5, "stderr": "", "result": {"loss": 0.25, "accuracy": 0.9}}
+    bad = {"rc": 1, "cpu_seconds": 0.1, "stderr": "Traceback\nAttributeError: no x | y\n",
+           "result": {}}
+    text = bench.table({"a.py": ok, "b.py": bad}, {"a.py": ok, "b.py": ok})
+    lines = text.splitlines()
+    assert lines[2].startswith("| a | ok | ok | 1.5 / 1.5 | loss: 0.25 / 0.25; accuracy: 0.9 / 0.9")
+    assert "| b | fails (AttributeError: no x / y) | ok |" in lines[3]
+    assert lines[-1] == "bigmodel ran 1 of 2; real Keras ran 2 of 2."
