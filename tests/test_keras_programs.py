@@ -353,3 +353,14 @@ def test_benchmark_table_lists_both_backends():
     assert lines[2].startswith("| a | ok | ok | 1.5 / 1.5 | loss: 0.25 / 0.25; accuracy: 0.9 / 0.9")
     assert "| b | fails (AttributeError: no x / y) | ok |" in lines[3]
     assert lines[-1] == "bigmodel ran 1 of 2; real Keras ran 2 of 2."
+
+
+def test_docs_list_exactly_the_known_failures():
+    """docs/keras.md's "Conformance corpus" section lists each known failure and the pass count."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "keras.md").read_text()
+    section = docs.split("## Conformance corpus", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([\w.]+\.py)` \|", section, re.M))
+    assert listed == set(KNOWN_FAILURES)
+    runs = len(PROGRAMS) - len(KNOWN_FAILURES)
+    assert f"**State: {runs} of {len(PROGRAMS)} run on bigmodel.**" in section
+    assert f"The {len(KNOWN_FAILURES)} that do not" in section
