@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from bigmodel import __version__
 from bigmodel.errors import BigModelError, ConfigError
-from bigmodel.serve.batcher import DynamicBatcher, QueueFullError
+from bigmodel.serve.batcher import DynamicBatcher, QueueFullError, check_batching
 from bigmodel.serve.explaining import explain_row
 from bigmodel.serve.forms import parse_multipart
 from bigmodel.serve.metrics import ServerMetrics
@@ -73,7 +73,7 @@ class ModelRepository:
                  min_rows: int = 4, device: str = "cpu", metrics: ServerMetrics | None = None):
         self.entries: dict[str, ModelEntry] = {}
         self.batching = {"max_batch": max_batch, "max_delay": max_delay, "min_rows": min_rows}
-        DynamicBatcher(lambda batch: batch, **self.batching)  # bounds checked before loading
+        check_batching(**self.batching)  # before loading anything
         self.device, self.metrics = device, metrics or ServerMetrics()
         if not run_dirs:
             raise ConfigError("serve: give at least one run directory")

@@ -41,6 +41,22 @@ class _Pending:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+def check_batching(max_batch: int, max_delay: float, min_rows: int = 4,
+                   max_queue: int = 10_000) -> None:
+    """Check a batcher's bounds (:class:`DynamicBatcher`).
+
+    Raises:
+        ConfigError: a bound below 1 or a negative delay.
+    """
+    for label, value in (("max_batch", max_batch), ("min_rows", min_rows),
+                         ("max_queue", max_queue)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"DynamicBatcher: {label} must be an int >= 1; received {value!r}")
+    if not (isinstance(max_delay, (int, float)) and max_delay >= 0):
+        raise ConfigError(f"DynamicBatcher: max_delay must be >= 0 seconds; received "
+                          f"{max_delay!r}")
+
+
 class DynamicBatcher:
     """Gather rows into batches for ``run``.
 
@@ -59,14 +75,7 @@ class DynamicBatcher:
     def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], max_batch: int = 64,
                  max_delay: float = 0.005, min_rows: int = 4, max_queue: int = 10_000,
                  observe: Callable[[int, list[float]], Any] | None = None) -> None:
-        for label, value in (("max_batch", max_batch), ("min_rows", min_rows),
-                             ("max_queue", max_queue)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"DynamicBatcher: {label} must be an int >= 1; received "
-                                  f"{value!r}")
-        if not max_delay >= 0:
-            raise ConfigError(f"DynamicBatcher: max_delay must be >= 0 seconds; received "
-                              f"{max_delay!r}")
+        check_batching(max_batch, max_delay, min_rows, max_queue)
         self.run, self.max_batch, self.max_delay = run, max_batch, float(max_delay)
         self.min_rows, self.max_queue, self.observe = min_rows, max_queue, observe
         self._pending: collections.deque[_Pending] = collections.deque()
@@ -161,4 +170,4 @@ class DynamicBatcher:
                 entry.future.set_result(outputs[index])
 
 
-__all__ = ["DynamicBatcher", "QueueFullError"]
+__all__ = ["DynamicBatcher", "QueueFullError", "check_batching"]
