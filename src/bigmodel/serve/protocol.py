@@ -124,8 +124,8 @@ def _numeric_rows(name, shape, datatype, data, model) -> list[torch.Tensor]:
     if len(flat) != count:
         raise ShapeError(f"input {name!r}: shape {shape} needs {count} values; 'data' holds "
                          f"{len(flat)}")
-    if any(type(v) not in (int, float) for v in flat) or (
-            datatype == "INT64" and any(type(v) is not int for v in flat)):
+    types = set(map(type, flat))  # C loops: a 784-value body costs microseconds, not a ms
+    if not types <= {int, float} or (datatype == "INT64" and float in types):
         raise InputTypeError(f"input {name!r}: {datatype} data must be "
                              f"{'integers' if datatype == 'INT64' else 'numbers'}")
     if datatype == "INT64":
@@ -146,7 +146,7 @@ def _numeric_rows(name, shape, datatype, data, model) -> list[torch.Tensor]:
 
 def _flatten(data: list, name: str) -> list:
     """Row-major flat values of a flat or nested list (no recursion: depth comes from clients)."""
-    if not any(isinstance(v, list) for v in data):
+    if list not in set(map(type, data)):
         return data
     flat, stack = [], [iter(data)]
     while stack:
