@@ -94,6 +94,7 @@ def errors(out: dict) -> None:
         "layout": lambda: _fit_with_layout({"nope/kernel": (None, "model")}),
         "axis": lambda: _fit_with_layout({"d1/kernel": (None, "batch")}),
         "two_axes": lambda: _fit_with_layout({"d1/kernel": ("batch", "model")}),
+        "differ": lambda: _differing_model().fit(*data((12,)), batch_size=8, epochs=1, verbose=0),
     }
     for name, case in cases.items():
         try:
@@ -103,6 +104,12 @@ def errors(out: dict) -> None:
             out[f"error_{name}"] = f"{type(err).__name__}: {err}"
         finally:
             distribution.set_distribution(None)
+
+
+def _differing_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((12,)), layers.Dense(4 + RANK), layers.Dense(3)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
 
 
 def mlp_compiled() -> keras.Model:
@@ -173,6 +180,15 @@ def main(out_dir: str) -> int:
     arrays.update({f"mlp/{k}": v for k, v in arr.items()})
     arrays.update({f"mlp/w{i}": w for i, w in enumerate(full_weights(model))})
     results["saves"] = saves
+    # A callback that stops only rank 1: rank 0's decision (go on) holds on every process.
+    class StopOnRankOne(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if RANK == 1:
+                self.model.stop_training = True
+
+    history = mlp_compiled().fit(*data((12,)), batch_size=8, epochs=3, verbose=0,
+                                 callbacks=[StopOnRankOne()])
+    results["stop_epochs"] = len(history.history["loss"])
     errors(results)
     np.savez(out / f"rank{RANK}.npz", **arrays)
     (out / f"rank{RANK}.json").write_text(json.dumps(results, indent=1))

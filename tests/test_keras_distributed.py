@@ -98,6 +98,11 @@ def test_files_are_written_once_by_rank_zero(runs):
                                    final[f"cnn/w{index}"], atol=1e-6)
 
 
+def test_a_stop_is_rank_zero_decision_on_every_process(runs):
+    _, ranks, _ = runs
+    assert [results["stop_epochs"] for _, results in ranks] == [3, 3]
+
+
 def test_tensorboard_and_backup_written_once(runs):
     _, ranks, folder = runs
     for split in ("train", "validation"):  # one event file each: only rank 0 ran TensorBoard
@@ -129,6 +134,7 @@ def test_model_parallel_shards_parameters_and_saves_whole_model(runs):
     ("layout", "ConfigError", "'nope/kernel' matches no weight"),
     ("axis", "NotSupportedError", "batch axis"),
     ("two_axes", "NotSupportedError", "2 axes"),
+    ("differ", "ConfigError", "disagree about the model"),
 ])
 def test_bad_input_is_refused_on_every_process(runs, case, kind, words):
     _, ranks, _ = runs
