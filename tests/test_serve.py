@@ -21,6 +21,7 @@ httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (extra '
 
 from bigmodel.cli.main import main  # noqa: E402
 from bigmodel.data.idx import write_idx  # noqa: E402
+from bigmodel.errors import ConfigError  # noqa: E402
 from bigmodel.serve import BackgroundServer, DynamicBatcher, ServedModel  # noqa: E402
 from bigmodel.serve.app import ModelRepository  # noqa: E402
 from bigmodel.serve.protocol import RequestError  # noqa: E402
@@ -411,8 +412,13 @@ def test_repository_loading_states(image_run, tmp_path):
     with pytest.raises(RequestError) as unknown:
         repository.get("other")
     assert unknown.value.status == 404
-    with pytest.raises(Exception, match="two models are named 'fashion'"):
+    with pytest.raises(ConfigError, match="two models are named 'fashion'"):
         ModelRepository([image_run, image_run])
+    with pytest.raises(ConfigError, match="is not a directory"):
+        ModelRepository([tmp_path / "missing"])
+    (tmp_path / "bad name").mkdir()
+    with pytest.raises(ConfigError, match="model name 'bad name'"):
+        ModelRepository([tmp_path / "bad name"])
 
 
 def test_cli_serve_runs_and_refuses_bad_arguments(image_run, capsys, monkeypatch):

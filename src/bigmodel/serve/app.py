@@ -30,7 +30,7 @@ from bigmodel.serve.batcher import DynamicBatcher, QueueFullError, check_batchin
 from bigmodel.serve.explaining import explain_row
 from bigmodel.serve.forms import parse_multipart
 from bigmodel.serve.metrics import ServerMetrics
-from bigmodel.serve.models import ServedModel, UnsupportedMediaError
+from bigmodel.serve.models import NAME_PATTERN, ServedModel, UnsupportedMediaError
 from bigmodel.serve.page import PAGE
 from bigmodel.serve.protocol import (
     RequestError,
@@ -41,7 +41,8 @@ from bigmodel.serve.protocol import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-_ROUTES = [(re.compile(r"^/v2/models/([^/]+)/(infer|ready|classify|explain)$"), "/v2/models/{name}/"),
+_ROUTES = [(re.compile(r"^/v2/models/([^/]+)/(infer|ready|classify|explain)$"),
+            "/v2/models/{name}/"),
            (re.compile(r"^/v2/models/([^/]+)$"), "/v2/models/{name}")]
 _FIXED = {"/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models"}
 
@@ -78,7 +79,13 @@ class ModelRepository:
         if not run_dirs:
             raise ConfigError("serve: give at least one run directory")
         for item in run_dirs:
+            if not isinstance(item, ServedModel) and not Path(item).is_dir():
+                raise ConfigError(f"serve: {item} is not a directory (expected a run directory "
+                                  "written by 'bigmodel train')")
             name = item.name if isinstance(item, ServedModel) else Path(item).resolve().name
+            if not NAME_PATTERN.match(name):
+                raise ConfigError(f"serve: model name {name!r} (the folder name of {item}) must "
+                                  "be letters, digits, '.', '_' or '-' (at most 128): rename it")
             if name in self.entries:
                 raise ConfigError(f"serve: two models are named {name!r} ({item}); serve run "
                                   "directories with different folder names")
@@ -96,6 +103,10 @@ class ModelRepository:
                     self._ready(entry, ServedModel(entry.run_dir, entry.name, device=self.device))
                 except BigModelError as exc:
                     entry.state, entry.error = "failed", str(exc)
+                except Exception as exc:  # noqa: BLE001 - a loading thread must not die silently
+                    logging.getLogger("bigmodel.serve").error("loading %s failed", entry.run_dir,
+                                                              exc_info=exc)
+                    entry.state, entry.error = "failed", f"{type(exc).__name__}: {exc}"
 
     def _ready(self, entry: ModelEntry, served: ServedModel) -> None:
         entry.served = served

@@ -249,4 +249,4 @@ class ServedModel:
         return "wordpiece", WordPieceTokenizer(path), max_length
 
 
-__all__ = ["KINDS", "ServedModel", "UnsupportedMediaError"]
+__all__ = ["KINDS", "NAME_PATTERN", "ServedModel", "UnsupportedMediaError"]
