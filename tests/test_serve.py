@@ -258,6 +258,8 @@ def _bad_requests(image: np.ndarray):
         ("unknown model", "post", "/v2/models/nope/infer", {"json": {"inputs": [good]}}, 404,
          "unknown model 'nope'"),
         ("unknown model metadata", "get", "/v2/models/nope", {}, 404, "fashion, topics"),
+        ("unknown path", "get", "/v3/anything", {}, 404, "Not Found: GET /v3/anything"),
+        ("wrong method", "get", "/v2/models/fashion/infer", {}, 405, "Method Not Allowed"),
         ("bad top_k", "post", "/v2/models/topics/classify?top_k=0", {"json": {"text": "a"}},
          400, "top_k"),
         ("top_k not a number", "post", "/v2/models/topics/classify?top_k=x",

@@ -23,6 +23,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigmodel import __version__
 from bigmodel.errors import BigModelError, ConfigError
@@ -249,6 +250,11 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     @app.exception_handler(BigModelError)
     async def refused(request: Request, exc: BigModelError):
         return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):  # 404 path, 405 method
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path[:200]}"},
+                            exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
