@@ -85,6 +85,22 @@ def test_speech_run_served_like_predict(speech_run, tmp_path, capsys):
             served = [(p["class"], round(p["probability"], 4))
                       for p in answer.json()["predictions"][0]]
             assert served == expected
+        # The same clip as a v2 FP32 tensor of samples (what the WAV decodes to) answers alike,
+        # and an explanation attributes to every sample.
+        from scipy.io import wavfile
+
+        from bigmodel.data.audio import fit_length
+
+        samples = wavfile.read(io.BytesIO(clips["high"]))[1] / np.float32(32768)
+        clip = fit_length(samples.astype(np.float32), 8000)  # padded as in training
+        v2 = client.post("/v2/models/words/infer", json={"inputs": [{
+            "name": "input", "shape": [1, 8000], "datatype": "FP32", "data": clip.tolist()}]})
+        assert v2.status_code == 200, v2.text
+        probabilities = v2.json()["outputs"][1]["data"]
+        assert round(max(probabilities), 4) == served[0][1]
+        explained = client.post("/v2/models/words/explain?method=saliency",
+                                files={"file": ("high.wav", clips["high"])}).json()
+        assert explained["shape"] == [8000] and explained["target_class"] == served[0][0]
         bad = [(_wav(tone("high", rng), 8000), 400, "8000 Hz"),
                (_wav(tone("high", rng, seconds=0.8)), 400, "longer"),
                (b"RIFF\x00\x00\x00\x00WAVEjunk", 415, "cannot decode"),
