@@ -336,15 +336,6 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         self._compile_config = compile_config(self.optimizer, loss, loss_weights, metrics,
                                               weighted_metrics)
 
-    def _sample_shape(self, x_sample: Any) -> Any:
-        """The input shape (batch dimension ``None``) of a sample batch; a list for several
-        inputs."""
-        x = standardize_inputs(self, x_sample)
-        if isinstance(x, torch.Tensor):
-            return (None, *x.shape[1:])
-        values = x.values() if isinstance(x, dict) else x
-        return [(None, *t.shape[1:]) for t in values]
-
     def _ordered_results(self, logs: dict[str, Any]) -> Any:
         """``evaluate``'s list, in Keras 3's order: the loss, the per-output losses, then the
         metrics (sorted by name for several outputs, as Keras's ``_flatten_metrics_in_order``

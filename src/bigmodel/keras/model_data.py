@@ -129,6 +129,15 @@ class ModelDataMixin:
             self._check_labels(y, x, what)
         return x, y, sample_weight
 
+    def _sample_shape(self, x_sample: Any) -> Any:
+        """The input shape (batch dimension ``None``) of a sample batch; a list for several
+        inputs."""
+        x = standardize_inputs(self, x_sample)
+        if isinstance(x, torch.Tensor):
+            return (None, *x.shape[1:])
+        values = x.values() if isinstance(x, dict) else x
+        return [(None, *t.shape[1:]) for t in values]
+
     def _check_labels(self, y: torch.Tensor, x: torch.Tensor, what: str) -> None:
         if not self.built:
             self._build_on(x[:1])
