@@ -15,7 +15,7 @@ import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError
-from bigmodel.keras import distribution, distributed_fit, layers
+from bigmodel.keras import distributed_fit, distribution, layers
 from distributed_helpers import environment, torchrun_command
 
 WORKER = Path(__file__).with_name("keras_distributed_worker.py")
@@ -217,3 +217,12 @@ def test_shard_plan_maps_keras_axes_and_checks_the_model():
         model.compile(optimizer="sgd", loss="mse")
         model.fit(np.ones((4, 4), "float32"), np.zeros((4, 2), "float32"), batch_size=2, verbose=0)
     assert model._trainer.strategy == "single"
+
+
+def test_initialize_needs_an_address_and_a_world(monkeypatch):
+    for name in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK unknown"):
+        distribution.initialize()
+    with pytest.raises(ConfigError, match="host:port"):
+        distribution.initialize(job_addresses="10.0.0.1")
