@@ -1,7 +1,8 @@
 """Keras programs for the distributed Keras tests; run alone (the one-process reference) or under
 ``torchrun --nproc-per-node 2`` (each process writes its own results).
 
-Usage: ``keras_distributed_worker.py OUT_DIR``. Writes ``OUT_DIR/rank{R}.npz`` (final weights,
+Usage: ``keras_distributed_worker.py OUT_DIR [TWO_PROCESS_OUT_DIR]`` (the second: also resume
+that run's BackupAndRestore folder on this one process). Writes ``OUT_DIR/rank{R}.npz`` (final weights,
 predictions) and ``OUT_DIR/rank{R}.json`` (histories, evaluations, saves made by this process,
 bad-input messages, per-process parameter counts); callbacks write under ``OUT_DIR/files``.
 """
@@ -163,6 +164,16 @@ def main(out_dir: str) -> int:
     resumed.fit(*data((5, 3)), batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[
         keras.callbacks.BackupAndRestore(str(files / "backup"), delete_checkpoint=False)])
     arrays.update({f"resumed/w{i}": w for i, w in enumerate(full_weights(resumed))})
+    if len(sys.argv) > 2:  # one process resumes the 2-process run's backup (a sharded checkpoint)
+        import shutil
+
+        shutil.copytree(Path(sys.argv[2]) / "files" / "backup", files / "backup_of_two")
+        torch.manual_seed(1)
+        resumed = lstm()
+        resumed.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+        resumed.fit(*data((5, 3)), batch_size=8, epochs=3, shuffle=False, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(str(files / "backup_of_two"), delete_checkpoint=False)])
+        arrays.update({f"resumed_of_two/w{i}": w for i, w in enumerate(full_weights(resumed))})
     # ModelParallel (FSDP) on a Dense-heavy model: kernels of d1 and d2 sharded.
     from bigmodel.keras import distribution
 

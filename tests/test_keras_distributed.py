@@ -27,8 +27,8 @@ def runs(tmp_path_factory):
     """``(one-process results, [rank 0 results, rank 1 results], two-process out dir)``."""
     base = tmp_path_factory.mktemp("keras_dist")
     one, two = base / "one", base / "two"
-    for command in ([sys.executable, str(WORKER), str(one)],
-                    [*torchrun_command(2), str(WORKER), str(two)]):
+    for command in ([*torchrun_command(2), str(WORKER), str(two)],
+                    [sys.executable, str(WORKER), str(one), str(two)]):
         done = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{command} failed:\n{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
 
@@ -42,7 +42,8 @@ def runs(tmp_path_factory):
 def test_weights_equal_on_both_ranks_and_to_one_process(runs):
     (single, _), ranks, _ = runs
     (rank0, _), (rank1, _) = ranks
-    assert single.keys() == rank0.keys() == rank1.keys()
+    assert set(single) - set(rank0) == {f"resumed_of_two/w{i}" for i in range(5)}
+    assert rank0.keys() == rank1.keys() and set(rank0) <= set(single)
     for model in MODELS:
         keys = [k for k in single if k.startswith(f"{model}/w")]
         assert len(keys) >= 4
@@ -114,6 +115,13 @@ def test_tensorboard_and_backup_written_once(runs):
     for index in range(5):
         np.testing.assert_array_equal(rank0[f"resumed/w{index}"], rank0[f"lstm/w{index}"])
         np.testing.assert_array_equal(rank1[f"resumed/w{index}"], rank0[f"lstm/w{index}"])
+
+
+def test_one_process_resumes_the_two_process_backup(runs):
+    (single, _), ranks, _ = runs
+    (rank0, _), _ = ranks
+    for index in range(5):  # restored from the sharded checkpoint: the 2-process final weights
+        np.testing.assert_array_equal(single[f"resumed_of_two/w{index}"], rank0[f"lstm/w{index}"])
 
 
 def test_model_parallel_shards_parameters_and_saves_whole_model(runs):

@@ -21,12 +21,14 @@ from __future__ import annotations
 import atexit
 import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from bigmodel.engine import distributed as engine_distributed
+from bigmodel.engine.backup import BackupAndRestore
 from bigmodel.engine.callbacks import Callback, TensorBoard
 from bigmodel.errors import ConfigError, NotSupportedError
 from bigmodel.keras import distribution as distribution_lib
@@ -128,7 +130,8 @@ def trainer_strategy(model: Any) -> str:
     # A layout is checked against the model on one process too, where it changes nothing.
     plan = shard_plan(model, chosen) if isinstance(chosen, distribution_lib.ModelParallel) else None
     if not is_distributed():
-        return "single"
+        # A one-process group reads the sharded checkpoint of a several-process run (engine).
+        return "ddp" if getattr(model, "_resume_sharded", False) else "single"
     ensure_process_group()
     _check_same_model(model)
     if plan is not None:
@@ -242,11 +245,21 @@ class _SameStop(Callback):
             self.model.stop_training = bool(flag.item())
 
 
-def rank_callbacks(callbacks: Sequence[Any]) -> list[Any]:
+def rank_callbacks(callbacks: Sequence[Any], model: Any = None) -> list[Any]:
     """This process's callbacks: all of them on process 0; elsewhere those that write files
-    (TensorBoard) are left out. A stop-synchronizing callback is appended under several processes."""
+    (TensorBoard) are left out. A stop-synchronizing callback is appended under several processes.
+
+    One process given a ``BackupAndRestore`` whose folder holds a sharded (several-process)
+    checkpoint: ``model``'s trainer is then made with a one-process group, which reads it.
+    """
     rank, size = world()
     if size == 1:
+        if model is not None and any(
+                isinstance(cb, BackupAndRestore)
+                and (Path(cb.backup_dir) / "checkpoints" / "sharded").is_dir() for cb in callbacks):
+            object.__setattr__(model, "_resume_sharded", True)
+            if getattr(model._trainer, "strategy", None) == "single":
+                model._trainer = None  # remade with the group; the checkpoint restores its state
         return list(callbacks)
     kept = [cb for cb in callbacks if rank == 0 or not isinstance(cb, TensorBoard)]
     return [*kept, _SameStop()]

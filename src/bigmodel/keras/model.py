@@ -485,7 +485,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         distributed_fit.check_global_batch(batch_size, "fit")  # torchrun: batch_size is global
         if steps:
             distributed_fit.refuse_step_loop(self, "fit")
-        callbacks = distributed_fit.rank_callbacks(callbacks or [])
+        callbacks = distributed_fit.rank_callbacks(callbacks or [], self)
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit",
                                                          targets=not steps)
