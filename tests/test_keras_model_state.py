@@ -209,3 +209,53 @@ def test_summary_of_a_subclassed_model_shows_unknown_shapes_as_question_marks():
     functional = []
     _functional(keras).summary(print_fn=functional.append)
     assert "inp (InputLayer)" in functional[0] and "(None, 4)" in functional[0]
+
+
+def _branches(k):
+    """Two inputs entering at different depths and branches of unequal length."""
+    a, b = k.Input((3,), name="a"), k.Input((2,), name="b")
+    h = k.layers.Dense(4, name="h2")(k.layers.Dense(4, name="h1")(a))
+    joined = k.layers.Concatenate(name="cat")([h, k.layers.Dense(3, name="bb")(b)])
+    return k.Model([a, b], [k.layers.Dense(1, name="o1")(joined),
+                            k.layers.Dense(2, name="o2")(h)])
+
+
+def _unequal_add(k):
+    """The short branch first in the Add: Keras lists (and orders weights of) the long one first."""
+    a = k.Input((3,), name="a")
+    short = k.layers.Dense(2, name="x")(a)
+    long = k.layers.Dense(2, name="z")(k.layers.Dense(4, name="y")(a))
+    return k.Model(a, k.layers.Add(name="add")([short, long]))
+
+
+def test_weights_follow_keras_layer_order():
+    model = _unequal_add(keras)
+    assert [lay.name for lay in model.layers] == ["a", "y", "x", "z", "add"]
+    assert [w.shape for w in model.get_weights()] == [(3, 4), (4,), (3, 2), (2,), (4, 2), (2,)]
+
+
+def test_branchy_model_lists_layers_and_weights_in_keras_order(tmp_path):
+    model = _branches(keras)
+    order = ["a", "h1", "b", "h2", "bb", "cat", "o1", "o2"]  # Keras: by depth, then first seen
+    assert [lay.name for lay in model.layers] == order
+    assert [w.shape for w in model.get_weights()] == [(3, 4), (4,), (4, 4), (4,), (2, 3), (3,),
+                                                      (7, 1), (1,), (4, 2), (2,)]
+    model.save(tmp_path / "m.safetensors")
+    again = keras.models.load_model(tmp_path / "m.safetensors")
+    assert [lay.name for lay in again.layers] == order
+    for mine, theirs in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_branchy_models_take_real_keras_weights_in_order():
+    real = _real_keras()
+    rng = np.random.default_rng(2)
+    x = [rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(5, 2)).astype(np.float32)]
+    for build, data in ((_branches, x), (_unequal_add, x[0])):
+        ours, theirs = build(keras), build(real)
+        assert [lay.name for lay in ours.layers] == [lay.name for lay in theirs.layers]
+        ours.set_weights(theirs.get_weights())
+        mine, real_out = ours.predict(data, verbose=0), theirs.predict(data, verbose=0)
+        for got, expected in zip(mine if isinstance(mine, list) else [mine],
+                                 real_out if isinstance(real_out, list) else [real_out]):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -142,49 +142,15 @@ def _sequential_to_keras(model: Any) -> dict[str, Any]:
 
 
 def keras_layer_order(model: Any, include_ops: bool = False) -> list[Any]:
-    """``model.layers`` in the order Keras 3 lists a functional model's operations.
-
-    Keras orders operations by decreasing depth (longest path to an output), ties by the order a
-    depth-first walk from the outputs first meets them. The weights file names layers by their
-    index among layers of the same class in this order, so both directions must agree on it.
-    """
+    """``model.layers`` in the order Keras 3 lists a functional model's operations (see
+    ``Functional.keras_order``), without the InputLayers; keras.ops nodes too with
+    ``include_ops``. The weights file names layers by their index among layers of the same class
+    in this order, so both directions must agree on it."""
     from bigmodel.keras.functional import Functional
 
     if not isinstance(model, Functional):
         return list(model.layers)
-    first_seen: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    post_order: list[Any] = []
-    done: set[int] = set()
-
-    def visit(kt: Any) -> None:
-        owner = kt.layer if kt.layer is not None else kt
-        first_seen.setdefault(id(owner), len(first_seen))
-        if id(kt) in done:
-            return
-        for parent in kt.parents:
-            visit(parent)
-        done.add(id(kt))
-        post_order.append(kt)
-
-    for output in model.outputs:
-        visit(output)
-    node_depth: dict[int, int] = {}
-    for kt in reversed(post_order):
-        d = node_depth.setdefault(id(kt), 0)
-        owner = kt.layer if kt.layer is not None else kt
-        d = max(d, depth.get(id(owner), 0))
-        depth[id(owner)] = d
-        for parent in kt.parents:
-            node_depth[id(parent)] = max(node_depth.get(id(parent), 0), d + 1)
-    layers = model._graph_layer_list()  # the InputLayers are written from model.inputs
-    if include_ops:  # keras.ops nodes: operations in Keras, not layers
-        known = {id(lay) for lay in layers}
-        for kt in post_order:
-            if kt.layer is not None and id(kt.layer) not in known:
-                known.add(id(kt.layer))
-                layers.append(kt.layer)
-    return sorted(layers, key=lambda lay: (-depth.get(id(lay), 0), first_seen.get(id(lay), 0)))
+    return model.keras_order(include_inputs=False, include_ops=include_ops)
 
 
 def _op_to_keras(layer: Any) -> dict[str, Any]:

@@ -98,9 +98,55 @@ class Functional(Model):
 
     @property
     def layers(self) -> list[Layer]:
-        # Keras 3's listing: the InputLayers, then the layers; keras.ops nodes (OpLayer) are
-        # operations, not layers.
-        return [*self._input_layers, *self._graph_layer_list()]
+        # Keras 3's listing, InputLayers included; keras.ops nodes (OpLayer) are operations,
+        # not layers.
+        return self.keras_order()
+
+    def keras_order(self, include_inputs: bool = True, include_ops: bool = False) -> list[Any]:
+        """The layers in Keras 3's order of a functional model's operations: by decreasing depth
+        (longest path to an output), ties by the order a depth-first walk from the outputs first
+        meets them. ``model.layers``, ``get_weights`` and the ``.keras`` weights file use it."""
+        first_seen: dict[int, int] = {}
+        depth: dict[int, int] = {}
+        post_order: list[KerasTensor] = []
+        done: set[int] = set()
+
+        def visit(kt: KerasTensor) -> None:
+            owner = kt.layer if kt.layer is not None else kt
+            first_seen.setdefault(id(owner), len(first_seen))
+            if id(kt) in done:
+                return
+            for parent in kt.parents:
+                visit(parent)
+            done.add(id(kt))
+            post_order.append(kt)
+
+        for output in self._outputs:
+            visit(output)
+        node_depth: dict[int, int] = {}
+        for kt in reversed(post_order):
+            d = node_depth.setdefault(id(kt), 0)
+            owner = kt.layer if kt.layer is not None else kt
+            d = max(d, depth.get(id(owner), 0))
+            depth[id(owner)] = d
+            for parent in kt.parents:
+                node_depth[id(parent)] = max(node_depth.get(id(parent), 0), d + 1)
+        # an InputLayer sorts as its input tensor does
+        keys = {id(lay): (-depth.get(id(kt), 0), first_seen.get(id(kt), 0))
+                for lay, kt in zip(self._input_layers, self._inputs)}
+        layers = list(self._graph_layers if include_ops else self._graph_layer_list())
+        keys.update({id(lay): (-depth.get(id(lay), 0), first_seen.get(id(lay), 0))
+                     for lay in layers})
+        if include_inputs:
+            layers = [*self._input_layers, *layers]
+        return sorted(layers, key=lambda lay: keys[id(lay)])
+
+    def _ordered_weight_items(self) -> list[tuple[Layer, str]]:
+        # Keras lists a functional model's weights layer by layer in its layers' order
+        items: list[tuple[Layer, str]] = [(self, n) for n in self._weight_perms]
+        for layer in self.keras_order(include_inputs=False, include_ops=True):
+            items.extend(layer._ordered_weight_items())
+        return items
 
     def _graph_layer_list(self) -> list[Layer]:
         """The layers called in the graph (no InputLayer, no keras.ops node), in call order."""
