@@ -234,3 +234,22 @@ def test_initialize_needs_an_address_and_a_world(monkeypatch):
         distribution.initialize()
     with pytest.raises(ConfigError, match="host:port"):
         distribution.initialize(job_addresses="10.0.0.1")
+
+
+@pytest.mark.slow  # one torchrun launch with a restart (~15 s on 2 loaded cores)
+def test_killed_rank_restarts_from_backup_and_finishes_the_same(tmp_path):
+    from keras_restart_worker import train
+
+    worker = Path(__file__).with_name("keras_restart_worker.py")
+    command = [*torchrun_command(2, max_restarts=1), str(worker), str(tmp_path), "--kill"]
+    done = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
+    assert (tmp_path / "killed").exists() and "exitcode: -9" in done.stderr  # it did die
+    assert not (tmp_path / "backup").exists()  # deleted when fit ended normally
+    weights = np.load(tmp_path / "final.npz")
+    history = json.loads((tmp_path / "history.json").read_text())
+    single_weights, single_history = train(tmp_path / "single")  # uninterrupted, one process
+    for index, array in enumerate(single_weights):
+        np.testing.assert_allclose(weights[f"arr_{index}"], array, atol=1e-5)
+    for key, values in single_history.items():
+        np.testing.assert_allclose(history[key], values, atol=1e-5, err_msg=key)
