@@ -191,6 +191,8 @@ def test_distributions_and_global_setting():
     assert distribution.DataParallel().device_mesh.shape == (1,)
     with pytest.raises(ConfigError, match="layout_map"):
         distribution.ModelParallel()
+    with pytest.raises(ConfigError, match=r"holds 2 devices but the job has 1"):
+        distribution.DataParallel(devices=["cpu:0", "cpu:1"])
     with pytest.raises(ConfigError, match="batch_dim_name"):
         distribution.ModelParallel(layout_map=layout_map, batch_dim_name="rows")
     with pytest.raises(NotSupportedError, match="3 axes"):

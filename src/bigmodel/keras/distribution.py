@@ -251,6 +251,11 @@ class Distribution:
         self._batch_dim_name = batch_dim_name
         self._auto_shard_dataset = bool(auto_shard_dataset)
         self._process_id, self._num_processes = _world()
+        if math.prod(device_mesh.shape) != self._num_processes:  # e.g. DeviceMesh(devices=[...])
+            raise ConfigError(
+                f"{type(self).__name__}: the mesh {device_mesh.shape} holds "
+                f"{math.prod(device_mesh.shape)} devices but the job has {self._num_processes} "
+                "processes; every process is one device and all of them train")
 
     @property
     def device_mesh(self) -> DeviceMesh:
