@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime
+import errno
 import json
 import os
 import socket
@@ -176,7 +177,7 @@ def acquire(run_dir: str | os.PathLike) -> RunDirLock:
         else:  # pragma: no cover - would need 20 releases racing this one
             raise ConfigError(f"Cannot lock run directory {run_dir}: {run_dir / LOCK_NAME} keeps "
                               "being replaced")
-        if result is _LAUNCHER:
+        if result is _LAUNCHER or result is _UNSUPPORTED:
             lock = RunDirLock(run_dir, None, None)
         else:
             fd, previous = result
@@ -189,10 +190,12 @@ def acquire(run_dir: str | os.PathLike) -> RunDirLock:
 
 
 _LAUNCHER = object()
+_UNSUPPORTED = object()
 
 
 def _try_lock(run_dir: Path):
-    """``(fd, previous holder)`` once locked, ``_LAUNCHER``, or ``None`` to start over."""
+    """``(fd, previous holder)`` once locked, ``_LAUNCHER``, ``_UNSUPPORTED`` (a file system
+    without locks), or ``None`` to start over."""
     path = run_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
@@ -210,6 +213,13 @@ def _try_lock(run_dir: Path):
         raise ConfigError(
             f"Run directory {run_dir} is in use by another bigmodel process: {_describe(holder)}. "
             f"Wait for it to finish, or choose another run directory (lock file {path})") from None
+    except OSError as err:
+        os.close(fd)
+        if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        warnings.warn(f"Run directory {run_dir}: its file system cannot lock files ({err}); another "
+                      "process could write into it at the same time", stacklevel=4)
+        return _UNSUPPORTED
     except BaseException:
         os.close(fd)
         raise
