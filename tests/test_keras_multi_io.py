@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bigmodel import keras
-from bigmodel.errors import DataError, ShapeError
+from bigmodel.errors import ConfigError, DataError, ShapeError
 from bigmodel.keras import layers
 
 
@@ -230,3 +230,41 @@ def test_generators_and_datasets_of_structured_batches():
     batches = model.evaluate(pairs(), verbose=0, return_dict=True)
     assert batches == pytest.approx(arrays, rel=1e-6)
     np.testing.assert_allclose(hist["val_loss"][-1], arrays["loss"], rtol=1e-6)
+
+
+def test_weighted_metrics_of_one_output_use_sample_weight():
+    """Only weighted_metrics see sample_weight (Keras 3), also for a single-output model."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    y = rng.normal(size=(30, 1)).astype(np.float32)
+    w = rng.uniform(size=30).astype(np.float32)
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.05), "mse", metrics=["mae"], weighted_metrics=["mse"])
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=8, verbose=0, return_dict=True)
+    err = (model.predict(x, verbose=0) - y)[:, 0]
+    np.testing.assert_allclose(logs["mse"], np.sum(err ** 2 * w) / np.sum(w), rtol=1e-5)
+    np.testing.assert_allclose(logs["mae"], np.mean(np.abs(err)), rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"], np.mean(err ** 2 * w), rtol=1e-5)
+    hist = model.fit(x, y, sample_weight=w, epochs=3, verbose=0, validation_data=(x, y, w))
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    with pytest.raises(ConfigError, match="class_weight"):
+        model.fit(x, y, sample_weight=w, class_weight={0: 1.0}, verbose=0)
+
+
+def test_weighted_metrics_match_real_keras():
+    real = _real_keras()
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    y = rng.normal(size=(30, 1)).astype(np.float32)
+    w = rng.uniform(size=30).astype(np.float32)
+    theirs = real.Sequential([real.Input((4,)), real.layers.Dense(1)])
+    ours = keras.Sequential([keras.Input((4,)), layers.Dense(1)])
+    ours.set_weights(theirs.get_weights())
+    results = []
+    for model, k in ((ours, keras), (theirs, real)):
+        model.compile(k.optimizers.SGD(0.05), "mse", metrics=["mae"], weighted_metrics=["mse"])
+        results.append(model.fit(x, y, sample_weight=w, batch_size=8, epochs=2, shuffle=False,
+                                 validation_data=(x, y, w), verbose=0).history)
+    assert set(results[0]) == set(results[1])
+    for key, values in results[1].items():
+        np.testing.assert_allclose(results[0][key], values, rtol=1e-5)

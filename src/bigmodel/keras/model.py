@@ -372,6 +372,13 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         return (cls.compute_loss is not StepsMixin.compute_loss or self.loss is None
                 or len(self._output_names()) > 1)
 
+    def _weighs_metrics(self, *weights: Any) -> bool:
+        """Whether compiled ``weighted_metrics`` get sample weights: they run the step loop, as
+        the engine's metrics take no weights."""
+        compiled = self._compile_metrics
+        return compiled is not None and compiled.weighted_spec is not None \
+            and any(w is not None for w in weights)
+
     @property
     def stop_training(self) -> bool:
         return self._trainer.stop_training if self._trainer is not None else self._stop_training
@@ -481,7 +488,14 @@ class Model(StepsMixin, ModelDataMixin, Layer):
                         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                         validation_batch_size=validation_batch_size, validation_freq=validation_freq)
         batch_size = 32 if batch_size is None else int(batch_size)
-        steps = self._needs_steps("train")
+        val_weights = validation_data[2] if isinstance(validation_data, (tuple, list)) \
+            and len(validation_data) == 3 else None
+        steps = self._needs_steps("train") or self._weighs_metrics(sample_weight, val_weights)
+        if steps and class_weight is not None:
+            raise ConfigError(f"fit: class_weight is not supported for model '{self.name}', "
+                              "which trains through Keras's step loop (several outputs, custom "
+                              "train_step, weighted_metrics with sample_weight); pass "
+                              "sample_weight instead")
         distributed_fit.check_global_batch(batch_size, "fit")  # torchrun: batch_size is global
         if steps:
             distributed_fit.refuse_step_loop(self, "fit")
@@ -569,7 +583,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         self._require_compiled("evaluate")
         check_arguments("evaluate", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
-        steps = bool(callbacks) or self._needs_steps("test")
+        steps = bool(callbacks) or self._needs_steps("test") or self._weighs_metrics(sample_weight)
         distributed_fit.check_global_batch(batch_size, "evaluate")
         if steps:
             distributed_fit.refuse_step_loop(self, "evaluate")
