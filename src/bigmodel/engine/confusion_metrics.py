@@ -1,4 +1,5 @@
-"""Confusion-matrix metrics with Keras semantics: ``Precision``, ``Recall``, ``AUC``.
+"""Confusion-matrix metrics with Keras semantics: ``Precision``, ``Recall``, ``AUC`` and the
+counts ``TruePositives``, ``FalsePositives``, ``TrueNegatives``, ``FalseNegatives``.
 
 Same protocol as every metric in :mod:`bigmodel.engine.metrics` (import them from there): state is
 weighted true/false positive/negative counts kept as tensors on the predictions' device.
@@ -207,4 +208,85 @@ class AUC(Metric):
         return increments.sum()
 
 
-__all__ = ["AUC", "Precision", "Recall"]
+class _ConditionCount(Metric):
+    """A weighted count of one confusion-matrix cell at one threshold (Keras's
+    ``TruePositives`` & co.): a prediction is positive when ``y_pred > threshold``, a label when
+    it is non-zero.
+
+    Args:
+        thresholds: one float (default 0.5). Keras also takes a list (one count per threshold);
+            bigmodel logs one number per metric, so a list is refused.
+        name: log key (default the Keras one, e.g. ``"true_positives"``).
+        dtype: accepted for Keras compatibility (counts are kept in float64 on CPU/CUDA).
+
+    Raises:
+        ConfigError: ``thresholds`` not a single number.
+    """
+
+    _predicted = True   # the cell: predicted positive?
+    _actual = True      # ... and label positive?
+
+    def __init__(self, thresholds: float | None = None, name: str | None = None,
+                 dtype: object = None) -> None:
+        if thresholds is None:
+            thresholds = 0.5
+        if isinstance(thresholds, bool) or not isinstance(thresholds, (int, float)):
+            raise ConfigError(f"{type(self).__name__} takes a single float threshold; received "
+                              f"thresholds={thresholds!r}")
+        self.thresholds = float(thresholds)
+        super().__init__(name)
+
+    def reset(self) -> None:
+        self._count: torch.Tensor | None = None
+
+    def update(self, y_pred, y_true, sample_weight=None) -> None:
+        y_pred = y_pred.detach()
+        y_true = _align(torch.as_tensor(y_true, device=y_pred.device), y_pred, self.name)
+        if self._count is None:
+            self._count = torch.zeros((), dtype=_state_dtype(y_pred.device), device=y_pred.device)
+        predicted = y_pred > self.thresholds
+        actual = y_true != 0
+        cell = (predicted if self._predicted else ~predicted) & (actual if self._actual else ~actual)
+        if sample_weight is None:
+            self._count += cell.sum()
+        else:
+            weight = _broadcast_weight(torch.as_tensor(sample_weight, device=y_pred.device)
+                                       .to(self._count.dtype), cell.shape)
+            self._count += (cell * weight).sum()
+
+    def result(self) -> float:
+        return 0.0 if self._count is None else float(self._count)
+
+
+class TruePositives(_ConditionCount):
+    """Weighted count of positive predictions with positive labels."""
+
+    default_name = "true_positives"
+
+
+class FalsePositives(_ConditionCount):
+    """Weighted count of positive predictions with negative labels (lower is better)."""
+
+    default_name = "false_positives"
+    _direction = "down"
+    _actual = False
+
+
+class TrueNegatives(_ConditionCount):
+    """Weighted count of negative predictions with negative labels."""
+
+    default_name = "true_negatives"
+    _predicted = False
+    _actual = False
+
+
+class FalseNegatives(_ConditionCount):
+    """Weighted count of negative predictions with positive labels (lower is better)."""
+
+    default_name = "false_negatives"
+    _direction = "down"
+    _predicted = False
+
+
+__all__ = ["AUC", "FalseNegatives", "FalsePositives", "Precision", "Recall", "TrueNegatives",
+           "TruePositives"]

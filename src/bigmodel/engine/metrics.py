@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from bigmodel.errors import InputTypeError, ShapeError, UnknownNameError
@@ -94,6 +95,11 @@ class Metric:
 
     # Keras's names and argument order (``update_state(y_true, y_pred)``), for user code.
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        # Keras users pass lists and NumPy arrays here; the engine passes tensors.
+        y_pred = y_pred if isinstance(y_pred, torch.Tensor) else torch.as_tensor(np.asarray(y_pred))
+        y_true = y_true if isinstance(y_true, torch.Tensor) else torch.as_tensor(np.asarray(y_true))
+        if sample_weight is not None and not isinstance(sample_weight, torch.Tensor):
+            sample_weight = torch.as_tensor(np.asarray(sample_weight))
         self.update(y_pred, y_true, sample_weight)
 
     def reset_state(self) -> None:
@@ -284,6 +290,21 @@ class MeanSquaredError(_MeanOfValues):
         return _samplewise((y_pred.float() - y_true.float()).square())
 
 
+class RootMeanSquaredError(_MeanOfValues):
+    """``sqrt(mean((y_pred - y_true) ** 2))`` over every value seen (Keras: the root of the
+    running weighted mean, not a mean of per-batch roots). Lower is better."""
+
+    default_name = "root_mean_squared_error"
+    _direction = "down"
+
+    def _values(self, y_pred, y_true):
+        y_true = _align(y_true, y_pred, self.name)
+        return (y_pred.float() - y_true.float()).square()
+
+    def result(self) -> float:
+        return math.sqrt(max(super().result(), 0.0))
+
+
 class _AutoAccuracy(Metric):
     """``"accuracy"``: binary, sparse or categorical accuracy, chosen from the first batch's shapes.
 
@@ -359,7 +380,15 @@ class RunningLoss:
 
 
 # Defined in their own module (they share the confusion-count logic); importable from here.
-from bigmodel.engine.confusion_metrics import AUC, Precision, Recall  # noqa: E402
+from bigmodel.engine.confusion_metrics import (  # noqa: E402
+    AUC,
+    FalseNegatives,
+    FalsePositives,
+    Precision,
+    Recall,
+    TrueNegatives,
+    TruePositives,
+)
 
 _REGISTRY: dict[str, Callable[..., Metric]] = {
     "accuracy": _AutoAccuracy, "acc": _AutoAccuracy, "binary_accuracy": BinaryAccuracy,
@@ -368,11 +397,13 @@ _REGISTRY: dict[str, Callable[..., Metric]] = {
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy, "precision": Precision,
     "recall": Recall, "auc": AUC, "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError, "mean": Mean,
+    "root_mean_squared_error": RootMeanSquaredError,
 }
 
 _CLASSES = {cls.__name__: cls for cls in (
     Mean, SparseCategoricalAccuracy, CategoricalAccuracy, BinaryAccuracy, TopKCategoricalAccuracy,
-    SparseTopKCategoricalAccuracy, Precision, Recall, AUC, MeanAbsoluteError, MeanSquaredError)}
+    SparseTopKCategoricalAccuracy, Precision, Recall, AUC, MeanAbsoluteError, MeanSquaredError,
+    RootMeanSquaredError, TruePositives, FalsePositives, TrueNegatives, FalseNegatives)}
 
 
 def get(identifier: Any) -> Metric:
@@ -406,7 +437,9 @@ def get(identifier: Any) -> Metric:
 
 
 __all__ = [
-    "AUC", "BinaryAccuracy", "CategoricalAccuracy", "Mean", "MeanAbsoluteError",
-    "MeanMetricWrapper", "MeanSquaredError", "Metric", "Precision", "Recall", "RunningLoss",
-    "SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "get",
+    "AUC", "BinaryAccuracy", "CategoricalAccuracy", "FalseNegatives", "FalsePositives", "Mean",
+    "MeanAbsoluteError", "MeanMetricWrapper", "MeanSquaredError", "Metric", "Precision", "Recall",
+    "RootMeanSquaredError", "RunningLoss", "SparseCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
+    "get",
 ]

@@ -90,6 +90,14 @@ def resolve_loss(loss: Any) -> tuple[Callable[..., torch.Tensor] | None, Callabl
 _FUSABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
 
 
+def _plain(tensor: torch.Tensor) -> bool:
+    """An ``nn.Parameter``, or a subclass that declares itself one in every respect the fused
+    kernels see (``plain_parameter = True``: Keras variables) -- not a sharded FSDP/DTensor one."""
+    kind = type(tensor)
+    return kind is nn.Parameter or (issubclass(kind, nn.Parameter)
+                                    and getattr(kind, "plain_parameter", False) is True)
+
+
 def fused_kwargs(optimizer_class: type, params: Any) -> dict[str, bool]:
     """``{"fused": True}`` when ``optimizer_class`` has a fused kernel for ``params``, else ``{}``.
 
@@ -98,7 +106,8 @@ def fused_kwargs(optimizer_class: type, params: Any) -> dict[str, bool]:
     CPU thread, 187 µs instead of 388 µs (``benchmarks/fit_throughput.py`` counts it as engine
     speed; BENCHMARKS.md gives both figures). Only plain parameters qualify -- all on one CPU or
     CUDA device, floating point. Sharded (DTensor, FSDP flat) parameters, other devices and mixed
-    placements keep torch's default implementation.
+    placements keep torch's default implementation. Keras weights (``keras.Variable``, an
+    ``nn.Parameter`` subclass that sets ``plain_parameter = True``) count as plain parameters.
 
     ``params`` is what an optimizer takes: parameters, or param-group dicts with a ``"params"`` key.
     """
@@ -115,7 +124,7 @@ def fused_kwargs(optimizer_class: type, params: Any) -> dict[str, bool]:
         return {}
     devices = {t.device for t in tensors}
     ok = (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
-          and all(type(t) is nn.Parameter and t.is_floating_point() for t in tensors))
+          and all(_plain(t) and t.is_floating_point() for t in tensors))
     return {"fused": True} if ok else {}
 
 

@@ -340,7 +340,9 @@ class Trainer(PersistenceMixin, InferenceMixin):
                 # Weight each rank's mean loss by its share of the global batch, so the average
                 # the gradient reduction takes is the global batch's mean.
                 scaled = loss if slices is None else loss * (slices.fraction * slices.world_size)
-                if accum > 1:
+                if not scaled.requires_grad:
+                    pass  # nothing trainable reaches the loss: Keras fits such a model as a no-op
+                elif accum > 1:
                     divisor = accum if tail_start is None or step < tail_start else steps - tail_start
                     (scaler.scale(scaled / divisor) if scaler else scaled / divisor).backward()
                 else:

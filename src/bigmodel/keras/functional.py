@@ -50,6 +50,9 @@ class Functional(Model):
         Model._init_training_state(self)
         self._single_input = isinstance(inputs, KerasTensor)
         self._single_output = isinstance(outputs, KerasTensor)
+        # Keras 3 unpacks a one-element output list: Model(x, [y]) returns (and predicts) a
+        # tensor, so one loss and one metric apply to it as to Model(x, y).
+        self._one_output = len(_as_list(outputs)) == 1 and not isinstance(outputs, dict)
         self._inputs = _as_list(inputs)
         self._outputs = _as_list(outputs)
         # Dict inputs/outputs: called with and returning dicts keyed like these (Keras 3).
@@ -160,12 +163,26 @@ class Functional(Model):
     def outputs(self) -> list[KerasTensor]:
         return list(self._outputs)
 
+    # Keras 3: a model's own node - its inputs/outputs as a flat list, one tensor when only one.
+    @property
+    def input(self) -> Any:
+        return self._inputs[0] if len(self._inputs) == 1 else list(self._inputs)
+
+    @property
+    def output(self) -> Any:
+        return self._outputs[0] if len(self._outputs) == 1 else list(self._outputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The output layers' names (the keys of a dict output), in output order."""
+        return self._output_names()
+
     def build(self, input_shape: Any) -> None:
         self.built = True
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         shapes = [kt.shape for kt in self._outputs]
-        return shapes[0] if self._single_output else shapes
+        return shapes[0] if self._one_output else shapes
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         if isinstance(inputs, dict):
@@ -175,7 +192,7 @@ class Functional(Model):
             raise ConfigError(f"Model '{self.name}' expects {len(self._inputs)} input(s); "
                               f"received {len(given)}")
         values: dict[int, Any] = {id(kt): value for kt, value in zip(self._inputs, given)}
-        final = self._outputs[0] if self._single_output else None
+        final = self._outputs[0] if self._one_output else None
         shared: dict[int, Any] = {}  # outputs of multi-output calls, computed once
         for node in self._nodes:
             if node.output_index is not None and id(node.call) in shared:
@@ -195,7 +212,7 @@ class Functional(Model):
         outs = [values[id(kt)] for kt in self._outputs]
         if self._output_keys is not None:
             return dict(zip(self._output_keys, outs))
-        return outs[0] if self._single_output else outs
+        return outs[0] if self._one_output else outs
 
     def get_config(self) -> dict[str, Any]:
         layers = list(self._graph_layers)

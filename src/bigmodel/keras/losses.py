@@ -177,9 +177,7 @@ class BinaryCrossentropy(Loss):
         if tuple(target.shape) != tuple(y_pred.shape):
             raise ShapeError(f"{self.name}: labels of shape {tuple(y_true.shape)} do not match "
                              f"predictions of shape {tuple(y_pred.shape)}")
-        if target.numel() and (float(target.min()) < 0 or float(target.max()) > 1):
-            raise DataError(f"{self.name}: labels must lie in [0, 1]; received values in "
-                            f"[{float(target.min())}, {float(target.max())}]")
+        # Labels outside [0, 1] (e.g. noisy GAN labels) go into the formula as they are (Keras).
         if self.label_smoothing:
             target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         if self.from_logits:

@@ -15,25 +15,34 @@ from bigmodel.engine.metrics import (
     AUC,
     BinaryAccuracy,
     CategoricalAccuracy,
+    FalseNegatives,
+    FalsePositives,
     Mean,
     MeanAbsoluteError,
     MeanMetricWrapper,
     MeanSquaredError,
     Precision,
     Recall,
+    RootMeanSquaredError,
     SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy,
     TopKCategoricalAccuracy,
+    TrueNegatives,
+    TruePositives,
 )
 from bigmodel.engine.metrics import Metric as _EngineMetric
-from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.errors import ConfigError, NotSupportedError, UnknownNameError
+from bigmodel.keras import losses as losses_mod
 from bigmodel.keras.variables import Variable
 
 __all__ = [
-    "AUC", "BinaryAccuracy", "CategoricalAccuracy", "Mean", "MeanAbsoluteError",
+    "AUC", "BinaryAccuracy", "BinaryCrossentropy", "CategoricalAccuracy",
+    "CategoricalCrossentropy", "FalseNegatives", "FalsePositives", "Mean", "MeanAbsoluteError",
     "MeanAbsolutePercentageError", "mean_absolute_percentage_error",
-    "MeanSquaredError", "Metric", "Precision", "Recall", "SparseCategoricalAccuracy",
-    "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "get",
+    "MeanSquaredError", "Metric", "Precision", "Recall", "RootMeanSquaredError",
+    "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
+    "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
+    "get",
 ]
 
 class Metric(_EngineMetric):
@@ -117,7 +126,55 @@ class MeanAbsolutePercentageError(MeanMetricWrapper):
         super().__init__(mean_absolute_percentage_error, name=name, direction="down")
 
 
+def _default_axis(cls_name: str, axis: int) -> None:
+    if axis != -1:
+        raise NotSupportedError(f"metrics.{cls_name}(axis={axis!r}): only axis=-1 (the class "
+                                "axis last) is supported")
+
+
+class BinaryCrossentropy(MeanMetricWrapper):
+    """Mean binary cross-entropy between labels and predictions, as the loss computes it per
+    sample (``keras.metrics.BinaryCrossentropy``; lower is better)."""
+
+    def __init__(self, name: str = "binary_crossentropy", dtype: Any = None,
+                 from_logits: bool = False, label_smoothing: float = 0.0) -> None:
+        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+        loss = losses_mod.BinaryCrossentropy(from_logits=from_logits,
+                                             label_smoothing=label_smoothing, reduction="none")
+        super().__init__(loss, name=name, direction="down")
+
+
+class CategoricalCrossentropy(MeanMetricWrapper):
+    """Mean categorical cross-entropy for one-hot labels (``keras.metrics.CategoricalCrossentropy``;
+    lower is better)."""
+
+    def __init__(self, name: str = "categorical_crossentropy", dtype: Any = None,
+                 from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1) -> None:
+        _default_axis("CategoricalCrossentropy", axis)
+        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+        loss = losses_mod.CategoricalCrossentropy(from_logits=from_logits,
+                                                  label_smoothing=label_smoothing,
+                                                  reduction="none")
+        super().__init__(loss, name=name, direction="down")
+
+
+class SparseCategoricalCrossentropy(MeanMetricWrapper):
+    """Mean cross-entropy for integer labels (``keras.metrics.SparseCategoricalCrossentropy``;
+    lower is better)."""
+
+    def __init__(self, name: str = "sparse_categorical_crossentropy", dtype: Any = None,
+                 from_logits: bool = False, axis: int = -1) -> None:
+        _default_axis("SparseCategoricalCrossentropy", axis)
+        self.from_logits = bool(from_logits)
+        loss = losses_mod.SparseCategoricalCrossentropy(from_logits=from_logits,
+                                                        reduction="none")
+        super().__init__(loss, name=name, direction="down")
+
+
 _BY_NAME: dict[str, type] = {
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "mape": MeanAbsolutePercentageError,
     "mean_absolute_percentage_error": MeanAbsolutePercentageError,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -132,6 +189,14 @@ _BY_NAME: dict[str, type] = {
     "mean_absolute_error": MeanAbsoluteError,
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
+}
+
+
+# Every metric class exported here, by class name ("RootMeanSquaredError"), as Keras resolves.
+_BY_CLASS_NAME: dict[str, type] = {
+    name: cls for name in __all__
+    if isinstance(cls := globals().get(name), type) and issubclass(cls, _EngineMetric)
+    and name not in ("Metric", "Mean")
 }
 
 
@@ -164,9 +229,11 @@ def get(identifier: Any, label_shape: tuple | None = None,
     if isinstance(identifier, str):
         if identifier in ("accuracy", "acc"):
             return _accuracy_for(label_shape, output_shape)(name=identifier)
+        if identifier in _BY_CLASS_NAME:  # Keras: a class name builds it, logged as written
+            return _BY_CLASS_NAME[identifier](name=identifier)
         cls = _BY_NAME.get(identifier)
         if cls is None:
-            known = sorted([*_BY_NAME, "accuracy", "acc"])
+            known = sorted([*_BY_NAME, *_BY_CLASS_NAME, "accuracy", "acc"])
             raise UnknownNameError(f"Unknown metric '{identifier}'. Known metrics: "
                                    f"{', '.join(known)}")
         return cls(name=identifier)

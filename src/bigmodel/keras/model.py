@@ -676,6 +676,15 @@ class Model(StepsMixin, ModelDataMixin, Layer):
 
         load_weights(self, filepath)
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Model:
+        """A new model from ``get_config()``: a functional model's graph (``layers`` and
+        ``nodes``) is rebuilt as a functional model, as ``keras.Model.from_config`` does; any
+        other config goes to the class's constructor (a subclassed model's own keys)."""
+        if isinstance(config, dict) and "layers" in config and "nodes" in config:
+            return _functional_subclass(cls).from_config(config)
+        return super().from_config(config)
+
     def to_json(self, **kwargs: Any) -> str:
         """The architecture as Keras 3 JSON (``keras.models.model_from_json`` reads it back)."""
         import json

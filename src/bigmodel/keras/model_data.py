@@ -19,6 +19,7 @@ from bigmodel.data.batching import tree_map
 from bigmodel.errors import ConfigError, DataError, InputTypeError, describe
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras.layers.base import is_shape_list
+from bigmodel.keras.py_dataset import PyDataset
 from bigmodel.keras.model_inputs import (
     check_sample_counts,
     is_structure,
@@ -205,6 +206,14 @@ class ModelDataMixin:
         if isinstance(data, torch.utils.data.DataLoader):
             first = next(iter(data))
             return data, _as_tensors(first[0]), _as_tensors(first[1])
+        if isinstance(data, PyDataset):  # re-iterable: one pass per epoch, so kept as it is
+            if len(data) == 0:
+                raise DataError(f"{type(data).__name__} (a PyDataset) has no batches (len 0)")
+            first = data[0]
+            if not isinstance(first, tuple):  # inputs alone (predict)
+                return data, _as_tensors(first), None
+            ys = first[1] if len(first) > 1 else None
+            return data, _as_tensors(first[0]), _as_tensors(ys) if ys is not None else None
         if hasattr(data, "__iter__") or hasattr(data, "__next__"):
             iterator = iter(data)
             try:

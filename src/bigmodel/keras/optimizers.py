@@ -78,7 +78,9 @@ class Optimizer:
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> Optimizer:
         params = [p for p in params if p.requires_grad]
-        self.torch_optimizer = self._make(params)
+        # A model without trainable weights still fits in Keras (nothing is updated); torch
+        # refuses an empty parameter list, not an empty group.
+        self.torch_optimizer = self._make(params or [{"params": []}])
         self.torch_optimizer.register_step_pre_hook(self._pre_step)
         self.torch_optimizer.register_step_post_hook(self._post_step)
         constraints.attach(self.torch_optimizer)  # weight constraints after each update

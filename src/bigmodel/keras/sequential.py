@@ -9,7 +9,14 @@ from torch import nn
 
 from bigmodel.errors import ConfigError, InputTypeError
 from bigmodel.keras.direct_call import DirectPath
-from bigmodel.keras.layers.base import KerasTensor, Layer, deserialize_layer, serialize_layer
+from bigmodel.keras.layers.base import (
+    KerasTensor,
+    Layer,
+    _CallRecord,
+    deserialize_layer,
+    serialize_layer,
+)
+from bigmodel.keras.layers.lambda_layer import Input
 from bigmodel.keras.model import Model
 
 
@@ -68,6 +75,39 @@ class Sequential(Model):
         if self._declared_input_shape is not None:
             self.build(self._declared_input_shape)
         self._trainer = None
+
+    # Keras 3 keeps a functional graph of a built Sequential: model.inputs/outputs and each
+    # layer's .input/.output (feature extraction with keras.Model(model.inputs, ...)).
+    def _graph(self) -> _CallRecord:
+        if self._declared_input_shape is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined inputs yet: "
+                                 "give it keras.Input(shape) or build it")
+        key = (tuple(id(layer) for layer in self._stack), tuple(self._declared_input_shape))
+        record = self.__dict__.get("_graph_record")
+        if record is None or record.outputs is None or self.__dict__.get("_graph_key") != key:
+            inputs = Input(batch_shape=self._declared_input_shape)
+            x = inputs
+            for layer in self._stack:
+                x = layer(x)
+            record = self.__dict__["_graph_record"] = _CallRecord(inputs, x)
+            self.__dict__["_graph_key"] = key
+        return record
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return [self._graph().inputs]
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return [self._graph().outputs]
+
+    @property
+    def input(self) -> KerasTensor:
+        return self._graph().inputs
+
+    @property
+    def output(self) -> KerasTensor:
+        return self._graph().outputs
 
     def pop(self) -> Layer:
         if not self._stack:

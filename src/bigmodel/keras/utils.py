@@ -1,4 +1,4 @@
-"""``keras.utils``: small helpers."""
+"""``keras.utils``: small helpers (``to_categorical``, ``pad_sequences``, ``PyDataset``, ...)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from bigmodel.errors import DataError
+from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
+from bigmodel.keras.py_dataset import PyDataset
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
@@ -36,3 +37,70 @@ def set_random_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def pad_sequences(sequences: Any, maxlen: int | None = None, dtype: Any = "int32",
+                  padding: str = "pre", truncating: str = "pre", value: Any = 0.0) -> np.ndarray:
+    """Pad (and cut) sequences to one length, as ``keras.utils.pad_sequences``.
+
+    Args:
+        sequences: a list (or array) of sequences; each a list/array of numbers (or of equally
+            shaped arrays: the result then has their shape after the time axis).
+        maxlen: the length to pad to; default the longest sequence's.
+        dtype: the result's dtype (``object`` or a string dtype for strings).
+        padding: ``"pre"`` or ``"post"``: where the padding goes.
+        truncating: ``"pre"`` or ``"post"``: which end of a longer sequence is cut off.
+        value: the padding value.
+
+    Returns:
+        Array of shape ``(len(sequences), maxlen, *sample_shape)``.
+
+    Raises:
+        InputTypeError: ``sequences`` (or one of them) has no length.
+        ConfigError: ``padding`` / ``truncating`` not "pre"/"post", a negative ``maxlen``, or a
+            string ``value`` for a numeric ``dtype``.
+        ShapeError: sequences whose items differ in shape.
+    """
+    for name, choice in (("padding", padding), ("truncating", truncating)):
+        if choice not in ("pre", "post"):
+            raise ConfigError(f"pad_sequences: {name} must be 'pre' or 'post'; received "
+                              f"{name}={choice!r}")
+    if not hasattr(sequences, "__len__"):
+        raise InputTypeError(f"pad_sequences: sequences must be a list of sequences; received "
+                             f"{type(sequences).__name__}")
+    lengths, sample_shape = [], ()
+    found_shape = False
+    for position, seq in enumerate(sequences):
+        if not hasattr(seq, "__len__"):
+            raise InputTypeError(f"pad_sequences: sequences[{position}] has no length; received "
+                                 f"{seq!r}")
+        lengths.append(len(seq))
+        if not found_shape and len(seq):  # items' shape: from the first non-empty sequence
+            sample_shape, found_shape = np.asarray(seq).shape[1:], True
+    if maxlen is None:
+        maxlen = max(lengths, default=0)
+    elif isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)) or maxlen < 0:
+        raise ConfigError(f"pad_sequences: maxlen must be an integer >= 0 or None; received "
+                          f"maxlen={maxlen!r}")
+    maxlen = int(maxlen)
+    string_dtype = np.issubdtype(np.dtype(dtype), np.str_)
+    if isinstance(value, str) and np.dtype(dtype) != object and not string_dtype:
+        raise ConfigError(f"pad_sequences: value={value!r} is a string but dtype={dtype!r} is not; "
+                          "use dtype=object or a string dtype")
+    out = np.full((len(lengths), maxlen, *sample_shape), value, dtype=dtype)
+    for position, seq in enumerate(sequences):
+        if not len(seq) or not maxlen:
+            continue
+        kept = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
+        kept = np.asarray(kept, dtype=dtype)
+        if kept.shape[1:] != tuple(sample_shape):
+            raise ShapeError(f"pad_sequences: sequences[{position}] has items of shape "
+                             f"{kept.shape[1:]}, the others {tuple(sample_shape)}")
+        if padding == "post":
+            out[position, :len(kept)] = kept
+        else:
+            out[position, maxlen - len(kept):] = kept
+    return out
+
+
+__all__ = ["PyDataset", "pad_sequences", "set_random_seed", "to_categorical"]

@@ -1,12 +1,25 @@
-"""``keras.Variable``-style state for user metrics: a tensor with ``assign``/``assign_add``.
+"""``keras.Variable``-style state: a tensor with ``assign``/``assign_add``/``value``/``numpy``.
 
-A Keras ``Metric`` subclass creates its state with ``self.add_variable(shape, initializer)`` and
-updates it with ``var.assign_add(value)``; arithmetic on a variable (``self.total / self.count``)
-gives a plain tensor, as Keras's does.
+Every weight a Keras layer creates (``add_weight``) and every state variable of a Keras metric
+(``add_variable``) is a :class:`Variable`. It *is* an ``nn.Parameter`` (a subclass), so torch sees
+an ordinary parameter: ``module.parameters()``, ``state_dict()`` (plain tensors), optimizers,
+``torch.equal``, DDP and ``.to`` all work as with ``nn.Parameter``; operations on it return plain
+tensors. On top it has Keras 3's variable API, as Keras's torch backend does:
+
+- ``v.value`` is the torch parameter itself (the Keras torch guide reads ``v.value.grad``);
+- ``v.assign(x)`` / ``assign_add`` / ``assign_sub`` update in place, outside autograd;
+- ``v.numpy()`` gives a NumPy copy.
+
+A weight stored in a torch layout (a Conv kernel is ``(out, in, kh, kw)`` here, ``(kh, kw, in,
+out)`` in Keras) keeps its permutation: ``numpy()`` returns and ``assign`` takes the Keras
+layout, as ``get_weights``/``set_weights`` do. Pickling gives back a plain ``nn.Parameter``
+(``torch.load(weights_only=True)`` keeps working); ``copy.deepcopy`` keeps the subclass.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,27 +30,70 @@ __all__ = ["Variable"]
 
 
 class Variable(nn.Parameter):
-    """A tensor holding state, updated in place with Keras's ``assign*`` methods.
+    """A parameter with Keras's variable API (see the module docstring).
 
-    Built on ``nn.Parameter`` (``requires_grad=False`` by default) so it moves with ``.to`` and
-    takes part in nothing else: operations on it return plain tensors.
+    Args:
+        data: the initial value (array, number or tensor); float32 unless ``dtype`` is given or
+            ``data`` is a floating tensor (then its dtype is kept).
+        requires_grad: whether it is trained (``False`` for metric state and non-trainable
+            weights).
+        name: the Keras name (``"kernel"``), kept as ``path``.
+        dtype: the torch dtype to store.
     """
 
-    def __new__(cls, data: Any = None, requires_grad: bool = False, name: str | None = None):
-        tensor = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data,
-                                 dtype=torch.float32)
+    # Read by the engine (bigmodel.engine.resolve.fused_kwargs): a parameter in every respect
+    # that torch's fused optimizer kernels treat like nn.Parameter.
+    plain_parameter = True
+
+    def __new__(cls, data: Any = None, requires_grad: bool = False, name: str | None = None,
+                dtype: torch.dtype | None = None):
+        if isinstance(data, torch.Tensor):
+            tensor = data.detach()
+            if dtype is not None or not tensor.is_floating_point():
+                tensor = tensor.to(dtype or torch.float32)
+        else:
+            tensor = torch.as_tensor(np.asarray(0.0 if data is None else data),
+                                     dtype=dtype or torch.float32)
         variable = super().__new__(cls, tensor, requires_grad)
+        # ``name`` is a read-only attribute of torch tensors: the Keras name is kept in ``path``
+        # (add_weight makes it ``"layer/kernel"``, as Keras's ``variable.path``).
         variable.path = name or "variable"
+        variable._torch_perm = None
         return variable
+
+    def __deepcopy__(self, memo: dict) -> Variable:
+        if id(self) in memo:
+            return memo[id(self)]
+        result = type(self)(self.data.clone(memory_format=torch.preserve_format),
+                            self.requires_grad, dtype=self.dtype)
+        memo[id(self)] = result
+        result.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return result
+
+    def _set_torch_layout(self, perm: Sequence[int] | None) -> None:
+        """Record that the stored tensor is the Keras value permuted by ``perm``."""
+        self._torch_perm = tuple(perm) if perm is not None else None
 
     @property
     def value(self) -> torch.Tensor:
+        """The torch parameter itself (Keras's torch backend: ``variable.value``)."""
         return self
 
+    @property
+    def trainable(self) -> bool:
+        return self.requires_grad
+
     def _cast(self, value: Any) -> torch.Tensor:
-        return torch.as_tensor(value, dtype=self.dtype).to(self.device)
+        tensor = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(
+            np.asarray(value))
+        tensor = tensor.to(device=self.device, dtype=self.dtype)
+        perm = self.__dict__.get("_torch_perm")
+        if perm is not None and tensor.dim() == len(perm):  # Keras layout -> stored layout
+            tensor = tensor.permute(*perm)
+        return tensor
 
     def assign(self, value: Any) -> Variable:
+        """Set the value (Keras layout), in place and outside autograd."""
         with torch.no_grad():
             self.copy_(self._cast(value).expand_as(self))
         return self
@@ -53,4 +109,9 @@ class Variable(nn.Parameter):
         return self
 
     def numpy(self) -> np.ndarray:
-        return self.detach().cpu().numpy()
+        """A NumPy copy of the value, in Keras's layout."""
+        array = self.detach().cpu()
+        perm = self.__dict__.get("_torch_perm")
+        if perm is not None:
+            array = array.permute(*np.argsort(perm).tolist())
+        return array.numpy().copy()

@@ -23,6 +23,7 @@ from torch import nn
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, UnknownNameError
 from bigmodel.keras.layers import tracking
+from bigmodel.keras.variables import Variable
 
 Shape = tuple  # (batch, ...) with None for unknown sizes
 
@@ -90,6 +91,20 @@ class KerasTensor:
 
     def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+
+class _CallRecord:
+    """A layer's first symbolic call (inputs and outputs). Copies and pickles of the layer do
+    not carry it (it points into one graph), as a copied Keras layer has no inbound nodes."""
+
+    def __init__(self, inputs: Any = None, outputs: Any = None) -> None:
+        self.inputs, self.outputs = inputs, outputs
+
+    def __deepcopy__(self, memo: dict) -> _CallRecord:
+        return _CallRecord()
+
+    def __reduce__(self) -> tuple:
+        return (_CallRecord, ())
 
 
 def get_keras_mask(x: Any) -> Any:
@@ -366,7 +381,7 @@ class Layer(nn.Module):
     def add_weight(self, name: Any = None, shape: Any = None, initializer: Any = None,
                    regularizer: Any = None, trainable: bool = True,
                    torch_perm: Sequence[int] | None = None,
-                   constraint: Any = None, dtype: Any = None, **kwargs: Any) -> nn.Parameter:
+                   constraint: Any = None, dtype: Any = None, **kwargs: Any) -> Variable:
         """Create a weight of Keras shape ``shape`` and register it as parameter ``name``.
 
         The initializer sees the Keras shape (so fan-in/fan-out match Keras); ``torch_perm`` then
@@ -402,7 +417,10 @@ class Layer(nn.Module):
             value = value.permute(*torch_perm).contiguous()
         if self._build_device is not None:
             value = value.to(self._build_device)
-        param = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable)
+        # An nn.Parameter with Keras's variable API (value, assign*, numpy): keras/variables.py.
+        param = Variable(value, requires_grad=bool(trainable) and self._trainable, name=name)
+        param.path = f"{self.name}/{name}"
+        param._set_torch_layout(torch_perm)
         self.register_parameter(name, param)
         if not trainable:
             self.__dict__.setdefault("_fixed_weights", set()).add(name)
@@ -682,7 +700,17 @@ class Layer(nn.Module):
             self.eval()
             try:
                 with torch.no_grad():
-                    out = self.forward(x, training=False)
+                    try:
+                        out = self.forward(x, training=False)
+                    except Exception:
+                        # A call that needs the mask its input carries in the graph (the masking
+                        # guide's TemporalSoftmax asserts one): try again with an all-True mask,
+                        # timesteps = every axis but the features.
+                        if not (call_signature(type(self)).mask and isinstance(x, torch.Tensor)):
+                            raise
+                        mask = torch.ones(x.shape[:-1] if x.dim() >= 3 else x.shape,
+                                          dtype=torch.bool)
+                        out = self.forward(x, training=False, mask=mask)
             finally:
                 self.train(was_training)
                 for module in self.modules():
@@ -731,7 +759,28 @@ class Layer(nn.Module):
         training = kwargs.get("training")
         for output in outputs:
             output.call_training = None if training is None else bool(training)
-        return outputs if is_shape_list(out_shape) else outputs[0]
+        result = outputs if is_shape_list(out_shape) else outputs[0]
+        if "_first_call" not in self.__dict__:  # Keras's node 0: what layer.input/.output read
+            self.__dict__["_first_call"] = _CallRecord(inputs, result)
+        return result
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input of this layer's first call in a functional graph (Keras 3)."""
+        return self._first_symbolic_call("input").inputs
+
+    @property
+    def output(self) -> Any:
+        """The symbolic output of this layer's first call in a functional graph (Keras 3): a
+        ``KerasTensor``, or a list of them for a layer with several outputs."""
+        return self._first_symbolic_call("output").outputs
+
+    def _first_symbolic_call(self, what: str) -> _CallRecord:
+        record = self.__dict__.get("_first_call")
+        if record is None or record.outputs is None:
+            raise AttributeError(f"The layer {self.name} has never been called on a symbolic "
+                                 f"input (keras.Input) and thus has no defined {what}")
+        return record
 
     def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         if isinstance(inputs, np.ndarray):

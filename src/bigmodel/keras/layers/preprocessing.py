@@ -123,7 +123,9 @@ class Normalization(Layer):
             # Constants, not weights (Keras lists no weights in this case).
             self.register_buffer("_mean_constant", mean, persistent=False)
             self.register_buffer("_variance_constant", variance, persistent=False)
-        self.input_ndim = ndim
+        # axis=None keeps one scalar mean/variance, which broadcasts to any rank: Keras then
+        # takes inputs of another rank than the adapt() data ((N,) adapted, (batch, 1) called).
+        self.input_ndim = ndim if self._keep_axis else None
         self.input_axes = {d: input_shape[d] for d in self._keep_axis}
         super().build(input_shape)
 
