@@ -339,6 +339,32 @@ def test_fused_optimizers_take_keras_variables_but_not_other_parameter_subclasse
     assert optimizer.torch_optimizer.defaults.get("fused") is True
 
 
+def test_rmsprop_over_keras_variables_asks_for_foreach_and_matches_plain_parameters():
+    model = keras.Sequential([keras.Input((5,)), layers.Dense(4), layers.Dense(1)])
+    params = list(model.parameters())
+    assert fused_kwargs(torch.optim.RMSprop, params) == {"foreach": True}
+    plain = [nn.Parameter(p.detach().clone()) for p in params]
+    assert fused_kwargs(torch.optim.RMSprop, plain) == {}  # torch's own choice stays
+    optimizer = keras.optimizers.RMSprop(0.01)
+    optimizer.build(model.parameters())
+    assert optimizer.torch_optimizer.defaults["foreach"] is True
+    reference = torch.optim.RMSprop(plain, lr=0.01, alpha=0.9, eps=1e-7)
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        optimizer.torch_optimizer.zero_grad()
+        reference.zero_grad()
+        model(x).square().mean().backward()
+        # the same two Dense layers on the plain copies (kernels as stored: torch's (out, in))
+        named = dict(zip([name for name, _ in model.named_parameters()], plain))
+        h = torch.nn.functional.linear(x, named["_stack.0.kernel"], named["_stack.0.bias"])
+        out = torch.nn.functional.linear(h, named["_stack.1.kernel"], named["_stack.1.bias"])
+        out.square().mean().backward()
+        optimizer.torch_optimizer.step()
+        reference.step()
+    for ours, theirs in zip(params, plain):
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-6, atol=1e-7)
+
+
 def test_ddp_wraps_a_model_of_keras_variables(tmp_path):
     import torch.distributed as dist
 

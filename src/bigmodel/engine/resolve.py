@@ -88,6 +88,9 @@ def resolve_loss(loss: Any) -> tuple[Callable[..., torch.Tensor] | None, Callabl
 
 # Optimizers that have a fused (single-kernel, multi-tensor) implementation on CPU and CUDA.
 _FUSABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
+# Optimizers without a fused kernel but with a multi-tensor (foreach) one.
+_FOREACH = (torch.optim.RMSprop, torch.optim.Adadelta, torch.optim.Adamax, torch.optim.NAdam,
+            torch.optim.RAdam, torch.optim.Rprop, torch.optim.ASGD)
 
 
 def _plain(tensor: torch.Tensor) -> bool:
@@ -107,11 +110,15 @@ def fused_kwargs(optimizer_class: type, params: Any) -> dict[str, bool]:
     speed; BENCHMARKS.md gives both figures). Only plain parameters qualify -- all on one CPU or
     CUDA device, floating point. Sharded (DTensor, FSDP flat) parameters, other devices and mixed
     placements keep torch's default implementation. Keras weights (``keras.Variable``, an
-    ``nn.Parameter`` subclass that sets ``plain_parameter = True``) count as plain parameters.
+    ``nn.Parameter`` subclass that sets ``plain_parameter = True``) count as plain parameters; for
+    them, optimizers without a fused kernel (RMSprop, ...) get ``{"foreach": True}``, the
+    multi-tensor kernels torch chooses by itself for ``nn.Parameter`` on CUDA but not for a
+    subclass (asked for on CPU too, the same update up to float rounding: a model is often moved to
+    the GPU after its optimizer is built).
 
     ``params`` is what an optimizer takes: parameters, or param-group dicts with a ``"params"`` key.
     """
-    if optimizer_class not in _FUSABLE:
+    if optimizer_class not in _FUSABLE and optimizer_class not in _FOREACH:
         return {}
     tensors: list[torch.Tensor] = []
     for item in params:
@@ -125,6 +132,11 @@ def fused_kwargs(optimizer_class: type, params: Any) -> dict[str, bool]:
     devices = {t.device for t in tensors}
     ok = (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
           and all(_plain(t) and t.is_floating_point() for t in tensors))
+    if optimizer_class in _FOREACH:
+        # torch picks its multi-tensor (foreach) kernels by itself only for exact nn.Parameter /
+        # Tensor types: ask for them when a Keras variable would make it fall back to a loop.
+        subclassed = any(type(t) is not nn.Parameter for t in tensors)
+        return {"foreach": True} if ok and subclassed else {}
     return {"fused": True} if ok else {}
 
 

@@ -293,7 +293,8 @@ class RMSprop(Optimizer):
 
     def _make(self, params):
         return torch.optim.RMSprop(params, lr=self._initial_lr, alpha=self.rho, eps=self.epsilon,
-                                   momentum=self.momentum, centered=self.centered)
+                                   momentum=self.momentum, centered=self.centered,
+                                   **fused_kwargs(torch.optim.RMSprop, params))
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
