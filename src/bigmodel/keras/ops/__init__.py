@@ -42,9 +42,13 @@ _MODULES = (core, numpy_elementwise, numpy_reduce, numpy_shape, numpy_linear, nu
 
 # Every public function defined in those modules is a keras.ops name (several shadow builtins:
 # sum, max, min, abs, round, all, any, map, slice — as in Keras).
+# Public helpers the op modules share, which are not Keras ops.
+_SHARED_HELPERS = frozenset({"axes_of", "quantile_over_axes", "same_padding"})
+
 for _module in _MODULES:
     for _name, _value in vars(_module).items():
         if (callable(_value) and not _name.startswith("_") and not isinstance(_value, type)
+                and _name not in _SHARED_HELPERS
                 and getattr(_value, "__module__", None) == _module.__name__):
             globals()[_name] = _value
 del _module, _name, _value

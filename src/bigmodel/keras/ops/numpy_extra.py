@@ -120,16 +120,7 @@ def nancumprod(x: Any, axis: int | None = None, dtype: Any = None) -> torch.Tens
 def nanquantile(x: Any, q: Any, axis: Any = None, method: str = "linear",
                 keepdims: bool = False) -> torch.Tensor:
     """Quantiles of the non-NaN values, as ``numpy.nanquantile``."""
-    x = as_float(x)
-    dims = axes_of(x, axis)
-    keep = [d for d in range(x.dim()) if d not in dims]
-    moved = x.permute(*keep, *dims).reshape(*[x.shape[d] for d in keep], -1)
-    qs = torch.as_tensor(q, dtype=x.dtype, device=x.device)
-    out = torch.nanquantile(moved, qs, dim=-1, interpolation=method)
-    if keepdims:
-        shape = [1 if d in dims else x.shape[d] for d in range(x.dim())]
-        out = out.reshape(*out.shape[:qs.dim()], *shape)
-    return out
+    return reduce_ops.quantile_over_axes(torch.nanquantile, x, q, axis, method, keepdims)
 
 
 @keras_op()

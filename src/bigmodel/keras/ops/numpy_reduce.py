@@ -230,12 +230,19 @@ def median(x: Any, axis: Any = None, keepdims: bool = False) -> torch.Tensor:
 def quantile(x: Any, q: Any, axis: Any = None, method: str = "linear",
              keepdims: bool = False) -> torch.Tensor:
     """The ``q``-th quantiles (``q`` in [0, 1]) over ``axis``, as ``numpy.quantile``."""
+    return quantile_over_axes(torch.quantile, x, q, axis, method, keepdims)
+
+
+def quantile_over_axes(kernel: Any, x: Any, q: Any, axis: Any, method: str,
+                       keepdims: bool) -> torch.Tensor:
+    """``kernel`` (``torch.quantile`` or ``torch.nanquantile``) over several axes at once: the
+    reduced axes are moved last and flattened, since torch's kernels take one ``dim``."""
     x = as_float(x)
     dims = axes_of(x, axis)
     keep = [d for d in range(x.dim()) if d not in dims]
     moved = x.permute(*keep, *dims).reshape(*[x.shape[d] for d in keep], -1)
     qs = torch.as_tensor(q, dtype=x.dtype, device=x.device)
-    out = torch.quantile(moved, qs, dim=-1, interpolation=method)
+    out = kernel(moved, qs, dim=-1, interpolation=method)
     if keepdims:
         shape = [1 if d in dims else x.shape[d] for d in range(x.dim())]
         out = out.reshape(*out.shape[:qs.dim()], *shape)
