@@ -280,13 +280,17 @@ def test_weights_are_keras_variables_and_torch_parameters():
     kernel = conv.kernel
     assert isinstance(kernel, nn.Parameter) and isinstance(kernel, Variable)
     assert kernel.value is kernel and kernel.path == f"{conv.name}/kernel" and kernel.trainable
-    # numpy()/assign speak Keras's layout (kh, kw, in, out); torch stores (out, in, kh, kw)
+    # numpy() reads the stored layout (what torch and its exporters see); assign takes it, or
+    # Keras's layout (kh, kw, in, out) when the shape tells; get_weights speaks Keras's layout
     keras_layout = conv.get_weights()[0]
     assert keras_layout.shape == (3, 3, 2, 4) and tuple(kernel.shape) == (4, 2, 3, 3)
-    np.testing.assert_array_equal(kernel.numpy(), keras_layout)
+    np.testing.assert_array_equal(kernel.numpy(), keras_layout.transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(np.asarray(kernel.detach()), kernel.numpy(force=True))
     new = np.random.default_rng(0).normal(size=(3, 3, 2, 4)).astype("float32")
     kernel.assign(new)
     np.testing.assert_array_equal(conv.get_weights()[0], new)
+    kernel.assign(kernel.numpy() * 2)  # the stored layout round-trips
+    np.testing.assert_array_equal(conv.get_weights()[0], new * 2)
     bias = conv.bias
     bias.assign_add(np.ones(4))
     bias.assign_sub(np.full(4, 0.25))
@@ -429,9 +433,8 @@ def test_layer_output_model_input_and_sequential_inputs():
     x = np.random.default_rng(0).normal(size=(3, 6)).astype("float32")
     hidden, final = extractor(x)
     np.testing.assert_allclose(final.detach().numpy(), seq.predict(x, verbose=0), rtol=1e-6)
-    np.testing.assert_allclose(hidden.detach().numpy(),
-                               x @ seq.layers[0].kernel.numpy() + seq.layers[0].bias.numpy(),
-                               rtol=1e-5, atol=1e-6)
+    kernel, bias = seq.layers[0].get_weights()
+    np.testing.assert_allclose(hidden.detach().numpy(), x @ kernel + bias, rtol=1e-5, atol=1e-6)
     with pytest.raises(AttributeError):
         keras.Sequential([layers.Dense(2)]).inputs
 

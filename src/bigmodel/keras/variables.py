@@ -8,12 +8,15 @@ tensors. On top it has Keras 3's variable API, as Keras's torch backend does:
 
 - ``v.value`` is the torch parameter itself (the Keras torch guide reads ``v.value.grad``);
 - ``v.assign(x)`` / ``assign_add`` / ``assign_sub`` update in place, outside autograd;
-- ``v.numpy()`` gives a NumPy copy.
+- ``v.numpy()`` gives the value as a NumPy array (no error for a trainable weight).
 
-A weight stored in a torch layout (a Conv kernel is ``(out, in, kh, kw)`` here, ``(kh, kw, in,
-out)`` in Keras) keeps its permutation: ``numpy()`` returns and ``assign`` takes the Keras
-layout, as ``get_weights``/``set_weights`` do. Pickling gives back a plain ``nn.Parameter``
-(``torch.load(weights_only=True)`` keeps working); ``copy.deepcopy`` keeps the subclass.
+A weight stored in torch's layout (a Dense kernel is ``(out, in)`` here, ``(in, out)`` in Keras; a
+Conv kernel ``(out, in, kh, kw)``, ``(kh, kw, in, out)`` in Keras) reads in that stored layout:
+``numpy()`` (and ``np.asarray``) must agree with what torch and its exporters see (the ONNX exporter
+calls ``numpy(force=True)``). ``assign`` takes the stored layout, or Keras's layout when the shape
+tells them apart; ``get_weights`` / ``set_weights`` always speak Keras's layout. Pickling gives
+back a plain ``nn.Parameter`` (``torch.load(weights_only=True)`` keeps working);
+``copy.deepcopy`` keeps the subclass.
 """
 
 from __future__ import annotations
@@ -88,8 +91,11 @@ class Variable(nn.Parameter):
             np.asarray(value))
         tensor = tensor.to(device=self.device, dtype=self.dtype)
         perm = self.__dict__.get("_torch_perm")
-        if perm is not None and tensor.dim() == len(perm):  # Keras layout -> stored layout
-            tensor = tensor.permute(*perm)
+        if perm is not None and tensor.dim() == len(perm) and tensor.shape != self.shape:
+            stored = tuple(self.shape)
+            keras_shape = tuple(stored[i] for i in np.argsort(perm))
+            if tuple(tensor.shape) == keras_shape:  # Keras's layout, told apart by its shape
+                tensor = tensor.permute(*perm)
         return tensor
 
     def assign(self, value: Any) -> Variable:
@@ -108,10 +114,7 @@ class Variable(nn.Parameter):
             self.sub_(self._cast(value))
         return self
 
-    def numpy(self) -> np.ndarray:
-        """A NumPy copy of the value, in Keras's layout."""
-        array = self.detach().cpu()
-        perm = self.__dict__.get("_torch_perm")
-        if perm is not None:
-            array = array.permute(*np.argsort(perm).tolist())
-        return array.numpy().copy()
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The value as a NumPy array, in the stored layout (a trainable weight too, unlike
+        ``Tensor.numpy``, as a Keras variable allows)."""
+        return self.detach().numpy(force=force)
