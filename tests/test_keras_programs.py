@@ -39,9 +39,10 @@ TIMEOUT_S = 180.0  # per program; they take ~1-3 s of CPU, the margin is for a l
 
 # Program -> what is missing in bigmodel (keep docs/keras.md "Conformance corpus" in step).
 KNOWN_FAILURES: dict[str, str] = {
-    "geron_wide_and_deep.py": "a subclassed model with two outputs: compile(loss=(...), "
-                              "loss_weights=[0.9, 0.1]) is refused before its first call tells "
-                              "how many outputs it has (Keras resolves them at the first fit)",
+    "geron_wide_and_deep.py": "a subclassed model whose call returns two outputs: "
+                              "compile(loss_weights=[0.9, 0.1]) and fit(y=(y1, y2)) need its "
+                              "number of outputs before its first call (Keras learns them at the "
+                              "first fit)",
 }
 
 # Program -> checks on its RESULT line ("key op key-or-number"); every program must print one.
