@@ -422,7 +422,7 @@ def test_layer_output_model_input_and_sequential_inputs():
     dense(keras.Input((4,)))  # a second call: .output stays the first call's (Keras's node 0)
     assert dense.output is h
     with pytest.raises(AttributeError):
-        layers.Dense(2).output
+        _ = layers.Dense(2).output
     lstm_out = layers.LSTM(3, return_state=True)
     results = lstm_out(keras.Input((5, 2)))
     assert lstm_out.output == results and len(lstm_out.output) == 3
@@ -436,7 +436,7 @@ def test_layer_output_model_input_and_sequential_inputs():
     kernel, bias = seq.layers[0].get_weights()
     np.testing.assert_allclose(hidden.detach().numpy(), x @ kernel + bias, rtol=1e-5, atol=1e-6)
     with pytest.raises(AttributeError):
-        keras.Sequential([layers.Dense(2)]).inputs
+        _ = keras.Sequential([layers.Dense(2)]).inputs
 
 
 def test_one_element_output_list_is_unpacked_and_from_config_rebuilds_functional():

@@ -19,7 +19,6 @@ from bigmodel.data.batching import tree_map
 from bigmodel.errors import ConfigError, DataError, InputTypeError, describe
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras.layers.base import is_shape_list
-from bigmodel.keras.py_dataset import PyDataset
 from bigmodel.keras.model_inputs import (
     check_sample_counts,
     is_structure,
@@ -27,6 +26,7 @@ from bigmodel.keras.model_inputs import (
     structured_targets,
     structured_weights,
 )
+from bigmodel.keras.py_dataset import PyDataset
 
 
 def _is_array_like(value: Any) -> bool:

@@ -10,9 +10,9 @@ from torch import nn
 from bigmodel.errors import ConfigError, InputTypeError
 from bigmodel.keras.direct_call import DirectPath
 from bigmodel.keras.layers.base import (
+    CallRecord,
     KerasTensor,
     Layer,
-    _CallRecord,
     deserialize_layer,
     serialize_layer,
 )
@@ -78,7 +78,7 @@ class Sequential(Model):
 
     # Keras 3 keeps a functional graph of a built Sequential: model.inputs/outputs and each
     # layer's .input/.output (feature extraction with keras.Model(model.inputs, ...)).
-    def _graph(self) -> _CallRecord:
+    def _graph(self) -> CallRecord:
         if self._declared_input_shape is None:
             raise AttributeError(f"Sequential model '{self.name}' has no defined inputs yet: "
                                  "give it keras.Input(shape) or build it")
@@ -89,7 +89,7 @@ class Sequential(Model):
             x = inputs
             for layer in self._stack:
                 x = layer(x)
-            record = self.__dict__["_graph_record"] = _CallRecord(inputs, x)
+            record = self.__dict__["_graph_record"] = CallRecord(inputs, x)
             self.__dict__["_graph_key"] = key
         return record
 

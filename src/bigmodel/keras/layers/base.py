@@ -93,18 +93,18 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
-class _CallRecord:
+class CallRecord:
     """A layer's first symbolic call (inputs and outputs). Copies and pickles of the layer do
     not carry it (it points into one graph), as a copied Keras layer has no inbound nodes."""
 
     def __init__(self, inputs: Any = None, outputs: Any = None) -> None:
         self.inputs, self.outputs = inputs, outputs
 
-    def __deepcopy__(self, memo: dict) -> _CallRecord:
-        return _CallRecord()
+    def __deepcopy__(self, memo: dict) -> CallRecord:
+        return CallRecord()
 
     def __reduce__(self) -> tuple:
-        return (_CallRecord, ())
+        return (CallRecord, ())
 
 
 def get_keras_mask(x: Any) -> Any:
@@ -761,7 +761,7 @@ class Layer(nn.Module):
             output.call_training = None if training is None else bool(training)
         result = outputs if is_shape_list(out_shape) else outputs[0]
         if "_first_call" not in self.__dict__:  # Keras's node 0: what layer.input/.output read
-            self.__dict__["_first_call"] = _CallRecord(inputs, result)
+            self.__dict__["_first_call"] = CallRecord(inputs, result)
         return result
 
     @property
@@ -775,7 +775,7 @@ class Layer(nn.Module):
         ``KerasTensor``, or a list of them for a layer with several outputs."""
         return self._first_symbolic_call("output").outputs
 
-    def _first_symbolic_call(self, what: str) -> _CallRecord:
+    def _first_symbolic_call(self, what: str) -> CallRecord:
         record = self.__dict__.get("_first_call")
         if record is None or record.outputs is None:
             raise AttributeError(f"The layer {self.name} has never been called on a symbolic "
