@@ -160,6 +160,20 @@ def _import_backend(backend: str) -> None:
         import keras  # noqa: F401
 
 
+def _seed_everything(seed: int) -> None:
+    """Fixed Python, NumPy and torch generators in each child: most programs set no seed, and a
+    forked child would otherwise inherit the parent's random start (a program whose outcome is a
+    coin toss, such as a contrastive loss stuck at its plateau, made the suite flaky)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def _child(name: str, source: str, workdir: Path, out_path: Path, err_path: Path) -> None:
     """Run one program in this (forked) process; never returns."""
     code = 0
@@ -172,6 +186,7 @@ def _child(name: str, source: str, workdir: Path, out_path: Path, err_path: Path
         sys.stdout = os.fdopen(1, "w", buffering=1)
         sys.stderr = os.fdopen(2, "w", buffering=1)
         sys.argv = [name]
+        _seed_everything(0)
         exec(compile(source, str(PROGRAM_DIR / name), "exec"), {"__name__": "__main__",
                                                                 "__file__": name})
     except SystemExit as exc:
