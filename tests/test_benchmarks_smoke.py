@@ -142,3 +142,23 @@ def test_seed_cnn_runs_channels_last_for_grayscale_inputs():
     model.predict(x.numpy(), verbose=0)
     out = seen[0]  # NHWC view of the conv output: contiguous when the conv ran channels_last
     assert out.is_contiguous()
+
+
+def test_keras_speed_smoke(tmp_path):
+    """All four corpus models on all three paths (real Keras only where installed), tiny; the three
+    parameter counts must agree (the same architecture is what makes the ratios meaningful)."""
+    real_keras = importlib.util.find_spec("keras") is not None
+    bench = _load("keras_speed")
+    result = bench.main(["--quick", "--steps", "2", "--predict-samples", "32", "--out",
+                         str(tmp_path)] + ([] if real_keras else ["--no-keras"]))
+    data = _json(tmp_path, "keras_speed.json")
+    assert data == json.loads(json.dumps(result))
+    assert set(data["results"]) == {"cnn@1", "lstm@1", "resnet@1", "transformer@1"}
+    for entry in data["results"].values():
+        assert entry["params_agree"], entry["params"]
+        assert len(entry["params"]) == (3 if real_keras else 2)
+        for task in ("fit", "predict"):
+            assert all(v > 0 for v in entry[task]["samples_per_s"].values())
+            assert entry[task]["ratio_vs_torch"] > 0
+            assert ("ratio_vs_keras" in entry[task]) == real_keras
+    assert data["machine"]["torch_threads"] == 1
