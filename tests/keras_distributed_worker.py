@@ -200,6 +200,14 @@ def main(out_dir: str) -> int:
     history = mlp_compiled().fit(*data((12,)), batch_size=8, epochs=3, verbose=0,
                                  callbacks=[StopOnRankOne()])
     results["stop_epochs"] = len(history.history["loss"])
+    # Keras 3 gradient_accumulation_steps=2 at (global) batch 8 == batch 16 without it (SGD).
+    for key, batch, steps in (("accum", 8, 2), ("accum_ref", 16, None)):
+        torch.manual_seed(0)
+        model = mlp()
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9, gradient_accumulation_steps=steps),
+                      loss="sparse_categorical_crossentropy")
+        model.fit(*data((12,)), batch_size=batch, epochs=2, shuffle=False, verbose=0)
+        arrays.update({f"{key}/w{i}": w for i, w in enumerate(full_weights(model))})
     errors(results)
     np.savez(out / f"rank{RANK}.npz", **arrays)
     (out / f"rank{RANK}.json").write_text(json.dumps(results, indent=1))

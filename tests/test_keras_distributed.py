@@ -56,6 +56,20 @@ def test_weights_equal_on_both_ranks_and_to_one_process(runs):
         np.testing.assert_allclose(rank0[f"{model}/predict"], single[f"{model}/predict"], atol=1e-5)
 
 
+def test_gradient_accumulation_under_torchrun(runs):
+    """gradient_accumulation_steps=2 with global batch 8 on 2 processes: the same weights on both
+    ranks, as one process's, and as batch 16 without accumulation (averaged gradients)."""
+    (single, _), ranks, _ = runs
+    (rank0, _), (rank1, _) = ranks
+    keys = [k for k in single if k.startswith("accum/w")]
+    assert len(keys) == 6
+    for key in keys:
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
+        np.testing.assert_allclose(rank0[key], single[key], rtol=0, atol=1e-6, err_msg=key)
+        reference = key.replace("accum/", "accum_ref/")
+        np.testing.assert_allclose(rank0[key], single[reference], rtol=0, atol=1e-6, err_msg=key)
+
+
 def test_predict_and_save_before_fit_use_rank_zero_weights(runs):
     (single, _), ranks, _ = runs
     (rank0, _), (rank1, _) = ranks

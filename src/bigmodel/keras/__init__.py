@@ -17,6 +17,7 @@ from bigmodel.keras import (
     layers,
     losses,
     metrics,
+    mixed_precision,
     models,
     ops,
     optimizers,
@@ -33,5 +34,5 @@ from bigmodel.keras.sequential import Sequential
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
     "backend", "callbacks", "config", "constraints", "datasets", "distribution", "initializers", "layers",
-    "load_model", "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "utils",
+    "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "utils",
 ]

@@ -22,6 +22,7 @@ from bigmodel.errors import (
     DataError,
     InputTypeError,
     NotBuiltError,
+    NotSupportedError,
 )
 from bigmodel.keras import distributed_fit
 from bigmodel.keras import losses as losses_mod
@@ -406,6 +407,29 @@ class Model(StepsMixin, ModelDataMixin, Layer):
                 and hasattr(last, "call_logits") and type(self).call is not Model.call
                 and getattr(type(self), "_supports_logits", False))
 
+    def _engine_precision(self) -> str:
+        """The engine precision of this model's ``dtype_policy`` (see keras.mixed_precision)."""
+        from bigmodel.keras import mixed_precision
+
+        return mixed_precision.engine_precision(self._compute_policy())
+
+    def _compute_policy(self) -> Any:
+        from bigmodel.keras import mixed_precision
+
+        # a model restored without Layer.__init__ (e.g. by copy) computes in float32
+        return getattr(self, "_dtype_policy", None) or mixed_precision.Policy("float32")
+
+    def _refuse_step_loop_options(self) -> None:
+        """Keras's step loop (custom ``train_step``, several outputs, ...) has no mixed precision
+        or gradient accumulation: refuse them rather than ignore them."""
+        if getattr(self.optimizer, "gradient_accumulation_steps", None) or \
+                self._compute_policy().name != "float32":
+            raise NotSupportedError(
+                f"fit: model '{self.name}' trains through Keras's step loop (several outputs, "
+                f"custom train_step, weighted_metrics with sample_weight), which does not support "
+                f"dtype policy {self._compute_policy().name!r} or gradient_accumulation_steps="
+                f"{getattr(self.optimizer, 'gradient_accumulation_steps', None)}")
+
     def _setup_trainer(self, x_sample: torch.Tensor, y_sample: torch.Tensor | None) -> None:
         from bigmodel.engine import Trainer
 
@@ -458,10 +482,14 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             found = self.losses
             return torch.stack([p.reshape(()) for p in found]).sum() if found else 0.0
 
+        # keras.mixed_precision policy -> engine precision; the optimizer's Keras 3
+        # gradient_accumulation_steps -> the engine's accumulation (single process and torchrun).
+        accum = getattr(self.optimizer, "gradient_accumulation_steps", None) or 1
         self._trainer = Trainer(self, loss=loss_fn, optimizer=torch_optimizer,
                                 metrics=metric_objs, extra_loss=extra_loss,
                                 callback_model=self, verbose=1,
-                                strategy=distributed_fit.trainer_strategy(self))
+                                strategy=distributed_fit.trainer_strategy(self),
+                                precision=self._engine_precision(), grad_accum_steps=accum)
         self._trainer.stop_training = self._stop_training
         self._use_logits = use_logits
 
@@ -499,6 +527,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         distributed_fit.check_global_batch(batch_size, "fit")  # torchrun: batch_size is global
         if steps:
             distributed_fit.refuse_step_loop(self, "fit")
+            self._refuse_step_loop_options()
         callbacks = distributed_fit.rank_callbacks(callbacks or [], self)
         if _is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit",
@@ -634,7 +663,8 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             sample = x[:1] if isinstance(x, torch.Tensor) else self._peek(x)[1]
             self._build_on(self._standardize_input(sample))
             self.built = True
-        trainer = self._trainer or Trainer(self, loss=None, optimizer=None, verbose=0)
+        trainer = self._trainer or Trainer(self, loss=None, optimizer=None, verbose=0,
+                                           precision=self._engine_precision())
         self._logits_mode = False
         if distributed_fit.is_distributed() and _is_array_like(x):  # the whole result everywhere
             out = distributed_fit.predict_sharded(trainer, x, batch_size,

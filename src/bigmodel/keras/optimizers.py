@@ -24,21 +24,45 @@ from typing import Any
 import torch
 
 from bigmodel.engine.resolve import fused_kwargs
-from bigmodel.errors import ConfigError, NotBuiltError, UnknownNameError
+from bigmodel.errors import ConfigError, InputTypeError, NotBuiltError, UnknownNameError
 from bigmodel.keras import constraints, schedules
 from bigmodel.keras.optimizer_rules import KerasAdamax, KerasNadam
 
 
+def _accumulation_steps(owner: str, value: Any) -> int | None:
+    """Keras 3's ``gradient_accumulation_steps``: ``None`` (off) or an int >= 2.
+
+    Raises:
+        InputTypeError: not an int (a bool, a string, a float). ConfigError: an int below 2
+            (Keras reads 0 as off; bigmodel refuses it rather than ignore it).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputTypeError(f"{owner}: gradient_accumulation_steps must be an integer >= 2 or "
+                             f"None; received {value!r} ({type(value).__name__})")
+    if value < 2:
+        raise ConfigError(f"{owner}: gradient_accumulation_steps must be an integer >= 2 or None; "
+                          f"received {value}")
+    return value
+
+
 class Optimizer:
-    """Base class of the Keras-surface optimizers."""
+    """Base class of the Keras-surface optimizers.
+
+    ``gradient_accumulation_steps=N`` (Keras 3): the weights are updated every N training steps
+    with the average of the N batches' gradients (``fit`` runs it as the engine's
+    ``grad_accum_steps``; the last short group of an epoch is averaged over its own length).
+    """
 
     name = "optimizer"
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
                  global_clipnorm: float | None = None, name: str | None = None, **kwargs: Any):
-        ignored = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                   "gradient_accumulation_steps"}
+        ignored = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor"}
+        self.gradient_accumulation_steps = _accumulation_steps(
+            type(self).__name__, kwargs.pop("gradient_accumulation_steps", None))
         unknown = set(kwargs) - ignored
         if unknown:
             raise ConfigError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
@@ -221,9 +245,12 @@ class Optimizer:
     def get_config(self) -> dict[str, Any]:
         learning_rate: Any = (self._initial_lr if self._schedule is None
                               else schedules.serialize(self._schedule))
-        return {"name": self.name, "learning_rate": learning_rate,
-                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
-                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+        config = {"name": self.name, "learning_rate": learning_rate,
+                  "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
+                  "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+        if self.gradient_accumulation_steps is not None:
+            config["gradient_accumulation_steps"] = self.gradient_accumulation_steps
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:

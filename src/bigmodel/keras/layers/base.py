@@ -265,9 +265,16 @@ class Layer(nn.Module):
         self._trainable = bool(trainable)
         self.built = False
         self.input_axes: dict[int, int] = {}
-        if dtype not in (None, "float32", torch.float32):
+        from bigmodel.keras import mixed_precision
+
+        # A dtype policy (or its name) sets the compute dtype; weights stay float32.
+        policy_given = isinstance(dtype, (mixed_precision.DTypePolicy, dict)) or (
+            isinstance(dtype, str) and dtype.startswith("mixed_"))
+        if not policy_given and dtype not in (None, "float32", torch.float32):
             raise ConfigError(f"Layer '{self._layer_name}': only dtype float32 is supported "
                               f"for weights; received dtype={dtype!r} (use the engine's precision)")
+        self._dtype_policy = mixed_precision.get(dtype if policy_given else
+                                                 ("float32" if dtype is not None else None))
         where = f"Layer '{self._layer_name}' ({type(self).__name__})"
         if batch_input_shape is not None:
             self._declared_input_shape: Shape | None = checked_shape(
@@ -288,6 +295,19 @@ class Layer(nn.Module):
     @property
     def name(self) -> str:
         return self._layer_name
+
+    @property
+    def dtype_policy(self) -> Any:
+        """The layer's ``keras.mixed_precision.DTypePolicy`` (the global one at construction)."""
+        return self._dtype_policy
+
+    @property
+    def compute_dtype(self) -> str:
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self._dtype_policy.variable_dtype
 
     @property
     def trainable(self) -> bool:
