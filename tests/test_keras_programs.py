@@ -101,7 +101,9 @@ EXPECTATIONS: dict[str, list[str]] = {
     # Not checked: test accuracy after 4 epochs, 0.47-1.0 on both backends (BatchNormalization's
     # moving statistics are still far from the batch statistics).
     "timeseries_classification_conv1d.py": ["loss < first_loss"],
-    "timeseries_transformer.py": ["loss < first_loss", "test_accuracy > 0.55"],
+    # 1,606 parameters, 2 epochs: its test accuracy depends on the seed (0.47 under the
+    # corpus seed 0, above 0.55 in the unseeded runs before), so only the loss is checked.
+    "timeseries_transformer.py": ["loss < first_loss"],
     "timeseries_weather_lstm.py": ["loss < first_loss"],
     "toy_resnet.py": ["loss < first_loss"],
     "training_builtin_callbacks.py": ["loss < first_loss", "checkpoints >= 1",
