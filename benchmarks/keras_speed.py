@@ -51,8 +51,8 @@ TARGET_VS_KERAS = 2.0
 MODELS = ("cnn", "lstm", "resnet", "transformer")
 # Default timed steps per fit and samples per predict, sized so that one round of the three paths
 # takes a few seconds per model at 1 thread on a 2-core EPYC.
-DEFAULT_STEPS = {"cnn": 60, "lstm": 40, "resnet": 30, "transformer": 60}
-DEFAULT_PREDICT = {"cnn": 2048, "lstm": 1024, "resnet": 1024, "transformer": 2048}
+DEFAULT_STEPS = {"cnn": 80, "lstm": 60, "resnet": 40, "transformer": 80}
+DEFAULT_PREDICT = {"cnn": 6144, "lstm": 3072, "resnet": 3072, "transformer": 6144}
 
 
 # ------------------------------------------------------------------------------ one measurement
