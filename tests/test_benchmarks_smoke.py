@@ -161,4 +161,3 @@ def test_keras_speed_smoke(tmp_path):
             assert all(v > 0 for v in entry[task]["samples_per_s"].values())
             assert entry[task]["ratio_vs_torch"] > 0
             assert ("ratio_vs_keras" in entry[task]) == real_keras
-    assert data["machine"]["torch_threads"] == 1
