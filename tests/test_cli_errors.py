@@ -129,3 +129,13 @@ def test_a_torchrun_worker_exits_with_the_command_code_and_flushed_output(tmp_pa
                           timeout=300, check=False)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_bigmodel_warnings_print_as_one_line_and_others_keep_their_format():
+    from bigmodel.engine import run_lock
+
+    own = cli_main.compact_warning(UserWarning("took over the lock"), UserWarning,
+                                   run_lock.__file__, 187, "lock = acquire(run_dir)")
+    assert own == "warning: took over the lock\n"
+    other = cli_main.compact_warning(UserWarning("x"), UserWarning, "/elsewhere/lib.py", 3, "y = 1")
+    assert "lib.py:3" in other and "UserWarning" in other

@@ -11,7 +11,9 @@ traceback is printed unless ``--debug`` is given, which re-raises instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from bigmodel import __version__
@@ -69,6 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_default_formatwarning = warnings.formatwarning
+
+
+def compact_warning(message, category, filename, lineno, line=None) -> str:
+    """bigmodel's own warnings as one ``warning: ...`` line (the traceback-style default prints
+    the source line of the library, which tells a user nothing); others keep Python's format."""
+    if os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep):
+        return f"warning: {message}\n"
+    return _default_formatwarning(message, category, filename, lineno, line)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
@@ -76,6 +90,8 @@ def _run(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: keep argparse's code
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     debug = getattr(args, "debug", False)
+    if not debug:
+        warnings.formatwarning = compact_warning
     try:
         return int(args.func(args) or 0)
     except BigModelError as exc:
