@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
     from bigmodel.cli.train import build_optimizer
     from bigmodel.data.char_lm import LMWindows, bigram_bits_per_char, load_fortunes_corpus
     from bigmodel.data.fortunes import DEFAULT_CATEGORIES

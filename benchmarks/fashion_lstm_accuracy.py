@@ -60,7 +60,7 @@ def run_seed_program(epochs: int, samples: int | None) -> dict[str, Any]:
 
 
 def run_recipe(epochs: int, samples: int | None) -> dict[str, Any]:
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
     from bigmodel.cli.train import train_recipe
 
     overrides = [f"train.epochs={epochs}"]

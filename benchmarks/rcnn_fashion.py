@@ -91,7 +91,7 @@ def throughput(models: dict, batch_size: int, steps: int, repeats: int,
 
 
 def main(argv=None) -> int:
-    from bigmodel.cli.recipe import load_recipe, recipe_from_dict
+    from bigmodel.recipes.schema import load_recipe, recipe_from_dict
     from bigmodel.models import create_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
     from bigmodel.data.seq2seq import encode_pairs, exact_match
     from bigmodel.models import create_model
 

@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def per_voice_accuracy(model: nn.Module, data) -> dict[str, float]:
-    from bigmodel.cli.inference import predict_logits
+    from bigmodel.recipes.inference import predict_logits
 
     predictions = predict_logits(model, data.waveforms, 128).argmax(dim=1).numpy()
     return {voice: float((predictions[data.speakers == voice]

@@ -43,7 +43,7 @@ def trim_collate(batch):
 def encode_split(recipe):
     """The split, its encoder and encoded texts, and skip-gram vectors for the encoder's rows when
     the recipe has ``data.skipgram`` (else None): the same code path as ``bigmodel train``."""
-    from bigmodel.cli.text_data import build_text_encoder, skipgram_vocabulary
+    from bigmodel.recipes.text_data import build_text_encoder, skipgram_vocabulary
     from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes
 
     data = recipe.data
@@ -128,7 +128,7 @@ def tfidf_baseline(split, seed: int):
 
 
 def main(argv=None) -> int:
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=str(ROOT / "configs" / "fortunes_text_rcnn.yaml"))
@@ -168,8 +168,8 @@ def main(argv=None) -> int:
               f"{seconds:.0f} s wall, {cpu_seconds:.0f} s CPU, "
               f"{len(x_train) * recipe.train.epochs / seconds:.0f} train samples/s)", flush=True)
         if index == 0 and args.run_dir:  # usable by `bigmodel evaluate` / `predict`
-            from bigmodel.cli.recipe import save_recipe
-            from bigmodel.cli.text_data import _encoder_file, _tokenizer_name
+            from bigmodel.recipes.schema import save_recipe
+            from bigmodel.recipes.text_data import _encoder_file, _tokenizer_name
             from bigmodel.models import save_model
 
             path = Path(args.run_dir)

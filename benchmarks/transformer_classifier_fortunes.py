@@ -61,7 +61,7 @@ def train_classifier(recipe, split, vocab, x_train, x_test, seed: int):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe",

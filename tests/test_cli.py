@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.cli.recipe import OPTIMIZERS, load_recipe, recipe_from_dict
+from bigmodel.recipes.schema import OPTIMIZERS, load_recipe, recipe_from_dict
 from bigmodel.cli.train import build_optimizer, kernel_l2_penalty
 from bigmodel.data.datasets import DEBIAN_LOCATIONS
 from bigmodel.data.idx import write_idx

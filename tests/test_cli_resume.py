@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.cli.recipe import load_recipe
+from bigmodel.recipes.schema import load_recipe
 from bigmodel.cli.train import check_resumable
 from bigmodel.errors import ConfigError
 from synthetic_images import write_fashion_like

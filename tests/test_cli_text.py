@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.cli.recipe import load_recipe
+from bigmodel.recipes.schema import load_recipe
 from bigmodel.data.text import WordVocabulary
 from synthetic_fortunes import write_topic_fortunes
 

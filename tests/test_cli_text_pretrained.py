@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.cli.recipe import load_recipe
+from bigmodel.recipes.schema import load_recipe
 from bigmodel.errors import ConfigError, DataError
 from synthetic_fortunes import write_topic_fortunes
 
@@ -110,7 +110,7 @@ def test_bad_text_recipes(tmp_path, fortunes_dir, capsys):
 
 
 def test_pretrained_encoder_refuses_empty_texts():
-    from bigmodel.cli.text_data import build_text_encoder
+    from bigmodel.recipes.text_data import build_text_encoder
 
     recipe = load_recipe(ROOT / "configs" / "fortunes_text_rcnn_minilm.yaml")
     encoder = build_text_encoder(recipe.data, [])

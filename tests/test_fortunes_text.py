@@ -174,8 +174,8 @@ def test_vocabulary_save_load(tmp_path):
 
 # -- recipes --------------------------------------------------------------------------------------
 def test_text_recipe_validates_and_seq2seq_data_is_refused():
-    from bigmodel.cli.recipe import load_recipe, recipe_from_dict
-    from bigmodel.cli.splits import load_splits
+    from bigmodel.recipes.schema import load_recipe, recipe_from_dict
+    from bigmodel.recipes.splits import load_splits
 
     root = Path(__file__).resolve().parents[1] / "configs"
     recipe = load_recipe(root / "fortunes_text_rcnn.yaml")

@@ -152,7 +152,7 @@ def test_read_yaml_refuses_a_large_file_unread(tmp_path):
 
 
 def test_recipe_with_an_alias_bomb_in_model_overrides_is_a_config_error(tmp_path):
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
 
     path = tmp_path / "recipe.yaml"
     bomb = textwrap.indent(ALIAS_BOMB, "    ")
@@ -450,7 +450,7 @@ def test_explanation_with_a_crafted_info_is_a_checkpoint_error(tmp_path):
 
 
 def test_run_vocabulary_outside_the_run_dir_is_refused(tmp_path):
-    from bigmodel.cli.text_data import load_vocabulary
+    from bigmodel.recipes.text_data import load_vocabulary
     from bigmodel.data.text import WordVocabulary
 
     WordVocabulary(["a", "b"]).save(tmp_path / "vocabulary.json")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import correlate2d
 
-from bigmodel.cli.recipe import load_recipe
+from bigmodel.recipes.schema import load_recipe
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.models import create_model, load_model, save_model
 from bigmodel.models.rcnn import RCNN, rcnn_feature_size

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bigmodel.cli.recipe import (
+from bigmodel.recipes.schema import (
     Recipe,
     dump_recipe,
     load_recipe,
@@ -27,7 +27,7 @@ def test_configs_exist():
 def _load_any(path):
     """``finetune_*.yaml`` are ``bigmodel finetune`` recipes (a training recipe + a finetune section)."""
     if path.name.startswith("finetune_"):
-        from bigmodel.cli.finetune_recipe import load_finetune_recipe
+        from bigmodel.recipes.finetune_schema import load_finetune_recipe
 
         return load_finetune_recipe(path)
     return load_recipe(path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.cli.recipe import load_recipe, recipe_from_dict
+from bigmodel.recipes.schema import load_recipe, recipe_from_dict
 from bigmodel.data.audio import write_wav
 from bigmodel.errors import ConfigError
 

@@ -207,8 +207,8 @@ def test_benchmark_script_runs_on_a_tiny_corpus(tmp_path):
 
 @needs_espeak
 def test_recipe_splits_of_the_synthesized_corpus(tmp_path):
-    from bigmodel.cli.recipe import recipe_from_dict
-    from bigmodel.cli.speech_data import speech_splits
+    from bigmodel.recipes.schema import recipe_from_dict
+    from bigmodel.recipes.speech_data import speech_splits
 
     recipe = recipe_from_dict({
         "model": {"name": "speech-cnn"},

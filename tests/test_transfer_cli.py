@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bigmodel.cli.finetune_recipe import finetune_recipe_from_dict, load_finetune_recipe
+from bigmodel.recipes.finetune_schema import finetune_recipe_from_dict, load_finetune_recipe
 from bigmodel.cli.main import main
 from bigmodel.errors import ConfigError
 from bigmodel.models import load_model

@@ -116,8 +116,8 @@ def compress_run(args) -> dict:
     """Run the steps ``args`` asks for; returns ``{"out": Path, "stages": [StageResult, ...]}``."""
     import torch
 
-    from bigmodel.cli.recipe import load_recipe
-    from bigmodel.cli.splits import load_splits
+    from bigmodel.recipes.schema import load_recipe
+    from bigmodel.recipes.splits import load_splits
     from bigmodel.compress import (
         StageResult,
         compare_speed,

@@ -124,12 +124,12 @@ def _examples(args: argparse.Namespace, spec: dict, encoder: Any = None) -> tupl
     shape = metadata.get("input") or {}
     labels = None
     if args.input is not None and shape.get("kind") == "audio":  # a speech run: WAV clip(s)
-        from bigmodel.cli.speech_data import load_wav_inputs
+        from bigmodel.recipes.speech_data import load_wav_inputs
 
         pool, source = load_wav_inputs(args.input, shape)[1], args.input
     elif args.input is not None and shape.get("kind") == "text" \
             and not str(args.input).endswith(".npy"):
-        from bigmodel.cli.text_data import read_texts
+        from bigmodel.recipes.text_data import read_texts
 
         texts = read_texts(args.input)[1]
         pool = encoder.encode_batch(texts, max_length=shape.get("max_length"))
@@ -143,8 +143,8 @@ def _examples(args: argparse.Namespace, spec: dict, encoder: Any = None) -> tupl
                                    int(shape["width"]), source=args.input)
         pool, source = array, args.input
     else:
-        from bigmodel.cli.recipe import load_recipe
-        from bigmodel.cli.splits import load_splits
+        from bigmodel.recipes.schema import load_recipe
+        from bigmodel.recipes.splits import load_splits
         from bigmodel.errors import ConfigError
         from bigmodel.utils.loading import confined_path
 
@@ -171,8 +171,8 @@ def _reference_data(args: argparse.Namespace, pool: Any, encoder: Any = None) ->
     """Training examples for the mean / data baselines (the given pool with --input)."""
     if args.input is not None:
         return pool
-    from bigmodel.cli.recipe import load_recipe
-    from bigmodel.cli.splits import load_splits
+    from bigmodel.recipes.schema import load_recipe
+    from bigmodel.recipes.splits import load_splits
     from bigmodel.errors import ConfigError
     from bigmodel.utils.loading import confined_path
 
@@ -187,7 +187,7 @@ def _text_encoder(run_dir: str | Path, input_spec: dict) -> Any:
     other runs."""
     if input_spec.get("kind") != "text":
         return None
-    from bigmodel.cli.text_data import load_vocabulary
+    from bigmodel.recipes.text_data import load_vocabulary
 
     return load_vocabulary(run_dir, input_spec)
 
@@ -235,7 +235,7 @@ def explain_run(args: argparse.Namespace) -> dict[str, Any]:
     inputs, labels, reference = _examples(args, spec, encoder)
     model = load_model(run_dir, device=resolve_device(args.device))
     if (metadata.get("input") or {}).get("kind") == "audio":
-        from bigmodel.cli.speech_data import spectrogram_images
+        from bigmodel.recipes.speech_data import spectrogram_images
 
         inputs, reference = spectrogram_images(model, inputs), spectrogram_images(model, reference)
     tokens = None

@@ -3,7 +3,7 @@
 Starts from a trained run directory (``model.json`` + ``model.safetensors``) or a pretrained model
 (``all-MiniLM-L6-v2``, or a Hugging Face BERT directory), adapts it to the recipe's data as the
 ``finetune`` section says (new head, frozen parts, discriminative learning rates, gradual
-unfreezing, LoRA; see :mod:`bigmodel.cli.finetune_recipe`) and writes a run directory::
+unfreezing, LoRA; see :mod:`bigmodel.recipes.finetune_schema`) and writes a run directory::
 
     recipe.yaml, model.json + model.safetensors (the fine-tuned model, LoRA merged in),
     adapter/ (LoRA only: adapter.json + adapter.safetensors, the adapters and head alone),
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bigmodel.cli.splits import Splits
+from bigmodel.recipes.splits import Splits
 
 
 def add_parser(subparsers, parents) -> None:
@@ -43,7 +43,7 @@ def add_parser(subparsers, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigmodel.cli.finetune_recipe import load_finetune_recipe
+    from bigmodel.recipes.finetune_schema import load_finetune_recipe
 
     recipe = load_finetune_recipe(args.recipe, args.overrides)
     result = finetune(args.source, recipe, run_dir=args.run_dir, default_name=Path(args.recipe).stem)
@@ -146,7 +146,7 @@ def prepare_data(data, tokenizer=None, seed: int = 0) -> Splits:
         x, y, xv, yv = _hold_out(train_ids, split.train_labels[order], data.validation_split)
         return Splits(x, y, xv, yv, test_ids, test_labels, split.class_names, (0, 0, 0),
                       unit="texts", input_spec={"tokenizer": "tokenizer.json", "max_length": length})
-    from bigmodel.cli.splits import load_splits
+    from bigmodel.recipes.splits import load_splits
 
     splits = load_splits(data.model_copy(update={"validation_split": 0.0}), seed=seed)
     x, y, x_test, y_test = splits.x_train, splits.y_train, splits.x_test, splits.y_test
@@ -191,7 +191,7 @@ def predict(model, data: Splits, x, batch_size: int = 128):
     """Logits ``(N, K)`` on CPU, eval mode (token ids: padding-only columns trimmed per batch)."""
     import torch
 
-    from bigmodel.cli.inference import predict_logits
+    from bigmodel.recipes.inference import predict_logits
 
     if len(x) == 0:
         return torch.empty(0, data.num_classes)
@@ -295,7 +295,7 @@ def _finetune_in(source: str, recipe, path: Path, verbose: int, started: float) 
     from torch import nn
 
     from bigmodel import transfer
-    from bigmodel.cli.recipe import dump_recipe, save_recipe
+    from bigmodel.recipes.schema import dump_recipe, save_recipe
     from bigmodel.cli.train import build_optimizer
     from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
     from bigmodel.engine.report import format_duration, write_report, write_run_plots
@@ -388,7 +388,7 @@ def _finetune_in(source: str, recipe, path: Path, verbose: int, started: float) 
     if tokenizer is not None:
         tokenizer.save(path / "tokenizer.json")
 
-    from bigmodel.cli.inference import loss_and_accuracy
+    from bigmodel.recipes.inference import loss_and_accuracy
 
     results: dict[str, dict[str, float | None]] = {"train (last epoch, running average)": {
         "loss": history.history.get("loss", [None])[-1],

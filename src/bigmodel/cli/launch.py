@@ -86,7 +86,7 @@ def launch(args) -> int:
         ConfigError: bad recipe, N < 1, a strategy of 'single' with N > 1, N not dividing the batch,
             or a run directory that is not new or empty -- all before any process starts.
     """
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
     from bigmodel.cli.train import claimed_run_dir
     from bigmodel.engine import run_lock
     from bigmodel.engine.distributed import check_global_batch

@@ -68,7 +68,7 @@ def recipe_profile(recipe, sequence_length: int | None = None) -> tuple[Any, Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
     from bigmodel.engine.planner import format_bytes, largest_depth, parse_bytes, plan_table
     from bigmodel.errors import ConfigError
 

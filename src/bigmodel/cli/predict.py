@@ -40,7 +40,7 @@ def add_parser(subparsers, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bigmodel.cli.inference import predict_logits
+    from bigmodel.recipes.inference import predict_logits
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model, read_model_spec
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_audio(args: argparse.Namespace, spec: dict, metadata: dict, shape: dict) -> int:
     """Speech runs: one line per clip, ``PATH: WORD PROBABILITY`` (top-k joined by ' | ')."""
 
-    from bigmodel.cli.speech_data import load_wav_inputs
+    from bigmodel.recipes.speech_data import load_wav_inputs
     from bigmodel.errors import ConfigError
 
     if shape.get("kind") != "audio":
@@ -95,7 +95,7 @@ def _run_text(args: argparse.Namespace, metadata: dict, shape: dict) -> int:
     """Text runs: INPUT is a text or a ``.txt`` file (one text per line); one line per text,
     ``LABEL: CLASS PROBABILITY`` (top-k joined by ' | ')."""
 
-    from bigmodel.cli.text_data import load_vocabulary, read_texts
+    from bigmodel.recipes.text_data import load_vocabulary, read_texts
 
     labels, texts = read_texts(args.input)
     vocabulary = load_vocabulary(args.run_dir, shape)
@@ -110,7 +110,7 @@ def _run_finetuned_text(args: argparse.Namespace, metadata: dict, shape: dict) -
     Raises:
         DataFileError: the run's tokenizer file is missing.
     """
-    from bigmodel.cli.text_data import read_texts
+    from bigmodel.recipes.text_data import read_texts
     from bigmodel.errors import DataFileError
     from bigmodel.transfer.pretrained import WordPieceTokenizer
 
@@ -132,7 +132,7 @@ def _print_ranked(args: argparse.Namespace, metadata: dict, labels: list[str], i
     """
     import torch
 
-    from bigmodel.cli.inference import predict_logits
+    from bigmodel.recipes.inference import predict_logits
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model

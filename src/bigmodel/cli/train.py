@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bigmodel.cli.inference import loss_and_accuracy, predict_logits
-from bigmodel.cli.splits import Splits, load_splits
+from bigmodel.recipes.inference import loss_and_accuracy, predict_logits
+from bigmodel.recipes.splits import Splits, load_splits
 from bigmodel.engine import run_lock
 
 
@@ -59,7 +59,7 @@ def add_parser(subparsers, parents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigmodel.cli import launch
-    from bigmodel.cli.recipe import load_recipe
+    from bigmodel.recipes.schema import load_recipe
     from bigmodel.errors import ConfigError, Preempted
 
     resume = getattr(args, "resume", None)
@@ -270,7 +270,7 @@ def check_resumable(recipe, run_dir: str | None) -> Path:
         ConfigError: no such run directory, no ``recipe.yaml`` or checkpoint in it, or a recipe
             that differs from the run's in a key that matters (names each key and both values).
     """
-    from bigmodel.cli.recipe import read_recipe_yaml, validate_recipe
+    from bigmodel.recipes.schema import read_recipe_yaml, validate_recipe
     from bigmodel.errors import ConfigError
 
     path = Path(run_dir) if run_dir is not None else None
@@ -353,8 +353,8 @@ def _train_in(recipe, path: Path, workers: bool, verbose: int, started: float,
     import torch
     from torch import nn
 
-    from bigmodel.cli.recipe import save_recipe
-    from bigmodel.cli.text_data import TEXT_DATA, check_text_model
+    from bigmodel.recipes.schema import save_recipe
+    from bigmodel.recipes.text_data import TEXT_DATA, check_text_model
     from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
     from bigmodel.engine.trainer import Trainer
     from bigmodel.models import create_model, model_defaults, save_model
@@ -445,7 +445,7 @@ def _write_results(recipe, path: Path, model, splits: Splits, history, stopper, 
     import numpy as np
     import torch
 
-    from bigmodel.cli.recipe import dump_recipe
+    from bigmodel.recipes.schema import dump_recipe
     from bigmodel.engine.report import format_duration, write_report, write_run_plots
     from bigmodel.utils.io import atomic_write_json
 

@@ -229,7 +229,7 @@ class ServedModel:
 
     def _load_tokenizer(self) -> tuple[str, Any, int | None]:
         """``(kind, tokenizer, max_length)`` of a text run (the same files ``predict`` reads;
-        ``bigmodel.cli.text_data.load_vocabulary`` is the CLI's copy of this choice)."""
+        ``bigmodel.recipes.text_data.load_vocabulary`` is the CLI's copy of this choice)."""
         from bigmodel.data.text import WordVocabulary
 
         spec = self.input_spec

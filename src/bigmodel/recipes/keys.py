@@ -1,7 +1,7 @@
 """Key paths of a recipe schema (pydantic models): validation errors that name the key and suggest
 the closest one, and ``--set key.path=value`` overrides checked against the schema before
-validation. Shared by the training recipe (``bigmodel.cli.recipe``) and the fine-tuning recipe
-(``bigmodel.cli.finetune_recipe``); also the recipe YAML loader."""
+validation. Shared by the training recipe (``bigmodel.recipes.schema``) and the fine-tuning recipe
+(``bigmodel.recipes.finetune_schema``); also the recipe YAML loader."""
 
 from __future__ import annotations
 

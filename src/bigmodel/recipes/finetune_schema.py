@@ -1,6 +1,6 @@
 """Recipe schema of ``bigmodel finetune``: a training recipe plus a ``finetune`` section.
 
-Everything of :mod:`bigmodel.cli.recipe` applies (``train``, ``output``, ``--set`` overrides, errors
+Everything of :mod:`bigmodel.recipes.schema` applies (``train``, ``output``, ``--set`` overrides, errors
 naming the key path); ``model`` is not used (the model comes from the run directory or pretrained
 name given on the command line). Added keys::
 
@@ -28,8 +28,8 @@ import typing
 
 from pydantic import Field, model_validator
 
-from bigmodel.cli.recipe import DataSection, Recipe, _Section, read_recipe_yaml
-from bigmodel.cli.recipe_keys import apply_schema_override, validate_schema
+from bigmodel.recipes.schema import DataSection, Recipe, _Section, read_recipe_yaml
+from bigmodel.recipes.keys import apply_schema_override, validate_schema
 from bigmodel.errors import ConfigError
 
 __all__ = ["FinetuneRecipe", "FinetuneSection", "load_finetune_recipe"]

@@ -1,7 +1,7 @@
 """The data of a recipe, cut into train / validation / test: ``load_splits(recipe.data)``.
 
-Image data sets (Fashion-MNIST, MNIST) are handled here; speech (``bigmodel.cli.speech_data``) and
-text classification (``bigmodel.cli.text_data``) hand back the same :class:`Splits`.
+Image data sets (Fashion-MNIST, MNIST) are handled here; speech (``bigmodel.recipes.speech_data``) and
+text classification (``bigmodel.recipes.text_data``) hand back the same :class:`Splits`.
 Used by the train, evaluate, explain, compress and finetune commands.
 """
 
@@ -24,7 +24,7 @@ class Splits:
     y_test: Any
     class_names: tuple[str, ...]
     image_shape: tuple[int, int, int]  # (C, H, W); (0, 0, 0) for token ids
-    # Non-image data (speech: bigmodel.cli.speech_data, text: bigmodel.cli.text_data) sets these.
+    # Non-image data (speech: bigmodel.recipes.speech_data, text: bigmodel.recipes.text_data) sets these.
     unit: str = "images"
     model_overrides: dict | None = None  # model arguments the data fixes
     input_spec: dict | None = None  # saved as model.json's metadata "input"
@@ -61,8 +61,8 @@ def load_splits(data, seed: int | None = 0, with_train: bool = True, vocabulary=
     """
     import numpy as np
 
-    from bigmodel.cli.speech_data import SPEECH_DATA, speech_splits
-    from bigmodel.cli.text_data import TEXT_DATA, text_splits
+    from bigmodel.recipes.speech_data import SPEECH_DATA, speech_splits
+    from bigmodel.recipes.text_data import TEXT_DATA, text_splits
     from bigmodel.errors import DataError
 
     if data.name in SPEECH_DATA:

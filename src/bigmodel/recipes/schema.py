@@ -59,7 +59,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bigmodel.cli.recipe_keys import (  # noqa: F401 - parse_yaml/parse_override: public here too
+from bigmodel.recipes.keys import (  # noqa: F401 - parse_yaml/parse_override: public here too
     apply_schema_override,
     parse_override,
     parse_yaml,
@@ -235,7 +235,7 @@ class DataSection(_Section):
                              f"'word' (vectors for a word vocabulary); data.name is "
                              f"'{self.name}', data.tokenizer '{self.tokenizer}'")
         if self.tokenizer != "word":
-            from bigmodel.cli.text_data import text_tokenizers
+            from bigmodel.recipes.text_data import text_tokenizers
 
             known = text_tokenizers()
             if self.tokenizer not in known:

@@ -100,7 +100,7 @@ def check_text_model(model_name: str, data_name: str) -> None:
 
 def text_splits(data, seed: int | None = 0, with_train: bool = True,
                 vocabulary: Any = None) -> dict[str, Any]:
-    """Keyword arguments of ``bigmodel.cli.train.Splits`` for a text recipe's data section.
+    """Keyword arguments of ``bigmodel.recipes.splits.Splits`` for a text recipe's data section.
 
     Args:
         data: the recipe's ``data`` section (``name: fortunes``).
