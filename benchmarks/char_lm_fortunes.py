@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from bigmodel.recipes.schema import load_recipe
     from bigmodel.cli.train import build_optimizer
     from bigmodel.data.char_lm import LMWindows, bigram_bits_per_char, load_fortunes_corpus
     from bigmodel.data.fortunes import DEFAULT_CATEGORIES
@@ -96,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model, save_model
     from bigmodel.models.gpt import language_model_loss
+    from bigmodel.recipes.schema import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     train, data = recipe.train, recipe.data

@@ -60,8 +60,8 @@ def run_seed_program(epochs: int, samples: int | None) -> dict[str, Any]:
 
 
 def run_recipe(epochs: int, samples: int | None) -> dict[str, Any]:
-    from bigmodel.recipes.schema import load_recipe
     from bigmodel.cli.train import train_recipe
+    from bigmodel.recipes.schema import load_recipe
 
     overrides = [f"train.epochs={epochs}"]
     if samples:

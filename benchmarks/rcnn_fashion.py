@@ -91,8 +91,8 @@ def throughput(models: dict, batch_size: int, steps: int, repeats: int,
 
 
 def main(argv=None) -> int:
-    from bigmodel.recipes.schema import load_recipe, recipe_from_dict
     from bigmodel.models import create_model
+    from bigmodel.recipes.schema import load_recipe, recipe_from_dict
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=str(ROOT / "configs" / "fashion_rcnn_cpu.yaml"))

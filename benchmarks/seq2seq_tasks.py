@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from bigmodel.recipes.schema import load_recipe
     from bigmodel.data.seq2seq import encode_pairs, exact_match
     from bigmodel.models import create_model
+    from bigmodel.recipes.schema import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     train = recipe.train

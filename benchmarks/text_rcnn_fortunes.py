@@ -43,8 +43,8 @@ def trim_collate(batch):
 def encode_split(recipe):
     """The split, its encoder and encoded texts, and skip-gram vectors for the encoder's rows when
     the recipe has ``data.skipgram`` (else None): the same code path as ``bigmodel train``."""
-    from bigmodel.recipes.text_data import build_text_encoder, skipgram_vocabulary
     from bigmodel.data.fortunes import DEFAULT_CATEGORIES, load_fortunes
+    from bigmodel.recipes.text_data import build_text_encoder, skipgram_vocabulary
 
     data = recipe.data
     split = load_fortunes(data.categories or DEFAULT_CATEGORIES, path=data.path,
@@ -168,9 +168,9 @@ def main(argv=None) -> int:
               f"{seconds:.0f} s wall, {cpu_seconds:.0f} s CPU, "
               f"{len(x_train) * recipe.train.epochs / seconds:.0f} train samples/s)", flush=True)
         if index == 0 and args.run_dir:  # usable by `bigmodel evaluate` / `predict`
+            from bigmodel.models import save_model
             from bigmodel.recipes.schema import save_recipe
             from bigmodel.recipes.text_data import _encoder_file, _tokenizer_name
-            from bigmodel.models import save_model
 
             path = Path(args.run_dir)
             file = _encoder_file(vocab)

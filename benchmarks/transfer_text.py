@@ -58,9 +58,9 @@ def _run_network(kind: str, args: dict, queue) -> None:
 
     from bigmodel import transfer
     from bigmodel.cli.finetune import predict, trim_padding
-    from bigmodel.recipes.splits import Splits
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
+    from bigmodel.recipes.splits import Splits
     from bigmodel.transfer.pretrained import load, load_tokenizer
 
     torch.set_num_threads(args["threads"])

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.recipes.schema import OPTIMIZERS, load_recipe, recipe_from_dict
 from bigmodel.cli.train import build_optimizer, kernel_l2_penalty
 from bigmodel.data.datasets import DEBIAN_LOCATIONS
 from bigmodel.data.idx import write_idx
 from bigmodel.errors import ConfigError
+from bigmodel.recipes.schema import OPTIMIZERS, load_recipe, recipe_from_dict
 from synthetic_images import synthetic_images
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.recipes.schema import load_recipe
 from bigmodel.cli.train import check_resumable
 from bigmodel.errors import ConfigError
+from bigmodel.recipes.schema import load_recipe
 from synthetic_images import write_fashion_like
 
 ROOT = Path(__file__).resolve().parents[1]

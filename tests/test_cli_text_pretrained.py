@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.recipes.schema import load_recipe
 from bigmodel.errors import ConfigError, DataError
+from bigmodel.recipes.schema import load_recipe
 from synthetic_fortunes import write_topic_fortunes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -134,9 +134,9 @@ def test_explanation_file_errors(tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run directory as `bigmodel train` leaves it (untrained seed CNN, tiny IDX data set)."""
-    from bigmodel.recipes.schema import recipe_from_dict, save_recipe
     from bigmodel.data.idx import write_idx
     from bigmodel.models import create_model, save_model
+    from bigmodel.recipes.schema import recipe_from_dict, save_recipe
 
     root = tmp_path_factory.mktemp("explain-run")
     data = root / "data"

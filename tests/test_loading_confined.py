@@ -450,8 +450,8 @@ def test_explanation_with_a_crafted_info_is_a_checkpoint_error(tmp_path):
 
 
 def test_run_vocabulary_outside_the_run_dir_is_refused(tmp_path):
-    from bigmodel.recipes.text_data import load_vocabulary
     from bigmodel.data.text import WordVocabulary
+    from bigmodel.recipes.text_data import load_vocabulary
 
     WordVocabulary(["a", "b"]).save(tmp_path / "vocabulary.json")
     run = tmp_path / "run"

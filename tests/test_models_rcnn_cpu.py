@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import correlate2d
 
-from bigmodel.recipes.schema import load_recipe
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.models import create_model, load_model, save_model
 from bigmodel.models.rcnn import RCNN, rcnn_feature_size
+from bigmodel.recipes.schema import load_recipe
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "fashion_rcnn_cpu.yaml"
 

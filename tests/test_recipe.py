@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bigmodel.errors import ConfigError
 from bigmodel.recipes.schema import (
     Recipe,
     dump_recipe,
@@ -14,7 +15,6 @@ from bigmodel.recipes.schema import (
     recipe_from_dict,
     save_recipe,
 )
-from bigmodel.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

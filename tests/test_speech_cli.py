@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.recipes.schema import load_recipe, recipe_from_dict
 from bigmodel.data.audio import write_wav
 from bigmodel.errors import ConfigError
+from bigmodel.recipes.schema import load_recipe, recipe_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000

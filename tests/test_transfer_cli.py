@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bigmodel.recipes.finetune_schema import finetune_recipe_from_dict, load_finetune_recipe
 from bigmodel.cli.main import main
 from bigmodel.errors import ConfigError
 from bigmodel.models import load_model
+from bigmodel.recipes.finetune_schema import finetune_recipe_from_dict, load_finetune_recipe
 from synthetic_images import write_fashion_like
 
 ROOT = Path(__file__).resolve().parents[1]

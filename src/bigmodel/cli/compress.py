@@ -116,8 +116,6 @@ def compress_run(args) -> dict:
     """Run the steps ``args`` asks for; returns ``{"out": Path, "stages": [StageResult, ...]}``."""
     import torch
 
-    from bigmodel.recipes.schema import load_recipe
-    from bigmodel.recipes.splits import load_splits
     from bigmodel.compress import (
         StageResult,
         compare_speed,
@@ -132,6 +130,8 @@ def compress_run(args) -> dict:
     from bigmodel.compress.report import accuracy, files_size
     from bigmodel.errors import ConfigError
     from bigmodel.models.registry import read_model_spec
+    from bigmodel.recipes.schema import load_recipe
+    from bigmodel.recipes.splits import load_splits
     from bigmodel.utils.loading import confined_path
 
     _check_args(args)

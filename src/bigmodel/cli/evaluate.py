@@ -34,13 +34,13 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
         ConfigError: the run's recipe is missing or invalid, or ``batch_size`` < 1.
         DataFileError: the test data cannot be loaded.
     """
+    from bigmodel.engine.resolve import resolve_device
+    from bigmodel.errors import ConfigError
+    from bigmodel.models import load_model
     from bigmodel.recipes.inference import loss_and_accuracy, predict_logits
     from bigmodel.recipes.schema import load_recipe
     from bigmodel.recipes.splits import load_splits
     from bigmodel.recipes.text_data import TEXT_DATA, load_vocabulary
-    from bigmodel.engine.resolve import resolve_device
-    from bigmodel.errors import ConfigError
-    from bigmodel.models import load_model
     from bigmodel.utils.loading import confined_path
 
     if batch_size < 1:
@@ -86,10 +86,10 @@ def evaluate_finetune_run(run_dir: str | Path, batch_size: int = 256, data_path:
         DataFileError: the test data cannot be loaded.
     """
     from bigmodel.cli.finetune import load_source, predict, prepare_data
-    from bigmodel.recipes.finetune_schema import load_finetune_recipe
-    from bigmodel.recipes.inference import loss_and_accuracy
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.finetune_schema import load_finetune_recipe
+    from bigmodel.recipes.inference import loss_and_accuracy
     from bigmodel.utils.loading import confined_path
 
     run_dir = Path(run_dir)

@@ -143,9 +143,9 @@ def _examples(args: argparse.Namespace, spec: dict, encoder: Any = None) -> tupl
                                    int(shape["width"]), source=args.input)
         pool, source = array, args.input
     else:
+        from bigmodel.errors import ConfigError
         from bigmodel.recipes.schema import load_recipe
         from bigmodel.recipes.splits import load_splits
-        from bigmodel.errors import ConfigError
         from bigmodel.utils.loading import confined_path
 
         recipe_path = confined_path(
@@ -171,9 +171,9 @@ def _reference_data(args: argparse.Namespace, pool: Any, encoder: Any = None) ->
     """Training examples for the mean / data baselines (the given pool with --input)."""
     if args.input is not None:
         return pool
+    from bigmodel.errors import ConfigError
     from bigmodel.recipes.schema import load_recipe
     from bigmodel.recipes.splits import load_splits
-    from bigmodel.errors import ConfigError
     from bigmodel.utils.loading import confined_path
 
     recipe = load_recipe(confined_path(

@@ -295,12 +295,12 @@ def _finetune_in(source: str, recipe, path: Path, verbose: int, started: float) 
     from torch import nn
 
     from bigmodel import transfer
-    from bigmodel.recipes.schema import dump_recipe, save_recipe
     from bigmodel.cli.train import build_optimizer
     from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
     from bigmodel.engine.report import format_duration, write_report, write_run_plots
     from bigmodel.engine.trainer import Trainer
     from bigmodel.models import save_model
+    from bigmodel.recipes.schema import dump_recipe, save_recipe
     from bigmodel.utils.io import atomic_write_json
 
     train, section = recipe.train, recipe.finetune

@@ -86,11 +86,11 @@ def launch(args) -> int:
         ConfigError: bad recipe, N < 1, a strategy of 'single' with N > 1, N not dividing the batch,
             or a run directory that is not new or empty -- all before any process starts.
     """
-    from bigmodel.recipes.schema import load_recipe
     from bigmodel.cli.train import claimed_run_dir
     from bigmodel.engine import run_lock
     from bigmodel.engine.distributed import check_global_batch
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.schema import load_recipe
 
     if args.nproc < 1 or args.max_restarts < 0:
         raise ConfigError(f"--nproc must be >= 1 and --max-restarts >= 0; received --nproc "

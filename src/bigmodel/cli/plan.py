@@ -68,9 +68,9 @@ def recipe_profile(recipe, sequence_length: int | None = None) -> tuple[Any, Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from bigmodel.recipes.schema import load_recipe
     from bigmodel.engine.planner import format_bytes, largest_depth, parse_bytes, plan_table
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.schema import load_recipe
 
     if args.devices < 1:
         raise ConfigError(f"--devices must be >= 1; received {args.devices}")

@@ -40,10 +40,10 @@ def add_parser(subparsers, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bigmodel.recipes.inference import predict_logits
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model, read_model_spec
+    from bigmodel.recipes.inference import predict_logits
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1; received {args.top_k}")
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_audio(args: argparse.Namespace, spec: dict, metadata: dict, shape: dict) -> int:
     """Speech runs: one line per clip, ``PATH: WORD PROBABILITY`` (top-k joined by ' | ')."""
 
-    from bigmodel.recipes.speech_data import load_wav_inputs
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.speech_data import load_wav_inputs
 
     if shape.get("kind") != "audio":
         raise ConfigError(f"{args.input} is audio, but the model of {args.run_dir} was not trained "
@@ -110,8 +110,8 @@ def _run_finetuned_text(args: argparse.Namespace, metadata: dict, shape: dict) -
     Raises:
         DataFileError: the run's tokenizer file is missing.
     """
-    from bigmodel.recipes.text_data import read_texts
     from bigmodel.errors import DataFileError
+    from bigmodel.recipes.text_data import read_texts
     from bigmodel.transfer.pretrained import WordPieceTokenizer
 
     path = Path(args.run_dir) / shape["tokenizer"]
@@ -132,10 +132,10 @@ def _print_ranked(args: argparse.Namespace, metadata: dict, labels: list[str], i
     """
     import torch
 
-    from bigmodel.recipes.inference import predict_logits
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.models import load_model
+    from bigmodel.recipes.inference import predict_logits
 
     model = load_model(args.run_dir, device=resolve_device(args.device))
     probabilities = torch.softmax(predict_logits(model, inputs, args.batch_size), dim=1)

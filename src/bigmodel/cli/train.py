@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bigmodel.engine import run_lock
 from bigmodel.recipes.inference import loss_and_accuracy, predict_logits
 from bigmodel.recipes.splits import Splits, load_splits
-from bigmodel.engine import run_lock
 
 
 def add_parser(subparsers, parents) -> None:
@@ -59,8 +59,8 @@ def add_parser(subparsers, parents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigmodel.cli import launch
-    from bigmodel.recipes.schema import load_recipe
     from bigmodel.errors import ConfigError, Preempted
+    from bigmodel.recipes.schema import load_recipe
 
     resume = getattr(args, "resume", None)
     if resume is not None and (args.run_dir is not None or args.nproc):
@@ -270,8 +270,8 @@ def check_resumable(recipe, run_dir: str | None) -> Path:
         ConfigError: no such run directory, no ``recipe.yaml`` or checkpoint in it, or a recipe
             that differs from the run's in a key that matters (names each key and both values).
     """
-    from bigmodel.recipes.schema import read_recipe_yaml, validate_recipe
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.schema import read_recipe_yaml, validate_recipe
 
     path = Path(run_dir) if run_dir is not None else None
     if path is None or not path.is_dir():
@@ -353,11 +353,11 @@ def _train_in(recipe, path: Path, workers: bool, verbose: int, started: float,
     import torch
     from torch import nn
 
-    from bigmodel.recipes.schema import save_recipe
-    from bigmodel.recipes.text_data import TEXT_DATA, check_text_model
     from bigmodel.engine.callbacks import CSVLogger, EarlyStopping
     from bigmodel.engine.trainer import Trainer
     from bigmodel.models import create_model, model_defaults, save_model
+    from bigmodel.recipes.schema import save_recipe
+    from bigmodel.recipes.text_data import TEXT_DATA, check_text_model
 
     train = recipe.train
     if recipe.data.name in TEXT_DATA:
@@ -445,8 +445,8 @@ def _write_results(recipe, path: Path, model, splits: Splits, history, stopper, 
     import numpy as np
     import torch
 
-    from bigmodel.recipes.schema import dump_recipe
     from bigmodel.engine.report import format_duration, write_report, write_run_plots
+    from bigmodel.recipes.schema import dump_recipe
     from bigmodel.utils.io import atomic_write_json
 
     train = recipe.train

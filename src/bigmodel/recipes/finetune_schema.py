@@ -28,9 +28,9 @@ import typing
 
 from pydantic import Field, model_validator
 
-from bigmodel.recipes.schema import DataSection, Recipe, _Section, read_recipe_yaml
-from bigmodel.recipes.keys import apply_schema_override, validate_schema
 from bigmodel.errors import ConfigError
+from bigmodel.recipes.keys import apply_schema_override, validate_schema
+from bigmodel.recipes.schema import DataSection, Recipe, _Section, read_recipe_yaml
 
 __all__ = ["FinetuneRecipe", "FinetuneSection", "load_finetune_recipe"]
 

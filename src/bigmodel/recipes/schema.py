@@ -59,6 +59,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bigmodel.errors import ConfigError
 from bigmodel.recipes.keys import (  # noqa: F401 - parse_yaml/parse_override: public here too
     apply_schema_override,
     parse_override,
@@ -67,7 +68,6 @@ from bigmodel.recipes.keys import (  # noqa: F401 - parse_yaml/parse_override: p
     suggest,
     validate_schema,
 )
-from bigmodel.errors import ConfigError
 from bigmodel.utils.io import atomic_write_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")

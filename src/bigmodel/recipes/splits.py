@@ -61,9 +61,9 @@ def load_splits(data, seed: int | None = 0, with_train: bool = True, vocabulary=
     """
     import numpy as np
 
+    from bigmodel.errors import DataError
     from bigmodel.recipes.speech_data import SPEECH_DATA, speech_splits
     from bigmodel.recipes.text_data import TEXT_DATA, text_splits
-    from bigmodel.errors import DataError
 
     if data.name in SPEECH_DATA:
         return Splits(**speech_splits(data, seed=seed, with_train=with_train))
