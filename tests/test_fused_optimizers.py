@@ -1,4 +1,4 @@
-"""Fused optimizer kernels (``engine.resolve.fused_kwargs``): when they are chosen, and that the
+"""Fused optimizer kernels (``engine.optimizers.fused_kwargs``): when they are chosen, and that the
 updates still follow the textbook formulas (NumPy references)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bigmodel import keras
-from bigmodel.engine.resolve import fused_kwargs, resolve_optimizer
+from bigmodel.engine.optimizers import fused_kwargs
+from bigmodel.engine.resolve import resolve_optimizer
 
 
 def _params(*shapes, device="cpu"):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from bigmodel import keras
-from bigmodel.engine.resolve import fused_kwargs
+from bigmodel.engine.optimizers import fused_kwargs
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
 from bigmodel.keras import layers
 from bigmodel.keras.variables import Variable

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from bigmodel.engine.optimizers import create_optimizer
+from bigmodel.engine.optimizers import fused_kwargs  # noqa: F401  (H3: removed once cli/recipes call create_optimizer)
 from bigmodel.errors import ConfigError, InputTypeError, UnknownNameError
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
-              "rmsprop": torch.optim.RMSprop}
 LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "mae": nn.L1Loss, "l1": nn.L1Loss,
           "bce": nn.BCELoss, "bce_with_logits": nn.BCEWithLogitsLoss, "nll": nn.NLLLoss,
           "huber": nn.HuberLoss}
@@ -86,62 +86,8 @@ def resolve_loss(loss: Any) -> tuple[Callable[..., torch.Tensor] | None, Callabl
     return loss, per_sample
 
 
-# Optimizers that have a fused (single-kernel, multi-tensor) implementation on CPU and CUDA.
-_FUSABLE = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad)
-# Optimizers without a fused kernel but with a multi-tensor (foreach) one.
-_FOREACH = (torch.optim.RMSprop, torch.optim.Adadelta, torch.optim.Adamax, torch.optim.NAdam,
-            torch.optim.RAdam, torch.optim.Rprop, torch.optim.ASGD)
-
-
-def _plain(tensor: torch.Tensor) -> bool:
-    """An ``nn.Parameter``, or a subclass that declares itself one in every respect the fused
-    kernels see (``plain_parameter = True``: Keras variables) -- not a sharded FSDP/DTensor one."""
-    kind = type(tensor)
-    return kind is nn.Parameter or (issubclass(kind, nn.Parameter)
-                                    and getattr(kind, "plain_parameter", False) is True)
-
-
-def fused_kwargs(optimizer_class: type, params: Any) -> dict[str, bool]:
-    """``{"fused": True}`` when ``optimizer_class`` has a fused kernel for ``params``, else ``{}``.
-
-    The fused kernels compute the same update as the per-tensor loop torch uses by default on CPU
-    (equal up to float rounding) in one pass over all parameters: for the seed CNN's Adam step on one
-    CPU thread, 187 µs instead of 388 µs (``benchmarks/fit_throughput.py`` counts it as engine
-    speed; BENCHMARKS.md gives both figures). Only plain parameters qualify -- all on one CPU or
-    CUDA device, floating point. Sharded (DTensor, FSDP flat) parameters, other devices and mixed
-    placements keep torch's default implementation. Keras weights (``keras.Variable``, an
-    ``nn.Parameter`` subclass that sets ``plain_parameter = True``) count as plain parameters; for
-    them, optimizers without a fused kernel (RMSprop, ...) get ``{"foreach": True}``, the
-    multi-tensor kernels torch chooses by itself for ``nn.Parameter`` on CUDA but not for a
-    subclass (asked for on CPU too, the same update up to float rounding: a model is often moved to
-    the GPU after its optimizer is built).
-
-    ``params`` is what an optimizer takes: parameters, or param-group dicts with a ``"params"`` key.
-    """
-    if optimizer_class not in _FUSABLE and optimizer_class not in _FOREACH:
-        return {}
-    tensors: list[torch.Tensor] = []
-    for item in params:
-        if isinstance(item, Mapping):
-            group = item["params"]
-            tensors.extend([group] if isinstance(group, torch.Tensor) else list(group))
-        else:
-            tensors.append(item)
-    if not tensors:
-        return {}
-    devices = {t.device for t in tensors}
-    ok = (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
-          and all(_plain(t) and t.is_floating_point() for t in tensors))
-    if optimizer_class in _FOREACH:
-        # torch picks its multi-tensor (foreach) kernels by itself only for exact nn.Parameter /
-        # Tensor types: ask for them when a Keras variable would make it fall back to a loop.
-        subclassed = any(type(t) is not nn.Parameter for t in tensors)
-        return {"foreach": True} if ok and subclassed else {}
-    return {"fused": True} if ok else {}
-
-
 def resolve_optimizer(optimizer: Any, lr: float, model: nn.Module) -> torch.optim.Optimizer | None:
-    """A name (over the trainable parameters, with ``lr``), an Optimizer, or ``params -> Optimizer``;
+    """A name (over the trainable parameters, with ``lr`` and torch's defaults), an Optimizer, or ``params -> Optimizer``;
     ``None`` stays ``None`` (a trainer that only evaluates or predicts).
 
     Raises:
@@ -150,14 +96,8 @@ def resolve_optimizer(optimizer: Any, lr: float, model: nn.Module) -> torch.opti
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer is None or isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
-    if isinstance(optimizer, str):
-        if optimizer.lower() not in OPTIMIZERS:
-            raise UnknownNameError(
-                f"Unknown optimizer {optimizer!r}. Known optimizers: {', '.join(sorted(OPTIMIZERS))}")
-        if not params:
-            raise ConfigError("The model has no trainable parameters to optimize")
-        cls = OPTIMIZERS[optimizer.lower()]
-        return cls(params, lr=lr, **fused_kwargs(cls, params))
+    if isinstance(optimizer, str):  # torch's defaults (engine.optimizers.create_optimizer)
+        return create_optimizer(optimizer, params, lr=lr)
     if callable(optimizer):
         built = optimizer(params)
         if not isinstance(built, torch.optim.Optimizer):
@@ -197,5 +137,4 @@ def class_weights(y: torch.Tensor, table: torch.Tensor, weight: torch.Tensor | N
     return weights if weight is None else weights * weight
 
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PRECISIONS", "class_weight_table", "class_weights", "fused_kwargs",
-           "resolve_device", "resolve_loss", "resolve_optimizer", "resolve_precision", "seed_everything"]
+__all__ = ["LOSSES", "PRECISIONS", "class_weight_table", "class_weights", "resolve_device", "resolve_loss", "resolve_optimizer", "resolve_precision", "seed_everything"]

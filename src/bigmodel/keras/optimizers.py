@@ -10,8 +10,10 @@ Known numeric differences from Keras, all tiny in practice:
   into the step size and adds ``epsilon`` to ``sqrt(v)``. Defaults (``epsilon=1e-7``) are Keras's.
 - ``weight_decay`` is decoupled in Keras (``w -= lr * wd * w``): Adam with ``weight_decay`` runs as
   ``torch.optim.AdamW``; SGD/RMSprop use the decoupled form through a step hook.
-- Adam/AdamW/SGD/Adagrad run torch's fused kernels when every parameter is a plain one on a CPU or
-  CUDA device (:func:`bigmodel.engine.resolve.fused_kwargs`): the same update in one pass.
+- SGD/Adam/AdamW/RMSprop/Adagrad are built by the engine's one optimizer-by-name function
+  (:func:`bigmodel.engine.optimizers.create_optimizer`) with Keras's defaults passed explicitly;
+  it runs torch's fused kernels when every parameter is a plain one on a CPU or CUDA device: the
+  same update in one pass.
 - ``clipnorm`` (per variable), ``clipvalue`` and ``global_clipnorm`` are applied to the gradients in
   a pre-step hook, after mixed-precision unscaling.
 """
@@ -23,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bigmodel.engine.resolve import fused_kwargs
+from bigmodel.engine.optimizers import create_optimizer
 from bigmodel.errors import ConfigError, InputTypeError, NotBuiltError, UnknownNameError
 from bigmodel.keras import constraints, schedules
 from bigmodel.keras.optimizer_rules import KerasAdamax, KerasNadam
@@ -269,9 +271,10 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _make(self, params):
-        return torch.optim.SGD(params, lr=self._initial_lr, momentum=self.momentum,
-                               nesterov=self.nesterov and self.momentum > 0,
-                               **fused_kwargs(torch.optim.SGD, params))
+        # weight_decay is decoupled in Keras: applied in the pre-step hook, not by torch
+        return create_optimizer("sgd", params, lr=self._initial_lr, weight_decay=0.0,
+                                momentum=self.momentum,
+                                nesterov=self.nesterov and self.momentum > 0)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -289,14 +292,11 @@ class Adam(Optimizer):
         return False  # AdamW applies the decoupled decay itself
 
     def _make(self, params):
-        if self.weight_decay:
-            return torch.optim.AdamW(params, lr=self._initial_lr, betas=(self.beta_1, self.beta_2),
-                                     eps=self.epsilon, amsgrad=self.amsgrad,
-                                     weight_decay=self.weight_decay,
-                                     **fused_kwargs(torch.optim.AdamW, params))
-        return torch.optim.Adam(params, lr=self._initial_lr, betas=(self.beta_1, self.beta_2),
-                                eps=self.epsilon, amsgrad=self.amsgrad,
-                                **fused_kwargs(torch.optim.Adam, params))
+        # Keras's weight decay is decoupled: Adam with weight_decay is torch's AdamW
+        return create_optimizer("adamw" if self.weight_decay else "adam", params,
+                                lr=self._initial_lr, weight_decay=self.weight_decay or 0.0,
+                                betas=(self.beta_1, self.beta_2), epsilon=self.epsilon,
+                                amsgrad=bool(self.amsgrad))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -319,9 +319,9 @@ class RMSprop(Optimizer):
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
 
     def _make(self, params):
-        return torch.optim.RMSprop(params, lr=self._initial_lr, alpha=self.rho, eps=self.epsilon,
-                                   momentum=self.momentum, centered=self.centered,
-                                   **fused_kwargs(torch.optim.RMSprop, params))
+        return create_optimizer("rmsprop", params, lr=self._initial_lr, weight_decay=0.0,
+                                rho=self.rho, epsilon=self.epsilon, momentum=self.momentum,
+                                centered=bool(self.centered))
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
@@ -337,9 +337,9 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
 
     def _make(self, params):
-        return torch.optim.Adagrad(params, lr=self._initial_lr, eps=self.epsilon,
-                                   initial_accumulator_value=self.initial_accumulator_value,
-                                   **fused_kwargs(torch.optim.Adagrad, params))
+        return create_optimizer("adagrad", params, lr=self._initial_lr, weight_decay=0.0,
+                                epsilon=self.epsilon,
+                                initial_accumulator_value=self.initial_accumulator_value)
 
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,

@@ -44,7 +44,7 @@ class Variable(nn.Parameter):
         dtype: the torch dtype to store.
     """
 
-    # Read by the engine (bigmodel.engine.resolve.fused_kwargs): a parameter in every respect
+    # Read by the engine (bigmodel.engine.optimizers.fused_kwargs): a parameter in every respect
     # that torch's fused optimizer kernels treat like nn.Parameter.
     plain_parameter = True
 
