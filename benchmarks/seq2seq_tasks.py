@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     from bigmodel.data.seq2seq import encode_pairs, exact_match
-    from bigmodel.models import create_model
+    from bigmodel.keras.transformer import TransformerModel
+    from bigmodel.models import model_defaults
     from bigmodel.recipes.schema import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     x, y = encode_pairs(task.train_sources, task.train_targets, source_tokenizer, target_tokenizer)
     overrides = {"input_vocab_size": source_tokenizer.vocab_size,
                  "target_vocab_size": target_tokenizer.vocab_size, **recipe.model.overrides}
-    model = create_model(recipe.model.name, **overrides)
+    model = TransformerModel(**{**model_defaults(recipe.model.name), **overrides})
     schedule = train.scheduler.engine_spec() if train.scheduler is not None else None
     model.compile(optimizer=train.optimizer, learning_rate=train.lr, lr_schedule=schedule,
                   grad_clip_norm=train.grad_clip_norm, metrics=["accuracy"])

@@ -13,11 +13,11 @@ import torch
 from bigmodel.data.bucketing import LengthBucketBatches
 from bigmodel.data.seq2seq import encode_pairs, exact_match, reversal
 from bigmodel.data.tokenizers import CharTokenizer
+from bigmodel.engine.sequence_metrics import masked_cross_entropy
 from bigmodel.errors import ConfigError, DataError, NotBuiltError, ShapeError, UnknownNameError
+from bigmodel.keras.transformer import TransformerModel
 from bigmodel.models import create_model
 from bigmodel.models.decoding import beam_search, greedy_search, sample_logits
-from bigmodel.models.seq2seq_training import masked_cross_entropy
-from bigmodel.models.transformer import TransformerModel
 
 SEED_PROGRAM = Path(__file__).resolve().parent / "seed_examples" / "seed_transformer.py"
 
@@ -44,7 +44,7 @@ def test_seed_program_runs_with_its_import_line_pointing_at_bigmodel():
     assert "from tensorflow.models.transformer import TransformerModel" in source
     program = source.replace("import tensorflow as tf\n", "").replace(
         "from tensorflow.models.transformer import TransformerModel",
-        "from bigmodel.models.transformer import TransformerModel")
+        "from bigmodel.keras.transformer import TransformerModel")
     rng = np.random.default_rng(0)
     data = {"train_data": rng.integers(3, 20, size=(8, 5)),           # source ids, 0 = padding
             "train_labels": rng.integers(3, 20, size=(8, 4))}         # target ids

@@ -21,11 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from bigmodel.errors import ConfigError, DataError
 
 __all__ = ["DATE_FORMATS", "Seq2SeqTask", "dates_to_iso", "encode_pairs", "exact_match",
-           "number_to_words", "numbers_to_words", "reversal"]
+           "number_to_words", "numbers_to_words", "reversal", "teacher_forcing"]
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()
@@ -209,6 +210,22 @@ def encode_pairs(sources: Sequence[str], targets: Sequence[str], source_tokenize
         raise DataError(f"encode_pairs: {len(sources)} sources but {len(targets)} targets")
     return (source_tokenizer.encode_batch(sources),
             target_tokenizer.encode_batch(targets, add_eos=True))
+
+
+def teacher_forcing(targets: torch.Tensor, bos_id: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(decoder_input, targets)`` for teacher forcing: the decoder reads ``[BOS] + targets[:-1]``
+    and learns to predict ``targets``.
+
+    Args:
+        targets: ``(N, T)`` target ids right-padded, without a leading BOS (as
+            :func:`encode_pairs` gives them, each ending in EOS).
+        bos_id: the id the decoder starts from.
+
+    Returns:
+        ``decoder_input (N, T)`` and ``targets (N, T)`` (unchanged).
+    """
+    bos = torch.full_like(targets[:, :1], bos_id)
+    return torch.cat([bos, targets[:, :-1]], dim=1), targets
 
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:

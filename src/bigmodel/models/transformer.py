@@ -27,9 +27,12 @@ The constructor accepts every argument of ``seed-examples/seed_transformer.py``:
 
 Vocabulary sizes may be left ``None``: they are then taken from the data at the first ``fit`` /
 call (largest id + 1), which is what lets the seed program run unchanged. Pass them to fix the
-vocabulary explicitly. ``compile/fit/evaluate/predict`` (Keras style, teacher forcing done for you)
-come from :class:`~bigmodel.models.seq2seq_training.Seq2SeqTrainingMixin`; ``translate`` /
-``generate`` decode greedily or with beam search.
+vocabulary explicitly. ``translate`` / ``generate`` decode greedily or with beam search.
+
+This module is the model alone (plain PyTorch; it knows nothing of training). The Keras-style
+``compile/fit/evaluate/predict`` (teacher forcing done for you) are
+:class:`bigmodel.keras.transformer.TransformerModel`, a subclass with the same arguments; the
+recipes' ``seq2seq`` task trains this one with the engine's ``Trainer``.
 """
 
 from __future__ import annotations
@@ -41,10 +44,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from bigmodel.errors import ConfigError, DataError, NotBuiltError, ShapeError
+from bigmodel.errors import CheckpointError, ConfigError, DataError, NotBuiltError, ShapeError
 from bigmodel.models.decoding import beam_search, greedy_search
 from bigmodel.models.registry import register_model
-from bigmodel.models.seq2seq_training import Seq2SeqTrainingMixin
 from bigmodel.models.tokens import as_token_ids, embed_tokens
 from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.init import check_initializer, initialize
@@ -62,7 +64,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class TransformerModel(Seq2SeqTrainingMixin, nn.Module):
+class TransformerModel(nn.Module):
     """Encoder-decoder Transformer (see the module docstring for every argument).
 
     Args (beyond the seed program's):
@@ -359,10 +361,23 @@ class TransformerModel(Seq2SeqTrainingMixin, nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> TransformerModel:
-        """Rebuild a model written by :meth:`save` (safetensors + JSON, no pickle)."""
+        """Rebuild a model written by :meth:`save` (safetensors + JSON, no pickle), as an instance
+        of ``cls`` (a subclass such as the Keras surface's gets its own class, same weights).
+
+        Raises:
+            CheckpointError: the directory holds no encoder-decoder Transformer.
+        """
         from bigmodel.models.registry import load_model
 
-        return load_model(directory, device)
+        model = load_model(directory, device)
+        if not isinstance(model, TransformerModel):
+            raise CheckpointError(f"{cls.__name__}.load: {directory} holds a "
+                                  f"{type(model).__name__}, not an encoder-decoder Transformer")
+        if type(model) is not cls:
+            rebuilt = cls(**model.get_config())
+            rebuilt.load_state_dict(model.state_dict())
+            model = rebuilt.to(device)
+        return model
 
     def num_parameters(self) -> int:
         """Distinct parameters (a tied matrix counted once)."""

@@ -25,56 +25,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from bigmodel.data.bucketing import LengthBucketBatches
+from bigmodel.data.seq2seq import teacher_forcing
+from bigmodel.engine import Trainer
+from bigmodel.engine.schedules import build_scheduler
+from bigmodel.engine.sequence_metrics import (
+    MaskedTokenAccuracy,
+    SequenceExactMatch,
+    masked_cross_entropy,
+)
 from bigmodel.errors import ConfigError, DataError, InputTypeError, UnknownNameError
+from bigmodel.keras import optimizers
 from bigmodel.models.tokens import as_token_ids, check_token_ids
 
-__all__ = ["MaskedTokenAccuracy", "Seq2SeqTrainingMixin", "SequenceExactMatch",
-           "masked_cross_entropy"]
+__all__ = ["Seq2SeqTrainingMixin"]
 
 _LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "masked_cross_entropy")
-
-
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, pad_id: int = 0,
-                         label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy over the non-padding positions of ``targets (B, T)``."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                           ignore_index=pad_id, label_smoothing=label_smoothing)
-
-
-class MaskedTokenAccuracy:
-    """Share of non-padding target positions whose argmax prediction is right."""
-
-    def __init__(self, pad_id: int = 0, name: str = "accuracy") -> None:
-        self.pad_id, self.name = pad_id, name
-        self._direction = "up"
-        self.reset()
-
-    def reset(self) -> None:
-        self._correct: torch.Tensor | int = 0
-        self._total: torch.Tensor | int = 0
-
-    def update(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> None:
-        keep = y_true != self.pad_id
-        self._correct = self._correct + ((y_pred.argmax(-1) == y_true) & keep).sum()
-        self._total = self._total + keep.sum()
-
-    def result(self) -> float:
-        total = float(self._total)
-        return float(self._correct) / total if total else 0.0
-
-
-class SequenceExactMatch(MaskedTokenAccuracy):
-    """Share of sequences whose every non-padding target token is predicted right."""
-
-    def __init__(self, pad_id: int = 0, name: str = "sequence_accuracy") -> None:
-        super().__init__(pad_id, name)
-
-    def update(self, y_pred: torch.Tensor, y_true: torch.Tensor, sample_weight: Any = None) -> None:
-        wrong = (y_pred.argmax(-1) != y_true) & (y_true != self.pad_id)
-        self._correct = self._correct + (~wrong.any(dim=1)).sum()
-        self._total = self._total + y_true.shape[0]
 
 
 class Seq2SeqTrainingMixin:
@@ -117,8 +84,6 @@ class Seq2SeqTrainingMixin:
             UnknownNameError: unknown loss, metric, optimizer or schedule name.
             ConfigError: label_smoothing outside [0, 1).
         """
-        from bigmodel.keras import optimizers
-
         known_options = {"loss_weights", "weighted_metrics", "run_eagerly", "steps_per_execution",
                          "jit_compile", "auto_scale_loss"}
         unknown = set(keras_options) - known_options
@@ -137,8 +102,6 @@ class Seq2SeqTrainingMixin:
                 raise UnknownNameError(f"compile: unknown metric {name!r} for a sequence model; "
                                        "known: accuracy, token_accuracy, sequence_accuracy")
         if isinstance(lr_schedule, dict):
-            from bigmodel.engine.schedules import build_scheduler
-
             probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
             build_scheduler(probe, lr_schedule, total_steps=100)  # the engine's own checks
         elif lr_schedule not in (None, "noam"):
@@ -185,8 +148,7 @@ class Seq2SeqTrainingMixin:
             if bool((targets[:, 0] == self.bos_id).all()):
                 decoder_input, targets = targets[:, :-1], targets[:, 1:]
             else:
-                bos = torch.full_like(targets[:, :1], self.bos_id)
-                decoder_input = torch.cat([bos, targets[:, :-1]], dim=1)
+                decoder_input, targets = teacher_forcing(targets, self.bos_id)
         if not (len(source) == len(decoder_input) == len(targets)):
             raise DataError(f"{owner}.{what}: x and y must have the same number of samples; "
                             f"received {len(source)} sources and {len(targets)} targets")
@@ -219,8 +181,6 @@ class Seq2SeqTrainingMixin:
         self.build(input_vocab, target_vocab)
 
     def _batches(self, source, decoder_input, targets, batch_size, shuffle, bucket, seed):
-        from bigmodel.data.bucketing import LengthBucketBatches
-
         generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
         return LengthBucketBatches([source, decoder_input, targets], ((0, 1), 2), batch_size,
                                    shuffle=shuffle, pad_id=self.pad_id, generator=generator,
@@ -233,9 +193,6 @@ class Seq2SeqTrainingMixin:
         return self._compiled
 
     def _get_trainer(self) -> Any:
-        from bigmodel.engine import Trainer
-        from bigmodel.keras import optimizers
-
         if self._trainer is not None:
             return self._trainer
         config = self._compiled
