@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from bigmodel.data.batching import batch_size_of, make_batches, num_batches, tree_map
+from bigmodel.engine.inference import predict_batches
 from bigmodel.engine.metrics import RunningLoss
 from bigmodel.engine.progress import ProgressBar
 from bigmodel.errors import ConfigError, DataError
@@ -74,25 +75,20 @@ class InferenceMixin:
         started = time.perf_counter()
         batches = make_batches(x, batch_size, False, None, self.device, "predict", require_targets=False)
         cast = self._autocast_dtype is not None
-        outputs, count = [], 0
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                for batch in batches:
-                    inputs = self._to_memory_format(batch[0])
-                    with self._autocast():
-                        out = self.model(inputs)
-                    outputs.append(tree_map(
-                        lambda t: (t.float() if cast and t.is_floating_point() else t).cpu(), out))
-                    count += 1
-        finally:
-            self.model.train(was_training)
-        if not outputs:
-            raise DataError("predict received no samples")
+        count = 0
+
+        def forward(inputs: Any) -> Any:
+            nonlocal count
+            count += 1
+            with self._autocast():
+                out = self.model(self._to_memory_format(inputs))
+            # Mixed precision hands back float32, as the model's own dtype would.
+            return tree_map(lambda t: t.float() if cast and t.is_floating_point() else t, out)
+
+        # no_grad rather than inference mode: a model may build weights or caches on its first call.
+        outputs = predict_batches(self.model, batches, batch_size, device=self.device, forward=forward,
+                                  inference_mode=False, name="predict")
         ProgressBar(self.verbose if verbose is None else verbose).summary(count, time.perf_counter() - started, {})
-        if isinstance(outputs[0], torch.Tensor):
-            return torch.cat(outputs)
-        return type(outputs[0])(torch.cat(parts) for parts in zip(*outputs))
+        return outputs
 
 __all__ = ["InferenceMixin"]

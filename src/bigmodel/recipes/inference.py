@@ -1,6 +1,6 @@
 """Inference helpers shared by the commands that run a trained model (train's final measurement,
-evaluate, predict, finetune): batched logits in eval mode, loss and accuracy. The device comes from
-:func:`bigmodel.engine.resolve.resolve_device`."""
+evaluate, predict, finetune): batched logits in eval mode (through :func:`bigmodel.engine.inference.predict_batches`), loss and
+accuracy. The device comes from :func:`bigmodel.engine.resolve.resolve_device`."""
 
 from __future__ import annotations
 
@@ -8,26 +8,16 @@ import math
 
 
 def predict_logits(model, images, batch_size: int = 256, prepare=None):
-    """Logits ``(N, K)`` on CPU for float32 images (or token ids), in eval mode, on the model's
-    device; ``prepare(batch) -> batch`` reshapes each CPU batch first (e.g. trims padding)."""
+    """Logits ``(N, K)`` float32 on CPU for images (or token ids), in eval mode, on the model's
+    device; ``prepare(batch) -> batch`` reshapes each CPU batch first (e.g. trims padding).
+    No samples give an empty ``(0, model.num_classes)``."""
     import torch
 
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    outputs = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = torch.as_tensor(images[start: start + batch_size])
-                if prepare is not None:
-                    batch = prepare(batch)
-                outputs.append(model(batch.to(device)).float().cpu())
-    finally:
-        model.train(was_training)
-    if not outputs:
-        return torch.empty(0, getattr(model, "num_classes", 0))
-    return torch.cat(outputs)
+    from bigmodel.engine.inference import predict_batches
+
+    return predict_batches(
+        model, images, batch_size, collate=prepare, forward=lambda batch: model(batch).float(),
+        empty=lambda: torch.empty(0, getattr(model, "num_classes", 0)), name="predict_logits")
 
 
 def loss_and_accuracy(logits, labels) -> tuple[float, float]:
