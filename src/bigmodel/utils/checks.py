@@ -93,7 +93,7 @@ def number_at_least(owner: str, name: str, value: Any, low: float) -> float:
         ConfigError: not a number, NaN, infinite, or below ``low``.
     """
     if not _is_number(value) or not value >= low:
-        raise _fail(owner, name, f"a number >= {low}", value)
+        raise _fail(owner, name, f"a number >= {low:g}", value)
     return float(value)
 
 
