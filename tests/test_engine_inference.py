@@ -177,3 +177,17 @@ def test_recipes_predict_logits_uses_it(data):
     assert logits.dtype == torch.float32 and trimmed == [(10, 5), (10, 5), (3, 5)]
     np.testing.assert_allclose(logits.numpy(), _numpy_mlp(model, data.astype(np.float64)), rtol=1e-5, atol=1e-5)
     assert predict_logits(model, data[:0]).shape == (0, 3)
+
+
+def test_compress_report_accuracy_uses_it(data):
+    from bigmodel.compress.report import accuracy
+
+    model = _mlp()
+    labels = np.random.default_rng(3).integers(0, 3, size=23)
+    expected = float((_numpy_mlp(model, data.astype(np.float64)).argmax(1) == labels).mean())
+    assert accuracy(model, data, labels, batch_size=4) == pytest.approx(expected)
+    model.eval()  # a plain callable is run as it is
+    assert accuracy(lambda x: model(x), data, torch.from_numpy(labels), batch_size=50) == pytest.approx(expected)
+    assert accuracy(model, data[:0], labels[:0]) == 0.0
+    with pytest.raises(DataError, match="x has 23 samples but y has 5"):
+        accuracy(model, data, labels[:5])

@@ -47,6 +47,7 @@ from bigmodel.compress.int8_graph import (
     round_vectors_fp16,
     store_weights_int8,
 )
+from bigmodel.engine.inference import predict_batches
 from bigmodel.errors import CheckpointError, ConfigError
 from bigmodel.export.onnx import (
     ExportError,
@@ -384,9 +385,13 @@ class Int8Model:
         return torch.from_numpy(outputs[0])
 
     def predict(self, x, batch_size: int = 256) -> torch.Tensor:
-        """Outputs for ``x`` (tensor or array, batch first) in batches of ``batch_size``."""
-        parts = [self(x[i: i + batch_size]) for i in range(0, len(x), batch_size)]
-        return torch.cat(parts) if parts else torch.empty(0)
+        """Outputs for ``x`` (tensor or array, batch first; a tuple of them for a graph with
+        several inputs) in batches of ``batch_size``; the ONNX Runtime session runs each batch."""
+        def forward(inputs):
+            return self(*inputs) if isinstance(inputs, (tuple, list)) else self(inputs)
+
+        return predict_batches(self, x, batch_size, forward=forward, empty=lambda: torch.empty(0),
+                               name="Int8Model.predict")
 
     def onnx_bytes(self) -> bytes:
         return self.proto.SerializeToString()

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from bigmodel.engine.inference import predict_batches
+from bigmodel.errors import DataError
 from bigmodel.utils.io import atomic_path, atomic_write_text
 
 
@@ -43,13 +45,18 @@ def files_size(directory: str | os.PathLike) -> int:
 
 
 def accuracy(predict: Callable[[Any], torch.Tensor], x, y, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``predict`` (inputs -> logits) over ``(x, y)`` in batches."""
-    correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            logits = predict(torch.as_tensor(x[i: i + batch_size]))
-            correct += int((logits.argmax(-1) == torch.as_tensor(y[i: i + batch_size])).sum())
-    return correct / max(1, len(x))
+    """Top-1 accuracy of ``predict`` (a model, or any callable inputs -> logits) over ``(x, y)``,
+    run in batches by :func:`bigmodel.engine.inference.predict_batches` (0.0 for no samples).
+
+    Raises:
+        DataError: ``x`` and ``y`` hold different numbers of samples.
+    """
+    if len(x) != len(y):
+        raise DataError(f"accuracy: x has {len(x)} samples but y has {len(y)}")
+    logits = predict_batches(predict, x, batch_size, empty=None, name="accuracy")
+    if logits is None:
+        return 0.0
+    return int((logits.argmax(-1) == torch.as_tensor(y)).sum()) / len(x)
 
 
 def compare_speed(predictors: dict[str, Callable[[Any], Any]], one, batch, rounds: int = 7,
