@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigmodel.engine.inference import predict_batches
 from bigmodel.errors import (
     CheckpointError,
     ConfigError,
@@ -326,15 +327,7 @@ def embed(texts: Sequence[str], model=None, name_or_path: str = "all-MiniLM-L6-v
     """
     model = model if model is not None else load(name_or_path)
     tokenizer = model.tokenizer
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                ids = torch.from_numpy(tokenizer.encode_batch(texts[start: start + batch_size],
-                                                              max_length))
-                out.append(model.sentence_embedding(ids).float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, model.d_model), np.float32)
+    embeddings = predict_batches(
+        model, texts, batch_size, collate=lambda chunk: tokenizer.encode_batch(chunk, max_length),
+        forward=lambda ids: model.sentence_embedding(ids).float(), empty=None, name="embed")
+    return embeddings.numpy() if embeddings is not None else np.zeros((0, model.d_model), np.float32)
