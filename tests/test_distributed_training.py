@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from bigmodel.engine.activation_checkpoint import apply_activation_checkpointing, is_checkpointed
-from bigmodel.engine.distributed import RankSlices, check_global_batch, find_blocks
+from bigmodel.engine.blocks import find_blocks
+from bigmodel.engine.distributed import RankSlices, check_global_batch
 from bigmodel.errors import ConfigError
 from distributed_helpers import max_difference, result, run_worker
 from distributed_worker import TinyTransformer, main

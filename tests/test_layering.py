@@ -41,21 +41,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
     ): "H6 (#16)",
     (
         "cycle",
-        "bigmodel.engine.activation_checkpoint",
-        "bigmodel.engine.activation_checkpoint bigmodel.engine.distributed",
-    ): "H6 (#16)",
-    (
-        "cycle",
-        "bigmodel.engine.callbacks",
-        "bigmodel.engine.callbacks bigmodel.engine.monitor_callbacks",
-    ): "H6 (#16)",
-    (
-        "cycle",
-        "bigmodel.engine.confusion_metrics",
-        "bigmodel.engine.confusion_metrics bigmodel.engine.metrics",
-    ): "H6 (#16)",
-    (
-        "cycle",
         "bigmodel.keras.config_export",
         "bigmodel.keras.config_export bigmodel.keras.config_import bigmodel.keras.direct_call bigmodel.keras.functional bigmodel.keras.keras_archive bigmodel.keras.keras_weights bigmodel.keras.metric_adapters bigmodel.keras.model bigmodel.keras.model_data bigmodel.keras.model_inputs bigmodel.keras.saving bigmodel.keras.sequential bigmodel.keras.serialization",
     ): "H6 (#16)",
@@ -83,11 +68,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
     ("layer", "bigmodel.transfer.param_groups", "keras"): "H6 (#16)",
     (
         "private-cross-package",
-        "bigmodel.cli.finetune",
-        "bigmodel.transfer.heads:_last_linear",
-    ): "H1 (#16): the run path",
-    (
-        "private-cross-package",
         "bigmodel.compress.units",
         "bigmodel.nn.recurrent:_Recurrent",
     ): "H6 (#16)",
@@ -101,21 +81,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
         "private-same-package",
         "bigmodel.compress.units",
         "bigmodel.compress.channels:_slice_param",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.engine.confusion_metrics",
-        "bigmodel.engine.metrics:_align",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.engine.confusion_metrics",
-        "bigmodel.engine.metrics:_broadcast_weight",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.engine.confusion_metrics",
-        "bigmodel.engine.metrics:_state_dtype",
     ): "H6 (#16)",
     (
         "private-same-package",

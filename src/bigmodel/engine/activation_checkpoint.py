@@ -1,5 +1,5 @@
 """Activation checkpointing by policy: every block of a model (see
-:func:`bigmodel.engine.distributed.find_blocks`) keeps only its inputs during the forward pass and
+:func:`bigmodel.engine.blocks.find_blocks`) keeps only its inputs during the forward pass and
 recomputes its internals during backward (``torch.utils.checkpoint``, non-reentrant).
 
 The block's ``forward`` is replaced on the instance, so parameter names, ``state_dict`` keys and
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from bigmodel.engine.blocks import BLOCK_LIST_NAMES, find_blocks
 from bigmodel.errors import ConfigError
 
 _MARK = "_bigmodel_checkpointed_forward"
@@ -42,8 +43,6 @@ def apply_activation_checkpointing(model: nn.Module, blocks: Sequence[nn.Module]
     Raises:
         ConfigError: the model has no blocks to checkpoint.
     """
-    from bigmodel.engine.distributed import BLOCK_LIST_NAMES, find_blocks
-
     blocks = list(find_blocks(model) if blocks is None else blocks)
     if not blocks:
         raise ConfigError(

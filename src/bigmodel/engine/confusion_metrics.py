@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from bigmodel.engine.metrics import Metric, _align, _broadcast_weight, _state_dtype
+from bigmodel.engine.metric_base import Metric, align_targets, broadcast_weight, state_dtype
 from bigmodel.errors import ConfigError
 
 _EPSILON = 1e-7  # Keras backend.epsilon(): pads AUC's end thresholds
@@ -54,18 +54,18 @@ class _ConfusionMetric(Metric):
 
     def update(self, y_pred, y_true, sample_weight=None) -> None:
         y_pred = y_pred.detach()
-        y_true = _align(y_true, y_pred, self.name)
+        y_true = align_targets(y_true, y_pred, self.name)
         if self.top_k is not None:
             y_pred = _filter_top_k(y_pred, self.top_k)
         if self.class_id is not None:
             y_pred, y_true = y_pred[..., self.class_id], y_true[..., self.class_id]
         if self._counts is None:
-            self._counts = torch.zeros(3, dtype=_state_dtype(y_pred.device), device=y_pred.device)
+            self._counts = torch.zeros(3, dtype=state_dtype(y_pred.device), device=y_pred.device)
         predicted = y_pred > self.thresholds
         actual = y_true != 0
         weight = None
         if sample_weight is not None:
-            weight = _broadcast_weight(torch.as_tensor(sample_weight, device=y_pred.device)
+            weight = broadcast_weight(torch.as_tensor(sample_weight, device=y_pred.device)
                                        .to(self._counts.dtype), predicted.shape)
 
         def total(mask: torch.Tensor) -> torch.Tensor:
@@ -155,9 +155,9 @@ class AUC(Metric):
         y_pred = y_pred.detach()
         if self.from_logits:
             y_pred = torch.sigmoid(y_pred)
-        y_true = _align(y_true, y_pred, self.name)
+        y_true = align_targets(y_true, y_pred, self.name)
         if self._counts is None:
-            dtype = _state_dtype(y_pred.device)
+            dtype = state_dtype(y_pred.device)
             self._counts = torch.zeros(4, self.num_thresholds, dtype=dtype, device=y_pred.device)
             self._threshold_tensor = torch.tensor(self.thresholds, dtype=dtype, device=y_pred.device)
         dtype = self._counts.dtype
@@ -166,7 +166,7 @@ class AUC(Metric):
         if sample_weight is None:
             weight = torch.ones_like(scores)
         else:
-            weight = _broadcast_weight(torch.as_tensor(sample_weight, device=y_pred.device).to(dtype),
+            weight = broadcast_weight(torch.as_tensor(sample_weight, device=y_pred.device).to(dtype),
                                        y_pred.shape).reshape(-1)
         above = (scores[:, None] > self._threshold_tensor[None, :]).to(dtype)  # (N, T)
         pos_weight, neg_weight = positive * weight, (1 - positive) * weight
@@ -241,16 +241,16 @@ class _ConditionCount(Metric):
 
     def update(self, y_pred, y_true, sample_weight=None) -> None:
         y_pred = y_pred.detach()
-        y_true = _align(torch.as_tensor(y_true, device=y_pred.device), y_pred, self.name)
+        y_true = align_targets(torch.as_tensor(y_true, device=y_pred.device), y_pred, self.name)
         if self._count is None:
-            self._count = torch.zeros((), dtype=_state_dtype(y_pred.device), device=y_pred.device)
+            self._count = torch.zeros((), dtype=state_dtype(y_pred.device), device=y_pred.device)
         predicted = y_pred > self.thresholds
         actual = y_true != 0
         cell = (predicted if self._predicted else ~predicted) & (actual if self._actual else ~actual)
         if sample_weight is None:
             self._count += cell.sum()
         else:
-            weight = _broadcast_weight(torch.as_tensor(sample_weight, device=y_pred.device)
+            weight = broadcast_weight(torch.as_tensor(sample_weight, device=y_pred.device)
                                        .to(self._count.dtype), cell.shape)
             self._count += (cell * weight).sum()
 

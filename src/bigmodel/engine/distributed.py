@@ -3,9 +3,8 @@ DDP or FSDP2 (``torch.distributed.fsdp.fully_shard``) wrapping by policy, per-ra
 metric reduction.
 
 Nothing here knows a model. Sharding follows one policy: each *block* is its own FSDP unit, where
-the blocks of a model are (1) the submodules whose class name is listed in a ``_no_split_modules``
-class attribute of any module of the model (Hugging Face's convention), else (2) the items of every
-``nn.ModuleList`` attribute named ``blocks``, ``layers``, ``h`` or ``layer`` (outermost lists only).
+the blocks of a model are those of ``engine/blocks.py`` (``_no_split_modules`` classes, else the
+items of ``nn.ModuleList`` attributes named ``blocks``, ``layers``, ``h`` or ``layer``).
 The root module is always sharded last, so embeddings and heads form the last unit.
 
 Strategies:
@@ -34,10 +33,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from bigmodel.engine.activation_checkpoint import apply_activation_checkpointing
+from bigmodel.engine.blocks import find_blocks
 from bigmodel.errors import ConfigError
 
 STRATEGIES = ("single", "ddp", "fsdp", "hybrid")
-BLOCK_LIST_NAMES = ("blocks", "layers", "h", "layer")
 
 
 @dataclass(frozen=True)
@@ -185,35 +185,6 @@ def setup(strategy: str, device: Any = "auto", precision: str = "fp32") -> Distr
     world = dist.get_world_size()
     return DistributedContext(strategy, dist.get_rank(), world, local_rank,
                               env_int("LOCAL_WORLD_SIZE", world), resolved, owns)
-
-
-# --- the block policy ---------------------------------------------------------------------------
-
-
-def find_blocks(model: nn.Module) -> list[nn.Module]:
-    """The repeated blocks of ``model`` (see the module doc), outermost first, no block inside another."""
-    names: set[str] = set()
-    for module in model.modules():
-        listed = getattr(type(module), "_no_split_modules", None) or getattr(module, "_no_split_modules", None)
-        if listed:
-            names.update(listed)
-    if names:
-        candidates = [m for m in model.modules() if type(m).__name__ in names and m is not model]
-    else:
-        candidates = []
-        for module in model.modules():
-            for attr in BLOCK_LIST_NAMES:
-                child = module._modules.get(attr)
-                if isinstance(child, nn.ModuleList):
-                    candidates.extend(child)
-    blocks: list[nn.Module] = []
-    inside: set[int] = set()
-    for block in candidates:
-        if id(block) in inside:
-            continue
-        blocks.append(block)
-        inside.update(id(m) for m in block.modules())
-    return blocks
 
 
 # --- wrapping -----------------------------------------------------------------------------------
@@ -393,7 +364,6 @@ def prepare(model: nn.Module, optimizer: Any, lr: float, context: DistributedCon
     Returns:
         ``(network, optimizer)``: the module the training step calls and the optimizer.
     """
-    from bigmodel.engine.activation_checkpoint import apply_activation_checkpointing
     from bigmodel.engine.resolve import resolve_optimizer
 
     if activation_checkpointing:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bigmodel.engine.callbacks import Callback
+from bigmodel.engine.callback_base import Callback
 from bigmodel.engine.schedules import get_learning_rate, set_learning_rate
 from bigmodel.errors import ConfigError
 

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bigmodel.engine.distributed import STRATEGIES, find_blocks
+from bigmodel.engine.blocks import find_blocks
+from bigmodel.engine.distributed import STRATEGIES
 from bigmodel.errors import ConfigError
 
 OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd_momentum": 1, "rmsprop": 1,
