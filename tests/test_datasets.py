@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bigmodel.data import datasets
+from bigmodel.data import datasets, download
 from bigmodel.data.idx import write_idx
 from bigmodel.errors import DataFileError, UnknownNameError
 from bigmodel.keras.datasets import fashion_mnist, mnist
@@ -179,7 +179,7 @@ def serve(directory: Path, seed: int, spec_name="mnist", **spec_changes):
     files = {}
     for role in datasets.ROLES:
         data = (directory / (NAMES[role] + ".gz")).read_bytes()
-        files[role] = datasets.RemoteFile(
+        files[role] = download.RemoteFile(
             NAMES[role] + ".gz",
             len(data),
             hashlib.md5(data).hexdigest(),

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bigmodel.data.download import fetch_verified, file_matches, removing_on_failure
+from bigmodel.data.download import RemoteFile, fetch_verified, file_matches, removing_on_failure
 from bigmodel.data.idx import read_idx
 from bigmodel.errors import DataFileError, UnknownNameError
 
@@ -38,7 +38,6 @@ __all__ = [
     "DATASETS",
     "DEBIAN_LOCATIONS",
     "DatasetSpec",
-    "RemoteFile",
     "download_dataset",
     "find_datasets",
     "get_spec",
@@ -59,22 +58,6 @@ Splits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 # Replaced in tests by a fake opener; file:// URLs work with the real one.
 _urlopen: Callable[..., object] = urllib.request.urlopen
-
-
-@dataclasses.dataclass(frozen=True)
-class RemoteFile:
-    """One file of a data set and what its official copy must look like.
-
-    ``size``, ``md5`` and ``sha256`` describe the file as published (compressed); ``payload_sha256``
-    is the SHA-256 of the decompressed IDX bytes, used to recognise the official data in any
-    location whether or not it is compressed. ``None`` means not known.
-    """
-
-    name: str
-    size: int
-    md5: str
-    sha256: str | None = None
-    payload_sha256: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,20 +1,34 @@
 """Verified downloads for the data sets: a file is fetched atomically and kept only if its size and
-checksums match the data set's record (``RemoteFile``); files made by a failed download are removed.
+checksums match its record (``RemoteFile``, defined here); files made by a failed download are removed.
 Used by :func:`bigmodel.data.datasets.download_dataset`."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bigmodel.errors import DataFileError
 from bigmodel.utils.io import atomic_path
 
-if TYPE_CHECKING:
-    from bigmodel.data.datasets import RemoteFile
+
+@dataclasses.dataclass(frozen=True)
+class RemoteFile:
+    """One file of a data set and what its official copy must look like.
+
+    ``size``, ``md5`` and ``sha256`` describe the file as published (compressed); ``payload_sha256``
+    is the SHA-256 of the decompressed IDX bytes, used to recognise the official data in any
+    location whether or not it is compressed. ``None`` means not known.
+    """
+
+    name: str
+    size: int
+    md5: str
+    sha256: str | None = None
+    payload_sha256: str | None = None
 
 
 @contextlib.contextmanager
