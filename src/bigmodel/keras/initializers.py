@@ -7,6 +7,10 @@ receptive field is the product of all but the last two dimensions.
 Without a ``seed`` the global torch RNG is used (so ``torch.manual_seed`` makes a model
 reproducible); with a ``seed`` every call returns the same values, as in Keras 3.
 
+The math (fans, truncated normal, variance scaling, orthogonal, identity) is
+:mod:`bigmodel.nn.init`'s; the classes here hold Keras's names, arguments, defaults, seeds and
+serialization.
+
 ``get(identifier)`` accepts a name (``"glorot_uniform"``, ``"GlorotUniform"``, ``"uniform"``, ...),
 a ``{"class_name", "config"}`` dict, an :class:`Initializer` instance or class, or any callable
 ``fn(shape) -> tensor``; ``serialize`` gives the JSON-able dict back.
@@ -14,7 +18,6 @@ a ``{"class_name", "config"}`` dict, an :class:`Initializer` instance or class, 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +25,13 @@ from typing import Any
 import torch
 
 from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.nn.init import (
+    channels_last_fans,
+    identity_,
+    orthogonal_,
+    truncated_normal_,
+    variance_scaling_,
+)
 
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
@@ -32,26 +42,8 @@ __all__ = [
 Shape = Sequence[int]
 
 
-def compute_fans(shape: Shape, input_axes: Sequence[int] | None = None,
-                 output_axes: Sequence[int] | None = None) -> tuple[int, int]:
-    """Keras fan-in/fan-out of a Keras-layout weight shape.
-
-    With both ``input_axes`` and ``output_axes`` (Keras 3.13+): the products of those axes' sizes.
-    Otherwise rank 0 -> (1, 1); rank 1 -> (n, n); rank 2 -> (in, out); rank > 2 (convolution
-    kernels, ``(*spatial, in, out)``) -> (in * receptive_field, out * receptive_field).
-    """
-    shape = tuple(int(s) for s in shape)
-    if input_axes is not None and output_axes is not None:
-        return (math.prod(shape[axis] for axis in input_axes),
-                math.prod(shape[axis] for axis in output_axes))
-    if len(shape) == 0:
-        return 1, 1
-    if len(shape) == 1:
-        return shape[0], shape[0]
-    if len(shape) == 2:
-        return shape[0], shape[1]
-    receptive_field = math.prod(shape[:-2])
-    return shape[-2] * receptive_field, shape[-1] * receptive_field
+# Keras's name for the fans of a Keras-layout (channels-last) weight shape.
+compute_fans = channels_last_fans
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
@@ -144,9 +136,7 @@ class RandomUniform(_Seeded):
 def _truncated_normal(shape: Shape, dtype: Any, mean: float, stddev: float,
                       seed: int | None) -> torch.Tensor:
     """Normal(mean, stddev) truncated to two standard deviations (Keras/TensorFlow convention)."""
-    out = _empty(shape, dtype)
-    return torch.nn.init.trunc_normal_(out, mean, stddev, mean - 2 * stddev, mean + 2 * stddev,
-                                       generator=_generator(seed))
+    return truncated_normal_(_empty(shape, dtype), mean, stddev, _generator(seed))
 
 
 class TruncatedNormal(_Seeded):
@@ -161,11 +151,6 @@ class TruncatedNormal(_Seeded):
 
     def get_config(self) -> dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
-
-
-# Standard deviation of the standard normal truncated to [-2, 2]: dividing by it keeps the
-# requested variance after truncation (the constant Keras uses).
-_TRUNCATED_STD = 0.87962566103423978
 
 
 def _axes(value: Any, name: str, where: str) -> list[int] | None:
@@ -214,16 +199,8 @@ class VarianceScaling(_Seeded):
 
     def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
         fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
-        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
-        variance = self.scale / max(1.0, n)
-        if self.distribution == "truncated_normal":
-            return _truncated_normal(shape, dtype, 0.0, math.sqrt(variance) / _TRUNCATED_STD,
-                                     self.seed)
-        if self.distribution == "untruncated_normal":
-            return _empty(shape, dtype).normal_(0.0, math.sqrt(variance),
-                                                generator=_generator(self.seed))
-        limit = math.sqrt(3.0 * variance)
-        return _empty(shape, dtype).uniform_(-limit, limit, generator=_generator(self.seed))
+        return variance_scaling_(_empty(shape, dtype), fan_in, fan_out, self.scale, self.mode,
+                                 self.distribution, _generator(self.seed))
 
     def get_config(self) -> dict[str, Any]:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
@@ -279,18 +256,7 @@ class OrthogonalInitializer(_Seeded):
         self.gain = float(gain)
 
     def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
-        shape = tuple(int(s) for s in shape)
-        if len(shape) < 2:
-            raise ConfigError("The tensor to initialize must be at least two-dimensional. "
-                              f"Received: shape={shape} of rank {len(shape)}.")
-        rows, cols = math.prod(shape[:-1]), shape[-1]
-        flat = torch.empty(max(rows, cols), min(rows, cols), dtype=torch.float64)
-        flat.normal_(0.0, 1.0, generator=_generator(self.seed))
-        q, r = torch.linalg.qr(flat)
-        q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # unique decomposition
-        if rows < cols:
-            q = q.T
-        return (self.gain * q).reshape(shape).to(dtype or torch.float32).contiguous()
+        return orthogonal_(_empty(shape, dtype), self.gain, _generator(self.seed))
 
     def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain, "seed": self.seed}
@@ -303,11 +269,7 @@ class Identity(Initializer):
         self.gain = float(gain)
 
     def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != 2:
-            raise ConfigError("Identity matrix initializer can only be used for 2D matrices. "
-                              f"Received: shape={shape} of rank {len(shape)}.")
-        return self.gain * torch.eye(*shape, dtype=dtype or torch.float32)
+        return identity_(_empty(shape, dtype), self.gain)
 
     def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain}
