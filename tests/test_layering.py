@@ -41,11 +41,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
     ): "H6 (#16)",
     (
         "cycle",
-        "bigmodel.keras.distributed_fit",
-        "bigmodel.keras.distributed_fit bigmodel.keras.distribution",
-    ): "H6 (#16)",
-    (
-        "cycle",
         "bigmodel.models",
         "bigmodel.models bigmodel.models.cnn bigmodel.models.registry",
     ): "H6 (#16)",
@@ -111,11 +106,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
         "private-same-package",
         "bigmodel.keras.direct_call",
         "bigmodel.keras.layers.base:_call_takes_mask",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.distributed_fit",
-        "bigmodel.keras.distribution:_world",
     ): "H6 (#16)",
     (
         "private-same-package",

@@ -4,7 +4,7 @@
 process; under torchrun (``WORLD_SIZE`` > 1) or an initialized process group of several processes,
 ``"ddp"`` (``keras.distribution.DataParallel`` or no distribution set) or ``"fsdp"`` with the
 per-layer plan of a ``keras.distribution.ModelParallel`` layout. The group is created here when
-torchrun launched us and nobody did (gloo on CPU, NCCL on CUDA), and destroyed at exit.
+torchrun launched us and nobody did (``keras/process_group.py``).
 
 What each process does: the engine slices every global batch (``batch_size`` is global) among the
 processes, reduces gradients, and averages losses and metrics over all processes weighted by their
@@ -18,7 +18,6 @@ gives each process a contiguous share of the samples and returns the whole resul
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,43 +31,11 @@ from bigmodel.engine.backup import BackupAndRestore
 from bigmodel.engine.callbacks import Callback, TensorBoard
 from bigmodel.errors import ConfigError, NotSupportedError
 from bigmodel.keras import distribution as distribution_lib
+from bigmodel.keras.process_group import ensure_process_group, is_distributed, world
 
-__all__ = ["check_global_batch", "ensure_process_group", "evaluate", "is_distributed",
+__all__ = ["check_global_batch", "evaluate",
            "predict_sharded", "rank_callbacks", "refuse_step_loop", "trainer_strategy",
            "weight_paths", "write_once"]
-
-_OWNED = {"group": False}
-
-
-def world() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process (``(0, 1)`` for a plain run)."""
-    return distribution_lib._world()
-
-
-def is_distributed() -> bool:
-    """True when this process is one of several (torchrun or an initialized process group)."""
-    return world()[1] > 1
-
-
-def ensure_process_group() -> None:
-    """Join torchrun's process group if nobody did (gloo on CPU, NCCL on CUDA); destroyed at exit."""
-    if dist.is_initialized():
-        return
-    engine_distributed.setup("ddp")
-    _OWNED["group"] = True
-    atexit.register(_destroy_group)
-
-
-def _destroy_group() -> None:
-    # Free DDP reducers / FSDP state while the group exists: freeing gloo objects during
-    # interpreter teardown can abort the process (see engine.distributed.DistributedContext.close).
-    if _OWNED["group"] and dist.is_initialized():
-        import gc
-
-        gc.collect()
-        dist.destroy_process_group()
-        _OWNED["group"] = False
-
 
 def check_global_batch(batch_size: int, what: str) -> None:
     """Refuse, on every process alike, a global ``batch_size`` the processes cannot share evenly.

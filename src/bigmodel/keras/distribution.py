@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bigmodel.errors import ConfigError, InputTypeError
+from bigmodel.keras.process_group import ensure_process_group, world
 
 __all__ = ["DataParallel", "DeviceMesh", "Distribution", "LayoutMap", "ModelParallel",
            "TensorLayout", "distribution", "get_device_count", "initialize", "list_devices",
@@ -41,19 +42,6 @@ __all__ = ["DataParallel", "DeviceMesh", "Distribution", "LayoutMap", "ModelPara
 
 DEFAULT_BATCH_DIM_NAME = "batch"
 _GLOBAL: dict[str, Any] = {"distribution": None}
-
-
-def _world() -> tuple[int, int]:
-    """``(rank, world_size)``: the process group's when one exists, else torchrun's environment."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    try:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError:
-        raise ConfigError(f"RANK/WORLD_SIZE must be integers; received RANK="
-                          f"{os.environ.get('RANK')!r}, WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}") from None
 
 
 def _default_device_type() -> str:
@@ -74,7 +62,7 @@ def list_devices(device_type: str | None = None) -> list[str]:
     kind = (device_type or _default_device_type()).lower()
     if kind not in ("cpu", "gpu"):
         raise ConfigError(f"list_devices: device_type must be 'cpu' or 'gpu'; received {device_type!r}")
-    return [f"{kind}:{rank}" for rank in range(_world()[1])]
+    return [f"{kind}:{rank}" for rank in range(world()[1])]
 
 
 def get_device_count(device_type: str | None = None) -> int:
@@ -95,8 +83,6 @@ def initialize(job_addresses: str | None = None, num_processes: int | None = Non
     Raises:
         ConfigError: no address/world size/rank given or in the environment.
     """
-    from bigmodel.keras import distributed_fit
-
     if job_addresses:
         host, _, port = job_addresses.split(",")[0].strip().rpartition(":")
         if not host or not port.isdigit():
@@ -112,7 +98,7 @@ def initialize(job_addresses: str | None = None, num_processes: int | None = Non
     if missing:
         raise ConfigError(f"initialize: {', '.join(missing)} unknown; pass job_addresses, "
                           "num_processes and process_id, or launch with torchrun")
-    distributed_fit.ensure_process_group()
+    ensure_process_group()
 
 
 class DeviceMesh:
@@ -140,7 +126,7 @@ class DeviceMesh:
         if math.prod(shape) != devices.size:
             raise ConfigError(
                 f"DeviceMesh: shape {tuple(shape)} holds {math.prod(shape)} devices but there are "
-                f"{devices.size} ({_world()[1]} process(es); each torchrun process is one device). "
+                f"{devices.size} ({world()[1]} process(es); each torchrun process is one device). "
                 f"Launch {math.prod(shape)} processes or use a mesh of {devices.size}")
         self._shape, self._axis_names = tuple(int(s) for s in shape), list(axis_names)
         self._devices = devices.reshape(self._shape)
@@ -250,7 +236,7 @@ class Distribution:
         self._device_mesh = device_mesh
         self._batch_dim_name = batch_dim_name
         self._auto_shard_dataset = bool(auto_shard_dataset)
-        self._process_id, self._num_processes = _world()
+        self._process_id, self._num_processes = world()
         if math.prod(device_mesh.shape) != self._num_processes:  # e.g. DeviceMesh(devices=[...])
             raise ConfigError(
                 f"{type(self).__name__}: the mesh {device_mesh.shape} holds "
