@@ -143,8 +143,8 @@ def test_unknown_name_lists_the_known_ones():
     (dict(lr=True), "'lr' must be a number >= 0; received True"),
     (dict(lr="0.1"), "'lr' must be a number >= 0; received '0.1'"),
     (dict(lr=0.1, weight_decay=-1.0), "'weight_decay' must be a number >= 0"),
-    (dict(lr=0.1, momentum=1.5), r"'momentum' must be a number in \[0, 1\]; received 1.5"),
-    (dict(lr=0.1, rho=-0.1), r"'rho' must be a number in \[0, 1\]"),
+    (dict(lr=0.1, momentum=1.5), r"'momentum' must be in \[0, 1\]; received 1.5"),
+    (dict(lr=0.1, rho=-0.1), r"'rho' must be in \[0, 1\]"),
     (dict(lr=0.1, epsilon=math.inf), "'epsilon' must be a number >= 0; received inf"),
     (dict(lr=0.1, nesterov=True), "nesterov=True needs momentum > 0"),
     (dict(lr=0.1, momentum=0.9, nesterov=1), "'nesterov' must be a bool; received 1"),
@@ -161,5 +161,5 @@ def test_bad_values(kwargs, message):
 def test_no_parameters_and_bad_betas():
     with pytest.raises(ConfigError, match="no trainable parameters"):
         create_optimizer("adam", [], lr=0.1)
-    with pytest.raises(ConfigError, match=r"'beta_2' must be a number in \[0, 1\); received 1.0"):
+    with pytest.raises(ConfigError, match=r"'beta_2' must be in \[0, 1\); received 1.0"):
         create_optimizer("adam", _params(), lr=0.1, betas=(0.9, 1.0))

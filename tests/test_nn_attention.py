@@ -335,7 +335,7 @@ def test_every_parameter_gets_a_gradient():
 
 
 def test_layer_bad_arguments():
-    with pytest.raises(ConfigError, match="'dropout' must be a number in \\[0, 1\\)"):
+    with pytest.raises(ConfigError, match="'dropout' must be in \\[0, 1\\)"):
         TransformerEncoderLayer(8, 2, 16, dropout=1.5)
     with pytest.raises(ConfigError, match="Unknown activation 'swishy'"):
         TransformerEncoderLayer(8, 2, 16, activation="swishy")

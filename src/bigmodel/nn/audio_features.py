@@ -31,6 +31,7 @@ from torch import nn
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.nn.augment import SeededGenerators
+from bigmodel.utils import checks
 
 __all__ = ["MFCC", "LogMelSpectrogram", "MelSpectrogram", "SpecAugment", "dct_matrix",
            "hz_to_mel", "mel_filterbank", "mel_to_hz"]
@@ -42,12 +43,6 @@ _F_SP = 200.0 / 3.0
 _MIN_LOG_HZ = 1000.0
 _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
 _LOG_STEP = math.log(6.4) / 27.0
-
-
-def _check_int(owner: str, name: str, value: object, low: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{owner}: '{name}' must be an int >= {low}; received {value!r}")
-    return value
 
 
 def hz_to_mel(freq: torch.Tensor, mel_scale: str = "slaney") -> torch.Tensor:
@@ -79,9 +74,9 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
         ConfigError: bad sizes, an unknown scale or norm, or ``f_min >= f_max``.
     """
     owner = "mel_filterbank"
-    _check_int(owner, "sample_rate", sample_rate)
-    _check_int(owner, "n_fft", n_fft, 2)
-    _check_int(owner, "n_mels", n_mels)
+    checks.int_at_least(owner, "sample_rate", sample_rate, 1)
+    checks.int_at_least(owner, "n_fft", n_fft, 2)
+    checks.int_at_least(owner, "n_mels", n_mels, 1)
     if mel_scale not in MEL_SCALES:
         raise ConfigError(f"{owner}: 'mel_scale' must be one of {MEL_SCALES}; received "
                           f"{mel_scale!r}")
@@ -151,13 +146,13 @@ class MelSpectrogram(nn.Module):
                  norm: str | None = "slaney", power: float = 2.0) -> None:
         super().__init__()
         owner = type(self).__name__
-        self.win_length = n_fft if win_length is None else _check_int(owner, "win_length",
-                                                                       win_length)
+        self.win_length = n_fft if win_length is None else checks.int_at_least(
+            owner, "win_length", win_length, 1)
         if self.win_length > n_fft:
             raise ConfigError(f"{owner}: 'win_length' ({self.win_length}) must not exceed n_fft "
                               f"({n_fft})")
-        self.hop_length = max(self.win_length // 4, 1) if hop_length is None else _check_int(
-            owner, "hop_length", hop_length)
+        self.hop_length = (max(self.win_length // 4, 1) if hop_length is None
+                           else checks.int_at_least(owner, "hop_length", hop_length, 1))
         if power not in (1.0, 2.0):
             raise ConfigError(f"{owner}: 'power' must be 1.0 or 2.0; received {power!r}")
         self.sample_rate, self.n_fft, self.n_mels = sample_rate, n_fft, n_mels
@@ -237,7 +232,7 @@ class MFCC(nn.Module):
                  norm: str | None = "slaney", amin: float = 1e-10,
                  top_db: float | None = 80.0) -> None:
         super().__init__()
-        _check_int("MFCC", "n_mfcc", n_mfcc)
+        checks.int_at_least("MFCC", "n_mfcc", n_mfcc, 1)
         if n_mfcc > n_mels:
             raise ConfigError(f"MFCC: 'n_mfcc' ({n_mfcc}) must not exceed n_mels ({n_mels})")
         self.log_mel = LogMelSpectrogram(sample_rate, n_fft, win_length, hop_length, n_mels,
@@ -273,7 +268,7 @@ class SpecAugment(nn.Module):
                             ("time_mask_param", time_mask_param),
                             ("num_freq_masks", num_freq_masks),
                             ("num_time_masks", num_time_masks)):
-            _check_int("SpecAugment", name, value, low=0)
+            checks.int_at_least("SpecAugment", name, value, 0)
         if not isinstance(time_mask_ratio, (int, float)) or not 0.0 < time_mask_ratio <= 1.0:
             raise ConfigError(f"SpecAugment: 'time_mask_ratio' must be in (0, 1]; received "
                               f"{time_mask_ratio!r}")

@@ -19,15 +19,10 @@ import torch
 from torch import nn
 
 from bigmodel.errors import ConfigError, ShapeError
+from bigmodel.utils import checks
 
 __all__ = ["LearnedPositionalEmbedding", "RotaryEmbedding", "SinusoidalPositionalEncoding",
            "sinusoidal_encoding"]
-
-
-def _positive(owner: str, name: str, value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{owner}: '{name}' must be a positive int; received {value!r}")
-    return value
 
 
 def _check_length(owner: str, length: int, offset: int, max_length: int) -> None:
@@ -61,8 +56,8 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_length: int = 512) -> None:
         super().__init__()
-        self.d_model = _positive("SinusoidalPositionalEncoding", "d_model", d_model)
-        self.max_length = _positive("SinusoidalPositionalEncoding", "max_length", max_length)
+        self.d_model = checks.positive_int("SinusoidalPositionalEncoding", "d_model", d_model)
+        self.max_length = checks.positive_int("SinusoidalPositionalEncoding", "max_length", max_length)
         self.register_buffer("table", sinusoidal_encoding(max_length, d_model), persistent=False)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
@@ -85,8 +80,8 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_length: int, d_model: int, init_std: float = 0.02) -> None:
         super().__init__()
-        self.max_length = _positive("LearnedPositionalEmbedding", "max_length", max_length)
-        self.d_model = _positive("LearnedPositionalEmbedding", "d_model", d_model)
+        self.max_length = checks.positive_int("LearnedPositionalEmbedding", "max_length", max_length)
+        self.d_model = checks.positive_int("LearnedPositionalEmbedding", "d_model", d_model)
         self.weight = nn.Parameter(torch.empty(max_length, d_model))
         nn.init.normal_(self.weight, std=init_std)
 
@@ -115,8 +110,8 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, max_length: int = 2048, base: float = 10000.0) -> None:
         super().__init__()
-        self.head_dim = _positive("RotaryEmbedding", "head_dim", head_dim)
-        self.max_length = _positive("RotaryEmbedding", "max_length", max_length)
+        self.head_dim = checks.positive_int("RotaryEmbedding", "head_dim", head_dim)
+        self.max_length = checks.positive_int("RotaryEmbedding", "max_length", max_length)
         if head_dim % 2:
             raise ConfigError(f"RotaryEmbedding: 'head_dim' must be even; received {head_dim}")
         self.base = float(base)

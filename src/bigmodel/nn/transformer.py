@@ -20,6 +20,7 @@ from torch import nn
 
 from bigmodel.errors import ConfigError, UnknownNameError
 from bigmodel.nn.attention import KVCache, MultiHeadAttention
+from bigmodel.utils import checks
 
 __all__ = ["ACTIVATIONS", "FeedForward", "TransformerDecoder", "TransformerDecoderLayer",
            "TransformerEncoder", "TransformerEncoderLayer", "get_activation"]
@@ -38,12 +39,6 @@ def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     except (KeyError, TypeError):
         raise UnknownNameError(f"Unknown activation {name!r} for a Transformer feed-forward block; "
                                f"known: {', '.join(ACTIVATIONS)}") from None
-
-
-def _check_rate(owner: str, name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ConfigError(f"{owner}: '{name}' must be a number in [0, 1); received {value!r}")
-    return float(value)
 
 
 class FeedForward(nn.Module):
@@ -96,8 +91,8 @@ class TransformerEncoderLayer(_Residual):
                  attention_dropout: float = 0.0, activation: str = "relu", norm_first: bool = False,
                  layer_norm_eps: float = 1e-5, bias: bool = True) -> None:
         super().__init__()
-        self.dropout = _check_rate("TransformerEncoderLayer", "dropout", dropout)
-        _check_rate("TransformerEncoderLayer", "attention_dropout", attention_dropout)
+        self.dropout = checks.rate("TransformerEncoderLayer", "dropout", dropout)
+        checks.rate("TransformerEncoderLayer", "attention_dropout", attention_dropout)
         self.norm_first = bool(norm_first)
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=attention_dropout, bias=bias)
         self.ffn = FeedForward(d_model, dff, activation, bias)
@@ -128,8 +123,8 @@ class TransformerDecoderLayer(_Residual):
                  attention_dropout: float = 0.0, activation: str = "relu", norm_first: bool = False,
                  layer_norm_eps: float = 1e-5, bias: bool = True) -> None:
         super().__init__()
-        self.dropout = _check_rate("TransformerDecoderLayer", "dropout", dropout)
-        _check_rate("TransformerDecoderLayer", "attention_dropout", attention_dropout)
+        self.dropout = checks.rate("TransformerDecoderLayer", "dropout", dropout)
+        checks.rate("TransformerDecoderLayer", "attention_dropout", attention_dropout)
         self.norm_first = bool(norm_first)
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=attention_dropout, bias=bias)
         self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=attention_dropout, bias=bias)

@@ -100,7 +100,7 @@ def number_at_least(owner: str, name: str, value: Any, low: float) -> float:
 def rate(owner: str, name: str, value: Any, *, low: float = 0.0, high: float = 1.0,
          high_inclusive: bool = False) -> float:
     """``value`` as a number in ``[low, high)`` (``[low, high]`` with ``high_inclusive``): a
-    dropout rate, a momentum, a decay.
+    dropout rate, a momentum, a decay ("'dropout' must be in [0, 1); received 1.5").
 
     Returns:
         ``float(value)``.
@@ -112,7 +112,7 @@ def rate(owner: str, name: str, value: Any, *, low: float = 0.0, high: float = 1
                                                      else value < high)
     if not inside:
         closing = "]" if high_inclusive else ")"
-        raise _fail(owner, name, f"a number in [{low:g}, {high:g}{closing}", value)
+        raise _fail(owner, name, f"in [{low:g}, {high:g}{closing}", value)
     return float(value)
 
 
