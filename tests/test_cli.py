@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.cli.train import build_optimizer, kernel_l2_penalty
 from bigmodel.data.datasets import DEBIAN_LOCATIONS
 from bigmodel.data.idx import write_idx
 from bigmodel.errors import ConfigError
 from bigmodel.recipes.schema import OPTIMIZERS, load_recipe, recipe_from_dict
+from bigmodel.recipes.training import kernel_l2_penalty, recipe_optimizer
 from synthetic_images import synthetic_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ def test_every_recipe_optimizer_builds(name):
     import torch
 
     recipe = recipe_from_dict({"train": {"optimizer": name, "momentum": 0.5, "lr": 0.01}})
-    optimizer = build_optimizer(recipe.train, [torch.nn.Parameter(torch.zeros(2))])
+    optimizer = recipe_optimizer(recipe.train, [torch.nn.Parameter(torch.zeros(2))])
     group = optimizer.param_groups[0]
     assert group["lr"] == 0.01
     if name in ("sgd", "rmsprop"):

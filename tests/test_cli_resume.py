@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bigmodel.cli.main import main
-from bigmodel.cli.train import check_resumable
 from bigmodel.errors import ConfigError
+from bigmodel.recipes.rundir import check_resumable
 from bigmodel.recipes.schema import load_recipe
 from synthetic_images import write_fashion_like
 

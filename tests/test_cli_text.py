@@ -80,7 +80,8 @@ def test_text_recipe_bad_inputs(tmp_path, fortunes_dir, capsys):
     lm.write_text(recipe_file(tmp_path, fortunes_dir, "text-rcnn").read_text()
                   .replace("name: text-rcnn", "name: gpt").replace(
                       "embedding_dim: 16, context_size: 16, hidden_size: 16", "d_model: 16"))
-    assert main(["train", str(lm), "--run-dir", str(tmp_path / "lm-run")]) == 2
+    assert main(["train", str(lm), "--set", "task=text_classification",  # else: language_model
+                 "--run-dir", str(tmp_path / "lm-run")]) == 2
     assert "not a text classifier" in capsys.readouterr().err
     assert not (tmp_path / "lm-run").exists()
     # A category file that is not there: the error names it and the place.

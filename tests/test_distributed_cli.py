@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bigmodel.cli.launch import torchrun_command
 from bigmodel.cli.main import main
+from bigmodel.recipes.launch import torchrun_command
 from synthetic_images import write_fashion_like
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

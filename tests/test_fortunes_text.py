@@ -135,7 +135,7 @@ def test_encode_oov_padding_and_errors():
     batch = vocab.encode_batch(["the cat sat", "dog"], max_length=2)
     assert batch.dtype == np.int64 and batch.tolist() == [
         [vocab.stoi["the"], vocab.stoi["cat"]], [vocab.stoi["dog"], 0]]
-    assert vocab.decode(batch[1]) == ["dog"]
+    assert vocab.decode(batch[1]) == "dog"
     strict = WordVocabulary.build(["the cat"], oov_token=None)
     assert strict.oov_id is None
     with pytest.raises(DataError, match="unknown word 'dog'.*no OOV entry"):
@@ -174,8 +174,8 @@ def test_vocabulary_save_load(tmp_path):
 
 # -- recipes --------------------------------------------------------------------------------------
 def test_text_recipe_validates_and_seq2seq_data_is_refused():
+    from bigmodel.recipes.classification_data import load_classification_data
     from bigmodel.recipes.schema import load_recipe, recipe_from_dict
-    from bigmodel.recipes.splits import load_splits
 
     root = Path(__file__).resolve().parents[1] / "configs"
     recipe = load_recipe(root / "fortunes_text_rcnn.yaml")
@@ -188,5 +188,5 @@ def test_text_recipe_validates_and_seq2seq_data_is_refused():
     with pytest.raises(ConfigError, match="image augmentations"):
         recipe_from_dict({"data": {"name": "fortunes", "augment": [{"name": "RandomFlip"}]}})
     seq2seq = recipe_from_dict({"data": {"name": "numbers_to_words"}})
-    with pytest.raises(ConfigError, match="seq2seq_tasks.py"):  # not a classification data set
-        load_splits(seq2seq.data)
+    with pytest.raises(ConfigError, match="not classification data"):
+        load_classification_data(seq2seq.data)

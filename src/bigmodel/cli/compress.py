@@ -130,8 +130,8 @@ def compress_run(args) -> dict:
     from bigmodel.compress.report import accuracy, files_size
     from bigmodel.errors import ConfigError
     from bigmodel.models.registry import read_model_spec
+    from bigmodel.recipes.classification_data import load_classification_data
     from bigmodel.recipes.schema import load_recipe
-    from bigmodel.recipes.splits import load_splits
     from bigmodel.utils.loading import confined_path
 
     _check_args(args)
@@ -141,7 +141,7 @@ def compress_run(args) -> dict:
     recipe = load_recipe(confined_path(
         run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
     data = recipe.data.model_copy(update={"path": args.data_path}) if args.data_path else recipe.data
-    splits = load_splits(data, seed=recipe.train.seed, with_train=True)
+    splits = load_classification_data(data, seed=recipe.train.seed, with_train=True)
     example = torch.as_tensor(splits.x_test[:1])
     if teacher is not None:
         with torch.no_grad():

@@ -144,14 +144,14 @@ def _examples(args: argparse.Namespace, spec: dict, encoder: Any = None) -> tupl
         pool, source = array, args.input
     else:
         from bigmodel.errors import ConfigError
+        from bigmodel.recipes.classification_data import load_classification_data
         from bigmodel.recipes.schema import load_recipe
-        from bigmodel.recipes.splits import load_splits
         from bigmodel.utils.loading import confined_path
 
         recipe_path = confined_path(
             args.run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None)
         recipe = load_recipe(recipe_path)
-        splits = load_splits(recipe.data, seed=recipe.train.seed, with_train=False,
+        splits = load_classification_data(recipe.data, seed=recipe.train.seed, with_train=False,
                              vocabulary=encoder)
         pool, labels, source = splits.x_test, splits.y_test, "the test set"
     count = len(pool)
@@ -172,13 +172,13 @@ def _reference_data(args: argparse.Namespace, pool: Any, encoder: Any = None) ->
     if args.input is not None:
         return pool
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.classification_data import load_classification_data
     from bigmodel.recipes.schema import load_recipe
-    from bigmodel.recipes.splits import load_splits
     from bigmodel.utils.loading import confined_path
 
     recipe = load_recipe(confined_path(
         args.run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
-    return load_splits(recipe.data, seed=recipe.train.seed, with_train=True,
+    return load_classification_data(recipe.data, seed=recipe.train.seed, with_train=True,
                        vocabulary=encoder).x_train
 
 

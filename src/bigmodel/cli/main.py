@@ -17,8 +17,8 @@ import warnings
 from collections.abc import Sequence
 
 from bigmodel import __version__
-from bigmodel.cli import launch
 from bigmodel.errors import BigModelError
+from bigmodel.recipes import launch
 
 EXIT_USAGE = 2  # argparse's own code for bad arguments; also used for every BigModelError
 EXIT_INTERRUPTED = 130
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``bigmodel`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
     A torchrun worker reading its own command line (``argv`` None, ``WORLD_SIZE`` and ``RANK`` set)
-    does not return: it ends through :func:`bigmodel.cli.launch.end_worker` with the exit code.
+    does not return: it ends through :func:`bigmodel.recipes.launch.end_worker` with the exit code.
     """
     code = _run(argv)
     if argv is None and launch.under_torchrun():

@@ -1,7 +1,7 @@
 """Recipe schema of ``bigmodel finetune``: a training recipe plus a ``finetune`` section.
 
 Everything of :mod:`bigmodel.recipes.schema` applies (``train``, ``output``, ``--set`` overrides, errors
-naming the key path); ``model`` is not used (the model comes from the run directory or pretrained
+naming the key path); ``task`` is ``finetune``; ``model`` is not used (the model comes from the run directory or pretrained
 name given on the command line). Added keys::
 
     data:
@@ -91,8 +91,17 @@ class FinetuneSection(_Section):
 
 
 class FinetuneRecipe(Recipe):
+    task: typing.Literal["finetune"] = "finetune"
     data: FinetuneData = Field(default_factory=FinetuneData)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)
+
+    @classmethod
+    def _default_task(cls, data_name: str, model_name: str) -> str:
+        return "finetune"
+
+    @classmethod
+    def _finetuning(cls) -> bool:
+        return True
 
 
 def finetune_recipe_from_dict(raw: typing.Any, overrides: typing.Sequence[str] = (),

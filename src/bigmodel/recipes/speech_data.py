@@ -41,7 +41,7 @@ def _load(data) -> Any:
 
 
 def speech_splits(data, seed: int | None = 0, with_train: bool = True) -> dict[str, Any]:
-    """Keyword arguments of ``bigmodel.recipes.splits.Splits`` for a speech recipe's data section.
+    """Keyword arguments of ``bigmodel.recipes.classification_data.ClassificationData`` for a speech recipe's data section.
 
     Raises:
         DataError: no test clips, or a validation split that leaves no training clip.

@@ -1,8 +1,9 @@
-"""The data of a recipe, cut into train / validation / test: ``load_splits(recipe.data)``.
+"""The data of a classification recipe, cut into train / validation / test:
+``load_classification_data(recipe.data)`` -> :class:`ClassificationData`.
 
-Image data sets (Fashion-MNIST, MNIST) are handled here; speech (``bigmodel.recipes.speech_data``) and
-text classification (``bigmodel.recipes.text_data``) hand back the same :class:`Splits`.
-Used by the train, evaluate, explain, compress and finetune commands.
+Image data sets (Fashion-MNIST, MNIST) are handled here; speech (``bigmodel.recipes.speech_data``)
+and text classification (``bigmodel.recipes.text_data``) fill the same :class:`ClassificationData`.
+Used by the classification and fine-tuning tasks and by the evaluate, explain and compress commands.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))
 
 @dataclass
-class Splits:
-    """Images as float32 ``(N, 1, H, W)`` in [0, 1] and int64 labels, per split."""
+class ClassificationData:
+    """Inputs and int64 labels per split: images as float32 ``(N, C, H, W)`` in [0, 1], token
+    ids ``(N, T)`` int64 (text) or waveforms ``(N, 1, S)`` float32 (speech)."""
 
     x_train: Any
     y_train: Any
@@ -23,10 +25,11 @@ class Splits:
     x_test: Any
     y_test: Any
     class_names: tuple[str, ...]
-    image_shape: tuple[int, int, int]  # (C, H, W); (0, 0, 0) for token ids
-    # Non-image data (speech: bigmodel.recipes.speech_data, text: bigmodel.recipes.text_data) sets these.
+    image_shape: tuple[int, int, int]  # (C, H, W) of one input; (1, 1, length) for text/speech
+    # Non-image data (speech: bigmodel.recipes.speech_data, text: bigmodel.recipes.text_data) sets
+    # model_overrides; input_spec is always set (load_classification_data fills it for images).
     unit: str = "images"
-    model_overrides: dict | None = None  # model arguments the data fixes
+    model_overrides: dict | None = None  # model arguments the data fixes (None: from image_shape)
     input_spec: dict | None = None  # saved as model.json's metadata "input"
     artifacts: dict | None = None  # file name -> writer(path), e.g. the text vocabulary
     word_vectors: Any | None = None  # (vocab, dim) tensor for the model's embedding table
@@ -34,6 +37,14 @@ class Splits:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def model_arguments(self) -> dict:
+        """Model factory arguments the data fixes (classes, input size, vocabulary, ...)."""
+        if self.model_overrides is not None:
+            return dict(self.model_overrides)
+        channels, height, width = self.image_shape
+        return {"in_channels": channels, "num_classes": self.num_classes,
+                "image_size": height if height == width else [height, width]}
 
 
 def to_model_input(images):
@@ -48,7 +59,8 @@ def to_model_input(images):
     return np.ascontiguousarray(array, dtype=np.float32) / np.float32(255.0)
 
 
-def load_splits(data, seed: int | None = 0, with_train: bool = True, vocabulary=None) -> Splits:
+def load_classification_data(data, seed: int | None = 0, with_train: bool = True,
+                             vocabulary=None) -> ClassificationData:
     """Load the recipe's data set and cut it into train / validation / test as the recipe says.
 
     ``train_subset`` keeps a seeded random choice of at most N training images; ``test_subset`` the
@@ -66,16 +78,15 @@ def load_splits(data, seed: int | None = 0, with_train: bool = True, vocabulary=
     from bigmodel.recipes.text_data import TEXT_DATA, text_splits
 
     if data.name in SPEECH_DATA:
-        return Splits(**speech_splits(data, seed=seed, with_train=with_train))
+        return ClassificationData(**speech_splits(data, seed=seed, with_train=with_train))
     if data.name in TEXT_DATA:
-        return Splits(**text_splits(data, seed=seed, with_train=with_train, vocabulary=vocabulary))
+        return ClassificationData(**text_splits(data, seed=seed, with_train=with_train,
+                                                vocabulary=vocabulary))
     if data.name not in ("fashion_mnist", "mnist"):
         from bigmodel.errors import ConfigError
 
-        raise ConfigError(f"data.name '{data.name}' is a sequence-to-sequence task; the "
-                          "train/evaluate/predict commands handle image, speech and text "
-                          "classification data. Train it with "
-                          "benchmarks/seq2seq_tasks.py --recipe RECIPE")
+        raise ConfigError(f"data.name '{data.name}' is not classification data (a "
+                          "sequence-to-sequence task: the recipe's task is 'seq2seq')")
     if data.name == "fashion_mnist":
         from bigmodel.keras.datasets import fashion_mnist as module
 
@@ -105,8 +116,10 @@ def load_splits(data, seed: int | None = 0, with_train: bool = True, vocabulary=
         x_train = y_train = None
     height, width = x_test.shape[1:3]
     channels = x_test.shape[3] if x_test.ndim == 4 else 1
-    return Splits(x_train, y_train, x_val, y_val, to_model_input(x_test), y_test.astype(np.int64),
-                  class_names, (channels, height, width))
+    return ClassificationData(
+        x_train, y_train, x_val, y_val, to_model_input(x_test), y_test.astype(np.int64),
+        class_names, (channels, height, width),
+        input_spec={"channels": channels, "height": height, "width": width, "scale": 1.0 / 255.0})
 
 
-__all__ = ["MNIST_CLASS_NAMES", "Splits", "load_splits", "to_model_input"]
+__all__ = ["MNIST_CLASS_NAMES", "ClassificationData", "load_classification_data", "to_model_input"]
