@@ -32,16 +32,9 @@ from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.models.registry import register_model
 from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.recurrent import GRU, LSTM, SimpleRNN, check_lengths
+from bigmodel.utils import checks
 
 _CELLS = {"lstm": LSTM, "gru": GRU, "simple": SimpleRNN}
-
-
-def _positive(owner: str, name: str, value: Any, allow_zero: bool = False) -> int:
-    low = 0 if allow_zero else 1
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        kind = "a non-negative" if allow_zero else "a positive"
-        raise ConfigError(f"{owner}: '{name}' must be {kind} int; received {value!r}")
-    return value
 
 
 def _keras_dense_init(linear: nn.Linear) -> nn.Linear:
@@ -60,15 +53,13 @@ class _Encoder(nn.Module):
         if cell not in _CELLS:
             raise ConfigError(f"{owner}: 'cell' must be one of {', '.join(_CELLS)}; received "
                               f"{cell!r}")
-        if not isinstance(dropout_rate, (int, float)) or not 0.0 <= dropout_rate < 1.0:
-            raise ConfigError(f"{owner}: 'dropout_rate' must be in [0, 1); received "
-                              f"{dropout_rate!r}")
-        _positive(owner, "hidden_size", hidden_size)
-        _positive(owner, "num_layers", num_layers)
+        checks.rate(owner, "dropout_rate", dropout_rate)
+        checks.positive_int(owner, "hidden_size", hidden_size)
+        checks.positive_int(owner, "num_layers", num_layers)
         self.owner = owner
-        self.vocab_size = _positive(owner, "vocab_size", vocab_size, allow_zero=True)
+        self.vocab_size = checks.positive_int(owner, "vocab_size", vocab_size, allow_zero=True)
         if self.vocab_size:
-            _positive(owner, "embedding_dim", embedding_dim)
+            checks.positive_int(owner, "embedding_dim", embedding_dim)
             self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
             nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras's default
             with torch.no_grad():
@@ -76,7 +67,7 @@ class _Encoder(nn.Module):
             rnn_input = embedding_dim
         else:
             self.embedding = None
-            rnn_input = _positive(owner, "input_size", input_size)
+            rnn_input = checks.positive_int(owner, "input_size", input_size)
         self.input_size = rnn_input
         self.rnn = _CELLS[cell](rnn_input, hidden_size, num_layers=num_layers,
                                 bidirectional=bidirectional, dropout=float(dropout_rate),
@@ -133,8 +124,8 @@ class SequenceClassifier(nn.Module):
                  weight_init: str = "keras") -> None:
         super().__init__()
         owner = type(self).__name__
-        self.num_classes = _positive(owner, "num_classes", num_classes)
-        self.in_channels = _positive(owner, "in_channels", in_channels)
+        self.num_classes = checks.positive_int(owner, "num_classes", num_classes)
+        self.in_channels = checks.positive_int(owner, "in_channels", in_channels)
         if image_size is None:
             self.image_size = None
         else:
@@ -142,7 +133,7 @@ class SequenceClassifier(nn.Module):
             if len(pair) != 2:
                 raise ConfigError(f"{owner}: 'image_size' must be an int or [H, W]; received "
                                   f"{image_size!r}")
-            self.image_size = [_positive(owner, "image_size", v) for v in pair]
+            self.image_size = [checks.positive_int(owner, "image_size", v) for v in pair]
             input_size = pair[1] * in_channels  # one row of pixels per step
         self.dropout_rate = float(dropout_rate)
         self.cell = cell
@@ -192,7 +183,7 @@ class SequenceClassifier(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """A freshly initialized head with ``num_classes`` outputs."""
-        _positive("reset_classifier", "num_classes", num_classes)
+        checks.positive_int("reset_classifier", "num_classes", num_classes)
         old = self.classifier.weight
         self.classifier = _keras_dense_init(nn.Linear(self.num_features, num_classes,
                                                       device=old.device, dtype=old.dtype))
@@ -217,7 +208,7 @@ class _PerStep(nn.Module):
                  embedding_dim: int, weight_init: str) -> None:
         super().__init__()
         owner = type(self).__name__
-        _positive(owner, "output size", out_features)
+        checks.positive_int(owner, "output size", out_features)
         self.cell = cell
         self.dropout_rate = float(dropout_rate)
         self.weight_init = weight_init
@@ -240,7 +231,7 @@ class _PerStep(nn.Module):
         return self.forward_head(self.forward_features(x, lengths))
 
     def _reset_head(self, out_features: int) -> None:
-        _positive(type(self).__name__, "output size", out_features)
+        checks.positive_int(type(self).__name__, "output size", out_features)
         old = self.head.weight
         self.head = _keras_dense_init(nn.Linear(self.num_features, out_features,
                                                 device=old.device, dtype=old.dtype))

@@ -39,22 +39,11 @@ from bigmodel.nn.audio_features import MFCC, LogMelSpectrogram, SpecAugment
 from bigmodel.nn.positional import SinusoidalPositionalEncoding
 from bigmodel.nn.recurrent import GRU
 from bigmodel.nn.transformer import TransformerEncoder
+from bigmodel.utils import checks
 
 __all__ = ["SpeechCNN", "SpeechCRNN", "SpeechFrontend", "SpeechLSTM", "SpeechTransformer"]
 
 _FEATURES = ("logmel", "mfcc")
-
-
-def _positive(owner: str, name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{owner}: '{name}' must be a positive int; received {value!r}")
-    return value
-
-
-def _rate(owner: str, name: str, value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ConfigError(f"{owner}: '{name}' must be in [0, 1); received {value!r}")
-    return float(value)
 
 
 class SpeechFrontend(nn.Module):
@@ -74,7 +63,7 @@ class SpeechFrontend(nn.Module):
                  time_mask_width: int) -> None:
         super().__init__()
         self.owner = owner
-        _positive(owner, "sample_rate", sample_rate)
+        checks.positive_int(owner, "sample_rate", sample_rate)
         if not isinstance(clip_seconds, (int, float)) or not 0.05 <= clip_seconds <= 60:
             raise ConfigError(f"{owner}: 'clip_seconds' must be in [0.05, 60]; received "
                               f"{clip_seconds!r}")
@@ -82,7 +71,7 @@ class SpeechFrontend(nn.Module):
             raise ConfigError(f"{owner}: 'features' must be one of {_FEATURES}; received "
                               f"{features!r}")
         self.sample_rate, self.clip_seconds, self.kind = sample_rate, float(clip_seconds), features
-        self.n_mfcc = _positive(owner, "n_mfcc", n_mfcc)
+        self.n_mfcc = checks.positive_int(owner, "n_mfcc", n_mfcc)
         self.num_samples = int(round(self.clip_seconds * sample_rate))
         f_max = sample_rate / 2.0
         if features == "mfcc":
@@ -148,8 +137,8 @@ class _SpeechClassifier(nn.Module):
     def _setup(self, frontend: dict, num_classes: int, dropout_rate: float) -> None:
         owner = type(self).__name__
         self.frontend = SpeechFrontend(owner, **frontend)
-        self.num_classes = _positive(owner, "num_classes", num_classes)
-        self.dropout_rate = _rate(owner, "dropout_rate", dropout_rate)
+        self.num_classes = checks.positive_int(owner, "num_classes", num_classes)
+        self.dropout_rate = checks.rate(owner, "dropout_rate", dropout_rate)
         self.dropout = nn.Dropout(self.dropout_rate)
 
     def _make_head(self, width: int) -> None:
@@ -176,7 +165,7 @@ class _SpeechClassifier(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """A freshly initialized head with ``num_classes`` outputs."""
-        _positive("reset_classifier", "num_classes", num_classes)
+        checks.positive_int("reset_classifier", "num_classes", num_classes)
         old = self.classifier.weight
         self.classifier = nn.Linear(self.num_features, num_classes, device=old.device,
                                     dtype=old.dtype)
@@ -205,7 +194,7 @@ class SpeechCNN(_SpeechClassifier):
         self._setup(frontend, num_classes, dropout_rate)
         channels = list(channels or [16, 32, 64, 64])
         for value in channels:
-            _positive("SpeechCNN", "channels", value)
+            checks.positive_int("SpeechCNN", "channels", value)
         self.channels = channels
         blocks, previous = [], 1
         for index, width in enumerate(channels):
@@ -237,9 +226,9 @@ class SpeechCRNN(_SpeechClassifier):
         self._setup(frontend, num_classes, dropout_rate)
         channels = list(channels or [16, 32])
         for value in channels:
-            _positive("SpeechCRNN", "channels", value)
-        self.channels, self.hidden_size = channels, _positive("SpeechCRNN", "hidden_size",
-                                                              hidden_size)
+            checks.positive_int("SpeechCRNN", "channels", value)
+        self.channels = channels
+        self.hidden_size = checks.positive_int("SpeechCRNN", "hidden_size", hidden_size)
         blocks, previous, freq = [], 1, self.frontend.num_features
         for width in channels:
             blocks += [_conv_block(previous, width), nn.MaxPool2d(2, ceil_mode=True)]
@@ -270,7 +259,7 @@ class SpeechLSTM(_SpeechClassifier):
                  dropout_rate: float = 0.2) -> None:
         super().__init__()
         self._setup(frontend, num_classes, dropout_rate)
-        self.stack_frames = _positive("SpeechLSTM", "stack_frames", stack_frames)
+        self.stack_frames = checks.positive_int("SpeechLSTM", "stack_frames", stack_frames)
         self.sequence = SequenceClassifier(
             input_size=self.frontend.num_features * stack_frames, num_classes=num_classes,
             hidden_size=hidden_size, num_layers=num_layers, cell="lstm",
@@ -306,7 +295,7 @@ class SpeechTransformer(_SpeechClassifier):
         self._setup(frontend, num_classes, dropout_rate)
         for name, value in (("d_model", d_model), ("num_heads", num_heads),
                             ("num_layers", num_layers), ("dff", dff)):
-            _positive("SpeechTransformer", name, value)
+            checks.positive_int("SpeechTransformer", name, value)
         if d_model % num_heads:
             raise ConfigError(f"SpeechTransformer: d_model must be divisible by num_heads; "
                               f"received d_model={d_model}, num_heads={num_heads}")

@@ -52,16 +52,11 @@ from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.init import check_initializer, initialize
 from bigmodel.nn.positional import SinusoidalPositionalEncoding
 from bigmodel.nn.transformer import TransformerDecoder, TransformerEncoder
+from bigmodel.utils import checks
 
 __all__ = ["TransformerModel", "transformer"]
 
 _SEED_INIT = "random_truncated_normal_with_mean"
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"TransformerModel: '{name}' must be a positive int; received {value!r}")
-    return value
 
 
 class TransformerModel(nn.Module):
@@ -96,13 +91,12 @@ class TransformerModel(nn.Module):
         super().__init__()
         for name, value in (("num_heads", num_heads), ("num_layers", num_layers),
                             ("d_model", d_model), ("dff", dff), ("max_length", max_length)):
-            _positive_int(name, value)
+            checks.positive_int("TransformerModel", name, value)
         if d_model % num_heads:
             raise ConfigError(f"TransformerModel: d_model must be divisible by num_heads; received "
                               f"d_model={d_model}, num_heads={num_heads}")
         for name, value in (("rate", rate), ("dropout_rate", dropout_rate)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ConfigError(f"TransformerModel: '{name}' must be in [0, 1); received {value!r}")
+            checks.rate("TransformerModel", name, value)
         if len({pad_id, bos_id, eos_id}) != 3 or min(pad_id, bos_id, eos_id) < 0:
             raise ConfigError(f"TransformerModel: pad_id, bos_id and eos_id must be distinct "
                               f"non-negative ids; received {pad_id}, {bos_id}, {eos_id}")
@@ -167,8 +161,8 @@ class TransformerModel(nn.Module):
         if self.built:
             raise ConfigError("TransformerModel: the vocabularies are already built "
                               f"({self.input_vocab_size}, {self.target_vocab_size})")
-        _positive_int("input_vocab_size", input_vocab_size)
-        _positive_int("target_vocab_size", target_vocab_size)
+        checks.positive_int("TransformerModel", "input_vocab_size", input_vocab_size)
+        checks.positive_int("TransformerModel", "target_vocab_size", target_vocab_size)
         smallest = max(self.pad_id, self.bos_id, self.eos_id) + 1
         if min(input_vocab_size, target_vocab_size) < smallest:
             raise ConfigError(f"TransformerModel: vocabularies must hold the special ids (size >= "
