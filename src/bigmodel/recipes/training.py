@@ -28,23 +28,11 @@ def recipe_optimizer(train, parameters):
         Adam / AdamW / SGD / RMSprop with ``epsilon=1e-7`` (RMSprop ``rho=0.9``); ``weight_decay``
         is torch's (added to the gradient for adam/sgd/rmsprop, decoupled for adamw).
     """
-    import torch
+    from bigmodel.engine.optimizers import create_optimizer
 
-    from bigmodel.engine.resolve import fused_kwargs
-
-    parameters = list(parameters)
-    name, lr, decay = train.optimizer, train.lr, train.weight_decay
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, eps=KERAS_EPSILON, weight_decay=decay,
-                                **fused_kwargs(torch.optim.Adam, parameters))
-    if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, eps=KERAS_EPSILON, weight_decay=decay,
-                                 **fused_kwargs(torch.optim.AdamW, parameters))
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=train.momentum, weight_decay=decay,
-                               **fused_kwargs(torch.optim.SGD, parameters))
-    return torch.optim.RMSprop(parameters, lr=lr, alpha=KERAS_RHO, eps=KERAS_EPSILON,
-                               momentum=train.momentum, weight_decay=decay)
+    return create_optimizer(train.optimizer, list(parameters), lr=train.lr,
+                            weight_decay=train.weight_decay, momentum=train.momentum,
+                            epsilon=KERAS_EPSILON, rho=KERAS_RHO)
 
 
 def kernel_l2_penalty(model, l2: float):

@@ -1,0 +1,242 @@
+"""Compression of a trained run (``bigmodel compress``). Steps run in this order, each on the
+previous one's result:
+
+1. pruning (``--prune P``): structured (default) removes channels until ``P`` of the multiply-adds
+   are gone; ``--prune-mode unstructured`` zeroes ``P`` of the weights by magnitude. Then
+   ``--fine-tune-epochs`` of training (masks kept) recover the accuracy.
+2. distillation (``--distill-from``): the fine-tuning (or, without pruning, extra training) learns
+   from the teacher's softened outputs as well as the labels.
+3. int8 quantization (``--quantize int8``): last, so it quantizes the final weights (static with
+   calibration images for CNNs, dynamic otherwise; run by ONNX Runtime).
+
+Every stage is saved under ``--out`` (default ``RUN_DIR/compressed``) and compared with the
+original in ``report.md`` + ``compression.png`` (accuracy against size and latency) +
+``results.json``.
+
+Fine-tuning goes through the run path's trainer (:func:`bigmodel.recipes.training.build_trainer`):
+the run's own ``train`` settings (optimizer with Keras's epsilon, as the model was trained), with
+``--lr`` / ``--batch-size`` / ``--fine-tune-epochs`` applied.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class CompressOptions:
+    """What ``bigmodel compress`` does (its command-line options; see the module doc)."""
+
+    run_dir: str
+    prune: float | None = None
+    prune_mode: str = "structured"
+    channel_multiple: int = 1
+    quantize: str | None = None
+    distill_from: str | None = None
+    fine_tune_epochs: int = 1
+    lr: float | None = None
+    batch_size: int | None = None
+    temperature: float = 2.0
+    alpha: float = 0.5
+    calibration_size: int = 512
+    data_path: str | None = None
+    threads: int = 1
+    speed_rounds: int = 5
+    out: str | None = None
+
+
+def check_options(args: CompressOptions) -> None:
+    """Raises ConfigError: nothing to do, or a value out of range (names the option)."""
+    from bigmodel.compress.prune import check_sparsity
+    from bigmodel.errors import ConfigError
+
+    if args.prune is not None:
+        check_sparsity(args.prune, "--prune")
+        if args.prune == 0:
+            raise ConfigError("--prune 0 removes nothing; give a fraction in (0, 1), e.g. --prune 0.5")
+    if args.prune is None and args.quantize is None and args.distill_from is None:
+        raise ConfigError("bigmodel compress: nothing to do; give --prune, --quantize and/or "
+                          "--distill-from")
+    for name, low in (("fine_tune_epochs", 0), ("calibration_size", 1), ("threads", 1),
+                      ("speed_rounds", 1)):
+        if getattr(args, name) < low:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}; received "
+                              f"{getattr(args, name)}")
+
+
+def load_module(path: Path, role: str):
+    """The trainable (fp32) model of a run directory or compressed stage.
+
+    Raises:
+        ConfigError: no such directory, or an int8 model (which cannot be trained).
+    """
+    from torch import nn
+
+    from bigmodel.compress.saving import load_compressed
+    from bigmodel.errors import ConfigError
+
+    if not path.is_dir():
+        raise ConfigError(f"{role} run directory not found: {path}")
+    model = load_compressed(path)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{role} {path} holds an int8 model, which cannot be trained further; "
+                          "give the run directory of the fp32 model")
+    return model
+
+
+def fine_tune_settings(train, epochs: int, lr: float, batch_size: int):
+    """The run's ``train`` section for compression's fine-tuning: its optimizer (name, epsilon,
+    momentum, weight decay) and seed, ``epochs`` / ``lr`` / ``batch_size`` as given, one CPU process
+    in fp32 without schedule, early stopping or checkpoints."""
+    return train.model_copy(update={
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "device": "cpu", "precision": "fp32",
+        "scheduler": None, "early_stopping": None, "checkpoint_every": None, "strategy": "single",
+        "activation_checkpointing": False, "compile": False, "channels_last": False,
+        "grad_accum_steps": 1, "l2": 0.0, "grad_clip_norm": None})
+
+
+def fine_tune(model, teacher, data, train, temperature: float = 2.0, alpha: float = 0.5):
+    """Train ``model`` on ``data``'s training split as ``train`` (:func:`fine_tune_settings`) says,
+    learning from ``teacher``'s softened outputs too when given; returns the Trainer (None for 0
+    epochs). ``model`` is left in eval mode."""
+    from torch import nn
+
+    from bigmodel.compress.distill import Distiller
+    from bigmodel.recipes.tasks import FitInputs
+    from bigmodel.recipes.training import build_trainer, fit
+
+    if train.epochs == 0:
+        return None
+    if teacher is not None:
+        trained = Distiller(model, teacher, temperature=temperature, alpha=alpha)
+        loss = trained.loss
+    else:
+        trained, loss = model, nn.CrossEntropyLoss()
+    inputs = FitInputs(loss=loss, train=(data.x_train, data.y_train), metrics=["accuracy"])
+    trainer = build_trainer(trained, train, inputs, verbose=0)
+    fit(trainer, train, inputs)
+    model.eval()
+    return trainer
+
+
+def compress_run(args: CompressOptions) -> dict:
+    """Run the steps ``args`` asks for; returns ``{"out": Path, "stages": [StageResult, ...]}``.
+
+    Raises:
+        ConfigError: bad options, a run without a trainable fp32 model, a teacher for other classes.
+        DataFileError: the run's data cannot be loaded.
+    """
+    import torch
+
+    from bigmodel.compress import (
+        StageResult,
+        compare_speed,
+        count_macs,
+        magnitude_prune,
+        quantize_int8,
+        save_compressed,
+        sparse_size_bytes,
+        structured_prune,
+        write_report,
+    )
+    from bigmodel.compress.report import accuracy, files_size
+    from bigmodel.errors import ConfigError
+    from bigmodel.models.registry import read_model_spec
+    from bigmodel.recipes.classification_data import load_classification_data
+    from bigmodel.recipes.schema import load_recipe
+    from bigmodel.utils.loading import confined_path
+
+    check_options(args)
+    run_dir = Path(args.run_dir)
+    model = load_module(run_dir, "RUN_DIR")
+    teacher = load_module(Path(args.distill_from), "--distill-from") if args.distill_from else None
+    recipe = load_recipe(confined_path(
+        run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
+    data = recipe.data.model_copy(update={"path": args.data_path}) if args.data_path else recipe.data
+    splits = load_classification_data(data, seed=recipe.train.seed, with_train=True)
+    example = torch.as_tensor(splits.x_test[:1])
+    if teacher is not None:
+        with torch.no_grad():
+            t_out, s_out = teacher.eval()(example), model(example)
+        if t_out.shape != s_out.shape:
+            raise ConfigError(f"--distill-from: the teacher outputs {tuple(t_out.shape[1:])} values "
+                              f"per image and the student {tuple(s_out.shape[1:])}; they must "
+                              "predict the same classes")
+    out = Path(args.out) if args.out else run_dir / "compressed"
+    metadata = (read_model_spec(run_dir).get("metadata") or {})
+    train = fine_tune_settings(recipe.train, args.fine_tune_epochs, args.lr or recipe.train.lr,
+                               args.batch_size or recipe.train.batch_size)
+    x_test, y_test = splits.x_test, splits.y_test
+
+    def params(m) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    stages = [StageResult("original", accuracy(model, x_test, y_test), files_size(run_dir),
+                          params=params(model), macs=count_macs(model, example))]
+    predictors = {"original": model}
+    if teacher is not None:
+        stages.append(StageResult("teacher", accuracy(teacher, x_test, y_test),
+                                  files_size(Path(args.distill_from)), params=params(teacher),
+                                  macs=count_macs(teacher, example), note="reference"))
+        predictors["teacher"] = teacher
+    current = copy.deepcopy(model)
+    if args.prune is not None:
+        structure, note = None, ""
+        if args.prune_mode == "structured":
+            result = structured_prune(current, example, flops_ratio=1.0 - args.prune,
+                                      heads=True,
+                                      channel_multiple=args.channel_multiple)
+            structure = result.structure
+            note = f"structured, {result.macs_ratio:.0%} of MACs kept"
+            fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
+        else:
+            pruner = magnitude_prune(current, args.prune)
+            fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
+            pruner.detach()
+            note = f"unstructured, {pruner.sparsity():.0%} zeros; size as sparse storage"
+        if teacher is not None:
+            note += ", distilled"
+        stage_dir = out / "pruned"
+        save_compressed(current, stage_dir, structure, metadata)
+        size = files_size(stage_dir)
+        if args.prune_mode == "unstructured":
+            size = sparse_size_bytes(current) + (stage_dir / "model.json").stat().st_size
+        stages.append(StageResult("pruned", accuracy(current, x_test, y_test), size,
+                                  params=params(current), macs=count_macs(current, example),
+                                  note=note + f" (+{args.fine_tune_epochs} epoch fine-tune)"))
+        predictors["pruned"] = current
+    elif teacher is not None:
+        fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
+        save_compressed(current, out / "distilled", None, metadata)
+        stages.append(StageResult("distilled", accuracy(current, x_test, y_test),
+                                  files_size(out / "distilled"), params=params(current),
+                                  macs=count_macs(current, example),
+                                  note=f"{args.fine_tune_epochs} epoch(s) with the teacher"))
+        predictors["distilled"] = current
+    if args.quantize == "int8":
+        int8 = quantize_int8(current.eval(), example,
+                             calibration=splits.x_train[: args.calibration_size])
+        int8.set_threads(args.threads)
+        int8.save(out / "int8", metadata=metadata)
+        stages.append(StageResult("int8", accuracy(int8, x_test, y_test), files_size(out / "int8"),
+                                  params=params(current), note=f"{int8.info['mode']} int8, ONNX Runtime"))
+        predictors["int8"] = int8
+    batch = torch.as_tensor(x_test[:256])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        speeds = compare_speed(predictors, example, batch, rounds=args.speed_rounds,
+                               min_seconds=0.2 if args.speed_rounds > 1 else 0.02)
+    finally:
+        torch.set_num_threads(threads)
+    for stage in stages:
+        stage.latency_ms, stage.throughput = speeds[stage.name]
+    write_report(stages, out, title=f"Compression of {run_dir.name}",
+                 notes=f"Test set: {len(x_test)} images. Stages: {', '.join(s.name for s in stages)}.")
+    return {"out": out, "stages": stages}
+
+
+__all__ = ["CompressOptions", "check_options", "compress_run", "fine_tune", "fine_tune_settings",
+           "load_module"]
