@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from bigmodel.errors import CheckpointError, ConfigError, InputTypeError
+from bigmodel.utils import checks
 
 __all__ = ["LORA_TYPES", "add_lora", "load_lora", "lora_state_dict", "merge_lora", "save_lora"]
 
@@ -47,12 +48,6 @@ def _lora_layer_type():
     from peft.tuners.lora import LoraLayer
 
     return LoraLayer
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"add_lora: '{name}' must be an int >= {low}; received {value!r}")
-    return value
 
 
 def _target_modules(model: nn.Module, target: Sequence[str]) -> list[str]:
@@ -115,7 +110,7 @@ def add_lora(model: nn.Module, target: str | Sequence[str], rank: int = 8, alpha
     if not targets:
         raise ConfigError("add_lora: 'target' is empty; name the Linear/Conv layers to adapt")
     extra = [trainable] if isinstance(trainable, str) else list(trainable)
-    _check_int("rank", rank, 1)
+    checks.int_at_least("add_lora", "rank", rank, 1)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
         raise ConfigError(f"add_lora: 'alpha' must be a number > 0; received {alpha!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:

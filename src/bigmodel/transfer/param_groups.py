@@ -22,14 +22,9 @@ from torch import nn
 
 from bigmodel.errors import ConfigError, InputTypeError
 from bigmodel.transfer.freezing import match_parameters
+from bigmodel.utils import checks
 
 __all__ = ["layer_blocks", "layerwise_lr", "param_groups"]
-
-
-def _positive(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{owner}: '{name}' must be a number > 0; received {value!r}")
-    return float(value)
 
 
 def _split_decay(group: dict, weight_decay: float | None) -> list[dict]:
@@ -72,9 +67,9 @@ def param_groups(model: nn.Module, lrs: Mapping[str, float] | Sequence[tuple[str
         if not (isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str)):
             raise InputTypeError(f"param_groups: each entry of 'lrs' must be (pattern, lr); "
                                  f"received {entry!r}")
-        _positive("param_groups", f"lr of {entry[0]!r}", entry[1])
+        checks.positive_number("param_groups", f"lr of {entry[0]!r}", entry[1])
     if default_lr is not None:
-        _positive("param_groups", "default_lr", default_lr)
+        checks.positive_number("param_groups", "default_lr", default_lr)
     matched = match_parameters(model, [p for p, _ in items], "param_groups")
     params = dict(model.named_parameters())
     taken: set[str] = set()
@@ -141,8 +136,8 @@ def layerwise_lr(model: nn.Module, base_lr: float, decay: float = 1 / 2.6,
     Raises:
         ConfigError: bad ``base_lr`` / ``decay``, or a block name matching nothing.
     """
-    base_lr = _positive("layerwise_lr", "base_lr", base_lr)
-    decay = _positive("layerwise_lr", "decay", decay)
+    base_lr = checks.positive_number("layerwise_lr", "base_lr", base_lr)
+    decay = checks.positive_number("layerwise_lr", "decay", decay)
     if decay > 1:
         raise ConfigError(f"layerwise_lr: 'decay' must be in (0, 1]; received {decay!r}")
     blocks = list(blocks) if blocks is not None else layer_blocks(model)

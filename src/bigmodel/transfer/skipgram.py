@@ -22,15 +22,9 @@ import numpy as np
 import torch
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError
+from bigmodel.utils import checks
 
 __all__ = ["train_skipgram"]
-
-
-def _check(name: str, value: object, low: float, integer: bool = True) -> None:
-    kind = int if integer else (int, float)
-    if not isinstance(value, kind) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"train_skipgram: '{name}' must be {'an int' if integer else 'a number'} "
-                          f">= {low}; received {value!r}")
 
 
 def train_skipgram(texts: Sequence[str], vocabulary, dim: int = 100, window: int = 5,
@@ -65,9 +59,9 @@ def train_skipgram(texts: Sequence[str], vocabulary, dim: int = 100, window: int
         raise InputTypeError("train_skipgram expects a list of texts; received one str")
     for name, value, low in (("dim", dim, 1), ("window", window, 1), ("negatives", negatives, 1),
                              ("epochs", epochs, 1), ("workers", workers, 1)):
-        _check(name, value, low)
-    _check("lr", lr, 0.0, integer=False)
-    _check("subsample", subsample, 0.0, integer=False)
+        checks.int_at_least("train_skipgram", name, value, low)
+    checks.number_at_least("train_skipgram", "lr", lr, 0.0)
+    checks.number_at_least("train_skipgram", "subsample", subsample, 0.0)
     if lr <= 0:
         raise ConfigError(f"train_skipgram: 'lr' must be > 0; received {lr!r}")
     try:
