@@ -11,6 +11,10 @@ one; then words by decreasing count (ties alphabetical), so the same texts alway
 
 Without an OOV entry (``oov_token=None``) an unknown word is a :class:`~bigmodel.errors.DataError`
 naming the word, instead of being silently dropped.
+
+:class:`WordVocabulary` is the ``word-vocabulary`` kind of :class:`bigmodel.data.tokenizers.Tokenizer`
+(``unk_id`` is ``oov_id``; it has no BOS/EOS/CLS/SEP), so
+:func:`bigmodel.data.tokenizers.load_tokenizer` reads its files too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bigmodel.utils.loading import read_json
 __all__ = ["WordVocabulary", "tokenize"]
 
 FORMAT_NAME = "bigmodel-word-vocabulary"
+KIND = "word-vocabulary"
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]|_", re.UNICODE)
 
 
@@ -56,6 +61,12 @@ class WordVocabulary:
     Raises:
         ConfigError: duplicate words, or a word equal to a special token.
     """
+
+    kind = KIND
+    bos_id: int | None = None
+    eos_id: int | None = None
+    cls_id: int | None = None
+    sep_id: int | None = None
 
     def __init__(self, words: Sequence[str], oov_token: str | None = "<unk>",
                  pad_token: str = "<pad>", lowercase: bool = True) -> None:
@@ -134,6 +145,15 @@ class WordVocabulary:
     def oov_id(self) -> int | None:
         return None if self.oov_token is None else 1
 
+    @property
+    def unk_id(self) -> int | None:
+        """The protocol's name of :attr:`oov_id`."""
+        return self.oov_id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``.
 
@@ -183,8 +203,8 @@ class WordVocabulary:
             out[row, : len(ids)] = ids
         return out
 
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        """Words of ``ids``, padding skipped.
+    def decode(self, ids: Iterable[int]) -> str:
+        """The words of ``ids`` joined by single spaces, padding skipped.
 
         Raises:
             DataError: an id outside the vocabulary.
@@ -196,13 +216,13 @@ class WordVocabulary:
                 raise DataError(f"WordVocabulary.decode: id {index} is outside [0, {len(self)})")
             if index != self.pad_id:
                 words.append(self.itos[index])
-        return words
+        return " ".join(words)
 
     # -- files ------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
         specials = 1 + (self.oov_token is not None)
-        return {"format": FORMAT_NAME, "version": 1, "pad_token": self.pad_token,
+        return {"format": FORMAT_NAME, "kind": KIND, "version": 1, "pad_token": self.pad_token,
                 "oov_token": self.oov_token, "lowercase": self.lowercase,
                 "words": self.itos[specials:]}
 
@@ -226,6 +246,15 @@ class WordVocabulary:
             spec = read_json(path, "Vocabulary", error=DataFileError)  # bounded size and depth
         except DataFileError as exc:
             raise DataFileError(f"Cannot read vocabulary: {exc}") from None
+        return cls.from_document(spec, path)
+
+    @classmethod
+    def from_document(cls, spec: object, path: str | os.PathLike = "<document>") -> WordVocabulary:
+        """The vocabulary of a parsed vocabulary file (``path`` names it in errors).
+
+        Raises:
+            DataFileError: not a vocabulary document, or invalid words (duplicates, non-strings).
+        """
         if not isinstance(spec, dict) or spec.get("format") != FORMAT_NAME \
                 or not isinstance(spec.get("words"), list):
             raise DataFileError(f"{path} is not a bigmodel word vocabulary (expected \"format\": "

@@ -40,18 +40,28 @@ def text_tokenizers() -> list[str]:
 
 
 class PretrainedTextEncoder:
-    """A pretrained source's tokenizer with the vocabulary's encoding API (``encode_batch``,
-    ``pad_id``, ``len``, ``save``), so the text recipes treat both alike.
+    """A pretrained source's WordPiece tokenizer under the recipe's ``data.tokenizer`` name: a
+    :class:`~bigmodel.data.tokenizers.Tokenizer` of kind ``wordpiece`` (same ids, same file) whose
+    ``encode_batch`` cuts only at ``max_length`` and refuses a text with no token, as the word
+    vocabulary does, so the text recipes treat both alike.
 
     Args:
         name: the embeddings' name (recorded in the run's input spec).
-        tokenizer: a :class:`~bigmodel.transfer.pretrained.WordPieceTokenizer`.
+        tokenizer: a :class:`~bigmodel.data.wordpiece.WordPieceTokenizer`.
     """
+
+    kind = "wordpiece"
 
     def __init__(self, name: str, tokenizer) -> None:
         self.name = name
         self.tokenizer = tokenizer
-        self.pad_id = tokenizer.pad_id
+        self.pad_id, self.unk_id = tokenizer.pad_id, tokenizer.unk_id
+        self.bos_id, self.eos_id = tokenizer.bos_id, tokenizer.eos_id
+        self.cls_id, self.sep_id = tokenizer.cls_id, tokenizer.sep_id
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
 
     def __len__(self) -> int:
         return self.tokenizer.vocab_size
@@ -61,6 +71,13 @@ class PretrainedTextEncoder:
         """Token strings by id."""
         return self.tokenizer.itos
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of one text, ``[CLS]`` first and ``[SEP]`` last."""
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids)
+
     def encode_batch(self, texts, max_length: int | None = None):
         """``(N, L)`` int64 ids, ``[CLS]`` first and ``[SEP]`` last, cut to ``max_length``.
 
@@ -69,7 +86,7 @@ class PretrainedTextEncoder:
         """
         from bigmodel.errors import DataError
 
-        ids = self.tokenizer.encode_batch(texts, max_length=max_length or 1_000_000)
+        ids = self.tokenizer.encode_batch(texts, max_length=max_length)
         empty = ((ids != self.pad_id).sum(axis=1) <= 2).nonzero()[0]  # [CLS] [SEP] only
         if len(empty):
             raise DataError(f"text {int(empty[0])} is empty (no {self.name} token): "
@@ -77,6 +94,7 @@ class PretrainedTextEncoder:
         return ids
 
     def save(self, path):
+        """Copy the source's ``tokenizer.json`` (read back by ``load_tokenizer`` as ``wordpiece``)."""
         return self.tokenizer.save(path)
 
 
@@ -100,7 +118,7 @@ def check_text_model(model_name: str, data_name: str) -> None:
 
 def text_splits(data, seed: int | None = 0, with_train: bool = True,
                 vocabulary: Any = None) -> dict[str, Any]:
-    """Keyword arguments of ``bigmodel.recipes.splits.Splits`` for a text recipe's data section.
+    """Keyword arguments of ``bigmodel.recipes.classification_data.ClassificationData`` for a text recipe's data section.
 
     Args:
         data: the recipe's ``data`` section (``name: fortunes``).
@@ -153,7 +171,7 @@ def text_splits(data, seed: int | None = 0, with_train: bool = True,
         "x_test": _trim(x_test, vocabulary.pad_id), "y_test": split.test_labels.astype(np.int64),
         "class_names": tuple(split.class_names), "image_shape": (1, 1, model_length),
         "unit": "texts",
-        "model_overrides": {"vocab_size": len(vocabulary), "num_classes": split.num_classes,
+        "model_overrides": {"vocab_size": vocabulary.vocab_size, "num_classes": split.num_classes,
                             "max_length": model_length, "pad_id": vocabulary.pad_id,
                             **({} if vectors is None else {"embedding_dim": vectors.shape[1]})},
         "word_vectors": vectors,
@@ -215,32 +233,59 @@ def _trim(ids, pad_id: int):
 
 
 def load_vocabulary(run_dir: str | Path, input_spec: dict):
-    """The vocabulary (or pretrained tokenizer) a text run was trained with, from the run dir.
+    """The tokenizer a text run was trained with, from its run directory: the one run-dir loader of
+    ``evaluate``, ``predict``, ``explain`` and ``bigmodel serve``.
+
+    ``input_spec`` is ``model.json``'s ``metadata.input``; every layout written so far loads:
+
+    - ``{"tokenizer": "word", "vocabulary": "vocabulary.json"}`` (``bigmodel train``, the default):
+      the run's :class:`~bigmodel.data.text.WordVocabulary`;
+    - ``{"tokenizer": <pretrained embeddings' name>, "vocabulary": "tokenizer.json"}``: a
+      :class:`PretrainedTextEncoder` of the copied WordPiece file;
+    - ``{"tokenizer": "tokenizer.json", ...}`` (``bigmodel finetune``, which records the file): the
+      tokenizer of that file, whatever its kind.
+
+    Files are read by :func:`bigmodel.data.tokenizers.load_tokenizer` (bounded, no pickle); the
+    recorded name must stay inside the run dir (no ``..``, no absolute path, no symlink out).
+
+    Returns:
+        A :class:`~bigmodel.data.tokenizers.Tokenizer`.
 
     Raises:
-        DataFileError: the run's vocabulary / tokenizer file is missing or invalid, or the input
+        DataFileError: the file is missing, invalid or of another kind than the spec says, or the
             spec names an unknown tokenizer.
     """
-    from bigmodel.data.text import WordVocabulary
-    from bigmodel.errors import CheckpointError, DataFileError
+    from bigmodel.data.tokenizers import load_tokenizer
+    from bigmodel.errors import DataFileError
     from bigmodel.utils.loading import confined_path
 
     name = input_spec.get("tokenizer", "word")
-    if name == "word":  # the recorded name must stay inside the run dir (no '..', symlink out)
-        return WordVocabulary.load(confined_path(
-            run_dir, input_spec.get("vocabulary", VOCABULARY_FILE), "Vocabulary",
-            error=DataFileError, kind=None))
-    if name not in text_tokenizers():
+    if name == "word":
+        file, what, expected = input_spec.get("vocabulary", VOCABULARY_FILE), "Vocabulary", \
+            "word-vocabulary"
+    elif name in text_tokenizers():
+        file, what, expected = input_spec.get("vocabulary", TOKENIZER_FILE), "Tokenizer file", \
+            "wordpiece"
+    elif isinstance(name, str) and name.endswith(".json"):  # finetune runs record the file
+        file, what, expected = name, "Tokenizer file", None
+    else:
         raise DataFileError(f"{run_dir}: model.json names tokenizer {name!r}; this bigmodel knows "
                             f"{', '.join(text_tokenizers())}")
-    from bigmodel.transfer.pretrained import WordPieceTokenizer
+    # The recorded name stays inside the run dir (no '..', no symlink out); then read bounded.
+    path = confined_path(run_dir, file, what, error=DataFileError)
+    tokenizer = load_tokenizer(path)
+    if expected is not None and tokenizer.kind != expected:
+        raise DataFileError(f"{path} holds a {tokenizer.kind} tokenizer, but model.json says the "
+                            f"run was trained with tokenizer {name!r} ({expected})")
+    return tokenizer if name == "word" or expected is None else PretrainedTextEncoder(name, tokenizer)
 
-    path = confined_path(run_dir, input_spec.get("vocabulary", TOKENIZER_FILE), "Tokenizer file",
-                         error=DataFileError, kind=None)
-    try:
-        return PretrainedTextEncoder(name, WordPieceTokenizer(path))
-    except CheckpointError as exc:
-        raise DataFileError(f"{run_dir}: the run's tokenizer cannot be read: {exc}") from None
+
+def text_max_length(input_spec: dict) -> int | None:
+    """The tokens a text run reads per text (``model.json``'s ``metadata.input.max_length``); a
+    fine-tuning run that recorded none used 128, ``bigmodel finetune``'s default."""
+    max_length = input_spec.get("max_length")
+    finetuned = str(input_spec.get("tokenizer", "word")).endswith(".json")
+    return int(max_length or 128) if finetuned else max_length
 
 
 def read_texts(source: str) -> tuple[list[str], list[str]]:
@@ -273,4 +318,4 @@ def read_texts(source: str) -> tuple[list[str], list[str]]:
 
 __all__ = ["TEXT_DATA", "TOKENIZER_FILE", "VOCABULARY_FILE", "PretrainedTextEncoder",
            "build_text_encoder", "check_text_model", "load_vocabulary", "read_texts",
-           "skipgram_vocabulary", "text_splits", "text_tokenizers"]
+           "skipgram_vocabulary", "text_max_length", "text_splits", "text_tokenizers"]

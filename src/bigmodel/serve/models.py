@@ -4,9 +4,10 @@ model input row, exactly as ``bigmodel predict`` converts its inputs.
 
 Loading reuses the library's readers: :func:`bigmodel.models.load_model` /
 :func:`~bigmodel.models.read_model_spec` (shapes checked before anything is built, no pickle),
-:mod:`bigmodel.data.image_input` for image arrays, :class:`bigmodel.data.text.WordVocabulary` or the
-run's WordPiece tokenizer for texts, and :mod:`bigmodel.data.audio` for clips. Every file name read
-from ``model.json`` is confined to the run directory.
+:mod:`bigmodel.data.image_input` for image arrays, the run's tokenizer for texts (read by
+:func:`bigmodel.recipes.text_data.load_vocabulary`, the loader ``evaluate`` and ``predict`` use), and
+:mod:`bigmodel.data.audio` for clips. Every file name read from ``model.json`` is confined to the run
+directory.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from bigmodel.data.audio import fit_length, to_mono
 from bigmodel.data.image_input import prepare_images, read_npy_bytes
 from bigmodel.errors import ConfigError, DataError, DataFileError, ShapeError
 from bigmodel.models import load_model, read_model_spec
-from bigmodel.utils.loading import confined_path
 
 KINDS = ("image", "text", "audio")
 MAX_IMAGE_PIXELS = 4096 * 4096  # decoded size cap: a small PNG can decode to gigabytes
@@ -76,9 +76,11 @@ class ServedModel:
             self.height = int(self.input_spec.get("height", height))
             self.width = int(self.input_spec.get("width", width))
         elif self.kind == "text":
-            self._tokenizer = self._load_tokenizer()
-            tokenizer = self._tokenizer[1]
-            self.vocab_size = int(getattr(tokenizer, "vocab_size", None) or len(tokenizer))
+            from bigmodel.recipes.text_data import load_vocabulary, text_max_length
+
+            self.tokenizer = load_vocabulary(self.run_dir, self.input_spec)
+            self.max_length = text_max_length(self.input_spec)
+            self.vocab_size = int(self.tokenizer.vocab_size)
         else:
             self.sample_rate = int(self.input_spec["sample_rate"])
             self.num_samples = int(self.input_spec["num_samples"])
@@ -117,11 +119,11 @@ class ServedModel:
     @property
     def pad_id(self) -> int:
         """A text run's padding id."""
-        return int(self._tokenizer[1].pad_id)
+        return int(self.tokenizer.pad_id)
 
     def tokens(self, row: torch.Tensor) -> list[str]:
         """Token strings of a text row (ids ``(L,)``), one per id."""
-        itos = self._tokenizer[1].itos
+        itos = self.tokenizer.itos
         return [itos[int(i)] if 0 <= int(i) < len(itos) else "?" for i in row]
 
     # -- running -----------------------------------------------------------------------------
@@ -183,14 +185,12 @@ class ServedModel:
             raise DataError(f"{source}: expected a text (string); received {type(text).__name__}")
         if not text.strip():
             raise DataError(f"{source}: the text to classify is empty")
-        kind, tokenizer, max_length = self._tokenizer
+        tokenizer = self.tokenizer
         try:
-            if kind == "word":
-                ids = tokenizer.encode_batch([text], max_length=max_length)
-            else:
-                ids = tokenizer.encode_batch([text], max_length=max_length or 1_000_000)
-                if int((ids[0] != tokenizer.pad_id).sum()) <= 2:  # [CLS] [SEP] only
-                    raise DataError(f"{source}: the text holds no token the model knows: {text!r}")
+            ids = tokenizer.encode_batch([text], max_length=self.max_length)
+            if tokenizer.kind == "wordpiece" and int((ids[0] != tokenizer.pad_id).sum()) <= 2:
+                # [CLS] [SEP] only
+                raise DataError(f"{source}: the text holds no token the model knows: {text!r}")
         except DataError as exc:
             raise DataError(f"{source}: {exc}") from None
         return torch.from_numpy(np.ascontiguousarray(ids[0], dtype=np.int64))
@@ -226,27 +226,6 @@ class ServedModel:
         return torch.from_numpy(fit_length(samples, self.num_samples,
                                            self.input_spec.get("long_clips", "error"),
                                            source=source, sample_rate=self.sample_rate))
-
-    def _load_tokenizer(self) -> tuple[str, Any, int | None]:
-        """``(kind, tokenizer, max_length)`` of a text run (the same files ``predict`` reads;
-        ``bigmodel.recipes.text_data.load_vocabulary`` is the CLI's copy of this choice)."""
-        from bigmodel.data.text import WordVocabulary
-
-        spec = self.input_spec
-        max_length = spec.get("max_length")
-        name = spec.get("tokenizer", "word")
-        if name == "word" and "finetuned_from" not in self.metadata:
-            path = confined_path(self.run_dir, spec.get("vocabulary", "vocabulary.json"),
-                                 "Vocabulary", error=DataFileError, kind=None)
-            return "word", WordVocabulary.load(path), max_length
-        from bigmodel.transfer.pretrained import WordPieceTokenizer
-
-        file = spec.get("vocabulary", "tokenizer.json") if "finetuned_from" not in self.metadata \
-            else name
-        path = confined_path(self.run_dir, file, "Tokenizer file", error=DataFileError, kind=None)
-        if "finetuned_from" in self.metadata:
-            max_length = int(max_length or 128)
-        return "wordpiece", WordPieceTokenizer(path), max_length
 
 
 __all__ = ["KINDS", "NAME_PATTERN", "ServedModel", "UnsupportedMediaError"]

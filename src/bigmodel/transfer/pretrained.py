@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigmodel.data.wordpiece import WordPieceTokenizer
 from bigmodel.engine.inference import predict_batches
 from bigmodel.errors import (
     CheckpointError,
     ConfigError,
-    InputTypeError,
     ShapeError,
     UnknownNameError,
 )
 
-__all__ = ["PRETRAINED", "WordPieceTokenizer", "available", "bert_state_dict", "embed", "load",
+__all__ = ["PRETRAINED", "available", "bert_state_dict", "embed", "load",
            "load_tokenizer", "load_weights", "model_dir"]
 
 #: name -> (pip package, import name) shipping the files
@@ -85,78 +84,14 @@ def model_dir(name_or_path: str | os.PathLike) -> Path:
 # -- tokenizer ----------------------------------------------------------------------------------------
 
 
-class WordPieceTokenizer:
-    """The checkpoint's own WordPiece tokenizer (``tokenizer.json``, run by ``tokenizers``).
-
-    ``encode_batch`` adds ``[CLS]`` / ``[SEP]``, truncates to ``max_length`` tokens (``[SEP]`` kept
-    last) and right-pads with id 0 to the longest text of the batch.
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        from tokenizers import Tokenizer
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"Tokenizer file {self.path} not found")
-        try:
-            self._tokenizer = Tokenizer.from_file(str(self.path))
-        except Exception as exc:  # tokenizers raises its own Exception subclass
-            raise CheckpointError(f"Cannot read tokenizer {self.path}: {exc}") from None
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
-        self.pad_id = self._tokenizer.token_to_id("[PAD]") or 0
-
-    @property
-    def vocab_size(self) -> int:
-        return self._tokenizer.get_vocab_size()
-
-    @property
-    def itos(self) -> list[str]:
-        """Token strings by id (``[PAD]``, ..., ``##ing``, ...), as a word vocabulary's ``itos``."""
-        tokens = [""] * self.vocab_size
-        for token, index in self._tokenizer.get_vocab().items():
-            if 0 <= index < len(tokens):
-                tokens[index] = token
-        return tokens
-
-    def encode_batch(self, texts: Sequence[str], max_length: int = 128) -> np.ndarray:
-        """Token ids ``(N, L)`` int64, ``L <= max_length`` (the longest text after truncation).
-
-        Raises:
-            InputTypeError: ``texts`` is not a list of strings. ConfigError: ``max_length < 3``.
-        """
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise InputTypeError(f"WordPieceTokenizer.encode_batch: 'texts' must be a list of "
-                                 f"strings; received {type(texts).__name__}")
-        if not isinstance(max_length, int) or max_length < 3:
-            raise ConfigError(f"WordPieceTokenizer.encode_batch: 'max_length' must be an int >= 3 "
-                              f"([CLS], a token, [SEP]); received {max_length!r}")
-        self._tokenizer.enable_truncation(max_length=max_length)
-        try:
-            encodings = self._tokenizer.encode_batch(list(texts))
-        finally:
-            self._tokenizer.no_truncation()
-        width = max((len(e.ids) for e in encodings), default=0)
-        out = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            out[row, : len(encoding.ids)] = encoding.ids
-        return out
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Copy ``tokenizer.json`` to ``path`` (atomically)."""
-        from bigmodel.utils.io import atomic_path
-
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            shutil.copyfile(self.path, tmp)
-        return path
-
-
 def load_tokenizer(name_or_path: str | os.PathLike) -> WordPieceTokenizer:
-    """The tokenizer of a pretrained name, a model directory or a ``tokenizer.json`` file."""
+    """The :class:`~bigmodel.data.wordpiece.WordPieceTokenizer` of a pretrained name, a model
+    directory or a ``tokenizer.json`` file.
+
+    Raises:
+        UnknownNameError: neither a known name nor a directory or file.
+        CheckpointError: the tokenizer file is missing or invalid.
+    """
     path = Path(name_or_path)
     if path.is_file():
         return WordPieceTokenizer(path)

@@ -133,7 +133,7 @@ def load_embeddings(name: str) -> torch.Tensor:
 
 def embeddings_tokenizer(name: str):
     """The tokenizer whose ids index the rows of source ``name`` (a
-    :class:`~bigmodel.transfer.pretrained.WordPieceTokenizer` for ``minilm-wordpiece``).
+    :class:`~bigmodel.data.wordpiece.WordPieceTokenizer` for ``minilm-wordpiece``).
 
     Raises:
         UnknownNameError / CheckpointError: as :func:`load_embeddings`.

@@ -45,7 +45,7 @@ def load_source(source: str, num_classes: int, max_length: int | None = None):
         model = load_model(path)
         tokenizer = None
         if (path / "tokenizer.json").is_file():
-            from bigmodel.transfer.pretrained import WordPieceTokenizer
+            from bigmodel.data.wordpiece import WordPieceTokenizer
             from bigmodel.utils.loading import confined_path
 
             tokenizer = WordPieceTokenizer(confined_path(path, "tokenizer.json", "Tokenizer file"))
@@ -203,7 +203,7 @@ class FinetuneTask:
                     f"pretrained model ({', '.join(pretrained.available())})") from None
         tokenizer = None
         if is_dir and (Path(source) / "tokenizer.json").is_file():
-            from bigmodel.transfer.pretrained import WordPieceTokenizer
+            from bigmodel.data.wordpiece import WordPieceTokenizer
 
             tokenizer = WordPieceTokenizer(Path(source) / "tokenizer.json")
         elif not is_dir and recipe.data.name == "fortunes":
