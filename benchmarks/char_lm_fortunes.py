@@ -9,68 +9,33 @@ chosen on a held-out tenth of the training text), evaluated on the same validati
 
     .venv/bin/python benchmarks/char_lm_fortunes.py --recipe configs/fortunes_char_gpt.yaml
         [--set train.epochs=2 ...] [--threads 1] [--time-budget 900] [--run-dir DIR]
+
+The run is ``bigmodel train``'s (:func:`bigmodel.recipes.run.run_recipe` with the
+``language_model`` task, :mod:`bigmodel.recipes.tasks.language_model`): a complete run dir
+(model, tokenizer, metrics.csv, results.json, report.md; ``--run-dir``, else under
+``output.root``). ``--steps N`` is ``--set data.train_subset=N*batch_size`` (windows per epoch),
+``--validation-chars N`` is ``--set data.test_subset=N``. This script adds a CPU-time budget and
+prints / records the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bigmodel.engine.callbacks import Callback  # noqa: E402
+from _cpu_budget import CpuBudget  # noqa: E402
 
-
-class CpuBudget(Callback):
-    """Stops training after the epoch during which ``seconds`` of CPU time have been used."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds, self.started = seconds, time.process_time()
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        if time.process_time() - self.started > self.seconds:
-            self.model.stop_training = True
-
-
-@torch.no_grad()
-def validation_bits_per_char(model, ids: np.ndarray, block: int, batch: int = 32) -> float:
-    """Mean -log2 p(next char) over every character of ``ids`` after the first."""
-    model.eval()
-    stream = torch.as_tensor(ids, dtype=torch.long)
-    total, count = 0.0, 0
-    starts = list(range(0, len(stream) - 1, block))
-    for i in range(0, len(starts), batch):
-        chunk = [stream[s: s + block + 1] for s in starts[i: i + batch]]
-        full = [w for w in chunk if len(w) == block + 1]
-        rest = [w for w in chunk if 2 <= len(w) < block + 1]  # the short last window runs alone
-        for group in ([torch.stack(full)] if full else []) + [w[None] for w in rest]:
-            logits = model(group[:, :-1])
-            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                    group[:, 1:].reshape(-1), reduction="sum")
-            total += float(nll)
-            count += group[:, 1:].numel()
-    model.train()
-    return total / count / math.log(2)
-
-
-def best_bigram(train_ids: np.ndarray, vocab: int) -> tuple[float, float]:
-    """Alpha chosen on the last tenth of the training text; returns ``(alpha, bits there)``."""
-    from bigmodel.data.char_lm import bigram_bits_per_char
-
-    cut = int(len(train_ids) * 0.9)
-    scores = {a: bigram_bits_per_char(train_ids[:cut], train_ids[cut:], vocab, alpha=a)
-              for a in (0.001, 0.01, 0.1, 0.5, 1.0)}
-    alpha = min(scores, key=scores.get)
-    return alpha, scores[alpha]
+from bigmodel.recipes.run import run_recipe  # noqa: E402
+from bigmodel.recipes.schema import load_recipe  # noqa: E402
+from bigmodel.recipes.tasks import get_task  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -88,62 +53,33 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from bigmodel.cli.train import build_optimizer
-    from bigmodel.data.char_lm import LMWindows, bigram_bits_per_char, load_fortunes_corpus
-    from bigmodel.data.fortunes import DEFAULT_CATEGORIES
-    from bigmodel.data.tokenizers import CharTokenizer
-    from bigmodel.engine import Trainer
-    from bigmodel.models import create_model, save_model
-    from bigmodel.models.gpt import language_model_loss
-    from bigmodel.recipes.schema import load_recipe
-
-    recipe = load_recipe(args.recipe, args.overrides)
-    train, data = recipe.train, recipe.data
-    seed = train.seed or 0
-    torch.manual_seed(seed)
-    corpus = load_fortunes_corpus(data.categories or DEFAULT_CATEGORIES, path=data.path,
-                                  validation_fraction=data.validation_split or 0.1, seed=seed)
-    tokenizer = CharTokenizer.train([corpus.train_text])
-    train_ids = np.asarray(tokenizer.encode(corpus.train_text))
-    val_ids = np.asarray(tokenizer.encode(corpus.validation_text))[: args.validation_chars]
-    model = create_model(recipe.model.name, **{"vocab_size": tokenizer.vocab_size,
-                                               **recipe.model.overrides})
-    block = model.max_length
-    steps = args.steps or math.ceil(len(train_ids) / (train.batch_size * block))  # one pass
-    windows = LMWindows(train_ids, block, train.batch_size, steps, seed=seed)
-    optimizer = build_optimizer(train, model.parameters())
-    schedule = train.scheduler.engine_spec() if train.scheduler is not None else None
-    trainer = Trainer(model, loss=language_model_loss, optimizer=optimizer, scheduler=schedule,
-                      grad_clip_norm=train.grad_clip_norm, verbose=2, device="cpu")
-    started, cpu_started = time.perf_counter(), time.process_time()
-    history = trainer.fit(windows, epochs=train.epochs, callbacks=[CpuBudget(args.time_budget)])
-    train_seconds, train_cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    model_bits = validation_bits_per_char(model, val_ids, block)
-    alpha, _ = best_bigram(train_ids, tokenizer.vocab_size)
-    bigram_bits = bigram_bits_per_char(train_ids, val_ids, tokenizer.vocab_size, alpha=alpha)
-    result = {"recipe": args.recipe, "categories": list(corpus.categories),
-              "train_entries": corpus.num_train_entries,
-              "validation_entries": corpus.num_validation_entries,
-              "train_chars": len(train_ids), "validation_chars": len(val_ids),
-              "vocab_size": tokenizer.vocab_size, "parameters": model.num_parameters(),
-              "epochs_run": len(history.history["loss"]), "train_seconds": train_seconds,
-              "train_cpu_seconds": train_cpu, "gpt_bits_per_char": model_bits,
-              "bigram_bits_per_char": bigram_bits, "bigram_alpha": alpha}
-    print(f"fortunes char LM: GPT {model_bits:.3f} bits/char vs bigram {bigram_bits:.3f} "
-          f"bits/char (alpha {alpha}) on {len(val_ids):,} validation characters "
-          f"({corpus.num_validation_entries} held-out fortunes); {result['parameters']:,} "
-          f"parameters, {result['epochs_run']} epochs, {train_cpu:.0f} s CPU "
-          f"({train_seconds:.0f} s wall)")
-    prompt = tokenizer.encode("The ")
-    sample = model.generate(torch.tensor([prompt]), block - len(prompt), temperature=0.8, top_k=20,
-                            seed=0)
-    result["sample"] = tokenizer.decode(sample[0].tolist())
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        batch_size = load_recipe(args.recipe, overrides).train.batch_size
+        overrides.append(f"data.train_subset={args.steps * batch_size}")
+    if args.validation_chars is not None:
+        overrides.append(f"data.test_subset={args.validation_chars}")
+    recipe = load_recipe(args.recipe, overrides)
+    budget = CpuBudget(args.time_budget)
+    run = run_recipe(recipe, run_dir=args.run_dir, default_name=Path(args.recipe).stem,
+                     verbose=2, task=get_task("language_model", callbacks=[budget]))
+    extra = run.evaluation.extra
+    result = {"recipe": args.recipe, "run_dir": str(run.run_dir),
+              **{key: extra[key] for key in ("categories", "train_entries", "validation_entries",
+                                             "train_chars", "validation_chars", "vocab_size")},
+              "parameters": run.parameters, "epochs_run": run.epochs_run,
+              "train_seconds": budget.wall_seconds, "train_cpu_seconds": budget.cpu_seconds,
+              "gpt_bits_per_char": extra["bits_per_char"],
+              "bigram_bits_per_char": extra["bigram_bits_per_char"],
+              "bigram_alpha": extra["bigram_alpha"], "sample": extra["sample"]}
+    print(f"fortunes char LM: GPT {result['gpt_bits_per_char']:.3f} bits/char vs bigram "
+          f"{result['bigram_bits_per_char']:.3f} bits/char (alpha {result['bigram_alpha']}) on "
+          f"{result['validation_chars']:,} validation characters "
+          f"({result['validation_entries']} held-out fortunes); {result['parameters']:,} "
+          f"parameters, {result['epochs_run']} epochs, {budget.cpu_seconds:.0f} s CPU "
+          f"({budget.wall_seconds:.0f} s wall)")
     print("sample:", repr(result["sample"]))
-    if args.run_dir:
-        run_dir = Path(args.run_dir)
-        save_model(model, run_dir)
-        tokenizer.save(run_dir / "tokenizer.json")
-        (run_dir / "results.json").write_text(json.dumps(result, indent=2))
+    print(f"run directory: {run.run_dir}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
     return result
