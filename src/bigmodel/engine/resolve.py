@@ -12,9 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-# fused_kwargs: still imported from here by cli/train and recipes/training until they call
-# create_optimizer (issue #16); then this name goes.
-from bigmodel.engine.optimizers import create_optimizer, fused_kwargs  # noqa: F401
+from bigmodel.engine.optimizers import create_optimizer
 from bigmodel.errors import ConfigError, InputTypeError, UnknownNameError
 
 LOSSES = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "mae": nn.L1Loss, "l1": nn.L1Loss,
