@@ -19,7 +19,8 @@ exactly as training did, offline and without rebuilding anything.
 
 Only classifiers take this data (``text-rcnn``, ``transformer-classifier``, or any registered model
 with ``vocab_size`` and ``num_classes`` arguments); a language model on the same texts (``gpt``)
-is trained by ``benchmarks/char_lm_fortunes.py``, which the error message says.
+is the ``language_model`` task (:mod:`bigmodel.recipes.tasks.language_model`), which the error
+message says.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def check_text_model(model_name: str, data_name: str) -> None:
             f"model.name '{model_name}' is not a text classifier (it takes no vocab_size and "
             f"num_classes), so `bigmodel train` cannot fit it to the '{data_name}' categories; "
             "use text-rcnn or transformer-classifier, or train a language model with "
-            "benchmarks/char_lm_fortunes.py --recipe RECIPE")
+            "'task: language_model' (configs/fortunes_char_gpt.yaml)")
 
 
 def text_splits(data, seed: int | None = 0, with_train: bool = True,
