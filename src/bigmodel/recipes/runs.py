@@ -1,12 +1,14 @@
-"""Trained run directories: rebuild a run's model and data and measure it again.
+"""Trained run directories: rebuild a run's model and data, measure it again, predict with it.
 
 ``evaluate_run(run_dir)`` scores the saved model (``model.json`` + ``model.safetensors``, never a
 pickle) on its resolved recipe's test split (same data set, path, ``test_subset``; runs of
-``bigmodel finetune`` on their fine-tuning recipe's split, with the run's tokenizer).
+``bigmodel finetune`` on their fine-tuning recipe's split, with the run's tokenizer);
+``predict_run(run_dir, source)`` classifies images, clips or texts prepared as in training.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,4 +98,87 @@ def evaluate_finetune_run(run_dir: str | Path, batch_size: int = 256, data_path:
             "unit": data.unit}
 
 
-__all__ = ["evaluate_finetune_run", "evaluate_run", "is_finetune_run"]
+@dataclass
+class Prediction:
+    """One input's top-k classes: ``label`` names the input (its row, file or text)."""
+
+    label: str
+    classes: list[tuple[str, int, float]]  # (class name, class index, probability), best first
+
+
+def predict_run(run_dir: str | Path, source: str, top_k: int = 1, batch_size: int = 256,
+                device: str = "auto", long_clips: str | None = None) -> tuple[str, list[Prediction]]:
+    """The top-k classes of a run's model for the inputs in ``source``, prepared as in training.
+
+    ``source``: images in a ``.npy`` file (uint8 0..255 or float 0..1; ``(H, W)``, ``(N, H, W)``,
+    ``(N, H, W, C)`` or ``(N, C, H, W)``); for a speech run a ``.wav`` file or a folder of them;
+    for a text run a text or a ``.txt`` file (one text per line, encoded with the run's vocabulary
+    or tokenizer). Returns ``(kind, predictions)``, kind "image" (labels are row numbers),
+    "audio" or "text".
+
+    Raises:
+        ConfigError: ``top_k`` or ``batch_size`` < 1, ``top_k`` past the classes, audio for a
+            model not trained on audio. DataFileError / InputTypeError / ShapeError: bad inputs.
+    """
+    import torch
+
+    from bigmodel.data.image_input import load_images, prepare_images
+    from bigmodel.engine.resolve import resolve_device
+    from bigmodel.errors import ConfigError
+    from bigmodel.models import load_model, read_model_spec
+    from bigmodel.recipes.inference import predict_logits
+
+    if top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1; received {top_k}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1; received {batch_size}")
+    spec = read_model_spec(run_dir)
+    metadata = spec.get("metadata") or {}
+    shape = metadata.get("input") or {}
+    if shape.get("kind") == "audio" or Path(source).suffix.lower() == ".wav":
+        from bigmodel.recipes.speech_data import load_wav_inputs
+
+        if shape.get("kind") != "audio":
+            raise ConfigError(f"{source} is audio, but the model of {run_dir} was not trained "
+                              "on audio (its model.json has no audio input); pass a .npy array of "
+                              "images")
+        files, inputs = load_wav_inputs(source, shape, long_clips)
+        kind, labels = "audio", [str(file) for file in files]
+    elif shape.get("kind") == "text" or ("finetuned_from" in metadata and shape.get("tokenizer")):
+        from bigmodel.recipes.text_data import read_texts
+
+        labels, texts = read_texts(source)
+        inputs, kind = _encode_texts(run_dir, metadata, shape, texts), "text"
+    else:
+        config = spec["config"]
+        size = config.get("image_size", 28)
+        height, width = (size, size) if isinstance(size, int) else size
+        channels = int(shape.get("channels", config.get("in_channels", 1)))
+        height, width = int(shape.get("height", height)), int(shape.get("width", width))
+        inputs = prepare_images(load_images(source), channels, height, width, source=source)
+        kind, labels = "image", [str(row) for row in range(len(inputs))]
+    model = load_model(run_dir, device=resolve_device(device))
+    probabilities = torch.softmax(predict_logits(model, inputs, batch_size), dim=1)
+    num_classes = probabilities.shape[1]
+    if top_k > num_classes:
+        raise ConfigError(f"--top-k {top_k} exceeds the model's {num_classes} classes")
+    names = list(metadata.get("class_names") or [str(i) for i in range(num_classes)])
+    top_p, top_i = probabilities.topk(top_k, dim=1)
+    return kind, [Prediction(label, [(names[i], i, p) for p, i in zip(ps, ids)])
+                  for label, ps, ids in zip(labels, top_p.tolist(), top_i.tolist())]
+
+
+def _encode_texts(run_dir, metadata: dict, shape: dict, texts: list[str]):
+    """Token ids of ``texts`` as the run was trained: its own vocabulary / tokenizer (text runs)
+    or the WordPiece tokenizer saved by ``bigmodel finetune`` (cut to the run's ``max_length``).
+
+    Raises:
+        DataFileError: the run's tokenizer file is missing, invalid or outside the run dir.
+    """
+    from bigmodel.recipes.text_data import load_vocabulary, text_max_length
+
+    # The one run-dir tokenizer loader (serve uses it too): every layout, names confined.
+    return load_vocabulary(run_dir, shape).encode_batch(texts, max_length=text_max_length(shape))
+
+
+__all__ = ["Prediction", "evaluate_finetune_run", "evaluate_run", "is_finetune_run", "predict_run"]
