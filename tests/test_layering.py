@@ -41,11 +41,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
     ): "H6 (#16)",
     (
         "cycle",
-        "bigmodel.models",
-        "bigmodel.models bigmodel.models.cnn bigmodel.models.registry",
-    ): "H6 (#16)",
-    (
-        "cycle",
         "bigmodel.recipes.launch",
         "bigmodel.recipes.launch bigmodel.recipes.rundir",
     ): "H1 (#16): the run path",
@@ -56,127 +51,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
     ("layer", "bigmodel.transfer.freezing", "keras"): "H6 (#16)",
     ("layer", "bigmodel.transfer.lora", "keras"): "H6 (#16)",
     ("layer", "bigmodel.transfer.param_groups", "keras"): "H6 (#16)",
-    (
-        "private-cross-package",
-        "bigmodel.compress.units",
-        "bigmodel.nn.recurrent:_Recurrent",
-    ): "H6 (#16)",
-    (
-        "private-cross-package",
-        "bigmodel.keras.layers.augmentation",
-        "bigmodel.nn.augment:_Augmentation",
-    ): "H6 (#16)",
-    ("private-cross-package", "bigmodel.models.rcnn", "bigmodel.nn.rcl:_odd_pair"): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.compress.units",
-        "bigmodel.compress.channels:_slice_param",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.compile_config",
-        "bigmodel.keras.metrics:_EngineMetric",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.compile_utils",
-        "bigmodel.keras.metrics:_EngineMetric",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.config_export",
-        "bigmodel.keras.object_registry:_CUSTOM_NAMES",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.config_export",
-        "bigmodel.keras.object_registry:_CUSTOM_OBJECTS",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.config_export",
-        "bigmodel.keras.ops.node:_fill",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.config_import",
-        "bigmodel.keras.layers.base:_LAYER_CLASSES",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.direct_call",
-        "bigmodel.keras.layers.base:_call_takes_mask",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.distributed_fit",
-        "bigmodel.keras.layers.base:_child_layers",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.functional",
-        "bigmodel.keras.layers.base:_snake",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.layers.recurrent",
-        "bigmodel.keras.layers.base:_flatten_symbolic",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.layers.recurrent_wrappers",
-        "bigmodel.keras.layers.base:_call_takes_mask",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.model",
-        "bigmodel.keras.layers.base:_LOSS_LAYERS",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.model",
-        "bigmodel.keras.layers.base:_child_layers",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.model",
-        "bigmodel.keras.metric_adapters:_MaskedMetric",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.model",
-        "bigmodel.keras.metric_adapters:_OnProbabilities",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.model",
-        "bigmodel.keras.metric_adapters:_mask_weights",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.model",
-        "bigmodel.keras.metrics:_EngineMetric",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.model",
-        "bigmodel.keras.model_data:_is_array_like",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.serialization",
-        "bigmodel.keras.object_registry:_CUSTOM_NAMES",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.keras.trainer_steps",
-        "bigmodel.keras.metrics:_EngineMetric",
-    ): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.nn.recurrent",
-        "bigmodel.nn.recurrent_kernels:_gru_rows_to_torch",
-    ): "H6 (#16)",
     (
         "private-same-package",
         "bigmodel.recipes.finetune_schema",

@@ -71,7 +71,7 @@ def channel_handler(module: nn.Module) -> ChannelHandler | None:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _slice_param(module: nn.Module, name: str, keep: torch.Tensor, dim: int) -> None:
+def slice_param(module: nn.Module, name: str, keep: torch.Tensor, dim: int) -> None:
     tensor = getattr(module, name)
     if tensor is None:
         return
@@ -97,13 +97,13 @@ def _rows(weight: torch.Tensor) -> torch.Tensor:
 
 
 def _linear_out(m: nn.Linear, keep: torch.Tensor) -> None:
-    _slice_param(m, "weight", keep, 0)
-    _slice_param(m, "bias", keep, 0)
+    slice_param(m, "weight", keep, 0)
+    slice_param(m, "bias", keep, 0)
     m.out_features = len(keep)
 
 
 def _linear_in(m: nn.Linear, keep: torch.Tensor) -> None:
-    _slice_param(m, "weight", keep, 1)
+    slice_param(m, "weight", keep, 1)
     m.in_features = len(keep)
 
 
@@ -112,13 +112,13 @@ def _linear_macs(m, x, y) -> int:
 
 
 def _conv_out(m: nn.Module, keep: torch.Tensor) -> None:
-    _slice_param(m, "weight", keep, 0)
-    _slice_param(m, "bias", keep, 0)
+    slice_param(m, "weight", keep, 0)
+    slice_param(m, "bias", keep, 0)
     m.out_channels = len(keep)
 
 
 def _conv_in(m: nn.Module, keep: torch.Tensor) -> None:
-    _slice_param(m, "weight", keep, 1)
+    slice_param(m, "weight", keep, 1)
     m.in_channels = len(keep)
 
 
@@ -129,7 +129,7 @@ def _conv_macs(m, x, y) -> int:
 def _norm_in(m: nn.Module, keep: torch.Tensor) -> None:
     for name in ("weight", "bias", "running_mean", "running_var"):
         if getattr(m, name, None) is not None:
-            _slice_param(m, name, keep, 0)
+            slice_param(m, name, keep, 0)
     m.num_features = len(keep)
 
 
@@ -161,19 +161,19 @@ def _rnn_out(m: nn.RNNBase, keep: torch.Tensor) -> None:
         units = keep if layer == m.num_layers - 1 else _rnn_layer_keep(m, layer, count)
         rows = _gate_rows(units, hidden, gates)
         for kind in ("ih", "hh"):
-            _slice_param(m, f"weight_{kind}_l{layer}", rows, 0)
+            slice_param(m, f"weight_{kind}_l{layer}", rows, 0)
             if m.bias:
-                _slice_param(m, f"bias_{kind}_l{layer}", rows, 0)
-        _slice_param(m, f"weight_hh_l{layer}", units, 1)
+                slice_param(m, f"bias_{kind}_l{layer}", rows, 0)
+        slice_param(m, f"weight_hh_l{layer}", units, 1)
         if previous is not None:
-            _slice_param(m, f"weight_ih_l{layer}", previous, 1)
+            slice_param(m, f"weight_ih_l{layer}", previous, 1)
         previous = units
     m.hidden_size = count
     m._init_flat_weights()
 
 
 def _rnn_in(m: nn.RNNBase, keep: torch.Tensor) -> None:
-    _slice_param(m, "weight_ih_l0", keep, 1)
+    slice_param(m, "weight_ih_l0", keep, 1)
     m.input_size = len(keep)
     m._init_flat_weights()
 
@@ -223,32 +223,32 @@ def _register_keras() -> None:
     from bigmodel.keras.layers.normalization import BatchNormalization
 
     def dense_out(m: Dense, keep: torch.Tensor) -> None:
-        _slice_param(m, "kernel", keep, 0)
-        _slice_param(m, "bias", keep, 0)
+        slice_param(m, "kernel", keep, 0)
+        slice_param(m, "bias", keep, 0)
         m.units = len(keep)
 
     def dense_in(m: Dense, keep: torch.Tensor) -> None:
-        _slice_param(m, "kernel", keep, 1)
+        slice_param(m, "kernel", keep, 1)
         m.input_axes = {-1: len(keep)}
 
     def conv_axis(m: Conv2D) -> int:
         return -1 if m.data_format == "channels_last" else 1
 
     def conv_out(m: Conv2D, keep: torch.Tensor) -> None:
-        _slice_param(m, "kernel", keep, 0)
-        _slice_param(m, "bias", keep, 0)
+        slice_param(m, "kernel", keep, 0)
+        slice_param(m, "bias", keep, 0)
         _channels_last(m, "kernel")
         m.filters = len(keep)
 
     def conv_in(m: Conv2D, keep: torch.Tensor) -> None:
-        _slice_param(m, "kernel", keep, 1)
+        slice_param(m, "kernel", keep, 1)
         _channels_last(m, "kernel")
         m.input_axes = {m._channel_axis: len(keep)}
 
     def norm_in(m: BatchNormalization, keep: torch.Tensor) -> None:
         for name in ("gamma", "beta", "moving_mean", "moving_variance"):
             if getattr(m, name, None) is not None:
-                _slice_param(m, name, keep, 0)
+                slice_param(m, name, keep, 0)
         m.input_axes = {m._axis: len(keep)}
 
     register_channel_handler(Dense, ChannelHandler(

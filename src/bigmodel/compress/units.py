@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bigmodel.compress.channels import ChannelHandler, _slice_param, register_channel_handler
+from bigmodel.compress.channels import ChannelHandler, register_channel_handler, slice_param
 from bigmodel.errors import ConfigError
 from bigmodel.nn.attention import MultiHeadAttention
-from bigmodel.nn.recurrent import _Recurrent
+from bigmodel.nn.recurrent import RecurrentBase
 from bigmodel.nn.recurrent_kernels import GATES
 
 __all__ = ["attention_modules", "head_scores", "keep_heads", "prune_heads"]
@@ -41,49 +41,49 @@ def _gate_rows(keep: torch.Tensor, hidden: int, gates: int) -> torch.Tensor:
     return torch.cat([keep + g * hidden for g in range(gates)])
 
 
-def _layer_units(m: _Recurrent, layer: int, count: int) -> torch.Tensor:
+def _layer_units(m: RecurrentBase, layer: int, count: int) -> torch.Tensor:
     """An inner layer keeps the ``count`` units with the largest input-kernel gate-row norms."""
     gates, hidden = GATES[m.cell], m.hidden_size
     rows = getattr(m, f"kernel_l{layer}").detach().reshape(gates, hidden, -1)
     return torch.sort(torch.topk(rows.pow(2).sum(dim=(0, 2)), count).indices).values
 
 
-def _recurrent_out(m: _Recurrent, keep: torch.Tensor) -> None:
+def _recurrent_out(m: RecurrentBase, keep: torch.Tensor) -> None:
     gates, hidden, count = GATES[m.cell], m.hidden_size, len(keep)
     previous = None
     for layer in range(m.num_layers):
         units = keep if layer == m.num_layers - 1 else _layer_units(m, layer, count)
         rows = _gate_rows(units, hidden, gates)
         suffix = f"_l{layer}"
-        _slice_param(m, "kernel" + suffix, rows, 0)
-        _slice_param(m, "recurrent_kernel" + suffix, rows, 0)
-        _slice_param(m, "recurrent_kernel" + suffix, units, 1)
+        slice_param(m, "kernel" + suffix, rows, 0)
+        slice_param(m, "recurrent_kernel" + suffix, rows, 0)
+        slice_param(m, "recurrent_kernel" + suffix, units, 1)
         bias = getattr(m, "bias" + suffix)
         if bias is not None:
-            _slice_param(m, "bias" + suffix, rows, bias.dim() - 1)  # GRU: (2, G * hidden)
+            slice_param(m, "bias" + suffix, rows, bias.dim() - 1)  # GRU: (2, G * hidden)
         if previous is not None:
-            _slice_param(m, "kernel" + suffix, previous, 1)
+            slice_param(m, "kernel" + suffix, previous, 1)
         previous = units
     m.hidden_size = count
 
 
-def _recurrent_in(m: _Recurrent, keep: torch.Tensor) -> None:
-    _slice_param(m, "kernel_l0", keep, 1)
+def _recurrent_in(m: RecurrentBase, keep: torch.Tensor) -> None:
+    slice_param(m, "kernel_l0", keep, 1)
     m.input_size = len(keep)
 
 
-def _recurrent_out_weights(m: _Recurrent) -> torch.Tensor:
+def _recurrent_out_weights(m: RecurrentBase) -> torch.Tensor:
     gates, hidden = GATES[m.cell], m.hidden_size
     kernel = getattr(m, f"kernel_l{m.num_layers - 1}").detach().reshape(gates, hidden, -1)
     return kernel.permute(1, 0, 2).reshape(hidden, -1)
 
 
-def _recurrent_macs(m: _Recurrent, x: torch.Tensor, y: torch.Tensor) -> int:
+def _recurrent_macs(m: RecurrentBase, x: torch.Tensor, y: torch.Tensor) -> int:
     steps = y.numel() // max(1, y.shape[-1])  # batch * time
     return steps * sum(k.numel() + r.numel() for _, k, r, _ in m._triples())
 
 
-def _recurrent_mark(m: _Recurrent, output: Any, index: torch.Tensor) -> Any:
+def _recurrent_mark(m: RecurrentBase, output: Any, index: torch.Tensor) -> Any:
     """NaN into unit ``b`` of sample ``b``: in the outputs and in the final states (h_n, c_n)."""
     out, state = output
     out = out.clone()
@@ -97,7 +97,7 @@ def _recurrent_mark(m: _Recurrent, output: Any, index: torch.Tensor) -> Any:
     return out, (tuple(marked) if isinstance(state, tuple) else marked[0])
 
 
-register_channel_handler(_Recurrent, ChannelHandler(
+register_channel_handler(RecurrentBase, ChannelHandler(
     in_axis=lambda m: -1, prune_in=_recurrent_in, out_axis=lambda m: -1,
     num_out=lambda m: m.hidden_size, prune_out=_recurrent_out,
     out_weights=_recurrent_out_weights, macs=_recurrent_macs,
@@ -133,15 +133,15 @@ def keep_heads(m: MultiHeadAttention, keep: torch.Tensor) -> None:
         if type(m.in_proj) is not nn.Linear:
             raise ConfigError(f"prune_heads: the input projection is wrapped "
                               f"({type(m.in_proj).__name__}); merge the wrapper first")
-        _slice_param(m.in_proj, "weight", rows, 0)
-        _slice_param(m.in_proj, "bias", rows, 0)
+        slice_param(m.in_proj, "weight", rows, 0)
+        slice_param(m.in_proj, "bias", rows, 0)
         m.in_proj.out_features = len(rows)
     else:
         for proj, rows in ((m.q_proj, qk_rows), (m.k_proj, qk_rows), (m.v_proj, v_rows)):
-            _slice_param(proj, "weight", rows, 0)
-            _slice_param(proj, "bias", rows, 0)
+            slice_param(proj, "weight", rows, 0)
+            slice_param(proj, "bias", rows, 0)
             proj.out_features = len(rows)
-    _slice_param(m.out_proj, "weight", v_rows, 1)
+    slice_param(m.out_proj, "weight", v_rows, 1)
     m.out_proj.in_features = len(v_rows)
     m.num_heads = int(keep.numel())
     qk, vv = m.num_heads * m.key_dim, m.num_heads * m.value_dim

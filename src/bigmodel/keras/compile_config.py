@@ -14,6 +14,7 @@ import inspect
 import warnings
 from typing import Any
 
+from bigmodel.engine.metric_base import Metric as EngineMetric
 from bigmodel.errors import BigModelError, UnknownNameError
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
@@ -59,7 +60,7 @@ def _metric_spec(metric: Any) -> Any:
         return metric
     if isinstance(metric, type):
         metric = metric()
-    if not isinstance(metric, metrics_mod._EngineMetric):
+    if not isinstance(metric, EngineMetric):
         return getattr(metric, "__name__", None)  # a function: Keras writes its name
     config: dict[str, Any] = {"name": metric.name}
     for name in inspect.signature(type(metric).__init__).parameters:
@@ -115,7 +116,7 @@ def _metric(spec: Any, custom_objects: Any) -> Any:
         return spec
     name = spec.get("class_name", "")
     cls = getattr(metrics_mod, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, metrics_mod._EngineMetric)):
+    if not (isinstance(cls, type) and issubclass(cls, EngineMetric)):
         cls = get_registered_object(spec.get("registered_name") or name, custom_objects)
     if cls is None:
         raise UnknownNameError(f"unknown metric class {name!r}")

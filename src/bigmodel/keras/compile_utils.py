@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from bigmodel.engine.metric_base import Metric as EngineMetric
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
@@ -138,7 +139,7 @@ class CompileMetrics(metrics_mod.Metric):
             if spec is None:
                 continue
             if single:
-                items = [spec] if isinstance(spec, (str, metrics_mod._EngineMetric)) else spec
+                items = [spec] if isinstance(spec, (str, EngineMetric)) else spec
                 per_output = [list(items)]
             elif isinstance(spec, (dict, list, tuple)) and (
                     isinstance(spec, dict) or all(isinstance(s, (list, tuple, type(None), dict))
@@ -146,14 +147,14 @@ class CompileMetrics(metrics_mod.Metric):
                 per_output = [[] if s is None else [s] if not isinstance(s, (list, tuple)) else
                               list(s) for s in as_output_list(spec, self._names, "metrics")]
             else:  # a flat list for several outputs: every output gets each metric
-                items = [spec] if isinstance(spec, (str, metrics_mod._EngineMetric)) else spec
+                items = [spec] if isinstance(spec, (str, EngineMetric)) else spec
                 per_output = [list(items) for _ in self._names]
             for index, items in enumerate(per_output):
                 for ident in items:
                     label = tuple(y_true[index].shape) if isinstance(y_true[index], torch.Tensor) \
                         else None
                     metric = metrics_mod.get(ident if single or not isinstance(
-                        ident, metrics_mod._EngineMetric) else ident, label,
+                        ident, EngineMetric) else ident, label,
                         tuple(y_pred[index].shape))
                     entries.append((index, metric, weighted))
         self._metrics = entries
@@ -167,7 +168,7 @@ class CompileMetrics(metrics_mod.Metric):
         fast path resolved them) instead of resolving its own."""
         spec = self.spec
         unweighted = 0 if spec is None else 1 if isinstance(
-            spec, (str, metrics_mod._EngineMetric)) else len(spec)
+            spec, (str, EngineMetric)) else len(spec)
         self._metrics = [(0, metric, i >= unweighted) for i, metric in enumerate(resolved)]
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:

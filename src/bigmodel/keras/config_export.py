@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from bigmodel.errors import BigModelError, ConfigError
-from bigmodel.keras.object_registry import _CUSTOM_NAMES, _CUSTOM_OBJECTS
+from bigmodel.keras.object_registry import CUSTOM_NAMES, CUSTOM_OBJECTS
 
 #: Layers that exist only in bigmodel: written with module "bigmodel.keras.layers".
 BIGMODEL_ONLY_LAYERS = frozenset({"RecurrentConv2D"})
@@ -41,7 +41,7 @@ _FLOAT32_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"n
 
 def _keras_module(cls: type) -> tuple[str, str | None]:
     """(module, registered_name) Keras writes for a layer class."""
-    registered = _CUSTOM_NAMES.get(cls)
+    registered = CUSTOM_NAMES.get(cls)
     if registered is not None:
         return cls.__module__, registered
     if cls.__module__.startswith("bigmodel.keras"):
@@ -82,7 +82,7 @@ def _registered_function(name: str) -> tuple[str, Any] | None:
         return None  # a built-in activation: Keras writes its name
     except BigModelError:
         pass
-    for key, obj in _CUSTOM_OBJECTS.items():
+    for key, obj in CUSTOM_OBJECTS.items():
         if callable(obj) and not isinstance(obj, type) and getattr(obj, "__name__", "") == name:
             return key, obj
     return None
@@ -113,7 +113,7 @@ def layer_to_keras(layer: Any) -> dict[str, Any]:
         return _sequential_to_keras(layer)
     if isinstance(layer, Functional) and type(layer) is Functional:
         return _functional_to_keras(layer)
-    if isinstance(layer, Model) and type(layer) not in _CUSTOM_NAMES:
+    if isinstance(layer, Model) and type(layer) not in CUSTOM_NAMES:
         raise ConfigError(f"Model '{layer.name}' ({type(layer).__name__}) is a subclassed model: "
                           "a .keras file can only describe it when its class is registered with "
                           "keras.saving.register_keras_serializable() and implements get_config()"
@@ -185,9 +185,9 @@ def _functional_to_keras(model: Any) -> dict[str, Any]:
         parents = [ref(p) for p in node.parents]
         kwargs: dict[str, Any] = {}
         if getattr(layer, "is_op_node", False):
-            from bigmodel.keras.ops.node import _fill
+            from bigmodel.keras.ops.node import fill_slots
 
-            args, kwargs = _fill(list(layer.op_args), parents), _fill(dict(layer.op_kwargs),
+            args, kwargs = fill_slots(list(layer.op_args), parents), fill_slots(dict(layer.op_kwargs),
                                                                       parents)
         elif isinstance(layer, MultiHeadAttention):
             args = parents  # call(query, value, key)

@@ -51,7 +51,7 @@ class Importer:
     # --------------------------------------------------------------- classes
     def resolve(self, spec: dict[str, Any]) -> type:
         from bigmodel.keras.functional import Functional
-        from bigmodel.keras.layers.base import _LAYER_CLASSES
+        from bigmodel.keras.layers.base import LAYER_CLASSES
         from bigmodel.keras.sequential import Sequential
 
         if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
@@ -75,7 +75,7 @@ class Importer:
                 f"'{name}' ({module}), written for a keras.ops call on symbolic tensors; "
                 "bigmodel rebuilds only the element-wise numpy operations from a file "
                 f"({', '.join(sorted(KERAS_NUMPY_OPS))})")
-        cls = _LAYER_CLASSES.get(name)
+        cls = LAYER_CLASSES.get(name)
         if builtin and cls is not None and cls.__module__.startswith("bigmodel.keras"):
             return cls
         if builtin:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.nn.modules import module as _module
 
-from bigmodel.keras.layers.base import Layer, _call_takes_mask, call_signature, get_keras_mask
+from bigmodel.keras.layers.base import Layer, call_signature, call_takes_mask, get_keras_mask
 
 __all__ = ["DirectPath"]
 
@@ -89,7 +89,7 @@ class DirectPath:
         plan = self._plan
         if plan is None or len(plan) != len(layers) or any(
                 entry[0] is not layer for entry, layer in zip(plan, layers)):
-            plan = [(layer, layer.accepts_nchw(), _call_takes_mask(type(layer)))
+            plan = [(layer, layer.accepts_nchw(), call_takes_mask(type(layer)))
                     for layer in layers]
             self._plan = plan
         return plan

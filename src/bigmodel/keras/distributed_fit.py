@@ -70,17 +70,17 @@ def refuse_step_loop(model: Any, what: str) -> None:
 
 def weight_paths(model: Any) -> list[tuple[str, Any, str]]:
     """``(path, layer, attribute)`` of every weight, paths ``layer/weight`` (``outer/inner/w``)."""
-    from bigmodel.keras.layers.base import _child_layers
+    from bigmodel.keras.layers.base import child_layers
 
     found: list[tuple[str, Any, str]] = []
 
     def walk(layer: Any, prefix: str) -> None:
         for attribute in layer._weight_perms:
             found.append((f"{prefix}{attribute}", layer, attribute))
-        for child in _child_layers(layer):
+        for child in child_layers(layer):
             walk(child, f"{prefix}{child.name}/")
 
-    for layer in _child_layers(model):
+    for layer in child_layers(model):
         walk(layer, f"{layer.name}/")
     return found
 

@@ -15,9 +15,9 @@ from bigmodel.errors import ConfigError
 from bigmodel.keras.layers.base import (
     KerasTensor,
     Layer,
-    _snake,
     deserialize_layer,
     serialize_layer,
+    snake_case,
     unique_name,
 )
 from bigmodel.keras.layers.core import InputLayer
@@ -45,7 +45,7 @@ class Functional(Model):
 
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None,
                  trainable: bool = True, **kwargs: Any):
-        Layer.__init__(self, name=name or unique_name(_snake("Functional")), trainable=trainable,
+        Layer.__init__(self, name=name or unique_name(snake_case("Functional")), trainable=trainable,
                        **kwargs)
         Model._init_training_state(self)
         self._single_input = isinstance(inputs, KerasTensor)

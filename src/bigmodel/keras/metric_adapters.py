@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from bigmodel.keras.model import Model
 
 
-def _mask_weights(mask: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
+def mask_weights(mask: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
     """Keras 3's loss masking: masked entries weigh 0 and the others ``total / valid``, so the
     batch mean runs over the valid entries only; combined with any ``sample_weight``."""
     weights = mask.to(torch.float32)
@@ -44,7 +44,7 @@ class _MetricWrapper:
         return getattr(self.metric, item)
 
 
-class _MaskedMetric(_MetricWrapper):
+class MaskedMetric(_MetricWrapper):
     """Weights a metric by the output's timestep mask of the current batch (read by the loss)."""
 
     def __init__(self, metric: Any, model: Model):
@@ -64,7 +64,7 @@ class _MaskedMetric(_MetricWrapper):
         self.metric.update(y_pred, y_true, sample_weight)
 
 
-class _OnProbabilities(_MetricWrapper):
+class OnProbabilities(_MetricWrapper):
     """Feeds a metric with probabilities when the model trains on pre-activation outputs."""
 
     def __init__(self, metric: Any, activation: str):
@@ -81,4 +81,4 @@ class _OnProbabilities(_MetricWrapper):
         self.metric.update(y_pred, y_true, sample_weight)
 
 
-__all__ = ["_MaskedMetric", "_OnProbabilities", "_mask_weights"]
+__all__ = ["MaskedMetric", "OnProbabilities", "mask_weights"]

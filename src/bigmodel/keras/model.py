@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bigmodel.data.batching import tree_map
+from bigmodel.engine.metric_base import Metric as EngineMetric
 from bigmodel.errors import (
     ConfigError,
     DataError,
@@ -32,13 +33,13 @@ from bigmodel.keras.layers import base as layers_base
 from bigmodel.keras.layers.base import (
     KerasTensor,
     Layer,
-    _child_layers,
     call_signature,
+    child_layers,
     get_keras_mask,
     is_shape_list,
 )
-from bigmodel.keras.metric_adapters import _mask_weights, _MaskedMetric, _OnProbabilities
-from bigmodel.keras.model_data import ModelDataMixin, _is_array_like, check_arguments
+from bigmodel.keras.metric_adapters import MaskedMetric, OnProbabilities, mask_weights
+from bigmodel.keras.model_data import ModelDataMixin, check_arguments, is_array_like
 from bigmodel.keras.model_inputs import (
     input_adjusted,
     integer_input,
@@ -128,7 +129,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
     # ----------------------------------------------------------------------------- structure
     @property
     def layers(self) -> list[Layer]:
-        return _child_layers(self)
+        return child_layers(self)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         layers = self.layers
@@ -314,7 +315,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         if self._compile_metrics is not None:
             self._compile_metrics.set_output_names(names)
         self._loss_tracker = metrics_mod.Mean(name="loss")
-        if isinstance(metrics, (str, metrics_mod._EngineMetric)):
+        if isinstance(metrics, (str, EngineMetric)):
             metrics = [metrics]
         if isinstance(metrics, dict) and len(names) < 2:
             raise ConfigError("compile(metrics=dict) is for models with several outputs; pass a "
@@ -456,8 +457,8 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         loss = self.loss.with_logits() if use_logits else self.loss
         metric_objs = self._metrics
         if use_logits:
-            metric_objs = [_OnProbabilities(m, self.loss.logits_of) for m in self._metrics]
-        metric_objs = [_MaskedMetric(m, self) for m in metric_objs]
+            metric_objs = [OnProbabilities(m, self.loss.logits_of) for m in self._metrics]
+        metric_objs = [MaskedMetric(m, self) for m in metric_objs]
         weight = self._loss_weight
 
         def loss_fn(outputs: torch.Tensor, targets: torch.Tensor,
@@ -467,7 +468,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             mask = get_keras_mask(outputs)
             self._output_mask = mask
             if mask is not None:
-                sample_weight = _mask_weights(mask, sample_weight)
+                sample_weight = mask_weights(mask, sample_weight)
             value = loss(targets, outputs, sample_weight)
             return value if weight == 1.0 else value * weight
 
@@ -477,7 +478,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
 
         def extra_loss() -> Any:
             # Regularization penalties and add_loss() values of this step's forward pass.
-            if not (has_penalties or layers_base._LOSS_LAYERS):
+            if not (has_penalties or layers_base.LOSS_LAYERS):
                 return 0.0
             found = self.losses
             return torch.stack([p.reshape(()) for p in found]).sum() if found else 0.0
@@ -529,7 +530,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
             distributed_fit.refuse_step_loop(self, "fit")
             self._refuse_step_loop_options()
         callbacks = distributed_fit.rank_callbacks(callbacks or [], self)
-        if _is_array_like(x):
+        if is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit",
                                                          targets=not steps)
             val = None
@@ -616,7 +617,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         distributed_fit.check_global_batch(batch_size, "evaluate")
         if steps:
             distributed_fit.refuse_step_loop(self, "evaluate")
-        if _is_array_like(x):
+        if is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate",
                                                          targets=not steps)
         if steps:
@@ -624,7 +625,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
                                        1 if verbose == "auto" else int(verbose),
                                        list(callbacks or []))
             return logs if return_dict else self._ordered_results(logs)
-        if _is_array_like(x):
+        if is_array_like(x):
             data = (x, y) if sample_weight is None else (x, y, sample_weight)
             x_sample, y_sample = slice_data(x, None, batch_size), y[:batch_size]
         else:
@@ -653,11 +654,11 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         distributed_fit.check_global_batch(batch_size, "predict")
         if callbacks or self._needs_steps("predict"):
             distributed_fit.refuse_step_loop(self, "predict")
-            if _is_array_like(x):
+            if is_array_like(x):
                 x, _, _ = self._standardize_data(x, None, None, "predict", targets=False)
             return predict_with_steps(self, x, batch_size, 1 if verbose == "auto" else int(verbose),
                                       list(callbacks or []))
-        if _is_array_like(x):
+        if is_array_like(x):
             x, _, _ = self._standardize_data(x, None, None, "predict", targets=False)
         if not self.built:
             sample = x[:1] if isinstance(x, torch.Tensor) else self._peek(x)[1]
@@ -666,7 +667,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         trainer = self._trainer or Trainer(self, loss=None, optimizer=None, verbose=0,
                                            precision=self._engine_precision())
         self._logits_mode = False
-        if distributed_fit.is_distributed() and _is_array_like(x):  # the whole result everywhere
+        if distributed_fit.is_distributed() and is_array_like(x):  # the whole result everywhere
             out = distributed_fit.predict_sharded(trainer, x, batch_size,
                                                   1 if verbose == "auto" else int(verbose))
             return tree_map(lambda t: t.numpy(), out)

@@ -29,7 +29,7 @@ from bigmodel.keras.model_inputs import (
 from bigmodel.keras.py_dataset import PyDataset
 
 
-def _is_array_like(value: Any) -> bool:
+def is_array_like(value: Any) -> bool:
     """Arrays given to fit/evaluate/predict: an array, a list of numbers or a list/tuple/dict of
     arrays (several inputs), as opposed to a Dataset, DataLoader or iterable of batches."""
     return isinstance(value, (np.ndarray, torch.Tensor, list)) or is_structure(value)
@@ -187,7 +187,7 @@ class ModelDataMixin:
                               f"{(classes or 1) - 1}; received class_weight={dict(class_weight)!r}")
 
     def _validation_tuple(self, data: Any) -> Any:
-        if isinstance(data, (tuple, list)) and len(data) in (2, 3) and _is_array_like(data[0]):
+        if isinstance(data, (tuple, list)) and len(data) in (2, 3) and is_array_like(data[0]):
             x_val, y_val, *rest = data
             x_val, y_val, w_val = self._standardize_data(x_val, y_val, rest[0] if rest else None,
                                                          "validation_data")
@@ -227,4 +227,4 @@ class ModelDataMixin:
         raise InputTypeError(f"fit: cannot use x of type {type(data).__name__}; expected arrays, "
                              "a Dataset, a DataLoader or an iterable of batches")
 
-__all__ = ["ModelDataMixin", "_as_numpy", "_is_array_like", "check_arguments"]
+__all__ = ["ModelDataMixin", "_as_numpy", "is_array_like", "check_arguments"]

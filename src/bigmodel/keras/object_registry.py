@@ -12,8 +12,8 @@ from typing import Any
 from bigmodel.errors import ConfigError, UnknownNameError
 
 # Keras's global custom-object dict: "package>Name" -> class or function (users may edit it).
-_CUSTOM_OBJECTS: dict[str, Any] = {}
-_CUSTOM_NAMES: dict[Any, str] = {}
+CUSTOM_OBJECTS: dict[str, Any] = {}
+CUSTOM_NAMES: dict[Any, str] = {}
 
 
 class UnknownObjectError(UnknownNameError):
@@ -34,8 +34,8 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 
     def decorator(obj: Any) -> Any:
         key = f"{package}>{name or obj.__name__}"
-        _CUSTOM_OBJECTS[key] = obj
-        _CUSTOM_NAMES[obj] = key
+        CUSTOM_OBJECTS[key] = obj
+        CUSTOM_NAMES[obj] = key
         return obj
 
     return decorator
@@ -43,17 +43,17 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 
 def get_custom_objects() -> dict[str, Any]:
     """The live global dict of registered objects (``get_custom_objects()["Name"] = cls`` works)."""
-    return _CUSTOM_OBJECTS
+    return CUSTOM_OBJECTS
 
 
 def get_registered_name(obj: Any) -> str:
     """``"package>Name"`` for a registered object, else its ``__name__``."""
-    return _CUSTOM_NAMES.get(obj, getattr(obj, "__name__", type(obj).__name__))
+    return CUSTOM_NAMES.get(obj, getattr(obj, "__name__", type(obj).__name__))
 
 
 def get_registered_object(name: str, custom_objects: dict[str, Any] | None = None) -> Any:
     """The object registered (or passed in ``custom_objects``) under ``name``, else ``None``."""
-    for table in (custom_objects or {}, _CUSTOM_OBJECTS):
+    for table in (custom_objects or {}, CUSTOM_OBJECTS):
         if name in table:
             return table[name]
     return None
@@ -70,13 +70,13 @@ class CustomObjectScope:
         self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> CustomObjectScope:
-        self._saved = dict(_CUSTOM_OBJECTS)
-        _CUSTOM_OBJECTS.update(self.custom_objects)
+        self._saved = dict(CUSTOM_OBJECTS)
+        CUSTOM_OBJECTS.update(self.custom_objects)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _CUSTOM_OBJECTS.clear()
-        _CUSTOM_OBJECTS.update(self._saved)
+        CUSTOM_OBJECTS.clear()
+        CUSTOM_OBJECTS.update(self._saved)
 
 
 custom_object_scope = CustomObjectScope

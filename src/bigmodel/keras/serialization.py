@@ -17,7 +17,7 @@ from bigmodel.keras.config_export import (  # noqa: F401  (used by saving and mo
 )
 from bigmodel.keras.config_import import Importer
 from bigmodel.keras.object_registry import (  # noqa: F401  (keras.saving API)
-    _CUSTOM_NAMES,
+    CUSTOM_NAMES,
     UnknownObjectError,
     get_custom_objects,
     get_registered_name,
@@ -43,9 +43,9 @@ def serialize_keras_object(obj: Any) -> Any:
         return {key: serialize_keras_object(value) for key, value in obj.items()}
     if isinstance(obj, Layer):
         return layer_to_keras(obj)
-    if obj in _CUSTOM_NAMES:
+    if obj in CUSTOM_NAMES:
         return {"module": getattr(obj, "__module__", None), "class_name": "function",
-                "config": _CUSTOM_NAMES[obj], "registered_name": _CUSTOM_NAMES[obj]}
+                "config": CUSTOM_NAMES[obj], "registered_name": CUSTOM_NAMES[obj]}
     raise ConfigError(f"serialize_keras_object: cannot describe {type(obj).__name__} {obj!r:.60}"
                       "; register it with keras.saving.register_keras_serializable()")
 

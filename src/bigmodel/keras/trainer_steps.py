@@ -25,6 +25,7 @@ from bigmodel.data.batching import (
     tree_leaves,
 )
 from bigmodel.engine.callbacks import CallbackList, History
+from bigmodel.engine.metric_base import Metric as EngineMetric
 from bigmodel.engine.progress import ProgressBar
 from bigmodel.errors import ConfigError, DataError
 
@@ -127,7 +128,6 @@ class StepsMixin:
     @property
     def metrics(self) -> list[Any]:
         """The loss tracker, the compiled metrics, then metric objects held in attributes."""
-        from bigmodel.keras.metrics import _EngineMetric
 
         found: list[Any] = []
         if getattr(self, "_loss_tracker", None) is not None:
@@ -140,7 +140,7 @@ class StepsMixin:
             if key.startswith("_"):
                 continue
             items = value if isinstance(value, (list, tuple)) else [value]
-            found.extend(v for v in items if isinstance(v, _EngineMetric)
+            found.extend(v for v in items if isinstance(v, EngineMetric)
                          and all(v is not f for f in found))
         return found
 

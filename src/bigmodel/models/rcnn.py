@@ -44,7 +44,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError, describe
 from bigmodel.models.registry import register_model
 from bigmodel.nn.graph_mode import capturing_graph
-from bigmodel.nn.rcl import NORMS, RecurrentConv2d, _odd_pair, default_lrn_size
+from bigmodel.nn.rcl import NORMS, RecurrentConv2d, default_lrn_size, odd_pair
 from bigmodel.nn.recurrent_kernels import fused_padded
 
 __all__ = ["RCNN", "TextRCNN", "rcnn_feature_size"]
@@ -120,7 +120,7 @@ class RCNN(nn.Module):
         for name, value in (("first_kernel_size", first_kernel_size),
                             ("kernel_size", kernel_size)):
             _positive_int(owner, name, value)  # square kernels: one int each
-            _odd_pair(value, name, owner)
+            odd_pair(value, name, owner)
         self.first_kernel_size = first_kernel_size
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ConfigError(f"{owner}: 'steps' must be an int >= 0 (0 = no recurrence); "

@@ -119,7 +119,7 @@ def _check_modes(fill_mode: str, interpolation: str) -> None:
                           f"{INTERPOLATIONS}.")
 
 
-class _Augmentation(nn.Module):
+class Augmentation(nn.Module):
     """Shared plumbing: training-mode gate, 3-D inputs, float conversion, the generators."""
 
     needs_float = True
@@ -151,7 +151,7 @@ class _Augmentation(nn.Module):
         raise NotImplementedError  # pragma: no cover
 
 
-class RandomFlip(_Augmentation):
+class RandomFlip(Augmentation):
     """Flips each image left-right and/or top-bottom, each with probability 1/2.
 
     Args:
@@ -183,7 +183,7 @@ class RandomFlip(_Augmentation):
         return f"mode={self.mode!r}, seed={self.seed}"
 
 
-class _Geometric(_Augmentation):
+class _Geometric(Augmentation):
     def __init__(self, fill_mode: str, interpolation: str, fill_value: float,
                  seed: int | None):
         super().__init__(seed)
@@ -283,7 +283,7 @@ class RandomZoom(_Geometric):
         return theta
 
 
-class RandomErasing(_Augmentation):
+class RandomErasing(Augmentation):
     """Random Erasing (Zhong et al., 2017): with probability ``probability`` a rectangle of each
     image is replaced by ``value``.
 

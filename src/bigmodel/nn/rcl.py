@@ -43,7 +43,7 @@ def default_lrn_size(channels: int) -> int:
     return channels // 8 + 1
 
 
-def _odd_pair(value: int | Sequence[int], name: str, owner: str) -> tuple[int, int]:
+def odd_pair(value: int | Sequence[int], name: str, owner: str) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool):
         pair = (value, value)
     elif (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
@@ -128,9 +128,9 @@ class RecurrentConv2d(nn.Module):
             raise ConfigError(f"{owner}: 'lrn_size' must be a positive int; received {lrn_size!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _odd_pair(kernel_size, "kernel_size", owner)
+        self.kernel_size = odd_pair(kernel_size, "kernel_size", owner)
         self.recurrent_kernel_size = (self.kernel_size if recurrent_kernel_size is None else
-                                      _odd_pair(recurrent_kernel_size, "recurrent_kernel_size",
+                                      odd_pair(recurrent_kernel_size, "recurrent_kernel_size",
                                                 owner))
         self.steps = steps
         self.norm = norm

@@ -41,10 +41,10 @@ from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError, 
 from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.recurrent_kernels import (
     GATES,
-    _gru_rows_to_torch,
     fused,
     fused_packed,
     fused_padded,
+    gru_rows_to_torch,
     roll_rows,
     torch_weights,
     valid_block,
@@ -92,7 +92,7 @@ def check_mask(owner: str, mask: Any, batch: int, steps: int, device: torch.devi
     return mask if mask.dtype == torch.bool else mask != 0
 
 
-class _Recurrent(nn.Module):
+class RecurrentBase(nn.Module):
     """Shared machinery of the three layers (a stack of ``num_layers``, one or two directions)."""
 
     cell = "simple"
@@ -293,7 +293,7 @@ class _Recurrent(nn.Module):
                 target.copy_(array.to(target.device))
 
     @classmethod
-    def from_torch(cls, module: nn.RNNBase) -> _Recurrent:
+    def from_torch(cls, module: nn.RNNBase) -> RecurrentBase:
         """A bigmodel layer with the weights of a PyTorch ``nn.LSTM``/``nn.GRU``/``nn.RNN``.
 
         Two biases collapse into one (their sum) for LSTM/SimpleRNN; GRU gates are reordered.
@@ -311,7 +311,7 @@ class _Recurrent(nn.Module):
             kwargs["nonlinearity"] = module.nonlinearity
         layer = cls(module.input_size, module.hidden_size, **kwargs)
         # r, z, n -> z, r, h swaps the first two blocks: the same swap as Keras -> torch.
-        order = _gru_rows_to_torch if cls.cell == "gru" else (lambda w: w)
+        order = gru_rows_to_torch if cls.cell == "gru" else (lambda w: w)
         with torch.no_grad():
             for suffix, kernel, recurrent, bias in layer._triples():
                 kernel.copy_(order(getattr(module, "weight_ih" + suffix)))
@@ -338,7 +338,7 @@ class _Recurrent(nn.Module):
         return text
 
 
-class SimpleRNN(_Recurrent):
+class SimpleRNN(RecurrentBase):
     """``h_t = act(W h_{t-1} + U x_t + b)`` with ``act`` = ``tanh`` (default) or ``relu``.
 
     Args:
@@ -360,7 +360,7 @@ class SimpleRNN(_Recurrent):
         self.nonlinearity = nonlinearity
 
 
-class LSTM(_Recurrent):
+class LSTM(RecurrentBase):
     """Long short-term memory with Keras's gates (i, f, c, o) and one bias vector.
 
     Args:
@@ -376,7 +376,7 @@ class LSTM(_Recurrent):
     cell = "lstm"
 
 
-class GRU(_Recurrent):
+class GRU(RecurrentBase):
     """Gated recurrent unit, Keras 3 / cuDNN convention (``reset_after=True``), gates z, r, h.
 
     ``h_t = z * h_{t-1} + (1 - z) * tanh(x W_h + b_h + r * (h_{t-1} U_h + b'_h))``; the bias is

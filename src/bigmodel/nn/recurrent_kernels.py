@@ -39,7 +39,7 @@ Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
 # ------------------------------------------------------------------------------- weight layouts
-def _gru_rows_to_torch(weight: torch.Tensor) -> torch.Tensor:
+def gru_rows_to_torch(weight: torch.Tensor) -> torch.Tensor:
     """Rows z, r, h (Keras) -> r, z, n (PyTorch) along the first axis."""
     units = weight.shape[0] // 3
     return torch.cat([weight[units:2 * units], weight[:units], weight[2 * units:]])
@@ -49,9 +49,9 @@ def torch_weights(cell: str, kernel: torch.Tensor, recurrent_kernel: torch.Tenso
                   bias: torch.Tensor | None) -> list[torch.Tensor]:
     """The ``[w_ih, w_hh(, b_ih, b_hh)]`` list a fused op takes, from Keras-ordered weights."""
     if cell == "gru":
-        weights = [_gru_rows_to_torch(kernel), _gru_rows_to_torch(recurrent_kernel)]
+        weights = [gru_rows_to_torch(kernel), gru_rows_to_torch(recurrent_kernel)]
         if bias is not None:
-            weights += [_gru_rows_to_torch(bias[0]), _gru_rows_to_torch(bias[1])]
+            weights += [gru_rows_to_torch(bias[0]), gru_rows_to_torch(bias[1])]
         return weights
     weights = [kernel, recurrent_kernel]
     if bias is not None:

@@ -36,7 +36,7 @@ class _ImageAugmentation(Layer):
                               f"argument must be one of 'channels_last', 'channels_first'. "
                               f"Received: data_format={data_format!r}")
         self.data_format = data_format or "channels_last"
-        self.augment: augment._Augmentation
+        self.augment: augment.Augmentation
 
     def build(self, input_shape: Shape) -> None:
         if len(input_shape) > 4:

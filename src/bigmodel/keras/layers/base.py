@@ -27,12 +27,12 @@ from bigmodel.keras.variables import Variable
 
 Shape = tuple  # (batch, ...) with None for unknown sizes
 
-_LAYER_CLASSES: dict[str, type[Layer]] = {}
+LAYER_CLASSES: dict[str, type[Layer]] = {}
 _CONTAINER_TYPES = (list, tuple, dict, tracking.TrackedList, tracking.TrackedDict)
 _NAME_COUNTS: dict[str, int] = {}
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
@@ -51,9 +51,9 @@ def reset_names() -> None:
 
 def get_layer_class(class_name: str) -> type[Layer]:
     try:
-        return _LAYER_CLASSES[class_name]
+        return LAYER_CLASSES[class_name]
     except KeyError:
-        known = ", ".join(sorted(_LAYER_CLASSES))
+        known = ", ".join(sorted(LAYER_CLASSES))
         raise UnknownNameError(f"Unknown layer class '{class_name}'. Known layers: {known}") from None
 
 
@@ -130,7 +130,7 @@ def set_keras_mask(x: Any, mask: Any) -> None:
         x._keras_mask = mask
 
 
-def _call_takes_mask(cls: type) -> bool:
+def call_takes_mask(cls: type) -> bool:
     """Whether ``cls.call`` has a ``mask`` parameter (cached per class)."""
     return call_signature(cls).mask
 
@@ -168,21 +168,21 @@ def checked_shape(shape: Any, argument: str, where: str, batch: bool = False) ->
     return tuple(None if size is None else int(size) for size in shape)
 
 
-def _flatten_symbolic(args: Any) -> list[KerasTensor]:
+def flatten_symbolic(args: Any) -> list[KerasTensor]:
     if isinstance(args, KerasTensor):
         return [args]
     if isinstance(args, (list, tuple)):
-        return [t for a in args for t in _flatten_symbolic(a)]
+        return [t for a in args for t in flatten_symbolic(a)]
     return []
 
 
-def _child_layers(module: nn.Module) -> list[Layer]:
+def child_layers(module: nn.Module) -> list[Layer]:
     """Nearest Layer descendants, looking through plain containers such as ``nn.ModuleList`` and
     tracked lists/dicts; each layer once (one layer may be held in two attributes)."""
     found: list[Layer] = []
     seen: set[int] = set()
     for child in module.children():
-        for layer in [child] if isinstance(child, Layer) else _child_layers(child):
+        for layer in [child] if isinstance(child, Layer) else child_layers(child):
             if id(layer) not in seen:
                 seen.add(id(layer))
                 found.append(layer)
@@ -224,7 +224,7 @@ def call_signature(cls: type) -> _CallSignature:
 
 # add_loss bookkeeping: layers holding losses from their last call, and how deep we are in nested
 # layer calls (losses are cleared when an outermost call starts, as in Keras).
-_LOSS_LAYERS: weakref.WeakSet = weakref.WeakSet()
+LOSS_LAYERS: weakref.WeakSet = weakref.WeakSet()
 _CALL_DEPTH = [0]
 
 
@@ -248,7 +248,7 @@ class Layer(nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _LAYER_CLASSES[cls.__name__] = cls
+        LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self, *, name: str | None = None, trainable: bool = True, dtype: Any = None,
                  input_shape: Sequence[int | None] | None = None,
@@ -261,7 +261,7 @@ class Layer(nn.Module):
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         from bigmodel.keras import regularizers
 
-        self._layer_name = name or unique_name(_snake(type(self).__name__))
+        self._layer_name = name or unique_name(snake_case(type(self).__name__))
         self._trainable = bool(trainable)
         self.built = False
         self.input_axes: dict[int, int] = {}
@@ -482,7 +482,7 @@ class Layer(nn.Module):
     def _ordered_weight_items(self) -> list[tuple[Layer, str]]:
         """(layer, attribute) for this layer's weights, then those of nested layers, Keras order."""
         items: list[tuple[Layer, str]] = [(self, n) for n in self._weight_perms]
-        for child in _child_layers(self):
+        for child in child_layers(self):
             items.extend(child._ordered_weight_items())
         return items
 
@@ -562,21 +562,21 @@ class Layer(nn.Module):
             added = []
             object.__setattr__(self, "_added_losses", added)
         if not added:
-            _LOSS_LAYERS.add(self)
+            LOSS_LAYERS.add(self)
         added.append(loss)
 
     def _clear_added_losses(self) -> None:
         for module in self.modules():
-            if module in _LOSS_LAYERS:
+            if module in LOSS_LAYERS:
                 module._added_losses.clear()
-                _LOSS_LAYERS.discard(module)
+                LOSS_LAYERS.discard(module)
 
     @property
     def losses(self) -> list[torch.Tensor]:
         """``add_loss`` losses of the last call, then regularization penalties (this layer and
         nested ones)."""
         added = [loss for module in self.modules()
-                 for loss in module.__dict__.get("_added_losses", ())] if _LOSS_LAYERS else []
+                 for loss in module.__dict__.get("_added_losses", ())] if LOSS_LAYERS else []
         return added + self.regularization_losses()
 
     # ----------------------------------------------------------------------------- weight lists
@@ -676,7 +676,7 @@ class Layer(nn.Module):
             self.built = True
             self._build_device = None
             if self._runs_call_for_shape() and not _is_symbolic_shape_unknown(shape) and any(
-                    not layer.built for layer in _child_layers(self)):
+                    not layer.built for layer in child_layers(self)):
                 self._shape_by_running(tuple(shape))  # Keras builds nested layers by calling
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -687,10 +687,10 @@ class Layer(nn.Module):
                 raise InputTypeError(f"Layer '{self.name}' was called without inputs; received "
                                      f"only keyword arguments {sorted(kwargs)}")
             args = (kwargs.pop(key),)
-        symbolic = _flatten_symbolic(args[0]) if args else []
+        symbolic = flatten_symbolic(args[0]) if args else []
         if symbolic:
             return self._call_symbolic(args[0], **kwargs)
-        if _CALL_DEPTH[0] == 0 and _LOSS_LAYERS:
+        if _CALL_DEPTH[0] == 0 and LOSS_LAYERS:
             self._clear_added_losses()  # an outermost call starts: add_loss values start afresh
         _CALL_DEPTH[0] += 1
         try:
@@ -766,7 +766,7 @@ class Layer(nn.Module):
             self.build(shape)
             self.built = True
         out_shape = self.compute_output_shape(shape)
-        parents = _flatten_symbolic(inputs)
+        parents = flatten_symbolic(inputs)
         if is_shape_list(out_shape):  # several outputs: one KerasTensor each, one shared call
             call = object()
             outputs = [KerasTensor(part, layer=self, parents=parents, name=self.name,

@@ -32,7 +32,7 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras import activations, initializers, regularizers
-from bigmodel.keras.layers.base import Layer, Shape, _flatten_symbolic, is_shape_list
+from bigmodel.keras.layers.base import Layer, Shape, flatten_symbolic, is_shape_list
 from bigmodel.keras.layers.core import cast_inputs, check_positive_int, reject_constraints, resolve
 from bigmodel.nn.augment import SeededGenerators
 from bigmodel.nn.recurrent import check_mask
@@ -52,7 +52,7 @@ def call_with_initial_state(call: Any, args: tuple, kwargs: dict[str, Any]) -> A
     """``layer(x, initial_state=states)``: symbolic states (functional API) become extra inputs
     ``[x, *states]``, so the graph records them as parents of the call."""
     initial_state = kwargs.get("initial_state")
-    if args and initial_state is not None and _flatten_symbolic(args[0]):
+    if args and initial_state is not None and flatten_symbolic(args[0]):
         kwargs = {k: v for k, v in kwargs.items() if k != "initial_state"}
         states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
         return call([args[0], *states], *args[1:], **kwargs)

@@ -10,7 +10,7 @@ from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras.layers.base import (
     Layer,
     Shape,
-    _call_takes_mask,
+    call_takes_mask,
     deserialize_layer,
     is_shape_list,
     serialize_layer,
@@ -250,7 +250,7 @@ class TimeDistributed(PreActivationMixin, Layer):
                 raise ShapeError(f"Layer '{self.name}' (TimeDistributed): the mask must start with "
                                  f"(batch, timesteps) = ({batch}, {steps}); received mask of "
                                  f"shape {tuple(mask.shape)}")
-            if _call_takes_mask(type(self.layer)):
+            if call_takes_mask(type(self.layer)):
                 kwargs["mask"] = mask.reshape(batch * steps, *mask.shape[2:])
         if logits:
             kwargs["logits"] = True

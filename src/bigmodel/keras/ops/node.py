@@ -71,15 +71,15 @@ def _template(value: Any, found: list[KerasTensor]) -> Any:
     return value
 
 
-def _fill(value: Any, tensors: list[Any]) -> Any:
+def fill_slots(value: Any, tensors: list[Any]) -> Any:
     if isinstance(value, _Slot):
         return tensors[value.index]
     if isinstance(value, list):
-        return [_fill(v, tensors) for v in value]
+        return [fill_slots(v, tensors) for v in value]
     if isinstance(value, tuple):
-        return tuple(_fill(v, tensors) for v in value)
+        return tuple(fill_slots(v, tensors) for v in value)
     if isinstance(value, dict):
-        return {k: _fill(v, tensors) for k, v in value.items()}
+        return {k: fill_slots(v, tensors) for k, v in value.items()}
     return value
 
 
@@ -170,7 +170,7 @@ class OpLayer(Layer):
             kwargs = {k: tensors[v.index] if isinstance(v, _Slot) else v
                       for k, v in self.op_kwargs.items()}
             return self._fn(*args, **kwargs)
-        return self._fn(*_fill(self.op_args, tensors), **_fill(self.op_kwargs, tensors))
+        return self._fn(*fill_slots(self.op_args, tensors), **fill_slots(self.op_kwargs, tensors))
 
     def _tensor_list(self, inputs: Any) -> list[Any]:
         if self.num_inputs == 1:  # Functional passes a lone parent unwrapped
