@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 
 def add_parser(subparsers, parents) -> None:
@@ -32,44 +31,10 @@ def add_parser(subparsers, parents) -> None:
     parser.set_defaults(func=run)
 
 
-def recipe_profile(recipe, sequence_length: int | None = None) -> tuple[Any, Any, str | None]:
-    """``(ModelProfile, model defaults, depth key)`` of the recipe's model on its data's input shape."""
-    import torch
-
-    from bigmodel.engine.planner import depth_key, profile_model
-    from bigmodel.errors import ConfigError
-    from bigmodel.models import create_model, example_input, model_defaults
-
-    name = recipe.model.name
-    accepted = model_defaults(name)
-    overrides: dict[str, Any] = {}
-    image_model = "in_channels" in accepted or "image_size" in accepted
-    if image_model and recipe.data.name in ("fashion_mnist", "mnist"):  # the train command's images
-        derived = {"in_channels": 1, "num_classes": 10, "image_size": 28}
-        overrides = {k: v for k, v in derived.items() if k in accepted}
-
-        def make_input(batch: int):
-            return torch.rand(batch, 1, 28, 28)
-    else:
-        def make_input(batch: int):
-            tokens = example_input(name, batch)
-            if sequence_length is None:
-                return tokens
-            if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2:
-                raise ConfigError(f"--sequence-length needs a model whose example input is (batch, "
-                                  f"tokens); '{name}' takes {type(tokens).__name__}")
-            repeats = -(-sequence_length // tokens.shape[1])
-            return tokens.repeat(1, repeats)[:, :sequence_length]
-    overrides.update(recipe.model.overrides)
-    torch.manual_seed(0)
-    model = create_model(name, **overrides)
-    profile = profile_model(model, make_input, precision=recipe.train.precision)
-    return profile, {**accepted, **overrides}, depth_key(accepted)
-
-
 def run(args: argparse.Namespace) -> int:
-    from bigmodel.engine.planner import format_bytes, largest_depth, parse_bytes, plan_table
+    from bigmodel.engine.planner import format_bytes, parse_bytes
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.plan import plan_recipe
     from bigmodel.recipes.schema import load_recipe
 
     if args.devices < 1:
@@ -78,25 +43,12 @@ def run(args: argparse.Namespace) -> int:
     overhead = parse_bytes(args.overhead) if args.overhead not in ("0", "0B") else 0
     recipe = load_recipe(args.recipe, args.overrides)
     train = recipe.train
-    options = {"optimizer": train.optimizer, "momentum": train.momentum, "precision": train.precision,
-               "grad_accum_steps": train.grad_accum_steps, "devices_per_node": args.devices_per_node,
-               "overhead_bytes": overhead}
-    profile, config, depth_name = recipe_profile(recipe, args.sequence_length)
-    rows = plan_table(profile, args.devices, train.batch_size, **options)
-    report: dict[str, Any] = {
-        "model": recipe.model.name, "parameters": profile.parameters, "devices": args.devices,
-        "device_memory": memory, "global_batch": train.batch_size, "estimates": []}
-    for row in rows:
-        entry = {**row.as_dict(), "fits": row.total <= memory}
-        if depth_name is not None:
-            entry["largest_" + depth_name] = largest_depth(
-                profile, memory, row.strategy, args.devices, train.batch_size,
-                row.activation_checkpointing, **options)
-        report["estimates"].append(entry)
+    report, config, depth_name = plan_recipe(recipe, args.devices, memory, overhead,
+                                             args.devices_per_node, args.sequence_length)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"{recipe.model.name}: {profile.parameters:,} parameters; {args.devices} device(s) of "
+    print(f"{recipe.model.name}: {report['parameters']:,} parameters; {args.devices} device(s) of "
           f"{format_bytes(memory)}; global batch {train.batch_size}; {train.optimizer}, "
           f"{train.precision}")
     header = ["strategy", "ckpt", "micro-batch", "params", "grads", "optimizer", "activations",
