@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from bigmodel.cli.main import main  # noqa: E402
-from bigmodel.compress import load_compressed, model_sparsity  # noqa: E402
+from bigmodel.compress import load_any, model_sparsity  # noqa: E402
 from bigmodel.compress.quantize import Int8Model  # noqa: E402
 from bigmodel.models import create_model, save_model  # noqa: E402
 from synthetic_images import write_fashion_like
@@ -66,9 +66,9 @@ def test_structured_prune_then_int8_writes_every_stage_and_the_report(trained_ru
     report = (out / "report.md").read_text()
     assert "| stage | accuracy |" in report and "compression.png" in report
 
-    pruned = load_compressed(out / "pruned")
+    pruned = load_any(out / "pruned")
     assert sum(p.numel() for p in pruned.parameters()) == stages["pruned"]["params"]
-    int8 = load_compressed(out / "int8")
+    int8 = load_any(out / "int8")
     assert isinstance(int8, Int8Model)
     assert int8(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     code, stdout, err = run_cli("export", out / "int8", "--format", "onnx", "--out",
@@ -90,7 +90,7 @@ def test_unstructured_prune_with_distillation(trained_run, tmp_path):
     stages = {s["name"]: s for s in json.loads((out / "results.json").read_text())}
     assert list(stages) == ["original", "teacher", "pruned"]
     assert "distilled" in stages["pruned"]["note"]
-    model = load_compressed(out / "pruned")
+    model = load_any(out / "pruned")
     assert model_sparsity(model) == pytest.approx(0.8, abs=0.01)
     assert stages["pruned"]["size_bytes"] < 0.45 * stages["original"]["size_bytes"]
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bigmodel.compress import count_macs, load_compressed, save_compressed, structured_prune
+from bigmodel.compress import count_macs, load_any, save_compressed, structured_prune
 from bigmodel.compress.structured import find_channel_groups
 from bigmodel.errors import ConfigError
 from bigmodel.models import create_model
@@ -220,7 +220,7 @@ def test_pruned_model_round_trips_through_safetensors(tmp_path):
     result = structured_prune(model, torch.rand(1, 1, 28, 28), flops_ratio=0.5)
     save_compressed(model, tmp_path / "pruned", result.structure)
     assert (tmp_path / "pruned" / "model.safetensors").read_bytes()[:2] != b"\x80\x04"
-    loaded = load_compressed(tmp_path / "pruned")
+    loaded = load_any(tmp_path / "pruned")
     x = torch.rand(4, 1, 28, 28)
     torch.testing.assert_close(loaded(x), model(x))
     assert sum(p.numel() for p in loaded.parameters()) == result.params_after

@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from bigmodel.compress import load_compressed, save_compressed, structured_prune
+from bigmodel.compress import load_any, save_compressed, structured_prune
 from bigmodel.compress.units import head_scores, prune_heads
 from bigmodel.errors import ConfigError
 from bigmodel.models import create_model
@@ -87,7 +87,7 @@ def test_cross_attention_with_separate_projections_and_seq2seq_flops_target(tmp_
     assert {"encoder.layers.0.self_attn", "decoder.layers.0.self_attn",
             "decoder.layers.0.cross_attn"} <= set(result.structure)
     save_compressed(model, tmp_path / "pruned", structure=result.structure)
-    loaded = load_compressed(tmp_path / "pruned")
+    loaded = load_any(tmp_path / "pruned")
     source, target = torch.randint(3, 40, (2, 7)), torch.randint(3, 30, (2, 5))
     torch.testing.assert_close(loaded(source, target), model(source, target))
     assert loaded.translate(source[:1], max_new_tokens=3) is not None  # decoding (KV cache) runs
@@ -131,7 +131,7 @@ def test_seed_rnn_half_the_flops_trains_and_round_trips(tmp_path):
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     save_compressed(model.eval(), tmp_path / "rnn", structure=result.structure)
-    torch.testing.assert_close(load_compressed(tmp_path / "rnn")(x), model(x))
+    torch.testing.assert_close(load_any(tmp_path / "rnn")(x), model(x))
 
 
 def test_bad_head_requests_are_refused():

@@ -128,10 +128,10 @@ def test_export_command_onnx_and_safetensors(tmp_path):
     code, out, err = run_cli("export", str(run_dir), "--format", "safetensors", "--out",
                              str(tmp_path / "copy"))
     assert code == 0, err
-    from bigmodel.compress import load_compressed
+    from bigmodel.compress import load_any
 
     with torch.no_grad():
-        np.testing.assert_array_equal(load_compressed(tmp_path / "copy")(x).numpy(), expected)
+        np.testing.assert_array_equal(load_any(tmp_path / "copy")(x).numpy(), expected)
 
     code, out, err = run_cli("export", str(tmp_path / "nowhere"))
     assert code == 2 and "not found" in err

@@ -422,17 +422,17 @@ def test_crafted_int8_model_json_is_a_checkpoint_error(tmp_path, changes, messag
 # --- pruned models, explanations, vocabularies --------------------------------------------------
 
 def test_pruned_structure_larger_than_the_weights_is_refused(tmp_path):
-    from bigmodel.compress.saving import load_compressed
+    from bigmodel.compress.saving import load_any
 
     directory = small_model_dir(tmp_path)
     spec = json.loads((directory / "model.json").read_text())
     edit_json(directory / "model.json", metadata={**spec.get("metadata", {}),
                                                  "structure": {"classifier": {"in": 6}}})
     with pytest.raises(CheckpointError, match="does not fit the pruned model"):
-        load_compressed(directory)
+        load_any(directory)
     edit_json(directory / "model.json", metadata={"structure": {"classifier": [1, 2]}})
     with pytest.raises(CheckpointError, match="metadata.structure must map"):
-        load_compressed(directory)
+        load_any(directory)
 
 
 def test_explanation_with_a_crafted_info_is_a_checkpoint_error(tmp_path):

@@ -25,7 +25,6 @@ graph (``weight_storage="int8"``, see :mod:`bigmodel.compress.int8_graph`).
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import tempfile
@@ -56,10 +55,20 @@ from bigmodel.export.onnx import (
     quiet_exporter,
     run_session,
 )
-from bigmodel.utils.io import atomic_path, atomic_write_text, sha256_file
-from bigmodel.utils.loading import confined_path, read_json, read_safetensors_header
+from bigmodel.models.model_files import (
+    FileFormat,
+    read_model_document,
+    read_safetensors,
+    weights_file,
+    write_model_files,
+)
 
 INT8_FORMAT = "bigmodel-onnx-int8"
+#: The graph (JSON, without initializers) in ``model.json``, the initializers in ``model.safetensors``;
+#: version 2 encodes node attributes as compact lists (version 1, protobuf JSON dicts, still loads).
+INT8_FILE = FileFormat(INT8_FORMAT, 2, "an int8 model file", what="Int8 model file",
+                       weights_what="Int8 model weights", noun="int8 model", compact_json=True,
+                       max_bytes=64 * 1024 * 1024)
 MODES = ("auto", "static", "dynamic")
 STORAGES = ("int8", "fp32")
 
@@ -400,10 +409,7 @@ class Int8Model:
         """Write ``model.safetensors`` (initializers) then ``model.json`` (graph + info) atomically."""
         from google.protobuf import json_format
         from onnx import numpy_helper
-        from safetensors.numpy import save_file
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         graphless = type(self.proto)()
         graphless.CopyFrom(self.proto)
         tensors, half = {}, []
@@ -420,17 +426,11 @@ class Int8Model:
                   [encode_attribute(a) for a in n.attribute], n.domain]
                  for n in graphless.graph.node]
         del graphless.graph.node[:]
-        weights = directory / "model.safetensors"
-        with atomic_path(weights) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": INT8_FORMAT})
-        spec = {"format": INT8_FORMAT, "format_version": 2, "weights": weights.name,
-                "weights_sha256": sha256_file(weights), "info": self.info,
-                "initializer_order": list(tensors), "float16_to_float32": half,
-                "metadata": metadata or {},
-                "graph": json_format.MessageToDict(graphless), "nodes": nodes}
-        path = directory / "model.json"
-        atomic_write_text(path, json.dumps(spec, separators=(",", ":")) + "\n")
-        return path
+        document = {"info": self.info,
+                    "initializer_order": list(tensors), "float16_to_float32": half,
+                    "metadata": metadata or {},
+                    "graph": json_format.MessageToDict(graphless), "nodes": nodes}
+        return write_model_files(directory, INT8_FILE, document, tensors)
 
 
 def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8Model:
@@ -442,21 +442,11 @@ def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8M
     import onnx
     from google.protobuf import json_format
     from onnx import numpy_helper
-    from safetensors.numpy import load_file
 
     directory = Path(directory)
-    path = directory / "model.json"
-    if not path.is_file():
-        raise CheckpointError(f"No int8 model at {path} (expected model.json + model.safetensors)")
-    confined_path(directory, "model.json", "Int8 model file")  # no symlink out of the folder
-    spec = read_json(path, "Int8 model file")
-    if not isinstance(spec, dict) or spec.get("format") != INT8_FORMAT:
-        raise CheckpointError(f"{path} is not an int8 model file (expected \"format\": "
-                              f"\"{INT8_FORMAT}\")")
-    weights = confined_path(directory, spec.get("weights", "model.safetensors"), "Int8 model weights")
-    header = read_safetensors_header(weights)  # pickle or not safetensors: refused unread
-    if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
-        raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
+    path = directory / INT8_FILE.json_name
+    spec, _ = read_model_document(directory, INT8_FILE)
+    weights, header = weights_file(directory, spec, INT8_FILE)  # confined, checksummed, unread
     try:
         if not isinstance(spec.get("graph"), dict):
             raise TypeError(f"'graph' must be a JSON object; received {spec.get('graph')!r:.80}")
@@ -475,7 +465,7 @@ def load_int8(directory: str | os.PathLike, threads: int | None = None) -> Int8M
     unknown = [name for name in float16 + order if name not in header.tensors]
     if unknown:
         raise CheckpointError(f"{path} names tensors {unknown[:3]} that {weights} does not hold")
-    tensors = load_file(str(weights))
+    tensors = read_safetensors(weights, numpy=True)[0]
     for name in float16:
         if tensors[name].dtype != np.float16:
             raise CheckpointError(f"{weights}: tensor {name!r} listed as float16 in {path} is "

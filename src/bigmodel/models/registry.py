@@ -6,7 +6,8 @@ the factory's signature and annotations, so a typo or a wrong type is a :class:`
 the argument. Every module in ``bigmodel.models`` is imported on first use, so models defined in
 sibling files appear in :func:`list_models` without extra wiring.
 
-A model is saved as two files in a directory and rebuilt from them, never from a pickle::
+A model is saved as two files in a directory and rebuilt from them, never from a pickle (written
+and read by :mod:`bigmodel.models.model_files`, the one model-file reader/writer)::
 
     model.json          {"format": "bigmodel-model", "name": "seed-cnn", "config": {...}, ...}
     model.safetensors   the state dict (shared tensors stored once)
@@ -29,20 +30,21 @@ import torch
 from torch import nn
 
 from bigmodel.errors import CheckpointError, ConfigError, UnknownNameError
-from bigmodel.utils.io import atomic_path, atomic_write_json, sha256_file
-from bigmodel.utils.loading import (
-    check_shapes,
-    confined_path,
-    meta_shapes,
-    read_json,
-    read_safetensors_header,
+from bigmodel.models.model_files import (
+    FileFormat,
+    read_model_document,
+    read_weights,
+    write_model_files,
 )
+from bigmodel.utils.loading import check_shapes, meta_shapes
 
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 FORMAT_NAME = "bigmodel-model"
 FORMAT_VERSION = 1
-MAX_SPEC_BYTES = 16 * 1024 * 1024  # model.json holds a config and metadata, never tensors
+#: A model of the registry: ``name`` + ``config`` rebuild it, the weights fill it.
+MODEL_FILE = FileFormat(FORMAT_NAME, FORMAT_VERSION, "a bigmodel model file", json_name=MODEL_JSON,
+                        weights_name=MODEL_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,10 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    package = importlib.import_module("bigmodel.models")
-    for info in pkgutil.iter_modules(package.__path__):
-        module_name = f"{package.__name__}.{info.name}"
+    # The siblings are found by this file's folder, not by importing the package: the package
+    # imports this module, and a registry that imports its package back is an import circle.
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        module_name = f"{__package__}.{info.name}"
         if info.name == "registry" or info.name.startswith("_"):
             continue
         try:
@@ -263,23 +266,13 @@ def save_model(model: nn.Module, directory: str | os.PathLike,
     Returns:
         The path of ``model.json``.
     """
-    from safetensors.torch import save_file
-
-    name, config = model_name_and_config(model)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors, aliases = _dedupe_state(model.state_dict())
-    weights_path = directory / MODEL_WEIGHTS
-    with atomic_path(weights_path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT_NAME})
     from bigmodel import __version__
 
-    spec = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "name": name, "config": config,
-            "weights": MODEL_WEIGHTS, "weights_sha256": sha256_file(weights_path),
-            "aliases": aliases, "bigmodel_version": __version__, "metadata": metadata or {}}
-    json_path = directory / MODEL_JSON
-    atomic_write_json(json_path, spec)
-    return json_path
+    name, config = model_name_and_config(model)
+    tensors, aliases = _dedupe_state(model.state_dict())
+    document = {"name": name, "config": config, "aliases": aliases,
+                "bigmodel_version": __version__, "metadata": metadata or {}}
+    return write_model_files(directory, MODEL_FILE, document, tensors)
 
 
 def read_model_spec(directory: str | os.PathLike) -> dict[str, Any]:
@@ -288,24 +281,61 @@ def read_model_spec(directory: str | os.PathLike) -> dict[str, Any]:
     Raises:
         CheckpointError: the file is missing, not JSON, or not a bigmodel model file.
     """
-    path = Path(directory) / MODEL_JSON
-    if not path.is_file():
-        raise CheckpointError(f"No model file at {path} (expected {MODEL_JSON} + {MODEL_WEIGHTS} "
-                              "written by bigmodel)")
-    confined_path(directory, MODEL_JSON, "Model file")  # a symlink out of the folder is refused
-    spec = read_json(path, "Model file", max_bytes=MAX_SPEC_BYTES)
-    if not isinstance(spec, dict) or spec.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is not a bigmodel model file (expected \"format\": "
-                              f"\"{FORMAT_NAME}\")")
-    if type(spec.get("format_version", 0)) is not int:
-        raise CheckpointError(f"{path}: format_version must be an integer; received "
-                              f"{spec.get('format_version')!r}")
-    if spec.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format_version {spec.get('format_version')}; this bigmodel "
-                              f"reads up to {FORMAT_VERSION}")
+    spec, _ = read_model_document(directory, MODEL_FILE)
     if not isinstance(spec.get("name"), str) or not isinstance(spec.get("config"), dict):
-        raise CheckpointError(f"{path} lacks a model 'name' (str) and 'config' (object)")
+        raise CheckpointError(f"{Path(directory) / MODEL_JSON} lacks a model 'name' (str) and "
+                              "'config' (object)")
     return spec
+
+
+def model_aliases(spec: dict[str, Any], directory: str | os.PathLike) -> dict[str, str]:
+    """The ``aliases`` of a model document (tensors stored once under another key), checked.
+
+    Raises:
+        CheckpointError: ``aliases`` is not a mapping of names to names.
+    """
+    aliases = spec.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise CheckpointError(f"{Path(directory) / MODEL_JSON}: 'aliases' must map names to names; "
+                              f"received {aliases!r}")
+    return aliases
+
+
+def build_and_load(build: Callable[[], nn.Module], directory: str | os.PathLike,
+                   spec: dict[str, Any], what: str) -> nn.Module:
+    """``build()`` with the weights of a model directory loaded strictly, the weights' shapes
+    compared with a build on the meta device first (a config declaring ``num_classes=6000000``
+    over a small file is refused before a byte is allocated for it).
+
+    Args:
+        build: makes the model the document describes.
+        spec: the document (:func:`read_model_spec`).
+        what: names the model in messages.
+
+    Raises:
+        CheckpointError: the weights are refused (confinement, pickle, checksum; see
+            :func:`~bigmodel.models.model_files.read_weights`) or do not fit ``what``.
+    """
+    aliases = spec.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise CheckpointError(f"{Path(directory) / MODEL_JSON}: 'aliases' must map names to names; "
+                              f"received {aliases!r}")
+
+    def check(header: Any) -> None:
+        check_shapes(meta_shapes(build, what), header, what, aliases=aliases)
+
+    state = read_weights(directory, spec, MODEL_FILE, check=check)
+    model = build()
+    for alias, source in aliases.items():
+        if source in state:
+            state[alias] = state[source]
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # e.g. a dtype the parameter cannot take
+        weights = spec.get("weights", MODEL_WEIGHTS)
+        raise CheckpointError(f"{Path(directory) / str(weights)} does not fit {what}: "
+                              f"{str(exc).splitlines()[0]}") from None
+    return model
 
 
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
@@ -319,36 +349,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             do not fit the model the config describes.
         UnknownNameError / ConfigError: the recorded model name or config is not accepted.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
     spec = read_model_spec(directory)
-    weights_path = confined_path(directory, spec.get("weights", MODEL_WEIGHTS), "Model weights")
-    header = read_safetensors_header(weights_path)  # refuses pickles and non-safetensors files
-    expected_sha = spec.get("weights_sha256")
-    if expected_sha and sha256_file(weights_path) != expected_sha:
-        raise CheckpointError(f"{weights_path} does not match the checksum recorded in "
-                              f"{directory / MODEL_JSON} (modified or truncated)")
-    aliases = spec.get("aliases") or {}
-    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
-        raise CheckpointError(f"{directory / MODEL_JSON}: 'aliases' must map names to names; "
-                              f"received {aliases!r}")
-    # Shapes first, on the meta device: a config declaring num_classes=6000000 over a small
-    # weights file is refused before a byte is allocated for it.
     what = f"model '{spec['name']}' with config {spec['config']}"
-    expected = meta_shapes(lambda: create_model(spec["name"], **spec["config"]), what)
-    check_shapes(expected, header, what, aliases=aliases)
-    model = create_model(spec["name"], **spec["config"])
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"Cannot read {weights_path}: {exc}") from None
-    for alias, source in aliases.items():
-        if source in state:
-            state[alias] = state[source]
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # e.g. a dtype the parameter cannot take
-        raise CheckpointError(f"{weights_path} does not fit {what}: {exc}") from None
+    model = build_and_load(lambda: create_model(spec["name"], **spec["config"]), directory, spec, what)
     return model.to(device).eval()

@@ -25,6 +25,13 @@ import torch
 from torch import nn
 
 from bigmodel.errors import CheckpointError, ConfigError, InputTypeError
+from bigmodel.models.model_files import (
+    FileFormat,
+    read_model_document,
+    read_safetensors,
+    weights_file,
+    write_model_files,
+)
 from bigmodel.utils import checks
 
 __all__ = ["LORA_TYPES", "add_lora", "load_lora", "lora_state_dict", "merge_lora", "save_lora"]
@@ -33,6 +40,11 @@ LORA_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 ADAPTER_WEIGHTS = "adapter.safetensors"
 ADAPTER_JSON = "adapter.json"
 _FORMAT = "bigmodel-lora"
+#: ``adapter.json`` (targets, rank, alpha, ...) + ``adapter.safetensors`` (adapters, extra trainables).
+ADAPTER_FILE = FileFormat(_FORMAT, 1, "a bigmodel LoRA adapter file", what="LoRA adapter file",
+                          weights_what="LoRA adapter weights", noun="LoRA adapter",
+                          json_name=ADAPTER_JSON, weights_name=ADAPTER_WEIGHTS,
+                          max_bytes=1024 * 1024)  # targets and a few numbers
 
 
 def _peft():
@@ -193,26 +205,11 @@ def save_lora(model: nn.Module, directory: str | os.PathLike,
     Returns:
         The path of ``adapter.json``.
     """
-    from safetensors.torch import save_file
-
-    from bigmodel.utils.io import atomic_path, atomic_write_json, sha256_file
-
     info = _lora_info(model, "save_lora")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / ADAPTER_WEIGHTS
-    with atomic_path(weights) as tmp:
-        save_file(lora_state_dict(model), str(tmp), metadata={"format": _FORMAT})
-    spec = {"format": _FORMAT, "target": info["target"], "rank": info["rank"],
-            "alpha": info["alpha"], "dropout": info["dropout"], "trainable": info["trainable"],
-            "weights": ADAPTER_WEIGHTS, "weights_sha256": sha256_file(weights),
-            "metadata": metadata or {}}
-    path = directory / ADAPTER_JSON
-    atomic_write_json(path, spec)
-    return path
-
-
-_MAX_SPEC_BYTES = 1024 * 1024  # adapter.json: targets and a few numbers
+    document = {"target": info["target"], "rank": info["rank"], "alpha": info["alpha"],
+                "dropout": info["dropout"], "trainable": info["trainable"],
+                "metadata": metadata or {}}
+    return write_model_files(directory, ADAPTER_FILE, document, lora_state_dict(model))
 
 
 def _check_declared_rank(spec: dict, header: Any, path: Path) -> None:
@@ -248,31 +245,17 @@ def load_lora(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
         CheckpointError: files missing, not bigmodel LoRA files, modified since saving, or tensors
             that do not fit the model (names them).
     """
-    from safetensors.torch import load_file
-
-    from bigmodel.utils.io import sha256_file
-    from bigmodel.utils.loading import confined_path, read_json, read_safetensors_header
-
     directory = Path(directory)
-    path, weights = directory / ADAPTER_JSON, directory / ADAPTER_WEIGHTS
-    if not path.is_file() or not weights.is_file():
-        raise CheckpointError(f"No LoRA adapter in {directory} (expected {ADAPTER_JSON} + "
-                              f"{ADAPTER_WEIGHTS})")
-    confined_path(directory, ADAPTER_JSON, "LoRA adapter file")  # no symlink out of the folder
-    weights = confined_path(directory, ADAPTER_WEIGHTS, "LoRA adapter weights")
-    spec = read_json(path, "LoRA adapter file", max_bytes=_MAX_SPEC_BYTES)
-    if not isinstance(spec, dict) or spec.get("format") != _FORMAT:
-        raise CheckpointError(f"{path} is not a bigmodel LoRA adapter file")
-    header = read_safetensors_header(weights)  # refuses pickles and non-safetensors files, unread
-    if spec.get("weights_sha256") and sha256_file(weights) != spec["weights_sha256"]:
-        raise CheckpointError(f"{weights} does not match the checksum recorded in {path}")
+    spec, _ = read_model_document(directory, ADAPTER_FILE)
+    path = directory / ADAPTER_JSON
+    weights, header = weights_file(directory, spec, ADAPTER_FILE)  # confined, checksummed, unread
     _check_declared_rank(spec, header, path)
     try:
         add_lora(model, spec["target"], rank=spec["rank"], alpha=spec["alpha"],
                  dropout=spec["dropout"], trainable=spec.get("trainable", ()))
     except (ConfigError, InputTypeError) as exc:
         raise CheckpointError(f"{path} does not describe adapters for this model: {exc}") from None
-    state = load_file(str(weights))
+    state = read_safetensors(weights)[0]
     own = model.state_dict()
     unknown = sorted(set(state) - set(own))
     wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
