@@ -7,7 +7,7 @@ The Keras run is seed-examples/seed_rnn.py with its imports pointed at bigmodel 
 defined as a user would: ``fashion_mnist.load_data()``, pixels scaled to [0, 1], each image read as
 28 steps of 28 pixels; ``fit(epochs=5, batch_size=32)`` then ``evaluate`` on the 10,000 test
 images. ``--recipe`` also trains the plain-PyTorch ``seed-rnn`` through ``bigmodel train``'s code
-path (``train_recipe``) with the recipe as shipped. Results go to
+path (``bigmodel.recipes.run.run_recipe``) with the recipe as shipped. Results go to
 ``benchmarks/out/fashion_lstm_accuracy.json``.
 """
 
@@ -60,7 +60,7 @@ def run_seed_program(epochs: int, samples: int | None) -> dict[str, Any]:
 
 
 def run_recipe(epochs: int, samples: int | None) -> dict[str, Any]:
-    from bigmodel.cli.train import train_recipe
+    from bigmodel.recipes.run import run_recipe
     from bigmodel.recipes.schema import load_recipe
 
     overrides = [f"train.epochs={epochs}"]
@@ -68,7 +68,7 @@ def run_recipe(epochs: int, samples: int | None) -> dict[str, Any]:
         overrides.append(f"data.train_subset={samples}")
     recipe = load_recipe(ROOT / "configs" / "fashion_lstm.yaml", overrides)
     with tempfile.TemporaryDirectory() as tmp:
-        result = train_recipe(recipe, run_dir=str(Path(tmp) / "run"), verbose=0)
+        result = run_recipe(recipe, run_dir=str(Path(tmp) / "run"), verbose=0)
     return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
             "parameters": result.parameters, "seconds": result.seconds, "epochs": epochs}
 

@@ -5,7 +5,7 @@ own code path: once as written (the RCNN) and once with only ``model.name`` chan
 ``seed-cnn`` (its RCNN-specific overrides dropped): same epochs, optimizer, schedule, augmentation,
 seed and data subset; with ``--parallel`` the two trainings run side by side in two processes (each
 with ``--threads`` torch threads). Each training's own throughput is reported too (images seen /
-the process CPU time of its ``train_recipe`` call, which includes augmentation and the final test
+the process CPU time of its ``run_recipe`` call, which includes augmentation and the final test
 evaluation). Then training throughput (samples/s, process CPU time) of both is measured in
 interleaved bursts on the same batches, repeated; medians and their ratio are reported, so the noise
 of a shared machine hits both alike.
@@ -35,12 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def train_once(recipe, work: Path, label: str, threads: int | None = None):
     """Train one recipe; returns (test accuracy, parameters, wall s, test images, CPU s, epochs)."""
-    from bigmodel.cli.train import train_recipe
+    from bigmodel.recipes.run import run_recipe
 
     if threads:
         torch.set_num_threads(threads)
     cpu = time.process_time()
-    result = train_recipe(recipe, run_dir=str(work / label), verbose=0)
+    result = run_recipe(recipe, run_dir=str(work / label), verbose=0)
     return (result.test_accuracy, result.parameters, result.seconds, result.num_test,
             time.process_time() - cpu, result.epochs_run)
 

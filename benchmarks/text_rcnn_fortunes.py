@@ -65,9 +65,9 @@ def encode_split(recipe):
 
 def train_text_rcnn(recipe, split, vocab, x_train, x_test, seed: int, verbose: int = 0,
                     vectors=None):
-    from bigmodel.cli.train import build_optimizer
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
+    from bigmodel.recipes.training import recipe_optimizer
 
     train = recipe.train
     torch.manual_seed(seed)
@@ -79,7 +79,7 @@ def train_text_rcnn(recipe, split, vocab, x_train, x_test, seed: int, verbose: i
 
         model.embeddings_source = copy_embeddings(model.embedding, vectors, "TextRCNN")
     trainer = Trainer(model, loss=nn.CrossEntropyLoss(), lr=train.lr, metrics=["accuracy"],
-                      optimizer=build_optimizer(train, model.parameters()),
+                      optimizer=recipe_optimizer(train, model.parameters()),
                       grad_clip_norm=train.grad_clip_norm, seed=seed, verbose=verbose,
                       scheduler=train.scheduler.engine_spec() if train.scheduler else None)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(x_train),

@@ -57,10 +57,10 @@ def _run_network(kind: str, args: dict, queue) -> None:
     from torch import nn
 
     from bigmodel import transfer
-    from bigmodel.cli.finetune import predict, trim_padding
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
-    from bigmodel.recipes.splits import Splits
+    from bigmodel.recipes.classification_data import ClassificationData
+    from bigmodel.recipes.tasks.finetune import predict, trim_padding
     from bigmodel.transfer.pretrained import load, load_tokenizer
 
     torch.set_num_threads(args["threads"])
@@ -98,8 +98,8 @@ def _run_network(kind: str, args: dict, queue) -> None:
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if kind == "lora":
         transfer.merge_lora(model)
-    view = Splits(None, None, None, None, x_test, split.test_labels, split.class_names, (0, 0, 0),
-                  unit="texts")
+    view = ClassificationData(None, None, None, None, x_test, split.test_labels, split.class_names,
+                              (1, 1, x_test.shape[1]), unit="texts")
     logits = predict(model, view, x_test, batch_size=64)
     accuracy = float((logits.argmax(1).numpy() == split.test_labels).mean())
     queue.put({"kind": kind, "accuracy": accuracy, "trainable": counts.trainable,
@@ -128,7 +128,7 @@ def step_speed(args) -> dict:
     from torch import nn
 
     from bigmodel import transfer
-    from bigmodel.cli.finetune import trim_padding
+    from bigmodel.recipes.tasks.finetune import trim_padding
     from bigmodel.transfer.pretrained import load, load_tokenizer
 
     torch.set_num_threads(args.threads)

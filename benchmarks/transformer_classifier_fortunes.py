@@ -30,9 +30,9 @@ from text_rcnn_fortunes import encode_split, tfidf_baseline, trim_collate  # noq
 
 
 def train_classifier(recipe, split, vocab, x_train, x_test, seed: int):
-    from bigmodel.cli.train import build_optimizer
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
+    from bigmodel.recipes.training import recipe_optimizer
 
     train = recipe.train
     torch.manual_seed(seed)
@@ -41,7 +41,7 @@ def train_classifier(recipe, split, vocab, x_train, x_test, seed: int):
                                                "max_length": x_train.shape[1],
                                                **recipe.model.overrides})
     trainer = Trainer(model, loss=nn.CrossEntropyLoss(), metrics=["accuracy"],
-                      optimizer=build_optimizer(train, model.parameters()),
+                      optimizer=recipe_optimizer(train, model.parameters()),
                       grad_clip_norm=train.grad_clip_norm, seed=seed, verbose=0, device="cpu",
                       scheduler=train.scheduler.engine_spec() if train.scheduler else None)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(x_train),
