@@ -63,16 +63,17 @@ def _needs_fortunes() -> None:
         pytest.skip(f"fortunes not installed: {exc}")
 
 
-@pytest.mark.parametrize("config,data_name", [("seq2seq_dates.yaml", "dates_to_iso"),
-                                              ("seq2seq_numbers.yaml", "numbers_to_words")])
+@pytest.mark.parametrize("config,data_name,validation", [
+    ("seq2seq_dates.yaml", "dates_to_iso", 0.0),
+    ("seq2seq_numbers.yaml", "numbers_to_words", 0.25)])
 def test_seq2seq_recipe_trains_and_its_exact_match_is_reproduced(tmp_path, capsys, config,
-                                                                 data_name):
+                                                                 data_name, validation):
     from bigmodel.data import seq2seq
     from bigmodel.keras.transformer import TransformerModel
     from bigmodel.models.transformer import TransformerModel as PlainTransformer
 
     run_dir = tmp_path / "run"
-    assert _train(config, run_dir, TINY_SEQ2SEQ) == 0
+    assert _train(config, run_dir, [*TINY_SEQ2SEQ, f"data.validation_split={validation}"]) == 0
     assert "test exact match" in capsys.readouterr().out
     for name in (*RUN_FILES, "source_tokenizer.json", "target_tokenizer.json"):
         assert (run_dir / name).is_file(), name
@@ -84,6 +85,14 @@ def test_seq2seq_recipe_trains_and_its_exact_match_is_reproduced(tmp_path, capsy
     assert set(test) == {"loss", "accuracy", "exact_match"} and 0 < test["accuracy"] < 1
     assert results["test exact match"] == test["exact_match"] == results["exact_match"]
     assert load_recipe(run_dir / "recipe.yaml").task == "seq2seq"
+    assert results["num_train"] + results["num_validation"] == 320
+    if validation:  # the last quarter of the training pairs, scored per epoch and at the end
+        assert results["num_validation"] == 80
+        assert set(results["results"]["validation"]) == {"loss", "accuracy"}
+        with open(run_dir / "metrics.csv", newline="") as handle:
+            assert all(float(row["val_loss"]) > 0 for row in csv.DictReader(handle))
+    else:
+        assert "validation" not in results["results"]
 
     # The saved model and tokenizers decode the regenerated held-out pairs to the same score.
     source, target = (load_tokenizer(run_dir / f"{side}_tokenizer.json")
