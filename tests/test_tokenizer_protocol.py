@@ -131,6 +131,10 @@ def test_encode_decode_round_trip_and_padded_batches(families):
     assert wordpiece.encode_batch(["the cat sat on the mat"], max_length=4).tolist() == [[2, 4, 5, 3]]
     char = families["char"][0]
     assert char.encode("ta", add_bos=True, add_eos=True) == [1, *char.encode("ta"), 2]
+    # max_length is the second positional argument of every family (BOS/EOS are keywords)
+    assert char.encode_batch(["ta"], 4).tolist() == [[*char.encode("ta"), 0, 0]]
+    assert char.encode_batch(["ta"], 4, add_eos=True).tolist() == [[*char.encode("ta"), 2, 0]]
+    assert families["word-vocabulary"][0].encode_batch(["the cat sat"], 2).shape == (1, 2)
     vocabulary = families["word-vocabulary"][0]
     assert vocabulary.decode(vocabulary.encode_batch(["the dog"])[0]) == "the dog"
 

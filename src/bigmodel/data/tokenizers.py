@@ -166,9 +166,9 @@ class BaseTokenizer:
             ids = [i for i in ids if i not in (self.pad_id, self.bos_id, self.eos_id)]
         return self._decode(ids)
 
-    def encode_batch(self, texts: Sequence[str], add_bos: bool = False, add_eos: bool = False,
-                     max_length: int | None = None) -> np.ndarray:
-        """``(N, L)`` int64 ids right-padded with ``pad_id``.
+    def encode_batch(self, texts: Sequence[str], max_length: int | None = None, *,
+                     add_bos: bool = False, add_eos: bool = False) -> np.ndarray:
+        """``(N, L)`` int64 ids right-padded with ``pad_id`` (``L = max_length`` when given).
 
         Raises:
             DataError: a text is longer than ``max_length`` tokens (nothing is cut silently).
