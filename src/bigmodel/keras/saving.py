@@ -3,7 +3,8 @@
 - ``.keras``: a real Keras 3 archive (zip of ``config.json``, ``metadata.json`` and
   ``model.weights.h5``) that real Keras 3 loads, and that real Keras 3 writes
   (``bigmodel.keras.keras_archive``); ``.weights.h5``: Keras 3's weights-only HDF5 file.
-- ``.safetensors``: bigmodel's own single file (below), no pickle.
+- ``.safetensors``: bigmodel's own single file (below), no pickle; written and read through
+  :mod:`bigmodel.models.model_files` like every bigmodel model file.
 - Any other name is refused: no file is written under a name whose format it does not have.
 
 The safetensors file holds the weights (the model's ``state_dict``) as tensors, and in its text metadata the
@@ -21,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from bigmodel.errors import CheckpointError
 from bigmodel.keras.object_registry import CustomObjectScope, custom_object_scope  # noqa: F401
@@ -34,7 +33,7 @@ from bigmodel.keras.serialization import (  # noqa: F401  (keras.saving API)
     register_keras_serializable,
     serialize_keras_object,
 )
-from bigmodel.utils.io import atomic_path
+from bigmodel.models.model_files import read_safetensors, write_safetensors
 from bigmodel.utils.loading import read_safetensors_header
 
 FORMAT = "bigmodel.keras/1"
@@ -67,9 +66,7 @@ def _write(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: 
     target = Path(path)
     if target.exists() and not overwrite:
         raise ModelFileError(f"'{target}' exists and overwrite=False")
-    metadata = {**metadata, "sha256": _digest(tensors)}
-    with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_safetensors(target, tensors, {**metadata, "sha256": _digest(tensors)})
 
 
 def _suffix(path: str | os.PathLike, allowed: tuple[str, ...], what: str) -> str:
@@ -127,14 +124,9 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, s
     if not file.is_file():
         raise ModelFileError(f"File not found: filepath={file}. Please ensure the file is an "
                              "accessible bigmodel (.safetensors) model file")
-    read_safetensors_header(file, error=ModelFileError)  # refuses pickles, unread
-    try:
-        with safe_open(str(file), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as exc:  # safetensors raises its own error types for bad headers/lengths
-        raise ModelFileError(f"'{file}' is not a readable safetensors model file (truncated or "
-                             f"corrupt): {exc}") from None
+    tensors, metadata = read_safetensors(  # refuses pickles unread
+        file, error=ModelFileError,
+        unreadable="'{path}' is not a readable safetensors model file (truncated or corrupt)")
     if not metadata.get("format", "").startswith(FORMAT):
         raise ModelFileError(f"'{file}' is a safetensors file but not a bigmodel model file "
                              f"(metadata format={metadata.get('format')!r}, expected {FORMAT!r})")
