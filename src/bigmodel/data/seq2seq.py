@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bigmodel.data.bucketing import LengthBucketBatches
 from bigmodel.errors import ConfigError, DataError
 
 __all__ = ["DATE_FORMATS", "Seq2SeqTask", "dates_to_iso", "encode_pairs", "exact_match",
-           "number_to_words", "numbers_to_words", "reversal", "teacher_forcing"]
+           "number_to_words", "numbers_to_words", "reversal", "seq2seq_batches", "teacher_forcing"]
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()
@@ -226,6 +227,25 @@ def teacher_forcing(targets: torch.Tensor, bos_id: int = 1) -> tuple[torch.Tenso
     """
     bos = torch.full_like(targets[:, :1], bos_id)
     return torch.cat([bos, targets[:, :-1]], dim=1), targets
+
+
+def seq2seq_batches(source: torch.Tensor, decoder_input: torch.Tensor, targets: torch.Tensor,
+                    batch_size: int, *, shuffle: bool = True, seed: int | None = None,
+                    pad_id: int = 0, bucket: bool = True) -> LengthBucketBatches:
+    """Batches ``((source, decoder_input), targets)`` for an encoder-decoder, each trimmed to its
+    longest sequence (the decoder input and its targets to one common width).
+
+    Args:
+        source / decoder_input / targets: ``(N, S)`` / ``(N, T)`` / ``(N, T)`` ids, right-padded.
+        batch_size: pairs per batch.
+        shuffle: a new order each epoch (seeded by ``seed``; 0 when None).
+        pad_id: the padding id.
+        bucket: sort pools of 50 batches by length (less padding); False: one batch per pool.
+    """
+    generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    return LengthBucketBatches([source, decoder_input, targets], ((0, 1), 2), batch_size,
+                               shuffle=shuffle, pad_id=pad_id, generator=generator,
+                               pool_batches=50 if bucket else 1, width_groups=[(1, 2)])
 
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:

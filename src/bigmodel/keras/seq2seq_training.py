@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bigmodel.data.bucketing import LengthBucketBatches
-from bigmodel.data.seq2seq import teacher_forcing
+from bigmodel.data.seq2seq import seq2seq_batches, teacher_forcing
 from bigmodel.engine import Trainer
 from bigmodel.engine.schedules import build_scheduler
 from bigmodel.engine.sequence_metrics import (
@@ -181,10 +180,8 @@ class Seq2SeqTrainingMixin:
         self.build(input_vocab, target_vocab)
 
     def _batches(self, source, decoder_input, targets, batch_size, shuffle, bucket, seed):
-        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        return LengthBucketBatches([source, decoder_input, targets], ((0, 1), 2), batch_size,
-                                   shuffle=shuffle, pad_id=self.pad_id, generator=generator,
-                                   pool_batches=50 if bucket else 1, width_groups=[(1, 2)])
+        return seq2seq_batches(source, decoder_input, targets, batch_size, shuffle=shuffle,
+                               seed=seed, pad_id=self.pad_id, bucket=bucket)
 
     # ------------------------------------------------------------------------------ training
     def _require_compiled(self, what: str) -> dict[str, Any]:

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from bigmodel.data import seq2seq as generated
-from bigmodel.data.bucketing import LengthBucketBatches
 from bigmodel.data.tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 from bigmodel.engine.report import plot_training_curves
 from bigmodel.engine.sequence_metrics import MaskedTokenAccuracy, masked_cross_entropy
@@ -73,13 +72,11 @@ def _encode(sources, targets, source_tokenizer: Tokenizer,
 
 
 def _batches(source: torch.Tensor, targets: torch.Tensor, batch_size: int, shuffle: bool,
-             seed: int | None, bos_id: int, pad_id: int) -> LengthBucketBatches:
+             seed: int | None, bos_id: int, pad_id: int) -> Any:
     """Length-bucketed teacher-forcing batches ``((source, decoder_input), targets)``."""
     decoder_input, targets = generated.teacher_forcing(targets, bos_id)
-    generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-    return LengthBucketBatches([source, decoder_input, targets], ((0, 1), 2), batch_size,
-                               shuffle=shuffle, pad_id=pad_id, generator=generator,
-                               pool_batches=50, width_groups=[(1, 2)])
+    return generated.seq2seq_batches(source, decoder_input, targets, batch_size, shuffle=shuffle,
+                                     seed=seed, pad_id=pad_id)
 
 
 @torch.no_grad()
