@@ -46,23 +46,12 @@ from bigmodel.models.registry import register_model
 from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.rcl import NORMS, RecurrentConv2d, default_lrn_size, odd_pair
 from bigmodel.nn.recurrent_kernels import fused_padded
+from bigmodel.utils import checks
 
 __all__ = ["RCNN", "TextRCNN", "rcnn_feature_size"]
 
 _POOL_SIZES = (2, 3)  # 3: the paper's overlapping 3×3 windows; 2: non-overlapping 2×2 windows
 _POOL_STRIDE = 2
-
-
-def _positive_int(owner: str, name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{owner}: '{name}' must be a positive int; received {value!r}")
-    return value
-
-
-def _rate(owner: str, value: object) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ConfigError(f"{owner}: 'dropout_rate' must be in [0, 1); received {value!r}")
-    return float(value)
 
 
 def _pooled(size: int, pool_size: int) -> int:
@@ -109,17 +98,17 @@ class RCNN(nn.Module):
                  kernel_size: int = 3, pool_size: int = 3) -> None:
         super().__init__()
         owner = "RCNN"
-        self.in_channels = _positive_int(owner, "in_channels", in_channels)
-        self.num_classes = _positive_int(owner, "num_classes", num_classes)
-        self.width = _positive_int(owner, "width", width)
+        self.in_channels = checks.positive_int(owner, "in_channels", in_channels)
+        self.num_classes = checks.positive_int(owner, "num_classes", num_classes)
+        self.width = checks.positive_int(owner, "width", width)
         if norm not in NORMS:
             raise ConfigError(f"{owner}: 'norm' must be one of 'lrn', 'batch', None; "
                               f"received {norm!r}")
         self.norm = norm
-        self.dropout_rate = _rate(owner, dropout_rate)
+        self.dropout_rate = checks.rate(owner, "dropout_rate", dropout_rate)
         for name, value in (("first_kernel_size", first_kernel_size),
                             ("kernel_size", kernel_size)):
-            _positive_int(owner, name, value)  # square kernels: one int each
+            checks.positive_int(owner, name, value)  # square kernels: one int each
             odd_pair(value, name, owner)
         self.first_kernel_size = first_kernel_size
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
@@ -208,7 +197,7 @@ class RCNN(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialized one of ``num_classes`` outputs."""
-        _positive_int("reset_classifier", "num_classes", num_classes)
+        checks.positive_int("reset_classifier", "num_classes", num_classes)
         old = self.classifier
         self.classifier = nn.Linear(self.width, num_classes, device=old.weight.device,
                                     dtype=old.weight.dtype)
@@ -262,11 +251,11 @@ class TextRCNN(nn.Module):
                  freeze_embeddings: bool = False) -> None:
         super().__init__()
         owner = "TextRCNN"
-        self.vocab_size = _positive_int(owner, "vocab_size", vocab_size)
-        self.num_classes = _positive_int(owner, "num_classes", num_classes)
-        self.embedding_dim = _positive_int(owner, "embedding_dim", embedding_dim)
-        self.context_size = _positive_int(owner, "context_size", context_size)
-        self.hidden_size = _positive_int(owner, "hidden_size", hidden_size)
+        self.vocab_size = checks.positive_int(owner, "vocab_size", vocab_size)
+        self.num_classes = checks.positive_int(owner, "num_classes", num_classes)
+        self.embedding_dim = checks.positive_int(owner, "embedding_dim", embedding_dim)
+        self.context_size = checks.positive_int(owner, "context_size", context_size)
+        self.hidden_size = checks.positive_int(owner, "hidden_size", hidden_size)
         if rnn_type not in _RNN_TYPES:
             raise ConfigError(f"{owner}: 'rnn_type' must be one of {', '.join(_RNN_TYPES)}; "
                               f"received {rnn_type!r}")
@@ -274,7 +263,7 @@ class TextRCNN(nn.Module):
             raise ConfigError(f"{owner}: 'pad_id' must be an id in [0, {vocab_size}); "
                               f"received {pad_id!r}")
         self.rnn_type = rnn_type
-        self.dropout_rate = _rate(owner, dropout_rate)
+        self.dropout_rate = checks.rate(owner, "dropout_rate", dropout_rate)
         self.pad_id = pad_id
         self.num_features = hidden_size
 
@@ -380,7 +369,7 @@ class TextRCNN(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialized one of ``num_classes`` outputs."""
-        _positive_int("reset_classifier", "num_classes", num_classes)
+        checks.positive_int("reset_classifier", "num_classes", num_classes)
         old = self.classifier
         self.classifier = nn.Linear(self.hidden_size, num_classes, device=old.weight.device,
                                     dtype=old.weight.dtype)
