@@ -4,7 +4,7 @@
 next-token scores. Padding positions count nowhere: not in the loss, not in the token accuracy, and
 a sequence is exactly right when every one of its non-padding tokens is.
 
-The metrics follow the engine's metric protocol (:mod:`bigmodel.engine.metrics`:
+The metrics follow the engine's metric protocol (:mod:`bigmodel.engine.metric_base`:
 ``update(y_pred, y_true)``, ``result()``, ``reset()``), so a ``Trainer`` logs them by name; both
 the Keras surface (``bigmodel.keras.seq2seq_training``) and the recipes' ``seq2seq`` task use them.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bigmodel.engine.metrics import Metric
+from bigmodel.engine.metric_base import Metric
 
 __all__ = ["MaskedTokenAccuracy", "SequenceExactMatch", "masked_cross_entropy"]
 
