@@ -191,3 +191,33 @@ def test_compress_report_accuracy_uses_it(data):
     assert accuracy(model, data[:0], labels[:0]) == 0.0
     with pytest.raises(DataError, match="x has 23 samples but y has 5"):
         accuracy(model, data, labels[:5])
+
+
+def test_trainer_predict_keeps_precision_and_memory_format_through_it():
+    from bigmodel.engine.trainer import Trainer
+
+    class Probe(nn.Module):
+        """Records what each batch looked like; returns a dict of outputs."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 1)
+            self.seen: list[tuple] = []
+
+        def forward(self, x):
+            self.seen.append((x.is_contiguous(memory_format=torch.channels_last), self.training))
+            out = self.conv(x)
+            return {"mean": out.mean(dim=(2, 3)), "dtype_probe": out.flatten(1)[:, :1]}
+
+    torch.manual_seed(0)
+    x = torch.rand(9, 2, 4, 4)
+    model = Probe()
+    model.train()
+    trainer = Trainer(model, loss=nn.MSELoss(), device="cpu", precision="bf16", channels_last=True,
+                      verbose=0)
+    out = trainer.predict(x, batch_size=4)
+    assert set(out) == {"mean", "dtype_probe"} and out["mean"].shape == (9, 3)
+    assert out["mean"].dtype == torch.float32  # bf16 autocast outputs come back as float32
+    reference = model.conv(x).mean(dim=(2, 3)).detach()
+    np.testing.assert_allclose(out["mean"].numpy(), reference.numpy(), atol=3e-2)  # bf16 rounding
+    assert model.seen == [(True, False)] * 3 and model.training
