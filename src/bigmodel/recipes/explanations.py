@@ -141,20 +141,18 @@ def text_encoder(run_dir: str | Path, input_spec: dict) -> Any:
 
 def _vocabulary(run_dir: Path, entry: Any, encoder: Any = None) -> list[str] | None:
     """Token strings by id: a text run's own vocabulary or tokenizer (``encoder``), else
-    ``metadata.vocabulary`` as a list, or the name of a vocabulary file
-    (``bigmodel.data.text.WordVocabulary``) in the run directory; None when there is none."""
+    ``metadata.vocabulary`` as a list, or the name of a saved tokenizer file of any kind
+    (:func:`bigmodel.data.tokenizers.load_tokenizer`, confined to the run directory); None when
+    there is none."""
     if encoder is not None:
         return list(encoder.itos)
     if isinstance(entry, list):
         return [str(word) for word in entry]
     if not isinstance(entry, str):
         return None
-    from bigmodel.data.text import WordVocabulary
-    from bigmodel.errors import DataFileError
-    from bigmodel.utils.loading import confined_path
+    from bigmodel.data.tokenizers import load_tokenizer
 
-    return list(WordVocabulary.load(confined_path(run_dir, entry, "Vocabulary", error=DataFileError,
-                                                  kind=None)).itos)
+    return list(load_tokenizer(run_dir, entry).itos)
 
 
 def explain_run(args: ExplainRequest) -> dict[str, Any]:
