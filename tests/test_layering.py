@@ -44,13 +44,7 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
         "bigmodel.recipes.launch",
         "bigmodel.recipes.launch bigmodel.recipes.rundir",
     ): "H1 (#16): the run path",
-    ("layer", "bigmodel.compress.channels", "keras"): "H6 (#16)",
-    ("layer", "bigmodel.compress.qat", "keras"): "H6 (#16)",
-    ("layer", "bigmodel.compress.quantize", "keras"): "H6 (#16)",
     ("layer", "bigmodel.models.rcnn", "transfer"): "H6 (#16)",
-    ("layer", "bigmodel.transfer.freezing", "keras"): "H6 (#16)",
-    ("layer", "bigmodel.transfer.lora", "keras"): "H6 (#16)",
-    ("layer", "bigmodel.transfer.param_groups", "keras"): "H6 (#16)",
     (
         "private-same-package",
         "bigmodel.recipes.finetune_schema",

@@ -4,9 +4,11 @@ A :class:`ChannelHandler` knows, for one layer type, which axis of its output ho
 produces them), which axis of its input holds the channels it consumes, how to slice its weights to
 keep a subset of either, a per-output-channel weight matrix for importance, and its multiply-adds.
 Handlers exist for ``nn.Linear``, ``nn.Conv1d/2d`` (ungrouped), ``nn.BatchNorm1d/2d``, ``nn.LSTM`` /
-``nn.GRU`` (unidirectional: hidden units) and the Keras-surface ``Dense``, ``Conv2D`` and
-``BatchNormalization``. A new layer family plugs in with :func:`register_channel_handler`; nothing in
-the pruning algorithm names a model.
+``nn.GRU`` (unidirectional: hidden units). A new layer family plugs in with
+:func:`register_channel_handler`, or by carrying a ``channel_spec`` class attribute (a mapping of
+:class:`ChannelHandler`'s fields): the protocol the Keras-surface ``Dense``, ``Conv2D`` and
+``BatchNormalization`` implement, so this package never imports ``keras``. Nothing in the pruning
+algorithm names a model.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from bigmodel.nn.slicing import slice_param
 
 
 @dataclass(frozen=True)
@@ -60,33 +64,28 @@ def register_channel_handler(layer_type: type, handler: ChannelHandler) -> None:
     _HANDLERS.insert(0, (layer_type, handler))
 
 
+_SPEC_HANDLERS: dict[type, ChannelHandler] = {}
+
+
 def channel_handler(module: nn.Module) -> ChannelHandler | None:
-    """The handler for ``module``'s type, or None when structured pruning cannot slice it."""
+    """The handler for ``module``'s type, or None when structured pruning cannot slice it.
+
+    Registered types first; else a layer class that carries ``channel_spec`` (the protocol Keras
+    layers implement: a mapping of :class:`ChannelHandler`'s fields) gets a handler built from it.
+    """
     for layer_type, handler in _HANDLERS:
         if isinstance(module, layer_type) and handler.applies(module):
             return handler
-    return None
+    spec = getattr(type(module), "channel_spec", None)
+    if spec is None:
+        return None
+    handler = _SPEC_HANDLERS.get(type(module))
+    if handler is None:
+        handler = _SPEC_HANDLERS[type(module)] = ChannelHandler(**spec)
+    return handler if handler.applies(module) else None
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def slice_param(module: nn.Module, name: str, keep: torch.Tensor, dim: int) -> None:
-    tensor = getattr(module, name)
-    if tensor is None:
-        return
-    new = tensor.detach().index_select(dim, keep.to(tensor.device)).clone()
-    if isinstance(tensor, nn.Parameter):
-        setattr(module, name, nn.Parameter(new, requires_grad=tensor.requires_grad))
-    else:
-        setattr(module, name, new)  # a registered buffer stays a buffer
-
-
-def _channels_last(module: nn.Module, name: str) -> None:
-    tensor = getattr(module, name)
-    if tensor is not None and tensor.ndim == 4:
-        with torch.no_grad():
-            tensor.data = torch.empty_like(tensor, memory_format=torch.channels_last).copy_(tensor)
 
 
 def _rows(weight: torch.Tensor) -> torch.Tensor:
@@ -214,58 +213,6 @@ for _rnn in (nn.LSTM, nn.GRU):
         batch_axis=lambda m: 0 if m.batch_first else 1))
 
 
-# -- Keras surface ------------------------------------------------------------------------------
-
-
-def _register_keras() -> None:
-    from bigmodel.keras.layers.convolution import Conv2D
-    from bigmodel.keras.layers.core import Dense
-    from bigmodel.keras.layers.normalization import BatchNormalization
-
-    def dense_out(m: Dense, keep: torch.Tensor) -> None:
-        slice_param(m, "kernel", keep, 0)
-        slice_param(m, "bias", keep, 0)
-        m.units = len(keep)
-
-    def dense_in(m: Dense, keep: torch.Tensor) -> None:
-        slice_param(m, "kernel", keep, 1)
-        m.input_axes = {-1: len(keep)}
-
-    def conv_axis(m: Conv2D) -> int:
-        return -1 if m.data_format == "channels_last" else 1
-
-    def conv_out(m: Conv2D, keep: torch.Tensor) -> None:
-        slice_param(m, "kernel", keep, 0)
-        slice_param(m, "bias", keep, 0)
-        _channels_last(m, "kernel")
-        m.filters = len(keep)
-
-    def conv_in(m: Conv2D, keep: torch.Tensor) -> None:
-        slice_param(m, "kernel", keep, 1)
-        _channels_last(m, "kernel")
-        m.input_axes = {m._channel_axis: len(keep)}
-
-    def norm_in(m: BatchNormalization, keep: torch.Tensor) -> None:
-        for name in ("gamma", "beta", "moving_mean", "moving_variance"):
-            if getattr(m, name, None) is not None:
-                slice_param(m, name, keep, 0)
-        m.input_axes = {m._axis: len(keep)}
-
-    register_channel_handler(Dense, ChannelHandler(
-        in_axis=lambda m: -1, prune_in=dense_in, out_axis=lambda m: -1,
-        num_out=lambda m: m.units, prune_out=dense_out, out_weights=lambda m: _rows(m.kernel),
-        macs=lambda m, x, y: y.numel() * m.kernel.shape[1], applies=lambda m: m.built))
-    register_channel_handler(Conv2D, ChannelHandler(
-        in_axis=conv_axis, prune_in=conv_in, out_axis=conv_axis, num_out=lambda m: m.filters,
-        prune_out=conv_out, out_weights=lambda m: _rows(m.kernel),
-        macs=lambda m, x, y: y.numel() * m.kernel[0].numel(),
-        applies=lambda m: m.built and m.groups == 1))
-    register_channel_handler(BatchNormalization, ChannelHandler(
-        in_axis=lambda m: m._axis, prune_in=norm_in, passthrough=True,
-        applies=lambda m: m.built))
-
-
-_register_keras()
 
 
 def count_macs(model: nn.Module, *inputs) -> int:

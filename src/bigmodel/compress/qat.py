@@ -60,15 +60,15 @@ class _FakeQuantInput(nn.Module):
 
 
 def _qat_targets(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    from bigmodel.keras.layers.convolution import Conv2D
-    from bigmodel.keras.layers.core import Dense
-
+    """``(module, weight name)`` of every layer to fake-quantize: torch's linear and convolution
+    layers, and any built layer whose class names its weight in ``quantized_weight`` (the protocol
+    the Keras-surface ``Dense`` and ``Conv2D`` implement)."""
     found = []
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             found.append((module, "weight"))
-        elif isinstance(module, (Dense, Conv2D)) and module.built:
-            found.append((module, "kernel"))
+        elif getattr(type(module), "quantized_weight", None) and getattr(module, "built", False):
+            found.append((module, type(module).quantized_weight))
     return found
 
 

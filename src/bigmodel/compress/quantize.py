@@ -161,10 +161,10 @@ def _has_attention(model: nn.Module) -> bool:
 
 
 def _convolutions(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    from bigmodel.keras.layers.convolution import Conv2D
-
+    # Layers beyond torch.nn declare it (the Keras-surface Conv2D: ``is_convolution = True``).
     return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, Conv2D))]
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+            or getattr(type(m), "is_convolution", False)]
 
 
 def _has_conv(model: nn.Module) -> bool:

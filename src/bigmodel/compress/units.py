@@ -25,11 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from bigmodel.compress.channels import ChannelHandler, register_channel_handler, slice_param
+from bigmodel.compress.channels import ChannelHandler, register_channel_handler
 from bigmodel.errors import ConfigError
 from bigmodel.nn.attention import MultiHeadAttention
 from bigmodel.nn.recurrent import RecurrentBase
 from bigmodel.nn.recurrent_kernels import GATES
+from bigmodel.nn.slicing import slice_param
 
 __all__ = ["attention_modules", "head_scores", "keep_heads", "prune_heads"]
 

@@ -43,15 +43,20 @@ def _as_patterns(patterns: Patterns, owner: str) -> list[str] | None:
     return patterns
 
 
+def layer_name(module: nn.Module) -> str | None:
+    """The name a pattern may use for ``module`` besides its path: its ``name`` when that is a
+    string (the protocol Keras layers implement; plain ``torch.nn`` modules have none)."""
+    name = getattr(module, "name", None)
+    return name if isinstance(name, str) else None
+
+
 def _module_aliases(model: nn.Module) -> dict[str, list[str]]:
     """Module path -> the names a pattern may use for it (the path, and a Keras layer's name)."""
-    from bigmodel.keras.layers.base import Layer
-
     aliases: dict[str, list[str]] = {}
     for path, module in model.named_modules():
         names = [path] if path else []
-        if isinstance(module, Layer) and module is not model:
-            names.append(module.name)
+        if module is not model and layer_name(module) is not None:
+            names.append(layer_name(module))
         aliases[path] = names
     return aliases
 
@@ -111,10 +116,8 @@ def _freeze_norm_hook(module: nn.Module, args):  # forward pre-hook
 
 
 def _set_frozen_norm(module: nn.Module, frozen: bool, training: bool) -> None:
-    from bigmodel.keras.layers.normalization import BatchNormalization
-
-    if isinstance(module, BatchNormalization):
-        return  # the Keras layer follows its own ``trainable`` flag (set by the caller)
+    # Only torch's batch norms; the Keras layer follows its own ``trainable`` flag (set by the
+    # caller through ``set_trainable_flag``).
     if not isinstance(module, _BatchNorm):
         return
     module._bigmodel_frozen = frozen
@@ -127,8 +130,6 @@ def _set_frozen_norm(module: nn.Module, frozen: bool, training: bool) -> None:
 
 def _apply(model: nn.Module, patterns: Patterns, trainable: bool, norm_eval: bool,
            owner: str) -> list[str]:
-    from bigmodel.keras.layers.base import Layer
-
     matched = match_parameters(model, patterns, owner)
     chosen = {name for names in matched.values() for name in names}
     params = dict(model.named_parameters())
@@ -136,8 +137,9 @@ def _apply(model: nn.Module, patterns: Patterns, trainable: bool, norm_eval: boo
         params[name].requires_grad_(trainable)
     modules = list(model.modules()) if patterns is None else _matched_modules(model, chosen)
     for module in modules:
-        if isinstance(module, Layer):
-            module._trainable = trainable  # Keras: BatchNormalization follows it
+        set_flag = getattr(module, "set_trainable_flag", None)
+        if set_flag is not None:  # the protocol of Keras layers: BatchNormalization follows it
+            set_flag(trainable)
         if norm_eval or trainable:
             _set_frozen_norm(module, not trainable, model.training)
     return sorted(chosen)

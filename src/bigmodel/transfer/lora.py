@@ -32,6 +32,7 @@ from bigmodel.models.model_files import (
     weights_file,
     write_model_files,
 )
+from bigmodel.transfer.freezing import layer_name
 from bigmodel.utils import checks
 
 __all__ = ["LORA_TYPES", "add_lora", "load_lora", "lora_state_dict", "merge_lora", "save_lora"]
@@ -64,13 +65,11 @@ def _lora_layer_type():
 
 def _target_modules(model: nn.Module, target: Sequence[str]) -> list[str]:
     """Module names the patterns select; every pattern must select a LoRA-able layer."""
-    from bigmodel.keras.layers.base import Layer
-
     named = [(name, module) for name, module in model.named_modules() if name]
     chosen: list[str] = []
     for pattern in target:
         hits = [(n, m) for n, m in named if fnmatch.fnmatchcase(n, pattern)
-                or (isinstance(m, Layer) and fnmatch.fnmatchcase(m.name, pattern))]
+                or (layer_name(m) is not None and fnmatch.fnmatchcase(layer_name(m), pattern))]
         if not hits:
             import difflib
 

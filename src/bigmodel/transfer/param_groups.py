@@ -101,10 +101,9 @@ def layer_blocks(model: nn.Module) -> list[str]:
     out; parameters sitting directly on the model (e.g. a [CLS] token) get the lowest learning
     rate in :func:`layerwise_lr`. For a Keras model: the names of its layers that hold weights.
     """
-    from bigmodel.keras.model import Model as KerasModel
-
-    if isinstance(model, KerasModel):  # Keras surface: its layers, by their Keras names
-        return [layer.name for layer in model.layers if any(True for _ in layer.parameters())]
+    layers = getattr(model, "layers", None)
+    if isinstance(layers, list):  # the Keras surface's protocol: a list of named layers
+        return [layer.name for layer in layers if any(True for _ in layer.parameters())]
     blocks: list[str] = []
 
     def visit(prefix: str, module: nn.Module) -> None:

@@ -326,6 +326,12 @@ class Layer(nn.Module):
         for param in self.parameters():
             param.requires_grad_(bool(value) and id(param) not in fixed)
 
+    def set_trainable_flag(self, value: bool) -> None:
+        """Set this layer's own ``trainable`` flag only: its weights and sub-layers are left as
+        they are. The protocol through which ``bigmodel.transfer`` (which freezes weights one by
+        one) tells a layer, e.g. ``BatchNormalization``, whether it is being trained."""
+        self._trainable = bool(value)
+
     # ----------------------------------------------------------------------------- tracking
     def __setattr__(self, name: str, value: Any) -> None:
         # Keras tracks layers and weights held in lists, tuples and dicts (layers/tracking.py).

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import activations, constraints, initializers, regularizers
+from bigmodel.keras.layers import channel_specs
 from bigmodel.keras.layers.base import Layer, Shape
 from bigmodel.keras.layers.core import (
     PreActivationMixin,
@@ -121,6 +122,10 @@ class Conv2D(PreActivationMixin, Layer):
     """
 
     input_ndim = 4
+    # The protocols of bigmodel.compress (structured pruning, quantization).
+    channel_spec = channel_specs.CONV2D
+    quantized_weight = "kernel"
+    is_convolution = True
 
     def __init__(self, filters: int, kernel_size: int | Sequence[int],
                  strides: int | Sequence[int] = (1, 1), padding: str = "valid",

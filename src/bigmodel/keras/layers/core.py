@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import activations, constraints, initializers, regularizers
+from bigmodel.keras.layers import channel_specs
 from bigmodel.keras.layers.base import Layer, Shape
 from bigmodel.nn.augment import SeededGenerators
 
@@ -162,6 +163,9 @@ class Dense(PreActivationMixin, Layer):
 
     min_ndim = 2
     supports_masking = True  # applied per step; a timestep mask passes through (Keras)
+    # The protocols of bigmodel.compress (structured pruning, quantization-aware training).
+    channel_spec = channel_specs.DENSE
+    quantized_weight = "kernel"
 
     def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import initializers, regularizers
+from bigmodel.keras.layers import channel_specs
 from bigmodel.keras.layers.base import Layer, Shape
 from bigmodel.keras.layers.core import reject_constraints, resolve
 
@@ -40,6 +41,8 @@ class BatchNormalization(Layer):
         epsilon: added to the variance, default 1e-3.
         center / scale: learn ``beta`` / ``gamma``.
     """
+
+    channel_spec = channel_specs.BATCH_NORMALIZATION  # bigmodel.compress's pruning protocol
 
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3,
                  center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",
