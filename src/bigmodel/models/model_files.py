@@ -135,23 +135,6 @@ def write_model_files(directory: str | os.PathLike, file_format: FileFormat,
 # -- reading ----------------------------------------------------------------------------------------
 
 
-def peek_format(directory: str | os.PathLike, json_name: str = "model.json") -> str | None:
-    """The ``"format"`` named by ``directory/json_name`` (confined, bounded), or ``None`` when the
-    document is missing or names none.
-
-    Raises:
-        CheckpointError: the document exists but is unreadable, not JSON, or a symlink out.
-    """
-    directory = Path(directory)
-    path = directory / json_name
-    if not path.is_file() and not path.is_symlink():
-        return None
-    confined_path(directory, json_name, "Model file")
-    document = read_json(path, "Model file", max_bytes=MAX_DOCUMENT_BYTES)
-    name = document.get("format") if isinstance(document, dict) else None
-    return name if isinstance(name, str) else None
-
-
 def read_model_document(directory: str | os.PathLike,
                         formats: FileFormat | Iterable[FileFormat]) -> tuple[dict[str, Any], FileFormat]:
     """The parsed document of a model directory, checked against one of ``formats``.
@@ -262,6 +245,6 @@ def read_safetensors(path: str | os.PathLike, numpy: bool = False,
     return tensors, dict(metadata)
 
 
-__all__ = ["FileFormat", "MAX_DOCUMENT_BYTES", "peek_format", "read_model_document",
+__all__ = ["FileFormat", "MAX_DOCUMENT_BYTES", "read_model_document",
            "read_safetensors", "read_weights", "weights_file", "write_model_files",
            "write_safetensors"]
