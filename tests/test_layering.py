@@ -36,11 +36,6 @@ TOP = "bigmodel"
 KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
     (
         "cycle",
-        "bigmodel.keras.config_export",
-        "bigmodel.keras.config_export bigmodel.keras.config_import bigmodel.keras.direct_call bigmodel.keras.functional bigmodel.keras.keras_archive bigmodel.keras.keras_weights bigmodel.keras.metric_adapters bigmodel.keras.model bigmodel.keras.model_data bigmodel.keras.model_inputs bigmodel.keras.saving bigmodel.keras.sequential bigmodel.keras.serialization",
-    ): "H6 (#16)",
-    (
-        "cycle",
         "bigmodel.recipes.launch",
         "bigmodel.recipes.launch bigmodel.recipes.rundir",
     ): "H1 (#16): the run path",

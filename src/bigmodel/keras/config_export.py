@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from bigmodel.errors import BigModelError, ConfigError
+from bigmodel.keras.model_classes import model_class
 from bigmodel.keras.object_registry import CUSTOM_NAMES, CUSTOM_OBJECTS
 
 #: Layers that exist only in bigmodel: written with module "bigmodel.keras.layers".
@@ -104,16 +105,13 @@ def spec_to_keras(spec: dict[str, Any], cls: type) -> dict[str, Any]:
 
 def layer_to_keras(layer: Any) -> dict[str, Any]:
     """Keras 3 spec of a layer or model object (Sequential/Functional in Keras's graph form)."""
-    from bigmodel.keras.functional import Functional
     from bigmodel.keras.layers.base import serialize_layer
-    from bigmodel.keras.model import Model
-    from bigmodel.keras.sequential import Sequential
 
-    if isinstance(layer, Sequential) and type(layer) is Sequential:
+    if type(layer) is model_class("Sequential"):
         return _sequential_to_keras(layer)
-    if isinstance(layer, Functional) and type(layer) is Functional:
+    if type(layer) is model_class("Functional"):
         return _functional_to_keras(layer)
-    if isinstance(layer, Model) and type(layer) not in CUSTOM_NAMES:
+    if isinstance(layer, model_class("Model")) and type(layer) not in CUSTOM_NAMES:
         raise ConfigError(f"Model '{layer.name}' ({type(layer).__name__}) is a subclassed model: "
                           "a .keras file can only describe it when its class is registered with "
                           "keras.saving.register_keras_serializable() and implements get_config()"
@@ -146,9 +144,7 @@ def keras_layer_order(model: Any, include_ops: bool = False) -> list[Any]:
     ``Functional.keras_order``), without the InputLayers; keras.ops nodes too with
     ``include_ops``. The weights file names layers by their index among layers of the same class
     in this order, so both directions must agree on it."""
-    from bigmodel.keras.functional import Functional
-
-    if not isinstance(model, Functional):
+    if not isinstance(model, model_class("Functional")):
         return list(model.layers)
     return model.keras_order(include_inputs=False, include_ops=include_ops)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from bigmodel.errors import BigModelError, ConfigError
 from bigmodel.keras.config_export import KERAS_NUMPY_OPS, WRAPPER_KEYS, op_snake_name
+from bigmodel.keras.model_classes import model_class
 from bigmodel.keras.object_registry import UnknownObjectError, get_registered_object
 
 _BOOKKEEPING = ("module", "registered_name", "shared_object_id", "build_config",
@@ -50,9 +51,7 @@ class Importer:
 
     # --------------------------------------------------------------- classes
     def resolve(self, spec: dict[str, Any]) -> type:
-        from bigmodel.keras.functional import Functional
         from bigmodel.keras.layers.base import LAYER_CLASSES
-        from bigmodel.keras.sequential import Sequential
 
         if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
             raise ConfigError(f"{self.where}: a layer entry must be an object with a "
@@ -66,7 +65,7 @@ class Importer:
                 return found
         builtin = module == "keras" or module.startswith(("keras.", "bigmodel."))
         if builtin and name in ("Sequential", "Functional", "Model"):
-            return Sequential if name == "Sequential" else Functional
+            return model_class("Sequential" if name == "Sequential" else "Functional")
         if module.startswith("keras.src.ops"):
             if module == "keras.src.ops.numpy" and op_snake_name(name) in KERAS_NUMPY_OPS:
                 return _KerasOp
@@ -211,13 +210,10 @@ class Importer:
     # --------------------------------------------------------------- objects
     def layer(self, spec: dict[str, Any]) -> Any:
         """Build one layer or model from its Keras spec."""
-        from bigmodel.keras.functional import Functional
-        from bigmodel.keras.sequential import Sequential
-
         cls = self.resolve(spec)
-        if cls is Sequential:
+        if cls is model_class("Sequential"):
             return self.sequential(spec)
-        if cls is Functional:
+        if cls is model_class("Functional"):
             return self.functional(spec)
         config = self.layer_config(cls, spec)
         try:
@@ -227,10 +223,8 @@ class Importer:
                               f"({spec['class_name']}) from its config: {exc}") from exc
 
     def sequential(self, spec: dict[str, Any]) -> Any:
-        from bigmodel.keras.sequential import Sequential
-
         config = spec.get("config") or {}
-        model = Sequential(name=config.get("name"), trainable=config.get("trainable", True))
+        model = model_class("Sequential")(name=config.get("name"), trainable=config.get("trainable", True))
         for entry in config.get("layers") or []:
             model.add(self.layer(entry))
         if not model.built and config.get("build_input_shape"):
@@ -238,8 +232,9 @@ class Importer:
         return model
 
     def functional(self, spec: dict[str, Any]) -> Any:
-        from bigmodel.keras.functional import Functional, Input
+        from bigmodel.keras.layers.lambda_layer import Input
 
+        functional_class = model_class("Functional")
         config = spec.get("config") or {}
         entries = config.get("layers") or []
         made: dict[tuple[str, int, int], Any] = {}  # keras_history -> KerasTensor
@@ -295,7 +290,7 @@ class Importer:
 
         inputs, single_in = pick(config.get("input_layers") or [])
         outputs, single_out = pick(config.get("output_layers") or [])
-        return Functional(inputs[0] if single_in else inputs,
+        return functional_class(inputs[0] if single_in else inputs,
                           outputs[0] if single_out else outputs,
                           name=config.get("name"), trainable=config.get("trainable", True))
 

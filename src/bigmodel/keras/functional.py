@@ -23,6 +23,7 @@ from bigmodel.keras.layers.base import (
 from bigmodel.keras.layers.core import InputLayer
 from bigmodel.keras.layers.lambda_layer import Input
 from bigmodel.keras.model import Model
+from bigmodel.keras.model_classes import register_model_class
 from bigmodel.keras.model_inputs import standardize_inputs
 from bigmodel.keras.ops.operators import install_operators
 
@@ -277,3 +278,6 @@ class Functional(Model):
                    outputs[0] if config.get("single_output", True)
                    and not config.get("output_keys") else outputs,
                    name=config.get("name"), trainable=config.get("trainable", True))
+
+
+register_model_class("Functional", Functional)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bigmodel.errors import CheckpointError
+from bigmodel.keras.model_classes import model_class
 
 _RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 _ATTENTION_ROLE = re.compile(r"^(query|key|value|output)_(kernel|bias)$")
@@ -81,14 +82,12 @@ def weight_entries(layer: Any, path: str = "") -> list[tuple[Any, str, str]]:
     Also lists the group of each weightless layer as ``(layer, "", group path)`` so that the file
     holds a ``vars`` group for every layer, as Keras writes it.
     """
-    from bigmodel.keras.functional import Functional
-    from bigmodel.keras.sequential import Sequential
     from bigmodel.keras.serialization import keras_layer_order
 
     prefix = f"{path}/" if path else ""
     name = type(layer).__name__
     entries: list[tuple[Any, str, str]] = []
-    if isinstance(layer, (Sequential, Functional)):
+    if isinstance(layer, (model_class("Sequential"), model_class("Functional"))):
         entries.append((layer, "", f"{prefix}vars"))
         used: dict[str, int] = {}
         for child in keras_layer_order(layer):

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from bigmodel.keras.model import Model
+    # a keras Model (a Layer); the model module imports this one
+    from bigmodel.keras.layers.base import Layer
 
 
 def mask_weights(mask: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
@@ -47,7 +48,7 @@ class _MetricWrapper:
 class MaskedMetric(_MetricWrapper):
     """Weights a metric by the output's timestep mask of the current batch (read by the loss)."""
 
-    def __init__(self, metric: Any, model: Model):
+    def __init__(self, metric: Any, model: Layer):
         super().__init__(metric)
         self._model = model
 

@@ -39,6 +39,7 @@ from bigmodel.keras.layers.base import (
     is_shape_list,
 )
 from bigmodel.keras.metric_adapters import MaskedMetric, OnProbabilities, mask_weights
+from bigmodel.keras.model_classes import model_class, register_model_class
 from bigmodel.keras.model_data import ModelDataMixin, check_arguments, is_array_like
 from bigmodel.keras.model_inputs import (
     input_adjusted,
@@ -72,8 +73,7 @@ def _functional_call(args: tuple, kwargs: dict) -> bool:
 def _functional_subclass(cls: type) -> type:
     """``Functional`` itself for ``keras.Model``; for a user subclass of Model, a class deriving
     from both (its own methods first, e.g. ``train_step``), made once per subclass."""
-    from bigmodel.keras.functional import Functional
-
+    Functional = model_class("Functional")  # noqa: N806 - a class, found by kind
     if cls is Model or issubclass(cls, Functional) or not issubclass(cls, Model):
         return Functional if cls is Model else cls
     made = _FUNCTIONAL_SUBCLASSES.get(cls)
@@ -723,3 +723,6 @@ class Model(StepsMixin, ModelDataMixin, Layer):
         from bigmodel.keras.serialization import layer_to_keras
 
         return json.dumps(layer_to_keras(self), **kwargs)
+
+
+register_model_class("Model", Model)

@@ -19,7 +19,8 @@ from bigmodel.data.batching import tree_leaves, tree_map
 from bigmodel.errors import DataError, InputTypeError, ShapeError, describe
 
 if TYPE_CHECKING:
-    from bigmodel.keras.model import Model
+    # a keras Model (a Layer); the model module imports this one
+    from bigmodel.keras.layers.base import Layer
 
 __all__ = ["check_sample_counts", "input_adjusted", "input_names", "integer_input", "is_structure", "num_samples", "slice_data",
            "standardize_inputs", "structured_targets", "structured_weights"]
@@ -39,7 +40,7 @@ def is_structure(value: Any) -> bool:
     return bool(items) and all(isinstance(v, (np.ndarray, torch.Tensor)) for v in items)
 
 
-def input_names(model: Model) -> list[str] | None:
+def input_names(model: Layer) -> list[str] | None:
     """Names of a functional model's inputs, in order (``None`` for other models)."""
     inputs = getattr(model, "_inputs", None)
     if not inputs:
@@ -75,7 +76,7 @@ def input_adjusted(x: torch.Tensor, ref: Any, integer_ok: bool) -> torch.Tensor:
     return x
 
 
-def integer_input(model: Model, index: int) -> bool:
+def integer_input(model: Layer, index: int) -> bool:
     """Whether input ``index`` takes integer data as is: a functional input declared integer or
     feeding an ``Embedding``; for other models, an ``Embedding`` first layer."""
     if not getattr(model, "_inputs", None):
@@ -89,7 +90,7 @@ def integer_input(model: Model, index: int) -> bool:
                for node in getattr(model, "_nodes", ()))
 
 
-def standardize_inputs(model: Model, x: Any, what: str | None = None) -> Any:
+def standardize_inputs(model: Layer, x: Any, what: str | None = None) -> Any:
     """``x`` as the model's ``call`` takes it, converted to tensors.
 
     A functional model with several inputs gets a list in input order (from a list, a tuple or a
@@ -125,7 +126,7 @@ def standardize_inputs(model: Model, x: Any, what: str | None = None) -> Any:
     return model._standardize_input(_as_tensor(x, f"{where}x") if what else x)
 
 
-def _in_input_order(model: Model, x: Any, names: list[str], where: str) -> list[Any]:
+def _in_input_order(model: Layer, x: Any, names: list[str], where: str) -> list[Any]:
     if isinstance(x, Mapping):
         unknown = [key for key in x if key not in names]
         if unknown:
@@ -145,7 +146,7 @@ def _in_input_order(model: Model, x: Any, names: list[str], where: str) -> list[
                      f"or a dict keyed by input name; received {describe(x)}")
 
 
-def _per_output(model: Model, value: Any, what: str, role: str) -> list[Any]:
+def _per_output(model: Layer, value: Any, what: str, role: str) -> list[Any]:
     """A list/tuple/dict of ``role`` arrays as one entry per output (``None`` where absent)."""
     names = model._output_names()
     if isinstance(value, Mapping):
@@ -162,7 +163,7 @@ def _per_output(model: Model, value: Any, what: str, role: str) -> list[Any]:
     return list(value)
 
 
-def structured_targets(model: Model, y: Any, what: str) -> Any:
+def structured_targets(model: Layer, y: Any, what: str) -> Any:
     """``y`` for a model with several outputs: a list of tensors in output order (``None`` for an
     output without targets); one output: the tensor (a 1-list/dict is unwrapped)."""
     names = model._output_names()
@@ -180,7 +181,7 @@ def structured_targets(model: Model, y: Any, what: str) -> Any:
             for name, part in zip(names, parts)]
 
 
-def structured_weights(model: Model, sample_weight: Any, what: str) -> Any:
+def structured_weights(model: Layer, sample_weight: Any, what: str) -> Any:
     """``sample_weight``: one float32 vector for every output, or (several outputs) a list in
     output order from a list/dict of per-output vectors."""
     if sample_weight is None:
@@ -207,7 +208,7 @@ def _labelled_leaves(value: Any, label: str, names: list[str] | None) -> list[tu
             for i, v in enumerate(value) if v is not None]
 
 
-def check_sample_counts(model: Model, x: Any, y: Any, sample_weight: Any, what: str) -> int:
+def check_sample_counts(model: Layer, x: Any, y: Any, sample_weight: Any, what: str) -> int:
     """The common number of samples of every array; raises naming each when they disagree.
 
     Raises:

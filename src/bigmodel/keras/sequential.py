@@ -18,6 +18,7 @@ from bigmodel.keras.layers.base import (
 )
 from bigmodel.keras.layers.lambda_layer import Input
 from bigmodel.keras.model import Model
+from bigmodel.keras.model_classes import register_model_class
 
 
 class Sequential(Model):
@@ -147,3 +148,6 @@ class Sequential(Model):
         for spec in layer_specs:
             model.add(deserialize_layer(spec))
         return model
+
+
+register_model_class("Sequential", Sequential)
