@@ -8,7 +8,7 @@ as right-padded ids, cut to ``data.max_length`` tokens, with the recipe's ``data
   into the run directory as ``vocabulary.json``; with ``data.skipgram`` it is built on the
   unlabelled corpus instead (:func:`bigmodel.data.fortunes.unlabelled_fortunes`: the other
   category files plus the training texts, no test text), and skip-gram vectors trained on that
-  corpus fill the model's embedding table (``Splits.word_vectors``);
+  corpus fill the model's embedding table (``ClassificationData.word_vectors``);
 - the name of pretrained embeddings (``minilm-wordpiece``, :mod:`bigmodel.transfer.word_vectors`):
   that source's own tokenizer (WordPiece, ``[CLS]`` ... ``[SEP]``), whose ids index the pretrained
   table the model starts from (``model.overrides.embeddings``); its ``tokenizer.json`` is copied
