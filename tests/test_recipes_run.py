@@ -94,3 +94,15 @@ def test_train_and_finetune_build_the_same_optimizer():
         b = build_trainer(model, tuning.train, inputs).optimizer.param_groups[0]
         assert {k: a[k] for k in ("lr", "eps", "weight_decay", "betas")} == \
                {k: b[k] for k in ("lr", "eps", "weight_decay", "betas")} and a["eps"] == 1e-7
+
+
+def test_evaluate_refuses_a_run_that_is_not_a_classifier(tmp_path):
+    from bigmodel.models import create_model, save_model
+    from bigmodel.recipes.runs import evaluate_run
+    from bigmodel.recipes.schema import save_recipe
+
+    recipe = recipe_from_dict({"model": {"name": "transformer"}, "data": {"name": "dates_to_iso"}})
+    save_recipe(recipe, tmp_path / "recipe.yaml")
+    save_model(create_model("transformer", num_layers=1, d_model=8, num_heads=2, dff=8), tmp_path)
+    with pytest.raises(ConfigError, match="is a seq2seq run; evaluate measures .* classification"):
+        evaluate_run(tmp_path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+CLASSIFICATION_TASKS = ("image_classification", "text_classification", "speech_classification")
 
 def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | None = None,
                  device: str = "auto") -> dict[str, float]:
@@ -19,7 +20,8 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
 
     Raises:
         CheckpointError: the run has no (valid) model files.
-        ConfigError: the run's recipe is missing or invalid, or ``batch_size`` < 1.
+        ConfigError: the run's recipe is missing or invalid, ``batch_size`` < 1, or the run is not
+            a classification run (seq2seq, language model).
         DataFileError: the test data cannot be loaded.
     """
     from bigmodel.engine.resolve import resolve_device
@@ -38,9 +40,13 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
         raise ConfigError(f"Run directory not found: {run_dir}")
     if is_finetune_run(run_dir):
         return evaluate_finetune_run(run_dir, batch_size, data_path, device)
-    model = load_model(run_dir, device=resolve_device(device))
     recipe = load_recipe(confined_path(
         run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
+    if recipe.task not in CLASSIFICATION_TASKS:
+        raise ConfigError(f"{run_dir} is a {recipe.task} run; evaluate measures the loss and "
+                          "accuracy of classification runs (the run's own measurement is in its "
+                          "results.json and report.md)")
+    model = load_model(run_dir, device=resolve_device(device))
     data = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
     vocabulary = None
     if data.name in TEXT_DATA:  # encode the test texts with the run's own vocabulary
