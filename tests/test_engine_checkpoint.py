@@ -11,13 +11,12 @@ from torch import nn
 
 from bigmodel.engine import Callback, EarlyStopping, Trainer, build_scheduler
 from bigmodel.engine.checkpoint import (
-    decode_state,
-    encode_state,
     latest_checkpoint,
     read_checkpoint,
     verify_checkpoint,
     write_checkpoint,
 )
+from bigmodel.engine.checkpoint_state import decode_state, encode_state
 from bigmodel.errors import CheckpointError
 from bigmodel.utils.io import sha256_file
 

@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from bigmodel.engine import checkpoint as ckpt
-from bigmodel.engine import training_state
+from bigmodel.engine import checkpoint_state, training_state
 from bigmodel.errors import CheckpointError, ConfigError
 from bigmodel.utils.io import atomic_write_json
 
@@ -106,13 +106,13 @@ def model_signature(model_state: dict[str, torch.Tensor]) -> dict[str, list]:
 def _rest_of_state(trainer: Any, plain_optimizer: dict, ranks: list | None = None) -> tuple[dict, dict]:
     """Tensor groups and JSON documents for everything but weights and optimizer tensors
     (``ranks``: each process's own RNG, running loss and metrics, for a mid-epoch checkpoint)."""
-    rng_tensors, rng_doc = ckpt.capture_rng_state()
+    rng_tensors, rng_doc = checkpoint_state.capture_rng_state()
     if trainer._generator is not None:
         rng_tensors["shuffle"] = trainer._generator.get_state()
     states = [{"class": type(cb).__name__, "state": cb.get_state()}
               for cb in trainer._callbacks if hasattr(cb, "get_state")]
-    callbacks_doc, callbacks_tensors = ckpt.encode_state(states, "callbacks")
-    optimizer_doc, _ = ckpt.encode_state(plain_optimizer, "optimizer")
+    callbacks_doc, callbacks_tensors = checkpoint_state.encode_state(states, "callbacks")
+    optimizer_doc, _ = checkpoint_state.encode_state(plain_optimizer, "optimizer")
     scaler = trainer._scaler
     trainer_doc = {
         "epoch": trainer.epoch, "global_step": trainer.global_step,
@@ -124,11 +124,11 @@ def _rest_of_state(trainer: Any, plain_optimizer: dict, ranks: list | None = Non
     documents = {"rng": rng_doc, "trainer": trainer_doc, "optimizer_values": optimizer_doc}
     position = getattr(trainer, "_position", None)  # mid-epoch (engine.step_checkpoints)
     if position is not None:
-        trainer_doc["position"], tensors["position"] = ckpt.encode_state(position, "position")
+        trainer_doc["position"], tensors["position"] = checkpoint_state.encode_state(position, "position")
     if ranks is not None:
-        documents["ranks"], tensors["ranks"] = ckpt.encode_state(ranks, "ranks")
+        documents["ranks"], tensors["ranks"] = checkpoint_state.encode_state(ranks, "ranks")
     if trainer.scheduler is not None:
-        documents["scheduler"], tensors["scheduler"] = ckpt.encode_state(
+        documents["scheduler"], tensors["scheduler"] = checkpoint_state.encode_state(
             trainer.scheduler.state_dict(), "scheduler")
     return {name: group for name, group in tensors.items() if group}, documents
 
@@ -152,7 +152,7 @@ def save(trainer: Any, root: str | os.PathLike, keep_last: int = 2, step: int | 
     final = root / (f"epoch-{trainer.epoch:04d}" if not step else f"epoch-{trainer.epoch:04d}-step-{step:08d}")
     ranks = None
     if own_state is not None:
-        rng_tensors, rng_doc = ckpt.capture_rng_state()
+        rng_tensors, rng_doc = checkpoint_state.capture_rng_state()
         mine = {"rng": {**rng_doc, "torch_cpu": rng_tensors["torch_cpu"]}, **own_state}
         ranks = [None] * dist.get_world_size()
         dist.all_gather_object(ranks, mine)  # in memory, between the processes of this job
@@ -294,7 +294,7 @@ def load(trainer: Any, directory: str | os.PathLike) -> Path:
     commit = verify(directory, model_state)
     loaded = ckpt.read_checkpoint(directory / "state")
     documents, tensors = loaded.documents, loaded.tensors
-    optim_plain = ckpt.decode_state(documents["optimizer_values"], {})
+    optim_plain = checkpoint_state.decode_state(documents["optimizer_values"], {})
     unique, _ = split_aliases(model_state)
     aliases = commit.get("aliases", {})
     state = {"model": {k: v for k, v in unique.items() if k not in aliases}, "optim": optim_tensors}
@@ -312,7 +312,7 @@ def load(trainer: Any, directory: str | os.PathLike) -> Path:
                               f"{err}") from None
     training_state.restore_counters(trainer, documents, tensors)
     if "ranks" in documents and "position" in trainer._restored:
-        _restore_own_state(trainer, ckpt.decode_state(documents["ranks"], tensors.get("ranks", {})))
+        _restore_own_state(trainer, checkpoint_state.decode_state(documents["ranks"], tensors.get("ranks", {})))
     trainer._last_checkpoint = directory
     return directory
 
@@ -326,7 +326,7 @@ def _restore_own_state(trainer: Any, ranks: list[dict]) -> None:
     if len(ranks) == world:
         own = ranks[rank]
         rng = own["rng"]
-        ckpt.restore_rng_state({"torch_cpu": rng["torch_cpu"]}, rng)
+        checkpoint_state.restore_rng_state({"torch_cpu": rng["torch_cpu"]}, rng)
     else:
         own = {"loss": _add_states([r["loss"] for r in ranks]),
                "metrics": [_add_states(list(states)) for states in zip(*[r["metrics"] for r in ranks])]}

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from bigmodel.engine import checkpoint as ckpt
+from bigmodel.engine import checkpoint_state
 from bigmodel.errors import CheckpointError
 
 TensorGroups = dict[str, dict[str, torch.Tensor]]
@@ -22,13 +23,13 @@ TensorGroups = dict[str, dict[str, torch.Tensor]]
 
 def capture(trainer: Any) -> tuple[TensorGroups, dict[str, Any]]:
     """The trainer's full training state as ``(tensor groups, JSON documents)``."""
-    optimizer_doc, optimizer_tensors = ckpt.encode_state(trainer.optimizer.state_dict(), "optimizer")
-    rng_tensors, rng_doc = ckpt.capture_rng_state()
+    optimizer_doc, optimizer_tensors = checkpoint_state.encode_state(trainer.optimizer.state_dict(), "optimizer")
+    rng_tensors, rng_doc = checkpoint_state.capture_rng_state()
     if trainer._generator is not None:
         rng_tensors["shuffle"] = trainer._generator.get_state()
     states = [{"class": type(cb).__name__, "state": cb.get_state()}
               for cb in trainer._callbacks if hasattr(cb, "get_state")]
-    callbacks_doc, callbacks_tensors = ckpt.encode_state(states, "callbacks")
+    callbacks_doc, callbacks_tensors = checkpoint_state.encode_state(states, "callbacks")
     scaler = trainer._scaler
     trainer_doc = {
         "epoch": trainer.epoch, "global_step": trainer.global_step,
@@ -40,10 +41,10 @@ def capture(trainer: Any) -> tuple[TensorGroups, dict[str, Any]]:
                "callbacks": callbacks_tensors}
     position = getattr(trainer, "_position", None)  # mid-epoch / mid-pass (engine.step_checkpoints)
     if position is not None:
-        trainer_doc["position"], tensors["position"] = ckpt.encode_state(position, "position")
+        trainer_doc["position"], tensors["position"] = checkpoint_state.encode_state(position, "position")
     documents = {"optimizer": optimizer_doc, "rng": rng_doc, "trainer": trainer_doc}
     if trainer.scheduler is not None:
-        documents["scheduler"], tensors["scheduler"] = ckpt.encode_state(
+        documents["scheduler"], tensors["scheduler"] = checkpoint_state.encode_state(
             trainer.scheduler.state_dict(), "scheduler")
     return {name: group for name, group in tensors.items() if group}, documents
 
@@ -92,7 +93,7 @@ def restore(trainer: Any, directory: str | Path | ckpt.LoadedCheckpoint) -> Path
     except (RuntimeError, KeyError) as err:
         raise CheckpointError(f"{path / 'model.safetensors'} does not fit this model: {err}") from None
     try:
-        trainer.optimizer.load_state_dict(ckpt.decode_state(documents["optimizer"], tensors.get("optimizer", {})))
+        trainer.optimizer.load_state_dict(checkpoint_state.decode_state(documents["optimizer"], tensors.get("optimizer", {})))
     except (ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path / 'optimizer.json'} does not fit this optimizer: {err}") from None
     try:
@@ -111,7 +112,7 @@ def restore_counters(trainer: Any, documents: dict, tensors: dict) -> None:
     epoch/step counters, best value, grad scaler, and (for ``fit``) history and callback states.
     Shared by single-process and sharded (:mod:`bigmodel.engine.dist_checkpoint`) checkpoints."""
     if "scheduler" in documents:
-        state = ckpt.decode_state(documents["scheduler"], tensors.get("scheduler", {}))
+        state = checkpoint_state.decode_state(documents["scheduler"], tensors.get("scheduler", {}))
         if trainer.scheduler is not None:
             trainer.scheduler.load_state_dict(state)
         else:
@@ -119,17 +120,17 @@ def restore_counters(trainer: Any, documents: dict, tensors: dict) -> None:
     rng = dict(tensors.get("rng", {}))
     if "shuffle" in rng:
         trainer._shuffle_generator().set_state(rng.pop("shuffle"))
-    ckpt.restore_rng_state(rng, documents["rng"])
+    checkpoint_state.restore_rng_state(rng, documents["rng"])
     state = documents["trainer"]
     trainer.epoch, trainer.global_step = int(state["epoch"]), int(state["global_step"])
     trainer._best_value = state.get("best_value")
     if trainer._scaler is not None and state.get("grad_scaler"):
         trainer._scaler.load_state_dict(state["grad_scaler"])
     trainer._restored["history"] = (state.get("history", {}), state.get("history_epochs", []))
-    trainer._restored["callbacks"] = ckpt.decode_state(state.get("callbacks", []), tensors.get("callbacks", {}))
+    trainer._restored["callbacks"] = checkpoint_state.decode_state(state.get("callbacks", []), tensors.get("callbacks", {}))
     trainer._restored.pop("position", None)
     if state.get("position") is not None:
-        trainer._restored["position"] = ckpt.decode_state(state["position"], tensors.get("position", {}))
+        trainer._restored["position"] = checkpoint_state.decode_state(state["position"], tensors.get("position", {}))
 
 
 def apply_restored(trainer: Any) -> None:
