@@ -13,7 +13,7 @@ from bigmodel import keras
 from bigmodel.errors import NotSupportedError
 from bigmodel.keras import layers, ops
 from bigmodel.keras.functional import Functional
-from bigmodel.keras.layers.base import KerasTensor
+from bigmodel.keras.layers.symbolic import KerasTensor
 
 
 def _model_and_eager(seed: int = 0):

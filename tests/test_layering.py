@@ -34,17 +34,7 @@ TOP = "bigmodel"
 # (rule, importer module, imported thing) -> who removes it. Imported thing: the package for
 # `layer`, "module:name" for the private rules, the sorted members joined by " " for `cycle`.
 KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
-    (
-        "cycle",
-        "bigmodel.recipes.launch",
-        "bigmodel.recipes.launch bigmodel.recipes.rundir",
-    ): "H1 (#16): the run path",
     ("layer", "bigmodel.models.rcnn", "transfer"): "H6 (#16)",
-    (
-        "private-same-package",
-        "bigmodel.recipes.finetune_schema",
-        "bigmodel.recipes.schema:_Section",
-    ): "H1 (#16): the run path",
 }
 
 

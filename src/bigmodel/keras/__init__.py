@@ -26,7 +26,8 @@ from bigmodel.keras import (
     utils,
 )
 from bigmodel.keras.functional import Functional, Input
-from bigmodel.keras.layers.base import KerasTensor, Layer
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.model import Model
 from bigmodel.keras.saving import load_model
 from bigmodel.keras.sequential import Sequential

@@ -23,7 +23,8 @@ from bigmodel.keras.config import (  # noqa: F401 - re-exported, as in Keras
     set_floatx,
     set_image_data_format,
 )
-from bigmodel.keras.layers.base import KerasTensor, reset_names
+from bigmodel.keras.layers.layer_registry import reset_names
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.ops.core import convert_to_numpy, is_tensor  # noqa: F401
 from bigmodel.keras.ops.dtypes import result_type, standardize_dtype  # noqa: F401
 

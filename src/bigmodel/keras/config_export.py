@@ -56,7 +56,7 @@ def _keras_module(cls: type) -> tuple[str, str | None]:
 
 def _value_to_keras(key: str, value: Any) -> Any:
     """A bigmodel config value in Keras form (nested objects get their ``module``)."""
-    from bigmodel.keras.layers.base import get_layer_class
+    from bigmodel.keras.layers.layer_registry import get_layer_class
 
     if isinstance(value, dict) and "class_name" in value and "config" in value:
         if key in WRAPPER_KEYS or key == "layers":
@@ -105,7 +105,7 @@ def spec_to_keras(spec: dict[str, Any], cls: type) -> dict[str, Any]:
 
 def layer_to_keras(layer: Any) -> dict[str, Any]:
     """Keras 3 spec of a layer or model object (Sequential/Functional in Keras's graph form)."""
-    from bigmodel.keras.layers.base import serialize_layer
+    from bigmodel.keras.layers.layer_registry import serialize_layer
 
     if type(layer) is model_class("Sequential"):
         return _sequential_to_keras(layer)

@@ -51,7 +51,7 @@ class Importer:
 
     # --------------------------------------------------------------- classes
     def resolve(self, spec: dict[str, Any]) -> type:
-        from bigmodel.keras.layers.base import LAYER_CLASSES
+        from bigmodel.keras.layers.layer_registry import LAYER_CLASSES
 
         if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
             raise ConfigError(f"{self.where}: a layer entry must be an object with a "

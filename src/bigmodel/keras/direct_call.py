@@ -27,7 +27,9 @@ from typing import Any
 import torch
 from torch.nn.modules import module as _module
 
-from bigmodel.keras.layers.base import Layer, call_signature, call_takes_mask, get_keras_mask
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_signature import call_signature, call_takes_mask
+from bigmodel.keras.layers.symbolic import get_keras_mask
 
 __all__ = ["DirectPath"]
 

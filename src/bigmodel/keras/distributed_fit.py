@@ -70,7 +70,7 @@ def refuse_step_loop(model: Any, what: str) -> None:
 
 def weight_paths(model: Any) -> list[tuple[str, Any, str]]:
     """``(path, layer, attribute)`` of every weight, paths ``layer/weight`` (``outer/inner/w``)."""
-    from bigmodel.keras.layers.base import child_layers
+    from bigmodel.keras.layers.layer_state import child_layers
 
     found: list[tuple[str, Any, str]] = []
 

@@ -12,16 +12,16 @@ from typing import Any
 from torch import nn
 
 from bigmodel.errors import ConfigError
-from bigmodel.keras.layers.base import (
-    KerasTensor,
-    Layer,
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.core import InputLayer
+from bigmodel.keras.layers.lambda_layer import Input
+from bigmodel.keras.layers.layer_registry import (
     deserialize_layer,
     serialize_layer,
     snake_case,
     unique_name,
 )
-from bigmodel.keras.layers.core import InputLayer
-from bigmodel.keras.layers.lambda_layer import Input
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.model import Model
 from bigmodel.keras.model_classes import register_model_class
 from bigmodel.keras.model_inputs import standardize_inputs

@@ -29,15 +29,10 @@ from bigmodel.keras import distributed_fit
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
-from bigmodel.keras.layers import base as layers_base
-from bigmodel.keras.layers.base import (
-    KerasTensor,
-    Layer,
-    call_signature,
-    child_layers,
-    get_keras_mask,
-    is_shape_list,
-)
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_signature import call_signature
+from bigmodel.keras.layers.layer_state import LOSS_LAYERS, child_layers
+from bigmodel.keras.layers.symbolic import KerasTensor, get_keras_mask, is_shape_list
 from bigmodel.keras.metric_adapters import MaskedMetric, OnProbabilities, mask_weights
 from bigmodel.keras.model_classes import model_class, register_model_class
 from bigmodel.keras.model_data import ModelDataMixin, check_arguments, is_array_like
@@ -478,7 +473,7 @@ class Model(StepsMixin, ModelDataMixin, Layer):
 
         def extra_loss() -> Any:
             # Regularization penalties and add_loss() values of this step's forward pass.
-            if not (has_penalties or layers_base.LOSS_LAYERS):
+            if not (has_penalties or LOSS_LAYERS):
                 return 0.0
             found = self.losses
             return torch.stack([p.reshape(()) for p in found]).sum() if found else 0.0

@@ -18,7 +18,7 @@ import torch
 from bigmodel.data.batching import tree_map
 from bigmodel.errors import ConfigError, DataError, InputTypeError, describe
 from bigmodel.keras import losses as losses_mod
-from bigmodel.keras.layers.base import is_shape_list
+from bigmodel.keras.layers.symbolic import is_shape_list
 from bigmodel.keras.model_inputs import (
     check_sample_counts,
     is_structure,

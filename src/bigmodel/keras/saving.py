@@ -88,7 +88,7 @@ def save_model(model: Any, path: str | os.PathLike, overwrite: bool = True) -> N
         ModelFileError: another file name, or ``path`` exists and ``overwrite`` is false.
     """
     from bigmodel import __version__
-    from bigmodel.keras.layers.base import serialize_layer
+    from bigmodel.keras.layers.layer_registry import serialize_layer
 
     suffix = _suffix(path, MODEL_SUFFIXES, "model.save()")
     model._require_built("save")
@@ -164,7 +164,7 @@ def load_model(filepath: str | os.PathLike, custom_objects: Any = None, compile:
         UnknownObjectError: an unregistered custom class in a ``.keras`` file.
     """
     from bigmodel.keras.compile_config import restore_compile
-    from bigmodel.keras.layers.base import deserialize_layer
+    from bigmodel.keras.layers.layer_registry import deserialize_layer
 
     if _is_keras_archive(filepath):
         from bigmodel.keras.keras_archive import load_keras_archive

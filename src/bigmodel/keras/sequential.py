@@ -9,14 +9,10 @@ from torch import nn
 
 from bigmodel.errors import ConfigError, InputTypeError
 from bigmodel.keras.direct_call import DirectPath
-from bigmodel.keras.layers.base import (
-    CallRecord,
-    KerasTensor,
-    Layer,
-    deserialize_layer,
-    serialize_layer,
-)
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.lambda_layer import Input
+from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
+from bigmodel.keras.layers.symbolic import CallRecord, KerasTensor
 from bigmodel.keras.model import Model
 from bigmodel.keras.model_classes import register_model_class
 

@@ -9,15 +9,7 @@ from bigmodel.keras.layers.augmentation import (
     RandomTranslation,
     RandomZoom,
 )
-from bigmodel.keras.layers.base import (
-    KerasTensor,
-    Layer,
-    deserialize_layer,
-    get_keras_mask,
-    get_layer_class,
-    serialize_layer,
-    set_keras_mask,
-)
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.conv_depthwise import DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from bigmodel.keras.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from bigmodel.keras.layers.convolution import Conv2D
@@ -25,6 +17,11 @@ from bigmodel.keras.layers.convolution_nd import Conv1D
 from bigmodel.keras.layers.core import Activation, Dense, Dropout, Flatten, InputLayer, Reshape
 from bigmodel.keras.layers.embedding import Embedding
 from bigmodel.keras.layers.lambda_layer import Identity, Input, Lambda
+from bigmodel.keras.layers.layer_registry import (
+    deserialize_layer,
+    get_layer_class,
+    serialize_layer,
+)
 from bigmodel.keras.layers.merging import (
     Add,
     Average,
@@ -77,6 +74,7 @@ from bigmodel.keras.layers.reshaping import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from bigmodel.keras.layers.symbolic import KerasTensor, get_keras_mask, set_keras_mask
 
 # Keras aliases
 Convolution2D = Conv2D

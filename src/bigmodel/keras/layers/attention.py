@@ -16,7 +16,7 @@ Masks, as in Keras: ``attention_mask`` ``(B, T, S)`` (1/True = attend), ``query_
 triangular mask aligned at the top left (Keras's). Like Keras, a query whose keys are all masked
 attends to every key (Keras adds the same large negative number to the whole row), where the plain
 ``bigmodel.nn`` function would return zeros. Masks that earlier layers attached to the inputs
-(``Embedding(mask_zero=True)``, ``Masking``; see ``base.get_keras_mask``) serve as query / value /
+(``Embedding(mask_zero=True)``, ``Masking``; see ``symbolic.get_keras_mask``) serve as query / value /
 key masks when none is passed, and the output carries the query's mask, as in Keras 3.
 
 Inputs of rank > 3 (``(B, *T, dim)``) attend over all their middle axes jointly, which is Keras's
@@ -35,7 +35,7 @@ from torch import nn
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import initializers, regularizers
-from bigmodel.keras.layers.base import KerasTensor, Layer, Shape, get_keras_mask, set_keras_mask
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.core import (
     cast_inputs,
     check_positive_int,
@@ -43,6 +43,7 @@ from bigmodel.keras.layers.core import (
     reject_constraints,
     resolve,
 )
+from bigmodel.keras.layers.symbolic import KerasTensor, Shape, get_keras_mask, set_keras_mask
 from bigmodel.nn.attention import scaled_dot_product_attention
 
 __all__ = ["MultiHeadAttention"]

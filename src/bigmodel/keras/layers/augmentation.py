@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from bigmodel.errors import ConfigError, ShapeError
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.symbolic import Shape
 from bigmodel.nn import augment
 
 __all__ = ["RandomErasing", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]

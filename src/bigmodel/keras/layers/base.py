@@ -12,8 +12,6 @@ bigmodel unchanged.
 
 from __future__ import annotations
 
-import re
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,214 +19,36 @@ import numpy as np
 import torch
 from torch import nn
 
-from bigmodel.errors import ConfigError, InputTypeError, ShapeError, UnknownNameError
+from bigmodel.errors import ConfigError, InputTypeError, ShapeError
 from bigmodel.keras.layers import tracking
-from bigmodel.keras.variables import Variable
+from bigmodel.keras.layers.call_signature import call_signature
+from bigmodel.keras.layers.layer_registry import (
+    LAYER_CLASSES,
+    snake_case,
+    unique_name,
+)
+from bigmodel.keras.layers.layer_state import LOSS_LAYERS, LayerState, child_layers
+from bigmodel.keras.layers.symbolic import (
+    CallRecord,
+    KerasTensor,
+    Shape,
+    checked_shape,
+    flatten_symbolic,
+    get_keras_mask,
+    is_shape_list,
+    is_symbolic_shape_unknown,
+    set_keras_mask,
+)
 
-Shape = tuple  # (batch, ...) with None for unknown sizes
-
-LAYER_CLASSES: dict[str, type[Layer]] = {}
 _CONTAINER_TYPES = (list, tuple, dict, tracking.TrackedList, tracking.TrackedDict)
-_NAME_COUNTS: dict[str, int] = {}
 
 
-def snake_case(name: str) -> str:
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def unique_name(prefix: str) -> str:
-    """Keras-style automatic names: ``dense``, ``dense_1``, ``dense_2``, ..."""
-    count = _NAME_COUNTS.get(prefix, 0)
-    _NAME_COUNTS[prefix] = count + 1
-    return prefix if count == 0 else f"{prefix}_{count}"
-
-
-def reset_names() -> None:
-    """Start automatic names again at ``dense``, ``dense_1``... (``keras.backend.clear_session``)."""
-    _NAME_COUNTS.clear()
-
-
-def get_layer_class(class_name: str) -> type[Layer]:
-    try:
-        return LAYER_CLASSES[class_name]
-    except KeyError:
-        known = ", ".join(sorted(LAYER_CLASSES))
-        raise UnknownNameError(f"Unknown layer class '{class_name}'. Known layers: {known}") from None
-
-
-def serialize_layer(layer: Layer) -> dict[str, Any]:
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
-
-
-def deserialize_layer(spec: dict[str, Any]) -> Layer:
-    if not isinstance(spec, dict) or "class_name" not in spec:
-        raise ConfigError(f"A layer spec must be a dict with 'class_name' and 'config'; received {spec!r}")
-    return get_layer_class(spec["class_name"]).from_config(dict(spec.get("config", {})))
-
-
-class KerasTensor:
-    """A symbolic tensor of the functional API: a shape, and the layer call that produced it."""
-
-    call_training: bool | None = None  # ``training=`` given explicitly at the symbolic call
-
-    def __init__(self, shape: Shape, dtype: str = "float32", layer: Layer | None = None,
-                 parents: Sequence[KerasTensor] = (), name: str | None = None,
-                 output_index: int | None = None, call: object | None = None):
-        self.shape = tuple(shape)
-        self.dtype = dtype
-        self.layer = layer
-        self.parents = tuple(parents)
-        self.name = name
-        # A layer with several outputs (e.g. an RNN with return_state) gives one KerasTensor per
-        # output; they share ``call`` (one layer call computes them all) and differ by index.
-        self.output_index = output_index
-        self.call = call
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-
-class CallRecord:
-    """A layer's first symbolic call (inputs and outputs). Copies and pickles of the layer do
-    not carry it (it points into one graph), as a copied Keras layer has no inbound nodes."""
-
-    def __init__(self, inputs: Any = None, outputs: Any = None) -> None:
-        self.inputs, self.outputs = inputs, outputs
-
-    def __deepcopy__(self, memo: dict) -> CallRecord:
-        return CallRecord()
-
-    def __reduce__(self) -> tuple:
-        return (CallRecord, ())
-
-
-def get_keras_mask(x: Any) -> Any:
-    """The mask a layer attached to ``x`` (``None`` when there is none); a list for a list input.
-
-    Masks follow Keras 3: a layer that produces one (``Embedding(mask_zero=True)``, ``Masking``)
-    attaches a boolean ``(batch, timesteps)`` tensor to its output as ``output._keras_mask``; the
-    next layer receives it as ``call(..., mask=...)`` when its ``call`` has a ``mask`` argument.
-    """
-    if isinstance(x, (list, tuple)):
-        masks = [get_keras_mask(t) for t in x]
-        return None if all(m is None for m in masks) else masks
-    return getattr(x, "_keras_mask", None) if isinstance(x, torch.Tensor) else None
-
-
-def set_keras_mask(x: Any, mask: Any) -> None:
-    """Attach ``mask`` to tensor ``x`` (element-wise when both are lists); ``None`` detaches."""
-    if isinstance(x, (list, tuple)):
-        masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(x)
-        for tensor, item in zip(x, masks):
-            set_keras_mask(tensor, item)
-    elif isinstance(x, torch.Tensor):
-        x._keras_mask = mask
-
-
-def call_takes_mask(cls: type) -> bool:
-    """Whether ``cls.call`` has a ``mask`` parameter (cached per class)."""
-    return call_signature(cls).mask
-
-
-def is_shape_list(shape: Any) -> bool:
-    """True for a list of shapes (several tensors), False for one shape (a tuple of sizes)."""
-    return (isinstance(shape, (list, tuple)) and len(shape) > 0
-            and isinstance(shape[0], (list, tuple)))
-
-
-def checked_shape(shape: Any, argument: str, where: str, batch: bool = False) -> tuple:
-    """``shape`` as a tuple after checking each size is a positive integer or ``None``.
-
-    Args:
-        shape: the sizes as given (``input_shape=(28, 28)``); an int means a 1-tuple.
-        argument: the argument's name for the message (``"input_shape"``).
-        where: who received it (``"Layer 'dense' (Dense)"``).
-        batch: ``shape`` starts with the batch axis (``batch_input_shape``), which may be ``None``.
-
-    Raises:
-        ConfigError: not a sequence of sizes, or a size that is negative, zero or not an integer.
-    """
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, (list, tuple)):
-        raise ConfigError(f"{where}: {argument} must be a tuple of sizes; received "
-                          f"{argument}={shape!r} ({type(shape).__name__})")
-    for size in shape:
-        if size is None:
-            continue
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ConfigError(f"{where}: every size in {argument} must be a positive integer or "
-                              f"None{' (the batch axis)' if batch else ''}; received "
-                              f"{argument}={tuple(shape)!r}")
-    return tuple(None if size is None else int(size) for size in shape)
-
-
-def flatten_symbolic(args: Any) -> list[KerasTensor]:
-    if isinstance(args, KerasTensor):
-        return [args]
-    if isinstance(args, (list, tuple)):
-        return [t for a in args for t in flatten_symbolic(a)]
-    return []
-
-
-def child_layers(module: nn.Module) -> list[Layer]:
-    """Nearest Layer descendants, looking through plain containers such as ``nn.ModuleList`` and
-    tracked lists/dicts; each layer once (one layer may be held in two attributes)."""
-    found: list[Layer] = []
-    seen: set[int] = set()
-    for child in module.children():
-        for layer in [child] if isinstance(child, Layer) else child_layers(child):
-            if id(layer) not in seen:
-                seen.add(id(layer))
-                found.append(layer)
-    return found
-
-
-def _is_symbolic_shape_unknown(shape: Any) -> bool:
-    return not isinstance(shape, (list, tuple)) or len(shape) == 0
-
-
-class _CallSignature:
-    """What ``call`` accepts (Keras inspects it once per class): ``training``, ``mask``, and the
-    name of its first argument (for ``layer(inputs=x)`` / ``layer(x=x)`` keyword calls)."""
-
-    __slots__ = ("first", "mask", "training")
-
-    def __init__(self, fn: Callable) -> None:
-        import inspect
-
-        params = list(inspect.signature(fn).parameters.values())[1:]  # drop self
-        var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-        names = {p.name for p in params}
-        self.training = var_kw or "training" in names
-        self.mask = "mask" in names
-        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        self.first = positional[0].name if positional else None
-
-
-_CALL_SIGNATURES: dict[type, _CallSignature] = {}
-
-
-def call_signature(cls: type) -> _CallSignature:
-    """The :class:`_CallSignature` of ``cls.call`` (cached per class)."""
-    known = _CALL_SIGNATURES.get(cls)
-    if known is None:
-        known = _CALL_SIGNATURES[cls] = _CallSignature(cls.call)
-    return known
-
-
-# add_loss bookkeeping: layers holding losses from their last call, and how deep we are in nested
-# layer calls (losses are cleared when an outermost call starts, as in Keras).
-LOSS_LAYERS: weakref.WeakSet = weakref.WeakSet()
+# How deep we are in nested layer calls (added losses are cleared when an outermost call starts,
+# as in Keras).
 _CALL_DEPTH = [0]
 
 
-class Layer(nn.Module):
+class Layer(LayerState, nn.Module):
     """Base class of every Keras-surface layer.
 
     Subclasses implement ``build(input_shape)`` (create weights with :meth:`add_weight`, then call
@@ -403,221 +223,6 @@ class Layer(nn.Module):
         auto.discard(old)
         return True
 
-    # ----------------------------------------------------------------------------- weights
-    def add_weight(self, name: Any = None, shape: Any = None, initializer: Any = None,
-                   regularizer: Any = None, trainable: bool = True,
-                   torch_perm: Sequence[int] | None = None,
-                   constraint: Any = None, dtype: Any = None, **kwargs: Any) -> Variable:
-        """Create a weight of Keras shape ``shape`` and register it as parameter ``name``.
-
-        The initializer sees the Keras shape (so fan-in/fan-out match Keras); ``torch_perm`` then
-        permutes it into the stored layout. Weights are listed by :meth:`get_weights` in creation
-        order, like Keras. As in Keras 3, ``name`` is optional (an unnamed weight assigned to
-        ``self.w`` is registered as ``w``), ``shape`` may come first
-        (``add_weight((3, 4), "zeros")``) and ``initializer`` defaults to ``glorot_uniform``;
-        ``autocast``, ``aggregation`` and ``overwrite_with_gradient`` are accepted and ignored.
-
-        Raises:
-            ConfigError: an unknown keyword argument, a dtype other than float32.
-        """
-        from bigmodel.keras import initializers, regularizers
-
-        if name is not None and not isinstance(name, str):  # Keras 3 order: shape first
-            if shape is not None and initializer is None:
-                initializer = shape
-            name, shape = None, name
-        unknown = set(kwargs) - {"autocast", "aggregation", "overwrite_with_gradient", "synchronization"}
-        if unknown:
-            raise ConfigError(f"Layer '{self.name}': add_weight() got unknown arguments "
-                              f"{sorted(unknown)}")
-        if shape is None:
-            shape = ()
-        if dtype not in (None, "float32", torch.float32):
-            raise ConfigError(f"Layer '{self.name}': add_weight supports dtype float32 only; "
-                              f"received dtype={dtype!r}")
-        if name is None:
-            name = self._auto_weight_name()
-        init = initializers.get("glorot_uniform" if initializer is None else initializer)
-        value = init(tuple(int(s) for s in shape))
-        if torch_perm is not None:
-            value = value.permute(*torch_perm).contiguous()
-        if self._build_device is not None:
-            value = value.to(self._build_device)
-        # An nn.Parameter with Keras's variable API (value, assign*, numpy): keras/variables.py.
-        param = Variable(value, requires_grad=bool(trainable) and self._trainable, name=name)
-        param.path = f"{self.name}/{name}"
-        param._set_torch_layout(torch_perm)
-        self.register_parameter(name, param)
-        if not trainable:
-            self.__dict__.setdefault("_fixed_weights", set()).add(name)
-        self._weight_perms[name] = tuple(torch_perm) if torch_perm is not None else None
-        reg = regularizers.get(regularizer)
-        if reg is not None:
-            self._weight_regularizers[name] = reg
-        if constraint is not None:
-            from bigmodel.keras import constraints
-
-            # Read by the optimizers after each step (keras/constraints.py: apply_constraints).
-            param._keras_constraint = (constraints.get(constraint), self._weight_perms[name])
-        return param
-
-    def _auto_weight_name(self) -> str:
-        auto = self.__dict__.setdefault("_auto_weight_names", set())
-        index, name = 0, "variable"
-        while name in self._parameters or name in self.__dict__ or name in self._modules:
-            index += 1
-            name = f"variable_{index}"
-        auto.add(name)
-        return name
-
-    def add_buffer(self, name: str, value: torch.Tensor) -> None:
-        """A non-trainable state tensor listed by ``get_weights`` (e.g. BatchNorm moving stats)."""
-        if self._build_device is not None:
-            value = value.to(self._build_device)
-        self.register_buffer(name, value)
-        self._weight_perms[name] = None
-
-    def _own_weight_tensors(self) -> list[tuple[str, torch.Tensor]]:
-        out = []
-        for name in self._weight_perms:
-            tensor = getattr(self, name)
-            if tensor is not None:
-                out.append((name, tensor))
-        return out
-
-    def _ordered_weight_items(self) -> list[tuple[Layer, str]]:
-        """(layer, attribute) for this layer's weights, then those of nested layers, Keras order."""
-        items: list[tuple[Layer, str]] = [(self, n) for n in self._weight_perms]
-        for child in child_layers(self):
-            items.extend(child._ordered_weight_items())
-        return items
-
-    def get_weights(self) -> list[np.ndarray]:
-        """Weights as NumPy arrays in Keras shapes and order.
-
-        Keras lists each layer's weights in creation order (e.g. BatchNormalization: gamma, beta,
-        moving_mean, moving_variance), then those of nested layers; freezing does not reorder them.
-        """
-        arrays = []
-        for lay, n in self._ordered_weight_items():
-            tensor = getattr(lay, n).detach()
-            perm = lay._weight_perms[n]
-            if perm is not None:
-                tensor = tensor.permute(*np.argsort(perm).tolist())
-            arrays.append(tensor.cpu().numpy().copy())
-        return arrays
-
-    def set_weights(self, weights: Sequence[Any]) -> None:
-        """Load Keras-shaped arrays, in the order :meth:`get_weights` returns them."""
-        ordered = self._ordered_weight_items()
-        weights = list(weights)
-        if len(weights) != len(ordered):
-            raise ShapeError(f"Layer '{self.name}' expects {len(ordered)} weight arrays; "
-                             f"received {len(weights)}")
-        for (lay, n), value in zip(ordered, weights):
-            target = getattr(lay, n)
-            array = torch.as_tensor(np.asarray(value), dtype=target.dtype)
-            perm = lay._weight_perms[n]
-            expected = tuple(target.shape) if perm is None else tuple(
-                target.shape[i] for i in np.argsort(perm))
-            if tuple(array.shape) != expected:
-                raise ShapeError(f"Layer '{lay.name}' weight '{n}': expected shape {expected}, "
-                                 f"received {tuple(array.shape)}")
-            if perm is not None:
-                array = array.permute(*perm)
-            with torch.no_grad():
-                target.copy_(array.to(target.device))
-
-    def count_params(self) -> int:
-        return sum(p.numel() for p in self.parameters()) + sum(
-            getattr(lay, n).numel() for lay, n in self._ordered_weight_items()
-            if not isinstance(getattr(lay, n), nn.Parameter))
-
-    # ----------------------------------------------------------------------------- losses
-    def regularization_losses(self) -> list[torch.Tensor]:
-        """Penalties of kernel/bias regularizers and the last activity penalty, this layer and nested."""
-        losses = []
-        for module in self.modules():
-            if not isinstance(module, Layer):
-                continue
-            for name, reg in module._weight_regularizers.items():
-                weight, perm = getattr(module, name), module._weight_perms.get(name)
-                if perm is not None and getattr(reg, "keras_layout", False):
-                    # a layout-dependent penalty (OrthogonalRegularizer) sees Keras's layout
-                    weight = weight.permute(*np.argsort(perm).tolist())
-                losses.append(reg(weight))
-            if module._activity_loss is not None:
-                losses.append(module._activity_loss)
-        return losses
-
-    def add_loss(self, loss: Any) -> None:
-        """Add a loss tensor computed in ``call`` (Keras ``add_loss``): it joins the training loss
-        and :attr:`losses` until the next outermost call clears it, as in Keras.
-
-        Raises:
-            InputTypeError: ``loss`` is not a number or a tensor.
-        """
-        if not isinstance(loss, torch.Tensor):
-            try:
-                loss = torch.as_tensor(float(loss))
-            except (TypeError, ValueError):
-                raise InputTypeError(f"Layer '{self.name}': add_loss() needs a scalar tensor or "
-                                     f"number; received {type(loss).__name__}") from None
-        added = self.__dict__.get("_added_losses")
-        if added is None:
-            added = []
-            object.__setattr__(self, "_added_losses", added)
-        if not added:
-            LOSS_LAYERS.add(self)
-        added.append(loss)
-
-    def _clear_added_losses(self) -> None:
-        for module in self.modules():
-            if module in LOSS_LAYERS:
-                module._added_losses.clear()
-                LOSS_LAYERS.discard(module)
-
-    @property
-    def losses(self) -> list[torch.Tensor]:
-        """``add_loss`` losses of the last call, then regularization penalties (this layer and
-        nested ones)."""
-        added = [loss for module in self.modules()
-                 for loss in module.__dict__.get("_added_losses", ())] if LOSS_LAYERS else []
-        return added + self.regularization_losses()
-
-    # ----------------------------------------------------------------------------- weight lists
-    def _all_weights(self) -> list[torch.Tensor]:
-        items = [getattr(lay, n) for lay, n in self._ordered_weight_items()]
-        seen = {id(t) for t in items}
-        return items + [p for p in self.parameters() if id(p) not in seen]
-
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        """All weights (parameters and state such as BatchNorm moving statistics), Keras order."""
-        return self._all_weights()
-
-    @property
-    def variables(self) -> list[torch.Tensor]:
-        return self._all_weights()
-
-    @property
-    def trainable_weights(self) -> list[nn.Parameter]:
-        return [w for w in self._all_weights()
-                if isinstance(w, nn.Parameter) and w.requires_grad]
-
-    @property
-    def trainable_variables(self) -> list[nn.Parameter]:
-        return self.trainable_weights
-
-    @property
-    def non_trainable_weights(self) -> list[torch.Tensor]:
-        return [w for w in self._all_weights()
-                if not (isinstance(w, nn.Parameter) and w.requires_grad)]
-
-    @property
-    def non_trainable_variables(self) -> list[torch.Tensor]:
-        return self.non_trainable_weights
-
     # ----------------------------------------------------------------------------- build / call
     def build(self, input_shape: Shape) -> None:
         self.built = True
@@ -681,7 +286,7 @@ class Layer(nn.Module):
             self.build(tuple(shape))
             self.built = True
             self._build_device = None
-            if self._runs_call_for_shape() and not _is_symbolic_shape_unknown(shape) and any(
+            if self._runs_call_for_shape() and not is_symbolic_shape_unknown(shape) and any(
                     not layer.built for layer in child_layers(self)):
                 self._shape_by_running(tuple(shape))  # Keras builds nested layers by calling
 

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.keras import constraints, initializers, regularizers
-from bigmodel.keras.layers.base import Shape
 from bigmodel.keras.layers.convolution_nd import BaseConv, pad_spatial
 from bigmodel.keras.layers.core import check_positive_int, resolve
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]
 

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bigmodel.keras.layers.base import Shape
 from bigmodel.keras.layers.convolution import normalize_tuple
 from bigmodel.keras.layers.convolution_nd import KernelConv
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["Conv1DTranspose", "Conv2DTranspose", "transpose_crops", "transpose_output_length"]
 

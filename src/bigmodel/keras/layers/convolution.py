@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import activations, constraints, initializers, regularizers
 from bigmodel.keras.layers import channel_specs
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.core import (
     PreActivationMixin,
     cast_inputs,
@@ -37,6 +37,7 @@ from bigmodel.keras.layers.core import (
     is_int,
     resolve,
 )
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["Conv2D", "conv_output_length", "normalize_data_format", "normalize_padding",
            "normalize_tuple", "same_padding"]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import activations, constraints, initializers, regularizers
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.convolution import (
     conv_output_length,
     normalize_data_format,
@@ -26,6 +26,7 @@ from bigmodel.keras.layers.convolution import (
     same_padding,
 )
 from bigmodel.keras.layers.core import PreActivationMixin, cast_inputs, check_positive_int, resolve
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["BaseConv", "Conv1D", "pad_spatial"]
 

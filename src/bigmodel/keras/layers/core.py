@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import activations, constraints, initializers, regularizers
 from bigmodel.keras.layers import channel_specs
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.symbolic import Shape
 from bigmodel.nn.augment import SeededGenerators
 
 __all__ = ["Activation", "Dense", "Dropout", "Flatten", "InputLayer", "Reshape"]

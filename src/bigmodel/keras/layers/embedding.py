@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 from bigmodel.errors import DataError
 from bigmodel.keras import constraints, initializers, regularizers
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.core import check_positive_int, resolve
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["Embedding"]
 

@@ -18,14 +18,9 @@ from typing import Any
 import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError
-from bigmodel.keras.layers.base import (
-    KerasTensor,
-    Layer,
-    Shape,
-    checked_shape,
-    is_shape_list,
-    unique_name,
-)
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.layer_registry import unique_name
+from bigmodel.keras.layers.symbolic import KerasTensor, Shape, checked_shape, is_shape_list
 
 __all__ = ["Identity", "Input", "Lambda"]
 

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
-from bigmodel.keras.layers.base import Layer, Shape, is_shape_list
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.core import is_int
+from bigmodel.keras.layers.symbolic import Shape, is_shape_list
 
 __all__ = ["Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
            "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract"]

@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import initializers, regularizers
 from bigmodel.keras.layers import channel_specs
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.core import reject_constraints, resolve
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["BatchNormalization", "LayerNormalization"]
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ShapeError
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.convolution import (
     conv_output_length,
     normalize_data_format,
@@ -22,6 +22,7 @@ from bigmodel.keras.layers.convolution import (
     normalize_tuple,
     same_padding,
 )
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D"]
 

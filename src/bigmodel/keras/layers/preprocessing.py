@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, DataError, ShapeError
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.convolution import normalize_data_format
 from bigmodel.keras.layers.core import check_positive_int, is_int
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["CenterCrop", "Normalization", "Rescaling", "Resizing", "resize_images"]
 

@@ -25,9 +25,10 @@ import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import initializers, regularizers
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.convolution import normalize_data_format, normalize_tuple
 from bigmodel.keras.layers.core import cast_inputs, check_positive_int, is_int, resolve
+from bigmodel.keras.layers.symbolic import Shape
 from bigmodel.nn.rcl import default_lrn_size, recurrent_conv2d
 
 __all__ = ["RecurrentConv2D"]

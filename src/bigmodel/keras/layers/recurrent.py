@@ -32,8 +32,9 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras import activations, initializers, regularizers
-from bigmodel.keras.layers.base import Layer, Shape, flatten_symbolic, is_shape_list
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.core import cast_inputs, check_positive_int, reject_constraints, resolve
+from bigmodel.keras.layers.symbolic import Shape, flatten_symbolic, is_shape_list
 from bigmodel.nn.augment import SeededGenerators
 from bigmodel.nn.recurrent import check_mask
 from bigmodel.nn.recurrent_kernels import GATES, run_sequence

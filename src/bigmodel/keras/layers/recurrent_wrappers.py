@@ -7,16 +7,12 @@ from typing import Any
 import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
-from bigmodel.keras.layers.base import (
-    Layer,
-    Shape,
-    call_takes_mask,
-    deserialize_layer,
-    is_shape_list,
-    serialize_layer,
-)
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_signature import call_takes_mask
 from bigmodel.keras.layers.core import PreActivationMixin
+from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
 from bigmodel.keras.layers.recurrent import call_with_initial_state
+from bigmodel.keras.layers.symbolic import Shape, is_shape_list
 
 __all__ = ["Bidirectional", "Masking", "TimeDistributed"]
 

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError
-from bigmodel.keras.layers.base import Layer, Shape
+from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.convolution import normalize_data_format, normalize_tuple
 from bigmodel.keras.layers.core import check_positive_int, is_int
+from bigmodel.keras.layers.symbolic import Shape
 
 __all__ = ["Cropping1D", "Cropping2D", "Permute", "RepeatVector", "UpSampling1D", "UpSampling2D",
            "ZeroPadding1D", "ZeroPadding2D"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from bigmodel.errors import InputTypeError, NotSupportedError
-from bigmodel.keras.layers.base import KerasTensor
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.ops import dtypes
 from bigmodel.keras.ops.node import keras_op
 

@@ -19,7 +19,9 @@ import torch
 
 from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownNameError
 from bigmodel.keras.config import UnsupportedAPIError
-from bigmodel.keras.layers.base import KerasTensor, Layer, unique_name
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.layer_registry import unique_name
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.ops.dtypes import TORCH_DTYPES, standardize_dtype
 
 #: public op name -> the undecorated function (what an OpLayer calls, and what from_config finds)

@@ -1,0 +1,42 @@
+"""What a layer's ``call`` accepts (``training``, ``mask``, its first argument's name), read once
+per class as Keras does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = ["CallSignature", "call_signature", "call_takes_mask"]
+
+
+class CallSignature:
+    """What ``call`` accepts (Keras inspects it once per class): ``training``, ``mask``, and the
+    name of its first argument (for ``layer(inputs=x)`` / ``layer(x=x)`` keyword calls)."""
+
+    __slots__ = ("first", "mask", "training")
+
+    def __init__(self, fn: Callable) -> None:
+        import inspect
+
+        params = list(inspect.signature(fn).parameters.values())[1:]  # drop self
+        var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+        names = {p.name for p in params}
+        self.training = var_kw or "training" in names
+        self.mask = "mask" in names
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self.first = positional[0].name if positional else None
+
+
+_CALL_SIGNATURES: dict[type, CallSignature] = {}
+
+
+def call_signature(cls: type) -> CallSignature:
+    """The :class:`CallSignature` of ``cls.call`` (cached per class)."""
+    known = _CALL_SIGNATURES.get(cls)
+    if known is None:
+        known = _CALL_SIGNATURES[cls] = CallSignature(cls.call)
+    return known
+
+
+def call_takes_mask(cls: type) -> bool:
+    """Whether ``cls.call`` has a ``mask`` parameter (cached per class)."""
+    return call_signature(cls).mask
