@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from bigmodel import __version__
 from bigmodel.errors import BigModelError
-from bigmodel.recipes import launch
+from bigmodel.recipes import workers
 
 EXIT_USAGE = 2  # argparse's own code for bad arguments; also used for every BigModelError
 EXIT_INTERRUPTED = 130
@@ -63,11 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``bigmodel`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
     A torchrun worker reading its own command line (``argv`` None, ``WORLD_SIZE`` and ``RANK`` set)
-    does not return: it ends through :func:`bigmodel.recipes.launch.end_worker` with the exit code.
+    does not return: it ends through :func:`bigmodel.recipes.workers.end_worker` with the exit code.
     """
     code = _run(argv)
-    if argv is None and launch.under_torchrun():
-        launch.end_worker(code)
+    if argv is None and workers.under_torchrun():
+        workers.end_worker(code)
     return code
 
 

@@ -52,7 +52,7 @@ def print_result(result) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bigmodel.errors import ConfigError, Preempted
-    from bigmodel.recipes import launch
+    from bigmodel.recipes import launch, workers
     from bigmodel.recipes.run import run_recipe
     from bigmodel.recipes.schema import load_recipe
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{signal.Signals(stop.signal_number).name}: training stopped, checkpoint "
               f"{stop.checkpoint}\nresume with: {shlex.join(command)}", file=sys.stderr)
         return stop.exit_code
-    if launch.rank() != 0:
+    if workers.rank() != 0:
         return 0  # rank 0 reports
     print_result(result)
     return 0

@@ -72,7 +72,7 @@ class DistributedContext:
         runs without this barrier, 1 of 40 with it. The remaining aborts are PyTorch's known
         interpreter-exit problem (gloo objects freed during finalization): unreachable wrappers are
         collected here, before the group goes, and ``bigmodel train`` workers end with
-        ``os._exit`` (``bigmodel.recipes.launch.end_worker``), which skips finalization altogether.
+        ``os._exit`` (``bigmodel.recipes.workers.end_worker``), which skips finalization altogether.
         """
         if self.owns_group and dist.is_initialized():
             gc.collect()  # free DDP reducers / work objects left in cycles while the group exists

@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 
 from bigmodel.errors import ConfigError
 from bigmodel.recipes.keys import apply_schema_override, validate_schema
-from bigmodel.recipes.schema import DataSection, Recipe, _Section, read_recipe_yaml
+from bigmodel.recipes.schema import DataSection, Recipe, RecipeSection, read_recipe_yaml
 
 __all__ = ["FinetuneRecipe", "FinetuneSection", "load_finetune_recipe"]
 
@@ -52,25 +52,25 @@ class FinetuneData(DataSection):
         return self
 
 
-class LRGroup(_Section):
+class LRGroup(RecipeSection):
     pattern: str
     lr: float = Field(gt=0.0)
 
 
-class GradualUnfreezingSpec(_Section):
+class GradualUnfreezingSpec(RecipeSection):
     every: int = Field(default=1, ge=1)
     initial: int = Field(default=1, ge=1)
     blocks: list[str] | None = None
 
 
-class LoraSpec(_Section):
+class LoraSpec(RecipeSection):
     target: list[str] = Field(min_length=1)
     rank: int = Field(default=8, ge=1)
     alpha: float = Field(default=16.0, gt=0.0)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
-class FinetuneSection(_Section):
+class FinetuneSection(RecipeSection):
     head: typing.Literal["auto", "new", "keep"] = "auto"
     freeze: list[str] = Field(default_factory=list)
     norm_eval: bool = True

@@ -1,5 +1,4 @@
-"""Runs under torchrun: start ``bigmodel train RECIPE`` in N processes (``--nproc N``), and the
-run-directory rules of its worker processes.
+"""Runs under torchrun: start ``bigmodel train RECIPE`` in N processes (``--nproc N``).
 
 The parent process validates the recipe, checks that N divides the global batch, creates the run
 directory and then runs::
@@ -7,7 +6,8 @@ directory and then runs::
     python -m torch.distributed.run --standalone --nproc-per-node N --max-restarts M \\
         -m bigmodel train RECIPE --run-dir DIR [--set ...]
 
-Workers see ``WORLD_SIZE``; they all use the same run directory (``--run-dir``, ``output.name``, or
+Workers see ``WORLD_SIZE`` (:mod:`bigmodel.recipes.workers`); they all use the same run directory
+(:func:`bigmodel.recipes.rundir.worker_run_dir`: ``--run-dir``, ``output.name``, or
 ``<recipe>-<TORCHELASTIC_RUN_ID>`` when launched by hand), accept that it already exists and resume
 from its newest committed sharded checkpoint -- which is what a restart after a failed worker needs.
 """
@@ -18,52 +18,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
-
-
-def under_torchrun() -> bool:
-    """Whether this process was started by torchrun (``WORLD_SIZE`` and ``RANK`` are set)."""
-    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def end_worker(code: int) -> NoReturn:
-    """End a torchrun worker process now, with exit status ``code``, skipping interpreter teardown.
-
-    Two-process CPU runs (gloo) sometimes lost a rank to SIGABRT ("terminate called without an
-    active exception") *after* everything was written: PyTorch's C++ objects (gloo work and store
-    threads) are destroyed in an arbitrary order while the interpreter finalizes. ``os._exit``
-    skips that finalization. What it also skips -- ``atexit`` handlers and the flush of file objects
-    still open -- is done here for what a run leaves open: the ``logging`` handlers and the
-    standard streams. Everything else a run writes (checkpoints, ``metrics.csv``, TensorBoard
-    events, the report) is closed by its writer before the command returns.
-    """
-    import logging
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream has nothing left to flush
-            pass
-    os._exit(code)
-
-
-def worker_run_dir(recipe, run_dir: str | None, default_name: str) -> Path:
-    """The run directory every worker of one torchrun job shares (created if needed, may hold a
-    previous attempt's checkpoints)."""
-    if run_dir is not None:
-        path = Path(run_dir)
-    elif recipe.output.name is not None:
-        path = Path(recipe.output.root) / recipe.output.name
-    else:
-        job = os.environ.get("TORCHELASTIC_RUN_ID", "job")
-        path = Path(recipe.output.root) / f"{default_name}-{job}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def torchrun_command(recipe_path: str, run_dir: Path, nproc: int, max_restarts: int,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bigmodel.engine import run_lock
-from bigmodel.recipes import launch
+from bigmodel.recipes import workers as torchrun_workers
 from bigmodel.recipes.rundir import check_resumable, claimed_run_dir
 from bigmodel.recipes.tasks import Evaluation, Task, get_task
 
@@ -105,7 +105,7 @@ def run_recipe(recipe, run_dir: str | None = None, default_name: str = "run", ve
     started = time.perf_counter()
     task = task if task is not None else recipe_task(recipe)
     train = recipe.train
-    workers = launch.under_torchrun()  # one of several processes: a shared, resumable run dir
+    workers = torchrun_workers.under_torchrun()  # one of several processes: a shared, resumable run dir
     if workers:
         from bigmodel.engine.distributed import check_strategy
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from bigmodel.engine import run_lock
 from bigmodel.errors import ConfigError
+from bigmodel.recipes import workers as torchrun_workers
 
 # Recipe keys a resumed run may change: how long, how often it checkpoints, where it runs.
 RESUMABLE_CHANGES = ("description", "output.", "train.epochs", "train.checkpoint_every",
@@ -61,6 +63,20 @@ def make_run_dir(recipe, run_dir: str | None, default_name: str) -> Path:
             suffix += 1
 
 
+def worker_run_dir(recipe, run_dir: str | None, default_name: str) -> Path:
+    """The run directory every worker of one torchrun job shares (created if needed, may hold a
+    previous attempt's checkpoints)."""
+    if run_dir is not None:
+        path = Path(run_dir)
+    elif recipe.output.name is not None:
+        path = Path(recipe.output.root) / recipe.output.name
+    else:
+        job = os.environ.get("TORCHELASTIC_RUN_ID", "job")
+        path = Path(recipe.output.root) / f"{default_name}-{job}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def claimed_run_dir(recipe, run_dir: str | None, default_name: str,
                     workers: bool = False) -> Iterator[Path]:
@@ -68,17 +84,14 @@ def claimed_run_dir(recipe, run_dir: str | None, default_name: str,
     (:mod:`bigmodel.engine.run_lock`), before anything is loaded or written: two runs started
     together on one directory cannot both pass the emptiness check. The check is made again
     under the lock. A directory left empty (an error before anything was written) is removed.
-    Torchrun workers share the directory (:func:`bigmodel.recipes.launch.worker_run_dir`); rank 0
-    holds the lock for them.
+    Torchrun workers share the directory (:func:`worker_run_dir`); rank 0 holds the lock for them.
 
     Raises:
         ConfigError: the directory is not empty, or another process holds it (names its pid).
     """
-    from bigmodel.recipes import launch
-
     if workers:
-        path = launch.worker_run_dir(recipe, run_dir, default_name)
-        with run_lock.hold(path, enabled=launch.rank() == 0):
+        path = worker_run_dir(recipe, run_dir, default_name)
+        with run_lock.hold(path, enabled=torchrun_workers.rank() == 0):
             yield path
         return
     path = make_run_dir(recipe, run_dir, default_name)
@@ -137,4 +150,4 @@ def check_resumable(recipe, run_dir: str | None) -> Path:
 
 
 __all__ = ["RESUMABLE_CHANGES", "check_resumable", "claimed_run_dir", "make_run_dir",
-           "remove_if_empty"]
+           "remove_if_empty", "worker_run_dir"]

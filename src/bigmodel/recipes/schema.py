@@ -91,12 +91,14 @@ LANGUAGE_MODELS = ("gpt",)  # registry names of decoder-only language models
 AUGMENTATIONS = ("RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomErasing")
 
 
-class _Section(BaseModel):
+class RecipeSection(BaseModel):
+    """Base of every recipe section: strict types, unknown keys refused, checked on assignment."""
+
     # strict: a quoted "5" is not an int, "yes" is not a bool; unknown keys are errors.
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
 
 
-class ModelSection(_Section):
+class ModelSection(RecipeSection):
     """A model from the registry (``bigmodel.models.list_models()``) and overrides of its defaults."""
 
     name: str = "seed-cnn"
@@ -129,7 +131,7 @@ class ModelSection(_Section):
         return self
 
 
-class AugmentSpec(_Section):
+class AugmentSpec(RecipeSection):
     """One batch augmentation module of ``bigmodel.nn.augment`` and its constructor arguments."""
 
     name: str
@@ -161,7 +163,7 @@ def _augment_class(name: str) -> type | None:
     return getattr(augment, name, None)
 
 
-class SpeechSpec(_Section):
+class SpeechSpec(RecipeSection):
     """Options of the speech data sources (``data.name: speech_digits | speech_folder``).
 
     Every clip is converted to ``sample_rate`` Hz mono and zero-padded to ``clip_seconds``
@@ -186,7 +188,7 @@ class SpeechSpec(_Section):
     bad_clips: Literal["error", "skip"] = "error"
 
 
-class SkipgramSpec(_Section):
+class SkipgramSpec(RecipeSection):
     """Skip-gram word vectors for a ``fortunes`` recipe's embedding table
     (:func:`bigmodel.transfer.skipgram.train_skipgram`, gensim underneath), trained before the
     model on the *unlabelled* corpus (the fortunes files outside the recipe's categories plus its
@@ -202,7 +204,7 @@ class SkipgramSpec(_Section):
     seed: int = 0
 
 
-class DataSection(_Section):
+class DataSection(RecipeSection):
     # numbers_to_words / dates_to_iso / reversal: generated sequence tasks (bigmodel.data.seq2seq);
     # train_subset / test_subset are then their numbers of training / held-out test examples.
     # speech_digits / speech_folder: spoken words (bigmodel.data.speech); options in `speech`.
@@ -267,7 +269,7 @@ class DataSection(_Section):
         return self
 
 
-class SchedulerSpec(_Section):
+class SchedulerSpec(RecipeSection):
     """A learning-rate schedule of ``bigmodel.engine.schedules``, stepped once per optimizer step.
 
     ``constant`` (args: ``warmup_steps``); ``cosine`` (``warmup_steps``, ``min_lr_ratio``;
@@ -304,14 +306,14 @@ class SchedulerSpec(_Section):
         return {"name": self.name, **self.args}
 
 
-class EarlyStoppingSpec(_Section):
+class EarlyStoppingSpec(RecipeSection):
     monitor: str = "val_loss"
     patience: int = Field(default=3, ge=0)
     min_delta: float = Field(default=0.0, ge=0.0)
     restore_best_weights: bool = True
 
 
-class TrainSection(_Section):
+class TrainSection(RecipeSection):
     epochs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=32, ge=1)
     optimizer: str = "adam"
@@ -353,7 +355,7 @@ class TrainSection(_Section):
         return name.lower()
 
 
-class OutputSection(_Section):
+class OutputSection(RecipeSection):
     root: str = "runs"
     name: str | None = None
 
@@ -380,7 +382,7 @@ def infer_task(data_name: str, model_name: str) -> str:
     return "image_classification"  # an unknown data.name fails its own check with a clear message
 
 
-class Recipe(_Section):
+class Recipe(RecipeSection):
     """A complete training run. ``Recipe()`` is the seed program's defaults."""
 
     description: str = ""
