@@ -92,16 +92,9 @@ class FinetuneSection(RecipeSection):
 
 class FinetuneRecipe(Recipe):
     task: typing.Literal["finetune"] = "finetune"
+    FIXED_TASK: typing.ClassVar[str | None] = "finetune"
     data: FinetuneData = Field(default_factory=FinetuneData)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)
-
-    @classmethod
-    def _default_task(cls, data_name: str, model_name: str) -> str:
-        return "finetune"
-
-    @classmethod
-    def _finetuning(cls) -> bool:
-        return True
 
 
 def finetune_recipe_from_dict(raw: typing.Any, overrides: typing.Sequence[str] = (),

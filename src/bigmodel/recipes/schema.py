@@ -58,7 +58,7 @@ import inspect
 import os
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -72,22 +72,11 @@ from bigmodel.recipes.keys import (  # noqa: F401 - parse_yaml/parse_override: p
     suggest,
     validate_schema,
 )
+from bigmodel.recipes.task_types import TASK_DATA, TASKS, infer_task
 from bigmodel.utils.io import atomic_write_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("constant", "cosine", "step", "noam")  # bigmodel.engine.schedules
-# The task types of the run path (bigmodel.recipes.tasks) and the data sets each one reads.
-TASKS = ("image_classification", "text_classification", "speech_classification", "seq2seq",
-         "language_model", "finetune")
-TASK_DATA = {
-    "image_classification": ("fashion_mnist", "mnist"),
-    "text_classification": ("fortunes",),
-    "speech_classification": ("speech_digits", "speech_folder"),
-    "seq2seq": ("numbers_to_words", "dates_to_iso", "reversal"),
-    "language_model": ("fortunes",),
-    "finetune": ("fashion_mnist", "mnist", "fortunes"),
-}
-LANGUAGE_MODELS = ("gpt",)  # registry names of decoder-only language models
 AUGMENTATIONS = ("RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomErasing")
 
 
@@ -367,27 +356,12 @@ class OutputSection(RecipeSection):
         return name
 
 
-def infer_task(data_name: str, model_name: str) -> str:
-    """The task of a recipe that does not name one (recipes written before ``task:`` existed).
-
-    Image data -> ``image_classification``; speech -> ``speech_classification``; the generated
-    sequence tasks -> ``seq2seq``; ``fortunes`` -> ``language_model`` with a language model
-    (``gpt``), else ``text_classification``.
-    """
-    if data_name == "fortunes" and model_name in LANGUAGE_MODELS:
-        return "language_model"
-    for task, names in TASK_DATA.items():
-        if data_name in names:
-            return task
-    return "image_classification"  # an unknown data.name fails its own check with a clear message
-
-
 class Recipe(RecipeSection):
     """A complete training run. ``Recipe()`` is the seed program's defaults."""
 
     description: str = ""
-    task: Literal["image_classification", "text_classification", "speech_classification",
-                  "seq2seq", "language_model", "finetune"] = "image_classification"
+    task: Literal[TASKS] = "image_classification"
+    FIXED_TASK: ClassVar[str | None] = None  # the one task a recipe class allows (finetune)
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)
@@ -400,28 +374,18 @@ class Recipe(RecipeSection):
             data, model = raw.get("data"), raw.get("model")
             data_name = data.get("name", "fashion_mnist") if isinstance(data, dict) else "fashion_mnist"
             model_name = model.get("name", "seed-cnn") if isinstance(model, dict) else "seed-cnn"
-            raw = {**raw, "task": cls._default_task(str(data_name), str(model_name))}
+            raw = {**raw, "task": cls.FIXED_TASK or infer_task(str(data_name), str(model_name))}
         return raw
-
-    @classmethod
-    def _default_task(cls, data_name: str, model_name: str) -> str:
-        return infer_task(data_name, model_name)
 
     @model_validator(mode="after")
     def _task_fits_the_data(self) -> Recipe:
-        if self.task == "finetune" and not self._finetuning():
+        if self.task == "finetune" != self.FIXED_TASK:
             raise ValueError("task 'finetune' is run by 'bigmodel finetune SOURCE RECIPE' (a "
                              "recipe with a 'finetune' section)")
-        if self.task != "finetune" and self._finetuning():
-            raise ValueError(f"a fine-tuning recipe has task 'finetune'; received '{self.task}'")
         if self.data.name not in TASK_DATA[self.task]:
             raise ValueError(f"task '{self.task}' reads data.name {' | '.join(TASK_DATA[self.task])}"
                              f"; received data.name '{self.data.name}'")
         return self
-
-    @classmethod
-    def _finetuning(cls) -> bool:
-        return False
 
     @model_validator(mode="after")
     def _skipgram_fills_the_table(self) -> Recipe:

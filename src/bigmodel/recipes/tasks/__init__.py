@@ -35,9 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from bigmodel.errors import ConfigError
-
-TASK_NAMES = ("image_classification", "text_classification", "speech_classification", "seq2seq",
-              "language_model", "finetune")
+from bigmodel.recipes.task_types import TASKS as TASK_NAMES
 
 # task name -> (module, class); imported on first use so a task's dependencies load only when run
 _TASKS = {
