@@ -414,6 +414,16 @@ class Trainer(PersistenceMixin, InferenceMixin):
         tracker.flush()
         return distributed.all_reduce_weighted(logs, float(tracker.count), self.device)
 
+    @property
+    def distributed(self) -> bool:
+        """Whether this trainer runs one process of several (a ddp / fsdp / hybrid strategy)."""
+        return self._dist is not None
+
+    @property
+    def is_main_process(self) -> bool:
+        """Whether this process writes what a run writes once (rank 0, or the only process)."""
+        return self._dist is None or self._dist.is_main
+
     def close(self) -> None:
         """Leave the process group this trainer created (distributed strategies).
 

@@ -66,10 +66,6 @@ class RunResult:
     def unit(self) -> str:
         return "examples" if self.evaluation is None else self.evaluation.unit
 
-    @property
-    def total(self) -> int:
-        return self.parameters
-
 
 def recipe_task(recipe, **options: Any) -> Task:
     """The task a recipe names (``recipe.task``), built with ``options``."""
@@ -145,7 +141,7 @@ def _run_in(task: Task, recipe, path: Path, workers: bool, verbose: int, started
     trainer = training.build_trainer(
         trained, train, inputs, run_dir=path, verbose=verbose,
         extra_loss=training.kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None)
-    main_process = trainer._dist is None or trainer._dist.is_main
+    main_process = trainer.is_main_process
     if main_process:
         save_recipe(recipe, path / "recipe.yaml")
     stopper = training.early_stopping(train, verbose)
@@ -159,7 +155,7 @@ def _run_in(task: Task, recipe, path: Path, workers: bool, verbose: int, started
         print(f"note: the incomplete run is left in {path}", file=sys.stderr)
         raise
     fit_seconds = time.perf_counter() - fit_started
-    if trainer._dist is not None:  # gather the (possibly sharded) weights; rank 0 measures alone
+    if trainer.distributed:  # gather the (possibly sharded) weights; rank 0 measures alone
         from bigmodel.engine.dist_checkpoint import full_state_dict
 
         state = full_state_dict(trained)
