@@ -90,7 +90,9 @@ def test_train_and_finetune_build_the_same_optimizer():
         recipe, tuning = recipe_from_dict(raw), finetune_recipe_from_dict(raw)
         model = torch.nn.Linear(3, 2)
         inputs = FitInputs(loss=torch.nn.CrossEntropyLoss(), train=None)
-        a = build_trainer(model, recipe.train, inputs).optimizer.param_groups[0]
+        trainer = build_trainer(model, recipe.train, inputs)
+        assert not trainer.distributed and trainer.is_main_process  # one process
+        a = trainer.optimizer.param_groups[0]
         b = build_trainer(model, tuning.train, inputs).optimizer.param_groups[0]
         assert {k: a[k] for k in ("lr", "eps", "weight_decay", "betas")} == \
                {k: b[k] for k in ("lr", "eps", "weight_decay", "betas")} and a["eps"] == 1e-7
