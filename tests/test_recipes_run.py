@@ -98,13 +98,17 @@ def test_train_and_finetune_build_the_same_optimizer():
                {k: b[k] for k in ("lr", "eps", "weight_decay", "betas")} and a["eps"] == 1e-7
 
 
-def test_evaluate_refuses_a_run_that_is_not_a_classifier(tmp_path):
+def test_evaluate_and_predict_refuse_a_run_that_is_not_a_classifier(tmp_path):
     from bigmodel.models import create_model, save_model
-    from bigmodel.recipes.runs import evaluate_run
+    from bigmodel.recipes.runs import evaluate_run, predict_run
     from bigmodel.recipes.schema import save_recipe
 
     recipe = recipe_from_dict({"model": {"name": "transformer"}, "data": {"name": "dates_to_iso"}})
     save_recipe(recipe, tmp_path / "recipe.yaml")
-    save_model(create_model("transformer", num_layers=1, d_model=8, num_heads=2, dff=8), tmp_path)
+    save_model(create_model("transformer", num_layers=1, d_model=8, num_heads=2, dff=8), tmp_path,
+               metadata={"task": "seq2seq", "data": "dates_to_iso"})
     with pytest.raises(ConfigError, match="is a seq2seq run; evaluate measures .* classification"):
         evaluate_run(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.uint8))
+    with pytest.raises(ConfigError, match="is a seq2seq run; predict classifies"):
+        predict_run(tmp_path, str(tmp_path / "x.npy"))

@@ -124,7 +124,7 @@ def predict_run(run_dir: str | Path, source: str, top_k: int = 1, batch_size: in
 
     Raises:
         ConfigError: ``top_k`` or ``batch_size`` < 1, ``top_k`` past the classes, audio for a
-            model not trained on audio. DataFileError / InputTypeError / ShapeError: bad inputs.
+            model not trained on audio, a run that is not a classifier (seq2seq, language model). DataFileError / InputTypeError / ShapeError: bad inputs.
     """
     import torch
 
@@ -141,6 +141,9 @@ def predict_run(run_dir: str | Path, source: str, top_k: int = 1, batch_size: in
     spec = read_model_spec(run_dir)
     metadata = spec.get("metadata") or {}
     shape = metadata.get("input") or {}
+    if metadata.get("task", "image_classification") not in (*CLASSIFICATION_TASKS, "finetune"):
+        raise ConfigError(f"{run_dir} is a {metadata['task']} run; predict classifies images, "
+                          "clips or texts with classification runs")
     if shape.get("kind") == "audio" or Path(source).suffix.lower() == ".wav":
         from bigmodel.recipes.speech_data import load_wav_inputs
 
