@@ -75,7 +75,7 @@ def train_text_rcnn(recipe, split, vocab, x_train, x_test, seed: int, verbose: i
                                                "num_classes": split.num_classes,
                                                **recipe.model.overrides})
     if vectors is not None:
-        from bigmodel.transfer.word_vectors import copy_embeddings
+        from bigmodel.models.word_vectors import copy_embeddings
 
         model.embeddings_source = copy_embeddings(model.embedding, vectors, "TextRCNN")
     trainer = Trainer(model, loss=nn.CrossEntropyLoss(), lr=train.lr, metrics=["accuracy"],

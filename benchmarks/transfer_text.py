@@ -59,9 +59,10 @@ def _run_network(kind: str, args: dict, queue) -> None:
     from bigmodel import transfer
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
+    from bigmodel.models.pretrained_files import load_tokenizer
     from bigmodel.recipes.classification_data import ClassificationData
     from bigmodel.recipes.tasks.finetune import predict, trim_padding
-    from bigmodel.transfer.pretrained import load, load_tokenizer
+    from bigmodel.transfer.pretrained import load
 
     torch.set_num_threads(args["threads"])
     torch.manual_seed(args["seed"])
@@ -128,8 +129,9 @@ def step_speed(args) -> dict:
     from torch import nn
 
     from bigmodel import transfer
+    from bigmodel.models.pretrained_files import load_tokenizer
     from bigmodel.recipes.tasks.finetune import trim_padding
-    from bigmodel.transfer.pretrained import load, load_tokenizer
+    from bigmodel.transfer.pretrained import load
 
     torch.set_num_threads(args.threads)
     split = make_split(args.per_class, args.test_per_class)

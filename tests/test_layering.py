@@ -33,9 +33,7 @@ TOP = "bigmodel"
 
 # (rule, importer module, imported thing) -> who removes it. Imported thing: the package for
 # `layer`, "module:name" for the private rules, the sorted members joined by " " for `cycle`.
-KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
-    ("layer", "bigmodel.models.rcnn", "transfer"): "H6 (#16)",
-}
+KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {}
 
 
 @dataclass(frozen=True)

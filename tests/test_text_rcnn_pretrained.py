@@ -15,10 +15,9 @@ from bigmodel.errors import (
     InputTypeError,
     UnknownNameError,
 )
-from bigmodel.models import create_model, load_model, save_model
-from bigmodel.models.rcnn import TextRCNN
-from bigmodel.transfer import word_vectors
-from bigmodel.transfer.pretrained import model_dir
+from bigmodel.models import create_model, load_model, save_model, word_vectors
+from bigmodel.models.pretrained_files import model_dir
+from bigmodel.models.rcnn import TextRCNN, text_rcnn
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -60,7 +59,7 @@ def small(**kwargs) -> TextRCNN:
     torch.manual_seed(0)
     defaults = dict(vocab_size=30522, num_classes=3, embedding_dim=384, context_size=8,
                     hidden_size=16, dropout_rate=0.0, embeddings=NAME)
-    return TextRCNN(**{**defaults, **kwargs})
+    return text_rcnn(**{**defaults, **kwargs})
 
 
 def test_embeddings_are_the_source_table(source_table, tokenizer):
@@ -144,9 +143,9 @@ def test_bad_inputs(monkeypatch):
         create_model("text-rcnn", embeddings="glove")
     # Dimension and vocabulary mismatches name both shapes and the way out.
     with pytest.raises(ConfigError, match=r"30522 x 384.*embedding_dim=128.*embedding_dim=384"):
-        TextRCNN(vocab_size=30522, embedding_dim=128, embeddings=NAME)
+        text_rcnn(vocab_size=30522, embedding_dim=128, embeddings=NAME)
     with pytest.raises(ConfigError, match=r"vocab_size=8129.*data.tokenizer: minilm-wordpiece"):
-        TextRCNN(vocab_size=8129, embedding_dim=384, embeddings=NAME)
+        text_rcnn(vocab_size=8129, embedding_dim=384, embeddings=NAME)
     with pytest.raises(ConfigError, match=r"shape \(5, 3\); expected .* \(10, 4\)"):
         TextRCNN(vocab_size=10, embedding_dim=4, embeddings=np.zeros((5, 3)))
     with pytest.raises(DataError, match="NaN"):
@@ -158,9 +157,9 @@ def test_bad_inputs(monkeypatch):
     with pytest.raises(ConfigError, match="argument 'embeddings' expects"):
         create_model("text-rcnn", embeddings=3)
     # The package that ships the vectors is missing: say which one to install.
-    from bigmodel.transfer import pretrained
+    from bigmodel.models import pretrained_files
 
-    monkeypatch.setitem(pretrained.PRETRAINED, "all-MiniLM-L6-v2",
+    monkeypatch.setitem(pretrained_files.PRETRAINED, "all-MiniLM-L6-v2",
                         ("gt-missing-package", "gt_missing_package_xyz"))
     with pytest.raises(CheckpointError, match="needs the package 'gt-missing-package'"):
         word_vectors.load_embeddings(NAME)

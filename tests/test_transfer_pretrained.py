@@ -17,7 +17,7 @@ from scipy.special import erf  # noqa: E402
 
 from bigmodel import transfer  # noqa: E402
 from bigmodel.errors import CheckpointError, ConfigError, ShapeError, UnknownNameError  # noqa: E402
-from bigmodel.models import create_model, load_model, save_model  # noqa: E402
+from bigmodel.models import create_model, load_model, pretrained_files, save_model  # noqa: E402
 from bigmodel.transfer import pretrained  # noqa: E402
 
 SENTENCES = ["A man is eating food.", "The quick brown fox jumps over the lazy dog!",
@@ -36,7 +36,7 @@ def minilm():
 def hf_tensors():
     from safetensors.numpy import load_file
 
-    return load_file(str(pretrained.model_dir("all-MiniLM-L6-v2") / "model.safetensors"))
+    return load_file(str(pretrained_files.model_dir("all-MiniLM-L6-v2") / "model.safetensors"))
 
 
 def numpy_sentence_embedding(t: dict, ids: np.ndarray, layers: int = 6, heads: int = 12,
@@ -94,7 +94,7 @@ def test_embeddings_match_an_independent_numpy_forward_pass(minilm, hf_tensors):
 
 def test_embeddings_match_sentence_transformers(minilm):
     st = pytest.importorskip("sentence_transformers", reason="reference library not installed")
-    reference_model = st.SentenceTransformer(str(pretrained.model_dir("all-MiniLM-L6-v2")),
+    reference_model = st.SentenceTransformer(str(pretrained_files.model_dir("all-MiniLM-L6-v2")),
                                              device="cpu")
     reference = reference_model.encode(SENTENCES, convert_to_numpy=True)
     ours = pretrained.embed(SENTENCES, minilm)

@@ -43,6 +43,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError, describe
 from bigmodel.models.registry import register_model
+from bigmodel.models.word_vectors import copy_embeddings, copy_vectors
 from bigmodel.nn.graph_mode import capturing_graph
 from bigmodel.nn.rcl import NORMS, RecurrentConv2d, default_lrn_size, odd_pair
 from bigmodel.nn.recurrent_kernels import fused_padded
@@ -227,10 +228,11 @@ class TextRCNN(nn.Module):
         rnn_type: ``"gru"`` (default), ``"lstm"`` or ``"rnn"`` (tanh; the paper's recurrence).
         dropout_rate: dropout on the embeddings and on the pooled features.
         pad_id: the padding id; sequences are padded at the end.
-        embeddings: pretrained word vectors for the embedding table (Lai et al. start from
-            skip-gram vectors): a name of :func:`bigmodel.transfer.word_vectors.available_embeddings`
-            (e.g. ``"minilm-wordpiece"``; the data must then be encoded with that source's
-            tokenizer) or a ``(vocab_size, embedding_dim)`` tensor / array. None: random init.
+        embeddings: word vectors for the embedding table (Lai et al. start from skip-gram
+            vectors): a ``(vocab_size, embedding_dim)`` tensor / array. None: random init.
+            Pretrained vectors by name (``"minilm-wordpiece"``) are read from their files by the
+            factories (``create_model("text-rcnn", embeddings=...)``, :func:`text_rcnn`), never by
+            the class.
         freeze_embeddings: keep the embedding table fixed during training.
 
     Input: token ids ``(B, L)`` (integer), each row holding at least one token before its padding.
@@ -241,7 +243,7 @@ class TextRCNN(nn.Module):
     Raises:
         ConfigError: a bad size, an unknown ``rnn_type``, or a table whose shape differs from
             ``(vocab_size, embedding_dim)``.
-        UnknownNameError / CheckpointError: an unknown embeddings name, or its files are missing.
+        ConfigError: ``embeddings`` is a name (the factories load named vectors).
         InputTypeError / DataError: a table that is not array-like, or holds NaN / inf.
     """
 
@@ -273,10 +275,13 @@ class TextRCNN(nn.Module):
         self.freeze_embeddings = freeze_embeddings
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.embeddings_source = None
-        if embeddings is not None:  # the loader lives with the other pretrained-weight loaders
-            from bigmodel.transfer.word_vectors import copy_embeddings
-
-            self.embeddings_source = copy_embeddings(self.embedding, embeddings, owner)
+        if isinstance(embeddings, str):
+            raise ConfigError(f"{owner}: 'embeddings' must be a table of vectors; received the "
+                              f"name {embeddings!r}: build with create_model('text-rcnn', "
+                              f"embeddings={embeddings!r}), whose factory reads them")
+        if embeddings is not None:
+            copy_vectors(self.embedding, embeddings, owner)
+            self.embeddings_source = "tensor"
         self.embedding.weight.requires_grad_(not freeze_embeddings)
         self.rnn = _RNN_TYPES[rnn_type](embedding_dim, context_size, batch_first=True,
                                         bidirectional=True)
@@ -455,8 +460,13 @@ def text_rcnn(vocab_size: int = 10000, num_classes: int = 6, embedding_dim: int 
               dropout_rate: float = 0.2, pad_id: int = 0, embeddings: str | None = None,
               freeze_embeddings: bool = False) -> TextRCNN:
     """The recurrent convolutional text classifier of Lai et al. (2015); ``embeddings`` names
-    pretrained word vectors (``bigmodel.transfer.word_vectors``)."""
-    return TextRCNN(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
-                    context_size=context_size, hidden_size=hidden_size, rnn_type=rnn_type,
-                    dropout_rate=dropout_rate, pad_id=pad_id, embeddings=embeddings,
-                    freeze_embeddings=freeze_embeddings)
+    pretrained word vectors (``bigmodel.models.word_vectors``), read into its embedding table
+    here (a table of vectors is passed to the class as it is)."""
+    named = embeddings if isinstance(embeddings, str) else None
+    model = TextRCNN(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
+                     context_size=context_size, hidden_size=hidden_size, rnn_type=rnn_type,
+                     dropout_rate=dropout_rate, pad_id=pad_id,
+                     embeddings=None if named else embeddings, freeze_embeddings=freeze_embeddings)
+    if named is not None:
+        model.embeddings_source = copy_embeddings(model.embedding, named, "TextRCNN")
+    return model

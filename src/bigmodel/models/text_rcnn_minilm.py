@@ -1,5 +1,5 @@
 """``text-rcnn-minilm``: the TextRCNN of :mod:`bigmodel.models.rcnn` on pretrained word vectors,
-all-MiniLM-L6-v2's input WordPiece table (``bigmodel.transfer.word_vectors``, 30,522 x 384), frozen.
+all-MiniLM-L6-v2's input WordPiece table (``bigmodel.models.word_vectors``, 30,522 x 384), frozen.
 
 Texts must be encoded with that model's WordPiece tokenizer
 (``word_vectors.embeddings_tokenizer("minilm-wordpiece")``; recipe ``data.tokenizer:
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from bigmodel.models.rcnn import TextRCNN
+from bigmodel.models.rcnn import TextRCNN, text_rcnn
 from bigmodel.models.registry import register_model
 
 __all__ = ["text_rcnn_minilm"]
@@ -25,7 +25,7 @@ def text_rcnn_minilm(vocab_size: int = 30522, num_classes: int = 6, embedding_di
                      freeze_embeddings: bool = True) -> TextRCNN:
     """TextRCNN on all-MiniLM-L6-v2's WordPiece token vectors (frozen); texts are encoded with
     that model's WordPiece tokenizer (recipe: ``data.tokenizer: minilm-wordpiece``)."""
-    return TextRCNN(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
-                    context_size=context_size, hidden_size=hidden_size, rnn_type=rnn_type,
-                    dropout_rate=dropout_rate, pad_id=pad_id, embeddings=embeddings,
-                    freeze_embeddings=freeze_embeddings)
+    return text_rcnn(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
+                     context_size=context_size, hidden_size=hidden_size, rnn_type=rnn_type,
+                     dropout_rate=dropout_rate, pad_id=pad_id, embeddings=embeddings,
+                     freeze_embeddings=freeze_embeddings)

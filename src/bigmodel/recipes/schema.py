@@ -210,7 +210,7 @@ class DataSection(RecipeSection):
     max_length: int | None = Field(default=None, ge=1)
     min_count: int = Field(default=1, ge=1)
     # fortunes: "word" (a word vocabulary built on the training texts, min_count applies) or the
-    # name of pretrained embeddings (bigmodel.transfer.word_vectors) whose tokenizer indexes them.
+    # name of pretrained embeddings (bigmodel.models.word_vectors) whose tokenizer indexes them.
     tokenizer: str = "word"
     # fortunes with tokenizer "word": start the model's embedding table from skip-gram vectors
     skipgram: SkipgramSpec | None = None

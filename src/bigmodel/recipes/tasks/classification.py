@@ -43,7 +43,7 @@ class Classification:
         overrides.update(recipe.model.overrides)
         model = create_model(recipe.model.name, **overrides)
         if data.word_vectors is not None:  # data.skipgram: vectors trained for this vocabulary
-            from bigmodel.transfer.word_vectors import copy_embeddings
+            from bigmodel.models.word_vectors import copy_embeddings
 
             model.embeddings_source = copy_embeddings(model.embedding, data.word_vectors,
                                                       recipe.model.name)

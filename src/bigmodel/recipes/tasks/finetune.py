@@ -50,13 +50,14 @@ def load_source(source: str, num_classes: int, max_length: int | None = None):
 
             tokenizer = WordPieceTokenizer(confined_path(path, "tokenizer.json", "Tokenizer file"))
         return model, tokenizer, f"run directory {path}"
+    from bigmodel.models import pretrained_files
     from bigmodel.transfer import pretrained
 
     try:
         model = pretrained.load(source, num_classes=num_classes, max_length=max_length)
     except UnknownNameError:
         raise UnknownNameError(f"finetune: {source!r} is neither a run directory (no model.json "
-                               f"there) nor a pretrained model ({', '.join(pretrained.available())})"
+                               f"there) nor a pretrained model ({', '.join(pretrained_files.available())})"
                                ) from None
     return model, model.tokenizer, f"pretrained {source}"
 
@@ -193,21 +194,21 @@ class FinetuneTask:
                               f"strategy={train.strategy!r}")
         is_dir = (Path(source) / "model.json").is_file()
         if not is_dir:
-            from bigmodel.transfer import pretrained
+            from bigmodel.models import pretrained_files
 
             try:
-                pretrained.model_dir(source)
+                pretrained_files.model_dir(source)
             except UnknownNameError:
                 raise UnknownNameError(
                     f"finetune: {source!r} is neither a run directory (no model.json there) nor a "
-                    f"pretrained model ({', '.join(pretrained.available())})") from None
+                    f"pretrained model ({', '.join(pretrained_files.available())})") from None
         tokenizer = None
         if is_dir and (Path(source) / "tokenizer.json").is_file():
             from bigmodel.data.wordpiece import WordPieceTokenizer
 
             tokenizer = WordPieceTokenizer(Path(source) / "tokenizer.json")
         elif not is_dir and recipe.data.name == "fortunes":
-            from bigmodel.transfer.pretrained import load_tokenizer
+            from bigmodel.models.pretrained_files import load_tokenizer
 
             tokenizer = load_tokenizer(source)
         data_section = recipe.data

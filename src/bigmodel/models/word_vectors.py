@@ -3,7 +3,7 @@
 A source pairs a table of vectors with the tokenizer whose ids index its rows, so a model and its
 data agree on what id ``i`` means::
 
-    >>> from bigmodel.transfer import word_vectors
+    >>> from bigmodel.models import word_vectors
     >>> table = word_vectors.load_embeddings("minilm-wordpiece")       # (30522, 384) float32
     >>> tokenizer = word_vectors.embeddings_tokenizer("minilm-wordpiece")
     >>> ids = tokenizer.encode_batch(["A fortune."], max_length=64)      # [CLS] a fortune . [SEP]
@@ -33,14 +33,15 @@ from bigmodel.errors import (
     UnknownNameError,
     describe,
 )
+from bigmodel.models.pretrained_files import load_tokenizer, model_dir
 
-__all__ = ["EMBEDDINGS", "EmbeddingsInfo", "available_embeddings", "copy_embeddings",
+__all__ = ["EMBEDDINGS", "EmbeddingsInfo", "available_embeddings", "copy_embeddings", "copy_vectors",
            "embeddings_info", "embeddings_tokenizer", "load_embeddings"]
 
 
 @dataclass(frozen=True)
 class _Source:
-    pretrained: str  # a name of bigmodel.transfer.pretrained.available()
+    pretrained: str  # a name of bigmodel.models.pretrained_files.available()
     tensor: str  # the table's name in that checkpoint's model.safetensors
     description: str
 
@@ -77,8 +78,6 @@ def _source(name: object) -> _Source:
 
 
 def _weights_file(source: _Source):
-    from bigmodel.transfer.pretrained import model_dir
-
     return model_dir(source.pretrained) / "model.safetensors"
 
 
@@ -138,13 +137,39 @@ def embeddings_tokenizer(name: str):
     Raises:
         UnknownNameError / CheckpointError: as :func:`load_embeddings`.
     """
-    from bigmodel.transfer.pretrained import load_tokenizer
-
     return load_tokenizer(_source(name).pretrained)
 
 
+def copy_vectors(embedding: torch.nn.Embedding, table, owner: str = "embeddings") -> None:
+    """Copy a table of vectors into ``embedding`` (an ``nn.Embedding``) in place; no files.
+
+    Args:
+        embedding: the table to fill; its shape must equal the vectors'.
+        table: a ``(num_embeddings, embedding_dim)`` tensor / array / nested list.
+        owner: the model named in error messages.
+
+    Raises:
+        InputTypeError: ``table`` is not array-like. ConfigError: its shape differs from the
+            embedding's. DataError: NaN / inf values.
+    """
+    rows, width = embedding.weight.shape
+    try:
+        values = torch.as_tensor(table, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputTypeError(f"{owner}: 'embeddings' must be a name (to a factory), a tensor / "
+                             f"array or None; received {describe(table)}") from None
+    if tuple(values.shape) != (rows, width):
+        raise ConfigError(f"{owner}: 'embeddings' has shape {tuple(values.shape)}; expected "
+                          f"(vocab_size, embedding_dim) = {(rows, width)}")
+    if not torch.isfinite(values).all():
+        raise DataError(f"{owner}: 'embeddings' holds NaN or infinite values")
+    with torch.no_grad():
+        embedding.weight.copy_(values)
+
+
 def copy_embeddings(embedding: torch.nn.Embedding, source, owner: str = "embeddings") -> str:
-    """Copy pretrained vectors into ``embedding`` (an ``nn.Embedding``) in place.
+    """Copy pretrained vectors into ``embedding`` (an ``nn.Embedding``) in place: read from the
+    files of a named source, or :func:`copy_vectors` for a table passed in.
 
     Args:
         embedding: the table to fill; its shape must equal the vectors'.
@@ -161,28 +186,17 @@ def copy_embeddings(embedding: torch.nn.Embedding, source, owner: str = "embeddi
             settings and the tokenizer that fit a named source).
         InputTypeError: ``source`` is neither a name nor array-like. DataError: NaN / inf values.
     """
+    if not isinstance(source, str):
+        copy_vectors(embedding, source, owner)
+        return "tensor"
     rows, width = embedding.weight.shape
-    if isinstance(source, str):
-        info = embeddings_info(source)
-        if (info.vocab_size, info.embedding_dim) != (rows, width):
-            raise ConfigError(
-                f"{owner}: embeddings {source!r} are {info.vocab_size} x {info.embedding_dim} "
-                f"({info.description}); received vocab_size={rows}, embedding_dim={width}. Set "
-                f"vocab_size={info.vocab_size} and embedding_dim={info.embedding_dim}, and encode "
-                f"the texts with that source's tokenizer (recipe: data.tokenizer: {source})")
-        table, name = load_embeddings(source), source
-    else:
-        try:
-            table = torch.as_tensor(source, dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
-            raise InputTypeError(f"{owner}: 'embeddings' must be a name, a tensor / array or "
-                                 f"None; received {describe(source)}") from None
-        if tuple(table.shape) != (rows, width):
-            raise ConfigError(f"{owner}: 'embeddings' has shape {tuple(table.shape)}; expected "
-                              f"(vocab_size, embedding_dim) = {(rows, width)}")
-        if not torch.isfinite(table).all():
-            raise DataError(f"{owner}: 'embeddings' holds NaN or infinite values")
-        name = "tensor"
+    info = embeddings_info(source)
+    if (info.vocab_size, info.embedding_dim) != (rows, width):
+        raise ConfigError(
+            f"{owner}: embeddings {source!r} are {info.vocab_size} x {info.embedding_dim} "
+            f"({info.description}); received vocab_size={rows}, embedding_dim={width}. Set "
+            f"vocab_size={info.vocab_size} and embedding_dim={info.embedding_dim}, and encode "
+            f"the texts with that source's tokenizer (recipe: data.tokenizer: {source})")
     with torch.no_grad():
-        embedding.weight.copy_(table)
-    return name
+        embedding.weight.copy_(load_embeddings(source))
+    return source
