@@ -485,3 +485,31 @@ def test_table_parser_refuses_drift():
         parse_layering_table(SYNTHETIC_TABLE, packages - {"top"})
     with pytest.raises(ValueError, match="no '## Layering' section"):
         parse_layering_table("# nothing here\n", packages)
+
+
+def test_table_parser_reads_everything_but_and_only_its_section():
+    packages = {"bigmodel", "errors", "low", "high", "top"}
+    table = parse_layering_table(SYNTHETIC_TABLE, packages)
+    assert table["top"] == {"bigmodel", "low", "high", "top", "errors"}
+    assert table["low"] == {"low", "errors"}  # the row under '## Next section' does not count
+    assert table["errors"] == {"errors"}  # the common row's own packages take only their row
+
+
+def test_checker_counts_type_checking_imports_and_aliases():
+    files = {
+        **BASE_FILES,
+        "bigmodel.low.b": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bigmodel.high.c import Oops\n"
+        ),
+        "bigmodel.high.c": "import bigmodel.low.a as la\nY = la._private\n",
+    }
+    rules = sorted((v.rule, v.importer, v.thing) for v in _synthetic_check(files))
+    assert rules == [
+        ("layer", "bigmodel.low.b", "high"),
+        ("private-cross-package", "bigmodel.high.c", "bigmodel.low.a:_private"),
+    ]
+
+
+def test_find_cycles_reports_one_cycle_per_component():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert find_cycles(edges) == [(["a", "b", "c"], ["a", "b", "c", "a"]), (["e"], ["e", "e"])]
