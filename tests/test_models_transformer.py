@@ -353,3 +353,20 @@ def test_seq2seq_benchmark_script_runs_on_a_tiny_setting(tmp_path):
     loaded = TransformerModel.load(tmp_path / "run")
     tokenizer = load_tokenizer(tmp_path / "run" / "source_tokenizer.json")
     assert loaded.input_vocab_size == tokenizer.vocab_size
+
+
+def test_plain_model_refuses_keras_training_with_a_pointer():
+    """The plain module has no Keras surface: a Keras-style call names the class that has it."""
+    from bigmodel.errors import ConfigError
+    from bigmodel.keras.transformer import TransformerModel as KerasTransformer
+    from bigmodel.models.transformer import TransformerModel
+
+    plain = TransformerModel(num_heads=2, num_layers=1, d_model=8, dff=16)
+    with pytest.raises(ConfigError, match="bigmodel.keras.transformer"):
+        plain.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ConfigError, match="bigmodel.keras.transformer"):
+        plain.compile("adam")
+    with pytest.raises(ConfigError, match=r"fit\(\)"):
+        plain.fit([[3, 4]], [[3, 4]])
+    keras_model = KerasTransformer(num_heads=2, num_layers=1, d_model=8, dff=16)
+    keras_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")  # still Keras's

@@ -377,6 +377,35 @@ class TransformerModel(nn.Module):
         """Distinct parameters (a tied matrix counted once)."""
         return sum(p.numel() for p in self.parameters())
 
+    # Keras's training surface lives in bigmodel.keras.transformer (models know nothing of
+    # training). Without these, a Keras-style ``compile(optimizer=...)`` on this class would reach
+    # ``nn.Module.compile`` (torch.compile) and fail with an unrelated TypeError.
+    _KERAS_COMPILE_ARGS = frozenset({"optimizer", "loss", "metrics", "loss_weights",
+                                     "weighted_metrics", "run_eagerly", "steps_per_execution",
+                                     "jit_compile", "auto_scale_loss"})
+
+    def compile(self, *args: Any, **kwargs: Any) -> Any:
+        """``torch.compile`` this module (``nn.Module.compile``); Keras-style arguments are refused.
+
+        Raises:
+            ConfigError: Keras ``compile`` arguments (``optimizer=``, ``loss=``, ...): they belong
+                to :class:`bigmodel.keras.transformer.TransformerModel`.
+        """
+        keras_like = self._KERAS_COMPILE_ARGS & kwargs.keys() or (
+            args and (isinstance(args[0], str) or hasattr(args[0], "param_groups")))
+        if keras_like:
+            raise ConfigError(_KERAS_SURFACE.format(method="compile"))
+        return super().compile(*args, **kwargs)
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused with a pointer: Keras-style training is :mod:`bigmodel.keras.transformer`'s."""
+        raise ConfigError(_KERAS_SURFACE.format(method="fit"))
+
+
+_KERAS_SURFACE = ("bigmodel.models.transformer.TransformerModel is the plain PyTorch module and has "
+                  "no Keras-style {method}(); for compile/fit/evaluate/predict import "
+                  "TransformerModel from bigmodel.keras.transformer (same arguments, same files)")
+
 
 @register_model("transformer", example_input=lambda batch: (
     torch.randint(3, 64, (batch, 7)), torch.randint(3, 64, (batch, 5))))
