@@ -36,8 +36,13 @@ __all__ = ["FinetuneRecipe", "FinetuneSection", "load_finetune_recipe"]
 
 
 class FinetuneData(DataSection):
-    classes: list[int] | None = None
-    per_class: int | None = Field(default=None, ge=1)
+    classes: list[int] | None = Field(
+        default=None,
+        description="Image data: keep these classes (ids 0..9), relabelled 0..k-1 in this order; "
+                    "null: all classes.")
+    per_class: int | None = Field(
+        default=None, ge=1,
+        description="Labelled training examples per class (seeded choice); null: all.")
 
     @model_validator(mode="after")
     def _class_options(self) -> FinetuneData:
@@ -53,31 +58,60 @@ class FinetuneData(DataSection):
 
 
 class LRGroup(RecipeSection):
-    pattern: str
-    lr: float = Field(gt=0.0)
+    pattern: str = Field(description="Glob of the parameter names in this group.")
+    lr: float = Field(gt=0.0, description="Their learning rate.")
 
 
 class GradualUnfreezingSpec(RecipeSection):
-    every: int = Field(default=1, ge=1)
-    initial: int = Field(default=1, ge=1)
-    blocks: list[str] | None = None
+    every: int = Field(
+        default=1, ge=1,
+        description="Epochs per stage: at the start of each later stage the next block down is "
+                    "unfrozen.")
+    initial: int = Field(
+        default=1, ge=1,
+        description="Blocks trainable from the first epoch, counted from the top (the head).")
+    blocks: list[str] | None = Field(
+        default=None,
+        description="Module names of the blocks, top first; null: the model's own layer blocks.")
 
 
 class LoraSpec(RecipeSection):
-    target: list[str] = Field(min_length=1)
-    rank: int = Field(default=8, ge=1)
-    alpha: float = Field(default=16.0, gt=0.0)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target: list[str] = Field(
+        min_length=1,
+        description="Globs of the linear modules that get adapters, e.g. ['*.self_attn.in_proj'].")
+    rank: int = Field(default=8, ge=1, description="Adapter rank r.")
+    alpha: float = Field(
+        default=16.0, gt=0.0,
+        description="Scaling alpha: the adapter's update is scaled by alpha / rank.")
+    dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Dropout on the adapter's input.")
 
 
 class FinetuneSection(RecipeSection):
-    head: typing.Literal["auto", "new", "keep"] = "auto"
-    freeze: list[str] = Field(default_factory=list)
-    norm_eval: bool = True
-    layer_decay: float | None = Field(default=None, gt=0.0, le=1.0)
-    lr_groups: list[LRGroup] = Field(default_factory=list)
-    gradual_unfreezing: GradualUnfreezingSpec | None = None
-    lora: LoraSpec | None = None
+    head: typing.Literal["auto", "new", "keep"] = Field(
+        default="auto",
+        description="auto: a new head when the data's classes differ from the model's (or "
+                    "data.classes is set); new: always; keep: never.")
+    freeze: list[str] = Field(
+        default_factory=list, description="Globs of modules / parameters frozen for the whole "
+                                          "run.")
+    norm_eval: bool = Field(
+        default=True, description="Frozen BatchNorm layers stay in inference mode.")
+    layer_decay: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="Discriminative learning rates: train.lr for the head, times this factor per "
+                    "block further down; null: one rate.")
+    lr_groups: list[LRGroup] = Field(
+        default_factory=list,
+        description="Explicit learning rates per parameter glob: [{pattern: 'encoder.*', lr: "
+                    "1e-5}, ...]; not with layer_decay.")
+    gradual_unfreezing: GradualUnfreezingSpec | None = Field(
+        default=None,
+        description="Unfreeze gradually: the head first, one block more per stage; null: off.")
+    lora: LoraSpec | None = Field(
+        default=None,
+        description="Train LoRA adapters only (and the head); the run saves adapter/ alone and "
+                    "the merged model; null: off.")
 
     @model_validator(mode="after")
     def _compatible(self) -> FinetuneSection:
@@ -91,10 +125,13 @@ class FinetuneSection(RecipeSection):
 
 
 class FinetuneRecipe(Recipe):
-    task: typing.Literal["finetune"] = "finetune"
+    task: typing.Literal["finetune"] = Field(default="finetune", description="Always finetune.")
     FIXED_TASK: typing.ClassVar[str | None] = "finetune"
-    data: FinetuneData = Field(default_factory=FinetuneData)
-    finetune: FinetuneSection = Field(default_factory=FinetuneSection)
+    data: FinetuneData = Field(
+        default_factory=FinetuneData,
+        description="Which data, and how it is prepared (plus classes / per_class).")
+    finetune: FinetuneSection = Field(
+        default_factory=FinetuneSection, description="How the source model is adapted.")
 
 
 def finetune_recipe_from_dict(raw: typing.Any, overrides: typing.Sequence[str] = (),

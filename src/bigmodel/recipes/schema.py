@@ -90,8 +90,12 @@ class RecipeSection(BaseModel):
 class ModelSection(RecipeSection):
     """A model from the registry (``bigmodel.models.list_models()``) and overrides of its defaults."""
 
-    name: str = "seed-cnn"
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        default="seed-cnn", description="Registered model name (bigmodel.models.list_models()).")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Arguments of the model's factory that replace its defaults, e.g. "
+                    "{dropout_rate: 0.25}; unknown names are refused.")
 
     @field_validator("name")
     @classmethod
@@ -123,8 +127,12 @@ class ModelSection(RecipeSection):
 class AugmentSpec(RecipeSection):
     """One batch augmentation module of ``bigmodel.nn.augment`` and its constructor arguments."""
 
-    name: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        description="Augmentation class of bigmodel.nn.augment: RandomFlip | RandomTranslation | "
+                    "RandomRotation | RandomZoom | RandomErasing.")
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constructor arguments of that class (checked when the recipe loads).")
 
     @model_validator(mode="after")
     def _known_augmentation(self) -> AugmentSpec:
@@ -165,16 +173,36 @@ class SpeechSpec(RecipeSection):
     ``words`` (the class order).
     """
 
-    sample_rate: int = Field(default=16000, ge=4000)
-    clip_seconds: float = Field(default=1.0, ge=0.2, le=10.0)
-    words: list[str] | None = None
-    voices: list[str] | None = None
-    renditions: int = Field(default=5, ge=1)
-    test_voices: int = Field(default=8, ge=1)
-    seed: int = 0
-    manifest: str | None = None
-    long_clips: Literal["error", "trim"] = "error"
-    bad_clips: Literal["error", "skip"] = "error"
+    sample_rate: int = Field(
+        default=16000, ge=4000, description="Sample rate in Hz every clip is converted to (mono).")
+    clip_seconds: float = Field(
+        default=1.0, ge=0.2, le=10.0,
+        description="Clip length in seconds; shorter clips are zero-padded to it.")
+    words: list[str] | None = Field(
+        default=None,
+        description="The words (classes) in class order; null: the ten digits (speech_digits) or "
+                    "the manifest's / sub-folders' words (speech_folder).")
+    voices: list[str] | None = Field(
+        default=None,
+        description="speech_digits: espeak-ng voice variants to synthesize; null: the 46 default "
+                    "variants.")
+    renditions: int = Field(default=5, ge=1, description="speech_digits: clips per voice and word.")
+    test_voices: int = Field(
+        default=8, ge=1, description="speech_digits: voices held out as the test set.")
+    seed: int = Field(
+        default=0,
+        description="speech_digits: seed of the corpus's random choices (renditions, held-out "
+                    "voices).")
+    manifest: str | None = Field(
+        default=None,
+        description="speech_folder: CSV manifest of clips and words; null: "
+                    "data.path/manifest.csv, or one sub-folder per word.")
+    long_clips: Literal["error", "trim"] = Field(
+        default="error",
+        description="speech_folder: a clip longer than clip_seconds is an error, or trimmed to "
+                    "its loudest window.")
+    bad_clips: Literal["error", "skip"] = Field(
+        default="error", description="speech_folder: an unreadable clip is an error, or skipped.")
 
 
 class SkipgramSpec(RecipeSection):
@@ -184,13 +212,13 @@ class SkipgramSpec(RecipeSection):
     training texts, no test text): the word vocabulary is built on that corpus
     (``data.min_count``), so its rows are the vectors' rows."""
 
-    dim: int = Field(default=128, ge=1)
+    dim: int = Field(default=128, ge=1, description="Vector size (the model's embedding_dim).")
     # fortunes corpora are small (~400 k words): at gensim's 5 passes the vectors were still
     # poor (TextRCNN 0.698 vs 0.772 at 20, BENCHMARKS.md)
-    epochs: int = Field(default=20, ge=1)
-    window: int = Field(default=5, ge=1)
-    negatives: int = Field(default=5, ge=1)
-    seed: int = 0
+    epochs: int = Field(default=20, ge=1, description="Passes over the corpus.")
+    window: int = Field(default=5, ge=1, description="Context words on each side of a word.")
+    negatives: int = Field(default=5, ge=1, description="Negative samples per positive pair.")
+    seed: int = Field(default=0, description="Seed of the vector training.")
 
 
 class DataSection(RecipeSection):
@@ -198,23 +226,56 @@ class DataSection(RecipeSection):
     # train_subset / test_subset are then their numbers of training / held-out test examples.
     # speech_digits / speech_folder: spoken words (bigmodel.data.speech); options in `speech`.
     name: Literal["fashion_mnist", "mnist", "fortunes", "numbers_to_words", "dates_to_iso",
-                  "reversal", "speech_digits", "speech_folder"] = "fashion_mnist"
-    path: str | None = None
-    train_subset: int | None = Field(default=None, ge=1)
-    test_subset: int | None = Field(default=None, ge=1)
-    validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
-    augment: list[AugmentSpec] = Field(default_factory=list)
+                  "reversal", "speech_digits", "speech_folder"] = Field(
+        default="fashion_mnist",
+        description="Data set: fashion_mnist | mnist (images); fortunes (text); numbers_to_words "
+                    "| dates_to_iso | reversal (generated sequence tasks); speech_digits | "
+                    "speech_folder (spoken words).")
+    path: str | None = Field(
+        default=None,
+        description="Where the data lives (IDX folder, speech cache or clip folder); null: the "
+                    "loader's default search.")
+    train_subset: int | None = Field(
+        default=None, ge=1,
+        description="Use only N training examples (seeded random choice); sequence tasks: the "
+                    "number of generated training examples.")
+    test_subset: int | None = Field(
+        default=None, ge=1,
+        description="Use only the first N test examples; sequence tasks: the number of held-out "
+                    "test examples.")
+    validation_split: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="Last fraction of the training set held out for validation (Keras semantics).")
+    augment: list[AugmentSpec] = Field(
+        default_factory=list,
+        description="Batch augmentations applied in order, training only (image data).")
     # fortunes (bigmodel.data.fortunes) only: category files (null: its DEFAULT_CATEGORIES), tokens
     # kept per text, and how often a word must occur in the training texts to get its own id.
-    categories: list[str] | None = None
-    max_length: int | None = Field(default=None, ge=1)
-    min_count: int = Field(default=1, ge=1)
+    categories: list[str] | None = Field(
+        default=None,
+        description="fortunes: the category files, one class each; null: the default categories.")
+    max_length: int | None = Field(
+        default=None, ge=1,
+        description="fortunes: tokens kept per text (longer texts are cut); null: no cut.")
+    min_count: int = Field(
+        default=1, ge=1,
+        description="fortunes with tokenizer word: occurrences in the training texts a word needs "
+                    "to get its own id.")
     # fortunes: "word" (a word vocabulary built on the training texts, min_count applies) or the
     # name of pretrained embeddings (bigmodel.models.word_vectors) whose tokenizer indexes them.
-    tokenizer: str = "word"
+    tokenizer: str = Field(
+        default="word",
+        description="fortunes: word (a vocabulary built on the training texts) or the name of "
+                    "pretrained embeddings whose tokenizer indexes them.")
     # fortunes with tokenizer "word": start the model's embedding table from skip-gram vectors
-    skipgram: SkipgramSpec | None = None
-    speech: SpeechSpec | None = None
+    skipgram: SkipgramSpec | None = Field(
+        default=None,
+        description="fortunes with tokenizer word: start the embedding table from skip-gram "
+                    "vectors trained on the unlabelled corpus; null: no vectors.")
+    speech: SpeechSpec | None = Field(
+        default=None,
+        description="Options of the speech data sources (defaults filled in for speech_digits / "
+                    "speech_folder).")
 
     @model_validator(mode="after")
     def _text_options(self) -> DataSection:
@@ -266,8 +327,11 @@ class SchedulerSpec(RecipeSection):
     ``warmup_steps``); ``noam`` (``d_model``, ``warmup_steps``).
     """
 
-    name: str
-    args: dict[str, float | int] = Field(default_factory=dict)
+    name: str = Field(description="Schedule: constant | cosine | step | noam.")
+    args: dict[str, float | int] = Field(
+        default_factory=dict,
+        description="Its arguments: warmup_steps; cosine: min_lr_ratio, total_steps; step: "
+                    "step_size, gamma; noam: d_model.")
 
     @field_validator("name")
     @classmethod
@@ -296,33 +360,70 @@ class SchedulerSpec(RecipeSection):
 
 
 class EarlyStoppingSpec(RecipeSection):
-    monitor: str = "val_loss"
-    patience: int = Field(default=3, ge=0)
-    min_delta: float = Field(default=0.0, ge=0.0)
-    restore_best_weights: bool = True
+    monitor: str = Field(
+        default="val_loss",
+        description="Metric watched, e.g. val_loss or val_accuracy (val_ metrics need "
+                    "data.validation_split > 0).")
+    patience: int = Field(
+        default=3, ge=0, description="Epochs without improvement before training stops.")
+    min_delta: float = Field(
+        default=0.0, ge=0.0, description="Smallest change that counts as an improvement.")
+    restore_best_weights: bool = Field(
+        default=True, description="Restore the best epoch's weights when training stops.")
 
 
 class TrainSection(RecipeSection):
-    epochs: int = Field(default=5, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    optimizer: str = "adam"
-    lr: float = Field(default=1e-3, gt=0.0)
-    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    l2: float = Field(default=0.0, ge=0.0)
-    grad_clip_norm: float | None = Field(default=None, gt=0.0)
-    scheduler: SchedulerSpec | None = None
-    seed: int | None = 0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    device: str = "auto"
-    channels_last: bool = False
-    early_stopping: EarlyStoppingSpec | None = None
-    strategy: Literal["single", "ddp", "fsdp", "hybrid"] = "single"
-    activation_checkpointing: bool = False
-    compile: bool = False
-    grad_accum_steps: int = Field(default=1, ge=1)
-    checkpoint_every: int | str | None = None
-    keep_checkpoints: int = Field(default=2, ge=1)
+    epochs: int = Field(default=5, ge=1, description="Passes over the training set.")
+    batch_size: int = Field(
+        default=32, ge=1,
+        description="Examples per optimizer step (the global batch: across processes and "
+                    "accumulation steps).")
+    optimizer: str = Field(
+        default="adam",
+        description="adam | adamw | sgd | rmsprop, with Keras's defaults (epsilon 1e-7, rho 0.9).")
+    lr: float = Field(
+        default=1e-3, gt=0.0, description="Learning rate (the peak rate under a scheduler).")
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0, description="Momentum of sgd and rmsprop.")
+    weight_decay: float = Field(
+        default=0.0, ge=0.0,
+        description="The torch optimizer's weight decay (decoupled for adamw only).")
+    l2: float = Field(
+        default=0.0, ge=0.0,
+        description="Keras-style kernel penalty l2 * sum(w**2) on conv / linear weights, added to "
+                    "the loss.")
+    grad_clip_norm: float | None = Field(
+        default=None, gt=0.0,
+        description="Clip the gradients' global L2 norm to this value; null: no clipping.")
+    scheduler: SchedulerSpec | None = Field(
+        default=None,
+        description="Learning-rate schedule, stepped once per optimizer step; null: constant lr.")
+    seed: int | None = Field(
+        default=0, description="Seed of initialization, shuffling and dropout; null: not seeded.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32",
+        description="fp32 | bf16 | fp16 autocast (fp16: CUDA only, with a gradient scaler).")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N.")
+    channels_last: bool = Field(
+        default=False, description="Image models: train in the channels-last memory format.")
+    early_stopping: EarlyStoppingSpec | None = Field(
+        default=None,
+        description="Stop when the monitored metric stops improving; null: run every epoch.")
+    strategy: Literal["single", "ddp", "fsdp", "hybrid"] = Field(
+        default="single",
+        description="single | ddp | fsdp | hybrid (several processes under torchrun / --nproc N).")
+    activation_checkpointing: bool = Field(
+        default=False,
+        description="Recompute each block's activations in backward (less memory, more time).")
+    compile: bool = Field(default=False, description="torch.compile each block (inductor).")
+    grad_accum_steps: int = Field(
+        default=1, ge=1,
+        description="Micro-batches per optimizer step (batch_size stays the global batch).")
+    checkpoint_every: int | str | None = Field(
+        default=None,
+        description="Also checkpoint within epochs: every N optimizer steps (e.g. 500) or a "
+                    "duration ('30s', '10min'); null: at epoch ends only.")
+    keep_checkpoints: int = Field(
+        default=2, ge=1, description="Newest checkpoints kept in RUN_DIR/checkpoints.")
 
     @field_validator("checkpoint_every")
     @classmethod
@@ -345,8 +446,11 @@ class TrainSection(RecipeSection):
 
 
 class OutputSection(RecipeSection):
-    root: str = "runs"
-    name: str | None = None
+    root: str = Field(default="runs", description="Folder under which run directories are created.")
+    name: str | None = Field(
+        default=None,
+        description="Run directory name (a plain folder name); null: <recipe file "
+                    "stem>-<timestamp>.")
 
     @field_validator("name")
     @classmethod
@@ -359,13 +463,20 @@ class OutputSection(RecipeSection):
 class Recipe(RecipeSection):
     """A complete training run. ``Recipe()`` is the seed program's defaults."""
 
-    description: str = ""
-    task: Literal[TASKS] = "image_classification"
+    description: str = Field(
+        default="", description="Free text describing the recipe (shown in the run's report).")
+    task: Literal[TASKS] = Field(
+        default="image_classification",
+        description="Task type: image_classification | text_classification | "
+                    "speech_classification | seq2seq | language_model | finetune; absent: "
+                    "inferred from data.name (and model.name).")
     FIXED_TASK: ClassVar[str | None] = None  # the one task a recipe class allows (finetune)
-    model: ModelSection = Field(default_factory=ModelSection)
-    data: DataSection = Field(default_factory=DataSection)
-    train: TrainSection = Field(default_factory=TrainSection)
-    output: OutputSection = Field(default_factory=OutputSection)
+    model: ModelSection = Field(default_factory=ModelSection, description="Which model to build.")
+    data: DataSection = Field(
+        default_factory=DataSection, description="Which data, and how it is prepared.")
+    train: TrainSection = Field(default_factory=TrainSection, description="How to train.")
+    output: OutputSection = Field(
+        default_factory=OutputSection, description="Where the run directory goes.")
 
     @model_validator(mode="before")
     @classmethod
