@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -224,7 +225,8 @@ def synthesize_digits(root: str | os.PathLike | None = None, *, words=DIGITS,
                       clip_seconds: float = 1.0, rate_range=(130, 210), pitch_range=(25, 75),
                       snr_db_range=(10.0, 30.0), gain_range=(0.3, 0.9), max_shift: float = 0.4,
                       seed: int = 0, workers: int | None = None, espeak: str | None = None,
-                      verbose: bool = False) -> Path:
+                      verbose: bool = False,
+                      progress: Callable[[int, int], None] | None = None) -> Path:
     """Render (or find in the cache) a spoken-words corpus; returns its folder.
 
     Every voice speaks every word ``renditions`` times; each rendition draws an accent from
@@ -244,6 +246,9 @@ def synthesize_digits(root: str | os.PathLike | None = None, *, words=DIGITS,
         seed: seeds every random draw.
         workers: espeak-ng processes at once (default: the CPU count).
         espeak: path of the espeak-ng program (default: found on PATH).
+        verbose: print one line before rendering.
+        progress: ``progress(done, total)`` after each clip rendered (not called when the corpus
+            is found in the cache), e.g. :meth:`bigmodel.engine.progress.Phase.update`.
 
     Returns:
         The corpus folder, holding ``manifest.csv`` (load it with
@@ -291,8 +296,9 @@ def synthesize_digits(root: str | os.PathLike | None = None, *, words=DIGITS,
         if verbose:
             print(f"synthesizing {len(jobs)} clips with {threads} espeak-ng workers into {final}")
         with ThreadPoolExecutor(max_workers=max(int(threads), 1)) as pool:
-            for _ in pool.map(render, jobs):
-                pass
+            for done, _ in enumerate(pool.map(render, jobs), 1):
+                if progress is not None:
+                    progress(done, len(jobs))
         scratch.rmdir()
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

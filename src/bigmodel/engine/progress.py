@@ -5,11 +5,20 @@
       Epoch 1/5
       1500/1875 ━━━━━━━━━━━━━━━━━━━━ 2s 6ms/step - accuracy: 0.8012 - loss: 0.5566
 
-- ``verbose=1`` without a terminal, or ``verbose=2``: one line per epoch::
+- ``verbose=1`` without a terminal (output piped to a file or ``tee``): one line every
+  :func:`progress_interval` seconds within an epoch (default 10 s, environment variable
+  ``BIGMODEL_PROGRESS_INTERVAL``), then the epoch's line::
 
+      Epoch 1/5 - 600/1875 - ETA 0:24 - 6ms/step - accuracy: 0.7012 - loss: 0.8566
       Epoch 1/5 - 1875/1875 - 12s 6ms/step - accuracy: 0.8123 - loss: 0.5234 - val_loss: 0.4431
 
+- ``verbose=2``: the epoch's line only (Keras's ``verbose=2``).
 - ``verbose=0``: nothing.
+
+Long steps that are not epochs (rendering a speech corpus, evaluating a large test set) report
+through :class:`Phase`: the same in-place bar on a terminal, one line every
+:func:`progress_interval` seconds otherwise, nothing for a phase shorter than that. Its default
+verbosity is the one :func:`verbosity` sets around a run (``run_recipe(verbose=0)`` silences it).
 
 The bar is hand-written (no tqdm/rich) because the trainer only asks it to draw at most
 ``REFRESH_SECONDS`` apart, so its cost per training step is zero; values are read from the
@@ -18,12 +27,52 @@ accelerator only when it draws.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import TextIO
 
+from bigmodel.errors import ConfigError
+
 REFRESH_SECONDS = 0.1  # at most ~10 redraws (and device reads) per second
+DEFAULT_INTERVAL = 10.0  # seconds between progress lines when output is not a terminal
+INTERVAL_VARIABLE = "BIGMODEL_PROGRESS_INTERVAL"
 _BAR_WIDTH = 20
+_VERBOSITY: contextvars.ContextVar[int] = contextvars.ContextVar("bigmodel_progress", default=1)
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines on output that is not a terminal:
+    ``$BIGMODEL_PROGRESS_INTERVAL`` or :data:`DEFAULT_INTERVAL`.
+
+    Raises:
+        ConfigError: the variable is set to something other than a positive number.
+    """
+    text = os.environ.get(INTERVAL_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{INTERVAL_VARIABLE} must be a positive number of seconds; received "
+                          f"{text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def verbosity(level: int) -> Iterator[None]:
+    """Within the block, :class:`Phase` reports at ``level`` (0 silent) unless told otherwise."""
+    token = _VERBOSITY.set(int(level))
+    try:
+        yield
+    finally:
+        _VERBOSITY.reset(token)
 
 
 def format_value(value: float) -> str:
@@ -40,6 +89,15 @@ def format_duration(seconds: float) -> str:
     if seconds >= 1:
         return f"{int(seconds)}s"
     return f"{int(seconds * 1000)}ms"
+
+
+def format_eta(seconds: float) -> str:
+    """Time left as ``0:07`` / ``1:05`` / ``1:02:03`` (always with minutes, so it reads as a
+    clock and not as a duration already spent)."""
+    seconds = max(int(round(seconds)), 0)
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def format_per_step(seconds: float, steps: int) -> str:
@@ -78,6 +136,9 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stdout
         isatty = getattr(self.stream, "isatty", None)
         self.live = verbose == 1 and bool(isatty and isatty())
+        # Piped output (verbose 1): a line every `interval` seconds within the epoch.
+        self.interval = progress_interval() if verbose == 1 and not self.live else math.inf
+        self._next_line = math.inf
         self._prefix = ""
         self._steps: int | None = None
         self._last_width = 0
@@ -86,12 +147,29 @@ class ProgressBar:
         """Start an epoch (``epoch`` is 0-based); prints ``Epoch i/n`` above the live bar."""
         self._steps = steps
         self._prefix = f"Epoch {epoch + 1}/{epochs}"
+        self._next_line = time.perf_counter() + self.interval
         if self.live:
             self._write(self._prefix + "\n")
 
+    def due(self, now: float) -> bool:
+        """Whether :meth:`update` would draw at ``now`` (``time.perf_counter()``): always for the
+        live bar, every :attr:`interval` seconds for piped output, never otherwise. The trainer
+        reads the running loss from the device only when this is true."""
+        return self.live or now >= self._next_line
+
     def update(self, step: int, elapsed: float, logs: Mapping[str, float]) -> None:
-        """Redraw the live bar after ``step`` batches (no-op unless live)."""
+        """Redraw the live bar after ``step`` batches; for piped output print a progress line
+        with the epoch's ETA when :meth:`due`; nothing otherwise."""
         if not self.live:
+            now = time.perf_counter()
+            if now < self._next_line or (self._steps and step >= self._steps):
+                return  # the epoch's own line follows at once
+            self._next_line = now + self.interval
+            counter = f"{step}/{self._steps}" if self._steps else f"{step}/Unknown"
+            timing = (f"ETA {format_eta(elapsed / step * max(self._steps - step, 0))}"
+                      if self._steps and step else f"{format_duration(elapsed)} elapsed")
+            self._write(f"{self._prefix} - {counter} - {timing} - "
+                        f"{format_per_step(elapsed, step)}{format_logs(logs)}\n")
             return
         per = elapsed / max(step, 1)
         if self._steps:
@@ -138,5 +216,100 @@ class ProgressBar:
         self.stream.flush()
 
 
-__all__ = ["REFRESH_SECONDS", "ProgressBar", "format_duration", "format_logs", "format_per_step",
-           "format_value"]
+class Phase:
+    """Progress of one long step that is not an epoch: data preparation, evaluation, ...
+
+    Use as a context manager and call :meth:`update` (or :meth:`advance`) as work gets done.
+    On a terminal (``verbose=1``) a bar is redrawn in place after the first second; otherwise a
+    line is printed every :func:`progress_interval` seconds::
+
+        synthesizing the speech corpus: 120/400 clips (30%) - 16s elapsed - ETA 0:37
+
+    and, if any line was printed, a last one when the phase ends (``... 400 clips in 55s``).
+    A phase shorter than the interval prints nothing.
+
+    Args:
+        label: what is being done, e.g. ``"synthesizing the speech corpus"``.
+        total: units of work in all (None: unknown, then no ETA); :meth:`update` may set it.
+        unit: what one unit is (``"clips"``, ``"images"``).
+        verbose: 0 silent, 1 bar / periodic lines; None: the level :func:`verbosity` set
+            (1 outside any).
+        stream: where to write; ``sys.stdout`` when None.
+        interval: seconds between lines on output that is not a terminal; None:
+            :func:`progress_interval`.
+    """
+
+    def __init__(self, label: str, total: int | None = None, unit: str = "",
+                 verbose: int | None = None, stream: TextIO | None = None,
+                 interval: float | None = None) -> None:
+        self.label, self.total, self.unit = label, total, unit
+        self.verbose = _VERBOSITY.get() if verbose is None else int(verbose)
+        self.stream = stream if stream is not None else sys.stdout
+        isatty = getattr(self.stream, "isatty", None)
+        self.live = self.verbose >= 1 and bool(isatty and isatty())
+        self.interval = (interval if interval is not None else progress_interval()
+                         ) if self.verbose >= 1 else math.inf
+        self.done = 0
+        self.started = time.perf_counter()
+        first = min(1.0, self.interval) if self.live else self.interval
+        self._next = self.started + first
+        self.printed = False
+
+    def __enter__(self) -> Phase:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.finish(completed=kind is None)
+
+    def advance(self, count: int = 1) -> None:
+        """``count`` more units are done."""
+        self.update(self.done + count)
+
+    def update(self, done: int, total: int | None = None) -> None:
+        """``done`` units are done (of ``total``, when given); draws when it is time."""
+        self.done = done
+        if total is not None:
+            self.total = total
+        now = time.perf_counter()
+        if self.verbose < 1 or now < self._next:
+            return
+        self._next = now + (REFRESH_SECONDS if self.live else self.interval)
+        line = self.line(now - self.started)
+        if self.live:
+            self._write("\r" + line + "\x1b[K")
+        else:
+            self._write(line + "\n")
+        self.printed = True
+
+    def line(self, elapsed: float) -> str:
+        """The progress line after ``elapsed`` seconds."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.total:
+            share = self.done / self.total
+            text = f"{self.label}: {self.done:,}/{self.total:,}{unit} ({100 * share:.0f}%)"
+        else:
+            text = f"{self.label}: {self.done:,}{unit}"
+        text += f" - {format_duration(elapsed)} elapsed"
+        if self.total and self.done:
+            text += f" - ETA {format_eta(elapsed / self.done * max(self.total - self.done, 0))}"
+        return text
+
+    def finish(self, completed: bool = True) -> None:
+        """End the phase: its last line, if it printed any."""
+        if not self.printed:
+            return
+        elapsed = time.perf_counter() - self.started
+        unit = f" {self.unit}" if self.unit else ""
+        end = (f"{self.label}: {self.done:,}{unit} in {format_duration(elapsed)}" if completed
+               else f"{self.label}: stopped after {self.done:,}{unit}")
+        self._write(("\r" + end + "\x1b[K\n") if self.live else end + "\n")
+        self.printed = False
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+
+__all__ = ["DEFAULT_INTERVAL", "INTERVAL_VARIABLE", "REFRESH_SECONDS", "Phase", "ProgressBar",
+           "format_duration", "format_eta", "format_logs", "format_per_step", "format_value",
+           "progress_interval", "verbosity"]

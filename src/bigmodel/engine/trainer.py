@@ -364,7 +364,7 @@ class Trainer(PersistenceMixin, InferenceMixin):
             now = time.perf_counter()
             if now >= next_read:
                 self._check_finite(tracker, epoch)
-                if progress.live:
+                if progress.due(now):  # live bar, or a line every N s when piped
                     progress.update(step, now - started, self._running_logs(tracker))
                 next_read = now + REFRESH_SECONDS
             if self._should_stop():

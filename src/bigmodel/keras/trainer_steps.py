@@ -236,7 +236,7 @@ def fit_with_steps(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
             callback_list.on_train_batch_begin(step)
             step_logs = _flat_logs(model.train_step(_as_step_data(batch, has_targets)))
             callback_list.on_train_batch_end(step, step_logs)
-            if progress.live:
+            if progress.due(time.perf_counter()):  # live bar, or a line every N s when piped
                 progress.update(step + 1, time.perf_counter() - started, step_logs)
             if model.stop_training:
                 break

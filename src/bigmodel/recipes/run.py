@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bigmodel.engine import run_lock
+from bigmodel.engine import progress, run_lock
 from bigmodel.recipes import workers as torchrun_workers
 from bigmodel.recipes.rundir import check_resumable, claimed_run_dir
+from bigmodel.recipes.summary import run_summary
 from bigmodel.recipes.tasks import Evaluation, Task, get_task
 
 TRAIN_ROW = "train (last epoch, running average)"
@@ -107,12 +108,13 @@ def run_recipe(recipe, run_dir: str | None = None, default_name: str = "run", ve
 
         check_strategy(train.strategy, train.precision, torch.device("cpu") if train.device == "cpu"
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    if resume and not workers:
-        path = check_resumable(recipe, run_dir)
-        with run_lock.hold(path):
-            return _run_in(task, recipe, path, workers, verbose, started, resume=True)
-    with claimed_run_dir(recipe, run_dir, default_name, workers) as path:
-        return _run_in(task, recipe, path, workers, verbose, started)
+    with progress.verbosity(verbose):  # long phases (data, evaluation) report as verbose says
+        if resume and not workers:
+            path = check_resumable(recipe, run_dir)
+            with run_lock.hold(path):
+                return _run_in(task, recipe, path, workers, verbose, started, resume=True)
+        with claimed_run_dir(recipe, run_dir, default_name, workers) as path:
+            return _run_in(task, recipe, path, workers, verbose, started)
 
 
 def _run_in(task: Task, recipe, path: Path, workers: bool, verbose: int, started: float,
@@ -142,6 +144,9 @@ def _run_in(task: Task, recipe, path: Path, workers: bool, verbose: int, started
         trained, train, inputs, run_dir=path, verbose=verbose,
         extra_loss=training.kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None)
     main_process = trainer.is_main_process
+    if main_process and verbose:
+        print("\n".join(run_summary(recipe, task.name, data, parameters, trainable,
+                                    trainer.device, path, resume)), flush=True)
     if main_process:
         save_recipe(recipe, path / "recipe.yaml")
     stopper = training.early_stopping(train, verbose)

@@ -20,6 +20,7 @@ SPEECH_DATA = ("speech_digits", "speech_folder")
 
 def _load(data) -> Any:
     from bigmodel.data.speech import load_speech_digits, load_speech_folder
+    from bigmodel.engine.progress import Phase
     from bigmodel.errors import ConfigError
 
     spec = data.speech
@@ -30,8 +31,11 @@ def _load(data) -> Any:
             synthesis["words"] = spec.words
         if spec.voices is not None:
             synthesis["voices"] = spec.voices
-        return load_speech_digits(data.path, sample_rate=spec.sample_rate,
-                                  clip_seconds=spec.clip_seconds, **synthesis)
+        # Rendering a new corpus takes about a minute: report it (a cached one prints nothing).
+        with Phase("synthesizing the speech corpus with espeak-ng", unit="clips") as phase:
+            return load_speech_digits(data.path, sample_rate=spec.sample_rate,
+                                      clip_seconds=spec.clip_seconds, progress=phase.update,
+                                      **synthesis)
     if data.path is None:
         raise ConfigError("data.path: the 'speech_folder' data source needs the folder of WAV "
                           "clips (sub-folders per word, or a manifest.csv)")
