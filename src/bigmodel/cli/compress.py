@@ -65,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
     options = CompressOptions(**{key: value for key, value in vars(args).items()
                                  if key in CompressOptions.__dataclass_fields__})
     result = compress_run(options)
-    print(markdown_table(result["stages"]), end="")
+    print(markdown_table(result["stages"], result["unit"]), end="")
     print(f"report: {result['out'] / 'report.md'}")
     return 0

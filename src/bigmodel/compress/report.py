@@ -90,8 +90,13 @@ def _ratio(value: float, base: float) -> str:
     return f"{base / value:.2f}×"
 
 
-def markdown_table(stages: list[StageResult]) -> str:
-    """The comparison table; ratios are against the first stage (the original)."""
+def _singular(unit: str) -> str:
+    return unit[:-1] if unit.endswith("s") else unit
+
+
+def markdown_table(stages: list[StageResult], unit: str = "images") -> str:
+    """The comparison table; ratios are against the first stage (the original). ``unit``: what
+    one input is (``images``, ``texts``, ``clips``), for the throughput column (``clips/s``)."""
     base = stages[0]
     lines = ["| stage | accuracy | Δ acc (points) | size | size ratio | latency b=1 | speed-up b=1 "
              "| throughput | speed-up | params | MACs | note |",
@@ -105,7 +110,7 @@ def markdown_table(stages: list[StageResult]) -> str:
             f"{_ratio(s.size_bytes, base.size_bytes)} | "
             f"{f'{s.latency_ms:.3f} ms' if s.latency_ms == s.latency_ms else '–'} | "
             f"{_ratio(s.latency_ms, base.latency_ms)} | "
-            f"{f'{s.throughput:,.0f} img/s' if s.throughput == s.throughput else '–'} | "
+            f"{f'{s.throughput:,.0f} {unit}/s' if s.throughput == s.throughput else '–'} | "
             f"{thr_ratio} | "
             f"{s.params if s.params is not None else '–'} | "
             f"{s.macs if s.macs is not None else '–'} | {s.note} |")
@@ -142,14 +147,16 @@ def plot_stages(stages: list[StageResult], path: str | os.PathLike) -> Path:
 
 
 def write_report(stages: list[StageResult], directory: str | os.PathLike,
-                 title: str = "Compression report", notes: str = "") -> Path:
-    """Write ``report.md``, ``compression.png`` and ``results.json`` into ``directory``."""
+                 title: str = "Compression report", notes: str = "", unit: str = "images") -> Path:
+    """Write ``report.md``, ``compression.png`` and ``results.json`` into ``directory``
+    (``unit``: what one input is, as in :func:`markdown_table`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plot_stages(stages, directory / "compression.png")
-    text = (f"# {title}\n\n{markdown_table(stages)}\n"
-            "Ratios are against the first row. Latency: median time of one image; throughput: "
-            "images per second at the large batch; both measured interleaved in one process.\n\n"
+    text = (f"# {title}\n\n{markdown_table(stages, unit)}\n"
+            f"Ratios are against the first row. Latency: median time of one {_singular(unit)}; "
+            f"throughput: {unit} per second at the large batch; both measured interleaved in one "
+            "process.\n\n"
             f"{notes}\n![accuracy against size and latency](compression.png)\n")
     atomic_write_text(directory / "report.md", text)
     atomic_write_text(directory / "results.json",

@@ -234,8 +234,9 @@ def compress_run(args: CompressOptions) -> dict:
     for stage in stages:
         stage.latency_ms, stage.throughput = speeds[stage.name]
     write_report(stages, out, title=f"Compression of {run_dir.name}",
-                 notes=f"Test set: {len(x_test)} images. Stages: {', '.join(s.name for s in stages)}.")
-    return {"out": out, "stages": stages}
+                 notes=f"Test set: {len(x_test)} {splits.unit}. Stages: "
+                       f"{', '.join(s.name for s in stages)}.", unit=splits.unit)
+    return {"out": out, "stages": stages, "unit": splits.unit}
 
 
 __all__ = ["CompressOptions", "check_options", "compress_run", "fine_tune", "fine_tune_settings",

@@ -29,6 +29,7 @@ def write_results(recipe, task_name: str, result, stopper, device: Any, fit_seco
 
     from bigmodel.engine.report import format_duration, write_report
     from bigmodel.recipes.schema import dump_recipe
+    from bigmodel.recipes.summary import count_noun
 
     train, evaluation, path = recipe.train, result.evaluation, result.run_dir
     epochs_run, seconds = result.epochs_run, result.seconds
@@ -42,7 +43,8 @@ def write_results(recipe, task_name: str, result, stopper, device: Any, fit_seco
                   + (" (stopped early)" if epochs_run < train.epochs else ""),
         "time": f"{format_duration(seconds)} in all, {format_duration(fit_seconds)} training "
                 f"({format_duration(fit_seconds / max(epochs_run, 1))} per epoch)",
-        "device": f"{device}, precision {train.precision}, {torch.get_num_threads()} CPU threads",
+        "device": f"{device}, precision {train.precision}, "
+                  f"{count_noun(torch.get_num_threads(), 'CPU thread')}",
         "seed": str(train.seed),
     }
     notes = []

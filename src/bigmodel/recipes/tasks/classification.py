@@ -71,8 +71,7 @@ class Classification:
         title = f"{recipe.model.name} on {recipe.data.name}"
         return evaluate_classifier(model, data, run_dir, (f"{title} test", title),
                                    summary={"data": data_row(recipe.data.name, data),
-                                            "augmentation": ", ".join(
-                                                spec.name for spec in recipe.data.augment) or "none"})
+                                            "augmentation": augmentation_row(recipe, model)})
 
 
 class ImageClassification(Classification):
@@ -87,6 +86,26 @@ class SpeechClassification(Classification):
     name = "speech_classification"
 
 
+def augmentation_row(recipe, model) -> str:
+    """The report's "augmentation" row: what runs while training -- the recipe's
+    ``data.augment`` and the model's own SpecAugment when it masks anything -- or "none"."""
+    from bigmodel.nn.audio_features import SpecAugment
+
+    parts = [spec.name for spec in recipe.data.augment]
+    for module in model.modules():
+        if isinstance(module, SpecAugment):
+            masks = [f"{module.num_freq_masks} frequency mask"
+                     f"{'s' if module.num_freq_masks != 1 else ''} up to {module.freq_mask_param} "
+                     "bands" if module.num_freq_masks and module.freq_mask_param else "",
+                     f"{module.num_time_masks} time mask{'s' if module.num_time_masks != 1 else ''}"
+                     f" up to {module.time_mask_param} frames"
+                     if module.num_time_masks and module.time_mask_param else ""]
+            masks = [text for text in masks if text]
+            if masks:
+                parts.append(f"SpecAugment in the model ({', '.join(masks)})")
+    return ", ".join(parts) or "none"
+
+
 def data_row(data_name: str, data: ClassificationData, classes: bool = False) -> str:
     """The report's "data" row: split sizes (and the class names)."""
     num_val = 0 if data.x_val is None else len(data.x_val)
@@ -94,6 +113,27 @@ def data_row(data_name: str, data: ClassificationData, classes: bool = False) ->
     row = (f"{data_name}: {num_train:,} train / {num_val:,} validation / {len(data.x_test):,} "
            f"test {data.unit}")
     return row + (f", classes {', '.join(data.class_names)}" if classes else "")
+
+
+EVALUATION_CHUNK = 2048  # examples between two progress reports of a long evaluation
+
+
+def _predict_in_chunks(predict, model, inputs, split: str, unit: str):
+    """``predict(model, inputs)`` chunk by chunk, reporting progress (a
+    :class:`~bigmodel.engine.progress.Phase`: nothing unless it lasts long)."""
+    import torch
+
+    from bigmodel.engine.progress import Phase
+
+    total = len(inputs)
+    if total <= EVALUATION_CHUNK:
+        return predict(model, inputs)
+    parts = []
+    with Phase(f"evaluating on the {split} set", total=total, unit=unit) as phase:
+        for start in range(0, total, EVALUATION_CHUNK):
+            parts.append(predict(model, inputs[start:start + EVALUATION_CHUNK]))
+            phase.update(min(start + EVALUATION_CHUNK, total))
+    return torch.cat(parts)
 
 
 def evaluate_classifier(model, data: ClassificationData, run_dir: Path, titles: tuple[str, str],
@@ -117,9 +157,10 @@ def evaluate_classifier(model, data: ClassificationData, run_dir: Path, titles: 
     predict = predict_logits or inference.predict_logits
     results: dict[str, dict[str, float | None]] = {}
     if data.x_val is not None:
-        val_loss, val_accuracy = inference.loss_and_accuracy(predict(model, data.x_val), data.y_val)
+        logits = _predict_in_chunks(predict, model, data.x_val, "validation", data.unit)
+        val_loss, val_accuracy = inference.loss_and_accuracy(logits, data.y_val)
         results["validation"] = {"loss": val_loss, "accuracy": val_accuracy}
-    logits = predict(model, data.x_test)
+    logits = _predict_in_chunks(predict, model, data.x_test, "test", data.unit)
     test_loss, test_accuracy = inference.loss_and_accuracy(logits, data.y_test)
     results["test"] = {"loss": test_loss, "accuracy": test_accuracy}
     predictions = logits.argmax(dim=1).numpy() if len(logits) else np.zeros(0, np.int64)
@@ -131,4 +172,4 @@ def evaluate_classifier(model, data: ClassificationData, run_dir: Path, titles: 
 
 
 __all__ = ["Classification", "ImageClassification", "SpeechClassification", "TextClassification",
-           "data_row", "evaluate_classifier"]
+           "augmentation_row", "data_row", "evaluate_classifier"]
