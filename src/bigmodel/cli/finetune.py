@@ -40,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"trainable parameters: {result.trainable:,} of {result.parameters:,} "
           f"({100 * result.trainable / max(result.parameters, 1):.2f}%)")
     print(f"test accuracy: {result.test_accuracy:.4f} (test loss {result.test_loss:.4f}, "
-          f"{result.num_test} examples)")
+          f"{result.num_test} {result.unit})")
     return 0

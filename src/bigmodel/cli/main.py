@@ -6,15 +6,23 @@ subcommand and sets ``func`` (``args -> exit code``). Errors a user can cause (a
 preempted run: 143/130); an ``OSError``/``MemoryError`` prints its message and exits 1; any other
 exception is reported as an unexpected error (a bug: rerun with ``--debug``) and exits 1. No
 traceback is printed unless ``--debug`` is given, which re-raises instead.
+
+What the dependencies say stays off the console unless ``--debug`` is given
+(:func:`quiet_dependencies`): their Python warnings and their log messages below ERROR (torchao's
+``.so`` load failures, PyTorch's deprecation notices, transformers' advice). bigmodel's own
+warnings still print, as one ``warning: ...`` line each. This happens here, in the command, not in
+the library: a program that imports bigmodel sees every warning as usual.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from bigmodel import __version__
 from bigmodel.errors import BigModelError
@@ -27,8 +35,8 @@ EXIT_FAILURE = 1  # anything that is not the user's input: the machine (disk, me
 
 # Subcommand modules, in help order. A module listed here that does not exist (yet) is skipped, so
 # each feature adds its own ``cli/<name>.py`` without editing this file.
-COMMANDS = ("train", "evaluate", "predict", "info", "explain", "finetune", "compress", "export",
-            "plan", "serve")
+COMMANDS = ("train", "evaluate", "predict", "generate", "translate", "info", "explain", "finetune",
+            "compress", "export", "plan", "serve")
 
 
 def _command_modules() -> list:
@@ -83,6 +91,63 @@ def compact_warning(message, category, filename, lineno, line=None) -> str:
     return _default_formatwarning(message, category, filename, lineno, line)
 
 
+# Loggers of dependencies that set their own level (so the root logger's does not reach them).
+THIRD_PARTY_LOGGERS = ("torch", "torchao", "transformers", "onnx", "onnxruntime", "onnxscript",
+                       "captum", "gensim", "matplotlib", "PIL", "h5py", "huggingface_hub",
+                       "safetensors", "urllib3")
+
+
+def _warning_issuer() -> str:
+    """The module that called ``warnings.warn`` (the first frame outside the warnings module):
+    a dependency's warning raised with ``stacklevel`` pointing into bigmodel is still its own."""
+    frame = sys._getframe(2)
+    while frame is not None and os.path.basename(frame.f_code.co_filename) == "warnings.py":
+        frame = frame.f_back
+    return "" if frame is None else str(frame.f_globals.get("__name__", ""))
+
+
+def _own_warnings_only(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command: bigmodel's warnings as one line, others dropped."""
+    issuer = _warning_issuer()
+    if issuer != "bigmodel" and not issuer.startswith("bigmodel."):
+        return
+    stream = file if file is not None else sys.stderr
+    try:
+        stream.write(compact_warning(message, category, filename, lineno, line))
+    except (OSError, ValueError):  # a closed stream: nothing to report to
+        pass
+
+
+@contextlib.contextmanager
+def quiet_dependencies() -> Iterator[None]:
+    """While the command runs: drop warnings that dependencies issue and their log messages
+    below ERROR; bigmodel's warnings print as ``warning: ...`` lines. Everything is restored
+    afterwards (``main`` may be called inside a program or a test)."""
+    import torch  # noqa: F401  (every command loads it; its import sets the torch loggers' levels)
+
+    saved_warnings = warnings.showwarning, warnings.formatwarning
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in THIRD_PARTY_LOGGERS)]
+    saved_levels = [logger.level for logger in loggers]
+    own = logging.getLogger("bigmodel")
+    own_level = own.level
+    saved_env = os.environ.get("TRANSFORMERS_VERBOSITY")
+    warnings.showwarning, warnings.formatwarning = _own_warnings_only, compact_warning
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    if own_level == logging.NOTSET:  # its effective level would be the root's ERROR now
+        own.setLevel(logging.WARNING)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers loads
+    try:
+        yield
+    finally:
+        warnings.showwarning, warnings.formatwarning = saved_warnings
+        for logger, level in zip(loggers, saved_levels):
+            logger.setLevel(level)
+        own.setLevel(own_level)
+        if saved_env is None:
+            os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
@@ -90,10 +155,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: keep argparse's code
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     debug = getattr(args, "debug", False)
-    if not debug:
-        warnings.formatwarning = compact_warning
     try:
-        return int(args.func(args) or 0)
+        with contextlib.nullcontext() if debug else quiet_dependencies():
+            return int(args.func(args) or 0)
     except BigModelError as exc:
         if debug:
             raise

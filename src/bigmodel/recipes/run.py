@@ -145,8 +145,10 @@ def _run_in(task: Task, recipe, path: Path, workers: bool, verbose: int, started
         extra_loss=training.kernel_l2_penalty(model, train.l2) if train.l2 > 0 else None)
     main_process = trainer.is_main_process
     if main_process and verbose:
+        # a fine-tuning task names its source ("pretrained all-MiniLM-L6-v2"), not recipe.model
+        model_name = getattr(task, "origin", "") or recipe.model.name
         print("\n".join(run_summary(recipe, task.name, data, parameters, trainable,
-                                    trainer.device, path, resume)), flush=True)
+                                    trainer.device, path, resume, model_name)), flush=True)
     if main_process:
         save_recipe(recipe, path / "recipe.yaml")
     stopper = training.early_stopping(train, verbose)

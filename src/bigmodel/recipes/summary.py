@@ -72,7 +72,8 @@ def data_sizes(data: Any) -> DataSizes | None:
 
 
 def run_summary(recipe, task_name: str, data: Any, parameters: int, trainable: int,
-                device: Any, run_dir: Path, resume: bool = False) -> list[str]:
+                device: Any, run_dir: Path, resume: bool = False,
+                model_name: str | None = None) -> list[str]:
     """The summary's lines (see the module doc).
 
     Args:
@@ -83,6 +84,7 @@ def run_summary(recipe, task_name: str, data: Any, parameters: int, trainable: i
         device: where it trains.
         run_dir: the run directory.
         resume: the run continues from a checkpoint.
+        model_name: what the model is (default ``recipe.model.name``).
     """
     import torch
 
@@ -91,7 +93,7 @@ def run_summary(recipe, task_name: str, data: Any, parameters: int, trainable: i
              f"{trainable:,} trainable, {100 * trainable / max(parameters, 1):.2f}%")
     sizes = data_sizes(data)
     rows = {
-        "model": f"{recipe.model.name} ({count_noun(parameters, 'parameter')}, {share})",
+        "model": f"{model_name or recipe.model.name} ({count_noun(parameters, 'parameter')}, {share})",
         "task": task_name,
         "data": f"{recipe.data.name}" + (f": {sizes.text()}" if sizes is not None else ""),
         "device": f"{device}, precision {train.precision}, "
