@@ -1,4 +1,5 @@
-"""``bigmodel info``: versions, compute devices, threads, data sets found, registered models."""
+"""``bigmodel info``: versions, compute devices, threads, the local data (data sets, fortunes,
+espeak-ng; :mod:`bigmodel.recipes.environment`), the optional extras installed, registered models."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import platform
 def add_parser(subparsers, parents) -> None:
     parser = subparsers.add_parser("info", parents=parents, help="show versions, devices and data",
                                    description="Show library versions, the compute device, thread "
-                                               "count and which data sets are available locally.")
+                                               "count, which data is available locally (data "
+                                               "sets, fortunes, espeak-ng) and which optional "
+                                               "extras are installed.")
     parser.set_defaults(func=run)
 
 
@@ -30,15 +33,11 @@ def collect_info() -> dict[str, str]:
     else:
         facts["device"] = "cpu (no CUDA device)"
     facts["threads"] = f"{torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op"
-    try:
-        from bigmodel.data.datasets import find_datasets
+    from bigmodel.recipes import environment
 
-        found = find_datasets()
-        missing = "not found locally (downloaded on first use unless BIGMODEL_OFFLINE=1)"
-        for name, path in found.items():
-            facts[f"data: {name}"] = str(path) if path is not None else missing
-    except ImportError as exc:
-        facts["data"] = f"unavailable ({exc})"
+    for name, where in environment.data_sources().items():
+        facts[f"data: {name}"] = where
+    facts.update(environment.extra_lines())
     from bigmodel.models import list_models
 
     facts["models"] = ", ".join(list_models()) or "(none)"
