@@ -14,7 +14,10 @@ def add_parser(subparsers, parents) -> None:
     parser = subparsers.add_parser(
         "evaluate", parents=parents, help="test loss/accuracy of a trained run",
         description="Rebuild the model of a run directory from model.json + model.safetensors and "
-                    "print its loss and accuracy on the recipe's test set.")
+                    "print its loss and accuracy on the recipe's test set. Seq2seq runs: "
+                    "teacher-forced loss / token accuracy and greedy exact match on the held-out "
+                    "pairs; language-model runs: validation bits per character (the numbers of "
+                    "the run's results.json).")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train' or 'bigmodel finetune'")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     parser.add_argument("--data-path", default=None,
@@ -27,6 +30,13 @@ def run(args: argparse.Namespace) -> int:
     from bigmodel.recipes.runs import evaluate_run
 
     result = evaluate_run(args.run_dir, args.batch_size, args.data_path, args.device)
+    if "headline" in result:  # seq2seq / language model: the task's own measurement
+        for split, scores in result["results"].items():
+            for name, value in scores.items():
+                print(f"{split} {name.replace('_', ' ')}: {value:.4f}")
+        print(f"{result['headline']}: {result['value']:.4f} ({result['num_images']} "
+              f"{result['unit']})")
+        return 0
     print(f"test loss: {result['loss']:.4f}")
     print(f"test accuracy: {result['accuracy']:.4f} ({result['num_images']} {result['unit']})")
     return 0

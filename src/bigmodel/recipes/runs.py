@@ -18,10 +18,14 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
                  device: str = "auto") -> dict[str, float]:
     """``{"loss", "accuracy", "num_images"}`` of a run's saved model on its recipe's test set.
 
+    Seq2seq and language-model runs repeat their task's own measurement instead
+    (:func:`bigmodel.recipes.generation.evaluate_sequence_run`: exact match, token accuracy /
+    bits per character, with ``"headline"`` and ``"results"``; ``batch_size`` is the recipe's).
+
     Raises:
         CheckpointError: the run has no (valid) model files.
         ConfigError: the run's recipe is missing or invalid, ``batch_size`` < 1, or the run is not
-            a classification run (seq2seq, language model).
+            a classification, seq2seq or language-model run.
         DataFileError: the test data cannot be loaded.
     """
     from bigmodel.engine.resolve import resolve_device
@@ -42,6 +46,10 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
         return evaluate_finetune_run(run_dir, batch_size, data_path, device)
     recipe = load_recipe(confined_path(
         run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
+    if recipe.task in ("seq2seq", "language_model"):  # the task's own measurement, repeated
+        from bigmodel.recipes.generation import evaluate_sequence_run
+
+        return evaluate_sequence_run(run_dir, data_path, device)
     if recipe.task not in CLASSIFICATION_TASKS:
         raise ConfigError(f"{run_dir} is a {recipe.task} run; evaluate measures the loss and "
                           "accuracy of classification runs (the run's own measurement is in its "
@@ -142,8 +150,12 @@ def predict_run(run_dir: str | Path, source: str, top_k: int = 1, batch_size: in
     metadata = spec.get("metadata") or {}
     shape = metadata.get("input") or {}
     if metadata.get("task", "image_classification") not in (*CLASSIFICATION_TASKS, "finetune"):
+        from bigmodel.recipes.generation import COMMAND_OF
+
+        hint = (f"; use '{COMMAND_OF[metadata['task']]}'" if metadata["task"] in COMMAND_OF
+                else "")
         raise ConfigError(f"{run_dir} is a {metadata['task']} run; predict classifies images, "
-                          "clips or texts with classification runs")
+                          f"clips or texts with classification runs{hint}")
     if shape.get("kind") == "audio" or Path(source).suffix.lower() == ".wav":
         from bigmodel.recipes.speech_data import load_wav_inputs
 
