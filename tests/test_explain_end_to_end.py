@@ -266,7 +266,9 @@ def test_cli_text_run_writes_coloured_tokens(tmp_path, capsys):
     assert code == 0, capsys.readouterr()
     folder = tmp_path / "run" / "explain" / "integrated_gradients"
     page = (folder / "tokens.html").read_text()
-    assert page.count('class="token"') == 10 and "&lt;b&gt;mat&lt;/b&gt;" in page
+    # the two <pad> tokens of the second text are not shown (#17): 10 ids, 8 spans
+    assert page.count('class="token"') == 8 and "&lt;b&gt;mat&lt;/b&gt;" in page
+    assert "&lt;pad&gt;" not in page
     numbers = json.loads((folder / "integrated_gradients.json").read_text())
     assert numbers["input_type"] == "tokens" and len(numbers["examples"][0]["attributions"]) == 5
     assert numbers["examples"][0]["completeness_error"] < 0.05

@@ -35,6 +35,7 @@ from bigmodel.explain.inputs import (
 )
 from bigmodel.explain.methods import METHODS, Context, applicable
 from bigmodel.explain.runtime import model_device, prepared
+from bigmodel.explain.spectrogram import spectrogram_axes
 
 __all__ = ["METHODS", "Explanation", "applicable_methods", "explain"]
 
@@ -159,6 +160,11 @@ def explain(model: nn.Module, inputs: Any, target: Any = None,
             result = spec_method.run(ctx, opts)
         method_seconds = time.perf_counter() - method_started
     total = time.perf_counter() - started
+    extras = dict(result.extras)
+    if ctx.spec.kind == "image" and not ctx.spec.channels_last:  # a speech model's spectrogram?
+        axes = spectrogram_axes(model, tuple(ctx.x.shape))
+        if axes is not None:  # units for its figures: time in s, frequency in Hz / coefficients
+            extras.setdefault("spectrogram", axes)
     return Explanation(
         method=method, inputs=ctx.x.detach().cpu(),
         attributions=result.attributions.detach().float().cpu(),
@@ -176,7 +182,7 @@ def explain(model: nn.Module, inputs: Any, target: Any = None,
         options={**{k: v for k, v in opts.items() if _plain(v)}, "batch_size": ctx.batch_size},
         output=output,
         scores_are_probabilities=bool(ctx.scorer.returns_probabilities),
-        extras=result.extras, class_names=list(class_names) if class_names else None,
+        extras=extras, class_names=list(class_names) if class_names else None,
         tokens=tokens)
 
 

@@ -1,10 +1,15 @@
 """Pictures of explanations (matplotlib's Agg canvas; no pyplot state, no display needed).
 
-- :func:`plot_explanation`: one example -- images: input, heatmap, overlay; sequences: the series
-  over time and the attribution per step; tokens: tokens coloured by attribution; vectors: bars.
-- :func:`plot_attention`: raw per-head maps of chosen layers and the rollout.
+- :func:`plot_explanation`: one example -- images: input, heatmap, overlay; spectrograms (a speech
+  model's log-mel / MFCC input): the same, stacked, with time in s and frequency in Hz (mel bands);
+  sequences: the series over time and the attribution per step; tokens: the text's tokens
+  coloured by attribution, wrapped by measured width, padding and framing tokens hidden; vectors:
+  bars. The title always says ``predicted: X (p=0.93) · true: Y`` (true when labels were given).
+- :func:`plot_attention`: raw per-head maps of chosen layers and the rollout; token maps cropped to
+  the real (non-padding) tokens, both axes labelled with them.
 - :func:`plot_curves`: deletion / insertion curves against random order.
 - :func:`tokens_html`: an HTML page colouring each token by its attribution.
+- :func:`figure_texts`: every text of a figure (titles, axis and tick labels, words), for tests.
 
 Signed attributions use a diverging map centred on 0 (red: for the explained class, blue: against);
 non-negative ones (saliency, Grad-CAM, attention) a sequential map.
@@ -15,13 +20,15 @@ from __future__ import annotations
 import html
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from bigmodel.explain.spectrogram import label_axes
+from bigmodel.explain.token_figure import PAD_TOKENS, token_figure, visible_positions
 from bigmodel.utils.io import atomic_write_bytes, atomic_write_text
 
 
@@ -37,15 +44,28 @@ def _name(names: Sequence | None, index: int) -> str:
     return str(names[index]) if names is not None and 0 <= index < len(names) else str(index)
 
 
+def figure_texts(figure: Any) -> list[str]:
+    """Every non-empty visible text of ``figure`` once laid out: suptitle, axes titles, axis and
+    tick labels, colour-bar labels, words drawn with ``text`` (what a reader of the PNG sees)."""
+    from matplotlib.text import Text
+
+    figure.draw_without_rendering()  # tick labels of automatic locators exist after a draw
+    return [t.get_text() for t in figure.findobj(Text) if t.get_visible() and t.get_text()]
+
+
 def caption(explanation: Any, index: int, class_names: Sequence | None = None) -> str:
-    """``predicted: Coat (0.91) | true: Coat | explained: Coat`` for example ``index``."""
+    """``predicted: Coat (p=0.91) · true: Coat`` for example ``index`` (``· explained: X`` added
+    when the explained class is not the predicted one; no ``true`` without labels)."""
+    names = class_names if class_names is not None else explanation.class_names
     predicted = int(explanation.predictions[index])
     target = int(explanation.targets[index])
     probability = float(explanation.probabilities[index, predicted])
-    text = f"predicted: {_name(class_names, predicted)} ({probability:.2f})"
+    text = f"predicted: {_name(names, predicted)} (p={probability:.2f})"
     if explanation.labels is not None:
-        text += f" | true: {_name(class_names, int(explanation.labels[index]))}"
-    return text + f" | explained: {_name(class_names, target)}"
+        text += f" · true: {_name(names, int(explanation.labels[index]))}"
+    if target != predicted:
+        text += f" · explained: {_name(names, target)}"
+    return text
 
 
 def _colour_scale(values: np.ndarray, light: bool = False) -> tuple[str, float, float]:
@@ -78,13 +98,27 @@ def _overlay(positions: np.ndarray, cmap: str, low: float, high: float) -> np.nd
 
 
 def plot_explanation(explanation: Any, index: int = 0, class_names: Sequence | None = None,
-                     title: str | None = None) -> Any:
+                     title: str | None = None, *, spectrogram: dict | None = None,
+                     hidden_tokens: Collection[str] | None = None) -> Any:
     """A ``Figure`` for example ``index`` of an :class:`~bigmodel.explain.Explanation`.
+
+    Args:
+        explanation: what :func:`bigmodel.explain.explain` returned.
+        index: the example (position in the explanation's batch).
+        class_names: names of the classes (default ``explanation.class_names``).
+        title: first line of the title (default the method's name); the second line is always the
+            :func:`caption` (predicted class and probability, true class when known).
+        spectrogram: time / frequency units of spectrogram inputs
+            (:func:`bigmodel.explain.spectrogram.spectrogram_axes`; default
+            ``explanation.extras["spectrogram"]``, which ``explain`` records for speech models).
+        hidden_tokens: token strings not shown (default
+            :data:`~bigmodel.explain.token_figure.SPECIAL_TOKENS`: padding and framing tokens).
 
     Raises:
         ConfigError: ``index`` outside the batch.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from bigmodel.errors import ConfigError
 
@@ -92,9 +126,13 @@ def plot_explanation(explanation: Any, index: int = 0, class_names: Sequence | N
         raise ConfigError(f"plot: index {index} is out of range for {len(explanation)} examples")
     positions = explanation.position_map()[index].float().numpy()
     cmap, low, high = _colour_scale(positions, light=explanation.input_type == "tokens")
-    heading = title or f"{explanation.method}: {caption(explanation, index, class_names)}"
+    heading = f"{title or explanation.method}\n{caption(explanation, index, class_names)}"
     kind = explanation.input_type
-    if kind == "image":
+    if spectrogram is None:
+        spectrogram = explanation.extras.get("spectrogram")
+    if kind == "image" and spectrogram is not None:
+        figure = _spectrogram_figure(explanation, index, positions, cmap, low, high, spectrogram)
+    elif kind == "image":
         image = _image(explanation, index)
         figure = Figure(figsize=(9.5, 3.6))
         axes = figure.subplots(1, 3)
@@ -124,16 +162,53 @@ def plot_explanation(explanation: Any, index: int = 0, class_names: Sequence | N
         bottom.bar(steps, positions, color=colours)
         bottom.set_ylabel("attribution per step")
         bottom.set_xlabel("time step")
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     elif kind == "tokens":
-        figure = _token_figure(explanation, index, positions, cmap, low, high)
+        words = token_strings(explanation, index)
+        shown = visible_positions(words, hidden_tokens)
+        hidden = len(words) - len(shown)
+        target = _name(class_names if class_names is not None else explanation.class_names,
+                       int(explanation.targets[index]))
+        figure = token_figure(
+            [words[i] for i in shown], positions[shown], cmap, low, high,
+            f"attribution to '{target}'" + (" (red: for, blue: against)" if low < 0 else ""),
+            note=f"{hidden} padding / special tokens not shown" if hidden else "")
     else:
         figure = Figure(figsize=(9, 3.5))
         ax = figure.subplots()
         colours = np.where(positions >= 0, "#c0392b", "#2471a3")
         ax.bar(np.arange(len(positions)), positions, color=colours)
         ax.set_xlabel("feature")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("attribution")
     figure.suptitle(heading, fontsize=10)
+    return figure
+
+
+def _spectrogram_figure(explanation: Any, index: int, positions: np.ndarray, cmap: str,
+                        low: float, high: float, axes_info: dict) -> Any:
+    """Input, attribution and overlay of a ``(1, F, T)`` spectrogram, stacked, with units."""
+    from matplotlib.figure import Figure
+
+    image = _image(explanation, index)
+    if image.ndim != 2:  # not one band x frame plane: nothing to put units on
+        image = image.mean(axis=-1)
+    bands, frames = positions.shape
+    figure = Figure(figsize=(9, 8.2))
+    axes = figure.subplots(3, 1, sharex=True)
+    titles = ("input (normalized features)", "attribution", "overlay")
+    for row, ax in enumerate(axes):
+        extent = label_axes(ax, axes_info, frames, bands, show_x=row == 2)
+        if row != 1:
+            ax.imshow(image, cmap="gray", origin="lower", aspect="auto", extent=extent)
+        if row == 1:
+            shown = ax.imshow(positions, cmap=cmap, vmin=low, vmax=high, origin="lower",
+                              aspect="auto", extent=extent)
+            figure.colorbar(shown, ax=list(axes), fraction=0.03, pad=0.02, label="attribution")
+        if row == 2:
+            ax.imshow(_overlay(positions, cmap, low, high), origin="lower", aspect="auto",
+                      extent=extent)
+        ax.set_title(titles[row], fontsize=9)
     return figure
 
 
@@ -147,31 +222,14 @@ def token_strings(explanation: Any, index: int) -> list[str]:
     return [str(i) for i in ids]
 
 
-def _token_figure(explanation: Any, index: int, positions: np.ndarray, cmap: str, low: float,
-                  high: float) -> Any:
-    import matplotlib as mpl
-    from matplotlib.figure import Figure
-
-    words = token_strings(explanation, index)
-    per_row = 12
-    rows = max(1, -(-len(words) // per_row))
-    figure = Figure(figsize=(10, 0.6 * rows + 1.2))
-    ax = figure.subplots()
-    colormap = mpl.colormaps[cmap]
-    norm = mpl.colors.Normalize(vmin=low, vmax=high)
-    for i, (word, value) in enumerate(zip(words, positions)):
-        row, col = divmod(i, per_row)
-        ax.text(col / per_row, 1 - (row + 0.5) / rows, word, fontsize=9, ha="left", va="center",
-                bbox={"facecolor": colormap(norm(value)), "edgecolor": "none", "pad": 2})
-    ax.set_axis_off()
-    figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=colormap), ax=ax, orientation="horizontal",
-                    fraction=0.08, pad=0.05)
-    return figure
-
-
 def plot_attention(explanation: Any, index: int = 0, layers: Sequence[int] | None = None,
-                   heads: Sequence[int] | None = None) -> Any:
+                   heads: Sequence[int] | None = None, *,
+                   hidden_tokens: Collection[str] | None = None) -> Any:
     """Per-head attention maps of the chosen layers (rows) and heads (columns), plus the rollout.
+
+    Token inputs: the maps are cropped to the tokens not in ``hidden_tokens`` (default
+    :data:`~bigmodel.explain.token_figure.PAD_TOKENS`) and both axes carry them (every k-th
+    beyond 40 tokens).
 
     Raises:
         ConfigError: the explanation holds no attention maps, or a layer/head index out of range.
@@ -195,36 +253,69 @@ def plot_attention(explanation: Any, index: int = 0, layers: Sequence[int] | Non
     bad = [h for h in heads if not -num_heads <= h < num_heads]
     if bad:
         raise ConfigError(f"plot_attention: heads {bad} out of range; layers have {num_heads} heads")
-    labels = token_strings(explanation, index) if explanation.input_type == "tokens" else None
+    side = int(maps[names[0]].shape[-1])
+    labels, keep = _attention_tokens(explanation, index, side, hidden_tokens)
+    size = min(max(2.4, 0.15 * len(keep) + 1.2), 7.0) if labels is not None else 2.4
     columns = len(heads) + 1
-    figure = Figure(figsize=(2.4 * columns, 2.4 * len(layers) + 0.6))
+    figure = Figure(figsize=(size * columns, size * len(layers) + 0.5), layout="constrained")
     axes = np.atleast_2d(figure.subplots(len(layers), columns, squeeze=False))
+    crop = np.ix_(keep, keep)
     for row, layer in enumerate(layers):
         weights = maps[names[layer]][index]
         for col, head in enumerate(heads):
             ax = axes[row, col]
-            ax.imshow(weights[head].numpy(), cmap="viridis", vmin=0)
+            ax.imshow(weights[head].numpy()[crop], cmap="viridis", vmin=0)
             ax.set_title(f"{names[layer]} head {head}", fontsize=7)
-            _token_ticks(ax, labels)
+            _token_ticks(ax, labels, size, first_column=col == 0)
         ax = axes[row, -1]
         if row == 0 and "rollout" in explanation.extras:
-            ax.imshow(explanation.extras["rollout"][index].numpy(), cmap="viridis", vmin=0)
+            ax.imshow(explanation.extras["rollout"][index].numpy()[crop], cmap="viridis", vmin=0)
             ax.set_title("rollout", fontsize=7)
-            _token_ticks(ax, labels)
+            _token_ticks(ax, labels, size, first_column=False)
         else:
             ax.set_axis_off()
-    figure.suptitle(f"attention: {caption(explanation, index, explanation.class_names)}",
-                    fontsize=9)
+    heading = f"attention: {caption(explanation, index)}"
+    if labels is not None and len(keep) < side:
+        heading += f" ({side - len(keep)} padding tokens cropped)"
+    figure.suptitle(heading, fontsize=9)
     return figure
 
 
-def _token_ticks(ax: Any, labels: list[str] | None) -> None:
-    if labels is not None and len(labels) <= 32:
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=5)
-        ax.set_yticks(range(len(labels)), labels, fontsize=5)
-    else:
+def _attention_tokens(explanation: Any, index: int, side: int,
+                      hidden: Collection[str] | None) -> tuple[list[str] | None, list[int]]:
+    """Labels of the kept rows / columns of a ``side x side`` map and their indices: the token
+    strings minus padding (a map one longer than the text starts with a class token, ``[CLS]``);
+    no labels and every index for other inputs."""
+    every = list(range(side))
+    if explanation.input_type != "tokens":
+        return None, every
+    words = token_strings(explanation, index)
+    if side == len(words) + 1:
+        words = ["[CLS]", *words]
+    if side != len(words):
+        return None, every
+    keep = visible_positions(words, PAD_TOKENS if hidden is None else hidden)
+    return [words[i] for i in keep], keep
+
+
+def _token_ticks(ax: Any, labels: list[str] | None, panel: float = 2.4,
+                 first_column: bool = True) -> None:
+    """Token labels on both axes: every one up to 40 tokens, else every k-th; rotated, the font
+    sized to the room per label in a ``panel``-inch panel (4.5 to 8 points)."""
+    if labels is None or not labels:
         ax.set_xticks([])
         ax.set_yticks([])
+        return
+    step = max(1, -(-len(labels) // 40))
+    ticks = list(range(0, len(labels), step))
+    room = 0.7 * panel * 72.0 / len(ticks)  # points per label along an axis
+    size = min(8.0, max(4.5, 0.8 * room))
+    names = [labels[i] if len(labels[i]) <= 14 else labels[i][:13] + "…" for i in ticks]
+    ax.set_xticks(ticks, names, rotation=90, fontsize=size)
+    ax.set_yticks(ticks, names, fontsize=size)
+    ax.set_xlabel("key token" + (f" (every {step})" if step > 1 else ""), fontsize=7)
+    if first_column:
+        ax.set_ylabel("query token", fontsize=7)
 
 
 def plot_curves(curves: Any, index: int | None = None, title: str = "") -> Any:
@@ -253,16 +344,20 @@ def plot_curves(curves: Any, index: int | None = None, title: str = "") -> Any:
 
 
 def tokens_html(explanation: Any, indices: Sequence[int], class_names: Sequence | None = None,
-                title: str | None = None) -> str:
+                title: str | None = None, *, hidden_tokens: Collection[str] | None = None) -> str:
     """A self-contained HTML page: per example a caption and its tokens on coloured backgrounds
-    (red for the explained class, blue against; the attribution in each token's tooltip)."""
+    (red for the explained class, blue against; the attribution in each token's tooltip).
+    Tokens in ``hidden_tokens`` (default padding and framing tokens) are left out."""
     positions = explanation.position_map().float()
     parts = []
     for index in indices:
-        values = positions[index].numpy()
-        scale = float(np.abs(values).max()) or 1.0
+        words = token_strings(explanation, index)
+        shown = visible_positions(words, hidden_tokens)
+        values = positions[index].numpy()[shown]
+        scale = float(np.abs(values).max()) if len(values) else 1.0
+        scale = scale or 1.0
         spans = []
-        for word, value in zip(token_strings(explanation, index), values):
+        for word, value in zip([words[i] for i in shown], values):
             strength = min(1.0, abs(float(value)) / scale)
             colour = (f"rgba(192, 57, 43, {strength:.3f})" if value >= 0
                       else f"rgba(36, 113, 163, {strength:.3f})")
