@@ -2,9 +2,10 @@
 
 ``onnx``: the model of a run (or of a compressed stage directory) as an ONNX file with a dynamic
 batch axis, checked under ONNX Runtime against PyTorch (max abs difference printed; above ``--atol``
-is an error). An int8 stage is written as the int8 ONNX graph it already is.
-``safetensors``: the model as ``model.json`` + ``model.safetensors`` in ``--out`` (checked by
-reloading it first).
+is an error); seq2seq runs export their teacher-forced forward (``source``, ``target_input`` ->
+``logits``), language models their next-token logits. An int8 stage is written as the int8 ONNX
+graph it already is. ``safetensors``: the model as ``model.json`` + ``model.safetensors`` (and the
+run's tokenizer files) in ``--out`` (checked by reloading it first).
 """
 
 from __future__ import annotations
