@@ -113,7 +113,7 @@ def _own_warnings_only(message, category, filename, lineno, file=None, line=None
         return
     stream = file if file is not None else sys.stderr
     try:
-        stream.write(compact_warning(message, category, filename, lineno, line))
+        stream.write(f"warning: {message}\n")
     except (OSError, ValueError):  # a closed stream: nothing to report to
         pass
 
