@@ -324,7 +324,7 @@ def plot_curves(curves: Any, index: int | None = None, title: str = "") -> Any:
 
     pick = (lambda c: c.mean(dim=0)) if index is None else (lambda c: c[index])
     fractions = curves.fractions.numpy()
-    figure = Figure(figsize=(9, 3.6))
+    figure = Figure(figsize=(9, 3.8), layout="constrained")  # the suptitle clear of the titles
     left, right = figure.subplots(1, 2)
     for ax, name in ((left, "deletion"), (right, "insertion")):
         ours = pick(getattr(curves, name))
