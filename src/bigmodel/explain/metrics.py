@@ -31,7 +31,7 @@ from torch import nn
 from bigmodel.errors import ConfigError
 from bigmodel.explain.baselines import make_baseline
 from bigmodel.explain.explanation import Explanation
-from bigmodel.explain.inputs import InputSpec, Scorer, find_module
+from bigmodel.explain.inputs import InputSpec, ModelSurvey, Scorer, find_module
 from bigmodel.explain.runtime import (
     FUNCTIONAL_EMBEDDING,
     EmbeddingSite,
@@ -140,8 +140,8 @@ def deletion_insertion(model: nn.Module, explanation: Explanation, steps: int = 
     fractions = torch.linspace(0, 1, steps + 1)
     generator = torch.Generator().manual_seed(seed)
     scorer = Scorer(model, explanation.output)
-    embedding = _embedding(model, explanation)
     with prepared(model, channels_last=spec.kind == "image"):
+        embedding = _embedding(model, explanation)  # in eval mode: a survey runs the model
         curves = {name: [] for name in ("deletion", "insertion", "random_deletion",
                                          "random_insertion")}
         counts = []
@@ -183,9 +183,21 @@ def deletion_insertion(model: nn.Module, explanation: Explanation, steps: int = 
 
 
 def _embedding(model: nn.Module, explanation: Explanation) -> EmbeddingSite | None:
-    """The embedding a token explanation worked on (None for id-space ones)."""
+    """The embedding a token explanation worked on; for a method that named none (attention),
+    the model's first embedding fed the ids, as the perturbation methods find it: replacing ids
+    by padding could leave a row of padding only, which models with padding masks refuse. None
+    for other inputs and for models without an embedding (those curves replace the ids)."""
+    if explanation.input_type != "tokens":
+        return None
     name = explanation.extras.get("embedding_layer")
-    if explanation.input_type != "tokens" or not isinstance(name, str):
+    if not isinstance(name, str):
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        survey = ModelSurvey(model, explanation.inputs[:1].to(device))
+        layers = survey.embedding_layers()
+        if layers:
+            return EmbeddingSite(layers[0].name, layers[0].module)
+        if survey.functional_embedding is not None:
+            return EmbeddingSite(FUNCTIONAL_EMBEDDING, weight=survey.functional_embedding)
         return None
     if name == FUNCTIONAL_EMBEDDING:
         ids = explanation.inputs[:1].to(next((p.device for p in model.parameters()),
@@ -264,8 +276,8 @@ def completeness(model: nn.Module, explanation: Explanation, batch_size: int = 2
     scorer = Scorer(model, explanation.output)
     x = explanation.inputs.to(device)
     targets = explanation.targets.to(device)
-    embedding = _embedding(model, explanation)
     with prepared(model, channels_last=explanation.input_type == "image"):
+        embedding = _embedding(model, explanation)
         at_input = scorer.scores(x, targets, batch_size).cpu().double()
         baselines = explanation.baselines.to(device)
         rows = []

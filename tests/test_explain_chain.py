@@ -1,0 +1,47 @@
+"""``bigmodel explain`` across task types: faithfulness curves of every method on padded texts,
+and methods that do not apply refused before any work, naming the ones that do."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from bigmodel.explain import explain
+from bigmodel.explain.metrics import deletion_insertion
+from bigmodel.models import create_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _padded_texts() -> torch.Tensor:
+    ids = torch.randint(3, 40, (2, 12), generator=torch.Generator().manual_seed(0))
+    ids[0, 5:] = 0  # five words, then padding
+    ids[1, 8:] = 0
+    return ids
+
+
+def test_attention_deletion_curve_of_a_padded_text_keeps_the_ids():
+    """Deleting every word of an attention explanation used to replace all ids by padding, a row
+    the Transformer classifier refuses ("input row is empty"); words are now removed through the
+    embedding, as for the gradient methods, so the padding mask stays the text's."""
+    torch.manual_seed(0)
+    model = create_model("transformer-classifier", vocab_size=40, num_classes=3, max_length=12,
+                         d_model=16, num_heads=2, num_layers=1, dff=32, dropout=0.0).eval()
+    ids = _padded_texts()
+    with pytest.raises(Exception, match="only padding"):  # the model's own refusal
+        model(torch.zeros(1, 12, dtype=torch.long))
+    result = explain(model, ids, method="attention")
+    curves = deletion_insertion(model, result, steps=4, n_random=2)
+    # Reference for "every word removed": a copy whose every embedding row is the padding id's,
+    # run on the text's own ids (so its padding mask).
+    blank = copy.deepcopy(model)
+    with torch.no_grad():
+        blank.embedding.weight[:] = model.embedding.weight[0]
+        original = model(ids).softmax(-1)[torch.arange(2), result.targets]
+        removed = blank(ids).softmax(-1)[torch.arange(2), result.targets]
+    torch.testing.assert_close(curves.deletion[:, 0], original, atol=1e-5, rtol=0)
+    torch.testing.assert_close(curves.insertion[:, -1], original, atol=1e-5, rtol=0)
+    torch.testing.assert_close(curves.deletion[:, -1], removed, atol=1e-5, rtol=0)
+    torch.testing.assert_close(curves.insertion[:, 0], removed, atol=1e-5, rtol=0)
