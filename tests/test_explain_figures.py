@@ -74,6 +74,7 @@ def test_speech_spectrogram_figure_has_time_and_frequency_axes(features, tmp_pat
     assert "time (s)" in texts and "true: two" in _title(figure) and "predicted: " in _title(figure)
     time_axis = figure.axes[2].get_xlim()  # the last frame's centre is at 1 s (101 frames)
     assert time_axis[1] == pytest.approx(100.5 * 0.01)
+    assert "1.0" in texts and "1.2" not in texts  # only the seconds drawn inside the axis
     if features == "logmel":
         librosa = pytest.importorskip("librosa")
         assert axes["features"] == "mel" and "frequency (Hz, mel bands)" in texts

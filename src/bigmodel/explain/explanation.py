@@ -98,16 +98,21 @@ class Explanation:
     # -- pictures -------------------------------------------------------------------------------
 
     def plot(self, index: int = 0, path: str | os.PathLike | None = None,
-             class_names: list | None = None, title: str | None = None) -> Any:
+             class_names: list | None = None, title: str | None = None, *,
+             spectrogram: dict | None = None, hidden_tokens: Any = None) -> Any:
         """A matplotlib ``Figure`` for example ``index`` (written as PNG to ``path`` if given).
 
-        Images: input, heatmap, overlay; sequences: the series and attribution per step; tokens:
-        tokens coloured by attribution; vectors: a bar per feature. Titles give the predicted class
-        (probability), the true label when known, and the explained class.
+        Images: input, heatmap, overlay (spectrograms stacked, with time and frequency axes);
+        sequences: the series and attribution per step; tokens: tokens coloured by attribution
+        (padding and framing tokens hidden); vectors: a bar per feature. The title's first line is
+        ``title`` (default the method), the second the predicted class (probability), the true
+        label when known, and the explained class when it is not the predicted one.
+        ``spectrogram`` / ``hidden_tokens``: see :func:`bigmodel.explain.plots.plot_explanation`.
         """
         from bigmodel.explain.plots import plot_explanation, save_figure
 
-        figure = plot_explanation(self, index, class_names or self.class_names, title=title)
+        figure = plot_explanation(self, index, class_names or self.class_names, title=title,
+                                  spectrogram=spectrogram, hidden_tokens=hidden_tokens)
         if path is not None:
             save_figure(figure, path)
         return figure

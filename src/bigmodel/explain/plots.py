@@ -50,7 +50,16 @@ def figure_texts(figure: Any) -> list[str]:
     from matplotlib.text import Text
 
     figure.draw_without_rendering()  # tick labels of automatic locators exist after a draw
-    return [t.get_text() for t in figure.findobj(Text) if t.get_visible() and t.get_text()]
+    outside = set()  # labels of ticks a locator made beyond the axis limits are not drawn
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            margin = 1e-9 * max(1.0, abs(high - low))
+            for tick in axis.get_major_ticks():
+                if not low - margin <= tick.get_loc() <= high + margin:
+                    outside.update((id(tick.label1), id(tick.label2)))
+    return [t.get_text() for t in figure.findobj(Text)
+            if t.get_visible() and t.get_text() and id(t) not in outside]
 
 
 def caption(explanation: Any, index: int, class_names: Sequence | None = None) -> str:
