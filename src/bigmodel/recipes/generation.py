@@ -9,8 +9,8 @@ translate``); ``evaluate_sequence_run(run_dir)`` repeats the run's own measureme
 Decoding is the library's: :meth:`bigmodel.models.gpt.GPT.generate` (KV-cached sampling, temperature
 0 = greedy) and :meth:`bigmodel.models.transformer.TransformerModel.translate` (greedy or beam
 search). A generation longer than the model's context slides its window: every new character is
-predicted from the last ``max_length`` characters at most (as nanoGPT's ``generate`` does); a
-prompt longer than the context keeps its last ``max_length - 1`` characters as the first window.
+predicted from the last ``max_length`` characters at most (as nanoGPT's ``generate`` does; a
+prompt longer than the context is kept whole in the output).
 """
 
 from __future__ import annotations
@@ -146,15 +146,15 @@ def _generate(model: Any, ids: Any, max_tokens: int, temperature: float, top_k: 
     from bigmodel.models.decoding import sample_logits
 
     block = model.max_length
-    # A prompt filling the context starts from its last block - 1 ids (room for one new token);
-    # the ids cut off are put back in front of the result.
-    kept = min(ids.shape[1], block - 1)
-    head, ids = ids[:, : ids.shape[1] - kept], ids[:, ids.shape[1] - kept:]
-    first = min(max_tokens, block - kept)
-    out = model.generate(ids, first, temperature=temperature, top_k=top_k, seed=seed).cpu()
+    # A prompt that fills the context goes straight to the sliding window (every new id then sees
+    # the last block ids, the first one included).
+    first = min(max_tokens, block - ids.shape[1]) if ids.shape[1] < block else 0
+    out = ids.cpu()
+    if first:
+        out = model.generate(ids, first, temperature=temperature, top_k=top_k, seed=seed).cpu()
     left = max_tokens - first
     if not left:
-        return torch.cat([head, out], dim=1)
+        return out
     device = next(model.parameters()).device
     # A private generator continues the seeded sequence past the cached part (seed + 1: the
     # first part's generator is internal to GPT.generate).
@@ -164,7 +164,7 @@ def _generate(model: Any, ids: Any, max_tokens: int, temperature: float, top_k: 
             logits = model(out[:, -block:].to(device))[:, -1]
             token = sample_logits(logits, temperature, top_k, generator=generator)
             out = torch.cat([out, token[:, None].cpu()], dim=1)
-    return torch.cat([head, out], dim=1)
+    return out
 
 
 # ---------------------------------------------------------------------------------- translate
