@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if "headline" in result:  # seq2seq / language model: the task's own measurement
         for split, scores in result["results"].items():
             for name, value in scores.items():
-                print(f"{split} {name.replace('_', ' ')}: {value:.4f}")
+                row = f"{split} {name.replace('_', ' ')}"
+                if not result["headline"].startswith(row):  # the headline line follows
+                    print(f"{row}: {value:.4f}")
         print(f"{result['headline']}: {result['value']:.4f} ({result['num_images']} "
               f"{result['unit']})")
         return 0
