@@ -13,7 +13,8 @@
 Every task (:mod:`bigmodel.recipes.tasks`) and every command that trains (``bigmodel train``,
 ``bigmodel finetune``; ``compress`` fine-tunes through :mod:`bigmodel.recipes.training`) goes
 through it: seed -> run dir -> task data -> model -> Trainer (callbacks, CSV logger, early
-stopping) -> save model -> ``task.evaluate`` -> results.json, plots, report.md.
+stopping) -> the start-of-run summary on stdout (:mod:`bigmodel.recipes.summary`, when ``verbose``)
+-> fit -> save model -> ``task.evaluate`` -> results.json, plots, report.md.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def run_recipe(recipe, run_dir: str | None = None, default_name: str = "run", ve
 
         check_strategy(train.strategy, train.precision, torch.device("cpu") if train.device == "cpu"
                        else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    with progress.verbosity(verbose):  # long phases (data, evaluation) report as verbose says
+    # Long phases (data, evaluation) report as verbose says, in one process of a torchrun job.
+    with progress.verbosity(verbose if torchrun_workers.rank() == 0 else 0):
         if resume and not workers:
             path = check_resumable(recipe, run_dir)
             with run_lock.hold(path):
