@@ -2,8 +2,9 @@
 
     python -m bigmodel.recipes.reference > docs/recipes.md
 
-Each key of :class:`~bigmodel.recipes.schema.Recipe` (and the keys a fine-tuning recipe,
-:class:`~bigmodel.recipes.finetune_schema.FinetuneRecipe`, adds) is listed with its dotted path,
+Each key of :class:`~bigmodel.recipes.schema.Recipe` (its nested sections in
+:mod:`bigmodel.recipes.sections`) and the keys a fine-tuning recipe
+(:class:`~bigmodel.recipes.finetune_schema.FinetuneRecipe`) adds is listed with its dotted path,
 type (with bounds), default and meaning, taken from the pydantic fields themselves (``description=``)
 and the section classes' docstrings, so the page cannot drift from what the loader accepts. A test
 (``tests/test_recipe_reference.py``) checks that the committed page equals this text.
@@ -179,8 +180,8 @@ def recipe_reference_markdown() -> str:
     out = [
         "# Recipe keys",
         "",
-        f"<!-- Generated from src/bigmodel/recipes/schema.py and finetune_schema.py by `{_COMMAND}`;"
-        " do not edit by hand. -->",
+        "<!-- Generated from src/bigmodel/recipes/schema.py, sections.py and finetune_schema.py by "
+        f"`{_COMMAND}`; do not edit by hand. -->",
         "",
         "Every key a recipe YAML file may hold, with its type, default and meaning. "
         "Unknown keys and values of the wrong type are refused with an error naming the key path; "

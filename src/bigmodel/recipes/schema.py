@@ -49,19 +49,21 @@ A recipe has a ``description``, a ``task`` and four sections; every key is check
       name: null                   # run name; null = <recipe file stem>-<timestamp>
 
 ``load_recipe(path, overrides=["train.epochs=3"])`` applies ``--set`` style overrides (values are
-parsed as YAML, so ``3`` is an int, ``3e-4`` a float, ``null`` None) before validation.
+parsed as YAML, so ``3`` is an int, ``3e-4`` a float, ``null`` None) before validation. The option
+sections nested in ``data`` and ``train`` live in :mod:`bigmodel.recipes.sections`; every key with
+its type, default and meaning: ``docs/recipes.md`` (generated from the fields' descriptions by
+:mod:`bigmodel.recipes.reference`).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bigmodel.errors import ConfigError
 from bigmodel.recipes.keys import (  # noqa: F401 - parse_yaml/parse_override: public here too
@@ -72,19 +74,18 @@ from bigmodel.recipes.keys import (  # noqa: F401 - parse_yaml/parse_override: p
     suggest,
     validate_schema,
 )
+from bigmodel.recipes.sections import (
+    AugmentSpec,
+    EarlyStoppingSpec,
+    RecipeSection,
+    SchedulerSpec,
+    SkipgramSpec,
+    SpeechSpec,
+)
 from bigmodel.recipes.task_types import TASK_DATA, TASKS, infer_task
 from bigmodel.utils.io import atomic_write_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULERS = ("constant", "cosine", "step", "noam")  # bigmodel.engine.schedules
-AUGMENTATIONS = ("RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomErasing")
-
-
-class RecipeSection(BaseModel):
-    """Base of every recipe section: strict types, unknown keys refused, checked on assignment."""
-
-    # strict: a quoted "5" is not an int, "yes" is not a bool; unknown keys are errors.
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
 
 
 class ModelSection(RecipeSection):
@@ -122,103 +123,6 @@ class ModelSection(RecipeSection):
             except ConfigError as exc:
                 raise ValueError(f"model.overrides.{key}: {exc}") from None
         return self
-
-
-class AugmentSpec(RecipeSection):
-    """One batch augmentation module of ``bigmodel.nn.augment`` and its constructor arguments."""
-
-    name: str = Field(
-        description="Augmentation class of bigmodel.nn.augment: RandomFlip | RandomTranslation | "
-                    "RandomRotation | RandomZoom | RandomErasing.")
-    args: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Constructor arguments of that class (checked when the recipe loads).")
-
-    @model_validator(mode="after")
-    def _known_augmentation(self) -> AugmentSpec:
-        if self.name not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation '{self.name}'{suggest(self.name, AUGMENTATIONS)}; "
-                             f"known: {', '.join(AUGMENTATIONS)}")
-        cls = _augment_class(self.name)
-        if cls is not None:
-            try:
-                inspect.signature(cls).bind(**self.args)
-                cls(**self.args)  # cheap (no tensors): checks the values too
-            except (TypeError, ValueError) as exc:
-                accepted = ", ".join(inspect.signature(cls).parameters)
-                raise ValueError(f"{self.name}(**{self.args}) is invalid: {exc} (accepted args: "
-                                 f"{accepted})") from None
-        return self
-
-
-def _augment_class(name: str) -> type | None:
-    """The augmentation class, or None while ``bigmodel.nn.augment`` is not importable."""
-    try:
-        from bigmodel.nn import augment
-    except ImportError:
-        return None
-    return getattr(augment, name, None)
-
-
-class SpeechSpec(RecipeSection):
-    """Options of the speech data sources (``data.name: speech_digits | speech_folder``).
-
-    Every clip is converted to ``sample_rate`` Hz mono and zero-padded to ``clip_seconds``
-    (:mod:`bigmodel.data.speech`). ``speech_digits`` (the espeak-ng corpus, cached under
-    ``data.path`` or ``~/.cache/bigmodel/speech-digits``) also reads ``renditions`` (clips per voice
-    and word), ``test_voices`` (voices held out as the test set), ``voices`` / ``words`` (null: the
-    defaults: 46 espeak-ng voice variants, the ten digits) and ``seed``; ``speech_folder`` reads
-    ``manifest`` (a CSV; null: ``data.path/manifest.csv`` or sub-folders per word), ``long_clips``
-    (``error`` | ``trim``: keep the loudest window), ``bad_clips`` (``error`` | ``skip``) and
-    ``words`` (the class order).
-    """
-
-    sample_rate: int = Field(
-        default=16000, ge=4000, description="Sample rate in Hz every clip is converted to (mono).")
-    clip_seconds: float = Field(
-        default=1.0, ge=0.2, le=10.0,
-        description="Clip length in seconds; shorter clips are zero-padded to it.")
-    words: list[str] | None = Field(
-        default=None,
-        description="The words (classes) in class order; null: the ten digits (speech_digits) or "
-                    "the manifest's / sub-folders' words (speech_folder).")
-    voices: list[str] | None = Field(
-        default=None,
-        description="speech_digits: espeak-ng voice variants to synthesize; null: the 46 default "
-                    "variants.")
-    renditions: int = Field(default=5, ge=1, description="speech_digits: clips per voice and word.")
-    test_voices: int = Field(
-        default=8, ge=1, description="speech_digits: voices held out as the test set.")
-    seed: int = Field(
-        default=0,
-        description="speech_digits: seed of the corpus's random choices (renditions, held-out "
-                    "voices).")
-    manifest: str | None = Field(
-        default=None,
-        description="speech_folder: CSV manifest of clips and words; null: "
-                    "data.path/manifest.csv, or one sub-folder per word.")
-    long_clips: Literal["error", "trim"] = Field(
-        default="error",
-        description="speech_folder: a clip longer than clip_seconds is an error, or trimmed to "
-                    "its loudest window.")
-    bad_clips: Literal["error", "skip"] = Field(
-        default="error", description="speech_folder: an unreadable clip is an error, or skipped.")
-
-
-class SkipgramSpec(RecipeSection):
-    """Skip-gram word vectors for a ``fortunes`` recipe's embedding table
-    (:func:`bigmodel.transfer.skipgram.train_skipgram`, gensim underneath), trained before the
-    model on the *unlabelled* corpus (the fortunes files outside the recipe's categories plus its
-    training texts, no test text): the word vocabulary is built on that corpus
-    (``data.min_count``), so its rows are the vectors' rows."""
-
-    dim: int = Field(default=128, ge=1, description="Vector size (the model's embedding_dim).")
-    # fortunes corpora are small (~400 k words): at gensim's 5 passes the vectors were still
-    # poor (TextRCNN 0.698 vs 0.772 at 20, BENCHMARKS.md)
-    epochs: int = Field(default=20, ge=1, description="Passes over the corpus.")
-    window: int = Field(default=5, ge=1, description="Context words on each side of a word.")
-    negatives: int = Field(default=5, ge=1, description="Negative samples per positive pair.")
-    seed: int = Field(default=0, description="Seed of the vector training.")
 
 
 class DataSection(RecipeSection):
@@ -317,59 +221,6 @@ class DataSection(RecipeSection):
             raise ValueError(f"data.augment holds image augmentations; data.name '{self.name}' "
                              "is not an image data set")
         return self
-
-
-class SchedulerSpec(RecipeSection):
-    """A learning-rate schedule of ``bigmodel.engine.schedules``, stepped once per optimizer step.
-
-    ``constant`` (args: ``warmup_steps``); ``cosine`` (``warmup_steps``, ``min_lr_ratio``;
-    ``total_steps`` defaults to the whole run); ``step`` (``step_size`` in steps, ``gamma``,
-    ``warmup_steps``); ``noam`` (``d_model``, ``warmup_steps``).
-    """
-
-    name: str = Field(description="Schedule: constant | cosine | step | noam.")
-    args: dict[str, float | int] = Field(
-        default_factory=dict,
-        description="Its arguments: warmup_steps; cosine: min_lr_ratio, total_steps; step: "
-                    "step_size, gamma; noam: d_model.")
-
-    @field_validator("name")
-    @classmethod
-    def _known_scheduler(cls, name: str) -> str:
-        if name not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler '{name}'{suggest(name, SCHEDULERS)}; "
-                             f"known: {', '.join(SCHEDULERS)}")
-        return name
-
-    @model_validator(mode="after")
-    def _valid_args(self) -> SchedulerSpec:
-        import torch
-
-        from bigmodel.engine.schedules import build_scheduler
-
-        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-        try:  # the engine's own check, on a throwaway optimizer
-            build_scheduler(probe, self.engine_spec(), total_steps=100)
-        except ConfigError as exc:
-            raise ValueError(f"train.scheduler.args: {exc}") from None
-        return self
-
-    def engine_spec(self) -> dict[str, Any]:
-        """The spec ``Trainer(scheduler=...)`` takes: ``{"name": ..., **args}``."""
-        return {"name": self.name, **self.args}
-
-
-class EarlyStoppingSpec(RecipeSection):
-    monitor: str = Field(
-        default="val_loss",
-        description="Metric watched, e.g. val_loss or val_accuracy (val_ metrics need "
-                    "data.validation_split > 0).")
-    patience: int = Field(
-        default=3, ge=0, description="Epochs without improvement before training stops.")
-    min_delta: float = Field(
-        default=0.0, ge=0.0, description="Smallest change that counts as an improvement.")
-    restore_best_weights: bool = Field(
-        default=True, description="Restore the best epoch's weights when training stops.")
 
 
 class TrainSection(RecipeSection):
