@@ -45,3 +45,22 @@ def test_attention_deletion_curve_of_a_padded_text_keeps_the_ids():
     torch.testing.assert_close(curves.insertion[:, -1], original, atol=1e-5, rtol=0)
     torch.testing.assert_close(curves.deletion[:, -1], removed, atol=1e-5, rtol=0)
     torch.testing.assert_close(curves.insertion[:, 0], removed, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_vit_attention_reads_its_class_token_by_default(pool):
+    """A ViT's attention covers 1 + 4 x 4 tokens: the class token it prepends is found (it used
+    to be refused as "17 attention tokens do not form a square grid"); with [CLS] pooling the
+    map is the class token's rollout row, else the mean row, over the 16 patches only."""
+    from bigmodel.explain.attention import attention_rollout
+
+    torch.manual_seed(0)
+    model = create_model("vit", image_size=8, patch_size=2, num_classes=3, d_model=8,
+                         num_heads=2, num_layers=2, dff=16, dropout=0.0, pool=pool).eval()
+    images = torch.rand(2, 1, 8, 8)
+    result = explain(model, images, method="attention")
+    rollout = attention_rollout(list(result.extras["attention"].values()))
+    assert rollout.shape == (2, 17, 17)
+    row = rollout[:, 0, 1:] if pool == "cls" else rollout.mean(dim=1)[:, 1:]
+    expected = row.reshape(2, 1, 4, 4).repeat_interleave(2, -1).repeat_interleave(2, -2)
+    torch.testing.assert_close(result.attributions, expected, atol=1e-6, rtol=0)

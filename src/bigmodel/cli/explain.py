@@ -44,7 +44,8 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--patch-size", type=int, default=None, help="patches: side in pixels")
     parser.add_argument("--layer", default=None, help="gradcam: layer name (default: found)")
     parser.add_argument("--query", default=None,
-                        help="attention: 'mean' or the index of the class token (e.g. 0)")
+                        help="attention: 'mean' or the index of the query token (default: "
+                             "the class token the model prepends and reads, else mean)")
     parser.add_argument("--layers", type=int, nargs="+", default=None,
                         help="attention: layers to plot (and roll out); default all")
     parser.add_argument("--heads", type=int, nargs="+", default=None,

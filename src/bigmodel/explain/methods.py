@@ -16,7 +16,8 @@ lime                  local ridge surrogate on random feature subsets (``Lime``;
                       ``alpha=1.0``, ``kernel_width=0.25`` cosine kernel in feature space)
 gradcam               Grad-CAM on the last convolutional layer (:mod:`.gradcam`; ``layer``,
                       ``relu=True``)
-attention             attention rollout and raw per-head maps (:mod:`.attention`; ``query``,
+attention             attention rollout and raw per-head maps (:mod:`.attention`; ``query``:
+                      default the class token a model prepends and reads, else ``"mean"``;
                       ``head_fusion="mean"``, ``residual=True``)
 ====================  =========================================================================
 
@@ -388,15 +389,20 @@ def _attention(ctx: Context, opts: dict) -> MethodResult:
                               f"{len(maps)} attention layers (0..{len(maps) - 1})")
         chosen = [maps[i] for i in wanted]
     rollout = attention_rollout([m for _, m in chosen], opts["head_fusion"], bool(opts["residual"]))
-    relevance = token_relevance(rollout, opts["query"]).to(ctx.x.device)
     spec = ctx.spec
     query = opts["query"]
-    if spec.kind != "image" and isinstance(query, int) and relevance.shape[1] == ctx.x.shape[1] + 1:
-        # a class token the model prepends: its own column is not an input token
+    cls = _class_token(ctx.model, rollout.shape[-1], ctx.x, spec)
+    if query is None:  # the class token the model reads, else the mean of the rows
+        query = 0 if cls is not None and _reads_class_token(ctx.model) else "mean"
+    relevance = token_relevance(rollout, query).to(ctx.x.device)
+    if cls is not None:  # the class token the model prepends is not an input token
+        relevance = torch.cat([relevance[:, :cls], relevance[:, cls + 1:]], dim=1)
+    elif spec.kind != "image" and isinstance(query, int) \
+            and relevance.shape[1] == ctx.x.shape[1] + 1:
         keep = [i for i in range(relevance.shape[1]) if i != query % relevance.shape[1]]
         relevance = relevance[:, keep]
     if spec.kind == "image":
-        drop = opts["query"] if isinstance(opts["query"], int) else None
+        drop = query if isinstance(query, int) and cls is None else None
         positions = tokens_to_image(relevance, spec.spatial_shape(ctx.x), drop)
         attributions = spec.expand_map(positions, ctx.x)
     elif spec.kind in ("tokens", "vector"):
@@ -412,7 +418,28 @@ def _attention(ctx: Context, opts: dict) -> MethodResult:
         attributions = spec.expand_map(relevance, ctx.x)
     return MethodResult(attributions.contiguous().float(), extras={
         "attention": {name: weights for name, weights in maps}, "rollout": rollout.cpu(),
-        "rollout_layers": [name for name, _ in chosen]})
+        "rollout_layers": [name for name, _ in chosen], "query": query,
+        "class_token": cls})
+
+
+def _class_token(model: nn.Module, positions: int, x: torch.Tensor, spec: InputSpec) -> int | None:
+    """Index (0) of the class token a model prepends to its inputs -- it has a ``cls_token``
+    parameter (ViT, the Transformer classifier with ``[CLS]`` pooling) and the attention maps
+    cover one position more than the inputs (tokens) or than a square grid of patches (images)
+    -- else None."""
+    import math
+
+    if getattr(model, "cls_token", None) is None:
+        return None
+    if spec.kind == "image":
+        side = math.isqrt(positions - 1)
+        return 0 if positions > 1 and side * side == positions - 1 else None
+    return 0 if x.ndim >= 2 and positions == x.shape[1] + 1 else None
+
+
+def _reads_class_token(model: nn.Module) -> bool:
+    """Whether the model's head reads the class token (``pool`` / ``pooling`` is ``"cls"``)."""
+    return getattr(model, "pool", getattr(model, "pooling", None)) == "cls"
 
 
 _PERTURBATION_DEFAULTS = {"n_samples": 500, "segmentation": "auto", "n_segments": 50,
@@ -440,7 +467,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gradcam", "Grad-CAM on the last convolutional layer",
            {"layer": None, "relu": True}, _gradcam, lambda ctx: _gradcam_applies(ctx), ()),
     Method("attention", "attention rollout + raw per-head maps",
-           {"query": "mean", "head_fusion": "mean", "residual": True, "layers": None},
+           {"query": None, "head_fusion": "mean", "residual": True, "layers": None},
            _attention, _attention_applies, ()),
 )}
 
