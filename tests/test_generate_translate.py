@@ -179,7 +179,7 @@ def test_translate_is_the_library_greedy_decode_and_beam_one_is_greedy(seq2seq_r
     lines = tmp_path / "dates.txt"
     lines.write_text(f"{DATES[1]}\n\n  {DATES[2]}  \n", encoding="utf-8")
     assert read_lines(lines) == DATES[1:]
-    assert main(["translate", str(seq2seq_run), DATES[0], "--input", str(lines)]) == 0
+    assert main(["translate", str(seq2seq_run), f" {DATES[0]}  ", "--input", str(lines)]) == 0
     assert capsys.readouterr().out.split("\n") == [*expected, ""]
 
 

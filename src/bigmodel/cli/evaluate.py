@@ -12,7 +12,7 @@ import argparse
 
 def add_parser(subparsers, parents) -> None:
     parser = subparsers.add_parser(
-        "evaluate", parents=parents, help="test loss/accuracy of a trained run",
+        "evaluate", parents=parents, help="measure a trained run on its test data again",
         description="Rebuild the model of a run directory from model.json + model.safetensors and "
                     "print its loss and accuracy on the recipe's test set. Seq2seq runs: "
                     "teacher-forced loss / token accuracy and greedy exact match on the held-out "

@@ -3,7 +3,7 @@
 ``configs/seq2seq_dates.yaml``: ``"5 apr 23"`` -> ``2023-04-05``).
 
 Prints one line per input, in order: the texts given on the command line first, then the lines of
-``--input`` (blank lines skipped). The work is
+``--input`` (blank lines skipped); leading and trailing spaces of every text are dropped. The work is
 :func:`bigmodel.recipes.generation.translate_with_run`.
 """
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from bigmodel.errors import ConfigError
     from bigmodel.recipes.generation import read_lines, translate_with_run
 
-    texts = list(args.texts)
+    texts = [text.strip() for text in args.texts]  # as the lines of --input are
     if args.input is not None:
         texts += read_lines(args.input)
     if not texts:
