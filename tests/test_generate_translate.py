@@ -232,6 +232,21 @@ def test_evaluate_repeats_the_runs_own_measurement(seq2seq_run, lm_run, capsys):
         evaluate_run(seq2seq_run, data_path="/tmp")
 
 
+def test_evaluate_reads_fortunes_from_data_path(lm_run, tmp_path):
+    from bigmodel.data.fortunes import find_fortunes_dir
+
+    real = find_fortunes_dir(None, ("debian",))
+    saved = json.loads((lm_run / "results.json").read_text())["results"]["validation"]
+    moved = evaluate_run(lm_run, data_path=str(real))["results"]["validation"]
+    assert moved["bits_per_char"] == pytest.approx(saved["bits_per_char"], rel=1e-5)
+    with pytest.raises(DataFileError, match="missing debian"):
+        evaluate_run(lm_run, data_path=str(tmp_path))
+    (tmp_path / "debian").write_text("Other text, other characters: éè\n%\nMore.\n%\n"
+                                     * 40, encoding="utf-8")
+    with pytest.raises(DataError, match="the data changed since training"):
+        evaluate_run(lm_run, data_path=str(tmp_path))
+
+
 def test_evaluate_refuses_data_that_changed(seq2seq_run, tmp_path):
     import shutil
 
