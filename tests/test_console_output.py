@@ -396,3 +396,29 @@ def test_compression_throughput_uses_the_inputs_unit(tmp_path):
     report = write_report(stages, tmp_path, unit="clips").read_text()
     assert "median time of one clip; throughput: clips per second" in report
     assert "| 500 images/s |" in markdown_table(stages)
+
+
+def test_skipgram_training_reports_each_epoch_and_learns_the_same_vectors():
+    pytest.importorskip("gensim")
+    from bigmodel.data.text import WordVocabulary
+    from bigmodel.transfer.skipgram import train_skipgram
+
+    texts = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 4
+    vocabulary = WordVocabulary.build(texts, min_count=1)
+    calls = []
+    reported = train_skipgram(texts, vocabulary, dim=8, epochs=3,
+                              progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    torch.testing.assert_close(reported, train_skipgram(texts, vocabulary, dim=8, epochs=3))
+
+
+def test_a_phase_eta_follows_the_pace_since_its_first_update():
+    phase = progress.Phase("training", total=10, unit="epochs", verbose=0)
+    phase._first = (phase.started + 30.0, 1)  # 30 s of setup, then the first epoch done
+    phase.done = 5
+    # 4 epochs in the 8 s after the first: 2 s each, 5 left -> 10 s (not 38 s / 5 * 5 = 38 s)
+    assert phase.seconds_per_unit(38.0) == pytest.approx(2.0)
+    assert phase.line(38.0) == "training: 5/10 epochs (50%) - 38s elapsed - ETA 0:10"
+    fresh = progress.Phase("training", total=10, unit="epochs", verbose=0)
+    fresh.done = 2
+    assert fresh.seconds_per_unit(8.0) == pytest.approx(4.0)  # no pace yet: the average

@@ -251,6 +251,7 @@ class Phase:
                          ) if self.verbose >= 1 else math.inf
         self.done = 0
         self.started = time.perf_counter()
+        self._first: tuple[float, int] | None = None  # (time, done) of the first update
         first = min(1.0, self.interval) if self.live else self.interval
         self._next = self.started + first
         self.printed = False
@@ -271,6 +272,8 @@ class Phase:
         if total is not None:
             self.total = total
         now = time.perf_counter()
+        if self._first is None:
+            self._first = (now, done)
         if self.verbose < 1 or now < self._next:
             return
         self._next = now + (REFRESH_SECONDS if self.live else self.interval)
@@ -291,8 +294,19 @@ class Phase:
             text = f"{self.label}: {self.done:,}{unit}"
         text += f" - {format_duration(elapsed)} elapsed"
         if self.total and self.done:
-            text += f" - ETA {format_eta(elapsed / self.done * max(self.total - self.done, 0))}"
+            left = self.seconds_per_unit(elapsed) * max(self.total - self.done, 0)
+            text += f" - ETA {format_eta(left)}"
         return text
+
+    def seconds_per_unit(self, elapsed: float) -> float:
+        """The pace for the ETA: measured from the first update on when units were done since
+        (what comes before it, such as loading or a slow first unit, does not repeat)."""
+        if self._first is not None:
+            first_time, first_done = self._first
+            now = self.started + elapsed
+            if self.done > first_done and now > first_time:
+                return (now - first_time) / (self.done - first_done)
+        return elapsed / max(self.done, 1)
 
     def finish(self, completed: bool = True) -> None:
         """End the phase: its last line, if it printed any."""

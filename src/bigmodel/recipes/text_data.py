@@ -188,13 +188,18 @@ def skipgram_vocabulary(data, split):
     skip-gram vectors for its rows (``data.skipgram``)."""
     from bigmodel.data.fortunes import unlabelled_fortunes
     from bigmodel.data.text import WordVocabulary
+    from bigmodel.engine.progress import Phase
     from bigmodel.transfer.skipgram import train_skipgram
 
     spec = data.skipgram
     corpus = unlabelled_fortunes(split, path=data.path)
     vocabulary = WordVocabulary.build(corpus, min_count=data.min_count)
-    vectors = train_skipgram(corpus, vocabulary, dim=spec.dim, window=spec.window,
-                             negatives=spec.negatives, epochs=spec.epochs, seed=spec.seed)
+    # Minutes on the whole corpus with one thread: report each pass.
+    with Phase(f"training skip-gram word vectors ({spec.dim} dimensions)",
+               unit="epochs") as phase:
+        vectors = train_skipgram(corpus, vocabulary, dim=spec.dim, window=spec.window,
+                                 negatives=spec.negatives, epochs=spec.epochs, seed=spec.seed,
+                                 progress=phase.update)
     return vocabulary, vectors
 
 

@@ -16,7 +16,7 @@ Only the texts given are read: pass unlabelled text and *training* texts, never 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,9 +27,26 @@ from bigmodel.utils import checks
 __all__ = ["train_skipgram"]
 
 
+def _EpochProgress(progress: Callable[[int, int], None], epochs: int):
+    """A gensim callback that calls ``progress(done, epochs)`` at the end of each epoch (made
+    on demand: gensim is an optional dependency)."""
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class EpochProgress(CallbackAny2Vec):
+        def __init__(self) -> None:
+            self.done = 0
+
+        def on_epoch_end(self, model) -> None:
+            self.done += 1
+            progress(self.done, epochs)
+
+    return EpochProgress()
+
+
 def train_skipgram(texts: Sequence[str], vocabulary, dim: int = 100, window: int = 5,
                    negatives: int = 5, epochs: int = 5, lr: float = 0.025,
-                   subsample: float = 1e-3, seed: int = 0, workers: int = 1) -> torch.Tensor:
+                   subsample: float = 1e-3, seed: int = 0, workers: int = 1,
+                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Word vectors ``(len(vocabulary), dim)`` float32 learned from ``texts``.
 
     Args:
@@ -45,6 +62,8 @@ def train_skipgram(texts: Sequence[str], vocabulary, dim: int = 100, window: int
         seed: seeds the initialization, windows, noise and sub-sampling.
         workers: gensim threads. With 1 (the default) the same seed gives the same vectors;
             more threads are faster but not bit-reproducible.
+        progress: ``progress(epochs done, epochs)`` after each pass (training takes minutes on
+            a whole corpus), e.g. :meth:`bigmodel.engine.progress.Phase.update`.
 
     Returns:
         The input vectors; row ``pad_id`` is zero, rows of words never seen in ``texts`` keep a
@@ -77,9 +96,10 @@ def train_skipgram(texts: Sequence[str], vocabulary, dim: int = 100, window: int
     if not any(len(words) > 1 for words in sentences):
         raise DataError("train_skipgram: the texts give no pair of neighbouring words (every "
                         "text has fewer than two words)")
+    callbacks = () if progress is None else (_EpochProgress(progress, epochs),)
     model = Word2Vec(sentences, vector_size=dim, window=window, negative=negatives, hs=0, sg=1,
                      min_count=1, sample=subsample, epochs=epochs, alpha=lr, min_alpha=lr / 250,
-                     ns_exponent=0.75, seed=seed, workers=workers)
+                     ns_exponent=0.75, seed=seed, workers=workers, callbacks=callbacks)
     generator = torch.Generator().manual_seed(seed)
     vectors = torch.empty(len(itos), dim).uniform_(-0.5 / dim, 0.5 / dim, generator=generator)
     index = model.wv.key_to_index
