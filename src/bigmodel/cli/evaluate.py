@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         for split, scores in result["results"].items():
             for name, value in scores.items():
                 row = f"{split} {name.replace('_', ' ')}"
-                if not result["headline"].startswith(row):  # the headline line follows
+                if row != result["headline"]:  # the headline line follows, with its count
                     print(f"{row}: {value:.4f}")
         print(f"{result['headline']}: {result['value']:.4f} ({result['num_images']} "
               f"{result['unit']})")
