@@ -258,6 +258,17 @@ def test_evaluate_refuses_data_that_changed(seq2seq_run, tmp_path):
         evaluate_run(copy)
 
 
+def test_a_classification_run_is_pointed_to_predict(tmp_path):
+    from bigmodel.models import create_model, save_model
+
+    save_model(create_model("seed-cnn"), tmp_path, metadata={"task": "image_classification"})
+    with pytest.raises(ConfigError, match="generate needs a language_model run; .* is an "
+                                          "image_classification run; use 'bigmodel predict"):
+        generate_from_run(tmp_path, "The ", 5)
+    with pytest.raises(ConfigError, match="translate needs a seq2seq run; .*bigmodel predict"):
+        translate_with_run(tmp_path, DATES)
+
+
 def test_predict_points_sequence_runs_to_their_command(seq2seq_run, lm_run, capsys):
     with pytest.raises(ConfigError, match="seq2seq run.*use 'bigmodel translate"):
         predict_run(seq2seq_run, "5 apr 23")

@@ -59,7 +59,9 @@ def _require_task(run_dir: Path, metadata: dict[str, Any], task: str, command: s
     if found != task:
         hint = (f"; use '{COMMAND_OF[found]}'" if found in COMMAND_OF
                 else "; use 'bigmodel predict RUN_DIR INPUT'")
-        raise ConfigError(f"{command} needs a {task} run; {run_dir} is a {found} run{hint}")
+        article = "an" if found[:1] in "aeiou" else "a"
+        raise ConfigError(f"{command} needs a {task} run; {run_dir} is {article} {found} "
+                          f"run{hint}")
 
 
 def _positive(name: str, value: Any) -> int:
