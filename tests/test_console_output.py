@@ -143,7 +143,7 @@ def test_long_evaluations_run_in_chunks_with_the_same_logits(monkeypatch):
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stdout", stream)
     monkeypatch.setenv(progress.INTERVAL_VARIABLE, "1e-9")
-    chunked = classification._predict_in_chunks(
+    chunked = classification.predict_in_chunks(
         lambda m, x: m(torch.as_tensor(x)).detach(), model, inputs, "test", "images")
     with torch.no_grad():
         whole = model(torch.as_tensor(inputs))

@@ -118,9 +118,10 @@ def data_row(data_name: str, data: ClassificationData, classes: bool = False) ->
 EVALUATION_CHUNK = 2048  # examples between two progress reports of a long evaluation
 
 
-def _predict_in_chunks(predict, model, inputs, split: str, unit: str):
-    """``predict(model, inputs)`` chunk by chunk, reporting progress (a
-    :class:`~bigmodel.engine.progress.Phase`: nothing unless it lasts long)."""
+def predict_in_chunks(predict, model, inputs, split: str, unit: str):
+    """``predict(model, inputs)`` chunk by chunk (logits ``(N, K)`` concatenated), reporting
+    progress as "evaluating on the <split> set: i/N <unit>" (a :class:`~bigmodel.engine.progress.
+    Phase`: nothing unless it lasts long)."""
     import torch
 
     from bigmodel.engine.progress import Phase
@@ -157,10 +158,10 @@ def evaluate_classifier(model, data: ClassificationData, run_dir: Path, titles: 
     predict = predict_logits or inference.predict_logits
     results: dict[str, dict[str, float | None]] = {}
     if data.x_val is not None:
-        logits = _predict_in_chunks(predict, model, data.x_val, "validation", data.unit)
+        logits = predict_in_chunks(predict, model, data.x_val, "validation", data.unit)
         val_loss, val_accuracy = inference.loss_and_accuracy(logits, data.y_val)
         results["validation"] = {"loss": val_loss, "accuracy": val_accuracy}
-    logits = _predict_in_chunks(predict, model, data.x_test, "test", data.unit)
+    logits = predict_in_chunks(predict, model, data.x_test, "test", data.unit)
     test_loss, test_accuracy = inference.loss_and_accuracy(logits, data.y_test)
     results["test"] = {"loss": test_loss, "accuracy": test_accuracy}
     predictions = logits.argmax(dim=1).numpy() if len(logits) else np.zeros(0, np.int64)
@@ -172,4 +173,4 @@ def evaluate_classifier(model, data: ClassificationData, run_dir: Path, titles: 
 
 
 __all__ = ["Classification", "ImageClassification", "SpeechClassification", "TextClassification",
-           "augmentation_row", "data_row", "evaluate_classifier"]
+           "augmentation_row", "data_row", "evaluate_classifier", "predict_in_chunks"]
