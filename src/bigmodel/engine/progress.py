@@ -127,7 +127,8 @@ class ProgressBar:
     """Draws training/evaluation progress. Cheap to call: nothing happens when ``verbose=0``.
 
     Args:
-        verbose: 0 silent, 1 live bar on a terminal (one line per epoch otherwise), 2 one line per epoch.
+        verbose: 0 silent; 1 live bar on a terminal, otherwise a line every
+            :func:`progress_interval` seconds and one per epoch; 2 one line per epoch.
         stream: where to write; ``sys.stdout`` when ``None``.
     """
 
