@@ -64,3 +64,26 @@ def test_vit_attention_reads_its_class_token_by_default(pool):
     row = rollout[:, 0, 1:] if pool == "cls" else rollout.mean(dim=1)[:, 1:]
     expected = row.reshape(2, 1, 4, 4).repeat_interleave(2, -1).repeat_interleave(2, -2)
     torch.testing.assert_close(result.attributions, expected, atol=1e-6, rtol=0)
+
+
+def test_speech_transformer_attention_spreads_frame_tokens_over_time():
+    """A speech Transformer attends over (subsampled) time frames of its spectrogram, not over
+    image patches (it used to be refused as "51 attention tokens do not form a square grid"):
+    each spectrogram column gets its frame token's rollout relevance, at every frequency."""
+    from bigmodel.explain.attention import attention_rollout
+
+    torch.manual_seed(0)
+    model = create_model("speech-transformer", num_classes=2, d_model=8, num_heads=2,
+                         num_layers=1, dff=16, dropout_rate=0.0, clip_seconds=0.2, n_mels=8,
+                         freq_masks=0, time_masks=0).eval()
+    with torch.no_grad():
+        spectrograms = model.spectrogram(0.1 * torch.randn(2, 3200)).unsqueeze(1)  # (2, 1, 8, 21)
+    result = explain(model, spectrograms, method="attention")
+    rollout = attention_rollout(list(result.extras["attention"].values()))
+    frames = spectrograms.shape[-1]
+    tokens = rollout.shape[-1]
+    assert tokens == (frames - 1) // 2 + 1  # the stride-2 subsampling
+    relevance = rollout.mean(dim=1)  # (2, tokens)
+    column = [int(j * tokens / frames) for j in range(frames)]  # nearest frame token
+    expected = relevance[:, column][:, None, None, :].expand(2, 1, 8, frames)
+    torch.testing.assert_close(result.attributions, expected, atol=1e-6, rtol=0)

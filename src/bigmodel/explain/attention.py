@@ -229,6 +229,17 @@ def token_relevance(rollout: torch.Tensor, query: Any = "mean") -> torch.Tensor:
                       f"[CLS] token); received {query!r}")
 
 
+def frames_to_image(relevance: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Time-frame relevance ``(B, L)`` of a spectrogram model (its tokens are frames, possibly
+    subsampled) as a ``(B, F, T)`` map: each of the ``T`` columns takes its frame's value (nearest,
+    frames spread evenly over time), the same at every frequency."""
+    import torch.nn.functional as F
+
+    bands, frames = size
+    columns = F.interpolate(relevance[:, None, :].float(), size=frames, mode="nearest")
+    return columns.expand(len(relevance), bands, frames)
+
+
 def tokens_to_image(relevance: torch.Tensor, size: tuple[int, int],
                     drop: int | None = None) -> torch.Tensor:
     """Patch-token relevance ``(B, T)`` of an image model as a ``(B, H, W)`` map.

@@ -374,9 +374,11 @@ def _attention(ctx: Context, opts: dict) -> MethodResult:
     from bigmodel.explain.attention import (
         attention_rollout,
         collect_attention,
+        frames_to_image,
         token_relevance,
         tokens_to_image,
     )
+    from bigmodel.explain.spectrogram import spectrogram_axes
 
     modules = [(r.name, r.module) for r in ctx.survey.attention]
     maps = collect_attention(ctx.model, ctx.x, modules, batch_size=ctx.batch_size)
@@ -401,7 +403,11 @@ def _attention(ctx: Context, opts: dict) -> MethodResult:
             and relevance.shape[1] == ctx.x.shape[1] + 1:
         keep = [i for i in range(relevance.shape[1]) if i != query % relevance.shape[1]]
         relevance = relevance[:, keep]
-    if spec.kind == "image":
+    if spec.kind == "image" and cls is None and spectrogram_axes(ctx.model, ctx.x.shape):
+        # a speech model's tokens are time frames of its spectrogram, not image patches
+        positions = frames_to_image(relevance, spec.spatial_shape(ctx.x))
+        attributions = spec.expand_map(positions, ctx.x)
+    elif spec.kind == "image":
         drop = query if isinstance(query, int) and cls is None else None
         positions = tokens_to_image(relevance, spec.spatial_shape(ctx.x), drop)
         attributions = spec.expand_map(positions, ctx.x)
