@@ -136,15 +136,52 @@ def _dynamic_shapes(args: tuple, dynamic_batch: bool, dynamic_sequence: bool):
     return tuple(shapes)
 
 
+def expand_attention_masks(model) -> int:
+    """Give every ONNX ``Attention`` op's mask its full query length, in place; returns how many.
+
+    PyTorch exports a padding (key) mask as ``(batch, 1, 1, key_len)``, which broadcasts over the
+    queries as the ONNX spec allows, but ONNX Runtime's CPU kernel (1.32) requires the mask's
+    axis -2 to equal the query length ("inconsistent q_sequence_length (between attn_mask and
+    Q)"). An ``Expand`` to ``(..., query_len, key_len)`` in front of the op keeps the same values.
+
+    Args:
+        model: the exporter's ``onnx_ir`` model (``ONNXProgram.model``).
+    """
+    import onnx_ir as ir
+
+    count = 0
+    for node in list(model.graph):
+        if node.op_type != "Attention" or node.domain not in ("", "ai.onnx") or \
+                len(node.inputs) < 4 or node.inputs[3] is None:
+            continue
+        mask = node.inputs[3]
+        if mask.shape is None or len(mask.shape) < 2:
+            continue  # rank unknown: leave the op as exported
+        rank = len(mask.shape)
+        query_len = ir.node("Shape", [node.inputs[0]], attributes={"start": -2, "end": -1})
+        before = ir.node("Constant", [], attributes={
+            "value": ir.tensor(np.ones(rank - 2, dtype=np.int64))})
+        after = ir.node("Constant", [], attributes={"value": ir.tensor(np.ones(1, dtype=np.int64))})
+        shape = ir.node("Concat", [before.outputs[0], query_len.outputs[0], after.outputs[0]],
+                        attributes={"axis": 0})
+        expand = ir.node("Expand", [mask, shape.outputs[0]])
+        model.graph.insert_before(node, [query_len, before, after, shape, expand])
+        node.replace_input_with(3, expand.outputs[0])
+        count += 1
+    return count
+
+
 def _export_program(model: nn.Module, args: tuple, input_names, output_names, opset: int,
                     dynamic_batch: bool, dynamic_sequence: bool = False):
     dynamic_shapes = _dynamic_shapes(args, dynamic_batch, dynamic_sequence)
     try:
         with quiet_exporter():
-            return torch.onnx.export(model, args, dynamo=True, input_names=input_names,
-                                     output_names=output_names, opset_version=opset,
-                                     dynamic_shapes=dynamic_shapes, optimize=True, verbose=False,
-                                     report=False)
+            program = torch.onnx.export(model, args, dynamo=True, input_names=input_names,
+                                        output_names=output_names, opset_version=opset,
+                                        dynamic_shapes=dynamic_shapes, optimize=True,
+                                        verbose=False, report=False)
+        expand_attention_masks(program.model)
+        return program
     except Exception as exc:  # the exporter raises many types; name the cause for the user
         cause = exc.__cause__ or exc
         text = re.sub(r"\x1b\[[0-9;]*m", "", f"{type(cause).__name__}: {cause} {exc}")
