@@ -8,11 +8,14 @@ Steps run in this order, each on the previous one's result:
 2. distillation (``--distill-from``): the fine-tuning (or, without pruning, extra training) learns
    from the teacher's softened outputs as well as the labels.
 3. int8 quantization (``--quantize int8``): last, so it quantizes the final weights (static with
-   calibration images for CNNs, dynamic otherwise; run by ONNX Runtime).
+   calibration images for CNNs, dynamic otherwise; run by ONNX Runtime). Layers no int8 kernel
+   takes (a GRU) are refused before any work, naming them; ``--keep-fp32 LAYER[,LAYER]`` keeps them.
 
 Every stage is saved under ``--out`` (default ``RUN_DIR/compressed``) and compared with the
 original in ``report.md`` + ``compression.png`` (accuracy against size and latency) +
-``results.json``.
+``results.json``; all or nothing (a failure leaves no ``--out``). Each stage folder is a model
+directory: ``bigmodel evaluate RUN_DIR/compressed/int8`` and ``bigmodel predict
+RUN_DIR/compressed/pruned INPUT`` run it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ def add_parser(subparsers, parents) -> None:
                         help="structured pruning keeps a multiple of K channels per layer (8 "
                              "suits ONNX Runtime's and oneDNN's CPU kernels)")
     parser.add_argument("--quantize", choices=("int8",), default=None, help="quantize last")
+    parser.add_argument("--keep-fp32", type=_layer_names, default=(), metavar="LAYER[,LAYER]",
+                        help="int8: layers to leave in fp32 (their weights stored as int8), for "
+                             "layers no int8 kernel takes, such as a GRU (e.g. --keep-fp32 rnn); "
+                             "compress names them when it refuses")
     parser.add_argument("--distill-from", metavar="TEACHER_RUN", default=None,
                         help="run directory of a teacher model for the same classes")
     parser.add_argument("--fine-tune-epochs", type=int, default=1, metavar="N",
@@ -56,6 +63,14 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="where stages and report go (default RUN_DIR/compressed)")
     parser.set_defaults(func=run)
+
+
+def _layer_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected layer names separated by commas, such as "
+                                         f"'rnn' or 'rnn,encoder.0'; received {text!r}")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from bigmodel.compress.prune import (
 from bigmodel.compress.qat import QATHandle, prepare_qat, quantize_weight_only
 from bigmodel.compress.quantize import Int8Model, load_int8, quantize_int8
 from bigmodel.compress.report import StageResult, compare_speed, write_report
-from bigmodel.compress.saving import load_any, load_compressed, save_compressed
+from bigmodel.compress.saving import load_any, read_any_spec, save_compressed
 from bigmodel.compress.structured import (
     StructuredPruneResult,
     apply_structure,
@@ -51,7 +51,6 @@ __all__ = [
     "head_scores",
     "iterative_prune",
     "load_any",
-    "load_compressed",
     "load_int8",
     "magnitude_prune",
     "model_sparsity",
@@ -60,6 +59,7 @@ __all__ = [
     "prune_to_widths",
     "quantize_int8",
     "quantize_weight_only",
+    "read_any_spec",
     "register_channel_handler",
     "save_compressed",
     "sparse_size_bytes",

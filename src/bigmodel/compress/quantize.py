@@ -25,6 +25,7 @@ graph (``weight_storage="int8"``, see :mod:`bigmodel.compress.int8_graph`).
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import tempfile
@@ -45,6 +46,13 @@ from bigmodel.compress.int8_graph import (
     refuse_external_data,
     round_vectors_fp16,
     store_weights_int8,
+)
+from bigmodel.compress.int8_plan import (
+    check_int8,
+    convolutions,
+    fixed_transforms,
+    has_attention,
+    kept_ops_of,
 )
 from bigmodel.engine.inference import predict_batches
 from bigmodel.errors import CheckpointError, ConfigError
@@ -69,7 +77,6 @@ INT8_FORMAT = "bigmodel-onnx-int8"
 INT8_FILE = FileFormat(INT8_FORMAT, 2, "an int8 model file", what="Int8 model file",
                        weights_what="Int8 model weights", noun="int8 model", compact_json=True,
                        max_bytes=64 * 1024 * 1024)
-MODES = ("auto", "static", "dynamic")
 STORAGES = ("int8", "fp32")
 
 # ONNX ops whose weight operand carries the model's compute: a float weight left feeding one of these
@@ -103,13 +110,17 @@ def _initializer_owners(proto) -> dict[str, tuple[str, str]]:
     return owners
 
 
-def _weight_report(proto, owners: dict[str, tuple[str, str]],
-                   keep_fp32: Sequence[str]) -> dict[str, list[str]]:
+def _weight_report(proto, owners: dict[str, tuple[str, str]], keep_fp32: Sequence[str],
+                   kept_ops: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """Layers whose weights ended up int8, stayed fp32 on purpose, or stayed fp32 unsupported.
 
     Works on the quantized graph, so it needs no list of layer types: whatever ONNX Runtime could
     not quantize (a GRU, a custom op) shows up as a float weight feeding a heavy op.
+    ``kept_ops`` maps an ONNX op type (``"GRU"``) to the ``keep_fp32`` layers that make it: a
+    recurrent op's weights are often re-packed at the model's own scope, where no layer name
+    reaches them.
     """
+    kept_ops = kept_ops or {}
     from onnx import TensorProto
 
     floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
@@ -140,6 +151,10 @@ def _weight_report(proto, owners: dict[str, tuple[str, str]],
         path = owner[0] if owner else None
         if path is not None and any(path == k or path.startswith(k + ".") for k in keep_fp32):
             add("fp32", label)
+        elif heavy and all(op in kept_ops for op in heavy):
+            for op in sorted(heavy):
+                for layer in kept_ops[op]:
+                    add("fp32", layer)
         else:
             add("unsupported", f"{label} feeding {'/'.join(sorted(heavy))}")
     return report
@@ -154,21 +169,6 @@ def _storage_label(name: str, owners: dict[str, tuple[str, str]]) -> str:
     if not path:
         path = "<model>" if re.fullmatch(r"val_\d+", name) else name
     return f"{path} ({kind})"
-
-
-def _has_attention(model: nn.Module) -> bool:
-    return any("Attention" in type(m).__name__ for m in model.modules())
-
-
-def _convolutions(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    # Layers beyond torch.nn declare it (the Keras-surface Conv2D: ``is_convolution = True``).
-    return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
-            or getattr(type(m), "is_convolution", False)]
-
-
-def _has_conv(model: nn.Module) -> bool:
-    return bool(_convolutions(model))
 
 
 def _batches(calibration: Any, batch_size: int = 32) -> list[tuple[np.ndarray, ...]]:
@@ -219,9 +219,6 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
             convolution (the message lists each one by layer name and type).
         ExportError: the model cannot be exported to ONNX.
     """
-    if mode not in MODES:
-        raise ConfigError(f"quantize_int8: 'mode' must be one of {', '.join(MODES)}; received "
-                          f"{mode!r}")
     if calibration_method not in ("minmax", "percentile"):
         raise ConfigError(f"quantize_int8: 'calibration_method' must be 'minmax' or 'percentile'; "
                           f"received {calibration_method!r}")
@@ -229,14 +226,14 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
         raise ConfigError(f"quantize_int8: 'weight_storage' must be one of {', '.join(STORAGES)}; "
                           f"received {weight_storage!r}")
     keep_fp32 = list(keep_fp32)
-    if mode == "auto" and _has_attention(model):
+    requested, mode = mode, check_int8(model, mode, keep_fp32)
+    kept_ops = kept_ops_of(model, mode, keep_fp32)
+    keep_fp32 += fixed_transforms(model)  # constants of layers that learn nothing stay as they are
+    if requested == "auto" and has_attention(model):
         # Transformers: dynamic int8 with fused QAttention. Their few convolutions (a ViT's patch
         # embedding) compute in fp32 from int8-stored weights: static QDQ for the whole graph ran
         # 2.0x / 0.63x against 4.0x / 1.25x here (benchmarks/int8_paths.py --cases vit).
-        mode = "dynamic"
-        keep_fp32 += [name for name, _ in _convolutions(model)]
-    elif mode == "auto":
-        mode = "static" if _has_conv(model) else "dynamic"
+        keep_fp32 += [name for name, _ in convolutions(model)]
     if mode == "static" and calibration is None:
         raise ConfigError("quantize_int8: static int8 needs 'calibration' inputs (a few hundred "
                           "training images) to fix activation ranges")
@@ -254,7 +251,7 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
         import onnx
 
         fused = 0
-        if mode == "dynamic" and _has_attention(model):
+        if mode == "dynamic" and has_attention(model):
             # Opset 23 exports attention as one op; blocks that match become ONNX Runtime's
             # fused Attention, quantized to QAttention (no Split/Reshape/Transpose copies).
             try:
@@ -301,7 +298,7 @@ def quantize_int8(model: nn.Module, example_input: Any, calibration: Any = None,
                 quantize_dynamic(str(source), str(quant_path), weight_type=QuantType.QInt8,
                                  op_types_to_quantize=["MatMul", "Gemm", "LSTM", "Attention"])
         proto = onnx.load(str(quant_path))
-    report = _weight_report(proto, owners, keep_fp32)
+    report = _weight_report(proto, owners, keep_fp32, kept_ops)
     if report["unsupported"]:
         other = "dynamic" if mode == "static" else "static"
         raise ConfigError(
@@ -331,8 +328,10 @@ def _preprocess(path: Path, out: Path) -> Path:
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        with quiet_exporter():
-            quant_pre_process(str(path), str(out), skip_symbolic_shape=False)
+        # ONNX Runtime's symbolic shape inference saves "sym_shape_infer_temp.onnx" (+ a .data
+        # file) into the working directory when it gives up: run it from the temporary folder.
+        with quiet_exporter(), contextlib.chdir(out.parent):
+            quant_pre_process(str(path.resolve()), str(out.resolve()), skip_symbolic_shape=False)
         return out
     except Exception:  # pre-processing is an optimization; quantization works without it
         return path

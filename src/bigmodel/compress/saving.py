@@ -80,5 +80,15 @@ def load_any(directory: str | os.PathLike, device: str = "cpu", threads: int | N
     return model.to(device).eval()
 
 
-#: The name this loader had before it read every format (the CLI's ``compress`` and ``export``).
-load_compressed = load_any
+def read_any_spec(directory: str | os.PathLike) -> dict[str, Any]:
+    """The checked ``model.json`` document of any model directory :func:`load_any` loads: a
+    registry model's (``name``, ``config``, ``metadata``) or an int8 model's (``metadata``, no
+    ``config``); the weights are not read.
+
+    Raises:
+        CheckpointError: missing, corrupt or of another format.
+    """
+    from bigmodel.compress.quantize import INT8_FILE
+
+    spec, found = read_model_document(directory, (MODEL_FILE, INT8_FILE))
+    return spec if found is INT8_FILE else read_model_spec(directory)

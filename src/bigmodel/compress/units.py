@@ -122,7 +122,7 @@ def _head_rows(m: MultiHeadAttention, keep: torch.Tensor) -> tuple[torch.Tensor,
 
 def keep_heads(m: MultiHeadAttention, keep: torch.Tensor) -> None:
     """Keep only heads ``keep`` (sorted indices) of ``m``, in place."""
-    # On the CPU even when the model is built on "meta" (load_compressed checks shapes so): the
+    # On the CPU even when the model is built on "meta" (load_any checks shapes so): the
     # indices are read back with tolist().
     keep = torch.as_tensor(keep, dtype=torch.long, device="cpu")
     if keep.numel() < 1:

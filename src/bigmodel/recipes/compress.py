@@ -7,11 +7,16 @@ previous one's result:
 2. distillation (``--distill-from``): the fine-tuning (or, without pruning, extra training) learns
    from the teacher's softened outputs as well as the labels.
 3. int8 quantization (``--quantize int8``): last, so it quantizes the final weights (static with
-   calibration images for CNNs, dynamic otherwise; run by ONNX Runtime).
+   calibration images for CNNs, dynamic otherwise; run by ONNX Runtime). ``--keep-fp32`` names
+   layers to leave in fp32.
 
 Every stage is saved under ``--out`` (default ``RUN_DIR/compressed``) and compared with the
 original in ``report.md`` + ``compression.png`` (accuracy against size and latency) +
-``results.json``.
+``results.json``, all or nothing, each stage a model directory that ``evaluate`` / ``predict``
+read (:mod:`bigmodel.recipes.compress_output`). What cannot work is refused before any data,
+training, calibration or export: a seq2seq / language-model / fine-tuning run
+(:func:`check_run`), layers int8 has no kernel for (naming them and ``--keep-fp32``), a model
+structured pruning cannot slice (naming ``--prune-mode unstructured``).
 
 Fine-tuning goes through the run path's trainer (:func:`bigmodel.recipes.training.build_trainer`):
 the run's own ``train`` settings (optimizer with Keras's epsilon, as the model was trained), with
@@ -45,6 +50,7 @@ class CompressOptions:
     threads: int = 1
     speed_rounds: int = 5
     out: str | None = None
+    keep_fp32: tuple[str, ...] = ()
 
 
 def check_options(args: CompressOptions) -> None:
@@ -74,12 +80,12 @@ def load_module(path: Path, role: str):
     """
     from torch import nn
 
-    from bigmodel.compress.saving import load_compressed
+    from bigmodel.compress.saving import load_any
     from bigmodel.errors import ConfigError
 
     if not path.is_dir():
         raise ConfigError(f"{role} run directory not found: {path}")
-    model = load_compressed(path)
+    model = load_any(path)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{role} {path} holds an int8 model, which cannot be trained further; "
                           "give the run directory of the fp32 model")
@@ -121,11 +127,63 @@ def fine_tune(model, teacher, data, train, temperature: float = 2.0, alpha: floa
     return trainer
 
 
-def compress_run(args: CompressOptions) -> dict:
-    """Run the steps ``args`` asks for; returns ``{"out": Path, "stages": [StageResult, ...]}``.
+def check_run(run_dir: Path):
+    """The recipe of a run ``bigmodel compress`` can work on, checked before any work.
 
     Raises:
-        ConfigError: bad options, a run without a trainable fp32 model, a teacher for other classes.
+        ConfigError: no such directory, no recipe, a fine-tuning run, or a task that is not
+            classification (seq2seq, language model): the message names the task.
+    """
+    from bigmodel.errors import ConfigError
+    from bigmodel.recipes.runs import CLASSIFICATION_TASKS, is_finetune_run
+    from bigmodel.recipes.schema import load_recipe
+    from bigmodel.utils.loading import confined_path
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"RUN_DIR run directory not found: {run_dir}")
+    if is_finetune_run(run_dir):
+        raise ConfigError(f"{run_dir} was written by 'bigmodel finetune'; compress works on runs "
+                          "of 'bigmodel train' (its data split and tokenizer come from the train "
+                          "recipe). Export the fine-tuned model with 'bigmodel export' instead")
+    recipe = load_recipe(confined_path(
+        run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
+    if recipe.task not in CLASSIFICATION_TASKS:
+        raise ConfigError(
+            f"{run_dir} is a {recipe.task} run; compress prunes, distills and quantizes "
+            f"classifiers ({', '.join(CLASSIFICATION_TASKS)}), measuring each stage's test "
+            f"accuracy, which a {recipe.task} run does not have. Export it with 'bigmodel export "
+            "--format onnx' for ONNX Runtime instead")
+    return recipe
+
+
+def _prune(current, example, args: CompressOptions):
+    """Structured or unstructured pruning of ``current`` in place; returns ``(structure, note,
+    pruner)`` (``pruner`` to detach after fine-tuning, unstructured only)."""
+    from bigmodel.compress import magnitude_prune, structured_prune
+    from bigmodel.errors import ConfigError
+
+    if args.prune_mode == "structured":
+        try:
+            result = structured_prune(current, example, flops_ratio=1.0 - args.prune, heads=True,
+                                      channel_multiple=args.channel_multiple)
+        except ConfigError as err:  # before any training: name the mode that works on any layer
+            raise ConfigError(f"{err}. --prune-mode unstructured zeroes the smallest weights "
+                              "of every layer instead") from None
+        return result.structure, f"structured, {result.macs_ratio:.0%} of MACs kept", None
+    return None, "", magnitude_prune(current, args.prune)
+
+
+def compress_run(args: CompressOptions) -> dict:
+    """Run the steps ``args`` asks for; returns ``{"out": Path, "stages": [StageResult, ...],
+    "unit": str}``. All or nothing: the stages are built in a hidden folder that becomes ``out``
+    at the end (:mod:`bigmodel.recipes.compress_output`).
+
+    Raises:
+        ConfigError: bad options, a run compress does not apply to (seq2seq, language model,
+            fine-tuning), a run without a trainable fp32 model, a teacher for other classes, an
+            ``--out`` that is not an earlier compress output, layers int8 cannot quantize (unless
+            ``--keep-fp32`` names them) or structured pruning cannot slice: all before any
+            training, calibration or export.
         DataFileError: the run's data cannot be loaded.
     """
     import torch
@@ -134,28 +192,40 @@ def compress_run(args: CompressOptions) -> dict:
         StageResult,
         compare_speed,
         count_macs,
-        magnitude_prune,
         quantize_int8,
         save_compressed,
         sparse_size_bytes,
-        structured_prune,
         write_report,
     )
+    from bigmodel.compress.int8_plan import check_int8
     from bigmodel.compress.report import accuracy, files_size
     from bigmodel.errors import ConfigError
     from bigmodel.models.registry import read_model_spec
     from bigmodel.recipes.classification_data import load_classification_data
-    from bigmodel.recipes.schema import load_recipe
-    from bigmodel.utils.loading import confined_path
+    from bigmodel.recipes.compress_output import (
+        check_out,
+        complete_stage,
+        run_files,
+        staged_output,
+    )
+    from bigmodel.recipes.text_data import TEXT_DATA, load_vocabulary
 
     check_options(args)
     run_dir = Path(args.run_dir)
+    recipe = check_run(run_dir)
     model = load_module(run_dir, "RUN_DIR")
     teacher = load_module(Path(args.distill_from), "--distill-from") if args.distill_from else None
-    recipe = load_recipe(confined_path(
-        run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
+    if args.quantize == "int8":  # layer types int8 refuses: before any data, training or export
+        check_int8(model, keep_fp32=args.keep_fp32, option="--keep-fp32")
+    out = Path(args.out) if args.out else run_dir / "compressed"
+    check_out(out)
+    metadata = (read_model_spec(run_dir).get("metadata") or {})
+    files = run_files(run_dir, metadata)
     data = recipe.data.model_copy(update={"path": args.data_path}) if args.data_path else recipe.data
-    splits = load_classification_data(data, seed=recipe.train.seed, with_train=True)
+    vocabulary = (load_vocabulary(run_dir, metadata.get("input") or {})
+                  if data.name in TEXT_DATA else None)
+    splits = load_classification_data(data, seed=recipe.train.seed, with_train=True,
+                                      vocabulary=vocabulary)
     example = torch.as_tensor(splits.x_test[:1])
     if teacher is not None:
         with torch.no_grad():
@@ -164,80 +234,79 @@ def compress_run(args: CompressOptions) -> dict:
             raise ConfigError(f"--distill-from: the teacher outputs {tuple(t_out.shape[1:])} values "
                               f"per image and the student {tuple(s_out.shape[1:])}; they must "
                               "predict the same classes")
-    out = Path(args.out) if args.out else run_dir / "compressed"
-    metadata = (read_model_spec(run_dir).get("metadata") or {})
     train = fine_tune_settings(recipe.train, args.fine_tune_epochs, args.lr or recipe.train.lr,
                                args.batch_size or recipe.train.batch_size)
     x_test, y_test = splits.x_test, splits.y_test
+    current = copy.deepcopy(model)
+    if args.prune is not None:  # slicing is checked here, before any training
+        structure, note, pruner = _prune(current, example, args)
 
     def params(m) -> int:
         return sum(p.numel() for p in m.parameters())
 
-    stages = [StageResult("original", accuracy(model, x_test, y_test), files_size(run_dir),
-                          params=params(model), macs=count_macs(model, example))]
-    predictors = {"original": model}
-    if teacher is not None:
-        stages.append(StageResult("teacher", accuracy(teacher, x_test, y_test),
-                                  files_size(Path(args.distill_from)), params=params(teacher),
-                                  macs=count_macs(teacher, example), note="reference"))
-        predictors["teacher"] = teacher
-    current = copy.deepcopy(model)
-    if args.prune is not None:
-        structure, note = None, ""
-        if args.prune_mode == "structured":
-            result = structured_prune(current, example, flops_ratio=1.0 - args.prune,
-                                      heads=True,
-                                      channel_multiple=args.channel_multiple)
-            structure = result.structure
-            note = f"structured, {result.macs_ratio:.0%} of MACs kept"
-            fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
-        else:
-            pruner = magnitude_prune(current, args.prune)
-            fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
-            pruner.detach()
-            note = f"unstructured, {pruner.sparsity():.0%} zeros; size as sparse storage"
+    with staged_output(out) as staging:
+        stages = [StageResult("original", accuracy(model, x_test, y_test), files_size(run_dir),
+                              params=params(model), macs=count_macs(model, example))]
+        predictors = {"original": model}
         if teacher is not None:
-            note += ", distilled"
-        stage_dir = out / "pruned"
-        save_compressed(current, stage_dir, structure, metadata)
-        size = files_size(stage_dir)
-        if args.prune_mode == "unstructured":
-            size = sparse_size_bytes(current) + (stage_dir / "model.json").stat().st_size
-        stages.append(StageResult("pruned", accuracy(current, x_test, y_test), size,
-                                  params=params(current), macs=count_macs(current, example),
-                                  note=note + f" (+{args.fine_tune_epochs} epoch fine-tune)"))
-        predictors["pruned"] = current
-    elif teacher is not None:
-        fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
-        save_compressed(current, out / "distilled", None, metadata)
-        stages.append(StageResult("distilled", accuracy(current, x_test, y_test),
-                                  files_size(out / "distilled"), params=params(current),
-                                  macs=count_macs(current, example),
-                                  note=f"{args.fine_tune_epochs} epoch(s) with the teacher"))
-        predictors["distilled"] = current
-    if args.quantize == "int8":
-        int8 = quantize_int8(current.eval(), example,
-                             calibration=splits.x_train[: args.calibration_size])
-        int8.set_threads(args.threads)
-        int8.save(out / "int8", metadata=metadata)
-        stages.append(StageResult("int8", accuracy(int8, x_test, y_test), files_size(out / "int8"),
-                                  params=params(current), note=f"{int8.info['mode']} int8, ONNX Runtime"))
-        predictors["int8"] = int8
-    batch = torch.as_tensor(x_test[:256])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        speeds = compare_speed(predictors, example, batch, rounds=args.speed_rounds,
-                               min_seconds=0.2 if args.speed_rounds > 1 else 0.02)
-    finally:
-        torch.set_num_threads(threads)
-    for stage in stages:
-        stage.latency_ms, stage.throughput = speeds[stage.name]
-    write_report(stages, out, title=f"Compression of {run_dir.name}",
-                 notes=f"Test set: {len(x_test)} {splits.unit}. Stages: "
-                       f"{', '.join(s.name for s in stages)}.", unit=splits.unit)
+            stages.append(StageResult("teacher", accuracy(teacher, x_test, y_test),
+                                      files_size(Path(args.distill_from)), params=params(teacher),
+                                      macs=count_macs(teacher, example), note="reference"))
+            predictors["teacher"] = teacher
+        if args.prune is not None:
+            fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
+            if pruner is not None:
+                pruner.detach()
+                note = f"unstructured, {pruner.sparsity():.0%} zeros; size as sparse storage"
+            if teacher is not None:
+                note += ", distilled"
+            stage_dir = staging / "pruned"
+            save_compressed(current, stage_dir, structure, metadata)
+            size = files_size(stage_dir)
+            if args.prune_mode == "unstructured":
+                size = sparse_size_bytes(current) + (stage_dir / "model.json").stat().st_size
+            complete_stage(stage_dir, files)
+            stages.append(StageResult("pruned", accuracy(current, x_test, y_test), size,
+                                      params=params(current), macs=count_macs(current, example),
+                                      note=note + f" (+{args.fine_tune_epochs} epoch fine-tune)"))
+            predictors["pruned"] = current
+        elif teacher is not None:
+            fine_tune(current, teacher, splits, train, args.temperature, args.alpha)
+            save_compressed(current, staging / "distilled", None, metadata)
+            size = files_size(staging / "distilled")
+            complete_stage(staging / "distilled", files)
+            stages.append(StageResult("distilled", accuracy(current, x_test, y_test), size,
+                                      params=params(current), macs=count_macs(current, example),
+                                      note=f"{args.fine_tune_epochs} epoch(s) with the teacher"))
+            predictors["distilled"] = current
+        if args.quantize == "int8":
+            int8 = quantize_int8(current.eval(), example, keep_fp32=args.keep_fp32,
+                                 calibration=splits.x_train[: args.calibration_size])
+            int8.set_threads(args.threads)
+            int8.save(staging / "int8", metadata=metadata)
+            size = files_size(staging / "int8")
+            complete_stage(staging / "int8", files)
+            kept = int8.info["layers"].get("fp32") or []
+            stages.append(StageResult(
+                "int8", accuracy(int8, x_test, y_test), size, params=params(current),
+                note=f"{int8.info['mode']} int8, ONNX Runtime"
+                     + (f"; fp32: {', '.join(kept)}" if kept else "")))
+            predictors["int8"] = int8
+        batch = torch.as_tensor(x_test[:256])
+        threads = torch.get_num_threads()
+        torch.set_num_threads(args.threads)
+        try:
+            speeds = compare_speed(predictors, example, batch, rounds=args.speed_rounds,
+                                   min_seconds=0.2 if args.speed_rounds > 1 else 0.02)
+        finally:
+            torch.set_num_threads(threads)
+        for stage in stages:
+            stage.latency_ms, stage.throughput = speeds[stage.name]
+        write_report(stages, staging, title=f"Compression of {run_dir.name}",
+                     notes=f"Test set: {len(x_test)} {splits.unit}. Stages: "
+                           f"{', '.join(s.name for s in stages)}.", unit=splits.unit)
     return {"out": out, "stages": stages, "unit": splits.unit}
 
 
-__all__ = ["CompressOptions", "check_options", "compress_run", "fine_tune", "fine_tune_settings",
+__all__ = ["CompressOptions", "check_options", "check_run", "compress_run", "fine_tune", "fine_tune_settings",
            "load_module"]

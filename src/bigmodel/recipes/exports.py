@@ -143,7 +143,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | None = None, o
     import shutil
 
     from bigmodel.compress.quantize import Int8Model
-    from bigmodel.compress.saving import load_compressed
+    from bigmodel.compress.saving import load_any
     from bigmodel.errors import ConfigError
     from bigmodel.export.onnx import export_onnx
     from bigmodel.utils.io import atomic_path, atomic_write_bytes
@@ -152,7 +152,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | None = None, o
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"Run directory not found: {run_dir}")
-    model = load_compressed(run_dir)
+    model = load_any(run_dir)
     if fmt == "safetensors":
         target = Path(out) if out else run_dir / "export"
         if target.resolve() == run_dir.resolve():
@@ -162,7 +162,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | None = None, o
         for name in ("model.safetensors", *_tokenizer_files(run_dir), "model.json"):
             with atomic_path(target / name) as tmp:
                 shutil.copyfile(confined_path(run_dir, name, "Run file"), tmp)  # no symlink out
-        load_compressed(target)  # the copy loads (checksums verified)
+        load_any(target)  # the copy loads (checksums verified)
         return {"path": target, "max_abs_diff": None}
     if fmt != "onnx":
         raise ConfigError(f"--format must be onnx or safetensors; received {fmt!r}")

@@ -4,6 +4,9 @@
 pickle) on its resolved recipe's test split (same data set, path, ``test_subset``; runs of
 ``bigmodel finetune`` on their fine-tuning recipe's split, with the run's tokenizer);
 ``predict_run(run_dir, source)`` classifies images, clips or texts prepared as in training.
+Both also take a stage folder that ``bigmodel compress`` wrote (``RUN/compressed/pruned``,
+``.../int8``): it holds the run's recipe and tokenizer beside the compressed model, which
+:func:`bigmodel.compress.load_any` loads by its format.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
             a classification, seq2seq or language-model run.
         DataFileError: the test data cannot be loaded.
     """
+    from bigmodel.compress.saving import load_any
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
-    from bigmodel.models import load_model
     from bigmodel.recipes.classification_data import load_classification_data
     from bigmodel.recipes.inference import loss_and_accuracy, predict_logits
     from bigmodel.recipes.schema import load_recipe
+    from bigmodel.recipes.tasks.classification import predict_in_chunks
     from bigmodel.recipes.text_data import TEXT_DATA, load_vocabulary
     from bigmodel.utils.loading import confined_path
 
@@ -54,26 +58,28 @@ def evaluate_run(run_dir: str | Path, batch_size: int = 256, data_path: str | No
         raise ConfigError(f"{run_dir} is a {recipe.task} run; evaluate measures the loss and "
                           "accuracy of classification runs (the run's own measurement is in its "
                           "results.json and report.md)")
-    model = load_model(run_dir, device=resolve_device(device))
+    model = load_any(run_dir, device=resolve_device(device))  # a compressed stage too
     data = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
     vocabulary = None
     if data.name in TEXT_DATA:  # encode the test texts with the run's own vocabulary
-        from bigmodel.models import read_model_spec
+        from bigmodel.compress.saving import read_any_spec
 
-        spec = (read_model_spec(run_dir).get("metadata") or {}).get("input") or {}
+        spec = (read_any_spec(run_dir).get("metadata") or {}).get("input") or {}
         vocabulary = load_vocabulary(run_dir, spec)
     splits = load_classification_data(data, seed=recipe.train.seed, with_train=False, vocabulary=vocabulary)
-    loss, accuracy = loss_and_accuracy(predict_logits(model, splits.x_test, batch_size),
-                                       splits.y_test)
+    # in chunks: a large test set through a slow model reports its progress
+    logits = predict_in_chunks(lambda m, x: predict_logits(m, x, batch_size), model,
+                               splits.x_test, "test", splits.unit)
+    loss, accuracy = loss_and_accuracy(logits, splits.y_test)
     return {"loss": loss, "accuracy": accuracy, "num_images": len(splits.x_test),
             "unit": splits.unit}
 
 
 def is_finetune_run(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` was written by ``bigmodel finetune`` (its model metadata says so)."""
-    from bigmodel.models import read_model_spec
+    from bigmodel.compress.saving import read_any_spec
 
-    metadata = read_model_spec(run_dir).get("metadata") or {}
+    metadata = read_any_spec(run_dir).get("metadata") or {}
     return "finetuned_from" in metadata
 
 
@@ -136,17 +142,17 @@ def predict_run(run_dir: str | Path, source: str, top_k: int = 1, batch_size: in
     """
     import torch
 
+    from bigmodel.compress.saving import load_any, read_any_spec
     from bigmodel.data.image_input import load_images, prepare_images
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
-    from bigmodel.models import load_model, read_model_spec
     from bigmodel.recipes.inference import predict_logits
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1; received {top_k}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1; received {batch_size}")
-    spec = read_model_spec(run_dir)
+    spec = read_any_spec(run_dir)  # a compressed stage's too (an int8 one has no "config")
     metadata = spec.get("metadata") or {}
     shape = metadata.get("input") or {}
     if metadata.get("task", "image_classification") not in (*CLASSIFICATION_TASKS, "finetune"):
@@ -171,14 +177,14 @@ def predict_run(run_dir: str | Path, source: str, top_k: int = 1, batch_size: in
         labels, texts = read_texts(source)
         inputs, kind = _encode_texts(run_dir, metadata, shape, texts), "text"
     else:
-        config = spec["config"]
+        config = spec.get("config") or {}
         size = config.get("image_size", 28)
         height, width = (size, size) if isinstance(size, int) else size
         channels = int(shape.get("channels", config.get("in_channels", 1)))
         height, width = int(shape.get("height", height)), int(shape.get("width", width))
         inputs = prepare_images(load_images(source), channels, height, width, source=source)
         kind, labels = "image", [str(row) for row in range(len(inputs))]
-    model = load_model(run_dir, device=resolve_device(device))
+    model = load_any(run_dir, device=resolve_device(device))
     probabilities = torch.softmax(predict_logits(model, inputs, batch_size), dim=1)
     num_classes = probabilities.shape[1]
     if top_k > num_classes:
