@@ -4,13 +4,18 @@ and methods that do not apply refused before any work, naming the ones that do."
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from bigmodel.cli.main import main
+from bigmodel.errors import ConfigError
 from bigmodel.explain import explain
 from bigmodel.explain.metrics import deletion_insertion
 from bigmodel.models import create_model
+from bigmodel.recipes.explanations import ExplainRequest, explain_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -87,3 +92,65 @@ def test_speech_transformer_attention_spreads_frame_tokens_over_time():
     column = [int(j * tokens / frames) for j in range(frames)]  # nearest frame token
     expected = relevance[:, column][:, None, None, :].expand(2, 1, 8, frames)
     torch.testing.assert_close(result.attributions, expected, atol=1e-6, rtol=0)
+
+
+# -- bigmodel explain on runs ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny runs: the seed CNN, a fine-tuning of it, and a seq2seq run (one epoch each)."""
+    from tiny_recipes import CONFIGS, FINETUNE, TINY, data_sets, write_tiny_data
+
+    root = tmp_path_factory.mktemp("explain_chain")
+    data = write_tiny_data(root / "data")
+
+    def run(argv, sets):
+        assert main([*argv, *[part for s in sets for part in ("--set", s)]]) == 0
+
+    made = {name: root / name for name in ("fashion_cnn", "finetune_fashion_cnn", "seq2seq")}
+    run(["train", str(CONFIGS / "fashion_cnn.yaml"), "--run-dir", str(made["fashion_cnn"])],
+        [*data_sets("fashion_cnn.yaml", data), "train.epochs=1"])
+    run(["finetune", str(made["fashion_cnn"]), str(CONFIGS / "finetune_fashion_cnn.yaml"),
+         "--run-dir", str(made["finetune_fashion_cnn"])],
+        [*data_sets("finetune_fashion_cnn.yaml", data),
+         *FINETUNE["finetune_fashion_cnn.yaml"][1], "train.epochs=1"])
+    run(["train", str(CONFIGS / "seq2seq_dates.yaml"), "--run-dir", str(made["seq2seq"])],
+        [*TINY["seq2seq_dates.yaml"], "train.epochs=1"])
+    return made
+
+
+def test_seq2seq_run_is_refused_naming_its_task(runs, capsys):
+    assert main(["explain", str(runs["seq2seq"]), "--method", "attention"]) != 0
+    err = capsys.readouterr().err
+    assert "sequence-to-sequence run" in err and "no explanation method applies" in err
+    assert "Traceback" not in err and not (runs["seq2seq"] / "explain").exists()
+
+
+def test_a_method_that_does_not_apply_is_refused_before_the_data_is_read(runs, tmp_path):
+    """The CNN has no attention layers: refused naming the methods that apply, before the test
+    set is read (here its recipe is gone, which reading the data would report instead)."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs["fashion_cnn"], run_dir)
+    (run_dir / "recipe.yaml").unlink()
+    request = ExplainRequest(str(run_dir), method="attention")
+    with pytest.raises(ConfigError, match="method 'attention' does not apply") as caught:
+        explain_run(request)
+    applying = str(caught.value).split("Methods that apply:")[1]
+    assert "gradcam" in applying and "integrated_gradients" in applying
+    assert "attention" not in applying and not (run_dir / "explain").exists()
+
+
+def test_finetune_run_explains_its_own_test_split(runs, tmp_path):
+    """A fine-tuning run's examples come from its fine-tuning recipe (its recipe.yaml used to
+    be refused: "unknown key 'finetune'"), with the labels evaluate scores."""
+    from bigmodel.recipes.finetune_schema import load_finetune_recipe
+    from bigmodel.recipes.tasks.finetune import prepare_data
+
+    run_dir = runs["finetune_fashion_cnn"]
+    numbers = explain_run(ExplainRequest(str(run_dir), method="saliency", index=[0, 2],
+                                         curve_steps=2, output_dir=str(tmp_path / "out")))
+    recipe = load_finetune_recipe(run_dir / "recipe.yaml")
+    split = prepare_data(recipe.data, None, recipe.train.seed or 0)
+    assert [entry["label"] for entry in numbers["examples"]] == split.y_test[[0, 2]].tolist()
+    assert (tmp_path / "out" / "example_2.png").is_file()
+    assert (tmp_path / "out" / "saliency.json").is_file()

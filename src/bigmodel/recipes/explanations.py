@@ -74,8 +74,8 @@ def examples(args: ExplainRequest, spec: dict, encoder: Any = None) -> tuple[Any
         from bigmodel.recipes.speech_data import load_wav_inputs
 
         pool, source = load_wav_inputs(args.input, shape)[1], args.input
-    elif args.input is not None and shape.get("kind") == "text" \
-            and not str(args.input).endswith(".npy"):
+    elif args.input is not None and encoder is not None \
+            and not str(args.input).endswith(".npy"):  # a text run: a .txt file or a text
         from bigmodel.recipes.text_data import read_texts
 
         texts = read_texts(args.input)[1]
@@ -90,16 +90,7 @@ def examples(args: ExplainRequest, spec: dict, encoder: Any = None) -> tuple[Any
                                    int(shape["width"]), source=args.input)
         pool, source = array, args.input
     else:
-        from bigmodel.errors import ConfigError
-        from bigmodel.recipes.classification_data import load_classification_data
-        from bigmodel.recipes.schema import load_recipe
-        from bigmodel.utils.loading import confined_path
-
-        recipe_path = confined_path(
-            args.run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None)
-        recipe = load_recipe(recipe_path)
-        splits = load_classification_data(recipe.data, seed=recipe.train.seed, with_train=False,
-                             vocabulary=encoder)
+        splits = _recipe_data(args.run_dir, spec, encoder, with_train=False)
         pool, labels, source = splits.x_test, splits.y_test, "the test set"
     count = len(pool)
     bad = [i for i in args.index if not 0 <= i < count]
@@ -110,29 +101,54 @@ def examples(args: ExplainRequest, spec: dict, encoder: Any = None) -> tuple[Any
     chosen_labels = None if labels is None else np.asarray(labels)[args.index]
     reference = None
     if args.baseline in ("mean", "data"):
-        reference = _reference_data(args, pool, encoder)
+        reference = _reference_data(args, pool, spec, encoder)
     return chosen, chosen_labels, reference
 
 
-def _reference_data(args: ExplainRequest, pool: Any, encoder: Any = None) -> Any:
+def _reference_data(args: ExplainRequest, pool: Any, spec: dict, encoder: Any = None) -> Any:
     """Training examples for the mean / data baselines (the given pool with --input)."""
     if args.input is not None:
         return pool
+    return _recipe_data(args.run_dir, spec, encoder, with_train=True).x_train
+
+
+def _recipe_data(run_dir: str | Path, spec: dict, encoder: Any, with_train: bool) -> Any:
+    """The run's data splits as its recipe defines them (a :class:`ClassificationData`): a
+    fine-tuning run's from its fine-tuning recipe (same split, seed and text length as
+    ``bigmodel finetune``), any other run's from its recipe.
+
+    Raises:
+        ConfigError: no (valid) ``recipe.yaml``. DataFileError: the data cannot be read.
+    """
     from bigmodel.errors import ConfigError
-    from bigmodel.recipes.classification_data import load_classification_data
-    from bigmodel.recipes.schema import load_recipe
     from bigmodel.utils.loading import confined_path
 
-    recipe = load_recipe(confined_path(
-        args.run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
-    return load_classification_data(recipe.data, seed=recipe.train.seed, with_train=True,
-                       vocabulary=encoder).x_train
+    path = confined_path(run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None)
+    metadata = spec.get("metadata") or {}
+    if "finetuned_from" in metadata:
+        from bigmodel.recipes.finetune_schema import load_finetune_recipe
+        from bigmodel.recipes.tasks.finetune import prepare_data
+
+        recipe = load_finetune_recipe(path)
+        section = recipe.data
+        length = (metadata.get("input") or {}).get("max_length")
+        if encoder is not None and section.max_length is None and length:
+            section = section.model_copy(update={"max_length": int(length)})
+        return prepare_data(section, encoder, 0 if recipe.train.seed is None else recipe.train.seed)
+    from bigmodel.recipes.classification_data import load_classification_data
+    from bigmodel.recipes.schema import load_recipe
+
+    recipe = load_recipe(path)
+    return load_classification_data(recipe.data, seed=recipe.train.seed, with_train=with_train,
+                                    vocabulary=encoder)
 
 
-def text_encoder(run_dir: str | Path, input_spec: dict) -> Any:
-    """A text run's own vocabulary or tokenizer (its texts are encoded as in training); None for
+def text_encoder(run_dir: str | Path, input_spec: dict, metadata: dict | None = None) -> Any:
+    """A text run's own vocabulary or tokenizer (its texts are encoded as in training), also a
+    fine-tuned text model's (``metadata.finetuned_from`` and ``input.tokenizer``); None for
     other runs."""
-    if input_spec.get("kind") != "text":
+    finetuned_text = "finetuned_from" in (metadata or {}) and bool(input_spec.get("tokenizer"))
+    if input_spec.get("kind") != "text" and not finetuned_text:
         return None
     from bigmodel.recipes.text_data import load_vocabulary
 
@@ -153,6 +169,58 @@ def _vocabulary(run_dir: Path, entry: Any, encoder: Any = None) -> list[str] | N
     from bigmodel.data.tokenizers import load_tokenizer
 
     return list(load_tokenizer(run_dir, entry).itos)
+
+
+_NOT_CLASSIFIERS = {"seq2seq": "sequence-to-sequence", "language_model": "language-model"}
+
+
+def _check_task(run_dir: Path, spec: dict) -> None:
+    """Refuse a run whose model is not a classifier: every method attributes class scores."""
+    from bigmodel.errors import ConfigError
+    from bigmodel.explain.methods import METHODS
+
+    task = (spec.get("metadata") or {}).get("task")
+    if task in _NOT_CLASSIFIERS:
+        raise ConfigError(
+            f"explain: {run_dir} is a {_NOT_CLASSIFIERS[task]} run (task {task!r}, model "
+            f"'{spec['name']}'); no explanation method applies to it: the methods "
+            f"({', '.join(METHODS)}) attribute a classifier's class scores (image, text and "
+            "speech classification and fine-tuning runs)")
+
+
+def check_method(run_dir: str | Path, model: Any, method: str, options: dict) -> None:
+    """Refuse ``method`` before any data is read when it does not apply to the run's model, on
+    an example input built from the run (:func:`bigmodel.recipes.exports.example_input_for`;
+    a speech run's as its spectrogram).
+
+    Raises:
+        ConfigError: the method does not apply; the message says why and names the methods that
+            do.
+    """
+    from bigmodel.errors import BigModelError, ConfigError
+    from bigmodel.explain import applicable_methods, explain
+    from bigmodel.models import read_model_spec
+    from bigmodel.recipes.exports import example_input_for
+
+    try:
+        probe = example_input_for(Path(run_dir))
+    except BigModelError:  # nothing says what the model reads: explain() checks the real inputs
+        return
+    if isinstance(probe, tuple):  # not a classifier's input (refused by _check_task already)
+        return
+    shape = (read_model_spec(run_dir).get("metadata") or {}).get("input") or {}
+    if shape.get("kind") == "audio":
+        from bigmodel.recipes.speech_data import spectrogram_images
+
+        probe = spectrogram_images(model, probe.numpy())
+    if method in applicable_methods(model, probe):
+        return
+    if method == "gradcam" and options.get("layer") is not None:
+        return  # a layer named by the user: explain() checks it
+    try:  # explain() refuses it without running it, saying why and which methods apply
+        explain(model, probe, method=method, **options)
+    except ConfigError as err:
+        raise ConfigError(f"{run_dir}: {err}") from None
 
 
 def explain_run(args: ExplainRequest) -> dict[str, Any]:
@@ -181,10 +249,12 @@ def explain_run(args: ExplainRequest) -> dict[str, Any]:
     options = dict(args.options)
     spec = read_model_spec(run_dir)
     metadata = spec.get("metadata") or {}
+    _check_task(run_dir, spec)
     class_names = metadata.get("class_names")
-    encoder = text_encoder(run_dir, metadata.get("input") or {})
-    inputs, labels, reference = examples(args, spec, encoder)
     model = load_model(run_dir, device=resolve_device(args.device))
+    check_method(run_dir, model, args.method, options)  # before any data is read
+    encoder = text_encoder(run_dir, metadata.get("input") or {}, metadata)
+    inputs, labels, reference = examples(args, spec, encoder)
     if (metadata.get("input") or {}).get("kind") == "audio":
         from bigmodel.recipes.speech_data import spectrogram_images
 
@@ -246,4 +316,4 @@ def explain_run(args: ExplainRequest) -> dict[str, Any]:
     return numbers
 
 
-__all__ = ["ExplainRequest", "examples", "explain_run", "text_encoder"]
+__all__ = ["ExplainRequest", "check_method", "examples", "explain_run", "text_encoder"]

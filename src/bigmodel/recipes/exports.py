@@ -107,6 +107,11 @@ def example_input_for(run_dir: Path, model=None):
     if example is None:
         raise ConfigError(f"{run_dir}: no input spec in model.json and model '{spec['name']}' "
                           "registers no example input; cannot trace it for export")
+    vocab_size = spec["config"].get("vocab_size")
+    if torch.is_tensor(example) and not example.is_floating_point() \
+            and isinstance(vocab_size, int) and vocab_size > 1:
+        # the registry's ids inside this vocabulary, none of them 0 (the usual padding id)
+        example = 1 + example.remainder(vocab_size - 1)
     return example
 
 
