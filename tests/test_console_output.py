@@ -422,3 +422,38 @@ def test_a_phase_eta_follows_the_pace_since_its_first_update():
     fresh = progress.Phase("training", total=10, unit="epochs", verbose=0)
     fresh.done = 2
     assert fresh.seconds_per_unit(8.0) == pytest.approx(4.0)  # no pace yet: the average
+
+
+def test_the_summary_reads_the_sizes_of_every_kind_of_task_data(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from bigmodel.recipes.schema import load_recipe
+    from bigmodel.recipes.summary import data_sizes, run_summary
+
+    classification = SimpleNamespace(x_train=np.zeros((5, 2)), x_val=None, x_test=np.zeros(3),
+                                     unit="clips")
+    assert data_sizes(classification).text() == "5 train / 0 validation / 3 test clips"
+    assert data_sizes(SimpleNamespace(data=classification)).text() == (
+        "5 train / 0 validation / 3 test clips")  # fine-tuning wraps the classification data
+    pairs = SimpleNamespace(train=(torch.zeros(7, 4), torch.zeros(7, 5)),
+                            validation=(torch.zeros(2, 4), torch.zeros(2, 5)),
+                            pairs=SimpleNamespace(test_sources=["a", "b", "c"]))
+    assert data_sizes(pairs).text() == "7 train / 2 validation / 3 test pairs"
+    characters = SimpleNamespace(train_ids=np.zeros(1200), validation_ids=np.zeros(300))
+    assert data_sizes(characters).text() == "1,200 train / 300 validation characters"
+    assert data_sizes(object()) is None
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
+    recipe = load_recipe(CONFIGS / "seq2seq_dates.yaml", [])
+    lines = run_summary(recipe, "seq2seq", pairs, 2_000_000, 1_500, torch.device("cuda", 0),
+                        tmp_path, resume=True, model_name="pretrained thing")
+    assert lines == [
+        "model:      pretrained thing (2,000,000 parameters, 1,500 trainable, 0.07%)",
+        "task:       seq2seq",
+        f"data:       {recipe.data.name}: 7 train / 2 validation / 3 test pairs",
+        f"device:     cuda:0 (NVIDIA H100 80GB HBM3), precision {recipe.train.precision}, "
+        "16 CPU threads",
+        f"batch size: {recipe.train.batch_size}",
+        f"epochs:     {recipe.train.epochs} (resuming from the newest checkpoint)",
+        f"run dir:    {tmp_path}"]

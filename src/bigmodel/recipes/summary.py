@@ -43,8 +43,8 @@ class DataSizes:
 def _length(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, (tuple, list)) and value and hasattr(value[0], "__len__"):
-        return len(value[0])  # (inputs, targets)
+    if isinstance(value, tuple) and len(value) == 2 and hasattr(value[0], "shape"):
+        return len(value[0])  # (inputs, targets) arrays
     try:
         return len(value)
     except TypeError:
@@ -102,6 +102,9 @@ def run_summary(recipe, task_name: str, data: Any, parameters: int, trainable: i
         "epochs": str(train.epochs) + (" (resuming from the newest checkpoint)" if resume else ""),
         "run dir": str(run_dir),
     }
+    if getattr(device, "type", None) == "cuda":  # which GPU, as nvidia-smi names it
+        rows["device"] = rows["device"].replace(str(device), f"{device} "
+                                                f"({torch.cuda.get_device_name(device)})", 1)
     width = max(len(label) for label in rows) + 1
     return [f"{label + ':':<{width}} {text}" for label, text in rows.items()]
 
