@@ -19,9 +19,17 @@ def add_parser(subparsers, parents) -> None:
 
     parser = subparsers.add_parser(
         "explain", parents=parents, help="explain a trained run's predictions (attribution maps)",
-        description="Attribute a trained model's predictions on test examples to their inputs and "
-                    "write one PNG per example, a JSON of the numbers (with faithfulness scores) "
-                    "and, for text, an HTML page of coloured tokens.")
+        description="Attribute a trained classifier's predictions on test examples to their "
+                    "inputs and write one PNG per example, a JSON of the numbers (with "
+                    "faithfulness scores) and, for text, an HTML page of coloured tokens. "
+                    "Image, text and speech classification and fine-tuning runs take every "
+                    "gradient and perturbation method (integrated_gradients, saliency, "
+                    "gradient_shap, deep_shap, kernel_shap, lime); gradcam needs a convolutional "
+                    "layer (CNN, RCNN, ViT, speech CNN / CRNN), attention needs attention layers "
+                    "(ViT, the Transformer and fine-tuned MiniLM text classifiers, speech "
+                    "Transformer). "
+                    "Sequence-to-sequence and language-model runs have no method. A method that "
+                    "does not apply is refused before any work, naming those that do.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train'")
     parser.add_argument("--method", default="integrated_gradients", choices=list(METHODS),
                         help="attribution method (default integrated_gradients)")
