@@ -457,3 +457,7 @@ def test_the_summary_reads_the_sizes_of_every_kind_of_task_data(monkeypatch, tmp
         f"batch size: {recipe.train.batch_size}",
         f"epochs:     {recipe.train.epochs} (resuming from the newest checkpoint)",
         f"run dir:    {tmp_path}"]
+    two = run_summary(recipe, "seq2seq", pairs, 10, 10, torch.device("cpu"), tmp_path,
+                      processes=2)
+    assert two[4] == f"batch size: {recipe.train.batch_size} (global, over 2 processes, " \
+                     f"{recipe.train.strategy})"

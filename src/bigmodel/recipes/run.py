@@ -20,6 +20,7 @@ stopping) -> the start-of-run summary on stdout (:mod:`bigmodel.recipes.summary`
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -149,8 +150,10 @@ def _run_in(task: Task, recipe, path: Path, workers: bool, verbose: int, started
     if main_process and verbose:
         # a fine-tuning task names its source ("pretrained all-MiniLM-L6-v2"), not recipe.model
         model_name = getattr(task, "origin", "") or recipe.model.name
+        processes = int(os.environ.get("WORLD_SIZE", "1")) if workers else 1
         print("\n".join(run_summary(recipe, task.name, data, parameters, trainable,
-                                    trainer.device, path, resume, model_name)), flush=True)
+                                    trainer.device, path, resume, model_name, processes)),
+              flush=True)
     if main_process:
         save_recipe(recipe, path / "recipe.yaml")
     stopper = training.early_stopping(train, verbose)

@@ -73,7 +73,7 @@ def data_sizes(data: Any) -> DataSizes | None:
 
 def run_summary(recipe, task_name: str, data: Any, parameters: int, trainable: int,
                 device: Any, run_dir: Path, resume: bool = False,
-                model_name: str | None = None) -> list[str]:
+                model_name: str | None = None, processes: int = 1) -> list[str]:
     """The summary's lines (see the module doc).
 
     Args:
@@ -85,6 +85,7 @@ def run_summary(recipe, task_name: str, data: Any, parameters: int, trainable: i
         run_dir: the run directory.
         resume: the run continues from a checkpoint.
         model_name: what the model is (default ``recipe.model.name``).
+        processes: processes of a torchrun job (the batch size is their global batch).
     """
     import torch
 
@@ -98,7 +99,8 @@ def run_summary(recipe, task_name: str, data: Any, parameters: int, trainable: i
         "data": f"{recipe.data.name}" + (f": {sizes.text()}" if sizes is not None else ""),
         "device": f"{device}, precision {train.precision}, "
                   f"{count_noun(torch.get_num_threads(), 'CPU thread')}",
-        "batch size": str(train.batch_size),
+        "batch size": str(train.batch_size) + (f" (global, over {processes} processes, "
+                                                f"{train.strategy})" if processes > 1 else ""),
         "epochs": str(train.epochs) + (" (resuming from the newest checkpoint)" if resume else ""),
         "run dir": str(run_dir),
     }
