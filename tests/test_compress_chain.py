@@ -276,3 +276,24 @@ def test_a_complete_output_replaces_an_earlier_one(tmp_path):
         assert (out / "report.md").read_text() == "earlier"  # until the block completes
     assert [p.name for p in out.iterdir()] == ["report.md"]
     assert (out / "report.md").read_text() == "new" and no_partial_folders(tmp_path)
+
+
+def test_finetune_run_compresses_and_its_stage_evaluates(runs, data, tmp_path):
+    """A run of ``bigmodel finetune`` (the seed CNN fine-tuned on a few images per class): its
+    fine-tuning recipe's data, then evaluate on the pruned stage."""
+    from tiny_recipes import FINETUNE
+
+    source = runs("fashion_cnn.yaml")
+    run_dir = tmp_path / "finetuned"
+    sets = [*data_sets("finetune_fashion_cnn.yaml", data), *FINETUNE["finetune_fashion_cnn.yaml"][1]]
+    code, _, err = run_cli("finetune", source, CONFIGS / "finetune_fashion_cnn.yaml", "--run-dir",
+                           run_dir, *[p for s in sets for p in ("--set", s)])
+    assert code == 0, err
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("compress", run_dir, "--prune", "0.5", "--speed-rounds", "1",
+                                "--out", out)
+    assert code == 0, err
+    assert "| pruned |" in stdout
+    code, stdout, err = run_cli("evaluate", out / "pruned")
+    assert code == 0, err
+    assert 0.0 <= _accuracy(stdout) <= 1.0 and "images" in stdout

@@ -18,7 +18,9 @@ def add_parser(subparsers, parents) -> None:
                     "teacher-forced loss / token accuracy and greedy exact match on the held-out "
                     "pairs; language-model runs: validation bits per character (the numbers of "
                     "the run's results.json).")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train' or 'bigmodel finetune'")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="a directory written by 'bigmodel train' or 'bigmodel finetune', or "
+                             "a stage of 'bigmodel compress' (RUN_DIR/compressed/int8, .../pruned)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     parser.add_argument("--data-path", default=None,
                         help="directory of the data set's IDX files (default: the recipe's)")

@@ -22,7 +22,9 @@ def add_parser(subparsers, parents) -> None:
                     "(uint8 0..255 or float 0..1; (N,H,W), (N,H,W,C), (N,C,H,W) or one image). "
                     "Classification runs only: use 'bigmodel translate' for a seq2seq run and "
                     "'bigmodel generate' for a language-model run.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by 'bigmodel train'")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="a directory written by 'bigmodel train' or 'bigmodel finetune', or "
+                             "a stage of 'bigmodel compress' (RUN_DIR/compressed/int8, .../pruned)")
     parser.add_argument("input", metavar="INPUT",
                         help="images as a NumPy .npy file; for a speech run a .wav file or a "
                              "folder of .wav files; for a text run a text, or a .txt file with "

@@ -14,8 +14,7 @@ Every stage is saved under ``--out`` (default ``RUN_DIR/compressed``) and compar
 original in ``report.md`` + ``compression.png`` (accuracy against size and latency) +
 ``results.json``, all or nothing, each stage a model directory that ``evaluate`` / ``predict``
 read (:mod:`bigmodel.recipes.compress_output`). What cannot work is refused before any data,
-training, calibration or export: a seq2seq / language-model / fine-tuning run
-(:func:`check_run`), layers int8 has no kernel for (naming them and ``--keep-fp32``), a model
+training, calibration or export: a seq2seq / language-model run (:func:`check_run`), layers int8 has no kernel for (naming them and ``--keep-fp32``), a model
 structured pruning cannot slice (naming ``--prune-mode unstructured``).
 
 Fine-tuning goes through the run path's trainer (:func:`bigmodel.recipes.training.build_trainer`):
@@ -128,25 +127,25 @@ def fine_tune(model, teacher, data, train, temperature: float = 2.0, alpha: floa
 
 
 def check_run(run_dir: Path):
-    """The recipe of a run ``bigmodel compress`` can work on, checked before any work.
+    """The recipe of a run ``bigmodel compress`` can work on, checked before any work: a
+    classification run of ``bigmodel train`` or a run of ``bigmodel finetune``.
 
     Raises:
-        ConfigError: no such directory, no recipe, a fine-tuning run, or a task that is not
-            classification (seq2seq, language model): the message names the task.
+        ConfigError: no such directory, no recipe, or a task that is not classification
+            (seq2seq, language model): the message names the task.
     """
     from bigmodel.errors import ConfigError
+    from bigmodel.recipes.finetune_schema import load_finetune_recipe
     from bigmodel.recipes.runs import CLASSIFICATION_TASKS, is_finetune_run
     from bigmodel.recipes.schema import load_recipe
     from bigmodel.utils.loading import confined_path
 
     if not run_dir.is_dir():
         raise ConfigError(f"RUN_DIR run directory not found: {run_dir}")
+    path = confined_path(run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None)
     if is_finetune_run(run_dir):
-        raise ConfigError(f"{run_dir} was written by 'bigmodel finetune'; compress works on runs "
-                          "of 'bigmodel train' (its data split and tokenizer come from the train "
-                          "recipe). Export the fine-tuned model with 'bigmodel export' instead")
-    recipe = load_recipe(confined_path(
-        run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
+        return load_finetune_recipe(path)
+    recipe = load_recipe(path)
     if recipe.task not in CLASSIFICATION_TASKS:
         raise ConfigError(
             f"{run_dir} is a {recipe.task} run; compress prunes, distills and quantizes "
@@ -154,6 +153,31 @@ def check_run(run_dir: Path):
             f"accuracy, which a {recipe.task} run does not have. Export it with 'bigmodel export "
             "--format onnx' for ONNX Runtime instead")
     return recipe
+
+
+def load_splits(run_dir: Path, recipe, metadata: dict, data_path: str | None = None):
+    """The run's train / test data, prepared as the run was: its recipe's data section (a
+    fine-tuning recipe's for a run of ``bigmodel finetune``), its own vocabulary / tokenizer.
+
+    Returns:
+        A :class:`~bigmodel.recipes.classification_data.ClassificationData`.
+    """
+    from bigmodel.recipes.classification_data import load_classification_data
+    from bigmodel.recipes.runs import is_finetune_run
+    from bigmodel.recipes.text_data import TEXT_DATA, load_vocabulary
+
+    data = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
+    spec = metadata.get("input") or {}
+    if is_finetune_run(run_dir):
+        from bigmodel.recipes.tasks.finetune import prepare_data
+
+        tokenizer = load_vocabulary(run_dir, spec) if spec.get("tokenizer") else None
+        if tokenizer is not None and data.max_length is None and spec.get("max_length"):
+            data = data.model_copy(update={"max_length": int(spec["max_length"])})
+        return prepare_data(data, tokenizer, 0 if recipe.train.seed is None else recipe.train.seed)
+    vocabulary = load_vocabulary(run_dir, spec) if data.name in TEXT_DATA else None
+    return load_classification_data(data, seed=recipe.train.seed, with_train=True,
+                                    vocabulary=vocabulary)
 
 
 def _prune(current, example, args: CompressOptions):
@@ -179,8 +203,8 @@ def compress_run(args: CompressOptions) -> dict:
     at the end (:mod:`bigmodel.recipes.compress_output`).
 
     Raises:
-        ConfigError: bad options, a run compress does not apply to (seq2seq, language model,
-            fine-tuning), a run without a trainable fp32 model, a teacher for other classes, an
+        ConfigError: bad options, a run compress does not apply to (seq2seq, language model),
+            a run without a trainable fp32 model, a teacher for other classes, an
             ``--out`` that is not an earlier compress output, layers int8 cannot quantize (unless
             ``--keep-fp32`` names them) or structured pruning cannot slice: all before any
             training, calibration or export.
@@ -201,14 +225,12 @@ def compress_run(args: CompressOptions) -> dict:
     from bigmodel.compress.report import accuracy, files_size
     from bigmodel.errors import ConfigError
     from bigmodel.models.registry import read_model_spec
-    from bigmodel.recipes.classification_data import load_classification_data
     from bigmodel.recipes.compress_output import (
         check_out,
         complete_stage,
         run_files,
         staged_output,
     )
-    from bigmodel.recipes.text_data import TEXT_DATA, load_vocabulary
 
     check_options(args)
     run_dir = Path(args.run_dir)
@@ -221,11 +243,7 @@ def compress_run(args: CompressOptions) -> dict:
     check_out(out)
     metadata = (read_model_spec(run_dir).get("metadata") or {})
     files = run_files(run_dir, metadata)
-    data = recipe.data.model_copy(update={"path": args.data_path}) if args.data_path else recipe.data
-    vocabulary = (load_vocabulary(run_dir, metadata.get("input") or {})
-                  if data.name in TEXT_DATA else None)
-    splits = load_classification_data(data, seed=recipe.train.seed, with_train=True,
-                                      vocabulary=vocabulary)
+    splits = load_splits(run_dir, recipe, metadata, args.data_path)
     example = torch.as_tensor(splits.x_test[:1])
     if teacher is not None:
         with torch.no_grad():
@@ -308,5 +326,5 @@ def compress_run(args: CompressOptions) -> dict:
     return {"out": out, "stages": stages, "unit": splits.unit}
 
 
-__all__ = ["CompressOptions", "check_options", "check_run", "compress_run", "fine_tune", "fine_tune_settings",
+__all__ = ["CompressOptions", "check_options", "check_run", "compress_run", "load_splits", "fine_tune", "fine_tune_settings",
            "load_module"]

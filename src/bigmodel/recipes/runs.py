@@ -93,25 +93,24 @@ def evaluate_finetune_run(run_dir: str | Path, batch_size: int = 256, data_path:
         CheckpointError: no (valid) model files. ConfigError: a missing or invalid recipe.
         DataFileError: the test data cannot be loaded.
     """
+    from bigmodel.compress.saving import load_any, read_any_spec
     from bigmodel.engine.resolve import resolve_device
     from bigmodel.errors import ConfigError
     from bigmodel.recipes.finetune_schema import load_finetune_recipe
     from bigmodel.recipes.inference import loss_and_accuracy
-    from bigmodel.recipes.tasks.finetune import load_source, predict, prepare_data
+    from bigmodel.recipes.tasks.finetune import predict, prepare_data
+    from bigmodel.recipes.text_data import load_vocabulary
     from bigmodel.utils.loading import confined_path
 
     run_dir = Path(run_dir)
     recipe = load_finetune_recipe(confined_path(
         run_dir, "recipe.yaml", "Run recipe", error=ConfigError, kind=None))
-    model, tokenizer, _ = load_source(str(run_dir), num_classes=0)
-    model.to(resolve_device(device))
+    model = load_any(run_dir, device=resolve_device(device))  # a compressed stage too
+    spec = (read_any_spec(run_dir).get("metadata") or {}).get("input") or {}
+    tokenizer = load_vocabulary(run_dir, spec) if spec.get("tokenizer") else None
     section = recipe.data.model_copy(update={"path": data_path}) if data_path else recipe.data
-    if tokenizer is not None and section.max_length is None:
-        from bigmodel.models import read_model_spec
-
-        spec = (read_model_spec(run_dir).get("metadata") or {}).get("input") or {}
-        if spec.get("max_length"):
-            section = section.model_copy(update={"max_length": int(spec["max_length"])})
+    if tokenizer is not None and section.max_length is None and spec.get("max_length"):
+        section = section.model_copy(update={"max_length": int(spec["max_length"])})
     data = prepare_data(section, tokenizer, 0 if recipe.train.seed is None else recipe.train.seed)
     loss, accuracy = loss_and_accuracy(predict(model, data, data.x_test, batch_size), data.y_test)
     return {"loss": loss, "accuracy": accuracy, "num_images": len(data.x_test),
