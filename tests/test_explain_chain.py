@@ -154,3 +154,33 @@ def test_finetune_run_explains_its_own_test_split(runs, tmp_path):
     assert [entry["label"] for entry in numbers["examples"]] == split.y_test[[0, 2]].tolist()
     assert (tmp_path / "out" / "example_2.png").is_file()
     assert (tmp_path / "out" / "saliency.json").is_file()
+
+
+def test_texts_are_explained_without_their_trailing_padding(tmp_path):
+    """Texts padded to a run's max_length are cut after the longest chosen text's last token
+    (the attributions and each deletion curve then cover words, not mostly padding); the
+    predictions are those of the padded texts."""
+    import numpy as np
+
+    from bigmodel.explain import Explanation
+    from bigmodel.models import save_model
+
+    torch.manual_seed(0)
+    model = create_model("transformer-classifier", vocab_size=20, num_classes=2, max_length=12,
+                         d_model=8, num_heads=2, num_layers=1, dff=16, dropout=0.0).eval()
+    words = ["<pad>", *[f"w{i}" for i in range(1, 20)]]
+    save_model(model, tmp_path / "run", metadata={"vocabulary": words})
+    ids = np.zeros((2, 12), dtype=np.int64)
+    ids[0, :3], ids[1, :5] = [4, 5, 6], [7, 8, 9, 10, 11]
+    np.save(tmp_path / "ids.npy", ids)
+    numbers = explain_run(ExplainRequest(str(tmp_path / "run"), method="integrated_gradients",
+                                         index=[0, 1], input=str(tmp_path / "ids.npy"),
+                                         options={"n_steps": 4}, curve_steps=5,
+                                         output_dir=str(tmp_path / "out")))
+    saved = Explanation.load(tmp_path / "out" / "explanation.safetensors")
+    assert saved.inputs.tolist() == ids[:, :5].tolist()  # the longest text has 5 tokens
+    assert saved.attributions.shape == (2, 5)
+    with torch.no_grad():
+        expected = model(torch.as_tensor(ids)).softmax(-1)
+    got = [entry["probability_predicted"] for entry in numbers["examples"]]
+    np.testing.assert_allclose(got, expected.max(dim=-1).values.numpy(), atol=1e-5)

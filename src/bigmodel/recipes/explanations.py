@@ -85,7 +85,7 @@ def examples(args: ExplainRequest, spec: dict, encoder: Any = None) -> tuple[Any
         from bigmodel.data.image_input import load_images, prepare_images
 
         array = load_images(args.input)
-        if shape:  # an image run: same checks and scaling as `bigmodel predict`
+        if {"channels", "height", "width"} <= set(shape):  # an image run: as `bigmodel predict`
             array = prepare_images(array, int(shape["channels"]), int(shape["height"]),
                                    int(shape["width"]), source=args.input)
         pool, source = array, args.input
@@ -169,6 +169,29 @@ def _vocabulary(run_dir: Path, entry: Any, encoder: Any = None) -> list[str] | N
     from bigmodel.data.tokenizers import load_tokenizer
 
     return list(load_tokenizer(run_dir, entry).itos)
+
+
+def _pad_id(metadata: dict, encoder: Any) -> int:
+    """A token run's padding id: its tokenizer's, else ``metadata.input.pad_id``, else 0."""
+    if encoder is not None and isinstance(getattr(encoder, "pad_id", None), int):
+        return encoder.pad_id
+    value = (metadata.get("input") or {}).get("pad_id", 0)
+    return value if isinstance(value, int) else 0
+
+
+def _trim_padding(inputs: Any, reference: Any, pad_id: int) -> tuple[Any, Any]:
+    """Token ids ``(N, L)`` cut after the last column holding a real token of any chosen text
+    (``reference`` rows to the same width): texts padded to a run's ``max_length`` would
+    otherwise spend most of the attribution work, and most of each deletion curve, on padding."""
+    import numpy as np
+
+    real = np.asarray(inputs) != pad_id
+    if not real.any():
+        return inputs, reference
+    width = int(np.nonzero(real.any(axis=0))[0].max()) + 1
+    if reference is not None and getattr(reference, "ndim", 0) == 2:
+        reference = reference[:, :width]
+    return inputs[:, :width], reference
 
 
 _NOT_CLASSIFIERS = {"seq2seq": "sequence-to-sequence", "language_model": "language-model"}
@@ -260,8 +283,10 @@ def explain_run(args: ExplainRequest) -> dict[str, Any]:
 
         inputs, reference = spectrogram_images(model, inputs), spectrogram_images(model, reference)
     tokens = None
+    pad_id = _pad_id(metadata, encoder)
     if getattr(inputs, "dtype", None) is not None and inputs.dtype.kind in "iu" \
             and inputs.ndim == 2:
+        inputs, reference = _trim_padding(inputs, reference, pad_id)
         vocabulary = _vocabulary(run_dir, metadata.get("vocabulary"), encoder)
         if vocabulary:
             tokens = [[vocabulary[t] if 0 <= t < len(vocabulary) else str(t) for t in row]
@@ -269,7 +294,7 @@ def explain_run(args: ExplainRequest) -> dict[str, Any]:
     result = explain(model, inputs, target=args.target, method=args.method,
                      baseline=_baseline(args.baseline), data=reference, labels=labels,
                      batch_size=args.batch_size, seed=args.seed, class_names=class_names,
-                     tokens=tokens, **options)
+                     tokens=tokens, pad_id=pad_id, **options)
     numbers = result.to_dict()
     numbers["run_dir"] = str(run_dir)
     numbers["indices"] = list(args.index)
