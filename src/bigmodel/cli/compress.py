@@ -46,7 +46,9 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--fine-tune-epochs", type=int, default=1, metavar="N",
                         help="training epochs after pruning / for distillation (default 1)")
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate "
-                        "(default: the recipe's)")
+                        "(default: the recipe's; every weight trains here, so for a LoRA run of "
+                        "'bigmodel finetune', whose rate was for the adapters, give a small one "
+                        "such as 1e-4)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="fine-tuning batch size (default: the recipe's)")
     parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
