@@ -10,7 +10,6 @@ callback asks for batch logs.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import time
@@ -27,7 +26,6 @@ from bigmodel.data.batching import (
     batch_size_of,
     make_batches,
     num_batches,
-    tree_map,
 )
 from bigmodel.engine import checkpoint as ckpt
 from bigmodel.engine import distributed, step_checkpoints, training_state
@@ -53,10 +51,11 @@ from bigmodel.engine.resolve import (
 from bigmodel.engine.schedules import build_scheduler, needs_total_steps
 from bigmodel.engine.trainer_inference import InferenceMixin
 from bigmodel.engine.trainer_persistence import PersistenceMixin, holding_run_dir
-from bigmodel.errors import ConfigError, DataError, InputTypeError, TrainingError
+from bigmodel.engine.trainer_step import StepMixin
+from bigmodel.errors import ConfigError, InputTypeError, TrainingError
 
 
-class Trainer(PersistenceMixin, InferenceMixin):
+class Trainer(StepMixin, PersistenceMixin, InferenceMixin):
     """Train, evaluate and run any ``nn.Module``.
 
     Args:
@@ -451,11 +450,6 @@ class Trainer(PersistenceMixin, InferenceMixin):
     def _should_stop(self) -> bool:
         return self.stop_training or bool(getattr(self.callback_model, "stop_training", False))
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self._autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
-
     def _shuffle_generator(self) -> torch.Generator:
         if self._generator is None:
             self._generator = torch.Generator()
@@ -474,35 +468,6 @@ class Trainer(PersistenceMixin, InferenceMixin):
         self.scheduler = build_scheduler(self.optimizer, self._scheduler_spec, total)
         if "scheduler" in self._restored:
             self.scheduler.load_state_dict(self._restored.pop("scheduler"))
-
-    def _forward(self, x: Any, y: Any, weight: torch.Tensor | None) -> tuple[Any, torch.Tensor]:
-        """``(outputs, loss)`` for one batch, the loss weighted and with ``extra_loss`` added."""
-        outputs = self.network(x)
-        if weight is None:
-            loss = self.loss(outputs, y)
-        elif self._per_sample_loss is None:
-            loss = self.loss(outputs, y, weight)
-        else:
-            values = self._per_sample_loss(outputs, y)
-            if values.ndim > 1:
-                values = values.reshape(values.shape[0], -1).mean(dim=1)
-            # Keras's "sum_over_batch_size": weighted sum divided by the number of samples.
-            loss = (values * weight.to(values.dtype)).sum() / values.shape[0]
-        if self.extra_loss is not None:
-            loss = loss + self.extra_loss()
-        return outputs, loss
-
-    def _unpack(self, batch: tuple, caller: str) -> tuple[Any, Any, Any]:
-        if len(batch) < 2 or batch[1] is None:
-            raise DataError(f"{caller} needs batches (x, y) or (x, y, sample_weight); "
-                            f"received a batch of {len(batch)} element(s)")
-        x = self._to_memory_format(batch[0]) if self.channels_last else batch[0]
-        return x, batch[1], batch[2] if len(batch) > 2 else None
-
-    def _to_memory_format(self, x: Any) -> Any:
-        if not self.channels_last:
-            return x
-        return tree_map(lambda t: t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t, x)
 
 
 __all__ = ["Trainer", "seed_everything"]

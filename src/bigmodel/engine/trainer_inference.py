@@ -2,7 +2,8 @@
 autocast and memory format, leaving the model's train/eval mode as it found it.
 
 A mixin of :class:`bigmodel.engine.trainer.Trainer`; it uses the trainer's ``model``, ``loss``,
-``metrics``, ``device``, ``verbose`` and its ``_forward``/``_unpack``/``_autocast`` helpers.
+``metrics``, ``device``, ``verbose`` and the ``_forward``/``_unpack``/``_autocast`` helpers of
+:mod:`bigmodel.engine.trainer_step`.
 """
 
 from __future__ import annotations
