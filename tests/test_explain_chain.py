@@ -184,3 +184,27 @@ def test_texts_are_explained_without_their_trailing_padding(tmp_path):
         expected = model(torch.as_tensor(ids)).softmax(-1)
     got = [entry["probability_predicted"] for entry in numbers["examples"]]
     np.testing.assert_allclose(got, expected.max(dim=-1).values.numpy(), atol=1e-5)
+
+
+def test_finetuned_text_run_explains_a_text_with_its_wordpiece_tokenizer(tmp_path):
+    """A run of `bigmodel finetune` on text records only `input.tokenizer` (no `kind`); a text
+    given with --input is encoded by that tokenizer (it used to be read as an image file)."""
+    import json
+
+    from bigmodel.explain import Explanation
+    from bigmodel.models import save_model
+    from test_tokenizer_protocol import wordpiece_document
+
+    torch.manual_seed(0)
+    model = create_model("transformer-classifier", vocab_size=12, num_classes=2, max_length=8,
+                         d_model=8, num_heads=2, num_layers=1, dff=16, dropout=0.0)
+    run_dir = tmp_path / "run"
+    save_model(model, run_dir, metadata={
+        "class_names": ["a", "b"], "finetuned_from": "tiny",
+        "input": {"max_length": 8, "tokenizer": "tokenizer.json"}})
+    (run_dir / "tokenizer.json").write_text(json.dumps(wordpiece_document()))
+    explain_run(ExplainRequest(str(run_dir), method="saliency", input="the cats sat",
+                               curve_steps=0, output_dir=str(tmp_path / "out")))
+    saved = Explanation.load(tmp_path / "out" / "explanation.safetensors")
+    assert saved.inputs.tolist() == [[2, 4, 5, 7, 6, 3]]  # [CLS] the cat ##s sat [SEP]
+    assert saved.tokens == [["[CLS]", "the", "cat", "##s", "sat", "[SEP]"]]

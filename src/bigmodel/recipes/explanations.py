@@ -236,7 +236,10 @@ def check_method(run_dir: str | Path, model: Any, method: str, options: dict) ->
         from bigmodel.recipes.speech_data import spectrogram_images
 
         probe = spectrogram_images(model, probe.numpy())
-    if method in applicable_methods(model, probe):
+    try:
+        if method in applicable_methods(model, probe):
+            return
+    except BigModelError:  # the model refuses the probe: explain() checks the real inputs
         return
     if method == "gradcam" and options.get("layer") is not None:
         return  # a layer named by the user: explain() checks it

@@ -99,7 +99,8 @@ def example_input_for(run_dir: Path, model=None):
         return torch.rand(1, int(shape["channels"]), int(shape["height"]), int(shape["width"]))
     if isinstance(shape, dict) and shape.get("kind") == "audio":  # a speech run: one waveform
         return 0.1 * torch.randn(1, int(shape["num_samples"]))
-    if isinstance(shape, dict) and shape.get("kind") == "text":
+    if isinstance(shape, dict) and (shape.get("kind") == "text" or (
+            "finetuned_from" in metadata and shape.get("tokenizer"))):  # fine-tuned: no kind
         return _text_example(run_dir, spec, shape)
     if metadata.get("task") in ("seq2seq", "language_model"):
         return _sequence_example(run_dir, spec, metadata["task"])
