@@ -118,3 +118,26 @@ def test_evaluate_and_predict_refuse_a_run_that_is_not_a_classifier(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.uint8))
     with pytest.raises(ConfigError, match="is a seq2seq run; predict classifies"):
         predict_run(tmp_path, str(tmp_path / "x.npy"))
+
+
+@pytest.mark.parametrize("name", sorted(__import__("bigmodel.engine.optimizers",
+                                                   fromlist=["OPTIMIZERS"]).OPTIMIZERS))
+def test_every_engine_optimizer_is_a_recipe_optimizer_the_planner_knows(name):
+    """One optimizer-by-name: a recipe accepts exactly the engine's names, builds them with
+    Keras's epsilon where the optimizer has one, and the memory planner counts their state."""
+    import torch
+
+    from bigmodel.engine.optimizers import OPTIMIZERS
+    from bigmodel.engine.planner import optimizer_states
+    from bigmodel.recipes.schema import OPTIMIZERS as RECIPE_OPTIMIZERS
+    from bigmodel.recipes.schema import recipe_from_dict
+    from bigmodel.recipes.training import recipe_optimizer
+
+    assert set(RECIPE_OPTIMIZERS) == set(OPTIMIZERS)
+    recipe = recipe_from_dict({"model": {"name": "seed-cnn"}, "data": {"name": "fashion_mnist"},
+                               "train": {"optimizer": name.upper()}})
+    optimizer = recipe_optimizer(recipe.train, [torch.nn.Parameter(torch.zeros(2))])
+    assert type(optimizer) is OPTIMIZERS[name]
+    if "eps" in optimizer.defaults:
+        assert optimizer.defaults["eps"] == 1e-7
+    assert optimizer_states(name) >= 0

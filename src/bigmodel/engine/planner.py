@@ -36,8 +36,9 @@ from bigmodel.engine.blocks import find_blocks
 from bigmodel.engine.distributed import STRATEGIES
 from bigmodel.errors import ConfigError
 
+# Tensors of optimizer state per parameter, for every name engine.optimizers builds.
 OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd_momentum": 1, "rmsprop": 1,
-                    "rmsprop_momentum": 2}
+                    "rmsprop_momentum": 2, "adagrad": 1}
 DEPTH_KEYS = ("num_layers", "depth", "num_blocks", "n_layer", "layers", "num_hidden_layers")
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10,
          "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -199,7 +200,8 @@ def optimizer_states(optimizer: str, momentum: float = 0.0) -> int:
     if name in ("sgd", "rmsprop") and momentum:
         name = f"{name}_momentum"
     if name not in OPTIMIZER_STATES:
-        raise ConfigError(f"Unknown optimizer {optimizer!r} for the planner; known: adam, adamw, sgd, rmsprop")
+        known = ", ".join(sorted(key for key in OPTIMIZER_STATES if not key.endswith("_momentum")))
+        raise ConfigError(f"Unknown optimizer {optimizer!r} for the planner; known: {known}")
     return OPTIMIZER_STATES[name]
 
 

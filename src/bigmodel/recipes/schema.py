@@ -65,6 +65,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from bigmodel.engine.optimizers import OPTIMIZERS as ENGINE_OPTIMIZERS
 from bigmodel.errors import ConfigError
 from bigmodel.recipes.keys import (  # noqa: F401 - parse_yaml/parse_override: public here too
     apply_schema_override,
@@ -85,7 +86,8 @@ from bigmodel.recipes.sections import (
 from bigmodel.recipes.task_types import TASK_DATA, TASKS, infer_task
 from bigmodel.utils.io import atomic_write_text
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# The names engine.optimizers.create_optimizer builds (one optimizer-by-name for the house).
+OPTIMIZERS = tuple(sorted(ENGINE_OPTIMIZERS))
 
 
 class ModelSection(RecipeSection):
