@@ -38,7 +38,8 @@ def check_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and \
             not all((out / name).is_file() for name in OUTPUT_MARKERS):
         raise ConfigError(f"--out {out} exists and is not the output of an earlier 'bigmodel "
-                          "compress' (no report.md / results.json); give a new folder")
+                          "compress' (no report.md / results.json), so it is not replaced; remove it or give "
+                          "another --out")
 
 
 @contextlib.contextmanager
