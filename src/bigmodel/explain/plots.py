@@ -275,12 +275,15 @@ def plot_attention(explanation: Any, index: int = 0, layers: Sequence[int] | Non
             ax = axes[row, col]
             ax.imshow(weights[head].numpy()[crop], cmap="viridis", vmin=0)
             ax.set_title(f"{names[layer]} head {head}", fontsize=7)
-            _token_ticks(ax, labels, size, first_column=col == 0)
+            # Token labels on the outer edges only (left column, bottom row): the panels share
+            # their axes, and labelling all of them cost ~15 s of text layout for 6x8 panels.
+            _token_ticks(ax, labels, size, first_column=col == 0,
+                         bottom_row=row == len(layers) - 1)
         ax = axes[row, -1]
         if row == 0 and "rollout" in explanation.extras:
             ax.imshow(explanation.extras["rollout"][index].numpy()[crop], cmap="viridis", vmin=0)
             ax.set_title("rollout", fontsize=7)
-            _token_ticks(ax, labels, size, first_column=False)
+            _token_ticks(ax, labels, size, first_column=True, bottom_row=True)  # alone in its column
         else:
             ax.set_axis_off()
     heading = f"attention: {caption(explanation, index)}"
@@ -308,9 +311,10 @@ def _attention_tokens(explanation: Any, index: int, side: int,
 
 
 def _token_ticks(ax: Any, labels: list[str] | None, panel: float = 2.4,
-                 first_column: bool = True) -> None:
+                 first_column: bool = True, bottom_row: bool = True) -> None:
     """Token labels on both axes: every one up to 40 tokens, else every k-th; rotated, the font
-    sized to the room per label in a ``panel``-inch panel (4.5 to 8 points)."""
+    sized to the room per label in a ``panel``-inch panel (4.5 to 8 points). Panels outside the
+    first column / bottom row keep the tick marks and leave the labels to their neighbours."""
     if labels is None or not labels:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -320,11 +324,16 @@ def _token_ticks(ax: Any, labels: list[str] | None, panel: float = 2.4,
     room = 0.7 * panel * 72.0 / len(ticks)  # points per label along an axis
     size = min(8.0, max(4.5, 0.8 * room))
     names = [labels[i] if len(labels[i]) <= 14 else labels[i][:13] + "…" for i in ticks]
-    ax.set_xticks(ticks, names, rotation=90, fontsize=size)
-    ax.set_yticks(ticks, names, fontsize=size)
-    ax.set_xlabel("key token" + (f" (every {step})" if step > 1 else ""), fontsize=7)
+    if bottom_row:
+        ax.set_xticks(ticks, names, rotation=90, fontsize=size)
+        ax.set_xlabel("key token" + (f" (every {step})" if step > 1 else ""), fontsize=7)
+    else:
+        ax.set_xticks(ticks, [])
     if first_column:
+        ax.set_yticks(ticks, names, fontsize=size)
         ax.set_ylabel("query token", fontsize=7)
+    else:
+        ax.set_yticks(ticks, [])
 
 
 def plot_curves(curves: Any, index: int | None = None, title: str = "") -> Any:
