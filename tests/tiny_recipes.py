@@ -86,7 +86,7 @@ FINETUNE = {  # fine-tuning recipes: (source, overrides)
 def write_tiny_data(root: Path) -> dict[str, Path]:
     """The data folders the tiny recipes read: Fashion-MNIST-like IDX files, topic fortunes, and
     the folder where the espeak-ng speech corpus is synthesized (once, then cached there)."""
-    (root / "fashion").mkdir()
+    (root / "fashion").mkdir(parents=True)
     (root / "fortunes").mkdir()
     return {"fashion": write_fashion_like(root / "fashion", 256, 64),
             "fortunes": write_topic_fortunes(root / "fortunes", 56, seed=0, words=(4, 10)),
