@@ -322,14 +322,25 @@ def _predict(chain: Chain, recipe: str, directory: Path | None = None) -> None:
     directory = directory or run_dir
     path = directory.parent / f"{directory.name}-predictions.json"
     _cli("predict", directory, source, "--output", path)
-    rows = json.loads(path.read_text())
-    rows = rows if isinstance(rows, list) else rows.get("predictions", rows)
+    rows = json.loads(path.read_text())["predictions"]
     names = _class_names(run_dir)
     expected = _classes(directory, inputs).tolist()
     assert len(rows) == len(expected), f"{len(expected)} inputs, {len(rows)} rows: {rows[:2]}"
     for row, index in zip(rows, expected):
         assert int(row["class_index"]) == index, (row, index)
         assert row["class"] == (names[index] if names else str(index)), (row, names)
+    if directory != run_dir:
+        return
+    table = directory.parent / "predictions.csv"  # the same rows as CSV
+    _cli("predict", directory, source, "--output", table)
+    with open(table, newline="") as handle:
+        assert [int(row["class_index"]) for row in csv.DictReader(handle)] == expected
+    if source.suffix == ".txt":  # a text on the command line is one input
+        text = source.read_text().splitlines()[0]
+        path.unlink()
+        _cli("predict", directory, text, "--output", path)
+        rows = json.loads(path.read_text())["predictions"]
+        assert [(row["text"], row["class_index"]) for row in rows] == [(text, expected[0])]
 
 
 def _generate(chain: Chain, recipe: str) -> None:
