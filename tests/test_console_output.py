@@ -36,12 +36,15 @@ def fashion(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(fashion, tmp_path_factory) -> tuple[Path, str]:
-    """A tiny seed-CNN run trained with piped output (16 steps, a progress line every 10 ms);
+    """A tiny seed-CNN run trained with piped output (16 steps, a progress line at every step);
     returns the run dir and what the command printed."""
     run_dir = tmp_path_factory.mktemp("runs") / "run"
     stream = io.StringIO()  # not a terminal, as when piped
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(progress.INTERVAL_VARIABLE, "0.01")
+        # a line at every step: a fixed interval made the count depend on the machine's speed
+        # (16 warm steps can take less than 10 ms in all, and then no line was due)
+        patch.setenv(progress.INTERVAL_VARIABLE, "1e-9")
+        patch.setattr("bigmodel.engine.trainer.REFRESH_SECONDS", 0.0)  # the loop reads every step
         patch.setattr(sys, "stdout", stream)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

@@ -135,13 +135,19 @@ def quantize_weight_only(model: nn.Module, bits: int = 8, group_size: int = 128)
     if bits == 4 and group_size not in (32, 64, 128, 256):
         raise ConfigError(f"quantize_weight_only: 'group_size' must be 32, 64, 128 or 256; "
                           f"received {group_size!r}")
+    torchao_logger = logging.getLogger("torchao")
+    level = torchao_logger.level
     try:
+        # torchao's import reports optional C++ extensions it cannot load; quiet for the import
+        # only, so the user's own logging setup for torchao is left as it was.
         with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
-            logging.getLogger("torchao").setLevel(logging.ERROR)
+            torchao_logger.setLevel(logging.ERROR)
             from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
     except ImportError:
         raise ConfigError("quantize_weight_only needs torchao: pip install torchao") from None
+    finally:
+        torchao_logger.setLevel(level)
     config = Int8WeightOnlyConfig() if bits == 8 else Int4WeightOnlyConfig(group_size=group_size)
     quantize_(model, config)
     return model
