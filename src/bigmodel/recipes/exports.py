@@ -59,7 +59,6 @@ def _text_example(run_dir: Path, spec: dict, shape: dict):
 def _sequence_example(run_dir: Path, spec: dict, task: str):
     """Token inputs of a seq2seq model (source ids, decoder input ids starting with BOS) or of a
     language model (ids), below the vocabulary sizes and length limit of the model's config."""
-    import torch
 
     from bigmodel.errors import ConfigError
 
