@@ -22,8 +22,9 @@ from typing import Any
 
 from bigmodel.errors import ConfigError, DataError
 
-__all__ = ["Generation", "evaluate_sequence_run", "generate_from_run", "read_lines",
-           "translate_with_run"]
+__all__ = ["Generation", "LanguageModelRun", "Seq2SeqRun", "evaluate_sequence_run",
+           "generate_from_run", "generate_text", "load_language_model", "load_seq2seq", "read_lines",
+           "translate_texts", "translate_with_run"]
 
 SEQUENCE_TASKS = ("seq2seq", "language_model")
 # what each sequence task's run is used with, for the messages that point a user elsewhere
@@ -84,13 +85,81 @@ def _load(run_dir: Path, device: str) -> Any:
 
 
 # ----------------------------------------------------------------------------------- generate
+@dataclass
+class LanguageModelRun:
+    """A ``language_model`` run loaded once (``bigmodel serve`` keeps it; ``bigmodel generate``
+    loads it per call): its directory, GPT and character tokenizer."""
+
+    run_dir: Path
+    model: Any
+    tokenizer: Any
+
+
+def load_language_model(run_dir: str | Path, device: str = "auto") -> LanguageModelRun:
+    """The GPT and tokenizer of a ``language_model`` run.
+
+    Raises:
+        ConfigError: not a directory, or a run of another task.
+        CheckpointError / DataFileError: missing or invalid model or tokenizer files.
+    """
+    from bigmodel.data.tokenizers import load_tokenizer
+
+    run_dir, metadata = _run_task(run_dir)
+    _require_task(run_dir, metadata, "language_model", "generate")
+    tokenizer = load_tokenizer(run_dir, metadata.get("tokenizer", "tokenizer.json"))
+    return LanguageModelRun(run_dir, _load(run_dir, device), tokenizer)
+
+
 def generate_from_run(run_dir: str | Path, prompt: str, max_tokens: int, temperature: float = 1.0,
                       top_k: int | None = None, seed: int | None = None, num_samples: int = 1,
                       device: str = "auto") -> list[Generation]:
-    """Continue ``prompt`` with a language-model run's GPT (see the module doc).
+    """Continue ``prompt`` with a language-model run's GPT (see the module doc): checks the
+    arguments, :func:`load_language_model`, then :func:`generate_text`.
 
     Args:
         run_dir: a directory written by ``bigmodel train`` for a ``language_model`` recipe.
+        prompt / max_tokens / temperature / top_k / seed / num_samples: as :func:`generate_text`.
+
+    Returns:
+        ``num_samples`` generations, each ``len(prompt) + max_tokens`` ids long, the prompt first.
+
+    Raises:
+        ConfigError: a run of another task, or an argument :func:`generate_text` refuses.
+        DataError: prompt characters the run never saw in training (named).
+        CheckpointError / DataFileError: missing or invalid model or tokenizer files.
+    """
+    run_dir, metadata = _run_task(run_dir)
+    _require_task(run_dir, metadata, "language_model", "generate")
+    _check_generation(prompt, max_tokens, temperature, top_k, num_samples)  # before loading
+    return generate_text(load_language_model(run_dir, device), prompt, max_tokens, temperature,
+                         top_k, seed, num_samples)
+
+
+def _check_generation(prompt: Any, max_tokens: Any, temperature: Any, top_k: Any,
+                      num_samples: Any) -> None:
+    import math
+
+    _positive("--max-tokens", max_tokens)
+    _positive("--num-samples", num_samples)
+    if top_k is not None:
+        _positive("--top-k", top_k)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature < 0:
+        raise ConfigError(f"--temperature must be a finite number >= 0 (0: greedy); received "
+                          f"{temperature!r}")
+    if not isinstance(prompt, str) or not prompt:
+        raise ConfigError("--prompt must hold at least one character (the model continues a "
+                          "text); received an empty prompt")
+
+
+def generate_text(run: LanguageModelRun, prompt: str, max_tokens: int, temperature: float = 1.0,
+                  top_k: int | None = None, seed: int | None = None,
+                  num_samples: int = 1) -> list[Generation]:
+    """Continue ``prompt`` with a loaded language-model run (the decoding of ``bigmodel
+    generate`` and of ``bigmodel serve``'s ``/generate``).
+
+    Args:
+        run: from :func:`load_language_model`.
         prompt: the start of the text; every character must be in the run's vocabulary.
         max_tokens: new characters per sample (beyond the context the window slides).
         temperature: 0 = greedy (argmax); otherwise logits are divided by it before sampling.
@@ -102,40 +171,21 @@ def generate_from_run(run_dir: str | Path, prompt: str, max_tokens: int, tempera
         ``num_samples`` generations, each ``len(prompt) + max_tokens`` ids long, the prompt first.
 
     Raises:
-        ConfigError: a run of another task, an empty prompt, ``max_tokens`` / ``top_k`` /
-            ``num_samples`` < 1, a negative or non-finite temperature.
+        ConfigError: an empty prompt, ``max_tokens`` / ``top_k`` / ``num_samples`` < 1, a
+            negative or non-finite temperature.
         DataError: prompt characters the run never saw in training (named).
-        CheckpointError / DataFileError: missing or invalid model or tokenizer files.
     """
-    import math
-
     import torch
 
-    from bigmodel.data.tokenizers import load_tokenizer
-
-    run_dir, metadata = _run_task(run_dir)
-    _require_task(run_dir, metadata, "language_model", "generate")
-    max_tokens, num_samples = _positive("--max-tokens", max_tokens), _positive("--num-samples",
-                                                                               num_samples)
-    if top_k is not None:
-        _positive("--top-k", top_k)
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
-            or temperature < 0:
-        raise ConfigError(f"--temperature must be a finite number >= 0 (0: greedy); received "
-                          f"{temperature!r}")
-    if not isinstance(prompt, str) or not prompt:
-        raise ConfigError("--prompt must hold at least one character (the model continues a "
-                          "text); received an empty prompt")
-    tokenizer = load_tokenizer(run_dir, metadata.get("tokenizer", "tokenizer.json"))
-    unknown = _unknown_characters(prompt, tokenizer)
+    _check_generation(prompt, max_tokens, temperature, top_k, num_samples)
+    unknown = _unknown_characters(prompt, run.tokenizer)
     if unknown:
-        raise DataError(f"--prompt: characters not in the vocabulary of {run_dir} (learned from "
-                        f"its training text): {', '.join(repr(c) for c in unknown)}; remove or "
-                        "replace them")
-    model = _load(run_dir, device)
-    ids = torch.tensor([tokenizer.encode(prompt)] * num_samples, dtype=torch.long)
-    out = _generate(model, ids, max_tokens, float(temperature), top_k, seed)
-    return [Generation(row, tokenizer.decode(row, skip_special_tokens=False))
+        raise DataError(f"--prompt: characters not in the vocabulary of {run.run_dir} (learned "
+                        f"from its training text): {', '.join(repr(c) for c in unknown)}; remove "
+                        "or replace them")
+    ids = torch.tensor([run.tokenizer.encode(prompt)] * num_samples, dtype=torch.long)
+    out = _generate(run.model, ids, max_tokens, float(temperature), top_k, seed)
+    return [Generation(row, run.tokenizer.decode(row, skip_special_tokens=False))
             for row in out.tolist()]
 
 
@@ -199,33 +249,79 @@ def _seq2seq_tokenizers(run_dir: Path, metadata: dict[str, Any]) -> tuple[Any, A
             load_tokenizer(run_dir, names.get("target", "target_tokenizer.json")))
 
 
+@dataclass
+class Seq2SeqRun:
+    """A ``seq2seq`` run loaded once: its directory, encoder-decoder and the source and target
+    tokenizers."""
+
+    run_dir: Path
+    model: Any
+    source: Any
+    target: Any
+
+
+def load_seq2seq(run_dir: str | Path, device: str = "auto") -> Seq2SeqRun:
+    """The encoder-decoder and tokenizers of a ``seq2seq`` run.
+
+    Raises:
+        ConfigError: not a directory, or a run of another task.
+        CheckpointError / DataFileError: missing or invalid model or tokenizer files.
+    """
+    run_dir, metadata = _run_task(run_dir)
+    _require_task(run_dir, metadata, "seq2seq", "translate")
+    source, target = _seq2seq_tokenizers(run_dir, metadata)
+    return Seq2SeqRun(run_dir, _load(run_dir, device), source, target)
+
+
 def translate_with_run(run_dir: str | Path, texts: list[str], beam_size: int = 1,
                        max_length: int | None = None, batch_size: int = 64,
                        device: str = "auto") -> list[str]:
-    """Decode ``texts`` with a seq2seq run's encoder-decoder, one output per text, in order.
+    """Decode ``texts`` with a seq2seq run's encoder-decoder, one output per text, in order:
+    :func:`load_seq2seq`, then :func:`translate_texts`.
 
     Args:
         run_dir: a directory written by ``bigmodel train`` for a ``seq2seq`` recipe.
+        texts / beam_size / max_length / batch_size: as :func:`translate_texts`.
+
+    Raises:
+        ConfigError: a run of another task, or an argument :func:`translate_texts` refuses.
+        DataError: a text :func:`translate_texts` refuses.
+        CheckpointError / DataFileError: missing or invalid model or tokenizer files.
+    """
+    run_dir, metadata = _run_task(run_dir)
+    _require_task(run_dir, metadata, "seq2seq", "translate")
+    _positive("--beam", beam_size)  # before loading the model
+    _positive("--batch-size", batch_size)
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise DataError("translate: no text given (pass texts or --input FILE.txt)")
+    return translate_texts(load_seq2seq(run_dir, device), texts, beam_size, max_length,
+                           batch_size)
+
+
+def translate_texts(run: Seq2SeqRun, texts: list[str], beam_size: int = 1,
+                    max_length: int | None = None, batch_size: int = 64) -> list[str]:
+    """Decode ``texts`` with a loaded seq2seq run (the decoding of ``bigmodel translate`` and of
+    ``bigmodel serve``'s ``/translate``), one output per text, in order.
+
+    Args:
+        run: from :func:`load_seq2seq`.
         texts: the sources (e.g. dates, or numbers written in digits).
         beam_size: 1 = greedy; more = beam search (GNMT length normalization, alpha 0.6).
         max_length: most output tokens per text (None: the model's ``max_length - 1``).
         batch_size: texts decoded together.
 
     Raises:
-        ConfigError: a run of another task, ``beam_size`` / ``batch_size`` < 1, ``max_length``
-            outside ``[1, model max_length - 1]``.
+        ConfigError: ``beam_size`` / ``batch_size`` < 1, ``max_length`` outside
+            ``[1, model max_length - 1]``.
         DataError: no texts, an empty text, characters the run never saw (named with the text's
             number) or a text longer than the model reads.
-        CheckpointError / DataFileError: missing or invalid model or tokenizer files.
     """
-    run_dir, metadata = _run_task(run_dir)
-    _require_task(run_dir, metadata, "seq2seq", "translate")
     beam_size, batch_size = _positive("--beam", beam_size), _positive("--batch-size", batch_size)
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
         raise DataError("translate: no text given (pass texts or --input FILE.txt)")
-    source, target = _seq2seq_tokenizers(run_dir, metadata)
-    model = _load(run_dir, device)
+    model, source = run.model, run.source
     limit = model.max_length - 1
     if max_length is None:
         max_length = limit
@@ -238,7 +334,7 @@ def translate_with_run(run_dir: str | Path, texts: list[str], beam_size: int = 1
         unknown = _unknown_characters(text, source) if hasattr(source, "chars") else []
         if unknown:
             raise DataError(f"translate: text {number} ({text!r}) has characters not in the "
-                            f"source vocabulary of {run_dir}: "
+                            f"source vocabulary of {run.run_dir}: "
                             f"{', '.join(repr(c) for c in unknown)}")
         length = len(source.encode(text))
         if length > model.max_length:
@@ -247,7 +343,7 @@ def translate_with_run(run_dir: str | Path, texts: list[str], beam_size: int = 1
     outputs: list[str] = []
     for start in range(0, len(texts), batch_size):
         outputs += model.translate(texts[start: start + batch_size], tokenizer=source,
-                                   target_tokenizer=target, max_new_tokens=max_length,
+                                   target_tokenizer=run.target, max_new_tokens=max_length,
                                    beam_size=beam_size)
     return outputs
 
