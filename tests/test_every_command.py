@@ -129,14 +129,7 @@ def _full_chain_only(recipe: str, step: str) -> str | None:
 
 
 # (recipe file or task, step) -> a fragment of today's error: a strict xfail until it is fixed.
-BROKEN = {
-    # A distillation epoch from the run itself (teacher = student) moves the LoRA-fine-tuned
-    # MiniLM off 6 of the 9 texts it was sure of: compress fine-tunes the whole merged model at
-    # the recipe's adapter learning rate (0.003 here; test accuracy 100% -> 92%, with --lr 1e-4
-    # it stays 100%).
-    ("finetune_fortunes_minilm_lora.yaml", "compress:distill"):
-        "the distilled model predicts the original's class on",
-}
+BROKEN: dict[tuple[str, str], str] = {}
 
 
 def _task(recipe: str) -> str:

@@ -46,9 +46,8 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--fine-tune-epochs", type=int, default=1, metavar="N",
                         help="training epochs after pruning / for distillation (default 1)")
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate "
-                        "(default: the recipe's; every weight trains here, so for a LoRA run of "
-                        "'bigmodel finetune', whose rate was for the adapters, give a small one "
-                        "such as 1e-4)")
+                        "(default: the recipe's; for a LoRA run of 'bigmodel finetune', whose "
+                        "rate was for the adapters, at most 1e-4, since every weight trains here)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="fine-tuning batch size (default: the recipe's)")
     parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
@@ -82,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     options = CompressOptions(**{key: value for key, value in vars(args).items()
                                  if key in CompressOptions.__dataclass_fields__})
     result = compress_run(options)
+    if result.get("fine_tune_lr"):
+        lr, source = result["fine_tune_lr"]
+        print(f"fine-tuning lr: {lr:g} ({source})")
     print(markdown_table(result["stages"], result["unit"]), end="")
     print(f"report: {result['out'] / 'report.md'}")
     return 0
