@@ -30,6 +30,15 @@ from bigmodel.errors import BigModelError, ConfigError
 from bigmodel.serve.batcher import DynamicBatcher, QueueFullError, check_batching
 from bigmodel.serve.explaining import explain_row
 from bigmodel.serve.forms import parse_multipart
+from bigmodel.serve.generation import (
+    GENERATIVE_TASKS,
+    GenerativeModel,
+    infer_text_response,
+    parse_generate,
+    parse_generative_infer,
+    parse_translate,
+    run_task,
+)
 from bigmodel.serve.metrics import ServerMetrics
 from bigmodel.serve.models import NAME_PATTERN, ServedModel, UnsupportedMediaError
 from bigmodel.serve.page import PAGE
@@ -42,7 +51,7 @@ from bigmodel.serve.protocol import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-_ROUTES = [(re.compile(r"^/v2/models/([^/]+)/(infer|ready|classify|explain)$"),
+_ROUTES = [(re.compile(r"^/v2/models/([^/]+)/(infer|ready|classify|explain|generate|translate)$"),
             "/v2/models/{name}/"),
            (re.compile(r"^/v2/models/([^/]+)$"), "/v2/models/{name}")]
 _FIXED = {"/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models"}
@@ -101,7 +110,9 @@ class ModelRepository:
         for entry in self.entries.values():
             if entry.state == "loading":
                 try:
-                    self._ready(entry, ServedModel(entry.run_dir, entry.name, device=self.device))
+                    kind = GenerativeModel if run_task(entry.run_dir) in GENERATIVE_TASKS \
+                        else ServedModel
+                    self._ready(entry, kind(entry.run_dir, entry.name, device=self.device))
                 except BigModelError as exc:
                     entry.state, entry.error = "failed", str(exc)
                 except Exception as exc:  # noqa: BLE001 - a loading thread must not die silently
@@ -276,7 +287,8 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
 
     @app.get("/v2")
     async def server_metadata():
-        return {"name": "bigmodel", "version": __version__, "extensions": ["classify"]}
+        return {"name": "bigmodel", "version": __version__,
+                "extensions": ["classify", "explain", "generate", "translate"]}
 
     @app.get("/v2/health/live")
     async def live():
@@ -308,6 +320,8 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request):
         entry = repository.get(name)
+        if isinstance(entry.served, GenerativeModel):
+            return await _decode_infer(entry, parse_json(await request.body()))
         rows, outputs, request_id = parse_infer_request(parse_json(await request.body()),
                                                         entry.served)
         logits = torch.stack(await entry.batcher.submit_many(rows))
@@ -316,7 +330,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     @app.post("/v2/models/{name}/classify")
     async def classify(name: str, request: Request, top_k: int = 5):
         entry = repository.get(name)
-        served = entry.served
+        served = _classifier(entry)
         if not 1 <= top_k <= 1000:
             raise RequestError(f"top_k must be in 1..1000; received {top_k}")
         rows = await _person_input(request, served)
@@ -328,7 +342,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     async def explain(name: str, request: Request, method: str | None = None,
                       target: int | None = None):
         entry = repository.get(name)
-        rows = await _person_input(request, entry.served)
+        rows = await _person_input(request, _classifier(entry))
         if len(rows) != 1:
             raise RequestError(f"explain takes one input; received {len(rows)} (send one image)")
         try:
@@ -337,6 +351,30 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
         except ModuleNotFoundError as exc:
             raise RequestError(f"explanations need the extra 'explain' ({exc.name} is missing "
                                "on the server)", 501) from None
+
+    @app.post("/v2/models/{name}/generate")
+    async def generate(name: str, request: Request):
+        entry = repository.get(name)
+        served = _decoder(entry, "language_model")
+        prompts, options, one = parse_generate(await request.body())
+        samples = await entry.batcher.run_exclusive(lambda: served.generate(prompts, options))
+        return {"model_name": name, "kind": served.kind, "samples": samples[0] if one else samples}
+
+    @app.post("/v2/models/{name}/translate")
+    async def translate(name: str, request: Request):
+        entry = repository.get(name)
+        served = _decoder(entry, "seq2seq")
+        texts, options = parse_translate(await request.body(),
+                                         request.headers.get("content-type", ""))
+        outputs = await entry.batcher.run_exclusive(lambda: served.translate(texts, options))
+        return {"model_name": name, "kind": served.kind, "translations": outputs}
+
+    async def _decode_infer(entry: ModelEntry, document) -> dict:
+        served = entry.served
+        texts, options, request_id = parse_generative_infer(document, served)
+        decode = served.generate if served.kind == "language_model" else served.translate
+        outputs = await entry.batcher.run_exclusive(lambda: decode(texts, options))
+        return infer_text_response(served, outputs, request_id)
 
     def observe(path: str, status: int, seconds: float) -> None:
         metrics.observe_request(*_labels(path, repository), status, seconds)
@@ -384,6 +422,27 @@ async def _person_input(request: Request, served: ServedModel) -> list[torch.Ten
         except UnicodeDecodeError:
             raise RequestError("classify: the text body is not UTF-8") from None
     return _file_rows(served, body, "request body")
+
+
+def _classifier(entry: ModelEntry) -> ServedModel:
+    """The entry's classifier; a generative model is pointed to its own endpoint (400)."""
+    if isinstance(entry.served, GenerativeModel):
+        served = entry.served
+        raise RequestError(f"model {served.name!r} is a {served.kind} run: it decodes texts, it "
+                           f"does not classify them; use POST /v2/models/{served.name}/"
+                           f"{served.endpoint}")
+    return entry.served
+
+
+def _decoder(entry: ModelEntry, kind: str) -> GenerativeModel:
+    """The entry's generative model of ``kind``; any other is pointed to its endpoint (400)."""
+    served = entry.served
+    if isinstance(served, GenerativeModel) and served.kind == kind:
+        return served
+    use = served.endpoint if isinstance(served, GenerativeModel) else "classify"
+    what = {"language_model": "language-model", "seq2seq": "seq2seq"}[kind]
+    raise RequestError(f"model {served.name!r} is not a {what} run (it is {served.kind}); use "
+                       f"POST /v2/models/{served.name}/{use}")
 
 
 def _file_rows(served: ServedModel, data: bytes, source: str) -> list[torch.Tensor]:
