@@ -170,3 +170,37 @@ def test_pretrained_model_saves_and_reloads_through_the_registry(minilm, tmp_pat
     again = load_model(tmp_path)
     ids = torch.from_numpy(minilm.tokenizer.encode_batch(SENTENCES[:2], 16))
     torch.testing.assert_close(again.sentence_embedding(ids), minilm.sentence_embedding(ids))
+
+
+@pytest.mark.parametrize(("edit", "error", "match"), [
+    (lambda c: {**c, "vocab_size": 10**9}, ShapeError, r"embeddings.word.weight is \(30522, 384\) in "
+     r"the weights, \(1000000000, 384\) by the config"),
+    (lambda c: {**c, "intermediate_size": 7}, ShapeError, "ffn.linear1.weight"),
+    (lambda c: {**c, "num_attention_heads": 5}, ShapeError, "not a multiple of num_attention_heads 5"),
+    (lambda c: {k: v for k, v in c.items() if k != "hidden_size"}, CheckpointError,
+     "the key 'hidden_size' is missing"),
+    (lambda c: {**c, "hidden_size": "big"}, CheckpointError, "not a number"),
+    (lambda c: [c], CheckpointError, "expected a JSON object"),
+])
+def test_crafted_config_is_refused_before_the_model_is_built(tmp_path, edit, error, match):
+    """A config.json that does not fit the weights is named before any table of its sizes is
+    allocated (vocab_size=1e9 would take 1.5 TB)."""
+    import json
+
+    source = pretrained_files.model_dir("all-MiniLM-L6-v2")
+    for item in source.iterdir():
+        (tmp_path / item.name).symlink_to(item)
+    (tmp_path / "config.json").unlink()
+    (tmp_path / "config.json").write_text(json.dumps(edit(json.loads((source / "config.json").read_text()))))
+    with pytest.raises(error, match=match):
+        pretrained.load(tmp_path)
+
+
+def test_oversized_config_is_not_read(tmp_path):
+    source = pretrained_files.model_dir("all-MiniLM-L6-v2")
+    for item in source.iterdir():
+        (tmp_path / item.name).symlink_to(item)
+    (tmp_path / "config.json").unlink()
+    (tmp_path / "config.json").write_text('{"pad": "' + "x" * (64 << 20) + '"}')
+    with pytest.raises(CheckpointError, match="config.json"):
+        pretrained.load(tmp_path)

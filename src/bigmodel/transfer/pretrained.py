@@ -20,7 +20,6 @@ BERT's pooler (a dense layer on [CLS]) is not used by sentence-transformers and 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from bigmodel.errors import (
     ShapeError,
 )
 from bigmodel.models.pretrained_files import load_tokenizer, model_dir
+from bigmodel.utils.documents import read_json
 
 __all__ = ["bert_state_dict", "embed", "load", "load_weights"]
 
@@ -44,10 +44,10 @@ __all__ = ["bert_state_dict", "embed", "load", "load_weights"]
 
 def _read_config(directory: Path) -> dict[str, Any]:
     path = directory / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"Cannot read {path}: {exc}") from None
+    config = read_json(path, "pretrained encoder config")  # bounded in size and depth
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object (a Hugging Face config); received "
+                              f"{type(config).__name__}")
     if config.get("model_type", "bert") != "bert" or config.get("hidden_act", "gelu") != "gelu" \
             or config.get("position_embedding_type", "absolute") != "absolute":
         raise CheckpointError(f"{path}: only BERT encoders with GELU and absolute positions map "
@@ -61,9 +61,20 @@ def _model_config(config: Mapping[str, Any], directory: Path) -> dict[str, Any]:
     pooling = "mean"
     pooling_file = directory / "1_Pooling" / "config.json"
     if pooling_file.is_file():
-        pooling_config = json.loads(pooling_file.read_text(encoding="utf-8"))
-        if pooling_config.get("pooling_mode_cls_token"):
+        pooling_config = read_json(pooling_file, "pretrained pooling config")
+        if isinstance(pooling_config, dict) and pooling_config.get("pooling_mode_cls_token"):
             pooling = "cls"
+    try:
+        return _config_arguments(config, pooling)
+    except KeyError as exc:
+        raise CheckpointError(f"{directory / 'config.json'}: the key {exc} is missing (a BERT "
+                              "config names vocab_size, max_position_embeddings, hidden_size, "
+                              "num_attention_heads, num_hidden_layers, intermediate_size)") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{directory / 'config.json'}: a size is not a number ({exc})") from None
+
+
+def _config_arguments(config: Mapping[str, Any], pooling: str) -> dict[str, Any]:
     return {"vocab_size": int(config["vocab_size"]), "max_length": int(config["max_position_embeddings"]),
             "d_model": int(config["hidden_size"]), "num_heads": int(config["num_attention_heads"]),
             "num_layers": int(config["num_hidden_layers"]), "dff": int(config["intermediate_size"]),
@@ -109,6 +120,28 @@ def bert_state_dict(hf_state: Mapping[str, torch.Tensor], num_layers: int) -> di
         raise CheckpointError(f"Pretrained weights hold more than {num_layers} layers; the model "
                               f"was built with num_layers={num_layers}")
     return out
+
+
+def _check_config_fits_weights(config: Mapping[str, Any], state: Mapping[str, torch.Tensor],
+                               directory: Path) -> None:
+    """Compare ``config.json``'s sizes with the weights before a model of those sizes is built (a
+    crafted ``vocab_size`` would otherwise allocate its table first).
+
+    Raises:
+        ShapeError: a size in the config differs from the weights' (names both).
+    """
+    d_model = config["d_model"]
+    expected = {"embeddings.word.weight": (config["vocab_size"], d_model),
+                "embeddings.position.weight": (config["max_length"], d_model),
+                "embeddings.token_type.weight": (config["type_vocab_size"], d_model),
+                "encoder.layers.0.ffn.linear1.weight": (config["dff"], d_model)}
+    for key, shape in expected.items():
+        if key in state and tuple(state[key].shape) != shape:
+            raise ShapeError(f"{directory / 'config.json'} does not fit model.safetensors: {key} is "
+                             f"{tuple(state[key].shape)} in the weights, {shape} by the config")
+    if config["num_heads"] <= 0 or d_model % config["num_heads"]:
+        raise ShapeError(f"{directory / 'config.json'}: hidden_size {d_model} is not a multiple of "
+                         f"num_attention_heads {config['num_heads']}")
 
 
 def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
@@ -185,6 +218,7 @@ def load(name_or_path: str | os.PathLike = "all-MiniLM-L6-v2", num_classes: int 
     except Exception as exc:
         raise CheckpointError(f"Cannot read {weights}: {exc}") from None
     state = bert_state_dict(hf_state, config["num_layers"])
+    _check_config_fits_weights(config, state, directory)
     if max_length is not None:  # keep the first rows of the position table: same outputs, less memory
         config["max_length"] = max_length
         state["embeddings.position.weight"] = state["embeddings.position.weight"][:max_length]
