@@ -182,3 +182,41 @@ def test_gpt_with_tied_embeddings_round_trips(tmp_path):
         assert restored.model.lm_head.weight is restored.model.token_embedding.weight
     finally:
         restored.close()
+
+
+def test_crafted_training_state_of_a_sharded_checkpoint_is_named(tmp_path):
+    """A sharded checkpoint whose trainer.json was replaced (and re-hashed into its manifest, so only
+    its meaning is wrong) gives a CheckpointError naming the checkpoint, as a single-process one does,
+    not a raw TypeError from the counters."""
+    import json
+
+    from torch import nn
+
+    from bigmodel.utils.io import sha256_file
+
+    tokens = torch.randint(0, 16, (8, 5), generator=torch.Generator().manual_seed(0))
+
+    def trainer():
+        torch.manual_seed(0)
+        return Trainer(nn.Sequential(nn.Embedding(16, 8), nn.Flatten(), nn.Linear(40, 2)),
+                       loss="cross_entropy", device="cpu", verbose=0, strategy="fsdp",
+                       run_dir=tmp_path, seed=0)
+
+    first = trainer()
+    try:
+        first.fit((tokens, torch.zeros(8, dtype=torch.long)), epochs=1, batch_size=8)
+    finally:
+        first.close()
+    state = dcp.latest(tmp_path / "checkpoints" / "sharded") / "state"
+    (state / "trainer.json").write_text(json.dumps({"epoch": "one", "global_step": [1]}))
+    manifest = json.loads((state / "manifest.json").read_text())
+    manifest["files"]["trainer.json"] = {"sha256": sha256_file(state / "trainer.json"),
+                                         "bytes": (state / "trainer.json").stat().st_size}
+    (state / "manifest.json").write_text(json.dumps(manifest))
+    second = trainer()
+    try:
+        with pytest.raises(CheckpointError, match="epoch-0001 does not hold a valid training state"):
+            second.load_checkpoint(tmp_path / "checkpoints" / "sharded")
+    finally:
+        second.close()
+    assert not dist.is_initialized()

@@ -310,7 +310,7 @@ def load(trainer: Any, directory: str | os.PathLike) -> Path:
     except (RuntimeError, KeyError, ValueError) as err:
         raise CheckpointError(f"Sharded checkpoint {directory} does not fit this model/optimizer: "
                               f"{err}") from None
-    training_state.restore_counters(trainer, documents, tensors)
+    training_state.restore_counters(trainer, documents, tensors, directory)
     if "ranks" in documents and "position" in trainer._restored:
         _restore_own_state(trainer, checkpoint_state.decode_state(documents["ranks"], tensors.get("ranks", {})))
     trainer._last_checkpoint = directory

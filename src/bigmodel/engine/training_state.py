@@ -96,21 +96,29 @@ def restore(trainer: Any, directory: str | Path | ckpt.LoadedCheckpoint) -> Path
         trainer.optimizer.load_state_dict(checkpoint_state.decode_state(documents["optimizer"], tensors.get("optimizer", {})))
     except (ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path / 'optimizer.json'} does not fit this optimizer: {err}") from None
+    restore_counters(trainer, documents, tensors, path)
+    return path
+
+
+def restore_counters(trainer: Any, documents: dict, tensors: dict, path: Any) -> None:
+    """Restore everything but the weights and the optimizer: scheduler, RNGs (global and shuffling),
+    epoch/step counters, best value, grad scaler, and (for ``fit``) history and callback states.
+    Shared by single-process and sharded (:mod:`bigmodel.engine.dist_checkpoint`) checkpoints.
+
+    Raises:
+        CheckpointError: the documents do not hold a valid training state (names ``path``).
+    """
     try:
-        restore_counters(trainer, documents, tensors)
+        _restore_counters(trainer, documents, tensors)
     except (CheckpointError, KeyError, TypeError, ValueError, IndexError, AttributeError,
             RuntimeError) as err:
         # a crafted trainer.json / rng.json / scheduler.json (re-hashed into the manifest)
         raise CheckpointError(f"Checkpoint {path} does not hold a valid training state "
                               f"(trainer.json, rng.json, scheduler.json): {type(err).__name__}: "
                               f"{err}") from None
-    return path
 
 
-def restore_counters(trainer: Any, documents: dict, tensors: dict) -> None:
-    """Restore everything but the weights and the optimizer: scheduler, RNGs (global and shuffling),
-    epoch/step counters, best value, grad scaler, and (for ``fit``) history and callback states.
-    Shared by single-process and sharded (:mod:`bigmodel.engine.dist_checkpoint`) checkpoints."""
+def _restore_counters(trainer: Any, documents: dict, tensors: dict) -> None:
     if "scheduler" in documents:
         state = checkpoint_state.decode_state(documents["scheduler"], tensors.get("scheduler", {}))
         if trainer.scheduler is not None:
