@@ -18,8 +18,37 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import DataError, ShapeError, UnknownNameError
+from bigmodel.keras.unsupported import unsupported_attribute
 
 EPSILON = 1e-7
+
+
+def squeeze_or_expand_to_same_rank(x1: torch.Tensor, x2: torch.Tensor,
+                                   expand_rank_1: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x1`` and ``x2`` at the same rank when their ranks differ by one and the longer one ends
+    in a dimension of 1, as Keras 3's ``squeeze_or_expand_to_same_rank``: a rank-1 tensor is
+    expanded (``(batch,)`` against ``(batch, 1)`` gives ``(batch, 1)``), otherwise the trailing 1
+    is squeezed. Any other pair is returned unchanged.
+
+    Args:
+        x1, x2: the two tensors (``y_true``, ``y_pred`` in a loss).
+        expand_rank_1: expand a rank-1 tensor rather than squeeze the other.
+
+    Returns:
+        ``(x1, x2)``, one of them reshaped where the rule applies.
+    """
+    rank1, rank2 = x1.dim(), x2.dim()
+    if rank1 == rank2 + 1 and x1.shape[-1] == 1:
+        if rank2 == 1 and expand_rank_1:
+            x2 = x2.unsqueeze(-1)
+        else:
+            x1 = x1.squeeze(-1)
+    elif rank2 == rank1 + 1 and x2.shape[-1] == 1:
+        if rank1 == 1 and expand_rank_1:
+            x1 = x1.unsqueeze(-1)
+        else:
+            x2 = x2.squeeze(-1)
+    return x1, x2
 
 
 def _reduce(per_sample: torch.Tensor, sample_weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
@@ -139,6 +168,7 @@ class CategoricalCrossentropy(Loss):
         self.axis = axis
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         if tuple(y_true.shape) != tuple(y_pred.shape):
             raise ShapeError(f"{self.name}: labels of shape {tuple(y_true.shape)} must match "
                              f"predictions of shape {tuple(y_pred.shape)} (one-hot labels; use "
@@ -171,9 +201,7 @@ class BinaryCrossentropy(Loss):
         self.axis = axis
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        target = y_true.to(torch.float32)
-        if target.dim() == y_pred.dim() - 1 and y_pred.shape[-1] == 1:
-            target = target.unsqueeze(-1)
+        target, y_pred = squeeze_or_expand_to_same_rank(y_true.to(torch.float32), y_pred)
         if tuple(target.shape) != tuple(y_pred.shape):
             raise ShapeError(f"{self.name}: labels of shape {tuple(y_true.shape)} do not match "
                              f"predictions of shape {tuple(y_pred.shape)}")
@@ -192,21 +220,22 @@ class BinaryCrossentropy(Loss):
 
 
 class _Regression(Loss):
-    def _pair(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        target = y_true.to(y_pred.dtype)
-        if target.dim() == y_pred.dim() - 1 and y_pred.shape[-1] == 1:
-            target = target.unsqueeze(-1)
-        if tuple(target.shape) != tuple(y_pred.shape):
+    def _pair(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[torch.Tensor,
+                                                                        torch.Tensor]:
+        # (batch,) against (batch, 1), either way round, meet at rank 2 (Keras's wrapper)
+        target, pred = squeeze_or_expand_to_same_rank(y_true.to(y_pred.dtype), y_pred)
+        if tuple(target.shape) != tuple(pred.shape):
             raise ShapeError(f"{self.name}: targets of shape {tuple(y_true.shape)} do not match "
                              f"predictions of shape {tuple(y_pred.shape)}")
-        return target
+        return target, pred
 
 
 class MeanSquaredError(_Regression):
     name = "mean_squared_error"
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        diff = y_pred - self._pair(y_true, y_pred)
+        target, pred = self._pair(y_true, y_pred)
+        diff = pred - target
         return (diff * diff).mean(dim=-1)
 
 
@@ -214,7 +243,8 @@ class MeanAbsoluteError(_Regression):
     name = "mean_absolute_error"
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        return (y_pred - self._pair(y_true, y_pred)).abs().mean(dim=-1)
+        target, pred = self._pair(y_true, y_pred)
+        return (pred - target).abs().mean(dim=-1)
 
 
 class Huber(_Regression):
@@ -226,8 +256,8 @@ class Huber(_Regression):
         self.delta = float(delta)
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        target = self._pair(y_true, y_pred)
-        return F.huber_loss(y_pred, target, reduction="none", delta=self.delta).mean(dim=-1)
+        target, pred = self._pair(y_true, y_pred)
+        return F.huber_loss(pred, target, reduction="none", delta=self.delta).mean(dim=-1)
 
     def get_config(self) -> dict[str, Any]:
         # delta is saved (Keras 3.15's Huber.get_config leaves it out, so a reload falls back
@@ -269,11 +299,20 @@ def get(identifier: Any) -> Loss:
 
 
 class _FunctionLoss(Loss):
+    """A function ``fn(y_true, y_pred)`` as a loss, as Keras 3's ``LossFunctionWrapper``: the
+    labels come as floats at the predictions' rank (``(batch,)`` against ``(batch, 1)`` becomes
+    ``(batch, 1)``), so element-wise arithmetic in ``fn`` does not broadcast to ``(batch, batch)``.
+    """
+
     def __init__(self, fn: Any):
         super().__init__(name=getattr(fn, "__name__", "loss"))
         self.fn = fn
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        # Keras converts y_true to the loss's float dtype before calling the function
+        if y_pred.is_floating_point() and y_true.dtype != y_pred.dtype:
+            y_true = y_true.to(y_pred.dtype)
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         return self.fn(y_true, y_pred)
 
 
@@ -322,3 +361,7 @@ def mean_squared_error(y_true, y_pred):
 
 def mean_absolute_error(y_true, y_pred):
     return MeanAbsoluteError(reduction="none")(y_true, y_pred)
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.losses", name)
