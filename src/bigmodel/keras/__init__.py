@@ -31,9 +31,36 @@ from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.model import Model
 from bigmodel.keras.saving import load_model
 from bigmodel.keras.sequential import Sequential
+from bigmodel.keras.unsupported import namespace, unsupported_attribute
+
+# Keras 3's top-level aliases of classes that live in the submodules.
+DTypePolicy = mixed_precision.DTypePolicy
+Initializer = initializers.Initializer
+Loss = losses.Loss
+Metric = metrics.Metric
+Optimizer = optimizers.Optimizer
+Regularizer = regularizers.Regularizer
+
+# Keras 3 modules bigmodel does not implement: stand-ins whose every name raises, naming itself and
+# docs/keras_api.md (the state of every Keras 3 API here).
+applications = namespace("keras.applications")
+distillation = namespace("keras.distillation")
+dtype_policies = namespace("keras.dtype_policies")
+export = namespace("keras.export")
+legacy = namespace("keras.legacy")
+preprocessing = namespace("keras.preprocessing")
+quantizers = namespace("keras.quantizers")
+tree = namespace("keras.tree")
+visualization = namespace("keras.visualization")
+wrappers = namespace("keras.wrappers")
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
     "backend", "callbacks", "config", "constraints", "datasets", "distribution", "initializers", "layers",
     "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "utils",
+    "DTypePolicy", "Initializer", "Loss", "Metric", "Optimizer", "Regularizer",
 ]
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras", name)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras.unsupported import unsupported_attribute
 
 __all__ = [
     "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "is_sigmoid",
@@ -201,3 +202,7 @@ def serialize(fn: Any) -> str:
     if name is not None:
         return name
     return getattr(fn, "__name__", type(fn).__name__)
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.activations", name)

@@ -14,6 +14,7 @@ from bigmodel.engine.callbacks import Callback, CallbackList, History  # noqa: F
 from bigmodel.engine.callbacks import ModelCheckpoint as _EngineModelCheckpoint
 from bigmodel.errors import ConfigError
 from bigmodel.keras.saving import MODEL_SUFFIXES, WEIGHTS_SUFFIXES
+from bigmodel.keras.unsupported import unsupported_attribute
 
 
 class ModelCheckpoint(_EngineModelCheckpoint):
@@ -47,3 +48,7 @@ class ModelCheckpoint(_EngineModelCheckpoint):
         super().__init__(filepath, monitor=monitor, verbose=verbose, save_best_only=save_best_only,
                          save_weights_only=save_weights_only, mode=mode, save_freq=save_freq,
                          initial_value_threshold=initial_value_threshold)
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.callbacks", name)

@@ -8,19 +8,13 @@ channels-last, so :func:`set_image_data_format` accepts ``"channels_last"`` only
 from __future__ import annotations
 
 from bigmodel.errors import ConfigError, NotSupportedError
+from bigmodel.keras.unsupported import (  # noqa: F401 - public here, as the error of every module
+    UnsupportedAPIError,
+    UnsupportedImportError,
+    unsupported_attribute,
+)
 
 DOCS = "docs/keras.md"
-
-
-class UnsupportedAPIError(NotSupportedError, AttributeError):
-    """A Keras module attribute bigmodel does not implement (``hasattr`` still answers False)."""
-
-
-def unsupported_attribute(namespace: str, name: str) -> AttributeError:
-    """The error for ``namespace.name`` missing here (plain AttributeError for dunder lookups)."""
-    if name.startswith("__"):
-        return AttributeError(name)
-    return UnsupportedAPIError(f"{namespace}.{name} is not supported by bigmodel: see {DOCS}")
 
 _STATE = {"floatx": "float32", "epsilon": 1e-7, "image_data_format": "channels_last"}
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras.unsupported import unsupported_attribute
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "apply_constraints",
            "attach", "deserialize", "get", "serialize"]
@@ -201,3 +202,7 @@ def attach(optimizer: torch.optim.Optimizer) -> None:
         apply_constraints(p for group in opt.param_groups for p in group["params"])
 
     optimizer.register_step_post_hook(_post_step)
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.constraints", name)

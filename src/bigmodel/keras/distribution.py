@@ -35,6 +35,7 @@ import numpy as np
 
 from bigmodel.errors import ConfigError, InputTypeError
 from bigmodel.keras.process_group import ensure_process_group, world
+from bigmodel.keras.unsupported import unsupported_attribute
 
 __all__ = ["DataParallel", "DeviceMesh", "Distribution", "LayoutMap", "ModelParallel",
            "TensorLayout", "distribution", "get_device_count", "initialize", "list_devices",
@@ -366,3 +367,7 @@ def set_distribution(value: Distribution | None) -> None:
         raise InputTypeError(f"set_distribution expects a keras.distribution.Distribution or None; "
                              f"received {type(value).__name__}")
     _GLOBAL["distribution"] = value
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.distribution", name)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.nn.init import (
     channels_last_fans,
     identity_,
@@ -335,3 +336,7 @@ def serialize(initializer: Any) -> dict[str, Any] | str | None:
     if isinstance(initializer, (str, dict)):
         return serialize(get(initializer))
     return getattr(initializer, "__name__", type(initializer).__name__)
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.initializers", name)

@@ -33,6 +33,7 @@ from bigmodel.engine.metrics import (
 from bigmodel.engine.metrics import Metric as _EngineMetric
 from bigmodel.errors import ConfigError, NotSupportedError, UnknownNameError
 from bigmodel.keras import losses as losses_mod
+from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.keras.variables import Variable
 
 __all__ = [
@@ -238,3 +239,7 @@ def get(identifier: Any, label_shape: tuple | None = None,
                                    f"{', '.join(known)}")
         return cls(name=identifier)
     raise UnknownNameError(f"Could not interpret metric identifier: {identifier!r}")
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.metrics", name)

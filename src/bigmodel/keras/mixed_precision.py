@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError
+from bigmodel.keras.unsupported import unsupported_attribute
 
 # name -> (compute dtype, variable dtype), the names Keras 3's DTypePolicy parses
 _POLICIES = {
@@ -146,3 +147,7 @@ def engine_precision(policy: DTypePolicy) -> str:
 
 __all__ = ["DTypePolicy", "Policy", "dtype_policy", "global_policy", "set_dtype_policy",
            "set_global_policy"]
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.mixed_precision", name)

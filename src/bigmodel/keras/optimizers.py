@@ -29,6 +29,7 @@ from bigmodel.engine.optimizers import create_optimizer
 from bigmodel.errors import ConfigError, InputTypeError, NotBuiltError, UnknownNameError
 from bigmodel.keras import constraints, schedules
 from bigmodel.keras.optimizer_rules import KerasAdamax, KerasNadam
+from bigmodel.keras.unsupported import namespace, unsupported_attribute
 
 
 def _accumulation_steps(owner: str, value: Any) -> int | None:
@@ -414,3 +415,10 @@ def deserialize(spec: dict[str, Any]) -> Optimizer:
     config = dict(spec.get("config", {}))
     config.pop("name", None)
     return cls(**config)
+
+
+legacy = namespace("keras.optimizers.legacy")  # Keras 2's optimizers: every name raises
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.optimizers", name)

@@ -18,6 +18,7 @@ import torch
 from bigmodel.errors import ConfigError
 from bigmodel.keras import config
 from bigmodel.keras.ops.dtypes import as_float, convert_to_tensor, torch_dtype
+from bigmodel.keras.unsupported import unsupported_attribute
 
 _MASK64 = (1 << 63) - 1
 
@@ -190,3 +191,7 @@ def binomial(shape: Any, counts: Any, probabilities: Any, dtype: Any = None,
     trials = torch.arange(max_count, dtype=torch.float64) < counts_t.unsqueeze(-1)
     out = ((draws < probs_t.unsqueeze(-1)) & trials).sum(-1)
     return out.to(_float(dtype))
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.random", name)

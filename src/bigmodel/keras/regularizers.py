@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras.unsupported import unsupported_attribute
 
 __all__ = ["L1", "L1L2", "L2", "OrthogonalRegularizer", "Regularizer", "deserialize", "get",
            "l1", "l1_l2", "l2", "orthogonal_regularizer", "serialize"]
@@ -187,3 +188,7 @@ def serialize(regularizer: Any) -> dict[str, Any] | str | None:
     if isinstance(regularizer, (str, dict)):
         return serialize(get(regularizer))
     return getattr(regularizer, "__name__", type(regularizer).__name__)
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.regularizers", name)

@@ -33,6 +33,7 @@ from bigmodel.keras.serialization import (  # noqa: F401  (keras.saving API)
     register_keras_serializable,
     serialize_keras_object,
 )
+from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.models.model_files import read_safetensors, write_safetensors
 from bigmodel.utils.loading import read_safetensors_header
 
@@ -219,3 +220,7 @@ def load_weights(model: Any, filepath: str | os.PathLike) -> None:
     tensors, _ = _read(filepath)
     model._require_built("load_weights")
     _load_state(model, tensors, filepath)
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.saving", name)

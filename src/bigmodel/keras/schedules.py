@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras.unsupported import unsupported_attribute
 
 __all__ = ["CosineDecay", "CosineDecayRestarts", "ExponentialDecay", "InverseTimeDecay",
            "LearningRateSchedule", "PiecewiseConstantDecay", "PolynomialDecay", "deserialize",
@@ -241,3 +242,7 @@ def deserialize(spec: dict[str, Any]) -> LearningRateSchedule:
         raise UnknownNameError(f"Unknown learning rate schedule {spec.get('class_name')!r}; "
                                f"known: {', '.join(sorted(_CLASSES))}")
     return cls.from_config(dict(spec.get("config") or {}))
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.optimizers.schedules", name)

@@ -8,6 +8,7 @@ import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
 from bigmodel.keras.py_dataset import PyDataset
+from bigmodel.keras.unsupported import namespace, unsupported_attribute
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
@@ -103,4 +104,12 @@ def pad_sequences(sequences: Any, maxlen: int | None = None, dtype: Any = "int32
     return out
 
 
+# Keras submodules bigmodel does not implement: every name in them raises, naming itself.
+bounding_boxes = namespace("keras.utils.bounding_boxes")
+legacy = namespace("keras.utils.legacy")
+
 __all__ = ["PyDataset", "pad_sequences", "set_random_seed", "to_categorical"]
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.utils", name)

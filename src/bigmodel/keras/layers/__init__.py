@@ -75,6 +75,7 @@ from bigmodel.keras.layers.reshaping import (
     ZeroPadding2D,
 )
 from bigmodel.keras.layers.symbolic import KerasTensor, get_keras_mask, set_keras_mask
+from bigmodel.keras.unsupported import unsupported_attribute
 
 # Keras aliases
 Convolution2D = Conv2D
@@ -113,3 +114,7 @@ __all__ = [
     "Reshape", "deserialize_layer",
     "get_layer_class", "serialize_layer", "get_keras_mask", "set_keras_mask",
 ]
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.layers", name)

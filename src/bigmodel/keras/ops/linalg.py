@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from bigmodel.keras.ops.dtypes import as_float
-from bigmodel.keras.ops.node import keras_op
+from bigmodel.keras.ops.node import keras_op, unsupported
 from bigmodel.keras.ops.numpy_reduce import axes_of
 
 
@@ -133,3 +133,7 @@ def jvp(fun: Any, primals: Any, tangents: Any, has_aux: bool = False) -> Any:
     primals = tuple(as_float(p) for p in primals)
     tangents = tuple(as_float(t) for t in tangents)
     return torch.func.jvp(fun, primals, tangents, has_aux=has_aux)
+
+
+def __getattr__(name: str) -> Any:
+    raise unsupported("keras.ops.linalg", name)

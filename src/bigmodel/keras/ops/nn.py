@@ -16,8 +16,24 @@ import torch.nn.functional as F  # noqa: N812
 
 from bigmodel.errors import NotSupportedError
 from bigmodel.keras import config
+
+# Keras exports these from keras.ops.nn as well as keras.ops; they are computed in .convolution
+# and .numpy_extra.
+from bigmodel.keras.ops.convolution import (  # noqa: F401
+    adaptive_average_pool,
+    adaptive_max_pool,
+    average_pool,
+    conv,
+    conv_transpose,
+    depth_to_space,
+    depthwise_conv,
+    max_pool,
+    separable_conv,
+    space_to_depth,
+)
 from bigmodel.keras.ops.dtypes import as_float, convert_to_tensor, to_tensors, torch_dtype
-from bigmodel.keras.ops.node import keras_op
+from bigmodel.keras.ops.node import keras_op, unsupported
+from bigmodel.keras.ops.numpy_extra import polar  # noqa: F401
 from bigmodel.keras.ops.numpy_reduce import axes_of
 
 
@@ -365,3 +381,7 @@ def dot_product_attention(query: Any, key: Any, value: Any, bias: Any = None, ma
         attn_mask = blocked if attn_mask is None else attn_mask + blocked
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
     return out.transpose(1, 2)
+
+
+def __getattr__(name: str) -> Any:
+    raise unsupported("keras.ops.nn", name)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownNameError
-from bigmodel.keras.config import UnsupportedAPIError
+from bigmodel.keras.config import UnsupportedAPIError, unsupported_attribute
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.layer_registry import unique_name
 from bigmodel.keras.layers.symbolic import KerasTensor
@@ -33,13 +33,10 @@ class UnsupportedOpError(UnsupportedAPIError):
     """A ``keras.ops`` name that bigmodel does not implement (``hasattr`` still answers False)."""
 
 
-def unsupported(namespace: str, name: str) -> AttributeError:
+def unsupported(namespace: str, name: str) -> Exception:
     """The error for ``namespace.name`` missing here (plain AttributeError for dunder lookups)."""
-    if name.startswith("__"):
-        return AttributeError(name)
-    return UnsupportedOpError(f"{namespace}.{name} is not supported by bigmodel: see "
-                              "docs/keras.md for the ops that are, and write it with torch inside "
-                              "a layer's call() meanwhile")
+    return unsupported_attribute(namespace, name, "write it with torch inside a layer's call() "
+                                 "meanwhile", error=UnsupportedOpError)
 
 
 class _Slot:
