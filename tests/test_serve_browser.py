@@ -79,6 +79,20 @@ def test_page_classifies_an_upload_a_text_and_a_drawing(browser, image_run, text
             "(expected) => document.getElementById('top-class')?.textContent === expected",
             arg=expected_text)
         assert page.locator("#explanation").is_hidden()
+        # the text's explanation: its tokens colored by the server's attributions for that class
+        page.wait_for_selector("#text-explanation", state="visible")
+        assert page.inner_text("#explanation-class") == expected_text
+        explained = client.post("/v2/models/topics/explain", json={"text": text}).json()
+        assert explained["target_class"] == expected_text
+        spans = page.locator("#tokens .token")
+        assert spans.all_inner_texts() == explained["tokens"]
+        assert len(explained["tokens"]) == len(text.split())  # one word, one token ('<unk>' too)
+        titles = [float(spans.nth(i).get_attribute("title")) for i in range(spans.count())]
+        assert titles == pytest.approx(explained["attributions"], rel=1e-2, abs=1e-6)
+        peak = max(range(len(titles)), key=lambda i: abs(titles[i]))
+        color = spans.nth(peak).evaluate("e => getComputedStyle(e).backgroundColor")
+        # the strongest token fully colored: red for the class, blue against it
+        assert color == ("rgb(220, 40, 40)" if titles[peak] >= 0 else "rgb(40, 90, 220)")
         _shot(page, tmp_path, "serve-page-text")
 
         page.fill("#text", "   ")  # an empty text: the server's error is shown

@@ -53,7 +53,8 @@ def explain_row(served, row: torch.Tensor, method: str | None = None,
     if served.kind == "image":
         answer["png"] = base64.b64encode(overlay_png(row, attributions)).decode("ascii")
     if served.kind == "text":
-        answer["tokens"] = served.tokens(row)
+        # explain() may cut a text's padding off: one token per attribution
+        answer["tokens"] = served.tokens(row)[: attributions.shape[0]]
     return answer
 
 
