@@ -59,7 +59,7 @@ def _run_network(kind: str, args: dict, queue) -> None:
     from bigmodel import transfer
     from bigmodel.engine import Trainer
     from bigmodel.models import create_model
-    from bigmodel.models.pretrained_files import load_tokenizer
+    from bigmodel.models.pretrained_files import load_pretrained_tokenizer
     from bigmodel.recipes.classification_data import ClassificationData
     from bigmodel.recipes.tasks.finetune import predict, trim_padding
     from bigmodel.transfer.pretrained import load
@@ -67,7 +67,7 @@ def _run_network(kind: str, args: dict, queue) -> None:
     torch.set_num_threads(args["threads"])
     torch.manual_seed(args["seed"])
     split = make_split(args["per_class"], args["test_per_class"])
-    tokenizer = load_tokenizer("all-MiniLM-L6-v2")
+    tokenizer = load_pretrained_tokenizer("all-MiniLM-L6-v2")
     x_train = tokenizer.encode_batch(split.train_texts, args["max_length"])
     x_test = tokenizer.encode_batch(split.test_texts, args["max_length"])
     classes = split.num_classes
@@ -129,13 +129,13 @@ def step_speed(args) -> dict:
     from torch import nn
 
     from bigmodel import transfer
-    from bigmodel.models.pretrained_files import load_tokenizer
+    from bigmodel.models.pretrained_files import load_pretrained_tokenizer
     from bigmodel.recipes.tasks.finetune import trim_padding
     from bigmodel.transfer.pretrained import load
 
     torch.set_num_threads(args.threads)
     split = make_split(args.per_class, args.test_per_class)
-    ids = torch.from_numpy(load_tokenizer("all-MiniLM-L6-v2").encode_batch(
+    ids = torch.from_numpy(load_pretrained_tokenizer("all-MiniLM-L6-v2").encode_batch(
         split.train_texts[: args.batch_size], args.max_length))
     ids, labels = trim_padding([(row, torch.tensor(0)) for row in ids])
     labels = torch.from_numpy(split.train_labels[: args.batch_size])

