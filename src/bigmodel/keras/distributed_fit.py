@@ -14,6 +14,8 @@ samples, so ``History`` and every callback's ``logs`` are the same on every proc
 for it; ``BackupAndRestore`` writes the engine's sharded checkpoint once. A stop asked by a callback
 (``EarlyStopping``) is process 0's decision, given to every process at each epoch end. ``predict``
 gives each process a contiguous share of the samples and returns the whole result on every process.
+Models on Keras's step loop (custom ``train_step``, several outputs, ``add_loss``) are made
+data-parallel the same way by ``keras/distributed_steps.py``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from bigmodel.keras import distribution as distribution_lib
 from bigmodel.keras.process_group import ensure_process_group, is_distributed, world
 
 __all__ = ["check_global_batch", "evaluate",
-           "predict_sharded", "rank_callbacks", "refuse_step_loop", "trainer_strategy",
+           "predict_sharded", "rank_callbacks", "trainer_strategy",
            "weight_paths", "write_once"]
 
 def check_global_batch(batch_size: int, what: str) -> None:
@@ -48,21 +50,6 @@ def check_global_batch(batch_size: int, what: str) -> None:
         raise ConfigError(f"{what}: batch_size={batch_size} is the global batch size, split over "
                           f"{size} processes; it must be a multiple of {size} (e.g. "
                           f"{max(size, batch_size - batch_size % size)})")
-
-
-def refuse_step_loop(model: Any, what: str) -> None:
-    """The Keras step loop (custom ``train_step``, several outputs, ``add_loss`` models) has no
-    distributed form yet.
-
-    Raises:
-        NotSupportedError: under several processes.
-    """
-    if is_distributed():
-        raise NotSupportedError(
-            f"{what} of model '{model.name}' runs Keras's step loop (a custom train_step/test_step/"
-            "predict_step/compute_loss, several outputs, no compiled loss, or callbacks passed to "
-            f"evaluate/predict), which is not distributed; under torchrun ({world()[1]} processes) "
-            "only the engine's loop is data-parallel")
 
 
 # --- the strategy and the ModelParallel plan --------------------------------------------------

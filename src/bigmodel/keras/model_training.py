@@ -17,7 +17,7 @@ from bigmodel.errors import (
     DataError,
     NotSupportedError,
 )
-from bigmodel.keras import distributed_fit
+from bigmodel.keras import distributed_fit, distributed_steps
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
 from bigmodel.keras.layers.base import Layer
@@ -164,6 +164,7 @@ class TrainingMixin:
         batch_size = 32 if batch_size is None else int(batch_size)
         val_weights = validation_data[2] if isinstance(validation_data, (tuple, list)) \
             and len(validation_data) == 3 else None
+        x = self._discover_outputs(x, "train", "fit")  # a subclassed model's outputs
         steps = self._needs_steps("train") or self._weighs_metrics(sample_weight, val_weights)
         if steps and class_weight is not None:
             raise ConfigError(f"fit: class_weight is not supported for model '{self.name}', "
@@ -172,7 +173,6 @@ class TrainingMixin:
                               "sample_weight instead")
         distributed_fit.check_global_batch(batch_size, "fit")  # torchrun: batch_size is global
         if steps:
-            distributed_fit.refuse_step_loop(self, "fit")
             self._refuse_step_loop_options()
         callbacks = distributed_fit.rank_callbacks(callbacks or [], self)
         if is_array_like(x):
@@ -245,9 +245,13 @@ class TrainingMixin:
             val = (val_x, val_y, rest[0] if rest else None)
         elif validation_data is not None:  # a Dataset, DataLoader or iterable of batches
             val = (validation_data, None, None)
-        self.history = fit_with_steps(
-            self, x, y, sample_weight, batch_size, epochs, 1 if verbose == "auto" else int(verbose),
-            list(callbacks or []), val, shuffle, initial_epoch, steps_per_epoch)
+        callbacks = list(callbacks or [])
+        # torchrun: each process steps on its share of every batch (keras/distributed_steps.py)
+        with distributed_steps.step_sync(self, callbacks, "fit") as sync:
+            self.history = fit_with_steps(
+                self, x, y, sample_weight, batch_size, epochs,
+                1 if verbose == "auto" else int(verbose), callbacks, val, shuffle, initial_epoch,
+                steps_per_epoch, sync)
         self.history.model = self
         return self.history
 
@@ -258,17 +262,19 @@ class TrainingMixin:
         self._require_compiled("evaluate")
         check_arguments("evaluate", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
+        x = self._discover_outputs(x, "test", "evaluate")
         steps = bool(callbacks) or self._needs_steps("test") or self._weighs_metrics(sample_weight)
         distributed_fit.check_global_batch(batch_size, "evaluate")
         if steps:
-            distributed_fit.refuse_step_loop(self, "evaluate")
+            callbacks = distributed_fit.rank_callbacks(list(callbacks or []))
         if is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "evaluate",
                                                          targets=not steps)
         if steps:
-            logs = evaluate_with_steps(self, x, y, sample_weight, batch_size,
-                                       1 if verbose == "auto" else int(verbose),
-                                       list(callbacks or []))
+            with distributed_steps.step_sync(self, callbacks, "evaluate") as sync:
+                logs = evaluate_with_steps(self, x, y, sample_weight, batch_size,
+                                           1 if verbose == "auto" else int(verbose),
+                                           callbacks, sync)
             return logs if return_dict else self._ordered_results(logs)
         if is_array_like(x):
             data = (x, y) if sample_weight is None else (x, y, sample_weight)
@@ -297,12 +303,16 @@ class TrainingMixin:
         check_arguments("predict", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
         distributed_fit.check_global_batch(batch_size, "predict")
+        x = self._discover_outputs(x, "predict", "predict")
         if callbacks or self._needs_steps("predict"):
-            distributed_fit.refuse_step_loop(self, "predict")
-            if is_array_like(x):
+            callbacks = distributed_fit.rank_callbacks(list(callbacks or []))
+            verbose = 1 if verbose == "auto" else int(verbose)
+            arrays = is_array_like(x)
+            if arrays:
                 x, _, _ = self._standardize_data(x, None, None, "predict", targets=False)
-            return predict_with_steps(self, x, batch_size, 1 if verbose == "auto" else int(verbose),
-                                      list(callbacks or []))
+            if distributed_fit.is_distributed():  # the whole result on every process
+                return distributed_steps.predict(self, x, batch_size, verbose, callbacks, arrays)
+            return predict_with_steps(self, x, batch_size, verbose, callbacks)
         if is_array_like(x):
             x, _, _ = self._standardize_data(x, None, None, "predict", targets=False)
         if not self.built:

@@ -207,9 +207,12 @@ def _as_step_data(batch: Any, has_targets: bool) -> Any:
 
 def fit_with_steps(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: int, epochs: int,
                    verbose: int, callbacks: list[Any], validation: Any, shuffle: bool,
-                   initial_epoch: int, steps_per_epoch: int | None) -> History:
-    """Keras's ``fit`` loop over ``model.train_step`` (see the module docstring)."""
+                   initial_epoch: int, steps_per_epoch: int | None, sync: Any = None) -> History:
+    """Keras's ``fit`` loop over ``model.train_step`` (see the module docstring); ``sync``: a
+    ``keras.distributed_steps.StepSync`` under several processes (shares batches, reduces logs)."""
     batches = _batches(model, x, y, sample_weight, batch_size, shuffle, "train")
+    if sync is not None:
+        batches = sync.shard(batches)
     # a Dataset / DataLoader / generator yields (x, y[, w]) batches: its targets come with it
     has_targets = y is not None or not is_array_structure(x)
     steps = num_batches(batches)
@@ -224,6 +227,8 @@ def fit_with_steps(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
     logs: dict[str, Any] = {}
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
+        if sync is not None:
+            sync.begin(epoch)
         callback_list.on_epoch_begin(epoch)
         progress.epoch_begin(epoch, epochs, steps)
         started = time.perf_counter()
@@ -235,15 +240,19 @@ def fit_with_steps(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
                 break
             callback_list.on_train_batch_begin(step)
             step_logs = _flat_logs(model.train_step(_as_step_data(batch, has_targets)))
+            if sync is not None:
+                step_logs = sync.step_logs(step_logs, _batch_size(batch[0]))
             callback_list.on_train_batch_end(step, step_logs)
             if progress.due(time.perf_counter()):  # live bar, or a line every N s when piped
                 progress.update(step + 1, time.perf_counter() - started, step_logs)
             if model.stop_training:
                 break
-        logs = dict(step_logs)
+        logs = dict(step_logs) if sync is None else sync.end_logs()
+        if sync is not None:
+            sync.check_weights(epoch)
         if validation is not None:
             val_x, val_y, val_w = validation
-            val_logs = _evaluate_loop(model, val_x, val_y, val_w, batch_size, callback_list)
+            val_logs = _evaluate_loop(model, val_x, val_y, val_w, batch_size, callback_list, sync)
             logs.update({f"val_{key}": value for key, value in val_logs.items()})
         callback_list.on_epoch_end(epoch, logs)
         progress.epoch_end(step + 1, time.perf_counter() - started, logs)
@@ -254,8 +263,11 @@ def fit_with_steps(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
 
 
 def _evaluate_loop(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: int,
-                   callback_list: CallbackList) -> dict[str, Any]:
+                   callback_list: CallbackList, sync: Any = None) -> dict[str, Any]:
     batches = _batches(model, x, y, sample_weight, batch_size, False, "evaluate")
+    if sync is not None:
+        batches = sync.shard(batches)
+        sync.begin()
     model.reset_metrics()
     callback_list.on_test_begin()
     was_training = model.training
@@ -267,9 +279,13 @@ def _evaluate_loop(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
                 callback_list.on_test_batch_begin(step)
                 logs = _flat_logs(model.test_step(_as_step_data(
                     batch, y is not None or not is_array_structure(x))))
+                if sync is not None:
+                    logs = sync.step_logs(logs, _batch_size(batch[0]))
                 callback_list.on_test_batch_end(step, logs)
     finally:
         model.train(was_training)
+    if sync is not None:
+        logs = sync.end_logs()
     if not logs:
         logs = _flat_logs(model.get_metrics_result())
     callback_list.on_test_end(logs)
@@ -277,12 +293,13 @@ def _evaluate_loop(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: i
 
 
 def evaluate_with_steps(model: Any, x: Any, y: Any, sample_weight: Any, batch_size: int,
-                        verbose: int, callbacks: list[Any]) -> dict[str, Any]:
-    """Keras's ``evaluate`` loop over ``model.test_step``, with the test hooks of callbacks."""
+                        verbose: int, callbacks: list[Any], sync: Any = None) -> dict[str, Any]:
+    """Keras's ``evaluate`` loop over ``model.test_step``, with the test hooks of callbacks
+    (``sync``: as in :func:`fit_with_steps`)."""
     callback_list = CallbackList(list(callbacks), model=model,
                                  params={"verbose": verbose, "epochs": 1, "steps": None})
     started = time.perf_counter()
-    logs = _evaluate_loop(model, x, y, sample_weight, batch_size, callback_list)
+    logs = _evaluate_loop(model, x, y, sample_weight, batch_size, callback_list, sync)
     ProgressBar(verbose).summary(0, time.perf_counter() - started, logs)
     return logs
 
