@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import keras_tensor_parallel_worker
 from bigmodel import keras
 from bigmodel.errors import BigModelError
 from bigmodel.keras import layers
@@ -209,6 +210,8 @@ def main(out_dir: str) -> int:
         model.fit(*data((12,)), batch_size=batch, epochs=2, shuffle=False, verbose=0)
         arrays.update({f"{key}/w{i}": w for i, w in enumerate(full_weights(model))})
     errors(results)
+    saving_module.save_model = original  # the saves counted above are this program's
+    keras_tensor_parallel_worker.run(out / "tp")  # tensor parallelism, in the same launch
     np.savez(out / f"rank{RANK}.npz", **arrays)
     (out / f"rank{RANK}.json").write_text(json.dumps(results, indent=1))
     return 0

@@ -1,6 +1,6 @@
-"""Keras programs under torchrun: one launch of 2 CPU processes (gloo) running a CNN, an LSTM and a
-ModelParallel (FSDP) Dense model, compared with the same program run as one process; and the
-``keras.distribution`` API's checks, which need no processes."""
+"""Keras programs under torchrun: one launch of 2 CPU processes (gloo) running a CNN, an LSTM, a
+ModelParallel Dense model and a tensor-parallel Megatron MLP, compared with the same program run as
+one process; and the ``keras.distribution`` API's checks, which need no processes."""
 
 from __future__ import annotations
 
@@ -163,6 +163,97 @@ def test_bad_input_is_refused_on_every_process(runs, case, kind, words):
     for _, results in ranks:  # both processes raised it (and the job went on, nothing hung)
         message = results[f"error_{case}"]
         assert message is not None and message.startswith(kind) and words in message
+
+
+# --- tensor parallelism (keras_tensor_parallel_worker.py, run at the end of the same launch) -----
+
+
+@pytest.fixture(scope="module")
+def tensor_parallel(runs):
+    """The Megatron MLP of ``keras_tensor_parallel_worker.py`` on a mesh (1, 2): ``(one-process
+    (arrays, results), [(arrays, results) of rank 0, 1], the two-process folder)``."""
+    _, _, two = runs
+
+    def load(folder: Path, rank: int):
+        return (dict(np.load(folder / f"rank{rank}.npz")),
+                json.loads((folder / f"rank{rank}.json").read_text()))
+
+    return load(two.parent / "one" / "tp", 0), [load(two / "tp", 0), load(two / "tp", 1)], two / "tp"
+
+
+def test_tensor_parallel_training_equals_one_process(tensor_parallel):
+    (single, single_results), ranks, _ = tensor_parallel
+    (rank0, _), (rank1, _) = ranks
+    finals = [k for k in single if k.startswith("final/")]  # get_weights() after fit
+    assert len(finals) == 8
+    for key in [*finals, "predict"]:
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)  # whole on both
+        np.testing.assert_allclose(rank0[key], single[key], rtol=0, atol=1e-5, err_msg=key)
+    for index in range(8):  # it trained: every weight moved
+        assert np.abs(single[f"final/{index}"] - single[f"initial/{index}"]).max() > 1e-3
+    assert single["predict"].shape == (10, 3)
+    assert single_results["history"]["loss"][-1] < single_results["history"]["loss"][0]
+    for _, results in ranks:
+        for key, values in single_results["history"].items():
+            np.testing.assert_allclose(results["history"][key], values, atol=1e-5, err_msg=key)
+        for key, value in single_results["evaluate"].items():
+            assert results["evaluate"][key] == pytest.approx(value, abs=1e-5)
+
+
+def test_tensor_parallel_stores_half_of_each_split_kernel(tensor_parallel):
+    (_, single), ranks, _ = tensor_parallel
+    whole = single["stored"]
+    for _, results in ranks:
+        stored = results["stored"]
+        assert results["roles"] == {"up": "column", "down": "row", "wide": "column"}
+        for index in range(3):  # up, down, wide: kernels halved; the head replicated
+            assert stored[f"_stack.{index}.kernel"] * 2 == whole[f"_stack.{index}.kernel"]
+        assert stored["_stack.0.bias"] * 2 == whole["_stack.0.bias"]  # follows the column split
+        assert stored["_stack.1.bias"] == whole["_stack.1.bias"]  # row parallel: replicated
+        assert stored["_stack.3.kernel"] == whole["_stack.3.kernel"]
+
+
+def test_a_1d_mesh_layout_stays_fsdp(tensor_parallel):
+    """Kernels laid out over the batch axis of a 1-D mesh: storage sharding (FSDP), not TP."""
+    (single, one), ranks, _ = tensor_parallel
+    for arrays, results in ranks:
+        assert results["fsdp_plan"] == "function"  # shard_plan's FSDP plan
+        assert results["fsdp_stored"]["_stack.0.kernel"] * 2 == one["fsdp_stored"]["_stack.0.kernel"]
+        assert results["fsdp_stored"]["_stack.1.kernel"] * 2 == one["fsdp_stored"]["_stack.1.kernel"]
+        for index in range(8):
+            np.testing.assert_allclose(arrays[f"fsdp/{index}"], single[f"fsdp/{index}"], atol=1e-5)
+
+
+def test_tensor_parallel_column_row_pair_exchanges_no_gather(tensor_parallel):
+    """One forward: the row layer's all-reduce and the last column layer's gather only; the column
+    layer feeding the row layer hands over its slice as it is (Megatron's MLP)."""
+    _, ranks, _ = tensor_parallel
+    for _, results in ranks:
+        assert results["keep_sharded"] == ["up"]
+        assert results["comms"] == {"all_reduce": 1, "all_gather_into_tensor": 1}
+
+
+def test_tensor_parallel_save_is_one_whole_archive(tensor_parallel):
+    (single, _), ranks, folder = tensor_parallel
+    loaded = keras.models.load_model(folder / "mlp.keras")
+    for index, weight in enumerate(loaded.get_weights()):
+        np.testing.assert_allclose(weight, single[f"final/{index}"], atol=1e-5)
+    for arrays, _ in ranks:  # reloaded on each process: the whole weights
+        for index in range(8):
+            np.testing.assert_array_equal(arrays[f"reloaded/{index}"], arrays[f"final/{index}"])
+
+
+@pytest.mark.parametrize("case, kind, words", [
+    ("divisible", "ConfigError", "input dimension (5) is not divisible by 2"),
+    ("attention", "NotSupportedError", "layer 'mha' (MultiHeadAttention)"),
+    ("row_bias", "NotSupportedError", "'down/bias'"),
+    ("axis", "ConfigError", "not axes of the mesh"),
+])
+def test_tensor_parallel_bad_layouts_refused_on_every_process(tensor_parallel, case, kind, words):
+    _, ranks, _ = tensor_parallel
+    for _, results in ranks:  # both raised it, and the job went on (nothing hung)
+        message = results[f"error_{case}"]
+        assert message is not None and message.startswith(kind) and words in message, message
 
 
 # --- keras.distribution without processes --------------------------------------------------------

@@ -51,10 +51,21 @@ class DistributedContext:
     local_world_size: int = 1
     device: torch.device = torch.device("cpu")
     owns_group: bool = False  # this context created the process group (and destroys it)
+    # Tensor parallelism: the processes of one model-parallel group see the same batches, so the
+    # data are split over ``data_world_size`` groups only (None: every process is its own group).
+    data_rank: int | None = None
+    data_world_size: int | None = None
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def data_partition(self) -> tuple[int, int]:
+        """``(index, count)``: this process's share of each global batch and the number of shares."""
+        if self.data_world_size is None:
+            return self.rank, self.world_size
+        return int(self.data_rank or 0), int(self.data_world_size)
 
     @property
     def is_distributed(self) -> bool:
@@ -146,11 +157,17 @@ def _restart_store() -> dist.Store | None:
     return dist.PrefixStore(f"bigmodel/restart-{restart}", client)
 
 
-def setup(strategy: str, device: Any = "auto", precision: str = "fp32") -> DistributedContext:
+def setup(strategy: str, device: Any = "auto", precision: str = "fp32",
+          data_partition: tuple[int, int] | None = None) -> DistributedContext:
     """Join (or create) the process group for ``strategy`` and pick this process's device.
 
     Reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` (torchrun). The backend is
     NCCL on CUDA, gloo on CPU. ``device="auto"`` is ``cuda:LOCAL_RANK`` when CUDA is present.
+
+    Args:
+        data_partition: ``(index, count)`` when fewer data shares than processes are wanted
+            (tensor parallelism: the processes of a model-parallel group share one); None: one
+            share per process.
 
     Raises:
         ConfigError: an invalid strategy/precision/device combination (see :func:`check_strategy`).
@@ -183,8 +200,9 @@ def setup(strategy: str, device: Any = "auto", precision: str = "fp32") -> Distr
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
         owns = True
     world = dist.get_world_size()
+    share, shares = data_partition if data_partition is not None else (None, None)
     return DistributedContext(strategy, dist.get_rank(), world, local_rank,
-                              env_int("LOCAL_WORLD_SIZE", world), resolved, owns)
+                              env_int("LOCAL_WORLD_SIZE", world), resolved, owns, share, shares)
 
 
 # --- wrapping -----------------------------------------------------------------------------------
@@ -276,6 +294,9 @@ def remap_optimizer(optimizer: torch.optim.Optimizer, names: dict[int, str], mod
                                   "strategy='fsdp' can only shard the model's own parameters")
             remapped.append(current[name])
         group["params"] = remapped
+        kinds = {type(param).__name__ == "DTensor" for param in remapped}
+        if len(kinds) > 1:  # tensor parallelism: shards beside replicated weights; the fused and
+            group["fused"], group["foreach"] = False, False  # foreach kernels take one kind only
 
 
 @contextlib.contextmanager
@@ -400,7 +421,9 @@ def seed_rank_stream(base_seed: int, epoch: int, context: DistributedContext | N
     """
     if context is None or context.world_size == 1:
         return
-    torch.manual_seed(rank_stream_seed(base_seed, epoch, context.rank))
+    # The processes of one tensor-parallel group share a stream: their replicated activations
+    # (and so their dropout masks) must agree.
+    torch.manual_seed(rank_stream_seed(base_seed, epoch, context.data_partition[0]))
 
 
 def rank_stream_seed(base_seed: int, epoch: int, rank: int) -> int:

@@ -135,7 +135,8 @@ class Trainer(StepMixin, PersistenceMixin, InferenceMixin):
             self._dist: distributed.DistributedContext | None = None
             self.device = resolve_device(device)
         else:
-            self._dist = distributed.setup(strategy, device, precision)
+            self._dist = distributed.setup(strategy, device, precision,
+                                           getattr(model, "_data_partition", None))
             self.device = self._dist.device
         self.precision = precision
         self._autocast_dtype = resolve_precision(precision, self.device)
@@ -234,9 +235,10 @@ class Trainer(StepMixin, PersistenceMixin, InferenceMixin):
         if self._dist is not None:
             ctx = self._dist
             distributed.check_global_batch(batch_size, ctx.world_size, self.grad_accum_steps)
-            train_batches = self._slices = distributed.RankSlices(train_batches, ctx.rank, ctx.world_size)
+            share, shares = ctx.data_partition
+            train_batches = self._slices = distributed.RankSlices(train_batches, share, shares)
             if val_batches is not None:
-                val_batches = distributed.RankSlices(val_batches, ctx.rank, ctx.world_size)
+                val_batches = distributed.RankSlices(val_batches, share, shares)
             if not ctx.is_main:
                 verbose = 0
         if steps_per_epoch is not None:

@@ -33,6 +33,7 @@ from bigmodel.engine.backup import BackupAndRestore
 from bigmodel.engine.callbacks import Callback, TensorBoard
 from bigmodel.errors import ConfigError, NotSupportedError
 from bigmodel.keras import distribution as distribution_lib
+from bigmodel.keras import tensor_parallel
 from bigmodel.keras.process_group import ensure_process_group, is_distributed, world
 
 __all__ = ["check_global_batch", "evaluate",
@@ -83,6 +84,8 @@ def trainer_strategy(model: Any) -> str:
     chosen = distribution_lib.distribution()
     # A layout is checked against the model on one process too, where it changes nothing.
     plan = shard_plan(model, chosen) if isinstance(chosen, distribution_lib.ModelParallel) else None
+    if plan is not None:  # Dense kernels over a model axis: tensor parallelism instead of FSDP
+        plan = tensor_parallel.tensor_parallel_plan(model, chosen, weight_paths(model)) or plan
     if not is_distributed():
         # A one-process group reads the sharded checkpoint of a several-process run (engine).
         return "ddp" if getattr(model, "_resume_sharded", False) else "single"
@@ -90,6 +93,9 @@ def trainer_strategy(model: Any) -> str:
     _check_same_model(model)
     if plan is not None:
         object.__setattr__(model, "_shard_plan", plan)  # engine.distributed.wrap_model applies it
+        # The engine splits the data over the batch axis only under tensor parallelism.
+        object.__setattr__(model, "_data_partition", plan.data_partition(dist.get_rank())
+                           if isinstance(plan, tensor_parallel.TensorParallelPlan) else None)
         return "fsdp"
     return "ddp"
 
@@ -271,7 +277,9 @@ def predict_sharded(trainer: Any, x: Any, batch_size: int, verbose: int) -> Any:
     ensure_process_group()  # a predict before any fit
     if getattr(trainer, "strategy", "single") == "single":  # not trained here: rank 0's weights
         engine_distributed.broadcast_parameters(trainer.model)
-    rank, size = world()
+    process, world_size = world()
+    # Tensor parallelism: the processes of one model-axis group predict the same share together.
+    rank, size = getattr(trainer.model, "_data_partition", None) or world()
     total = int(tree_leaves(x)[0].shape[0])
     share = -(-total // size)
     start, stop = min(rank * share, total), min((rank + 1) * share, total)
@@ -285,15 +293,16 @@ def predict_sharded(trainer: Any, x: Any, batch_size: int, verbose: int) -> Any:
         return part
 
     local = trainer.predict(tree_map(piece, x), batch_size=max(batch_size // size, 1),
-                            verbose=verbose if rank == 0 else 0)
+                            verbose=verbose if process == 0 else 0)
 
     def gather(t: torch.Tensor) -> torch.Tensor:
         # NCCL gathers on this process's own GPU (set by the group's setup), gloo on the CPU.
         device = (torch.device("cuda", torch.cuda.current_device())
                   if dist.get_backend() == "nccl" else torch.device("cpu"))
-        parts = [torch.empty_like(t, device=device) for _ in range(size)]
+        parts = [torch.empty_like(t, device=device) for _ in range(world_size)]
         dist.all_gather(parts, t.contiguous().to(device))
-        return torch.cat([p.cpu() for p in parts])[:total]
+        step = world_size // size  # one part per share (the first process of each group)
+        return torch.cat([p.cpu() for p in parts[::step]])[:total]
 
     return tree_map(gather, local)
 

@@ -139,6 +139,8 @@ class LayerState:
         arrays = []
         for lay, n in self._ordered_weight_items():
             tensor = getattr(lay, n).detach()
+            if hasattr(tensor, "full_tensor"):  # a DTensor shard (keras.distribution): gathered
+                tensor = tensor.full_tensor()  # whole on every process (each calls get_weights)
             perm = lay._weight_perms[n]
             if perm is not None:
                 tensor = tensor.permute(*np.argsort(perm).tolist())
@@ -163,6 +165,11 @@ class LayerState:
                                  f"received {tuple(array.shape)}")
             if perm is not None:
                 array = array.permute(*perm)
+            if hasattr(target, "full_tensor"):  # a DTensor shard: this process keeps its slice
+                from torch.distributed.tensor import distribute_tensor
+
+                array = distribute_tensor(array.to(target.device).contiguous(), target.device_mesh,
+                                          target.placements, src_data_rank=None)
             with torch.no_grad():
                 target.copy_(array.to(target.device))
 
