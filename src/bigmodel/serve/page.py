@@ -30,7 +30,8 @@ _HTML = """<!doctype html>
   .options label { margin-right: 0.8rem; white-space: nowrap; }
   #tokens { line-height: 2; }
   .token { padding: 0.15rem 0.25rem; margin: 0 0.1rem; border-radius: 0.2rem; }
-  .sample { background: #f4f4f4; padding: 0.6rem; white-space: pre-wrap; }
+  .sample { background: #f4f4f4; padding: 0.6rem; white-space: pre-wrap; margin-top: 0.2rem; }
+  .source { color: #555; margin-top: 0.8rem; }
   .legend { font-size: 0.85rem; color: #555; }
 </style>
 </head>

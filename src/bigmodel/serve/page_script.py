@@ -177,11 +177,15 @@ function wavBlob(samples, rate) {
 
 // -- generation and translation ---------------------------------------------------------------
 function number(id) { const v = $(id).value.trim(); return v === "" ? null : Number(v); }
-function showTexts(texts) {
-  for (const text of texts) {
+function showTexts(texts, sources) {
+  texts.forEach((text, i) => {
+    if (sources) {  // a translation: its source above it
+      const label = document.createElement("div"); label.className = "source";
+      label.textContent = sources[i] + " \u2192"; $("generated").appendChild(label);
+    }
     const pre = document.createElement("pre"); pre.className = "sample"; pre.textContent = text;
     $("generated").appendChild(pre);
-  }
+  });
 }
 $("generate-form").onsubmit = async (e) => {
   e.preventDefault(); clearOutput("generating...");
@@ -201,7 +205,7 @@ $("translate-form").onsubmit = async (e) => {
   if (number("beam") !== null) body.beam = number("beam");
   const answer = await post("/translate", body, true);
   if (!answer) return;
-  $("status").textContent = "outputs:"; showTexts(answer.translations);
+  $("status").textContent = "outputs:"; showTexts(answer.translations, texts);
 };
 loadModels();
 """
