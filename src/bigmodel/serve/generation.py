@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
+from bigmodel.compress.saving import read_any_spec
 from bigmodel.errors import ConfigError
-from bigmodel.models import read_model_spec
 from bigmodel.serve.models import NAME_PATTERN
 from bigmodel.serve.protocol import RequestError, parse_json
 
@@ -37,7 +37,7 @@ def run_task(run_dir: str | Path) -> str:
     Raises:
         CheckpointError: no valid ``model.json``.
     """
-    metadata = read_model_spec(Path(run_dir)).get("metadata") or {}
+    metadata = read_any_spec(Path(run_dir)).get("metadata") or {}  # compressed stages too
     task = metadata.get("task", "image_classification") if isinstance(metadata, dict) else None
     return task if isinstance(task, str) else "image_classification"
 
@@ -124,7 +124,8 @@ def generate_options(document: dict[str, Any], where: str) -> dict[str, Any]:
             ``num_samples`` above :data:`LIMITS`).
     """
     options = {"max_tokens": _integer(document, "max_tokens", 100, where),
-               "temperature": document.get("temperature", 1.0),
+               "temperature": 1.0 if document.get("temperature") is None
+               else document["temperature"],
                "top_k": _integer(document, "top_k", None, where),
                "seed": _integer(document, "seed", None, where, low=0),
                "num_samples": _integer(document, "num_samples", 1, where)}
@@ -291,9 +292,9 @@ def infer_text_response(model: GenerativeModel, outputs: list, request_id: Any) 
 
 def _integer(document: dict, key: str, default: int | None, where: str,
              low: int | None = 1) -> int | None:
-    value = document.get(key, default)
-    if value is None:
-        return None
+    value = document.get(key)
+    if value is None:  # absent or null: the default
+        return default
     if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
         bound = f" >= {low}" if low is not None else ""
         raise RequestError(f"{where}: '{key}' must be an integer{bound}; received "
