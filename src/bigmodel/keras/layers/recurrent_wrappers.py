@@ -5,18 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.nn.modules import module as _module
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.call_signature import call_takes_mask
-from bigmodel.keras.layers.core import PreActivationMixin
+from bigmodel.keras.layers.core import PreActivationMixin, cast_inputs
 from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
-from bigmodel.keras.layers.recurrent import call_with_initial_state
+from bigmodel.keras.layers.recurrent import GRU, LSTM, SimpleRNN, call_with_initial_state
 from bigmodel.keras.layers.symbolic import Shape, is_shape_list
+from bigmodel.nn.recurrent_kernels import fused, torch_weights
 
 __all__ = ["Bidirectional", "Masking", "TimeDistributed"]
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
+# Recurrent layers whose two directions one bidirectional fused op computes (exact classes: a
+# subclass may change ``call``).
+_FUSED_PAIRS = (LSTM, GRU, SimpleRNN)
+
+
+def _hooks_or_tracing(*layers: Layer) -> bool:
+    """A hook would see the directions' own calls, a tracer or compiler their ops: keep them."""
+    return bool(
+        _module._global_forward_hooks or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks or _module._global_backward_pre_hooks
+        or torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or any(layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
+               or layer._backward_pre_hooks or "forward" in layer.__dict__
+               or "call" in layer.__dict__ for layer in layers))
 
 
 def _renamed_copy(layer: Layer, prefix: str, **changes: Any) -> Layer:
@@ -125,6 +142,8 @@ class Bidirectional(Layer):
                                  f"the forward states then the backward states (an even number); "
                                  f"received {len(states)}")
             forward_state, backward_state = states[: len(states) // 2], states[len(states) // 2:]
+        elif isinstance(inputs, torch.Tensor) and self._fuses(inputs, training, mask):
+            return self._merge(*self._call_fused(inputs))
         y = self.forward_layer(inputs, training=training, mask=mask, initial_state=forward_state)
         y_rev = self.backward_layer(inputs, training=training, mask=mask,
                                     initial_state=backward_state)
@@ -134,8 +153,63 @@ class Bidirectional(Layer):
             y, y_rev = y[0], y_rev[0]
         if self.return_sequences:
             y_rev = y_rev.flip(1)
-        if self.merge_mode == "concat":
-            output: Any = torch.cat([y, y_rev], dim=-1)
+        return self._merge(y, y_rev, states)
+
+    def _fuses(self, inputs: torch.Tensor, training: Any, mask: Any) -> bool:
+        """Whether one bidirectional fused op (``nn.LSTM(bidirectional=True)``'s) computes both
+        directions exactly as their own calls would: the default pair (same class and options, the
+        second ``go_backwards``), no mask, no initial or kept state, no input dropout while
+        training, a fused kernel for the options, and no hook, tracer or activity penalty that
+        would see the two calls."""
+        forward, backward = self.forward_layer, self.backward_layer
+        cls = type(forward)
+        if cls not in _FUSED_PAIRS or type(backward) is not cls or forward.go_backwards \
+                or not backward.go_backwards or forward.stateful or backward.stateful:
+            return False
+        if not (forward.built and backward.built) or inputs.dim() != 3 or mask is not None:
+            return False
+        training = bool(training)
+        if training and (forward.dropout > 0 or backward.dropout > 0):
+            return False  # each direction draws its own input mask
+        return (forward.units == backward.units and forward.use_bias == backward.use_bias
+                and forward.activity_regularizer is None and backward.activity_regularizer is None
+                and forward._fusable(training) and backward._fusable(training)
+                and forward._nonlinearity() == backward._nonlinearity()
+                and forward.kernel.dtype == backward.kernel.dtype
+                and not _hooks_or_tracing(forward, backward))
+
+    def _call_fused(self, inputs: torch.Tensor) -> tuple[Any, Any, list[torch.Tensor]]:
+        """Both directions in one fused op: ``(y, y_rev, states)`` as :meth:`call` merges them
+        (``y_rev`` already in input order). The op runs the backward direction over the reversed
+        steps internally, so outputs equal the two one-direction calls with their flips."""
+        forward, backward = self.forward_layer, self.backward_layer
+        forward._check_input_shape(tuple(inputs.shape))
+        x = cast_inputs(inputs, forward.kernel)
+        cell = forward.cell
+        weights = [*torch_weights(cell, forward.kernel, forward.recurrent_kernel, forward.bias),
+                   *torch_weights(cell, backward.kernel, backward.recurrent_kernel, backward.bias)]
+        zeros = x.new_zeros(2, x.shape[0], forward.units)
+        out, h, c = fused(cell, x, weights, (zeros, zeros) if cell == "lstm" else zeros,
+                          bidirectional=True, nonlinearity=forward._nonlinearity())
+        states: list[torch.Tensor] = []
+        if self.return_state:
+            states = [h[0], c[0], h[1], c[1]] if cell == "lstm" else [h[0], h[1]]
+        if self.return_sequences:
+            if self.merge_mode == "concat":
+                # already [forward, backward] on the last axis; contiguous as the cat it
+                # replaces (the op hands back a transposed view; a next LSTM copies it anyway)
+                return out.contiguous(), None, states
+            units = forward.units
+            return out[..., :units].contiguous(), out[..., units:].contiguous(), states
+        return h[0], h[1], states
+
+    def _merge(self, y: Any, y_rev: Any, states: list[torch.Tensor]) -> Any:
+        """The directions' outputs merged by ``merge_mode``, then the states (``return_state``);
+        ``y_rev`` ``None``: ``y`` is the concatenation already."""
+        if y_rev is None:
+            output: Any = y
+        elif self.merge_mode == "concat":
+            output = torch.cat([y, y_rev], dim=-1)
         elif self.merge_mode == "sum":
             output = y + y_rev
         elif self.merge_mode == "ave":
