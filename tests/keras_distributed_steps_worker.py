@@ -196,6 +196,17 @@ def cases(results: dict, out: dict) -> None:
     out.update({f"custom/{k}": v for k, v in weights(model).items()})
     out["custom/predict"] = model.predict(x6[:13], batch_size=4, verbose=0)  # 13: padded shares
 
+    # a DataLoader of global batches: each process keeps its slice of each
+    torch.manual_seed(0)
+    model = CustomStep()
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", metrics=["mae"])
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x6), torch.from_numpy(y1)),
+        batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(5))
+    history = model.fit(loader, epochs=EPOCHS, verbose=0)
+    results["loader"] = {"history": history.history}
+    out.update({f"loader/{k}": v for k, v in weights(model).items()})
+
     torch.manual_seed(0)
     gan = TwoOptimizers()
     gan.compile(keras.optimizers.Adam(0.01), keras.optimizers.SGD(0.05, momentum=0.5))

@@ -1,6 +1,6 @@
 """Keras's step loop under torchrun: one launch of 2 CPU processes (gloo) trains a custom
-``train_step`` model, a GAN-like model with two optimizers, a two-output compiled model and an
-``add_loss`` autoencoder, compared with the same program run as one process on the same global
+``train_step`` model (on arrays and on a DataLoader), a GAN-like model with two optimizers, a
+two-output compiled model and an ``add_loss`` autoencoder, compared with the same program run as one process on the same global
 batches; then the bad inputs, each refused on both processes without a hang."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from distributed_helpers import environment, torchrun_command
 
 WORKER = Path(__file__).with_name("keras_distributed_steps_worker.py")
-CASES = ("custom", "gan", "outputs", "add_loss")
+CASES = ("custom", "loader", "gan", "outputs", "add_loss")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_weights_equal_on_both_ranks_and_to_one_process(runs):
 
 def test_history_and_evaluate_equal_on_both_ranks_and_to_one_process(runs):
     (_, single), [(_, rank0), (_, rank1)] = runs
-    expected_keys = {"custom": {"loss", "mae", "val_loss", "val_mae"},
+    expected_keys = {"custom": {"loss", "mae", "val_loss", "val_mae"}, "loader": {"loss", "mae"},
                      "gan": {"d_loss", "g_loss", "last_d_loss"},
                      "outputs": {"loss", "a_loss", "b_loss", "b_accuracy",
                                  "val_loss", "val_a_loss", "val_b_loss", "val_b_accuracy"},

@@ -124,6 +124,10 @@ class StepSync:
         self._samples, self._last = 0, {}
         if epoch is not None:
             self._epoch = epoch
+            if self._streamed is not None:
+                # Back to a stream common to every process until the epoch's first step is done:
+                # a shuffled DataLoader draws its order here, the same on every process.
+                torch.manual_seed(engine_distributed.rank_stream_seed(self._seed, epoch, self.size))
             # Buffers and non-trainable weights (BatchNorm statistics) a step changes locally
             # follow rank 0's at every epoch start; trainable ones stay equal by the averaging.
             with torch.no_grad():
