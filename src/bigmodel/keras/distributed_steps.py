@@ -99,13 +99,18 @@ class StepSync:
         self._last: dict[str, Any] = {}
         self._epoch: int | None = None
         self._streamed: int | None = None  # the epoch whose random stream is this process's own
+        if dist.get_backend() == "nccl":  # NCCL reduces GPU tensors: the model goes to this GPU
+            device = _collective_device()
+            if any(p.device != device for p in model.parameters()):
+                model.to(device)
         engine_distributed.broadcast_parameters(model)  # every process starts from rank 0's weights
         # A seed shared by every process, read from rank 0's random state without drawing from
         # it: a model built lazily in the first step gets the weights one process would give it.
         state = torch.random.get_rng_state().numpy().tobytes()
-        seed = torch.tensor([zlib.crc32(state) * 2**20 + len(state)], dtype=torch.int64)
+        seed = torch.tensor([zlib.crc32(state) * 2**20 + len(state)], dtype=torch.int64,
+                            device=_collective_device())
         dist.broadcast(seed, src=0)
-        self._seed = int(seed)
+        self._seed = int(seed.item())
         self._shuffle = torch.Generator().manual_seed(self._seed)
 
     # --- data --------------------------------------------------------------------------------
@@ -205,8 +210,9 @@ class StepSync:
         with torch.no_grad():
             digest = sum(float(p.detach().double().sum()) * (i + 1)
                          for i, p in enumerate(self.model.parameters()) if p.requires_grad)
-        values = torch.tensor([digest, -digest], dtype=torch.float64)
+        values = torch.tensor([digest, -digest], dtype=torch.float64, device=_collective_device())
         dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        values = values.cpu()
         if float(values[0]) != -float(values[1]):
             raise TrainingError(
                 f"{self.what}: after epoch {epoch + 1} the processes hold different weights of "
@@ -229,8 +235,9 @@ class StepSync:
         length = sum(int(s.numel()) for s in states)
         digest = zlib.crc32(repr(keys).encode())
         header = torch.tensor([1 if bad else 0, length, digest], dtype=torch.int64)
-        verdict = torch.cat([header, -header])
+        verdict = torch.cat([header, -header]).to(_collective_device())
         dist.all_reduce(verdict, op=dist.ReduceOp.MAX)
+        verdict = verdict.cpu()
         if int(verdict[0]):
             detail = (f"this process's {bad} hold {[_describe(logs[k]) for k in bad]}" if bad
                       else "another process's logs hold such values")
