@@ -115,6 +115,20 @@ def data_and_tensor_parallel(out: Path) -> None:
         "stored": stored_parameters(model)}))
 
 
+def dropout(arrays: dict) -> None:
+    """Dropout after a gathered column-parallel layer: the processes of the pair must draw the
+    same mask (else the replicated head's gradients, and so its weights, would differ)."""
+    torch.manual_seed(0)
+    if WORLD > 1:
+        layout({"wide/kernel": (None, "model")})
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(8, activation="relu", name="wide"),
+                              layers.Dropout(0.5), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.fit(*data(), batch_size=8, epochs=1, verbose=0)
+    arrays.update({f"dropout/{i}": w for i, w in enumerate(model.get_weights())})
+    distribution.set_distribution(None)
+
+
 def fsdp(results: dict, arrays: dict) -> None:
     """A 1-D mesh lays the kernels out over the batch axis: FSDP (ZeRO-3) storage sharding."""
     torch.manual_seed(0)
@@ -157,9 +171,12 @@ def run(out: Path) -> None:
                             for op, count in comms.get_comm_counts().items()}
     arrays.update({f"final/{i}": w for i, w in enumerate(model.get_weights())})
     model.save(str(out / "mlp.keras"))
+    model.set_weights([arrays[f"initial/{i}"] for i in range(8)])  # each process keeps its slice
+    arrays.update({f"reset/{i}": w for i, w in enumerate(model.get_weights())})
     reloaded = keras.models.load_model(str(out / "mlp.keras"))
     arrays.update({f"reloaded/{i}": w for i, w in enumerate(reloaded.get_weights())})
     distribution.set_distribution(None)
+    dropout(arrays)
     fsdp(results, arrays)
     if WORLD > 1:
         errors(results)

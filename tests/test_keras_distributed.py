@@ -241,6 +241,16 @@ def test_tensor_parallel_save_is_one_whole_archive(tensor_parallel):
     for arrays, _ in ranks:  # reloaded on each process: the whole weights
         for index in range(8):
             np.testing.assert_array_equal(arrays[f"reloaded/{index}"], arrays[f"final/{index}"])
+            # set_weights on the sharded model: each process kept its slice of the whole arrays
+            np.testing.assert_array_equal(arrays[f"reset/{index}"], single[f"initial/{index}"])
+
+
+def test_tensor_parallel_pair_draws_the_same_dropout_masks(tensor_parallel):
+    _, ((rank0, _), (rank1, _)), _ = tensor_parallel
+    keys = [key for key in rank0 if key.startswith("dropout/")]
+    assert len(keys) == 4
+    for key in keys:  # a different mask on either process would leave the head's weights apart
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
 
 
 @pytest.mark.parametrize("case, kind, words", [
