@@ -28,10 +28,25 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras.ops.nn import (  # Keras 3's activations of these names are the same functions
+    celu,
+    glu,
+    hard_shrink,
+    hard_tanh,
+    log_sigmoid,
+    soft_shrink,
+    sparse_plus,
+    sparse_sigmoid,
+    sparsemax,
+    squareplus,
+    tanh_shrink,
+    threshold,
+)
 from bigmodel.keras.unsupported import unsupported_attribute
 
 __all__ = [
-    "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "is_sigmoid",
+    "celu", "glu", "hard_shrink", "hard_tanh", "log_sigmoid", "soft_shrink", "sparse_plus",
+    "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink", "threshold", "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "is_sigmoid",
     "is_elementwise", "is_softmax", "leaky_relu", "linear", "log_softmax", "mish", "relu", "relu6", "selu",
     "serialize", "sigmoid", "silu", "softmax", "softplus", "softsign", "swish", "tanh",
 ]
@@ -141,6 +156,10 @@ _ACTIVATIONS: dict[str, Callable[..., torch.Tensor]] = {
     "selu": selu, "softplus": softplus, "softsign": softsign, "silu": silu, "swish": swish,
     "exponential": exponential, "hard_sigmoid": hard_sigmoid, "hard_silu": hard_silu,
     "hard_swish": hard_swish, "mish": mish, "linear": linear,
+    "celu": celu, "glu": glu, "hard_shrink": hard_shrink, "hard_tanh": hard_tanh,
+    "log_sigmoid": log_sigmoid, "soft_shrink": soft_shrink, "sparse_plus": sparse_plus,
+    "sparse_sigmoid": sparse_sigmoid, "sparsemax": sparsemax, "squareplus": squareplus,
+    "tanh_shrink": tanh_shrink, "threshold": threshold,
 }
 _NAMES_BY_ID = {id(fn): name for name, fn in _ACTIVATIONS.items()
                 if name not in ("swish", "hard_swish")}
@@ -149,7 +168,7 @@ _NAMES_BY_ID = {id(fn): name for name, fn in _ACTIVATIONS.items()
 # The built-ins that act on each element alone, so on any layout of a tensor (not softmax /
 # log_softmax, which normalise along an axis).
 _ELEMENTWISE_IDS = {id(fn) for name, fn in _ACTIVATIONS.items()
-                    if name not in ("softmax", "log_softmax")}
+                    if name not in ("softmax", "log_softmax", "glu", "sparsemax")}
 
 
 def is_elementwise(fn: Any) -> bool:

@@ -8,6 +8,7 @@ channels-last, so :func:`set_image_data_format` accepts ``"channels_last"`` only
 from __future__ import annotations
 
 from bigmodel.errors import ConfigError, NotSupportedError
+from bigmodel.keras.mixed_precision import dtype_policy, set_dtype_policy  # noqa: F401 - as Keras
 from bigmodel.keras.unsupported import (  # noqa: F401 - public here, as the error of every module
     UnsupportedAPIError,
     UnsupportedImportError,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import DataError, ShapeError, UnknownNameError
+from bigmodel.keras import loss_functions
 from bigmodel.keras.unsupported import unsupported_attribute
 
 EPSILON = 1e-7
@@ -266,6 +267,71 @@ class Huber(_Regression):
         return {**config, "delta": self.delta}
 
 
+class _PerSample(_Regression):
+    """A loss whose per-sample values are a :mod:`.loss_functions` function of the paired
+    labels and predictions (Keras 3's ``LossFunctionWrapper`` subclasses)."""
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        target, pred = self._pair(y_true, y_pred.float())
+        return type(self).function(target, pred)
+
+    def get_config(self) -> dict[str, Any]:
+        return {k: v for k, v in super().get_config().items() if k != "from_logits"}
+
+
+class Hinge(_PerSample):
+    name, function = "hinge", staticmethod(loss_functions.hinge)
+
+
+class SquaredHinge(_PerSample):
+    name, function = "squared_hinge", staticmethod(loss_functions.squared_hinge)
+
+
+class CategoricalHinge(_PerSample):
+    name, function = "categorical_hinge", staticmethod(loss_functions.categorical_hinge)
+
+
+class Poisson(_PerSample):
+    name, function = "poisson", staticmethod(loss_functions.poisson)
+
+
+class KLDivergence(_PerSample):
+    name, function = "kl_divergence", staticmethod(loss_functions.kl_divergence)
+
+
+class LogCosh(_PerSample):
+    name, function = "log_cosh", staticmethod(loss_functions.log_cosh)
+
+
+class MeanSquaredLogarithmicError(_PerSample):
+    name = "mean_squared_logarithmic_error"
+    function = staticmethod(loss_functions.mean_squared_logarithmic_error)
+
+
+class MeanAbsolutePercentageError(_PerSample):
+    name = "mean_absolute_percentage_error"
+    function = staticmethod(loss_functions.mean_absolute_percentage_error)
+
+
+class CosineSimilarity(_Regression):
+    """``-cosine_similarity(y_true, y_pred)`` along ``axis``: -1 for the same direction."""
+
+    name = "cosine_similarity"
+
+    def __init__(self, axis: int = -1, reduction: str = "sum_over_batch_size",
+                 name: str | None = None):
+        super().__init__(reduction, name)
+        self.axis = axis
+
+    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        target, pred = self._pair(y_true, y_pred.float())
+        return -loss_functions.cosine_similarity(target, pred, self.axis)
+
+    def get_config(self) -> dict[str, Any]:
+        config = {k: v for k, v in super().get_config().items() if k != "from_logits"}
+        return {**config, "axis": self.axis}
+
+
 _ALIASES: dict[str, type[Loss]] = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
@@ -276,6 +342,13 @@ _ALIASES: dict[str, type[Loss]] = {
     "mean_absolute_error": MeanAbsoluteError,
     "huber": Huber,
     "huber_loss": Huber,
+    **{cls.name: cls for cls in (Hinge, SquaredHinge, CategoricalHinge, Poisson, KLDivergence,
+                                 LogCosh, MeanSquaredLogarithmicError,
+                                 MeanAbsolutePercentageError, CosineSimilarity)},
+    "msle": MeanSquaredLogarithmicError,
+    "mape": MeanAbsolutePercentageError,
+    "kld": KLDivergence,
+    "logcosh": LogCosh,
 }
 
 
@@ -332,7 +405,8 @@ def deserialize(spec: Any) -> Loss:
                                f"{', '.join(sorted(classes))}")
     config = dict(spec.get("config", {}))
     name = config.pop("name", None)
-    if cls is MeanSquaredError or cls is MeanAbsoluteError:
+    if cls is MeanSquaredError or cls is MeanAbsoluteError or issubclass(cls, _PerSample) or (
+            cls is CosineSimilarity):
         config.pop("from_logits", None)
     loss = cls(**config)
     if name:
@@ -361,6 +435,46 @@ def mean_squared_error(y_true, y_pred):
 
 def mean_absolute_error(y_true, y_pred):
     return MeanAbsoluteError(reduction="none")(y_true, y_pred)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    return Huber(delta=delta, reduction="none")(y_true, y_pred)
+
+
+def hinge(y_true, y_pred):
+    return Hinge(reduction="none")(y_true, y_pred)
+
+
+def squared_hinge(y_true, y_pred):
+    return SquaredHinge(reduction="none")(y_true, y_pred)
+
+
+def categorical_hinge(y_true, y_pred):
+    return CategoricalHinge(reduction="none")(y_true, y_pred)
+
+
+def poisson(y_true, y_pred):
+    return Poisson(reduction="none")(y_true, y_pred)
+
+
+def kl_divergence(y_true, y_pred):
+    return KLDivergence(reduction="none")(y_true, y_pred)
+
+
+def log_cosh(y_true, y_pred):
+    return LogCosh(reduction="none")(y_true, y_pred)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    return MeanSquaredLogarithmicError(reduction="none")(y_true, y_pred)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    return MeanAbsolutePercentageError(reduction="none")(y_true, y_pred)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    return CosineSimilarity(axis=axis, reduction="none")(y_true, y_pred)
 
 
 def __getattr__(name: str) -> object:

@@ -43,7 +43,8 @@ __all__ = [
     "MeanSquaredError", "Metric", "Precision", "Recall", "RootMeanSquaredError",
     "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
-    "get",
+    "get", "Hinge", "SquaredHinge", "CategoricalHinge", "Poisson", "KLDivergence", "LogCoshError",
+    "MeanSquaredLogarithmicError", "CosineSimilarity",
 ]
 
 class Metric(_EngineMetric):
@@ -112,12 +113,9 @@ def _snake_name(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> torch.Tensor:
-    """Per-sample ``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))`` over the last axis."""
-    y_pred = torch.as_tensor(y_pred).float()
-    y_true = torch.as_tensor(y_true).to(y_pred).reshape(y_pred.shape)
-    diff = (y_true - y_pred).abs() / y_true.abs().clamp(min=1e-7)
-    return 100.0 * (diff.mean(dim=-1) if diff.ndim >= 2 else diff)
+# Per-sample ``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))``: keras.losses' function, as in
+# Keras 3 (keras.metrics.mean_absolute_percentage_error is keras.losses.mean_absolute_percentage_error).
+mean_absolute_percentage_error = losses_mod.mean_absolute_percentage_error
 
 
 class MeanAbsolutePercentageError(MeanMetricWrapper):
@@ -172,6 +170,52 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
         super().__init__(loss, name=name, direction="down")
 
 
+class _LossMean(MeanMetricWrapper):
+    """The mean over samples of one of keras.losses' per-sample functions (lower is better)."""
+
+    def __init__(self, name: str | None = None, dtype: Any = None) -> None:
+        super().__init__(type(self).function, name=name or type(self).default_name,
+                         direction="down")
+
+
+class Hinge(_LossMean):
+    default_name, function = "hinge", staticmethod(losses_mod.hinge)
+
+
+class SquaredHinge(_LossMean):
+    default_name, function = "squared_hinge", staticmethod(losses_mod.squared_hinge)
+
+
+class CategoricalHinge(_LossMean):
+    default_name, function = "categorical_hinge", staticmethod(losses_mod.categorical_hinge)
+
+
+class Poisson(_LossMean):
+    default_name, function = "poisson", staticmethod(losses_mod.poisson)
+
+
+class KLDivergence(_LossMean):
+    default_name, function = "kl_divergence", staticmethod(losses_mod.kl_divergence)
+
+
+class LogCoshError(_LossMean):
+    default_name, function = "logcosh", staticmethod(losses_mod.log_cosh)
+
+
+class MeanSquaredLogarithmicError(_LossMean):
+    default_name = "mean_squared_logarithmic_error"
+    function = staticmethod(losses_mod.mean_squared_logarithmic_error)
+
+
+class CosineSimilarity(MeanMetricWrapper):
+    """The mean cosine similarity of labels and predictions along ``axis`` (higher is better)."""
+
+    def __init__(self, name: str = "cosine_similarity", dtype: Any = None, axis: int = -1) -> None:
+        self.axis = axis
+        super().__init__(lambda y_true, y_pred: -losses_mod.cosine_similarity(y_true, y_pred, axis),
+                         name=name, direction="up")
+
+
 _BY_NAME: dict[str, type] = {
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
@@ -190,6 +234,16 @@ _BY_NAME: dict[str, type] = {
     "mean_absolute_error": MeanAbsoluteError,
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
+    "hinge": Hinge,
+    "squared_hinge": SquaredHinge,
+    "categorical_hinge": CategoricalHinge,
+    "poisson": Poisson,
+    "kl_divergence": KLDivergence,
+    "log_cosh": LogCoshError,
+    "logcosh": LogCoshError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "msle": MeanSquaredLogarithmicError,
+    "cosine_similarity": CosineSimilarity,
 }
 
 
@@ -239,6 +293,22 @@ def get(identifier: Any, label_shape: tuple | None = None,
                                    f"{', '.join(known)}")
         return cls(name=identifier)
     raise UnknownNameError(f"Could not interpret metric identifier: {identifier!r}")
+
+
+# Keras 3 exports these loss functions from keras.metrics too (the same functions).
+binary_crossentropy = losses_mod.binary_crossentropy
+categorical_crossentropy = losses_mod.categorical_crossentropy
+mean_absolute_error = losses_mod.mean_absolute_error
+mean_squared_error = losses_mod.mean_squared_error
+sparse_categorical_crossentropy = losses_mod.sparse_categorical_crossentropy
+categorical_hinge = losses_mod.categorical_hinge
+hinge = losses_mod.hinge
+huber = losses_mod.huber
+kl_divergence = losses_mod.kl_divergence
+log_cosh = losses_mod.log_cosh
+mean_squared_logarithmic_error = losses_mod.mean_squared_logarithmic_error
+poisson = losses_mod.poisson
+squared_hinge = losses_mod.squared_hinge
 
 
 def __getattr__(name: str) -> object:

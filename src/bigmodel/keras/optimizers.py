@@ -26,7 +26,13 @@ from typing import Any
 import torch
 
 from bigmodel.engine.optimizers import create_optimizer
-from bigmodel.errors import ConfigError, InputTypeError, NotBuiltError, UnknownNameError
+from bigmodel.errors import (
+    ConfigError,
+    InputTypeError,
+    NotBuiltError,
+    NotSupportedError,
+    UnknownNameError,
+)
 from bigmodel.keras import constraints, schedules
 from bigmodel.keras.optimizer_rules import KerasAdamax, KerasNadam
 from bigmodel.keras.unsupported import namespace, unsupported_attribute
@@ -67,6 +73,14 @@ class Optimizer:
         self.gradient_accumulation_steps = _accumulation_steps(
             type(self).__name__, kwargs.pop("gradient_accumulation_steps", None))
         unknown = set(kwargs) - ignored
+        # Keras's defaults (written in every saved config) are accepted; asking for what is not
+        # implemented is refused rather than ignored.
+        if kwargs.get("use_ema") or kwargs.get("loss_scale_factor") is not None:
+            raise NotSupportedError(
+                f"{type(self).__name__}: use_ema={kwargs.get('use_ema')!r}, loss_scale_factor="
+                f"{kwargs.get('loss_scale_factor')!r}: a moving average of the weights and a fixed "
+                "loss scale are not supported by bigmodel (mixed_float16 scales the loss itself); "
+                "see docs/keras_api.md")
         if unknown:
             raise ConfigError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
                               f"{sorted(unknown)}")

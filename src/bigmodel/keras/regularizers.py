@@ -5,7 +5,7 @@ A regularizer maps a weight tensor to a scalar penalty that the Model adds to th
 Penalties are sums over elements, so they do not depend on the layout a weight is stored in.
 
 ``get`` accepts a name (``"l1"``, ``"l2"`` with factor 0.01; ``"l1_l2"`` with 0.01 for both, like
-``keras.regularizers.l1_l2()``; the class names ``"L1"``, ``"L2"``, ``"L1L2"`` with the class
+tf.keras's ``l1_l2()`` (Keras 3's ``l1_l2()`` is ``L1L2()``, 0.0 for both); the class names ``"L1"``, ``"L2"``, ``"L1L2"`` with the class
 defaults), a ``{"class_name", "config"}`` dict, an instance or any callable ``fn(tensor) -> scalar``.
 """
 
@@ -120,25 +120,18 @@ class OrthogonalRegularizer(Regularizer):
         return {"factor": self.factor, "mode": self.mode}
 
 
-def l1(l1: float = 0.01) -> L1:  # noqa: E741 - Keras name
-    return L1(l1)
-
-
-def l2(l2: float = 0.01) -> L2:
-    return L2(l2)
-
-
-def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:  # noqa: E741 - Keras name
-    return L1L2(l1=l1, l2=l2)
-
-
-def orthogonal_regularizer(factor: float = 0.01, mode: str = "rows") -> OrthogonalRegularizer:
-    return OrthogonalRegularizer(factor=factor, mode=mode)
+# Keras 3's lower-case names are the classes themselves: ``l1_l2()`` is ``L1L2()``, factors 0.0
+# (tf.keras's function defaulted to 0.01; the string "l1_l2" below keeps that).
+l1 = L1
+l2 = L2
+l1_l2 = L1L2
+orthogonal_regularizer = OrthogonalRegularizer
 
 
 _CLASSES: dict[str, type[Regularizer]] = {"L1": L1, "L2": L2, "L1L2": L1L2,
                                           "OrthogonalRegularizer": OrthogonalRegularizer}
-_NAMES: dict[str, Callable[[], Regularizer]] = {"l1": l1, "l2": l2, "l1_l2": l1_l2, "l1l2": L1L2,
+_NAMES: dict[str, Callable[[], Regularizer]] = {"l1": l1, "l2": l2, "l1l2": L1L2,
+                                                "l1_l2": lambda: L1L2(l1=0.01, l2=0.01),
                                                 "orthogonal_regularizer": orthogonal_regularizer,
                                                 **_CLASSES}
 

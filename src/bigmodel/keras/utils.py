@@ -7,7 +7,18 @@ from typing import Any
 import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
+from bigmodel.keras.backend import clear_session, is_keras_tensor, standardize_dtype  # noqa: F401
 from bigmodel.keras.py_dataset import PyDataset
+from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in Keras 3
+    CustomObjectScope,
+    custom_object_scope,
+    deserialize_keras_object,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+    serialize_keras_object,
+)
 from bigmodel.keras.unsupported import namespace, unsupported_attribute
 
 
@@ -103,6 +114,8 @@ def pad_sequences(sequences: Any, maxlen: int | None = None, dtype: Any = "int32
             out[position, maxlen - len(kept):] = kept
     return out
 
+
+Sequence = PyDataset  # Keras 3's old name of the same class
 
 # Keras submodules bigmodel does not implement: every name in them raises, naming itself.
 bounding_boxes = namespace("keras.utils.bounding_boxes")

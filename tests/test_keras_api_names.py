@@ -1,0 +1,218 @@
+"""Keras 3 names added for docs/keras_api.md: aliases as Keras has them, the activations of
+keras.ops.nn, and the hinge / Poisson / KL / log-cosh / MSLE / MAPE / cosine losses and metrics
+(against NumPy, and against real Keras 3 where installed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bigmodel import keras
+from bigmodel.errors import NotSupportedError, ShapeError, UnknownNameError
+from bigmodel.keras.unsupported import UnsupportedNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+EPS = 1e-7
+rng = np.random.default_rng(0)
+Y_TRUE = rng.uniform(0.05, 1.0, (6, 4)).astype(np.float32)
+Y_PRED = rng.uniform(0.05, 1.0, (6, 4)).astype(np.float32)
+BINARY = (rng.uniform(size=(6, 4)) > 0.5).astype(np.float32)
+ONE_HOT = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 6)]
+
+
+def _real_keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
+
+
+def test_aliases_are_the_same_objects():
+    init, utils = keras.initializers, keras.utils
+    assert init.glorot_uniform is init.GlorotUniform and init.he_normal is init.HeNormal
+    assert init.Orthogonal is init.orthogonal is init.OrthogonalInitializer
+    assert init.identity is init.IdentityInitializer is init.Identity
+    assert utils.Sequence is utils.PyDataset
+    assert utils.register_keras_serializable is keras.saving.register_keras_serializable
+    assert utils.clear_session is keras.backend.clear_session
+    assert keras.config.set_dtype_policy is keras.mixed_precision.set_dtype_policy
+    assert keras.metrics.hinge is keras.losses.hinge
+    assert keras.Loss is keras.losses.Loss and keras.Metric is keras.metrics.Metric
+    # Keras 3's l1_l2() is L1L2(): no penalty unless given (tf.keras's defaulted to 0.01)
+    assert keras.regularizers.l1_l2 is keras.regularizers.L1L2
+    assert keras.regularizers.l1_l2().get_config() == {"l1": 0.0, "l2": 0.0}
+    assert keras.ops.nn.conv is keras.ops.conv and keras.ops.numpy.ndim is keras.ops.ndim
+    # an alias makes what its class makes
+    torch.manual_seed(0)
+    a = init.glorot_uniform(seed=3)((4, 5))
+    assert torch.equal(a, init.GlorotUniform(seed=3)((4, 5)))
+
+
+def test_alias_groups_match_real_keras():
+    """Every set of names that are one object in real Keras is one object here too (where
+    bigmodel has any of them), across modules as well (keras.utils.clear_session ...)."""
+    real = _real_keras()
+    index = json.loads((ROOT / "docs" / "keras_api.json").read_text())["modules"]
+
+    def walk(root, path):
+        for part in path.split(".")[1:]:
+            root = getattr(root, part)
+        return root
+
+    groups: dict[int, list[tuple[str, str]]] = {}
+    for module, names in index.items():
+        if module.startswith("keras.applications"):
+            continue
+        for name in names:
+            groups.setdefault(id(getattr(walk(real, module), name)), []).append((module, name))
+    wrong = []
+    for group in groups.values():
+        ours = {}
+        for module, name in group:
+            owner = walk(keras, module)
+            if isinstance(owner, UnsupportedNamespace):
+                continue  # a whole Keras module bigmodel does not have (keras.dtype_policies)
+            try:
+                ours[f"{module}.{name}"] = getattr(owner, name)
+            except AttributeError:
+                ours[f"{module}.{name}"] = None
+        present = [v for v in ours.values() if v is not None]
+        # all or none of the names; classes the very same (isinstance, subclassing)
+        if len(ours) > 1 and present and (len(present) < len(ours) or (
+                isinstance(present[0], type) and any(v is not present[0] for v in present))):
+            wrong.append(sorted(ours))
+    assert wrong == [], "\n".join(map(str, wrong))
+
+
+def _sparsemax(x):
+    z = np.sort(x, axis=-1)[..., ::-1]
+    k = np.arange(1, x.shape[-1] + 1)
+    cumulative = np.cumsum(z, axis=-1)
+    support = 1 + k * z > cumulative
+    k_max = support.sum(axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cumulative, k_max - 1, axis=-1) - 1) / k_max
+    return np.maximum(x - tau, 0)
+
+
+ACTIVATIONS = {  # name -> (NumPy reference, extra arguments)
+    "celu": (lambda x: np.maximum(x, 0) + np.minimum(0, np.expm1(x)), {}),
+    "glu": (lambda x: x[:, :2] / (1 + np.exp(-x[:, 2:])), {}),
+    "hard_shrink": (lambda x: np.where(np.abs(x) > 0.5, x, 0), {}),
+    "hard_tanh": (lambda x: np.clip(x, -1, 1), {}),
+    "log_sigmoid": (lambda x: -np.log1p(np.exp(-x)), {}),
+    "soft_shrink": (lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0), {}),
+    "sparse_plus": (lambda x: np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1) ** 2 / 4)), {}),
+    "sparse_sigmoid": (lambda x: np.clip(0.5 * (x + 1), 0, 1), {}),
+    "sparsemax": (_sparsemax, {}),
+    "squareplus": (lambda x: (x + np.sqrt(x * x + 4)) / 2, {}),
+    "tanh_shrink": (lambda x: x - np.tanh(x), {}),
+    "threshold": (lambda x: np.where(x > 0.3, x, -2.0), {"threshold": 0.3, "default_value": -2.0}),
+}
+
+
+def test_activations_from_keras_ops_nn_against_numpy():
+    x = np.linspace(-2.5, 2.5, 24, dtype=np.float32).reshape(6, 4)
+    for name, (reference, kwargs) in ACTIVATIONS.items():
+        fn = keras.activations.get(name)
+        assert fn is getattr(keras.activations, name)
+        np.testing.assert_allclose(fn(torch.tensor(x), **kwargs).numpy(), reference(x),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+        assert keras.activations.serialize(fn) == name
+    dense = keras.layers.Dense(3, activation="squareplus")
+    out = dense(torch.ones(2, 4)).detach().numpy()
+    logits = dense(torch.ones(2, 4), logits=True).detach().numpy()
+    np.testing.assert_allclose(out, (logits + np.sqrt(logits ** 2 + 4)) / 2, rtol=1e-6)
+    assert dense.get_config()["activation"] == "squareplus"
+
+
+def _hinge_labels(y):
+    return 2 * y - 1 if np.isin(y, (0, 1)).all() else y
+
+
+LOSSES = {  # name -> (class name, NumPy per-sample reference, labels, predictions)
+    "hinge": ("Hinge", lambda t, p: np.maximum(1 - _hinge_labels(t) * p, 0).mean(-1),
+              BINARY, Y_PRED * 2 - 1),
+    "squared_hinge": ("SquaredHinge",
+                      lambda t, p: (np.maximum(1 - _hinge_labels(t) * p, 0) ** 2).mean(-1),
+                      BINARY, Y_PRED * 2 - 1),
+    "categorical_hinge": ("CategoricalHinge", lambda t, p: np.maximum(
+        ((1 - t) * p).max(-1) - (t * p).sum(-1) + 1, 0), ONE_HOT, Y_PRED),
+    "poisson": ("Poisson", lambda t, p: (p - t * np.log(p + EPS)).mean(-1), Y_TRUE, Y_PRED),
+    "kl_divergence": ("KLDivergence", lambda t, p: (np.clip(t, EPS, 1) * np.log(
+        np.clip(t, EPS, 1) / np.clip(p, EPS, 1))).sum(-1), Y_TRUE, Y_PRED),
+    "log_cosh": ("LogCosh", lambda t, p: np.log(np.cosh(p - t)).mean(-1), Y_TRUE, Y_PRED * 3),
+    "mean_squared_logarithmic_error": ("MeanSquaredLogarithmicError", lambda t, p: (
+        (np.log1p(np.maximum(p, EPS)) - np.log1p(np.maximum(t, EPS))) ** 2).mean(-1),
+        Y_TRUE, Y_PRED),
+    "mean_absolute_percentage_error": ("MeanAbsolutePercentageError", lambda t, p: 100 * (
+        np.abs(t - p) / np.maximum(np.abs(t), EPS)).mean(-1), Y_TRUE, Y_PRED),
+    "cosine_similarity": ("CosineSimilarity", lambda t, p: -(t * p).sum(-1) / (
+        np.linalg.norm(t, axis=-1) * np.linalg.norm(p, axis=-1)), Y_TRUE - 0.5, Y_PRED - 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_losses_against_numpy(name):
+    class_name, reference, y_true, y_pred = LOSSES[name]
+    expected = reference(y_true.astype(np.float64), y_pred.astype(np.float64))
+    per_sample = getattr(keras.losses, name)(y_true, torch.tensor(y_pred)).numpy()
+    np.testing.assert_allclose(per_sample, expected, rtol=1e-5, atol=1e-6)
+    weights = np.linspace(0.5, 2.0, len(y_true)).astype(np.float32)
+    loss = getattr(keras.losses, class_name)()
+    value = loss(y_true, torch.tensor(y_pred), sample_weight=torch.tensor(weights))
+    np.testing.assert_allclose(float(value), (expected * weights).mean(), rtol=1e-5)
+    by_name = keras.losses.get(name)
+    np.testing.assert_allclose(float(by_name(y_true, torch.tensor(y_pred))), expected.mean(),
+                               rtol=1e-5)
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(again) is type(loss) and again.get_config() == loss.get_config()
+
+
+def test_losses_and_metrics_against_real_keras():
+    real = _real_keras()
+    for name, (class_name, _, y_true, y_pred) in LOSSES.items():
+        ours = getattr(keras.losses, class_name)()(y_true, torch.tensor(y_pred))
+        theirs = getattr(real.losses, class_name)()(y_true, y_pred)
+        np.testing.assert_allclose(float(ours), float(theirs), rtol=1e-5, err_msg=name)
+    for class_name in ("Hinge", "SquaredHinge", "CategoricalHinge", "Poisson", "KLDivergence",
+                       "LogCoshError", "MeanSquaredLogarithmicError", "CosineSimilarity"):
+        ours, theirs = getattr(keras.metrics, class_name)(), getattr(real.metrics, class_name)()
+        for a, b in ((Y_TRUE, Y_PRED), (Y_PRED, BINARY)):
+            ours.update_state(torch.tensor(a), torch.tensor(b))
+            theirs.update_state(a, b)
+        assert ours.name == theirs.name
+        np.testing.assert_allclose(float(ours.result()), float(theirs.result()), rtol=1e-5,
+                                   err_msg=class_name)
+
+
+def test_hinge_loss_trains_a_classifier_with_a_metric_by_name():
+    torch.manual_seed(0)
+    x = np.random.default_rng(1).normal(size=(128, 2)).astype(np.float32)
+    y = (x[:, :1] + x[:, 1:] > 0).astype(np.float32)  # 0/1 labels: the loss maps them to -1/1
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="hinge", metrics=["squared_hinge"])
+    history = model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    assert "squared_hinge" in history.history
+    accuracy = ((model.predict(x, verbose=0) > 0) == (y > 0)).mean()
+    assert accuracy > 0.9
+
+
+def test_bad_inputs_to_the_new_losses():
+    with pytest.raises(ShapeError, match="hinge"):
+        keras.losses.Hinge()(np.zeros((4, 3)), torch.zeros(4, 2))
+    with pytest.raises(UnknownNameError, match="Known losses"):
+        keras.losses.get("hinge_loss_typo")
+
+
+def test_optimizer_options_that_are_not_implemented_are_refused_not_ignored():
+    # Keras's defaults (every saved optimizer config holds them) are accepted
+    keras.optimizers.Adam(use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                          loss_scale_factor=None)
+    with pytest.raises(NotSupportedError, match=r"Adam: use_ema=True"):
+        keras.optimizers.Adam(use_ema=True)
+    with pytest.raises(NotSupportedError, match=r"SGD: .*loss_scale_factor=128"):
+        keras.optimizers.SGD(loss_scale_factor=128)
