@@ -230,7 +230,7 @@ def cases(results: dict, out: dict) -> None:
     torch.manual_seed(0)
     model = AddLossAutoencoder()
     model.compile(optimizer=keras.optimizers.RMSprop(0.01))
-    history = model.fit(x6, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+    history = model.fit(x6, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=2)  # rank 0
     results["add_loss"] = {"history": history.history,
                            "evaluate": model.evaluate(x6[:16], batch_size=BATCH, verbose=0,
                                                       return_dict=True)}

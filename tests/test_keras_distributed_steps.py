@@ -20,7 +20,8 @@ CASES = ("custom", "loader", "gan", "outputs", "add_loss")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """``(one-process (arrays, results), [rank 0 (arrays, results), rank 1 (arrays, results)])``."""
+    """``(one-process (arrays, results), [rank 0 (arrays, results), rank 1 (arrays, results)],
+    the 2-process launch's stdout)``."""
     from keras_distributed_steps_worker import main
 
     base = tmp_path_factory.mktemp("keras_steps")
@@ -34,11 +35,11 @@ def runs(tmp_path_factory):
         return (dict(np.load(folder / f"rank{rank}.npz")),
                 json.loads((folder / f"rank{rank}.json").read_text()))
 
-    return load(one, 0), [load(two, 0), load(two, 1)]
+    return load(one, 0), [load(two, 0), load(two, 1)], done.stdout
 
 
 def test_weights_equal_on_both_ranks_and_to_one_process(runs):
-    (single, _), [(rank0, _), (rank1, _)] = runs
+    (single, _), [(rank0, _), (rank1, _)], _ = runs
     assert rank0.keys() == rank1.keys() == single.keys()
     for case in CASES:
         keys = [k for k in single if k.startswith(f"{case}/") and "predict" not in k]
@@ -51,7 +52,7 @@ def test_weights_equal_on_both_ranks_and_to_one_process(runs):
 
 
 def test_history_and_evaluate_equal_on_both_ranks_and_to_one_process(runs):
-    (_, single), [(_, rank0), (_, rank1)] = runs
+    (_, single), [(_, rank0), (_, rank1)], _ = runs
     expected_keys = {"custom": {"loss", "mae", "val_loss", "val_mae"}, "loader": {"loss", "mae"},
                      "gan": {"d_loss", "g_loss", "last_d_loss"},
                      "outputs": {"loss", "a_loss", "b_loss", "b_accuracy",
@@ -71,8 +72,14 @@ def test_history_and_evaluate_equal_on_both_ranks_and_to_one_process(runs):
             assert rank0[case]["evaluate"][key] == pytest.approx(value, abs=1e-5)
 
 
+def test_progress_is_printed_by_rank_zero_only(runs):
+    *_, stdout = runs
+    # the add_loss model's fit(verbose=2): one line per epoch from one process, not two
+    assert stdout.count("Epoch 1/2") == 1 and stdout.count("Epoch 2/2") == 1, stdout[-2000:]
+
+
 def test_batch_logs_are_reduced_when_a_callback_reads_them(runs):
-    (_, single), [(_, rank0), (_, rank1)] = runs
+    (_, single), [(_, rank0), (_, rank1)], _ = runs
     seen, reference = rank0["custom"]["batch_logs"], single["custom"]["batch_logs"]
     assert seen == rank1["custom"]["batch_logs"]
     # 4 steps per epoch, then the validation's end, for 2 epochs
@@ -83,7 +90,7 @@ def test_batch_logs_are_reduced_when_a_callback_reads_them(runs):
 
 
 def test_predict_returns_the_whole_result_in_order_on_every_process(runs):
-    (single, one), [(rank0, _), (rank1, two)] = runs
+    (single, one), [(rank0, _), (rank1, two)], _ = runs
     # custom predict_step (x 2), 13 samples: shares of 7 padded and trimmed again
     for key, shape in (("custom/predict", (13, 1)), ("outputs/predict_a", (10, 2)),
                        ("outputs/predict_b", (10, 3))):
@@ -103,7 +110,7 @@ def test_predict_returns_the_whole_result_in_order_on_every_process(runs):
     ("layout", "NotSupportedError", "ModelParallel"),
 ])
 def test_bad_input_is_refused_on_every_process(runs, case, kind, words):
-    _, ranks = runs
+    _, ranks, _ = runs
     for _, results in ranks:  # both processes raised it, and the job went on: nothing hung
         message = results[f"error_{case}"]
         assert message is not None and message.startswith(kind) and words in message, message

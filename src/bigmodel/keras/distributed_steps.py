@@ -375,7 +375,7 @@ def _collective_device() -> torch.device:
 class _StepPredictor:
     """``predict_with_steps`` seen as a trainer by ``distributed_fit.predict_sharded``."""
 
-    strategy = "single"  # rank 0's weights are given to every process first
+    strategy = "ddp"  # StepSync already gave rank 0's weights to every process
 
     def __init__(self, model: Any, callbacks: list[Any]) -> None:
         self.model, self.callbacks = model, callbacks

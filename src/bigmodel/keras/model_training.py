@@ -248,10 +248,11 @@ class TrainingMixin:
         callbacks = list(callbacks or [])
         # torchrun: each process steps on its share of every batch (keras/distributed_steps.py)
         with distributed_steps.step_sync(self, callbacks, "fit") as sync:
+            verbose = 1 if verbose == "auto" else int(verbose)
             self.history = fit_with_steps(
                 self, x, y, sample_weight, batch_size, epochs,
-                1 if verbose == "auto" else int(verbose), callbacks, val, shuffle, initial_epoch,
-                steps_per_epoch, sync)
+                0 if sync is not None and sync.rank else verbose,  # one progress bar (rank 0)
+                callbacks, val, shuffle, initial_epoch, steps_per_epoch, sync)
         self.history.model = self
         return self.history
 
@@ -272,8 +273,9 @@ class TrainingMixin:
                                                          targets=not steps)
         if steps:
             with distributed_steps.step_sync(self, callbacks, "evaluate") as sync:
+                verbose = 1 if verbose == "auto" else int(verbose)
                 logs = evaluate_with_steps(self, x, y, sample_weight, batch_size,
-                                           1 if verbose == "auto" else int(verbose),
+                                           0 if sync is not None and sync.rank else verbose,
                                            callbacks, sync)
             return logs if return_dict else self._ordered_results(logs)
         if is_array_like(x):
