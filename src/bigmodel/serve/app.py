@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bigmodel import __version__
 from bigmodel.errors import BigModelError, ConfigError
+from bigmodel.serve.adapters import UnmergedModel, is_adapter_dir
 from bigmodel.serve.batcher import DynamicBatcher, QueueFullError, check_batching
 from bigmodel.serve.explaining import explain_row
 from bigmodel.serve.forms import parse_multipart
@@ -110,8 +111,9 @@ class ModelRepository:
         for entry in self.entries.values():
             if entry.state == "loading":
                 try:
-                    kind = GenerativeModel if run_task(entry.run_dir) in GENERATIVE_TASKS \
-                        else ServedModel
+                    kind = (UnmergedModel if is_adapter_dir(entry.run_dir)
+                            else GenerativeModel if run_task(entry.run_dir) in GENERATIVE_TASKS
+                            else ServedModel)
                     self._ready(entry, kind(entry.run_dir, entry.name, device=self.device))
                 except BigModelError as exc:
                     entry.state, entry.error = "failed", str(exc)
