@@ -227,6 +227,16 @@ def cases(results: dict, out: dict) -> None:
     out.update({"outputs/predict_a": predicted[0], "outputs/predict_b": predicted[1]})
     results["outputs"]["predict_batches"] = len(logger.seen)
 
+    # weighted_metrics with sample_weight: the step loop for one compiled output
+    torch.manual_seed(0)
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", weighted_metrics=["mae"])
+    weight = np.linspace(0.2, 2.0, SAMPLES).astype("float32")
+    history = model.fit(x6, y1, sample_weight=weight, batch_size=BATCH, epochs=EPOCHS,
+                        shuffle=False, verbose=0)
+    results["weighted"] = {"history": history.history}
+    out.update({f"weighted/{k}": v for k, v in weights(model).items()})
+
     torch.manual_seed(0)
     model = AddLossAutoencoder()
     model.compile(optimizer=keras.optimizers.RMSprop(0.01))
