@@ -38,12 +38,7 @@ PROGRAMS = _corpus.list_programs()
 TIMEOUT_S = 180.0  # per program; they take ~1-3 s of CPU, the margin is for a loaded machine
 
 # Program -> what is missing in bigmodel (keep docs/keras.md "Conformance corpus" in step).
-KNOWN_FAILURES: dict[str, str] = {
-    "geron_wide_and_deep.py": "a subclassed model whose call returns two outputs: "
-                              "compile(loss_weights=[0.9, 0.1]) and fit(y=(y1, y2)) need its "
-                              "number of outputs before its first call (Keras learns them at the "
-                              "first fit)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 # Program -> checks on its RESULT line ("key op key-or-number"); every program must print one.
 EXPECTATIONS: dict[str, list[str]] = {

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigmodel.data.batching import tree_leaves, tree_map
 from bigmodel.engine.metric_base import Metric as EngineMetric
 from bigmodel.errors import (
     ConfigError,
@@ -28,18 +29,21 @@ from bigmodel.keras import distributed_fit
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
+from bigmodel.keras.compile_utils import CompileMetrics, names_of_outputs, output_keys
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.call_signature import call_signature
 from bigmodel.keras.layers.layer_state import child_layers
 from bigmodel.keras.layers.symbolic import KerasTensor, is_shape_list
 from bigmodel.keras.model_classes import model_class, register_model_class
-from bigmodel.keras.model_data import ModelDataMixin
+from bigmodel.keras.model_data import ModelDataMixin, is_array_like
 from bigmodel.keras.model_inputs import (
     input_adjusted,
     integer_input,
+    is_structure,
     standardize_inputs,
 )
 from bigmodel.keras.model_training import TrainingMixin
+from bigmodel.keras.py_dataset import PyDataset
 from bigmodel.keras.trainer_steps import (
     StepsMixin,
 )
@@ -246,6 +250,41 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
         if self._declared_input_shape is None:
             self._declared_input_shape = (None, *x.shape[1:])
 
+    def _discover_outputs(self, x: Any, kind: str, what: str) -> Any:
+        """Call a subclassed model once on the first sample of ``x`` (as :meth:`_build_on`) if
+        its outputs are not known yet, so that ``fit``/``evaluate``/``predict`` know how many it
+        returns before they read ``y`` and choose a loop (Keras learns them at the first call).
+        A model with its own ``train_step``/``test_step``/``predict_step`` (``kind``) is left
+        alone: its step may call it otherwise.
+
+        Returns:
+            ``x``; a one-shot iterator comes back with its first batch put back in front.
+        """
+        step = {"train": "train_step", "test": "test_step", "predict": "predict_step"}[kind]
+        if x is None or not self._is_subclassed() or \
+                getattr(self, "_call_output", None) is not None or \
+                getattr(type(self), step) is not getattr(StepsMixin, step):
+            return x
+        if is_array_like(x):
+            arrays = np.asarray(x) if isinstance(x, list) and not is_structure(x) else x
+            sample = tree_map(lambda t: t[:1], standardize_inputs(self, arrays, what))
+            if any(leaf.shape[0] == 0 for leaf in tree_leaves(sample) if leaf.dim()):
+                return x  # empty data: its DataError comes from the data checks
+        elif isinstance(x, (torch.utils.data.Dataset, torch.utils.data.DataLoader, PyDataset)) \
+                or iter(x) is x:  # kept as they are, or chained behind their first batch
+            x, sample, _ = self._peek(x)
+        else:  # a re-iterable: a fresh pass gives the first batch, x is left to iterate again
+            first = next(iter(x), None)
+            if first is None:
+                return x
+            sample = first[0] if isinstance(first, (tuple, list)) and kind != "predict" else first
+        self._build_on(standardize_inputs(self, sample, what))
+        out = self._call_output
+        if self._compile_loss is not None and not self._compile_loss.built:
+            # wrong list lengths or dict keys fail here, before any step
+            self._compile_loss.build(names_of_outputs(out), spec_order=isinstance(out, dict))
+        return x
+
     def call(self, inputs: Any, training: bool = False) -> Any:
         raise NotImplementedError(f"Model subclass {type(self).__name__} must implement call()")
 
@@ -294,19 +333,22 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
 
         self.optimizer = optimizers_mod.get(optimizer)
         names = self._output_names()
+        # A subclassed model's outputs are known at its first call: the compiled loss and
+        # metrics are resolved against them then, as Keras's CompileLoss builds on first call.
+        known = not self._is_subclassed() or getattr(self, "_call_output", None) is not None
         structured = isinstance(loss, (list, tuple, dict)) or len(names) > 1
         self.loss = losses_mod.get(loss) if loss is not None and not structured else None
         self._compile_loss = CompileLoss(loss, loss_weights) if loss is not None else None
-        if self._compile_loss is not None and len(names) > 1:
+        if self._compile_loss is not None and len(names) > 1 and not self._is_subclassed():
             self._compile_loss.build(names)  # fails early on a wrong list length or dict key
         self._compile_metrics = (CompileMetrics(metrics, weighted_metrics)
                                  if metrics or weighted_metrics else None)
-        if self._compile_metrics is not None:
+        if self._compile_metrics is not None and not self._is_subclassed():
             self._compile_metrics.set_output_names(names)
         self._loss_tracker = metrics_mod.Mean(name="loss")
         if isinstance(metrics, (str, EngineMetric)):
             metrics = [metrics]
-        if isinstance(metrics, dict) and len(names) < 2:
+        if isinstance(metrics, dict) and len(names) < 2 and known:
             raise ConfigError("compile(metrics=dict) is for models with several outputs; pass a "
                               "list of metrics")
         flat = not isinstance(metrics, dict) and all(
@@ -315,7 +357,7 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
         for ident in self._metric_ids:  # fail early on unknown names
             metrics_mod.get(ident)
         if loss_weights is not None and not isinstance(loss_weights, (int, float)) \
-                and len(names) < 2:
+                and len(names) < 2 and known:
             raise ConfigError(f"loss_weights must be a number for a single-output model; "
                               f"received {loss_weights!r}")
         self._loss_weight = (float(loss_weights) if isinstance(loss_weights, (int, float))
@@ -328,15 +370,16 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
                                               weighted_metrics)
 
     def _ordered_results(self, logs: dict[str, Any]) -> Any:
-        """``evaluate``'s list, in Keras 3's order: the loss, the per-output losses, then the
-        metrics (sorted by name for several outputs, as Keras's ``_flatten_metrics_in_order``
-        leaves them); one value alone is returned bare."""
-        names = ["loss"]
-        if len(self._output_names()) > 1:
-            names += [f"{name}_loss" for name in self._output_names()]
-        else:
-            names += [m.name for m in (self._compile_metrics.metrics
-                                        if self._compile_metrics is not None else [])]
+        """``evaluate``'s list, in Keras 3's order (its ``_flatten_metrics_in_order``): the
+        value of each name of ``self.metrics`` found in ``logs`` (the compiled metrics by their
+        own names, so a prefixed per-output name is not found there), a name listed twice
+        giving its value twice, then the other logs sorted by name; one value alone is bare."""
+        names: list[str] = []
+        for metric in self.metrics:
+            if isinstance(metric, CompileMetrics):
+                names += [sub.name for sub in metric.metrics]
+            else:
+                names.append(metric.name)
         values = [logs[n] for n in names if n in logs]
         values += [logs[k] for k in sorted(logs) if k not in names]
         return values[0] if len(values) == 1 else values
@@ -348,6 +391,8 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
     def _output_names(self) -> list[str]:
         outputs = getattr(self, "_outputs", None)
         if not outputs:
+            if self._is_subclassed():  # what its first call returned (see _discover_outputs)
+                return output_keys(names_of_outputs(getattr(self, "_call_output", None)))
             return ["output"]
         return getattr(self, "_output_keys", None) or [kt.name for kt in outputs]
 
