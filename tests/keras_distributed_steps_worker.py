@@ -199,7 +199,9 @@ def cases(results: dict, out: dict) -> None:
     # a DataLoader of global batches: each process keeps its slice of each
     torch.manual_seed(0)
     model = CustomStep()
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", metrics=["mae"])
+    # global_clipnorm: the gradients are averaged over the processes before they are clipped
+    model.compile(optimizer=keras.optimizers.SGD(0.05, global_clipnorm=0.5), loss="mse",
+                  metrics=["mae"])
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.from_numpy(x6), torch.from_numpy(y1)),
         batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(5))
