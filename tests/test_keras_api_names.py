@@ -216,3 +216,32 @@ def test_optimizer_options_that_are_not_implemented_are_refused_not_ignored():
         keras.optimizers.Adam(use_ema=True)
     with pytest.raises(NotSupportedError, match=r"SGD: .*loss_scale_factor=128"):
         keras.optimizers.SGD(loss_scale_factor=128)
+
+
+def test_utils_normalize_pack_unpack_and_preprocessing_pad_sequences():
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 2.0]])
+    # a zero row stays zero (its norm counts as 1)
+    np.testing.assert_allclose(keras.utils.normalize(x),
+                               [[0.6, 0.8], [0.0, 0.0], [1 / np.sqrt(5), 2 / np.sqrt(5)]])
+    np.testing.assert_allclose(keras.utils.normalize(x, axis=0, order=1), x / np.abs(x).sum(0))
+    tensor = keras.utils.normalize(torch.tensor(x[:1], dtype=torch.float32))
+    np.testing.assert_allclose(tensor.numpy(), [[0.6, 0.8]], rtol=1e-6)
+    a, b, w = np.zeros(2), np.ones(2), np.full(2, 0.5)
+    for packed in ((a,), (a, b), (a, b, w)):
+        data = keras.utils.pack_x_y_sample_weight(*packed)
+        assert keras.utils.unpack_x_y_sample_weight(data)[:len(packed)] == packed
+    assert keras.utils.pack_x_y_sample_weight(a) is a
+    assert keras.utils.pack_x_y_sample_weight([a, b]) == ([a, b],)
+    from bigmodel.keras.preprocessing.sequence import pad_sequences
+
+    assert pad_sequences is keras.utils.pad_sequences
+    with pytest.raises(NotSupportedError, match=r"keras\.preprocessing\.image\.load_img"):
+        keras.preprocessing.image.load_img("x.png")
+
+
+def test_utils_normalize_against_real_keras():
+    real = _real_keras()
+    x = np.random.default_rng(2).normal(size=(4, 3))
+    for kwargs in ({}, {"order": 1}, {"axis": 1, "order": 3}):
+        np.testing.assert_allclose(keras.utils.normalize(x, **kwargs),
+                                   real.utils.normalize(x, **kwargs), rtol=1e-12)

@@ -8,6 +8,7 @@ import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
 from bigmodel.keras.backend import clear_session, is_keras_tensor, standardize_dtype  # noqa: F401
+from bigmodel.keras.ops.nn import normalize as _normalize_tensor
 from bigmodel.keras.py_dataset import PyDataset
 from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in Keras 3
     CustomObjectScope,
@@ -19,6 +20,7 @@ from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in
     register_keras_serializable,
     serialize_keras_object,
 )
+from bigmodel.keras.trainer_steps import unpack_x_y_sample_weight  # noqa: F401 - Keras name
 from bigmodel.keras.unsupported import namespace, unsupported_attribute
 
 
@@ -116,6 +118,30 @@ def pad_sequences(sequences: Any, maxlen: int | None = None, dtype: Any = "int32
 
 
 Sequence = PyDataset  # Keras 3's old name of the same class
+
+
+def pack_x_y_sample_weight(x: Any, y: Any = None, sample_weight: Any = None) -> Any:
+    """The batch ``fit`` takes: ``x`` alone (a list or tuple of inputs as ``(x,)``), ``(x, y)``
+    or ``(x, y, sample_weight)`` (the inverse of :func:`unpack_x_y_sample_weight`)."""
+    if y is None:
+        return (x,) if isinstance(x, (list, tuple)) else x
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+
+def normalize(x: Any, axis: int | None = -1, order: int = 2) -> Any:
+    """``x`` divided by its ``order``-norm along ``axis``, as ``keras.utils.normalize``.
+
+    A NumPy array gives a NumPy array (a zero norm divides by 1, ``axis=None`` means -1); a
+    tensor gives ``keras.ops.normalize(x, axis, order)``.
+
+    Raises:
+        ValueError: ``order`` is not an int >= 1 (tensors).
+    """
+    if isinstance(x, np.ndarray):
+        norm = np.atleast_1d(np.linalg.norm(x, order, axis))
+        norm = np.where(norm == 0, 1, norm)
+        return x / np.expand_dims(norm, -1 if axis is None else axis)
+    return _normalize_tensor(x, axis=axis, order=order)
 
 # Keras submodules bigmodel does not implement: every name in them raises, naming itself.
 bounding_boxes = namespace("keras.utils.bounding_boxes")
