@@ -116,6 +116,25 @@ def test_generate_answers_what_the_command_prints(client, chars_run, options):
         {"name": "text", "datatype": "BYTES", "shape": [1, len(printed)], "data": printed}]}
 
 
+def test_python_client_generates_and_translates(chars_run, dates_run, client):
+    from bigmodel.serve import Client
+    from bigmodel.serve.protocol import RequestError
+
+    with Client(str(client.base_url)) as python:
+        samples = python.generate("chars", "The ", max_tokens=12, temperature=0.9, seed=5,
+                                  num_samples=2)
+        assert samples == client.post("/v2/models/chars/generate", json={
+            "prompt": "The ", "max_tokens": 12, "temperature": 0.9, "seed": 5,
+            "num_samples": 2}).json()["samples"]
+        assert python.translate("dates", DATES[:2], beam=2) == client.post(
+            "/v2/models/dates/translate", json={"texts": DATES[:2], "beam": 2}).json()[
+            "translations"]
+        assert python.translate("dates", DATES[0]) == python.translate("dates", DATES[:1])
+        with pytest.raises(RequestError, match="at most 16") as refused:
+            python.translate("dates", DATES[0], beam=17)
+        assert refused.value.status == 400
+
+
 def test_seeded_sampling_repeats_and_seeds_differ(client):
     body = {"prompt": "The ", "max_tokens": 24, "temperature": 1.0, "seed": 3, "num_samples": 2}
     first = client.post("/v2/models/chars/generate", json=body).json()["samples"]

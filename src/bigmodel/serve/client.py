@@ -110,6 +110,24 @@ class Client:
             answer["png"] = base64.b64decode(answer["png"])
         return answer
 
+    def generate(self, name: str, prompt: str, max_tokens: int = 100, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int | None = None,
+                 num_samples: int = 1) -> list[str]:
+        """A language-model run's ``num_samples`` continuations of ``prompt`` (prompt included),
+        as ``bigmodel generate`` prints them for the same options and seed."""
+        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
+                "top_k": top_k, "seed": seed, "num_samples": num_samples}
+        return self._json(self._http.post(f"/v2/models/{name}/generate", json=body))["samples"]
+
+    def translate(self, name: str, texts: str | list[str], beam: int = 1,
+                  max_length: int | None = None) -> list[str]:
+        """A seq2seq run's output for each text (one text: a list of one), as ``bigmodel
+        translate`` prints them."""
+        body = {"texts": [texts] if isinstance(texts, str) else list(texts), "beam": beam,
+                "max_length": max_length}
+        return self._json(self._http.post(f"/v2/models/{name}/translate",
+                                          json=body))["translations"]
+
     def _post_person(self, name, endpoint, image, text, wav, params):
         given = [v is not None for v in (image, text, wav)]
         if sum(given) != 1:
