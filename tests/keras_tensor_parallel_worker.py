@@ -70,7 +70,7 @@ def errors(out: dict) -> None:
                       lambda: keras.Sequential([keras.Input((6,)), layers.Dense(8, name="up"),
                                                 layers.Dense(5, name="odd"),
                                                 layers.Dense(3, name="head")])),
-        "attention": ({"up/kernel": (None, "model"), "mha/.*kernel": (None, "model", None)},
+        "attention": ({"up/kernel": (None, "model"), "mha/query_kernel": (None, "model", None)},
                       lambda: keras.Model(attention_input, layers.Dense(3)(layers.Flatten()(
                           attention(layers.Dense(8, name="up")(attention_input),
                                     attention_input))))),
@@ -113,6 +113,39 @@ def data_and_tensor_parallel(out: Path) -> None:
     (out / f"rank{RANK}.json").write_text(json.dumps({
         "history": history, "partition": list(model._data_partition),
         "stored": stored_parameters(model)}))
+
+
+ATTENTION_LAYOUT = {"mha/(query|key|value)_kernel": (None, "model", None),
+                    "mha/(query|key|value)_bias": ("model", None),
+                    "mha/output_kernel": ("model", None, None),
+                    "up/kernel": (None, "model"), "down/kernel": ("model", None)}
+
+
+def attention_model() -> keras.Model:
+    """Self-attention split by heads, then a column -> row Dense pair (a Transformer block)."""
+    inputs = keras.Input((4, 6))
+    mixed = layers.MultiHeadAttention(2, 3, name="mha")(inputs, inputs)
+    hidden = layers.Dense(6, name="down")(layers.Dense(8, activation="relu", name="up")(mixed))
+    outputs = layers.Dense(3, activation="softmax", name="head")(layers.Flatten()(hidden + mixed))
+    return keras.Model(inputs, outputs)
+
+
+def attention(results: dict, arrays: dict) -> None:
+    torch.manual_seed(0)
+    if WORLD > 1:
+        layout(ATTENTION_LAYOUT)
+    model = attention_model()
+    # SGD: the key bias's gradient is 0 up to rounding (softmax ignores a per-query constant),
+    # which Adam would blow up to full-size steps of rounding noise.
+    model.compile(optimizer=keras.optimizers.SGD(0.2), loss="sparse_categorical_crossentropy")
+    x, y = data()
+    x = np.tile(x[:, None, :], (1, 4, 1)) * np.linspace(0.5, 1.5, 4, dtype="float32")[None, :, None]
+    results["attention_history"] = model.fit(x, y, batch_size=8, epochs=2, shuffle=False,
+                                             verbose=0).history
+    results["attention_stored"] = stored_parameters(model)
+    arrays.update({f"attention/{i}": w for i, w in enumerate(model.get_weights())})
+    arrays["attention/predict"] = model.predict(x[:6], batch_size=2, verbose=0)
+    distribution.set_distribution(None)
 
 
 def dropout(arrays: dict) -> None:
@@ -177,6 +210,7 @@ def run(out: Path) -> None:
     arrays.update({f"reloaded/{i}": w for i, w in enumerate(reloaded.get_weights())})
     distribution.set_distribution(None)
     dropout(arrays)
+    attention(results, arrays)
     fsdp(results, arrays)
     if WORLD > 1:
         errors(results)

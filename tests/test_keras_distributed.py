@@ -245,6 +245,28 @@ def test_tensor_parallel_save_is_one_whole_archive(tensor_parallel):
             np.testing.assert_array_equal(arrays[f"reset/{index}"], single[f"initial/{index}"])
 
 
+def test_tensor_parallel_attention_by_heads_equals_one_process(tensor_parallel):
+    """MultiHeadAttention split by heads (q/k/v column-wise, the output projection row-wise), then a
+    column -> row Dense pair and a residual sum, in a functional model."""
+    (single, one), ranks, _ = tensor_parallel
+    keys = [key for key in single if key.startswith("attention/")]
+    assert len(keys) == 15  # 14 weights and the predictions
+    for arrays, results in ranks:
+        for key in keys:
+            np.testing.assert_allclose(arrays[key], single[key], rtol=0, atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(results["attention_history"]["loss"],
+                                   one["attention_history"]["loss"], atol=1e-5)
+        stored, whole = results["attention_stored"], one["attention_stored"]
+        for role in ("query", "key", "value"):
+            for kind in ("kernel", "bias"):
+                name = f"_graph_layers.0.{role}_{kind}"
+                assert stored[name] * 2 == whole[name], name
+        assert stored["_graph_layers.0.output_kernel"] * 2 == whole["_graph_layers.0.output_kernel"]
+        assert stored["_graph_layers.0.output_bias"] == whole["_graph_layers.0.output_bias"]
+    np.testing.assert_array_equal(ranks[0][0]["attention/predict"], ranks[1][0]["attention/predict"])
+    assert one["attention_history"]["loss"][1] < one["attention_history"]["loss"][0]
+
+
 def test_tensor_parallel_pair_draws_the_same_dropout_masks(tensor_parallel):
     _, ((rank0, _), (rank1, _)), _ = tensor_parallel
     keys = [key for key in rank0 if key.startswith("dropout/")]
@@ -255,7 +277,7 @@ def test_tensor_parallel_pair_draws_the_same_dropout_masks(tensor_parallel):
 
 @pytest.mark.parametrize("case, kind, words", [
     ("divisible", "ConfigError", "input dimension (5) is not divisible by 2"),
-    ("attention", "NotSupportedError", "layer 'mha' (MultiHeadAttention)"),
+    ("attention", "NotSupportedError", "layer 'mha' (MultiHeadAttention) is tensor parallel by heads"),
     ("row_bias", "NotSupportedError", "'down/bias'"),
     ("axis", "ConfigError", "not axes of the mesh"),
 ])

@@ -81,6 +81,21 @@ def test_layouts_without_dense_over_the_model_axis_stay_fsdp():
         _plan(conv, {"conv/kernel": (None, None, None, "model"), "a/kernel": (None, "model")})
 
 
+def test_attention_splits_by_heads_or_is_refused():
+    inputs = keras.Input((4, 6))
+    model = keras.Model(inputs, layers.MultiHeadAttention(3, 2, name="mha")(inputs, inputs))
+    heads = {"mha/(query|key|value)_kernel": (None, "model", None),
+             "mha/output_kernel": ("model", None, None)}
+    plan = _plan(model, heads, shape=(1, 3))
+    assert [(layer.name, role) for layer, role in plan.roles.items()] == [("mha", "heads")]
+    with pytest.raises(ConfigError, match=r"num_heads \(3\) is not divisible by 2"):
+        _plan(model, heads)
+    with pytest.raises(NotSupportedError, match="by heads only.*'query_kernel': 2"):
+        _plan(model, {**heads, "mha/(query|key|value)_kernel": (None, None, "model")}, shape=(1, 3))
+    with pytest.raises(NotSupportedError, match="by heads only"):  # the output projection missing
+        _plan(model, {"mha/(query|key|value)_kernel": (None, "model", None)}, shape=(1, 3))
+
+
 def test_refusals_name_the_layer_and_the_numbers():
     with pytest.raises(ConfigError, match=r"'b' is column parallel .* units \(4\) is not divisible by 3"):
         _plan(_mlp(), {"b/kernel": (None, "model")}, shape=(1, 3))

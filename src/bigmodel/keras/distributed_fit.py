@@ -84,7 +84,7 @@ def trainer_strategy(model: Any) -> str:
     chosen = distribution_lib.distribution()
     # A layout is checked against the model on one process too, where it changes nothing.
     plan = shard_plan(model, chosen) if isinstance(chosen, distribution_lib.ModelParallel) else None
-    if plan is not None:  # Dense kernels over a model axis: tensor parallelism instead of FSDP
+    if plan is not None:  # Dense/attention kernels over a model axis: tensor parallelism, not FSDP
         plan = tensor_parallel.tensor_parallel_plan(model, chosen, weight_paths(model)) or plan
     if not is_distributed():
         # A one-process group reads the sharded checkpoint of a several-process run (engine).

@@ -5,10 +5,11 @@ Keras 3 implements this API on JAX only. Here every *device* of a mesh is one to
 
 * ``DataParallel`` -> ``DistributedDataParallel``: full replicas, each process trains on its slice
   of every global batch, gradients all-reduced.
-* ``ModelParallel(layout_map=..., batch_dim_name=...)`` with a ``Dense`` kernel laid out over the
-  model axis (a mesh axis other than the batch axis, size > 1) -> tensor parallelism of those
-  layers (``keras/tensor_parallel.py``: column parallel for ``(None, "model")``, row parallel for
-  ``("model", None)``; data split over the batch axis only).
+* ``ModelParallel(layout_map=..., batch_dim_name=...)`` with a ``Dense`` (or ``MultiHeadAttention``)
+  kernel laid out over the model axis (a mesh axis other than the batch axis, size > 1) -> tensor
+  parallelism of those layers (``keras/tensor_parallel.py``: column parallel for
+  ``(None, "model")``, row parallel for ``("model", None)``, attention by heads; data split over
+  the batch axis only).
 * Other ``ModelParallel`` layouts -> FSDP2 (``fully_shard``): every layer
   with a weight that the layout shards over the mesh's model axis becomes its own FSDP unit, that
   weight stored sharded along the dimension the layout names (a Keras axis, mapped to the stored

@@ -1,4 +1,5 @@
-"""Tensor parallelism of ``Dense`` layers where a ``keras.distribution`` layout asks for it.
+"""Tensor parallelism of ``Dense`` and ``MultiHeadAttention`` layers where a ``keras.distribution``
+layout asks for it.
 
 Keras 3's ``ModelParallel`` on JAX lays a kernel out over the mesh's model axis and lets the
 compiler split the matrix product (GSPMD). Here the same layout becomes PyTorch's own tensor
@@ -21,6 +22,11 @@ layout of ``kernel`` (Keras axes)         what each process of the model axis ho
                                           sums all-reduced; the bias is replicated
 =======================================  =====================================================
 
+A ``MultiHeadAttention`` whose query/key/value kernels are laid out ``(None, "model", None)`` and
+output kernel ``("model", None, None)`` (Keras's axes: the heads) is split by heads as Megatron's
+attention: each process projects, attends and projects back with its ``num_heads / model`` heads,
+the partial outputs are all-reduced, the output bias is added once.
+
 A column-parallel layer whose only consumer is a row-parallel layer (Megatron's MLP) hands it its
 output slice without any gather. The processes of one model-axis group see the same batches (the
 engine splits data over the batch axis only) and end every step with equal replicated weights; a
@@ -28,9 +34,9 @@ batch axis of size > 1 adds data parallelism: gradients are averaged over it.
 
 What cannot be mapped raises on every process before anything is sharded: a dimension not
 divisible by the model axis (:class:`~bigmodel.errors.ConfigError`), a sharded weight of a layer
-that has no tensor-parallel form (``MultiHeadAttention``, convolutions, ...), a sharded bias of a
-row-parallel layer, a regularizer or constraint on a split weight
-(:class:`~bigmodel.errors.NotSupportedError`).
+that has no tensor-parallel form (convolutions, recurrent layers, ...), an attention layout other
+than by heads, a sharded bias of a row-parallel layer, a regularizer or constraint on a split
+weight (:class:`~bigmodel.errors.NotSupportedError`).
 """
 
 from __future__ import annotations
@@ -43,11 +49,16 @@ import torch
 import torch.distributed as dist
 
 from bigmodel.errors import ConfigError, NotSupportedError
+from bigmodel.keras.layers.attention import MultiHeadAttention
 from bigmodel.keras.layers.core import Dense
 
 __all__ = ["TensorParallelPlan", "tensor_parallel_plan"]
 
-COLUMN, ROW = "column", "row"
+COLUMN, ROW, HEADS = "column", "row", "heads"
+PARALLEL_LAYERS = (Dense, MultiHeadAttention)
+# MultiHeadAttention split by heads: the Keras axis of the heads in each weight laid out.
+HEAD_AXES = {"query_kernel": 1, "key_kernel": 1, "value_kernel": 1, "output_kernel": 0,
+             "query_bias": 0, "key_bias": 0, "value_bias": 0}
 
 
 @dataclass
@@ -80,7 +91,8 @@ class TensorParallelPlan:
 def tensor_parallel_plan(model: Any, chosen: Any, paths: list[tuple[str, Any, str]]
                          ) -> TensorParallelPlan | None:
     """The tensor-parallel plan a ModelParallel layout asks for, or None when it asks for none (no
-    ``Dense`` weight laid out over a model axis of size > 1: FSDP storage sharding applies).
+    ``Dense``/``MultiHeadAttention`` weight laid out over a model axis of size > 1: FSDP storage
+    sharding applies).
 
     Args:
         model: the Keras model.
@@ -104,18 +116,23 @@ def tensor_parallel_plan(model: Any, chosen: Any, paths: list[tuple[str, Any, st
         axes = [axis for axis, name in enumerate(layout.axes) if name == axis_name] if layout else []
         if axes:
             sharded.append((path, layer, attribute, axes[0]))
-    if model_size < 2 or not any(isinstance(layer, Dense) for _, layer, _, _ in sharded):
+    if model_size < 2 or not any(isinstance(layer, PARALLEL_LAYERS) for _, layer, _, _ in sharded):
         return None
     roles: dict[Any, str] = {}
     for path, layer, attribute, axis in sharded:
-        if not isinstance(layer, Dense):
+        if not isinstance(layer, PARALLEL_LAYERS):
             raise NotSupportedError(
                 f"ModelParallel: '{path}' of layer '{layer.name}' ({type(layer).__name__}) is laid "
-                f"out over the model axis {axis_name!r}, but only Dense kernels (and their biases) "
-                f"have a tensor-parallel form here; leave this weight's layout out (it is then "
-                "replicated)")
-        if attribute == "kernel":
+                f"out over the model axis {axis_name!r}, but only Dense and MultiHeadAttention "
+                f"layers have a tensor-parallel form here; leave this weight's layout out (it is "
+                "then replicated)")
+        if isinstance(layer, MultiHeadAttention):
+            roles[layer] = HEADS
+        elif attribute == "kernel":
             roles[layer] = COLUMN if axis == 1 else ROW
+    for layer in [layer for layer, role in roles.items() if role == HEADS]:
+        _check_heads(layer, {attribute: axis for _, owner, attribute, axis in sharded
+                             if owner is layer}, model_size, axis_name)
     for path, layer, attribute, _ in sharded:
         if attribute == "bias" and roles.get(layer) != COLUMN:
             raise NotSupportedError(
@@ -123,7 +140,8 @@ def tensor_parallel_plan(model: Any, chosen: Any, paths: list[tuple[str, Any, st
                 f"'{layer.name}' is {'split by rows' if layer in roles else 'not split'}; a bias "
                 "can follow a column-parallel kernel (None, 'model') only")
     for layer, role in roles.items():
-        _check_layer(layer, role, model_size, axis_name)
+        if role != HEADS:
+            _check_layer(layer, role, model_size, axis_name)
     plan = TensorParallelPlan(model, roles, batch=sizes[chosen.batch_dim_name], model_size=model_size)
     plan.keep_sharded = {left for left, right in _consecutive(model) if
                          roles.get(left) == COLUMN and roles.get(right) == ROW}
@@ -146,6 +164,31 @@ def _check_layer(layer: Dense, role: str, model_size: int, axis_name: str) -> No
         raise NotSupportedError(
             f"ModelParallel: layer '{layer.name}' has a regularizer or constraint on "
             f"{regularized + constrained}, which tensor parallelism does not apply to split weights")
+
+
+def _check_heads(layer: MultiHeadAttention, laid_out: dict[str, int], model_size: int,
+                 axis_name: str) -> None:
+    """A MultiHeadAttention splits by heads: query/key/value kernels along their heads axis (Keras
+    ``(None, "model", None)``), the output kernel along its heads axis (``("model", None, None)``);
+    q/k/v biases may follow (``("model", None)``), the output bias stays replicated."""
+    wanted = {"query_kernel", "key_kernel", "value_kernel", "output_kernel"}
+    wrong = sorted(name for name, axis in laid_out.items() if HEAD_AXES.get(name) != axis)
+    if wrong or not wanted <= set(laid_out):
+        raise NotSupportedError(
+            f"ModelParallel: layer '{layer.name}' (MultiHeadAttention) is tensor parallel by heads "
+            f"only: lay out query/key/value kernels (None, {axis_name!r}, None) and the output "
+            f"kernel ({axis_name!r}, None, None) (q/k/v biases may follow, the output bias stays "
+            f"replicated); received layouts over {axis_name!r} for "
+            f"{ {name: laid_out[name] for name in sorted(laid_out)} } (weight: Keras axis)")
+    if layer.num_heads % model_size:
+        raise ConfigError(
+            f"ModelParallel: layer '{layer.name}' is split by heads over {axis_name!r} of size "
+            f"{model_size}, but its num_heads ({layer.num_heads}) is not divisible by {model_size}")
+    regularized = sorted(name for name, reg in layer._weight_regularizers.items() if reg)
+    if regularized or layer.activity_regularizer is not None:
+        raise NotSupportedError(
+            f"ModelParallel: layer '{layer.name}' has a regularizer on {regularized or 'its output'}, "
+            "which tensor parallelism does not apply to split weights")
 
 
 def _consecutive(model: Any) -> list[tuple[Any, Any]]:
@@ -185,6 +228,10 @@ def apply(plan: TensorParallelPlan) -> None:
     mesh = init_device_mesh(device, (plan.batch, plan.model_size), mesh_dim_names=("batch", "model"))
     model_mesh = mesh["model"]
     for layer, role in plan.roles.items():
+        if role == HEADS:
+            _shard_heads(layer, model_mesh)
+            object.__setattr__(layer, "call", _heads_call(layer, layer.call, model_mesh))
+            continue
         _shard_weights(layer, role, model_mesh)
         object.__setattr__(layer, "call", _parallel_call(layer.call, role, model_mesh,
                                                           keep=layer in plan.keep_sharded))
@@ -224,6 +271,60 @@ def _parallel_call(call: Callable[..., Any], role: str, mesh: Any, keep: bool) -
         return out.redistribute(mesh, [Replicate()]).to_local()
 
     return parallel_call
+
+
+def _shard_heads(layer: MultiHeadAttention, mesh: Any) -> None:
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    # Stored: q/k/v kernels (heads, dim, in), biases (heads, dim), output kernel (out, heads, dim).
+    for name in ("query_kernel", "key_kernel", "value_kernel", "query_bias", "key_bias",
+                 "value_bias", "output_kernel", "output_bias"):
+        weight = getattr(layer, name, None)
+        if weight is None:
+            continue
+        placement = (Replicate() if name == "output_bias"
+                     else Shard(1) if name == "output_kernel" else Shard(0))
+        shard = distribute_tensor(weight.detach(), mesh, [placement], src_data_rank=None)
+        layer.register_parameter(name, torch.nn.Parameter(shard, weight.requires_grad))
+
+
+def _heads_call(layer: MultiHeadAttention, call: Callable[..., Any], mesh: Any) -> Callable[..., Any]:
+    """``call`` of a MultiHeadAttention on this process's heads (Megatron's attention): the layer's
+    own computation runs on local tensors -- its weights' local shards and ``num_heads / model``
+    heads -- and the partial output projections are summed over the model axis."""
+    from torch.distributed.tensor import DTensor, Partial, Replicate, Shard
+
+    def enter(x: Any) -> Any:
+        # The same inputs on every process; their gradient is the sum of every process's part.
+        if not isinstance(x, torch.Tensor):
+            return x
+        return DTensor.from_local(x, mesh, [Replicate()], run_check=False).to_local(
+            grad_placements=[Partial()])
+
+    def heads_call(query: Any, value: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
+        names = [name for name, param in layer._parameters.items() if isinstance(param, DTensor)]
+        saved = {name: layer._parameters[name] for name in names}
+        bias, heads = saved.get("output_bias"), layer.num_heads
+        try:
+            for name in names:  # differentiable views of the local shards
+                layer._parameters[name] = saved[name].to_local()
+            if "output_bias" in layer._parameters:
+                layer._parameters["output_bias"] = None  # added once, after the sum
+            layer.num_heads = heads // mesh.size()
+            result = call(enter(query), enter(value), enter(key), *args, **kwargs)
+        finally:
+            layer._parameters.update(saved)
+            layer.num_heads = heads
+        out, scores = result if isinstance(result, tuple) else (result, None)
+        out = DTensor.from_local(out, mesh, [Partial()]).redistribute(mesh, [Replicate()]).to_local()
+        if bias is not None:
+            out = out + bias.to_local()
+        if scores is None:
+            return out
+        scores = DTensor.from_local(scores, mesh, [Shard(1)]).redistribute(mesh, [Replicate()])
+        return out, scores.to_local()
+
+    return heads_call
 
 
 def _average_gradients_over(group: Any, model: Any) -> None:
