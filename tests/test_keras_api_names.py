@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bigmodel import keras
-from bigmodel.errors import NotSupportedError, ShapeError, UnknownNameError
+from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownNameError
 from bigmodel.keras.unsupported import UnsupportedNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,3 +245,53 @@ def test_utils_normalize_against_real_keras():
     for kwargs in ({}, {"order": 1}, {"axis": 1, "order": 3}):
         np.testing.assert_allclose(keras.utils.normalize(x, **kwargs),
                                    real.utils.normalize(x, **kwargs), rtol=1e-12)
+
+
+def _unit_norm(x, axes):
+    return x / np.sqrt(np.maximum((x ** 2).sum(axis=axes, keepdims=True), 1e-12))
+
+
+def test_unit_and_rms_normalization_against_numpy():
+    x = np.random.default_rng(3).normal(size=(2, 3, 4)).astype(np.float32)
+    x[0, 0] = 0.0  # a zero vector stays zero
+    out = keras.layers.UnitNormalization()(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(out, _unit_norm(x, -1), rtol=1e-5, atol=1e-7)
+    out = keras.layers.UnitNormalization(axis=[1, 2])(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(out, _unit_norm(x, (1, 2)), rtol=1e-5)
+    layer = keras.layers.RMSNormalization(axis=[1, 2], epsilon=1e-3)
+    model = keras.Sequential([keras.Input((3, 4)), layer])
+    scale = np.random.default_rng(4).uniform(0.5, 2.0, (3, 4)).astype(np.float32)
+    model.set_weights([scale])
+    expected = x / np.sqrt((x ** 2).mean(axis=(1, 2), keepdims=True) + 1e-3) * scale
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert model.count_params() == 12 and [w.shape for w in model.get_weights()] == [(3, 4)]
+    again = keras.layers.RMSNormalization.from_config(layer.get_config())
+    assert (again.axis, again.epsilon) == ([1, 2], 1e-3)
+
+
+def test_unit_and_rms_normalization_bad_arguments():
+    with pytest.raises(ConfigError, match=r"UnitNormalization.*axis='x'"):
+        keras.layers.UnitNormalization(axis="x")
+    with pytest.raises(ConfigError, match=r"RMSNormalization.*epsilon=-1"):
+        keras.layers.RMSNormalization(epsilon=-1)
+    with pytest.raises(ShapeError, match=r"axis 3 is out of bounds"):
+        keras.Sequential([keras.Input((3, 4)), keras.layers.RMSNormalization(axis=3)])
+    with pytest.raises(ShapeError, match=r"batch axis"):
+        keras.layers.UnitNormalization(axis=0)(torch.ones(2, 3))
+
+
+def test_unit_and_rms_normalization_archives_both_ways_with_real_keras(tmp_path):
+    real = _real_keras()
+    pytest.importorskip("h5py")
+    x = np.random.default_rng(5).normal(size=(2, 3, 4)).astype(np.float32)
+    ours = keras.Sequential([keras.Input((3, 4)), keras.layers.UnitNormalization(axis=1),
+                             keras.layers.RMSNormalization()])
+    ours.set_weights([np.linspace(0.5, 2.0, 4, dtype=np.float32)])
+    ours.save(tmp_path / "ours.keras")
+    theirs = real.saving.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)),
+                               ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "theirs.keras")
+    back = keras.models.load_model(tmp_path / "theirs.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
