@@ -199,6 +199,11 @@ def test_page_records_audio_with_the_microphone(playwright, speech_run, tmp_path
             shown = [(row.locator("td").nth(0).inner_text(),
                       float(row.locator("td").nth(1).inner_text()))
                      for row in page.locator("tr.prediction").all()]
+            # a page without microphone access (plain http on another host) says what to do
+            page.evaluate("Object.defineProperty(navigator, 'mediaDevices', {value: undefined})")
+            page.click("#record")
+            page.wait_for_selector("#status.error")
+            assert "upload a WAV file instead" in page.inner_text("#status")
         finally:
             chromium.close()
         rate, samples = wavfile.read(io.BytesIO(recorded))

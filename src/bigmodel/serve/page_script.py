@@ -134,11 +134,20 @@ $("audio-file").onchange = () => { recorded = null; $("recording").hidden = true
 
 // -- recording ----------------------------------------------------------------------------------
 $("record").onclick = async () => {
+  if (!navigator.mediaDevices || !window.MediaRecorder) {
+    // browsers offer the microphone to secure pages only (https, or http on localhost)
+    fail("recording needs a secure page (https, or http://localhost) and a browser with " +
+         "MediaRecorder; upload a WAV file instead"); return;
+  }
+  $("record").disabled = true;
+  try { await record(); }
+  catch (error) { fail("recording failed: " + error.message); }
+  finally { $("record").disabled = false; }
+};
+async function record() {
   const meta = await (await fetch(modelUrl(""))).json();
   const rate = meta.parameters.sample_rate, length = meta.inputs[0].shape[1];
-  let stream;
-  try { stream = await navigator.mediaDevices.getUserMedia({ audio: true }); }
-  catch (error) { fail("no microphone: " + error.message); return; }
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   const recorder = new MediaRecorder(stream), chunks = [];
   recorder.ondataavailable = (event) => chunks.push(event.data);
   const stopped = new Promise((ok) => { recorder.onstop = ok; });
@@ -159,7 +168,7 @@ $("record").onclick = async () => {
   $("recording").src = URL.createObjectURL(recorded); $("recording").hidden = false;
   $("record-note").textContent = "recorded " + samples.length + " samples at " + rate + " Hz";
   $("audio-file").value = "";
-};
+}
 function wavBlob(samples, rate) {
   // a 44-byte RIFF/WAVE header, then mono 16-bit little-endian PCM
   const view = new DataView(new ArrayBuffer(44 + 2 * samples.length));
