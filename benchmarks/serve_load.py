@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from starlette.requests import Request  # resolved by FastAPI from this module (baseline_app)
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -48,24 +49,44 @@ def make_run(directory: Path, model: str = "seed-cnn") -> Path:
     return directory
 
 
+def make_int8_stage(run_dir: Path, images: np.ndarray) -> Path:
+    """``run_dir/compressed/int8``: the run's model quantized as ``bigmodel compress --quantize
+    int8`` does (static int8 for a CNN, calibrated on ``images``), read by ``serve --int8``."""
+    from bigmodel.compress import quantize_int8
+    from bigmodel.models import load_model, read_model_spec
+
+    calibration = torch.from_numpy(images[:, None])
+    int8 = quantize_int8(load_model(run_dir).eval(), calibration[:1], calibration)
+    stage = run_dir / "compressed" / "int8"
+    int8.save(stage, metadata=read_model_spec(run_dir)["metadata"])
+    return stage
+
+
 def baseline_app(run_dir: Path):
-    """The per-request endpoint: parse the same v2 JSON body, one forward pass per request."""
-    from fastapi import FastAPI
+    """The per-request endpoint: the same v2 JSON body parsed and the reply written by the same
+    functions as ``bigmodel serve`` (``parse_json`` / ``json_bytes``: orjson where installed), one
+    forward pass per request in FastAPI's thread pool."""
+    from fastapi import FastAPI, Response
+    from starlette.concurrency import run_in_threadpool
 
-    from bigmodel.models import load_model
+    from bigmodel.compress.saving import load_any
+    from bigmodel.serve.protocol import json_bytes, parse_json
 
-    model = load_model(run_dir)
+    model = load_any(run_dir)  # an int8 stage too: the same model as the batched server's
     app = FastAPI()
 
-    @app.post("/v2/models/{name}/infer")
-    def infer(name: str, body: dict):
-        tensor = body["inputs"][0]
+    def forward(tensor: dict) -> torch.Tensor:
         x = torch.tensor(tensor["data"], dtype=torch.float32).reshape(tensor["shape"])
         with torch.inference_mode():
-            logits = model(x).float()
-        return {"model_name": name, "outputs": [
+            return model(x).float()
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer(name: str, request: Request):
+        tensor = parse_json(await request.body())["inputs"][0]
+        logits = await run_in_threadpool(forward, tensor)
+        return Response(json_bytes({"model_name": name, "outputs": [
             {"name": "logits", "datatype": "FP32", "shape": list(logits.shape),
-             "data": logits.flatten().tolist()}]}
+             "data": logits.flatten().tolist()}]}), media_type="application/json")
 
     return app
 
@@ -77,8 +98,10 @@ def free_port() -> int:
 
 
 def start_servers(run_dir: Path, threads: int, max_batch: int, max_delay_ms: float,
-                  in_process: bool):
-    """``({"batched": url, "per-request": url}, stop())``."""
+                  in_process: bool, int8: bool = False, workers: int = 1):
+    """``({"batched": url, "per-request": url}, stop())``; with ``int8`` both serve the run's
+    int8 stage (``serve --int8``; the baseline loads the same folder)."""
+    served = run_dir / "compressed" / "int8" if int8 else run_dir
     if in_process:
         import threading
 
@@ -86,10 +109,11 @@ def start_servers(run_dir: Path, threads: int, max_batch: int, max_delay_ms: flo
 
         from bigmodel.serve import BackgroundServer
 
-        batched = BackgroundServer([run_dir], max_batch=max_batch, max_delay_ms=max_delay_ms)
+        batched = BackgroundServer([("run", served)], max_batch=max_batch,
+                                   max_delay_ms=max_delay_ms)
         batched.__enter__()
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(baseline_app(run_dir), host="127.0.0.1",
+        server = uvicorn.Server(uvicorn.Config(baseline_app(served), host="127.0.0.1",
                                                port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -105,9 +129,10 @@ def start_servers(run_dir: Path, threads: int, max_batch: int, max_delay_ms: flo
     processes = [
         subprocess.Popen([sys.executable, "-m", "bigmodel", "serve", str(run_dir), "--port",
                           str(ports[0]), "--device", "cpu", "--max-batch", str(max_batch),
-                          "--max-delay-ms", str(max_delay_ms)], env=env,
+                          "--max-delay-ms", str(max_delay_ms), "--workers", str(workers),
+                          *(["--int8"] if int8 else [])], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, __file__, "--baseline-server", str(run_dir), "--port",
+        subprocess.Popen([sys.executable, __file__, "--baseline-server", str(served), "--port",
                           str(ports[1]), "--threads", str(threads)], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
 
@@ -154,37 +179,83 @@ def _body(image: np.ndarray) -> dict:
                         "data": image.astype(np.float32).ravel().tolist()}]}
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection: the request bytes are built once, the reply is read by
+    its Content-Length. A lean client (no httpx) so that the load generator, which shares the
+    machine's cores with the servers, spends far less CPU per request than the servers do."""
+
+    def __init__(self, reader, writer) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Connection:
+        import socket as socket_module
+
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.get_extra_info("socket").setsockopt(socket_module.IPPROTO_TCP,
+                                                   socket_module.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def post(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _request_bytes(host: str, port: int, path: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+
 async def load(url: str, images: np.ndarray, expected: np.ndarray, requests: int,
                concurrency: int, max_seconds: float) -> dict:
-    """Send ``requests`` requests with ``concurrency`` in flight; latencies and failures."""
-    import httpx
+    """Send ``requests`` requests with ``concurrency`` in flight (one keep-alive connection
+    each); latencies and failures (non-200, a dropped connection or a wrong answer)."""
+    from urllib.parse import urlsplit
 
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port
+    path = "/v2/models/run/infer"
+    requests_bytes = [_request_bytes(host, port, path, json.dumps(_body(image)).encode())
+                      for image in images]  # the client's JSON: once
     latencies, failures, sent = [], 0, 0
-    bodies = [json.dumps(_body(image)).encode() for image in images]  # the client's JSON: once
-    headers = {"content-type": "application/json"}
     deadline = time.monotonic() + max_seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
 
-        async def worker():
-            nonlocal failures, sent
-            while sent < requests and time.monotonic() < deadline:
-                index = sent % len(images)
-                sent += 1
-                started = time.perf_counter()
-                try:
-                    response = await client.post("/v2/models/run/infer",
-                                                 content=bodies[index], headers=headers)
-                    ok = response.status_code == 200 and np.allclose(
-                        response.json()["outputs"][0]["data"], expected[index], atol=1e-4)
-                except httpx.HTTPError:
-                    ok = False
-                latencies.append(time.perf_counter() - started)
-                failures += not ok
+    async def worker():
+        nonlocal failures, sent
+        connection = None
+        while sent < requests and time.monotonic() < deadline:
+            index = sent % len(images)
+            sent += 1
+            started = time.perf_counter()
+            try:
+                if connection is None:
+                    connection = await _Connection.open(host, port)
+                status, body = await connection.post(requests_bytes[index])
+                ok = status == 200 and np.allclose(
+                    json.loads(body)["outputs"][0]["data"], expected[index], atol=1e-4)
+            except (OSError, asyncio.IncompleteReadError, ValueError, KeyError):
+                ok = False
+                if connection is not None:
+                    connection.close()
+                connection = None
+            latencies.append(time.perf_counter() - started)
+            failures += not ok
+        if connection is not None:
+            connection.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
     return {"requests": len(latencies), "failed": failures, "seconds": round(elapsed, 3),
             "requests_per_s": round(len(latencies) / elapsed, 1),
@@ -200,7 +271,11 @@ def main(argv=None) -> dict:
                         help="time bound per level and server")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per server")
     parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--max-delay-ms", type=float, default=5.0)
+    parser.add_argument("--max-delay-ms", type=float, default=0.0)
+    parser.add_argument("--int8", action="store_true",
+                        help="serve the model's int8 stage (ONNX Runtime), both servers")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes of the batched server (serve --workers)")
     parser.add_argument("--model", default="seed-cnn",
                         help="a registered 28x28 gray image classifier (seed-cnn, vit, ...)")
     parser.add_argument("--in-process", action="store_true")
@@ -218,16 +293,18 @@ def main(argv=None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = make_run(Path(tmp) / "run", args.model)
-        from bigmodel.models import load_model
+        from bigmodel.compress.saving import load_any
 
-        model = load_model(run_dir)
         rng = np.random.default_rng(0)
         images = rng.random((64, 28, 28), dtype=np.float32)
+        if args.int8:
+            make_int8_stage(run_dir, images)
+        model = load_any(run_dir / "compressed" / "int8" if args.int8 else run_dir, threads=1)
         with torch.inference_mode():
             expected = np.stack([model(torch.from_numpy(image)[None, None])[0].numpy()
                                  for image in images])
         urls, stop = start_servers(run_dir, args.threads, args.max_batch, args.max_delay_ms,
-                                   args.in_process)
+                                   args.in_process, args.int8, args.workers)
         results = []
         try:
             wait_ready(urls)
@@ -245,7 +322,8 @@ def main(argv=None) -> dict:
         finally:
             stop()
     report = {"script": "benchmarks/serve_load.py", "argv": sys.argv[1:] if argv is None
-              else list(argv), "model": args.model, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              else list(argv), "model": args.model, "int8": args.int8,
+              "workers": args.workers, "load_average": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")

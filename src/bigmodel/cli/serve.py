@@ -21,11 +21,20 @@ def add_parser(subparsers, parents) -> None:
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     parser.add_argument("--max-batch", type=int, default=64,
                         help="most rows per forward pass (default 64)")
-    parser.add_argument("--max-delay-ms", type=float, default=5.0,
-                        help="longest wait for a batch to fill, in ms (default 5)")
+    parser.add_argument("--max-delay-ms", type=float, default=0.0,
+                        help="longest wait for a batch to fill, in ms (default 0: a pass runs as "
+                             "soon as the model is free, on every row that arrived during the "
+                             "previous one)")
     parser.add_argument("--max-body-mb", type=float, default=8.0,
                         help="largest request body in MB (default 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--int8", action="store_true",
+                        help="serve each run's int8 model (RUN_DIR/compressed/int8, written by "
+                             "'bigmodel compress --quantize int8'; or pass that folder as RUN_DIR) "
+                             "under the run's name, run by ONNX Runtime")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="server processes sharing the port, each loading every model "
+                             "(default 1); /metrics sums them all")
     parser.set_defaults(func=run)
 
 
@@ -43,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-body-mb must be positive; received {args.max_body_mb}")
     serve(args.run_dirs, host=args.host, port=args.port, max_batch=args.max_batch,
           max_delay_ms=args.max_delay_ms, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-          device=str(resolve_device(args.device)))
+          device=str(resolve_device(args.device)), int8=args.int8, workers=args.workers)
     return 0

@@ -41,11 +41,12 @@ from bigmodel.serve.generation import (
     run_task,
 )
 from bigmodel.serve.metrics import ServerMetrics
-from bigmodel.serve.models import NAME_PATTERN, ServedModel, UnsupportedMediaError
+from bigmodel.serve.models import NAME_PATTERN, ServedModel, UnsupportedMediaError, model_name
 from bigmodel.serve.page import PAGE
 from bigmodel.serve.protocol import (
     RequestError,
     infer_response,
+    json_bytes,
     parse_infer_request,
     parse_json,
     ranked,
@@ -72,8 +73,8 @@ class ModelRepository:
     """The models one server answers for, by name.
 
     Args:
-        run_dirs: run directories (names: their folder names) or already loaded
-            :class:`ServedModel` objects.
+        run_dirs: run directories (names: :func:`~bigmodel.serve.models.model_name`), ``(name,
+            directory)`` pairs, or already loaded :class:`ServedModel` objects.
         max_batch / max_delay / min_rows: the dynamic batcher's bounds (:class:`DynamicBatcher`).
         device: where models run.
 
@@ -90,10 +91,11 @@ class ModelRepository:
         if not run_dirs:
             raise ConfigError("serve: give at least one run directory")
         for item in run_dirs:
+            name, item = item if isinstance(item, tuple) else (None, item)
             if not isinstance(item, ServedModel) and not Path(item).is_dir():
                 raise ConfigError(f"serve: {item} is not a directory (expected a run directory "
                                   "written by 'bigmodel train')")
-            name = item.name if isinstance(item, ServedModel) else Path(item).resolve().name
+            name = name or (item.name if isinstance(item, ServedModel) else model_name(item))
             if not NAME_PATTERN.match(name):
                 raise ConfigError(f"serve: model name {name!r} (the folder name of {item}) must "
                                   "be letters, digits, '.', '_' or '-' (at most 128): rename it")
@@ -327,7 +329,9 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
         rows, outputs, request_id = parse_infer_request(parse_json(await request.body()),
                                                         entry.served)
         logits = torch.stack(await entry.batcher.submit_many(rows))
-        return infer_response(entry.served, logits, outputs, request_id)
+        # Serialized here: FastAPI's encoder of a returned dict visits every float (1 ms a reply)
+        return Response(json_bytes(infer_response(entry.served, logits, outputs, request_id)),
+                        media_type="application/json")
 
     @app.post("/v2/models/{name}/classify")
     async def classify(name: str, request: Request, top_k: int = 5):

@@ -104,6 +104,8 @@ class DynamicBatcher:
 
     async def submit_many(self, rows) -> list[torch.Tensor]:
         """Output rows for several input rows (each batched like a request of its own)."""
+        if len(rows) == 1:  # the usual request: no task per row
+            return [await self.submit(rows[0])]
         return list(await asyncio.gather(*(self.submit(row) for row in rows)))
 
     async def run_exclusive(self, function: Callable[[], Any]) -> Any:

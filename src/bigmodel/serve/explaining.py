@@ -30,10 +30,15 @@ def explain_row(served, row: torch.Tensor, method: str | None = None,
 
     Raises:
         UnknownNameError: an unknown method (lists them).
-        ConfigError: a method that does not apply, or a target outside the classes.
+        ConfigError: a method that does not apply, a target outside the classes, or an int8
+            model (no gradients).
     """
     from bigmodel.explain import METHODS, explain
 
+    if getattr(served, "int8", False):  # an ONNX Runtime graph: no gradients, no hooks
+        raise ConfigError(f"explain: model {served.name!r} is an int8 ONNX Runtime graph, which "
+                          "has no gradients to attribute with; explain the run's float model "
+                          "(serve it without --int8)")
     method = method or DEFAULT_METHOD
     if method not in METHODS:
         raise UnknownNameError(f"explain: unknown method {method[:64]!r}; methods are "

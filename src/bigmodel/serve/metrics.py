@@ -4,6 +4,8 @@ a client cannot create new time series by sending made-up URLs."""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -11,6 +13,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -59,7 +62,13 @@ class ServerMetrics:
         return observe
 
     def exposition(self) -> bytes:
-        """The Prometheus text exposition format."""
+        """The Prometheus text exposition format: this server's metrics, or with ``serve
+        --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set) the sums over every worker process."""
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, directory)
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
 

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigmodel.compress.saving import load_any, read_any_spec
 from bigmodel.data.audio import fit_length, to_mono
 from bigmodel.data.image_input import prepare_images, read_npy_bytes
-from bigmodel.errors import ConfigError, DataError, DataFileError, ShapeError
-from bigmodel.models import load_model, read_model_spec
+from bigmodel.errors import BigModelError, ConfigError, DataError, DataFileError, ShapeError
 
 KINDS = ("image", "text", "audio")
+INT8_STAGE = Path("compressed") / "int8"  # where 'bigmodel compress --quantize int8' writes
 MAX_IMAGE_PIXELS = 4096 * 4096  # decoded size cap: a small PNG can decode to gigabytes
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,9 +41,10 @@ class ServedModel:
     """One run directory behind the server.
 
     Args:
-        run_dir: a directory written by ``bigmodel train`` / ``finetune`` / ``compress``.
-        name: the name clients use (default: the folder's name).
-        device: where the model runs.
+        run_dir: a directory written by ``bigmodel train`` / ``finetune``, or a stage of
+            ``bigmodel compress`` (pruned: a PyTorch model; int8: an ONNX Runtime graph).
+        name: the name clients use (default: :func:`model_name` of the folder).
+        device: where the model runs (an int8 model runs on the CPU).
 
     Raises:
         CheckpointError: the run's model files are missing, corrupt or do not fit.
@@ -53,15 +55,18 @@ class ServedModel:
     def __init__(self, run_dir: str | Path, name: str | None = None,
                  device: str | torch.device = "cpu") -> None:
         self.run_dir = Path(run_dir)
-        self.name = name or self.run_dir.resolve().name
+        self.name = name or model_name(self.run_dir)
         if not NAME_PATTERN.match(self.name):
             raise ConfigError(f"serve: model name {self.name!r} (from {run_dir}) must be letters, "
                               "digits, '.', '_' or '-' (at most 128)")
-        spec = read_model_spec(self.run_dir)
+        spec = read_any_spec(self.run_dir)  # an int8 stage's too (no "config")
         self.metadata: dict[str, Any] = spec.get("metadata") or {}
         self.input_spec: dict[str, Any] = self.metadata.get("input") or {}
-        self.model = load_model(self.run_dir, device=device)
-        self.device = next(self.model.parameters()).device
+        # As `bigmodel predict` loads it; an int8 graph gets the torch thread count for its ONNX
+        # Runtime session (OMP_NUM_THREADS / --threads bound both runtimes the same way).
+        self.model = load_any(self.run_dir, device=device, threads=torch.get_num_threads())
+        self.int8 = not isinstance(self.model, torch.nn.Module)
+        self.device = torch.device("cpu") if self.int8 else next(self.model.parameters()).device
         kind = self.input_spec.get("kind", "image")
         self.kind = "text" if kind == "text" or (
             "finetuned_from" in self.metadata and self.input_spec.get("tokenizer")) else kind
@@ -69,7 +74,7 @@ class ServedModel:
             raise ConfigError(f"serve: {run_dir} takes {kind!r} inputs; the server takes "
                               f"{', '.join(KINDS)}")
         if self.kind == "image":
-            config = spec["config"]
+            config = spec.get("config") or {}
             size = config.get("image_size", 28)
             height, width = (size, size) if isinstance(size, int) else size
             self.channels = int(self.input_spec.get("channels", config.get("in_channels", 1)))
@@ -110,9 +115,11 @@ class ServedModel:
             inputs.append({"name": "text", "datatype": "BYTES", "shape": [-1]})
         outputs = [{"name": name, "datatype": "FP32", "shape": [-1, self.num_classes]}
                    for name in ("logits", "probabilities")]
-        return {"name": self.name, "versions": ["1"], "platform": "pytorch", "inputs": inputs,
+        return {"name": self.name, "versions": ["1"],
+                "platform": "onnxruntime" if self.int8 else "pytorch", "inputs": inputs,
                 "outputs": outputs,
                 "parameters": {"kind": self.kind, "class_names": self.class_names,
+                               "precision": "int8" if self.int8 else "float32",
                                **({"sample_rate": self.sample_rate}
                                   if self.kind == "audio" else {})}}
 
@@ -130,6 +137,8 @@ class ServedModel:
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, K)`` float32 on CPU for a batch of rows, in eval mode (call from one
         thread at a time)."""
+        if self.int8:  # ONNX Runtime; numpy in, numpy out
+            return self.model(batch).float()
         with torch.inference_mode():
             return self.model(batch.to(self.device)).float().cpu()
 
@@ -228,4 +237,41 @@ class ServedModel:
                                            source=source, sample_rate=self.sample_rate))
 
 
-__all__ = ["KINDS", "NAME_PATTERN", "ServedModel", "UnsupportedMediaError"]
+def model_name(path: str | Path) -> str:
+    """The name a served folder gets: its folder name, or ``RUN-STAGE`` for a stage of
+    ``bigmodel compress`` (``RUN/compressed/int8`` -> ``RUN-int8``: stages of different runs
+    would all be called ``int8``)."""
+    path = Path(path).resolve()
+    if path.parent.name == "compressed" and path.parent.parent.name:
+        return f"{path.parent.parent.name}-{path.name}"
+    if path.name == "adapter" and (path / "adapter.json").is_file():  # RUN/adapter: RUN-adapter
+        return f"{path.parent.name}-adapter"
+    return path.name
+
+
+def int8_stage(run_dir: str | Path) -> Path:
+    """The int8 model of a run (``serve --int8``): ``RUN/compressed/int8``, or ``run_dir`` itself
+    when it is an int8 stage already.
+
+    Raises:
+        ConfigError: the run has no int8 stage (names the command that writes it), or
+            ``run_dir`` is another compressed stage.
+    """
+    from bigmodel.compress.quantize import INT8_FILE
+    from bigmodel.models.model_files import read_model_document
+
+    run_dir = Path(run_dir)
+    for candidate in (run_dir, run_dir / INT8_STAGE):
+        if (candidate / INT8_FILE.json_name).is_file():
+            try:
+                read_model_document(candidate, INT8_FILE)
+            except BigModelError:
+                continue
+            return candidate
+    raise ConfigError(f"serve --int8: {run_dir} holds no int8 model (looked for "
+                      f"{run_dir / INT8_STAGE}); write it with 'bigmodel compress {run_dir} "
+                      "--quantize int8', or serve the run without --int8")
+
+
+__all__ = ["INT8_STAGE", "KINDS", "NAME_PATTERN", "ServedModel", "UnsupportedMediaError",
+           "int8_stage", "model_name"]

@@ -22,6 +22,11 @@ import torch
 
 from bigmodel.errors import BigModelError, DataError, InputTypeError, ShapeError
 
+try:  # 3-4x faster than the json module on a 784-float body (extra 'serve'); same numbers
+    import orjson
+except ModuleNotFoundError:  # pragma: no cover - the extra installs it
+    orjson = None
+
 DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
              "FP16", "FP32", "FP64", "BYTES")
 OUTPUTS = ("logits", "probabilities")
@@ -45,13 +50,26 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
     if not body.strip():
         raise RequestError(f"{what} is empty; expected a JSON object")
     try:
-        return json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        return orjson.loads(text) if orjson is not None else json.loads(text)
     except UnicodeDecodeError as exc:
         raise RequestError(f"{what} is not UTF-8 text: {exc}") from None
     except RecursionError:
         raise RequestError(f"{what} is nested too deeply") from None
     except ValueError as exc:
         raise RequestError(f"{what} is malformed JSON: {exc}") from None
+
+
+def json_bytes(document: Any) -> bytes:
+    """``document`` as compact UTF-8 JSON (orjson where installed: a reply's floats are written
+    in the shortest form that reads back to the same value either way).
+
+    Raises:
+        TypeError: a value JSON cannot hold.
+    """
+    if orjson is not None:
+        return orjson.dumps(document)
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def parse_infer_request(document: Any, model) -> tuple[list[torch.Tensor], list[str], Any]:
@@ -200,5 +218,5 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-__all__ = ["DATATYPES", "OUTPUTS", "RequestError", "infer_response", "parse_infer_request",
-           "parse_json", "ranked"]
+__all__ = ["DATATYPES", "OUTPUTS", "RequestError", "infer_response", "json_bytes",
+           "parse_infer_request", "parse_json", "ranked"]
