@@ -142,6 +142,9 @@ def attention(results: dict, arrays: dict) -> None:
     x = np.tile(x[:, None, :], (1, 4, 1)) * np.linspace(0.5, 1.5, 4, dtype="float32")[None, :, None]
     results["attention_history"] = model.fit(x, y, batch_size=8, epochs=2, shuffle=False,
                                              verbose=0).history
+    # compiled again (as for fine-tuning): the layers stay split, training goes on
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     results["attention_stored"] = stored_parameters(model)
     arrays.update({f"attention/{i}": w for i, w in enumerate(model.get_weights())})
     arrays["attention/predict"] = model.predict(x[:6], batch_size=2, verbose=0)

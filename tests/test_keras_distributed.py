@@ -247,7 +247,8 @@ def test_tensor_parallel_save_is_one_whole_archive(tensor_parallel):
 
 def test_tensor_parallel_attention_by_heads_equals_one_process(tensor_parallel):
     """MultiHeadAttention split by heads (q/k/v column-wise, the output projection row-wise), then a
-    column -> row Dense pair and a residual sum, in a functional model."""
+    column -> row Dense pair and a residual sum, in a functional model; compiled again after two
+    epochs and trained on (the layers stay split)."""
     (single, one), ranks, _ = tensor_parallel
     keys = [key for key in single if key.startswith("attention/")]
     assert len(keys) == 15  # 14 weights and the predictions

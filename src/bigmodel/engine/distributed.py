@@ -214,6 +214,8 @@ def broadcast_parameters(model: nn.Module) -> None:
         return
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
+            if hasattr(tensor, "to_local"):  # a DTensor (already sharded): its shards differ by design
+                continue
             dist.broadcast(tensor.data, src=0)
 
 

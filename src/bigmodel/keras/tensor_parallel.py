@@ -228,6 +228,9 @@ def apply(plan: TensorParallelPlan) -> None:
     mesh = init_device_mesh(device, (plan.batch, plan.model_size), mesh_dim_names=("batch", "model"))
     model_mesh = mesh["model"]
     for layer, role in plan.roles.items():
+        if "_tensor_parallel" in layer.__dict__:  # compiled again: already split
+            continue
+        object.__setattr__(layer, "_tensor_parallel", role)
         if role == HEADS:
             _shard_heads(layer, model_mesh)
             object.__setattr__(layer, "call", _heads_call(layer, layer.call, model_mesh))
@@ -235,7 +238,8 @@ def apply(plan: TensorParallelPlan) -> None:
         _shard_weights(layer, role, model_mesh)
         object.__setattr__(layer, "call", _parallel_call(layer.call, role, model_mesh,
                                                           keep=layer in plan.keep_sharded))
-    if plan.batch > 1:
+    if plan.batch > 1 and "_tensor_parallel" not in plan.model.__dict__:
+        object.__setattr__(plan.model, "_tensor_parallel", "model")
         _average_gradients_over(mesh["batch"].get_group(), plan.model)
 
 
