@@ -85,9 +85,11 @@ EXPECTATIONS: dict[str, list[str]] = {
     "sequential_model_guide.py": ["loss < first_loss", "frozen_unchanged == 1",
                                   "trainable_weights == 2"],
     "serialization_and_saving.py": ["same_weights == 1", "weights_difference < 1e-6"],
-    # Not checked: test accuracy. At this size it varies too much to tell bigmodel's silent
-    # difference (a custom loss gets y_true (batch,) against y_pred (batch, 1), Keras expands it;
-    # docs/keras.md) from chance: Keras 0.39-0.45, bigmodel 0.25-0.65 over a few runs.
+    # Not checked: test accuracy depends on the initial weights more than on the backend: given
+    # the same weights (set_weights) both reach 0.76 (Keras 0.755, bigmodel 0.768); from their
+    # own initializers under the corpus seed Keras gets 0.41, bigmodel 0.84. The custom loss's
+    # labels at the predictions' rank (Keras's LossFunctionWrapper) are checked exactly in
+    # tests/test_keras_corpus_differences.py.
     "siamese_contrastive.py": ["loss < first_loss"],
     "subclassing_layers_guide.py": ["loss < first_loss", "sum_total == 4"],
     "text_classification_embedding.py": ["loss < first_loss", "test_accuracy > 0.5"],
@@ -345,4 +347,5 @@ def test_docs_list_exactly_the_known_failures():
     assert listed == set(KNOWN_FAILURES)
     runs = len(PROGRAMS) - len(KNOWN_FAILURES)
     assert f"**State: {runs} of {len(PROGRAMS)} run on bigmodel.**" in section
-    assert f"The {len(KNOWN_FAILURES)} that do not" in section
+    if KNOWN_FAILURES:  # their table, introduced by its count
+        assert f"The {len(KNOWN_FAILURES)} that do not" in section
