@@ -2,7 +2,9 @@
 
 The model goes through ``torch.export`` (the dynamo-based ONNX exporter), which refuses Python
 control flow that depends on tensor values instead of silently freezing one branch the way tracing
-does; such a model raises :class:`ExportError` saying so. After export the file is run with ONNX
+does; such a model raises :class:`ExportError` saying so. A symbolic sequence axis is captured at
+a short example (:data:`TRACE_STEPS`; capture time grows with the steps) and checked at the
+example's own length, else captured again at that length with the axis fixed. After export the file is run with ONNX
 Runtime at two batch sizes (and a shorter sequence when that axis is symbolic) and compared with the PyTorch outputs (max abs difference, default bound
 1e-4 for fp32).
 
@@ -69,30 +71,54 @@ def _shortened(args: tuple, dynamic: list[list[int]]) -> tuple | None:
                  for arg, axes in zip(args, dynamic))
 
 
-def _accepts_shorter(model: nn.Module, args: tuple) -> bool:
-    """Whether the eager model runs on its example cut to half the length along axis 1 (rank-2/3
-    inputs): only then may that axis stay symbolic in the graph."""
-    trial = _shortened(args, [[1] if arg.ndim in (2, 3) else [] for arg in args])
-    if trial is None:
-        return False
+def _runs_eagerly(model: nn.Module, args: tuple) -> bool:
     try:
         with torch.no_grad():
-            model(*trial)
-    except Exception:  # any refusal means the model fixes that axis
+            model(*args)
+    except Exception:  # any refusal means the model does not take these inputs
         return False
     return True
 
 
-def _runs_shorter(model: nn.Module, program, args: tuple, dynamic: list[list[int]],
-                  atol: float) -> bool:
-    """Whether the exported graph really runs (and matches PyTorch) at a shorter sequence."""
-    short = _shortened(_with_batch(args, 2), dynamic)
-    if short is None:
+def _accepts_shorter(model: nn.Module, args: tuple) -> bool:
+    """Whether the eager model runs on its example cut to half the length along axis 1 (rank-2/3
+    inputs): only then may that axis stay symbolic in the graph."""
+    trial = _shortened(args, [[1] if arg.ndim in (2, 3) else [] for arg in args])
+    return trial is not None and _runs_eagerly(model, trial)
+
+
+#: Steps of the example the graph is captured at when its sequence axis stays symbolic. Capture
+#: time grows with the steps: torch.export infers the shapes of a fused LSTM / GRU by running its
+#: step-by-step decomposition on fake tensors (a 9-step bidirectional LSTM took ~0.5 s a step of
+#: 12 s on a busy CPU). Not 2: the traced batch is 2, and equal sizes would share one symbol.
+TRACE_STEPS = 3
+
+
+def _trace_example(model: nn.Module, args: tuple) -> tuple:
+    """``args`` cut to :data:`TRACE_STEPS` along axis 1, for the capture with a symbolic sequence
+    axis, where that is shorter and the eager model takes it; else ``args``. Only for a single
+    rank-2/3 input: inputs of different lengths (a seq2seq source and target) cut to one length
+    would be captured as one symbol."""
+    if len(args) != 1 or args[0].ndim not in (2, 3) or args[0].shape[1] <= TRACE_STEPS:
+        return args
+    short = (args[0][:, :TRACE_STEPS],)
+    return short if _runs_eagerly(model, short) else args
+
+
+def _runs_at_other_lengths(model: nn.Module, program, args: tuple, dynamic: list[list[int]],
+                           atol: float, traced: tuple) -> bool:
+    """Whether the exported graph really runs (and matches PyTorch) at a shorter sequence, and at
+    the example's own length when it was captured at a shorter one (``traced``)."""
+    trials = [_shortened(_with_batch(args, 2), dynamic)]
+    if traced[0].shape != args[0].shape:
+        trials.append(_with_batch(args, 2))
+    trials = [trial for trial in trials if trial is not None]
+    if not trials:
         return True
     try:
         session = onnx_session(program.model_proto.SerializeToString())
-        return parity(model, session, short) <= atol
-    except Exception:  # ONNX Runtime refuses the shorter input (a fixed-length lowering)
+        return all(parity(model, session, trial) <= atol for trial in trials)
+    except Exception:  # ONNX Runtime refuses the other length (a fixed-length lowering)
         return False
 
 
@@ -171,11 +197,53 @@ def expand_attention_masks(model) -> int:
     return count
 
 
+_REGISTRIES: dict[int, Any] = {}
+
+
+@contextlib.contextmanager
+def _reused_torchlib_registry():
+    """Build the exporter's table of ATen -> ONNX functions once per opset and process.
+
+    ``torch.onnx.export`` rebuilds it from torchlib on every call (~17% of a small model's export
+    time, measured on torch 2.13), then only reads it. Each export gets its own copy of the
+    table (the exporter adds a caller's ``custom_translation_table`` to it). Where torch no longer
+    has this internal hook, exports simply build the table as before.
+    """
+    try:
+        from torch.onnx._internal.exporter import _registration
+
+        original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+        build = original.__func__
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def from_torchlib(cls, opset_version=None, **options):
+        if options or cls is not _registration.ONNXRegistry:
+            return build(cls, **options) if opset_version is None else \
+                build(cls, opset_version=opset_version, **options)
+        key = -1 if opset_version is None else int(opset_version)
+        if key not in _REGISTRIES:
+            _REGISTRIES[key] = build(cls) if opset_version is None else \
+                build(cls, opset_version=opset_version)
+        cached = _REGISTRIES[key]
+        registry = cls()
+        registry.__dict__.update(cached.__dict__)
+        registry.functions = {name: list(metas) for name, metas in cached.functions.items()}
+        return registry
+
+    _registration.ONNXRegistry.from_torchlib = classmethod(from_torchlib)
+    try:
+        yield
+    finally:
+        _registration.ONNXRegistry.from_torchlib = original
+
+
 def _export_program(model: nn.Module, args: tuple, input_names, output_names, opset: int,
                     dynamic_batch: bool, dynamic_sequence: bool = False):
     dynamic_shapes = _dynamic_shapes(args, dynamic_batch, dynamic_sequence)
     try:
-        with quiet_exporter():
+        with quiet_exporter(), _reused_torchlib_registry():
             program = torch.onnx.export(model, args, dynamo=True, input_names=input_names,
                                         output_names=output_names, opset_version=opset,
                                         dynamic_shapes=dynamic_shapes, optimize=True,
@@ -313,13 +381,16 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example_input: Any,
         # A batch of 2 keeps torch.export from specializing the batch axis to the constant 1.
         if dynamic_sequence and not _accepts_shorter(model, args):
             dynamic_sequence = False  # e.g. image rows: the model itself fixes that axis
-        program = _export_program(model, _with_batch(args, 2), input_names, output_names, opset,
-                                  dynamic_batch, dynamic_sequence)
+        traced = _trace_example(model, args) if dynamic_sequence else args
+        program = _export_program(model, _with_batch(traced, 2), input_names, output_names,
+                                  opset, dynamic_batch, dynamic_sequence)
         dynamic = _symbolic_axes(program.model_proto.graph)
-        if any(1 in axes for axes in dynamic) and not _runs_shorter(model, program, args, dynamic,
-                                                                    atol):
-            # Some ops' ONNX lowering fixes the number of steps (e.g. a tanh RNN unrolled):
-            # export again with the sequence axis fixed to the example's length.
+        symbolic = any(1 in axes for axes in dynamic)
+        if (symbolic and not _runs_at_other_lengths(model, program, args, dynamic, atol, traced)) \
+                or (not symbolic and traced is not args):
+            # Some ops' ONNX lowering fixes the number of steps (e.g. a tanh RNN unrolled), or
+            # the exporter fixed the axis at the shorter capture: export again with the sequence
+            # axis fixed to the example's length.
             program = _export_program(model, _with_batch(args, 2), input_names, output_names,
                                       opset, dynamic_batch, False)
             dynamic = _symbolic_axes(program.model_proto.graph)
