@@ -2,6 +2,7 @@
 
 from bigmodel.keras.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from bigmodel.keras.layers.attention import MultiHeadAttention
+from bigmodel.keras.layers.attention_dot import AdditiveAttention, Attention
 from bigmodel.keras.layers.augmentation import (
     RandomErasing,
     RandomFlip,
@@ -112,7 +113,7 @@ __all__ = [
     "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "InputLayer", "KerasTensor",
     "Layer", "LayerNormalization", "MaxPool2D", "MaxPooling2D", "RandomErasing", "RandomFlip",
     "MultiHeadAttention", "RandomRotation", "RandomTranslation", "RandomZoom", "RecurrentConv2D",
-    "Reshape", "RMSNormalization", "UnitNormalization", "deserialize_layer",
+    "Reshape", "AdditiveAttention", "Attention", "RMSNormalization", "UnitNormalization", "deserialize_layer",
     "get_layer_class", "serialize_layer", "get_keras_mask", "set_keras_mask",
 ]
 
