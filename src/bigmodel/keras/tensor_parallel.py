@@ -66,9 +66,10 @@ class TensorParallelPlan:
     """The tensor-parallel layers of a model and how the mesh splits the processes.
 
     Attributes:
-        roles: ``{layer: "column" | "row"}``.
+        model: the Keras model.
+        roles: ``{layer: "column" | "row" | "heads"}``.
         keep_sharded: column-parallel layers whose output goes, still split, to a row-parallel one.
-        batch, model: sizes of the mesh's batch and model axes.
+        batch, model_size: sizes of the mesh's batch and model axes.
     """
 
     model: Any
@@ -101,9 +102,9 @@ def tensor_parallel_plan(model: Any, chosen: Any, paths: list[tuple[str, Any, st
 
     Raises:
         ConfigError: a split dimension not divisible by the model axis size.
-        NotSupportedError: a sharded weight of a layer without a tensor-parallel form, a sharded
-            bias of a row-parallel layer or without a sharded kernel, a regularizer/constraint on a
-            split weight.
+        NotSupportedError: a sharded weight of a layer without a tensor-parallel form, an
+            attention layout other than by heads, a sharded bias of a row-parallel layer or without
+            a sharded kernel, a regularizer/constraint on a split weight.
     """
     axis_name = chosen.model_dim_name
     if axis_name is None:
