@@ -135,6 +135,17 @@ def test_python_client_generates_and_translates(chars_run, dates_run, client):
         assert refused.value.status == 400
 
 
+def test_metrics_label_the_decoding_routes(client):
+    from test_serve import _metric
+
+    for route, name, body in (("generate", "chars", {"prompt": "The ", "max_tokens": 2}),
+                              ("translate", "dates", {"text": DATES[0]})):
+        label = {"route": "/v2/models/{name}/" + route, "model": name}
+        before = _metric(client, "bigmodel_requests_total", **label)
+        assert client.post(f"/v2/models/{name}/{route}", json=body).status_code == 200
+        assert _metric(client, "bigmodel_requests_total", **label) == before + 1
+
+
 def test_seeded_sampling_repeats_and_seeds_differ(client):
     body = {"prompt": "The ", "max_tokens": 24, "temperature": 1.0, "seed": 3, "num_samples": 2}
     first = client.post("/v2/models/chars/generate", json=body).json()["samples"]
