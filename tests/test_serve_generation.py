@@ -25,6 +25,11 @@ DATES = ["5 apr 23", "20230405", "4/5/2023", "12 dec 99"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+# Trained once per session: the browser test imports these fixtures and shares the runs (the
+# servers only read them).
+_RUNS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def chars_run(tmp_path_factory) -> Path:
     from bigmodel.data.fortunes import find_fortunes_dir
@@ -34,16 +39,20 @@ def chars_run(tmp_path_factory) -> Path:
         find_fortunes_dir(None, ("debian",))
     except DataFileError as exc:
         pytest.skip(f"fortunes not installed: {exc}")
-    run_dir = tmp_path_factory.mktemp("lm") / "chars"
-    _train("fortunes_char_gpt.yaml", run_dir, TINY_LM)
-    return run_dir
+    if "chars" not in _RUNS:
+        run_dir = tmp_path_factory.mktemp("lm") / "chars"
+        _train("fortunes_char_gpt.yaml", run_dir, TINY_LM)
+        _RUNS["chars"] = run_dir
+    return _RUNS["chars"]
 
 
 @pytest.fixture(scope="module")
 def dates_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("s2s") / "dates"
-    _train("seq2seq_dates.yaml", run_dir, TINY_SEQ2SEQ)
-    return run_dir
+    if "dates" not in _RUNS:
+        run_dir = tmp_path_factory.mktemp("s2s") / "dates"
+        _train("seq2seq_dates.yaml", run_dir, TINY_SEQ2SEQ)
+        _RUNS["dates"] = run_dir
+    return _RUNS["dates"]
 
 
 @pytest.fixture(scope="module")
