@@ -295,3 +295,50 @@ def test_unit_and_rms_normalization_archives_both_ways_with_real_keras(tmp_path)
     back = keras.models.load_model(tmp_path / "theirs.keras")
     np.testing.assert_allclose(back.predict(x, verbose=0), ours.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_accuracy_functions_against_numpy_and_the_accuracy_metric():
+    scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.3, 0.3, 0.4], [0.2, 0.2, 0.6]],
+                      np.float32)
+    labels = np.array([1, 2, 0, 2])
+    one_hot = np.eye(3, dtype=np.float32)[labels]
+    m = keras.metrics
+    assert m.sparse_categorical_accuracy(labels, scores).tolist() == [1, 0, 0, 1]
+    assert m.sparse_categorical_accuracy(labels[:, None], scores).tolist() == [1, 0, 0, 1]
+    assert m.categorical_accuracy(one_hot, scores).tolist() == [1, 0, 0, 1]
+    # label 0 of row 2 ties the 2nd-best score (0.3): a hit for k=2, as in Keras
+    assert m.sparse_top_k_categorical_accuracy(labels, scores, k=2).tolist() == [1, 0, 1, 1]
+    assert m.top_k_categorical_accuracy(one_hot, scores, k=1).tolist() == [1, 0, 0, 1]
+    sorted_ids = np.argsort(-scores, axis=1, kind="stable")
+    assert m.sparse_top_k_categorical_accuracy(labels, sorted_ids, k=2,
+                                               from_sorted_ids=True).tolist() == [1, 0, 1, 1]
+    probs, truth = np.array([[0.2], [0.6], [0.4]]), np.array([0.0, 1.0, 1.0])
+    assert m.binary_accuracy(truth, probs).tolist() == [[1], [1], [0]]
+    assert m.binary_accuracy(truth, probs, threshold=0.3).tolist() == [[1], [1], [1]]
+    metric = m.Accuracy()
+    metric.update_state(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 2, 0, 4]))
+    assert metric.name == "accuracy" and float(metric.result()) == 0.75
+
+
+def test_accuracy_functions_against_real_keras():
+    real = _real_keras()
+    data = np.random.default_rng(6)
+    scores = data.uniform(size=(16, 5)).astype(np.float32)
+    scores[0] = 0.5  # all tied
+    labels = data.integers(0, 5, 16)
+    one_hot = np.eye(5, dtype=np.float32)[labels]
+    probs = data.uniform(size=(16, 1)).astype(np.float32)
+    truth = (data.uniform(size=(16, 1)) > 0.5).astype(np.float32)
+    cases = [("binary_accuracy", (truth, probs), {}),
+             ("binary_accuracy", (truth[:, 0], probs), {"threshold": 0.3}),
+             ("categorical_accuracy", (one_hot, scores), {}),
+             ("sparse_categorical_accuracy", (labels[:, None], scores), {}),
+             ("top_k_categorical_accuracy", (one_hot, scores), {"k": 2}),
+             ("sparse_top_k_categorical_accuracy", (labels, scores), {"k": 3}),
+             ("sparse_top_k_categorical_accuracy", (labels, np.argsort(-scores, axis=1)),
+              {"k": 2, "from_sorted_ids": True})]
+    for name, args, kwargs in cases:
+        ours = getattr(keras.metrics, name)(*args, **kwargs).numpy()
+        theirs = np.asarray(getattr(real.metrics, name)(*args, **kwargs))
+        assert ours.shape == theirs.shape, name
+        np.testing.assert_array_equal(ours, theirs, err_msg=name)

@@ -32,7 +32,15 @@ from bigmodel.engine.metrics import (
 )
 from bigmodel.engine.metrics import Metric as _EngineMetric
 from bigmodel.errors import ConfigError, NotSupportedError, UnknownNameError
+from bigmodel.keras import accuracy_functions
 from bigmodel.keras import losses as losses_mod
+from bigmodel.keras.accuracy_functions import (  # noqa: F401 - keras.metrics function forms
+    binary_accuracy,
+    categorical_accuracy,
+    sparse_categorical_accuracy,
+    sparse_top_k_categorical_accuracy,
+    top_k_categorical_accuracy,
+)
 from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.keras.variables import Variable
 
@@ -44,7 +52,7 @@ __all__ = [
     "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
     "get", "Hinge", "SquaredHinge", "CategoricalHinge", "Poisson", "KLDivergence", "LogCoshError",
-    "MeanSquaredLogarithmicError", "CosineSimilarity",
+    "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy",
 ]
 
 class Metric(_EngineMetric):
@@ -205,6 +213,14 @@ class LogCoshError(_LossMean):
 class MeanSquaredLogarithmicError(_LossMean):
     default_name = "mean_squared_logarithmic_error"
     function = staticmethod(losses_mod.mean_squared_logarithmic_error)
+
+
+class Accuracy(MeanMetricWrapper):
+    """How often predictions equal labels exactly (``keras.metrics.Accuracy``; for class scores
+    use the ``"accuracy"`` string or ``CategoricalAccuracy`` / ``SparseCategoricalAccuracy``)."""
+
+    def __init__(self, name: str = "accuracy", dtype: Any = None) -> None:
+        super().__init__(accuracy_functions.accuracy, name=name, direction="up")
 
 
 class CosineSimilarity(MeanMetricWrapper):
