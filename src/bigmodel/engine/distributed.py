@@ -368,7 +368,7 @@ def all_reduce_weighted(values: dict[str, float], weight: float, device: torch.d
 
 __all__ = [
     "STRATEGIES", "DistributedContext", "RankSlices", "all_reduce_weighted", "broadcast_parameters",
-    "check_global_batch", "check_strategy", "find_blocks", "gradient_sync", "launched_world_size",
+    "check_global_batch", "check_strategy", "collective_device", "find_blocks", "gradient_sync", "launched_world_size",
     "rank_stream_seed", "remap_optimizer", "seed_rank_stream", "setup", "wrap_model",
 ]
 
@@ -405,10 +405,19 @@ def prepare(model: nn.Module, optimizer: Any, lr: float, context: DistributedCon
     return network, built
 
 
+def collective_device() -> torch.device:
+    """Where this process's collectives must put their tensors: its own GPU under NCCL (which
+    reduces only GPU tensors), the CPU otherwise (gloo)."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def shared_seed(context: DistributedContext | None) -> int:
     """A random seed drawn on rank 0 (from torch's global RNG) and given to every process."""
     seed = torch.randint(0, 2**62, (), dtype=torch.int64)
     if context is not None and context.is_distributed and dist.get_world_size() > 1:
+        seed = seed.to(collective_device())
         dist.broadcast(seed, src=0)
     return int(seed.item())
 

@@ -104,7 +104,7 @@ def _check_same_model(model: Any) -> None:
     signature = repr([(path, tuple(getattr(layer, name).shape))
                       for path, layer, name in weight_paths(model)])
     digest = int.from_bytes(hashlib.sha256(signature.encode()).digest()[:7], "big")
-    mine = torch.tensor([digest], dtype=torch.int64)
+    mine = torch.tensor([digest], dtype=torch.int64, device=engine_distributed.collective_device())
     every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(every, mine)
     differ = [rank for rank, value in enumerate(every) if int(value) != digest]
@@ -199,7 +199,8 @@ class _SameStop(Callback):
     callbacks), so no process trains on alone and waits forever in a collective."""
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        flag = torch.tensor([1 if self.model.stop_training else 0], dtype=torch.int64)
+        flag = torch.tensor([1 if self.model.stop_training else 0], dtype=torch.int64,
+                            device=engine_distributed.collective_device())
         dist.broadcast(flag, src=0)
         if bool(flag.item()) != bool(self.model.stop_training):
             self.model.stop_training = bool(flag.item())
@@ -252,7 +253,8 @@ def write_once(model: Any, write: Callable[[], None]) -> None:
                 write()
             except Exception as err:  # noqa: BLE001 -- told to every process below
                 failure = err
-        flag = torch.tensor([0 if failure is None else 1], dtype=torch.int64)
+        flag = torch.tensor([0 if failure is None else 1], dtype=torch.int64,
+                            device=engine_distributed.collective_device())
         dist.broadcast(flag, src=0)
         if failure is not None:
             raise failure
@@ -296,9 +298,7 @@ def predict_sharded(trainer: Any, x: Any, batch_size: int, verbose: int) -> Any:
                             verbose=verbose if process == 0 else 0)
 
     def gather(t: torch.Tensor) -> torch.Tensor:
-        # NCCL gathers on this process's own GPU (set by the group's setup), gloo on the CPU.
-        device = (torch.device("cuda", torch.cuda.current_device())
-                  if dist.get_backend() == "nccl" else torch.device("cpu"))
+        device = engine_distributed.collective_device()
         parts = [torch.empty_like(t, device=device) for _ in range(world_size)]
         dist.all_gather(parts, t.contiguous().to(device))
         step = world_size // size  # one part per share (the first process of each group)

@@ -100,7 +100,7 @@ class StepSync:
         self._epoch: int | None = None
         self._streamed: int | None = None  # the epoch whose random stream is this process's own
         if dist.get_backend() == "nccl":  # NCCL reduces GPU tensors: the model goes to this GPU
-            device = _collective_device()
+            device = engine_distributed.collective_device()
             if any(p.device != device for p in model.parameters()):
                 model.to(device)
         engine_distributed.broadcast_parameters(model)  # every process starts from rank 0's weights
@@ -108,7 +108,7 @@ class StepSync:
         # it: a model built lazily in the first step gets the weights one process would give it.
         state = torch.random.get_rng_state().numpy().tobytes()
         seed = torch.tensor([zlib.crc32(state) * 2**20 + len(state)], dtype=torch.int64,
-                            device=_collective_device())
+                            device=engine_distributed.collective_device())
         dist.broadcast(seed, src=0)
         self._seed = int(seed.item())
         self._shuffle = torch.Generator().manual_seed(self._seed)
@@ -210,7 +210,7 @@ class StepSync:
         with torch.no_grad():
             digest = sum(float(p.detach().double().sum()) * (i + 1)
                          for i, p in enumerate(self.model.parameters()) if p.requires_grad)
-        values = torch.tensor([digest, -digest], dtype=torch.float64, device=_collective_device())
+        values = torch.tensor([digest, -digest], dtype=torch.float64, device=engine_distributed.collective_device())
         dist.all_reduce(values, op=dist.ReduceOp.MAX)
         values = values.cpu()
         if float(values[0]) != -float(values[1]):
@@ -235,7 +235,7 @@ class StepSync:
         length = sum(int(s.numel()) for s in states)
         digest = zlib.crc32(repr(keys).encode())
         header = torch.tensor([1 if bad else 0, length, digest], dtype=torch.int64)
-        verdict = torch.cat([header, -header]).to(_collective_device())
+        verdict = torch.cat([header, -header]).to(engine_distributed.collective_device())
         dist.all_reduce(verdict, op=dist.ReduceOp.MAX)
         verdict = verdict.cpu()
         if int(verdict[0]):
@@ -254,7 +254,7 @@ class StepSync:
         values = [float(logs[key]) * weight for key in keys]
         flat = torch.cat([*(s.reshape(-1).double().cpu() for s in states),
                           torch.tensor([*values, weight], dtype=torch.float64)])
-        device = _collective_device()
+        device = engine_distributed.collective_device()
         flat = flat.to(device)
         dist.all_reduce(flat)
         flat = flat.cpu()
@@ -355,18 +355,12 @@ def _describe(value: Any) -> str:
 
 def _agree(values: torch.Tensor, message: str) -> None:
     """Raise ``message`` on every process unless ``values`` are the same on every process."""
-    both = torch.cat([values, -values]).to(_collective_device())
+    both = torch.cat([values, -values]).to(engine_distributed.collective_device())
     dist.all_reduce(both, op=dist.ReduceOp.MAX)
     both = both.cpu()
     size = values.numel()
     if not torch.equal(both[:size], -both[size:]):
         raise TrainingError(message)
-
-
-def _collective_device() -> torch.device:
-    # NCCL reduces on this process's own GPU (set by the group's setup), gloo on the CPU.
-    return (torch.device("cuda", torch.cuda.current_device())
-            if dist.get_backend() == "nccl" else torch.device("cpu"))
 
 
 # --- predict ----------------------------------------------------------------------------------
