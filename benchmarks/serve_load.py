@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -99,8 +100,8 @@ def free_port() -> int:
 
 def start_servers(run_dir: Path, threads: int, max_batch: int, max_delay_ms: float,
                   in_process: bool, int8: bool = False, workers: int = 1):
-    """``({"batched": url, "per-request": url}, stop())``; with ``int8`` both serve the run's
-    int8 stage (``serve --int8``; the baseline loads the same folder)."""
+    """``({"batched": url, "per-request": url}, stop(), {server: pid or None})``; with ``int8``
+    both serve the run's int8 stage (``serve --int8``; the baseline loads the same folder)."""
     served = run_dir / "compressed" / "int8" if int8 else run_dir
     if in_process:
         import threading
@@ -123,7 +124,8 @@ def start_servers(run_dir: Path, threads: int, max_batch: int, max_delay_ms: flo
             server.should_exit = True
             thread.join(timeout=10)
 
-        return {"batched": batched.url, "per-request": f"http://127.0.0.1:{port}"}, stop
+        return ({"batched": batched.url, "per-request": f"http://127.0.0.1:{port}"}, stop,
+                {"batched": None, "per-request": None})
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     ports = free_port(), free_port()
     processes = [
@@ -142,8 +144,24 @@ def start_servers(run_dir: Path, threads: int, max_batch: int, max_delay_ms: flo
         for process in processes:
             process.wait(timeout=30)
 
-    return {"batched": f"http://127.0.0.1:{ports[0]}",
-            "per-request": f"http://127.0.0.1:{ports[1]}"}, stop
+    return ({"batched": f"http://127.0.0.1:{ports[0]}",
+             "per-request": f"http://127.0.0.1:{ports[1]}"}, stop,
+            {"batched": processes[0].pid, "per-request": processes[1].pid})
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds (user + system) used so far by a server process and its workers."""
+    if pid is None:
+        return None
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = member.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def wait_ready(urls: dict, timeout: float = 120.0) -> None:
@@ -255,12 +273,18 @@ async def load(url: str, images: np.ndarray, expected: np.ndarray, requests: int
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {"requests": len(latencies), "failed": failures, "seconds": round(elapsed, 3),
-            "requests_per_s": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(1000 * statistics.median(ordered), 2),
-            "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2)}
+    return {"latencies": latencies, "failed": failures, "seconds": time.perf_counter() - started}
+
+
+def summary(parts: list[dict]) -> dict:
+    """Requests/s (all requests over the summed seconds) and p50/p99 of the parts of a level."""
+    latencies = sorted(x for part in parts for x in part["latencies"])
+    seconds = sum(part["seconds"] for part in parts)
+    return {"requests": len(latencies), "failed": sum(part["failed"] for part in parts),
+            "seconds": round(seconds, 3), "requests_per_s": round(len(latencies) / seconds, 1),
+            "p50_ms": round(1000 * statistics.median(latencies), 2),
+            "p99_ms": round(1000 * latencies[min(len(latencies) - 1,
+                                                 int(0.99 * len(latencies)))], 2)}
 
 
 def main(argv=None) -> dict:
@@ -270,6 +294,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="time bound per level and server")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per server")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="turns per level: the servers alternate, so both meet the same load")
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--max-delay-ms", type=float, default=0.0)
     parser.add_argument("--int8", action="store_true",
@@ -303,36 +329,62 @@ def main(argv=None) -> dict:
         with torch.inference_mode():
             expected = np.stack([model(torch.from_numpy(image)[None, None])[0].numpy()
                                  for image in images])
-        urls, stop = start_servers(run_dir, args.threads, args.max_batch, args.max_delay_ms,
-                                   args.in_process, args.int8, args.workers)
+        urls, stop, pids = start_servers(run_dir, args.threads, args.max_batch,
+                                         args.max_delay_ms, args.in_process, args.int8,
+                                         args.workers)
         results = []
         try:
             wait_ready(urls)
             for concurrency in args.concurrency:
-                for server, url in urls.items():
-                    before = batches(url) if server == "batched" else None
-                    row = asyncio.run(load(url, images, expected, args.requests, concurrency,
-                                           args.max_seconds))
-                    if before is not None:  # rows per forward pass, from the server's metrics
-                        after = batches(url)
-                        row["mean_batch"] = round((after[1] - before[1]) / max(1, after[0]
-                                                                              - before[0]), 1)
+                # The servers take turns (rounds) so that both see the same load from the
+                # machine's other jobs; each round's requests and seconds add up.
+                parts = {server: [] for server in urls}
+                cpu = {server: 0.0 for server in urls}
+                client_cpu = dict(cpu)
+                passes = {server: [0.0, 0.0] for server in urls}
+                for round_index in range(args.rounds):
+                    count = args.requests // args.rounds + (
+                        round_index < args.requests % args.rounds)
+                    for server, url in urls.items():
+                        before = batches(url) if server == "batched" else (0.0, 0.0)
+                        cpu_before, client_before = cpu_seconds(pids[server]), time.process_time()
+                        parts[server].append(asyncio.run(load(
+                            url, images, expected, count, concurrency,
+                            args.max_seconds / args.rounds)))
+                        if cpu_before is not None:
+                            cpu[server] += cpu_seconds(pids[server]) - cpu_before
+                        client_cpu[server] += time.process_time() - client_before
+                        after = batches(url) if server == "batched" else (0.0, 0.0)
+                        passes[server][0] += after[0] - before[0]
+                        passes[server][1] += after[1] - before[1]
+                for server in urls:
+                    row = summary(parts[server])
+                    if pids[server] is not None:  # CPU per request: what the cores pay
+                        row["server_cpu_ms"] = round(1000 * cpu[server] / row["requests"], 3)
+                        row["client_cpu_ms"] = round(
+                            1000 * client_cpu[server] / row["requests"], 3)
+                    if server == "batched":  # rows per forward pass, from the server's metrics
+                        row["mean_batch"] = round(passes[server][1] / max(1, passes[server][0]),
+                                                  1)
                     results.append({"server": server, "concurrency": concurrency, **row})
                     print(json.dumps(results[-1]), flush=True)
         finally:
             stop()
     report = {"script": "benchmarks/serve_load.py", "argv": sys.argv[1:] if argv is None
               else list(argv), "model": args.model, "int8": args.int8,
-              "workers": args.workers, "load_average": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "workers": args.workers, "load_average": [round(x, 2) for x in os.getloadavg()],
+              "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("\n| concurrency | server | requests/s | p50 ms | p99 ms | failed / sent | rows per pass |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| concurrency | server | requests/s | p50 ms | p99 ms | failed / sent | rows per pass "
+          "| server CPU ms / request | client CPU ms / request |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in results:
         print(f"| {row['concurrency']} | {row['server']} | {row['requests_per_s']} | "
               f"{row['p50_ms']} | {row['p99_ms']} | {row['failed']} / {row['requests']} | "
-              f"{row.get('mean_batch', 1)} |")
+              f"{row.get('mean_batch', 1)} | {row.get('server_cpu_ms', '-')} | "
+              f"{row.get('client_cpu_ms', '-')} |")
     return report
 
 
