@@ -112,7 +112,10 @@ def test_examples_already_short_or_with_several_inputs_are_captured_as_given(tmp
             return x.mean(1)
 
     long = (torch.randn(1, 8, 4),)
-    assert onnx_export._trace_example(NeedsFive(), long) is long  # the eager model refuses 3
+    assert onnx_export._trace_example(NeedsFive(), long) is long  # refuses 3 and 4 (half of 8)
+    longer = (torch.randn(1, 24, 4),)
+    traced = onnx_export._trace_example(NeedsFive(), longer)  # a quarter: 6 steps
+    assert traced[0].shape == (1, 6, 4) and torch.equal(traced[0], longer[0][:, :6])
 
 
 def test_the_torchlib_table_is_built_once_and_each_export_gets_a_copy(tmp_path, monkeypatch):

@@ -95,14 +95,19 @@ TRACE_STEPS = 3
 
 
 def _trace_example(model: nn.Module, args: tuple) -> tuple:
-    """``args`` cut to :data:`TRACE_STEPS` along axis 1, for the capture with a symbolic sequence
-    axis, where that is shorter and the eager model takes it; else ``args``. Only for a single
-    rank-2/3 input: inputs of different lengths (a seq2seq source and target) cut to one length
-    would be captured as one symbol."""
-    if len(args) != 1 or args[0].ndim not in (2, 3) or args[0].shape[1] <= TRACE_STEPS:
+    """``args`` cut along axis 1, for the capture with a symbolic sequence axis, to the first of
+    :data:`TRACE_STEPS`, a quarter and half its length that the eager model takes (a waveform
+    model's STFT needs more than 3 samples); else ``args``. Only for a single rank-2/3 input:
+    inputs of different lengths (a seq2seq source and target) cut to one length would be
+    captured as one symbol."""
+    if len(args) != 1 or args[0].ndim not in (2, 3):
         return args
-    short = (args[0][:, :TRACE_STEPS],)
-    return short if _runs_eagerly(model, short) else args
+    steps = args[0].shape[1]
+    for length in (TRACE_STEPS, steps // 4, steps // 2):
+        short = (args[0][:, :length],)
+        if TRACE_STEPS <= length < steps and _runs_eagerly(model, short):
+            return short
+    return args
 
 
 def _runs_at_other_lengths(model: nn.Module, program, args: tuple, dynamic: list[list[int]],
