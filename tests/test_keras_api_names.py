@@ -342,3 +342,48 @@ def test_accuracy_functions_against_real_keras():
         theirs = np.asarray(getattr(real.metrics, name)(*args, **kwargs))
         assert ours.shape == theirs.shape, name
         np.testing.assert_array_equal(ours, theirs, err_msg=name)
+
+
+def _group_norm(x, groups, eps):
+    b, *spatial, c = x.shape
+    g = x.reshape(b, -1, groups, c // groups)
+    mean, var = g.mean(axis=(1, 3), keepdims=True), g.var(axis=(1, 3), keepdims=True)
+    return ((g - mean) / np.sqrt(var + eps)).reshape(x.shape)
+
+
+def test_group_normalization_against_numpy_and_bad_arguments():
+    x = (np.random.default_rng(7).normal(size=(2, 4, 4, 6)) * 3 + 1).astype(np.float32)
+    model = keras.Sequential([keras.Input((4, 4, 6)), keras.layers.GroupNormalization(groups=3)])
+    gamma, beta = np.linspace(0.5, 1.5, 6, dtype=np.float32), np.linspace(-1, 1, 6, dtype=np.float32)
+    model.set_weights([gamma, beta])
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               _group_norm(x.astype(np.float64), 3, 1e-3) * gamma + beta,
+                               rtol=1e-4, atol=1e-5)
+    channels_first = keras.layers.GroupNormalization(groups=-1, axis=1, center=False, scale=False)
+    moved = np.moveaxis(x, -1, 1)
+    np.testing.assert_allclose(channels_first(torch.tensor(moved)).numpy(), np.moveaxis(
+        _group_norm(x.astype(np.float64), 6, 1e-3), -1, 1), rtol=1e-4, atol=1e-5)
+    assert channels_first.groups == 6 and channels_first.count_params() == 0
+    with pytest.raises(ConfigError, match=r"groups=0"):
+        keras.layers.GroupNormalization(groups=0)
+    with pytest.raises(ShapeError, match=r"groups \(4\) must divide the number of channels \(6\)"):
+        keras.Sequential([keras.Input((4, 6)), keras.layers.GroupNormalization(groups=4)])
+
+
+def test_group_normalization_equals_real_keras_both_ways(tmp_path):
+    real = _real_keras()
+    pytest.importorskip("h5py")
+    x = np.random.default_rng(8).normal(size=(2, 5, 8)).astype(np.float32)
+    theirs = real.Sequential([real.Input((5, 8)), real.layers.GroupNormalization(groups=4)])
+    ours = keras.Sequential([keras.Input((5, 8)), keras.layers.GroupNormalization(groups=4)])
+    weights = [np.linspace(0.5, 1.5, 8, dtype=np.float32), np.linspace(-1, 1, 8, dtype=np.float32)]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    expected = theirs.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, atol=2e-6)
+    ours.save(tmp_path / "ours.keras")
+    np.testing.assert_allclose(real.saving.load_model(tmp_path / "ours.keras").predict(
+        x, verbose=0), expected, atol=2e-6)
+    theirs.save(tmp_path / "theirs.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "theirs.keras").predict(
+        x, verbose=0), expected, atol=2e-6)

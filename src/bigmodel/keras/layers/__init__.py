@@ -49,7 +49,11 @@ from bigmodel.keras.layers.noise import (
     SpatialDropout2D,
 )
 from bigmodel.keras.layers.normalization import BatchNormalization, LayerNormalization
-from bigmodel.keras.layers.normalization_simple import RMSNormalization, UnitNormalization
+from bigmodel.keras.layers.normalization_simple import (
+    GroupNormalization,
+    RMSNormalization,
+    UnitNormalization,
+)
 from bigmodel.keras.layers.pooling import (
     AveragePooling2D,
     GlobalAveragePooling2D,
@@ -113,7 +117,7 @@ __all__ = [
     "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "InputLayer", "KerasTensor",
     "Layer", "LayerNormalization", "MaxPool2D", "MaxPooling2D", "RandomErasing", "RandomFlip",
     "MultiHeadAttention", "RandomRotation", "RandomTranslation", "RandomZoom", "RecurrentConv2D",
-    "Reshape", "AdditiveAttention", "Attention", "RMSNormalization", "UnitNormalization", "deserialize_layer",
+    "Reshape", "AdditiveAttention", "Attention", "GroupNormalization", "RMSNormalization", "UnitNormalization", "deserialize_layer",
     "get_layer_class", "serialize_layer", "get_keras_mask", "set_keras_mask",
 ]
 
