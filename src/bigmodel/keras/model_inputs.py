@@ -82,12 +82,16 @@ def integer_input(model: Layer, index: int) -> bool:
     if not getattr(model, "_inputs", None):
         layers = model.layers
         return bool(layers) and type(layers[0]).__name__ in _INTEGER_INPUT_LAYERS
-    kt = model._inputs[index]
-    if str(kt.dtype).startswith(("int", "uint", "bool")):
-        return True
-    return any(type(node.layer).__name__ in _INTEGER_INPUT_LAYERS
-               and any(parent is kt for parent in node.parents)
-               for node in getattr(model, "_nodes", ()))
+    # A functional graph never changes after construction: the answer is kept (it is asked on
+    # every call of the model, and walks the graph).
+    known = model.__dict__.setdefault("_integer_inputs", {})
+    if index not in known:
+        kt = model._inputs[index]
+        known[index] = str(kt.dtype).startswith(("int", "uint", "bool")) or any(
+            type(node.layer).__name__ in _INTEGER_INPUT_LAYERS
+            and any(parent is kt for parent in node.parents)
+            for node in getattr(model, "_nodes", ()))
+    return known[index]
 
 
 def standardize_inputs(model: Layer, x: Any, what: str | None = None) -> Any:
@@ -106,6 +110,8 @@ def standardize_inputs(model: Layer, x: Any, what: str | None = None) -> Any:
         DataError: a dict with a key that is not an input name, or missing an input.
         InputTypeError: a value that is not numeric array data.
     """
+    if what is None and type(x) is torch.Tensor and len(getattr(model, "_inputs", None) or ()) <= 1:
+        return model._standardize_input(x)  # the common direct call: one tensor, one input
     where = f"{what}: " if what else ""
     names = input_names(model)
     if names is not None and (len(names) > 1 or isinstance(x, Mapping)):

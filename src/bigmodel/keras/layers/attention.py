@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,8 +51,6 @@ __all__ = ["MultiHeadAttention"]
 
 
 def _as_tensor(value: Any) -> Any:
-    import numpy as np
-
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value))
     return value
@@ -282,9 +281,15 @@ class MultiHeadAttention(Layer):
              training: bool = False, use_causal_mask: bool = False) -> Any:
         batch = query.shape[0]
         query_axes = tuple(query.shape[1:-1])
-        q_in = cast_inputs(query, self.query_kernel).reshape(batch, -1, query.shape[-1])
-        v_in = cast_inputs(value, self.query_kernel).reshape(batch, -1, value.shape[-1])
-        k_in = cast_inputs(key, self.query_kernel).reshape(batch, -1, key.shape[-1])
+        reference = self.query_kernel
+
+        def flat(x):  # (B, *axes, F) -> (B, T, F); sequences (rank 3) as they are
+            x = cast_inputs(x, reference)
+            return x if x.dim() == 3 else x.reshape(batch, -1, x.shape[-1])
+
+        q_in = flat(query)
+        v_in = v_flat = flat(value)
+        k_in = v_flat if key is value else flat(key)
         if v_in.shape[1] != k_in.shape[1]:
             raise ShapeError(f"Layer '{self.name}' (MultiHeadAttention): key and value must have "
                              f"the same length; received key {tuple(key.shape)} and value "
@@ -309,7 +314,8 @@ class MultiHeadAttention(Layer):
         out = out.transpose(1, 2).reshape(batch, tq, heads * self.value_dim)
         kernel = self.output_kernel.reshape(self.output_kernel.shape[0], -1)
         out = F.linear(out, kernel, self.output_bias)
-        out = out.reshape(batch, *query_axes, out.shape[-1])
+        if len(query_axes) != 1:
+            out = out.reshape(batch, *query_axes, out.shape[-1])
         if return_attention_scores:
             return out, scores
         return out

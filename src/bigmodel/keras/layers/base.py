@@ -264,10 +264,10 @@ class Layer(LayerState, nn.Module):
 
     def _check_input_shape(self, shape: Shape) -> None:
         ndim = len(shape)
-        expected = (f"expected ndim={self.input_ndim}" if self.input_ndim is not None
-                    else f"expected min_ndim={self.min_ndim}")
         if (self.input_ndim is not None and ndim != self.input_ndim) or (
                 self.min_ndim is not None and ndim < self.min_ndim):
+            expected = (f"expected ndim={self.input_ndim}" if self.input_ndim is not None
+                        else f"expected min_ndim={self.min_ndim}")
             raise ShapeError(
                 f"Input 0 of layer '{self.name}' ({type(self).__name__}) is incompatible with the "
                 f"layer: {expected}, found ndim={ndim}. Full shape received: {tuple(shape)}")
@@ -291,16 +291,16 @@ class Layer(LayerState, nn.Module):
                 self._shape_by_running(tuple(shape))  # Keras builds nested layers by calling
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not args and kwargs:  # layer(inputs=x) or layer(x=x): the first argument by keyword
-            first = call_signature(type(self)).first
-            key = first if first in kwargs else "inputs" if "inputs" in kwargs else None
-            if key is None:
-                raise InputTypeError(f"Layer '{self.name}' was called without inputs; received "
-                                     f"only keyword arguments {sorted(kwargs)}")
-            args = (kwargs.pop(key),)
-        symbolic = flatten_symbolic(args[0]) if args else []
-        if symbolic:
-            return self._call_symbolic(args[0], **kwargs)
+        if not args or type(args[0]) is not torch.Tensor:  # an eager tensor is never symbolic
+            if not args and kwargs:  # layer(inputs=x) or layer(x=x): the first argument by keyword
+                first = call_signature(type(self)).first
+                key = first if first in kwargs else "inputs" if "inputs" in kwargs else None
+                if key is None:
+                    raise InputTypeError(f"Layer '{self.name}' was called without inputs; "
+                                         f"received only keyword arguments {sorted(kwargs)}")
+                args = (kwargs.pop(key),)
+            if args and flatten_symbolic(args[0]):
+                return self._call_symbolic(args[0], **kwargs)
         if _CALL_DEPTH[0] == 0 and LOSS_LAYERS:
             self._clear_added_losses()  # an outermost call starts: add_loss values start afresh
         _CALL_DEPTH[0] += 1
@@ -417,10 +417,9 @@ class Layer(LayerState, nn.Module):
         if isinstance(inputs, np.ndarray):
             inputs = torch.as_tensor(inputs)
         if isinstance(inputs, torch.Tensor):
-            shape = (None, *inputs.shape[1:]) if inputs.dim() else ()
             if not self.built:
-                self._maybe_build(shape, inputs.device)
-            self._check_input_shape(tuple(inputs.shape))
+                self._maybe_build((None, *inputs.shape[1:]) if inputs.dim() else (), inputs.device)
+            self._check_input_shape(inputs.shape)
         elif not isinstance(inputs, (list, tuple, dict)):
             raise InputTypeError(f"Layer '{self.name}' expects a tensor or array input; "
                                  f"received {type(inputs).__name__}")
