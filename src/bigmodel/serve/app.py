@@ -34,6 +34,8 @@ from bigmodel.serve.forms import parse_multipart
 from bigmodel.serve.generation import (
     GENERATIVE_TASKS,
     GenerativeModel,
+    classifier,
+    decoder,
     infer_text_response,
     parse_generate,
     parse_generative_infer,
@@ -336,7 +338,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     @app.post("/v2/models/{name}/classify")
     async def classify(name: str, request: Request, top_k: int = 5):
         entry = repository.get(name)
-        served = _classifier(entry)
+        served = classifier(entry.served)
         if not 1 <= top_k <= 1000:
             raise RequestError(f"top_k must be in 1..1000; received {top_k}")
         rows = await _person_input(request, served)
@@ -348,7 +350,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     async def explain(name: str, request: Request, method: str | None = None,
                       target: int | None = None):
         entry = repository.get(name)
-        rows = await _person_input(request, _classifier(entry))
+        rows = await _person_input(request, classifier(entry.served))
         if len(rows) != 1:
             raise RequestError(f"explain takes one input; received {len(rows)} (send one image)")
         try:
@@ -361,7 +363,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     @app.post("/v2/models/{name}/generate")
     async def generate(name: str, request: Request):
         entry = repository.get(name)
-        served = _decoder(entry, "language_model")
+        served = decoder(entry.served, "language_model")
         prompts, options, one = parse_generate(await request.body())
         samples = await entry.batcher.run_exclusive(lambda: served.generate(prompts, options))
         return {"model_name": name, "kind": served.kind, "samples": samples[0] if one else samples}
@@ -369,7 +371,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
     @app.post("/v2/models/{name}/translate")
     async def translate(name: str, request: Request):
         entry = repository.get(name)
-        served = _decoder(entry, "seq2seq")
+        served = decoder(entry.served, "seq2seq")
         texts, options = parse_translate(await request.body(),
                                          request.headers.get("content-type", ""))
         outputs = await entry.batcher.run_exclusive(lambda: served.translate(texts, options))
@@ -428,27 +430,6 @@ async def _person_input(request: Request, served: ServedModel) -> list[torch.Ten
         except UnicodeDecodeError:
             raise RequestError("classify: the text body is not UTF-8") from None
     return _file_rows(served, body, "request body")
-
-
-def _classifier(entry: ModelEntry) -> ServedModel:
-    """The entry's classifier; a generative model is pointed to its own endpoint (400)."""
-    if isinstance(entry.served, GenerativeModel):
-        served = entry.served
-        raise RequestError(f"model {served.name!r} is a {served.kind} run: it decodes texts, it "
-                           f"does not classify them; use POST /v2/models/{served.name}/"
-                           f"{served.endpoint}")
-    return entry.served
-
-
-def _decoder(entry: ModelEntry, kind: str) -> GenerativeModel:
-    """The entry's generative model of ``kind``; any other is pointed to its endpoint (400)."""
-    served = entry.served
-    if isinstance(served, GenerativeModel) and served.kind == kind:
-        return served
-    use = served.endpoint if isinstance(served, GenerativeModel) else "classify"
-    what = {"language_model": "language-model", "seq2seq": "seq2seq"}[kind]
-    raise RequestError(f"model {served.name!r} is not a {what} run (it is {served.kind}); use "
-                       f"POST /v2/models/{served.name}/{use}")
 
 
 def _file_rows(served: ServedModel, data: bytes, source: str) -> list[torch.Tensor]:

@@ -114,6 +114,35 @@ class GenerativeModel:
                                max_length=options.get("max_length"))
 
 
+def classifier(served: Any) -> Any:
+    """``served`` when it classifies; a generative model is pointed to its endpoint.
+
+    Raises:
+        RequestError: a language-model or seq2seq run (400 naming ``/generate`` or
+            ``/translate``).
+    """
+    if isinstance(served, GenerativeModel):
+        raise RequestError(f"model {served.name!r} is a {served.kind} run: it decodes texts, it "
+                           f"does not classify them; use POST /v2/models/{served.name}/"
+                           f"{served.endpoint}")
+    return served
+
+
+def decoder(served: Any, kind: str) -> GenerativeModel:
+    """``served`` when it is a generative model of ``kind``; any other is pointed to its
+    endpoint.
+
+    Raises:
+        RequestError: another kind of run (400 naming the endpoint it answers).
+    """
+    if isinstance(served, GenerativeModel) and served.kind == kind:
+        return served
+    use = served.endpoint if isinstance(served, GenerativeModel) else "classify"
+    what = {"language_model": "language-model", "seq2seq": "seq2seq"}[kind]
+    raise RequestError(f"model {served.name!r} is not a {what} run (it is {served.kind}); use "
+                       f"POST /v2/models/{served.name}/{use}")
+
+
 # -- request bodies ------------------------------------------------------------------------------
 def generate_options(document: dict[str, Any], where: str) -> dict[str, Any]:
     """``max_tokens`` / ``temperature`` / ``top_k`` / ``seed`` / ``num_samples`` from a request
@@ -307,7 +336,6 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-__all__ = ["GENERATIVE_TASKS", "LIMITS", "GenerativeModel", "check_fields", "generate_options",
-           "infer_text_response", "parse_generate", "parse_generative_infer", "parse_translate",
-           "run_task", "texts_of",
-           "translate_options"]
+__all__ = ["GENERATIVE_TASKS", "LIMITS", "GenerativeModel", "check_fields", "classifier", "decoder",
+           "generate_options", "infer_text_response", "parse_generate", "parse_generative_infer",
+           "parse_translate", "run_task", "texts_of", "translate_options"]
