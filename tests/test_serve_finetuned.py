@@ -149,6 +149,7 @@ def test_minilm_lora_text_run_served_merged_and_unmerged(tmp_path_factory, capsy
     from synthetic_fortunes import write_topic_fortunes
 
     root = tmp_path_factory.mktemp("minilm")
+    (root / "fortunes").mkdir()
     fortunes = write_topic_fortunes(root / "fortunes", 56, seed=0, words=(4, 10))
     source, tiny = FINETUNE["finetune_fortunes_minilm_lora.yaml"]
     run_dir = root / "topics"
