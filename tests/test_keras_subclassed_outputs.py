@@ -79,7 +79,9 @@ def test_compiled_before_the_first_call_losses_weights_and_metrics_against_numpy
     # Keras's order: loss, the compiled metrics by name, the per-output losses
     assert model.evaluate(x, (y1, y2), batch_size=20, verbose=0) == pytest.approx(
         [logs["loss"], logs["mae"], logs["mse"], logs["mse_loss"], logs["mae_loss"]], rel=1e-6)
-    first, second = model.predict(x, verbose=0)
+    predicted = model.predict(x, verbose=0)
+    assert isinstance(predicted, tuple)  # the structure call returned, as Keras's predict
+    first, second = predicted
     np.testing.assert_allclose(first, p1, rtol=1e-6)
     np.testing.assert_allclose(second, p2, rtol=1e-6)
 

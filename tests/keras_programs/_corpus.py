@@ -167,11 +167,14 @@ def _seed_everything(seed: int) -> None:
     import random
 
     import numpy as np
-    import torch
 
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    # torch is imported before the fork (_import_backend); a runner that skips that (the runner's
+    # own test, programs without torch) must not pay seconds for its import in every child
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
 
 
 def _child(name: str, source: str, workdir: Path, out_path: Path, err_path: Path) -> None:

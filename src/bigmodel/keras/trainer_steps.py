@@ -330,8 +330,9 @@ def predict_with_steps(model: Any, x: Any, batch_size: int, verbose: int,
     if isinstance(first, torch.Tensor):
         return torch.cat([o.detach().cpu() for o in outputs]).numpy()
     if isinstance(first, (list, tuple)):
-        return [torch.cat([o[i].detach().cpu() for o in outputs]).numpy()
-                for i in range(len(first))]
+        arrays = [torch.cat([o[i].detach().cpu() for o in outputs]).numpy()
+                  for i in range(len(first))]
+        return arrays if isinstance(first, list) else tuple(arrays)  # Keras keeps a tuple
     if isinstance(first, dict):
         return {k: torch.cat([o[k].detach().cpu() for o in outputs]).numpy() for k in first}
     raise DataError(f"predict_step returned {type(first).__name__}; expected tensors")
