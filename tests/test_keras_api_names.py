@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bigmodel import keras
-from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownNameError
+from bigmodel.errors import ConfigError, DataError, NotSupportedError, ShapeError, UnknownNameError
 from bigmodel.keras.unsupported import UnsupportedNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -387,3 +387,47 @@ def test_group_normalization_equals_real_keras_both_ways(tmp_path):
     theirs.save(tmp_path / "theirs.keras")
     np.testing.assert_allclose(keras.models.load_model(tmp_path / "theirs.keras").predict(
         x, verbose=0), expected, atol=2e-6)
+
+
+def test_category_encoding_modes_against_numpy_and_bad_inputs():
+    ids = np.array([[0, 1, 1], [3, 3, 2]])
+    eye = np.eye(4, dtype=np.float32)
+    layer = keras.layers.CategoryEncoding
+    np.testing.assert_array_equal(layer(4, "one_hot")(torch.tensor(ids)).numpy(), eye[ids])
+    np.testing.assert_array_equal(layer(4, "one_hot")(torch.tensor(ids[:, :1])).numpy(),
+                                  eye[ids[:, 0]])
+    counts = np.stack([np.bincount(row, minlength=4) for row in ids]).astype(np.float32)
+    np.testing.assert_array_equal(layer(4, "count")(torch.tensor(ids)).numpy(), counts)
+    np.testing.assert_array_equal(layer(4)(torch.tensor(ids)).numpy(), (counts > 0) * 1.0)
+    weights = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, 1.0]], np.float32)
+    weighted = np.stack([np.bincount(r, w, minlength=4) for r, w in zip(ids, weights)])
+    np.testing.assert_allclose(layer(4, "count")(torch.tensor(ids), count_weights=weights).numpy(),
+                               weighted)
+    assert layer(4)(torch.tensor([0, 3, 3])).tolist() == [1, 0, 0, 1]  # rank 1: one sample
+    inputs = keras.Input((3,), dtype="int32")
+    model = keras.Model(inputs, layer(5)(inputs))
+    assert model.predict(np.array([[0, 4, 4]]), verbose=0).tolist() == [[1, 0, 0, 0, 1]]
+    with pytest.raises(DataError, match=r"ids must lie in \[0, 4\); received ids in \[0, 5\]"):
+        layer(4)(torch.tensor([[0, 5]]))
+    with pytest.raises(DataError, match="integer ids"):
+        layer(4)(torch.tensor([[0.5, 1.0]]))
+    with pytest.raises(ConfigError, match="num_tokens=None"):
+        layer()
+    with pytest.raises(ConfigError, match="output_mode='tf_idf'"):
+        layer(4, "tf_idf")
+    with pytest.raises(NotSupportedError, match="sparse=True"):
+        layer(4, sparse=True)
+    with pytest.raises(ShapeError, match="rank 1 or 2"):
+        layer(4)(torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_category_encoding_against_real_keras():
+    real = _real_keras()
+    ids = np.random.default_rng(9).integers(0, 6, (5, 4))
+    for mode in ("one_hot", "multi_hot", "count"):
+        for data in (ids, ids[:, :1], ids[:, 0]):
+            theirs = np.asarray(real.layers.CategoryEncoding(6, mode)(data))
+            ours = keras.layers.CategoryEncoding(6, mode)(torch.tensor(data)).numpy()
+            np.testing.assert_array_equal(ours, theirs, err_msg=f"{mode} {data.shape}")
+    config = keras.layers.CategoryEncoding(6, "count", name="enc").get_config()
+    assert real.layers.CategoryEncoding.from_config(config).get_config()["output_mode"] == "count"
