@@ -431,3 +431,29 @@ def test_category_encoding_against_real_keras():
             np.testing.assert_array_equal(ours, theirs, err_msg=f"{mode} {data.shape}")
     config = keras.layers.CategoryEncoding(6, "count", name="enc").get_config()
     assert real.layers.CategoryEncoding.from_config(config).get_config()["output_mode"] == "count"
+
+
+def test_alpha_dropout_keeps_selu_statistics_in_training_only():
+    torch.manual_seed(0)
+    x = torch.randn(200_000)
+    layer = keras.layers.AlphaDropout(0.2, seed=1)
+    assert torch.equal(layer(x, training=False), x)
+    out = layer(x, training=True)
+    alpha_p = -1.6732632423543772 * 1.0507009873554805
+    a = ((1 - 0.2) * (1 + 0.2 * alpha_p ** 2)) ** -0.5
+    b = -a * alpha_p * 0.2
+    dropped = torch.isclose(out, torch.tensor(a * alpha_p + b))
+    kept = ~dropped
+    torch.testing.assert_close(out[kept], a * x[kept] + b)
+    assert abs(dropped.float().mean().item() - 0.2) < 0.01
+    assert abs(out.mean().item()) < 0.01 and abs(out.var().item() - 1.0) < 0.02
+    shared = keras.layers.AlphaDropout(0.5, noise_shape=(None, 1), seed=2)(
+        torch.zeros(4, 6), training=True)
+    assert all(len(set(row.tolist())) == 1 for row in shared)  # one mask value per row
+    config = keras.layers.AlphaDropout(0.3, noise_shape=(None, 1), seed=4).get_config()
+    assert {k: config[k] for k in ("rate", "seed", "noise_shape")} == {
+        "rate": 0.3, "seed": 4, "noise_shape": (None, 1)}
+    with pytest.raises(ConfigError, match=r"rate must be below 1"):
+        keras.layers.AlphaDropout(1.0)
+    with pytest.raises(ShapeError, match=r"noise_shape"):
+        keras.layers.AlphaDropout(0.5, noise_shape=(None,))(torch.zeros(2, 3), training=True)

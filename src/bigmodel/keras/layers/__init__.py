@@ -44,6 +44,7 @@ from bigmodel.keras.layers.merging import (
 )
 from bigmodel.keras.layers.noise import (
     ActivityRegularization,
+    AlphaDropout,
     GaussianDropout,
     GaussianNoise,
     SpatialDropout1D,
@@ -118,7 +119,7 @@ __all__ = [
     "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "InputLayer", "KerasTensor",
     "Layer", "LayerNormalization", "MaxPool2D", "MaxPooling2D", "RandomErasing", "RandomFlip",
     "MultiHeadAttention", "RandomRotation", "RandomTranslation", "RandomZoom", "RecurrentConv2D",
-    "Reshape", "AdditiveAttention", "Attention", "CategoryEncoding", "GroupNormalization", "RMSNormalization", "UnitNormalization", "deserialize_layer",
+    "Reshape", "AdditiveAttention", "AlphaDropout", "Attention", "CategoryEncoding", "GroupNormalization", "RMSNormalization", "UnitNormalization", "deserialize_layer",
     "get_layer_class", "serialize_layer", "get_keras_mask", "set_keras_mask",
 ]
 

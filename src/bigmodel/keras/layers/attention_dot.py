@@ -18,6 +18,7 @@ import torch
 from bigmodel.errors import ConfigError, NotSupportedError, ShapeError
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.symbolic import Shape
+from bigmodel.nn.augment import SeededGenerators
 
 __all__ = ["AdditiveAttention", "Attention"]
 
@@ -54,9 +55,7 @@ class Attention(Layer):
                               f"number in [0, 1). Received: dropout={dropout!r}")
         self.use_scale, self.score_mode = bool(use_scale), score_mode
         self.dropout, self.seed = float(dropout), seed
-        self._generator = None
-        if seed is not None:
-            self._generator = torch.Generator().manual_seed(int(seed))
+        self._generators = SeededGenerators(seed)
 
     # -- shapes ---------------------------------------------------------------------------
     def _shapes(self, input_shape: Any) -> tuple[Shape, Shape, Shape]:
@@ -132,7 +131,8 @@ class Attention(Layer):
             scores = scores - _MASKED * (~allowed).to(scores.dtype)
         weights = torch.softmax(scores, dim=-1)
         if training and self.dropout > 0:
-            keep = torch.rand(weights.shape, generator=self._generator).to(weights.device)
+            keep = torch.rand(weights.shape, dtype=weights.dtype, device=weights.device,
+                              generator=self._generators.get(weights.device))
             weights = weights * (keep >= self.dropout).to(weights.dtype) / (1 - self.dropout)
         outputs = weights @ value
         if query_mask is not None:

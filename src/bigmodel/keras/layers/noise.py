@@ -1,5 +1,5 @@
 """Regularization layers active in training only: SpatialDropout1D/2D, GaussianNoise,
-GaussianDropout; and ActivityRegularization (adds an activity penalty, passes values through)."""
+GaussianDropout, AlphaDropout; and ActivityRegularization (adds an activity penalty, passes values through)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from bigmodel.errors import ConfigError
+from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import regularizers
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.convolution import normalize_data_format
 from bigmodel.keras.layers.core import Dropout
 from bigmodel.nn.augment import SeededGenerators
 
-__all__ = ["ActivityRegularization", "GaussianDropout", "GaussianNoise", "SpatialDropout1D",
+__all__ = ["ActivityRegularization", "AlphaDropout", "GaussianDropout", "GaussianNoise", "SpatialDropout1D",
            "SpatialDropout2D"]
 
 
@@ -111,6 +111,61 @@ class GaussianDropout(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+# SELU's constants: dropped units take SELU's negative saturation value -alpha * scale.
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+class AlphaDropout(Layer):
+    """Dropout for SELU networks (training only): dropped units are set to ``-alpha * scale``
+    (SELU's saturation) and the result is rescaled by ``a * x + b`` so that inputs of mean 0 and
+    variance 1 keep them (Klambauer et al., 2017; Keras 3's formulas).
+
+    Args:
+        rate: fraction of the units dropped, in ``[0, 1)``.
+        noise_shape: the mask's shape, ``None`` for "same as the input" on an axis.
+        seed: makes the masks reproducible.
+
+    Raises:
+        ConfigError: ``rate`` outside ``[0, 1)``.
+        ShapeError: a ``noise_shape`` of another rank than the input.
+    """
+
+    supports_masking = True
+
+    def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.rate = _check_rate(self, "rate", rate, upper=1)
+        if self.rate == 1.0:  # Keras divides by zero there (inf outputs)
+            raise ConfigError(f"Layer '{self.name}' (AlphaDropout): rate must be below 1. "
+                              f"Received: rate={rate!r}")
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._generators = SeededGenerators(seed)
+
+    def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
+        if not training or self.rate == 0:
+            return inputs
+        shape = tuple(inputs.shape)
+        if self.noise_shape is not None:
+            if len(self.noise_shape) != inputs.dim():
+                raise ShapeError(f"Layer '{self.name}' (AlphaDropout): noise_shape="
+                                 f"{self.noise_shape} does not match the input rank; input shape "
+                                 f"{shape}")
+            shape = tuple(s if n is None else n for n, s in zip(self.noise_shape, shape))
+        uniform = torch.rand(shape, dtype=inputs.dtype, device=inputs.device,
+                             generator=self._generators.get(inputs.device))
+        kept = (uniform >= self.rate).to(inputs.dtype)
+        alpha_p = -_SELU_ALPHA * _SELU_SCALE
+        a = ((1 - self.rate) * (1 + self.rate * alpha_p ** 2)) ** -0.5
+        b = -a * alpha_p * self.rate
+        return a * (inputs * kept + alpha_p * (1 - kept)) + b
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed,
+                "noise_shape": self.noise_shape}
 
 
 class ActivityRegularization(Layer):
