@@ -128,7 +128,10 @@ class ModelRepository:
 
     def _ready(self, entry: ModelEntry, served: ServedModel) -> None:
         entry.served = served
-        entry.batcher = DynamicBatcher(served.forward, **self.batching,
+        batching = dict(self.batching)
+        if getattr(served, "rows_independent", False):  # same bits alone: padding buys nothing
+            batching["min_rows"] = 1
+        entry.batcher = DynamicBatcher(served.forward, **batching,
                                        observe=self.metrics.batch_observer(entry.name))
         entry.state = "ready"
 
