@@ -457,3 +457,20 @@ def test_alpha_dropout_keeps_selu_statistics_in_training_only():
         keras.layers.AlphaDropout(1.0)
     with pytest.raises(ShapeError, match=r"noise_shape"):
         keras.layers.AlphaDropout(0.5, noise_shape=(None,))(torch.zeros(2, 3), training=True)
+
+
+def test_pearson_correlation_against_numpy_and_real_keras():
+    data = np.random.default_rng(10)
+    a = data.normal(size=(6, 5)).astype(np.float32)
+    b = (a + data.normal(size=(6, 5))).astype(np.float32)
+    expected = [np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)]
+    np.testing.assert_allclose(keras.metrics.pearson_correlation(a, b).numpy(), expected,
+                               rtol=1e-5)
+    metric = keras.metrics.PearsonCorrelation()
+    metric.update_state(torch.tensor(a), torch.tensor(b))
+    assert metric.name == "pearson_correlation"
+    np.testing.assert_allclose(float(metric.result()), np.mean(expected), rtol=1e-5)
+    real = _real_keras()
+    np.testing.assert_allclose(keras.metrics.pearson_correlation(a, b, axis=0).numpy(),
+                               np.asarray(real.metrics.pearson_correlation(a, b, axis=0)),
+                               rtol=1e-5)

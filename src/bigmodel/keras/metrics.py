@@ -52,7 +52,7 @@ __all__ = [
     "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
     "get", "Hinge", "SquaredHinge", "CategoricalHinge", "Poisson", "KLDivergence", "LogCoshError",
-    "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy",
+    "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy", "PearsonCorrelation",
 ]
 
 class Metric(_EngineMetric):
@@ -221,6 +221,29 @@ class Accuracy(MeanMetricWrapper):
 
     def __init__(self, name: str = "accuracy", dtype: Any = None) -> None:
         super().__init__(accuracy_functions.accuracy, name=name, direction="up")
+
+
+def pearson_correlation(y_true: Any, y_pred: Any, axis: int = -1) -> torch.Tensor:
+    """Pearson's correlation of labels and predictions along ``axis`` (each centred and divided
+    by its population standard deviation; a constant row gives NaN, as in Keras)."""
+    y_pred = torch.as_tensor(y_pred).float()
+    y_true = torch.as_tensor(y_true).to(y_pred)
+    y_true, y_pred = losses_mod.squeeze_or_expand_to_same_rank(y_true, y_pred)
+    centred_true = y_true - y_true.mean(dim=axis, keepdim=True)
+    centred_pred = y_pred - y_pred.mean(dim=axis, keepdim=True)
+    centred_true = centred_true / centred_true.std(dim=axis, keepdim=True, correction=0)
+    centred_pred = centred_pred / centred_pred.std(dim=axis, keepdim=True, correction=0)
+    return (centred_true * centred_pred).mean(dim=axis)
+
+
+class PearsonCorrelation(MeanMetricWrapper):
+    """The mean over samples of :func:`pearson_correlation` along ``axis`` (higher is better)."""
+
+    def __init__(self, name: str = "pearson_correlation", dtype: Any = None,
+                 axis: int = -1) -> None:
+        self.axis = axis
+        super().__init__(lambda y_true, y_pred: pearson_correlation(y_true, y_pred, axis),
+                         name=name, direction="up")
 
 
 class CosineSimilarity(MeanMetricWrapper):
