@@ -178,3 +178,13 @@ def test_cli_serve_int8(int8_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(uvicorn, "run", capture)
     assert main(["serve", str(int8_run), "--int8", "--port", "0"]) == 0
     assert seen == {"names": ["fashion"], "dirs": [int8_run / "compressed" / "int8"]}
+
+    def capture_workers(app, **options):  # with --workers: what each worker process builds
+        from bigmodel.serve.server import app_from_environment
+
+        capture(app_from_environment(), None, None)
+
+    seen.clear()
+    monkeypatch.setattr(uvicorn, "run", capture_workers)
+    assert main(["serve", str(int8_run), "--int8", "--workers", "2", "--port", "0"]) == 0
+    assert seen == {"names": ["fashion"], "dirs": [int8_run / "compressed" / "int8"]}
