@@ -30,6 +30,11 @@ from bigmodel.keras.keras_weights import (
     read_weights,
     write_weights,
 )
+from bigmodel.keras.optimizer_state import (
+    read_optimizer_arrays,
+    restore_optimizer_variables,
+    write_optimizer_variables,
+)
 from bigmodel.keras.serialization import Importer, layer_to_keras
 from bigmodel.utils.io import atomic_path
 
@@ -58,11 +63,13 @@ def _check_overwrite(target: Path, overwrite: bool) -> None:
         raise KerasFileError(f"'{target}' exists and overwrite=False")
 
 
-def _weights_bytes(model: Any) -> bytes:
+def _weights_bytes(model: Any, optimizer: bool = False) -> bytes:
     h5py = _h5py()
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
         write_weights(model, h5)
+        if optimizer:  # a .keras archive also holds the optimizer's state where it maps
+            write_optimizer_variables(model, h5)
     return buffer.getvalue()
 
 
@@ -83,7 +90,7 @@ def save_keras_archive(model: Any, path: str | os.PathLike, overwrite: bool = Tr
     spec["compile_config"] = keras_compile_config(getattr(model, "_compile_config", None))
     metadata = {"keras_version": KERAS_VERSION, "bigmodel_version": __version__,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    weights = _weights_bytes(model)
+    weights = _weights_bytes(model, optimizer=True)
     with atomic_path(target) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr("metadata.json", json.dumps(metadata))
@@ -194,8 +201,11 @@ def load_keras_archive(path: str | os.PathLike, custom_objects: Any = None,
         _meta_check(spec, h5, str(file), custom_objects, safe_mode)
         model = _build(spec, str(file), custom_objects, safe_mode)
         read_weights(model, h5, file)
+        optimizer_arrays = read_optimizer_arrays(h5)
     if compile and isinstance(spec.get("compile_config"), dict) and spec["compile_config"]:
         restore_compile(model, spec["compile_config"], file, custom_objects)
+        if optimizer_arrays is not None and getattr(model, "compiled", False):
+            restore_optimizer_variables(model, optimizer_arrays, file)
     return model
 
 
