@@ -474,3 +474,53 @@ def test_pearson_correlation_against_numpy_and_real_keras():
     np.testing.assert_allclose(keras.metrics.pearson_correlation(a, b, axis=0).numpy(),
                                np.asarray(real.metrics.pearson_correlation(a, b, axis=0)),
                                rtol=1e-5)
+
+
+def test_timeseries_dataset_windows_targets_and_fit():
+    data = np.arange(100, dtype=np.float32)
+    dataset = keras.utils.timeseries_dataset_from_array(data[:-10], data[10:], sequence_length=10,
+                                                       batch_size=16)
+    inputs, targets = dataset[0]
+    np.testing.assert_array_equal(inputs[0], data[:10])  # Keras's documented example
+    assert targets[0] == data[10] and len(dataset) == -(-81 // 16)
+    # strides, sampling rate and a start/end range against a loop over the windows
+    series = np.random.default_rng(11).normal(size=(60, 3)).astype(np.float32)
+    labels = np.arange(60)
+    dataset = keras.utils.timeseries_dataset_from_array(
+        series, labels, sequence_length=4, sequence_stride=3, sampling_rate=2, batch_size=5,
+        start_index=5, end_index=50)
+    starts = list(range(5, 50 - 3 * 2, 3))
+    windows = np.stack([series[s:s + 8:2] for s in starts])
+    got_x = np.concatenate([batch[0] for batch in dataset])
+    got_y = np.concatenate([batch[1] for batch in dataset])
+    np.testing.assert_array_equal(got_x, windows)
+    np.testing.assert_array_equal(got_y, starts)
+    shuffled = keras.utils.timeseries_dataset_from_array(
+        series, labels, sequence_length=4, sequence_stride=3, sampling_rate=2, batch_size=5,
+        start_index=5, end_index=50, shuffle=True, seed=1)
+    order = np.concatenate([batch[1] for batch in shuffled])
+    assert sorted(order) == starts and list(order) != starts
+    # fit / evaluate take it: an LSTM learns the next value of a sine wave
+    torch.manual_seed(0)
+    wave = np.sin(np.arange(200) * 0.1).astype(np.float32)[:, None]
+    train = keras.utils.timeseries_dataset_from_array(wave[:-8], wave[8:, 0], sequence_length=8,
+                                                      batch_size=32, shuffle=True, seed=0)
+    model = keras.Sequential([keras.Input((8, 1)), keras.layers.LSTM(8), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    history = model.fit(train, epochs=6, verbose=0)
+    assert history.history["loss"][-1] < 0.2 * history.history["loss"][0]
+
+
+def test_timeseries_dataset_bad_arguments():
+    data = np.zeros(20)
+    make = keras.utils.timeseries_dataset_from_array
+    with pytest.raises(ConfigError, match=r"`sequence_stride` must be an int higher than 0"):
+        make(data, None, 4, sequence_stride=0)
+    with pytest.raises(ConfigError, match=r"`sampling_rate` must be lower than the length"):
+        make(data, None, 4, sampling_rate=20)
+    with pytest.raises(ConfigError, match=r"start_index=15, end_index=10"):
+        make(data, None, 4, start_index=15, end_index=10)
+    with pytest.raises(NotSupportedError, match=r"batch_size=None"):
+        make(data, None, 4, batch_size=None)
+    with pytest.raises(ShapeError, match="steps axis"):
+        make(np.float32(1.0), None, 4)

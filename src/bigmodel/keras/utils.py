@@ -20,6 +20,7 @@ from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in
     register_keras_serializable,
     serialize_keras_object,
 )
+from bigmodel.keras.timeseries import timeseries_dataset_from_array  # noqa: F401 - Keras name
 from bigmodel.keras.trainer_steps import unpack_x_y_sample_weight  # noqa: F401 - Keras name
 from bigmodel.keras.unsupported import namespace, unsupported_attribute
 
