@@ -8,6 +8,7 @@ import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
 from bigmodel.keras.backend import clear_session, is_keras_tensor, standardize_dtype  # noqa: F401
+from bigmodel.keras.image_dataset import image_dataset_from_directory  # noqa: F401 - Keras name
 from bigmodel.keras.ops.nn import normalize as _normalize_tensor
 from bigmodel.keras.py_dataset import PyDataset
 from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in Keras 3
