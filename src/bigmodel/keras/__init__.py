@@ -49,7 +49,10 @@ dtype_policies = namespace("keras.dtype_policies")
 export = namespace("keras.export")
 legacy = namespace("keras.legacy")
 preprocessing = namespace("keras.preprocessing")
-preprocessing.sequence.pad_sequences = utils.pad_sequences  # the one name of it here (as Keras)
+# the names of keras.preprocessing bigmodel has (the same functions as keras.utils', as in Keras)
+preprocessing.sequence.pad_sequences = utils.pad_sequences
+preprocessing.image_dataset_from_directory = utils.image_dataset_from_directory
+preprocessing.timeseries_dataset_from_array = utils.timeseries_dataset_from_array
 quantizers = namespace("keras.quantizers")
 tree = namespace("keras.tree")
 visualization = namespace("keras.visualization")
