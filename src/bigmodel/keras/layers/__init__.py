@@ -12,6 +12,7 @@ from bigmodel.keras.layers.augmentation import (
 )
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.category_encoding import CategoryEncoding
+from bigmodel.keras.layers.color_augmentation import RandomBrightness, RandomContrast
 from bigmodel.keras.layers.conv_depthwise import DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from bigmodel.keras.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from bigmodel.keras.layers.convolution import Conv2D
@@ -119,7 +120,7 @@ __all__ = [
     "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "InputLayer", "KerasTensor",
     "Layer", "LayerNormalization", "MaxPool2D", "MaxPooling2D", "RandomErasing", "RandomFlip",
     "MultiHeadAttention", "RandomRotation", "RandomTranslation", "RandomZoom", "RecurrentConv2D",
-    "Reshape", "AdditiveAttention", "AlphaDropout", "Attention", "CategoryEncoding", "GroupNormalization", "RMSNormalization", "UnitNormalization", "deserialize_layer",
+    "Reshape", "AdditiveAttention", "AlphaDropout", "Attention", "RandomBrightness", "RandomContrast", "CategoryEncoding", "GroupNormalization", "RMSNormalization", "UnitNormalization", "deserialize_layer",
     "get_layer_class", "serialize_layer", "get_keras_mask", "set_keras_mask",
 ]
 
