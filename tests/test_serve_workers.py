@@ -6,6 +6,7 @@ worker answers the scrape, and Ctrl-C stopping them all and removing the metrics
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -139,6 +140,7 @@ def test_workers_get_the_options_through_the_environment(tmp_path, monkeypatch):
     repository = seen["worker_app"].app.state.repository
     assert sorted(repository.entries) == ["a", "b"]
     assert repository.batching == {"max_batch": 7, "max_delay": 0.002, "min_rows": 4}
+    assert json.loads(seen["environment"])["freeze_gc"] is True
     # The environment is restored and the metrics folder removed once the supervisor returns.
     assert server_module.OPTIONS_VARIABLE not in os.environ
     assert server_module.METRICS_VARIABLE not in os.environ

@@ -11,6 +11,7 @@ client sends becomes a path.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import threading
@@ -235,7 +236,7 @@ class Front:
 
 def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, min_rows: int = 4,
-               device: str = "cpu", load_in_background: bool = True):
+               device: str = "cpu", load_in_background: bool = True, freeze_gc: bool = False):
     """The server's ASGI app.
 
     Args:
@@ -246,6 +247,10 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
         device: where the models run.
         load_in_background: load run directories in a thread after start-up (the server answers
             health and 503 meanwhile) rather than before.
+        freeze_gc: once the models are loaded, move every object alive then (libraries, models:
+            ~200k) out of the cyclic garbage collector's reach (``gc.freeze``): a full collection
+            of them took ~0.3 s, a pause every request in flight waited for. For a server
+            process (``bigmodel serve``), not for a process that goes on doing other work.
 
     Raises:
         ConfigError: no model, duplicate names, or bounds below 1.
@@ -261,7 +266,13 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
 
     @asynccontextmanager
     async def lifespan(app):
-        thread = threading.Thread(target=repository.load_all, name="bigmodel-load", daemon=True)
+        def load() -> None:
+            repository.load_all()
+            if freeze_gc:
+                gc.collect()
+                gc.freeze()
+
+        thread = threading.Thread(target=load, name="bigmodel-load", daemon=True)
         thread.start()
         yield
         await repository.close()

@@ -46,7 +46,8 @@ def serve(run_dirs, host: str = "127.0.0.1", port: int = 8080, max_batch: int = 
         run_dirs = [(model_name(run_dir), str(int8_stage(run_dir))) for run_dir in run_dirs]
     options = {"run_dirs": [list(d) if isinstance(d, tuple) else str(d) for d in run_dirs],
                "max_batch": max_batch, "max_delay_ms": max_delay_ms,
-               "max_body_bytes": max_body_bytes, "device": device}
+               "max_body_bytes": max_body_bytes, "device": device,
+               "freeze_gc": True}  # a serving process: see create_app
     app = _app_from(options)  # checks every argument before a worker starts (loads nothing)
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
