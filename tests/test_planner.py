@@ -73,15 +73,36 @@ def test_activation_bytes_counted_by_hand():
     assert profile.activations(True) == 64.0 + 96.0 + 32.0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("checkpointing", [False, True])
-def test_estimate_matches_measured_peak_within_25_percent(checkpointing):
+@pytest.fixture(scope="module")
+def measured_peaks() -> dict[bool, dict]:
+    """``{checkpointing: {"static", "peak"}}`` of real training steps, each in a fresh process (a
+    clean heap); the two processes run at once (each has one thread; the suite waits for them)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT / "src"))
-    code = MEASURE.format(tests=str(ROOT / "tests"), checkpointing=checkpointing)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300, check=True)
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    processes = {
+        checkpointing: subprocess.Popen(
+            [sys.executable, "-c", MEASURE.format(tests=str(ROOT / "tests"),
+                                                  checkpointing=checkpointing)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for checkpointing in (False, True)}
+    try:
+        peaks = {}
+        for checkpointing, process in processes.items():
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err[-3000:]
+            peaks[checkpointing] = json.loads(out.strip().splitlines()[-1])
+        return peaks
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_estimate_matches_measured_peak_within_25_percent(checkpointing, measured_peaks):
+    measured = measured_peaks[checkpointing]
     profile = profile_model(TinyTransformer(width=128, tokens=32, depth=8), lambda b: torch.randn(b, 32, 6))
     planned = estimate(profile, "single", 1, 128, checkpointing, optimizer="adam")
     total = measured["static"] + measured["peak"]
