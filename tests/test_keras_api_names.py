@@ -480,3 +480,44 @@ def test_pearson_correlation_against_numpy_and_real_keras():
     np.testing.assert_allclose(keras.metrics.pearson_correlation(a, b, axis=0).numpy(),
                                np.asarray(real.metrics.pearson_correlation(a, b, axis=0)),
                                rtol=1e-5)
+
+
+def test_r2_score_against_numpy_real_keras_and_in_fit():
+    data = np.random.default_rng(12)
+    y_true = data.normal(size=(20, 3)).astype(np.float32)
+    y_pred = (y_true + 0.5 * data.normal(size=(20, 3))).astype(np.float32)
+    per_output = 1 - ((y_true - y_pred) ** 2).sum(0) / ((y_true - y_true.mean(0)) ** 2).sum(0)
+    expected = {"uniform_average": per_output.mean(), None: per_output,
+                "variance_weighted_average": np.average(per_output,
+                                                        weights=y_true.var(0))}
+    for aggregation, value in expected.items():
+        metric = keras.metrics.R2Score(class_aggregation=aggregation)
+        metric.update_state(torch.tensor(y_true[:12]), torch.tensor(y_pred[:12]))
+        metric.update_state(torch.tensor(y_true[12:]), torch.tensor(y_pred[12:]))
+        np.testing.assert_allclose(metric.result().numpy(), value, rtol=1e-4)
+    adjusted = keras.metrics.R2Score(num_regressors=3)
+    adjusted.update_state(torch.tensor(y_true), torch.tensor(y_pred))
+    n = y_true.size
+    np.testing.assert_allclose(float(adjusted.result()),
+                               1 - (1 - per_output.mean()) * (n - 1) / (n - 3 - 1), rtol=1e-4)
+    with pytest.raises(ShapeError, match="R2Score expects 2D inputs"):
+        keras.metrics.R2Score().update_state(torch.zeros(2, 2, 2), torch.zeros(2, 2, 2))
+    with pytest.raises(ConfigError, match="class_aggregation='median'"):
+        keras.metrics.R2Score(class_aggregation="median")
+    real = _real_keras()
+    weights = data.uniform(size=20).astype(np.float32)
+    theirs = real.metrics.R2Score(class_aggregation="variance_weighted_average")
+    theirs.update_state(y_true, y_pred, sample_weight=weights)
+    ours = keras.metrics.R2Score(class_aggregation="variance_weighted_average")
+    ours.update_state(torch.tensor(y_true), torch.tensor(y_pred),
+                      sample_weight=torch.tensor(weights))
+    np.testing.assert_allclose(float(ours.result()), float(theirs.result()), rtol=1e-5)
+    assert ours.get_config() == theirs.get_config()
+    torch.manual_seed(0)
+    x = data.normal(size=(64, 4)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5], [0.0]], np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse",
+                  metrics=[keras.metrics.R2Score()])
+    history = model.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    assert history.history["r2_score"][-1] > 0.9 > history.history["r2_score"][0]

@@ -31,7 +31,7 @@ from bigmodel.engine.metrics import (
     TruePositives,
 )
 from bigmodel.engine.metrics import Metric as _EngineMetric
-from bigmodel.errors import ConfigError, NotSupportedError, UnknownNameError
+from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownNameError
 from bigmodel.keras import accuracy_functions
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras.accuracy_functions import (  # noqa: F401 - keras.metrics function forms
@@ -52,7 +52,7 @@ __all__ = [
     "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
     "get", "Hinge", "SquaredHinge", "CategoricalHinge", "Poisson", "KLDivergence", "LogCoshError",
-    "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy", "PearsonCorrelation",
+    "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy", "PearsonCorrelation", "R2Score",
 ]
 
 class Metric(_EngineMetric):
@@ -253,6 +253,84 @@ class CosineSimilarity(MeanMetricWrapper):
         self.axis = axis
         super().__init__(lambda y_true, y_pred: -losses_mod.cosine_similarity(y_true, y_pred, axis),
                          name=name, direction="up")
+
+
+class R2Score(Metric):
+    """The coefficient of determination over everything seen since the last reset, per output
+    column of ``(batch, outputs)`` labels: ``1 - sum((y - y_pred)^2) / sum((y - mean(y))^2)``
+    (sample weights weight both sums), aggregated as Keras 3.
+
+    Args:
+        class_aggregation: ``"uniform_average"`` (mean over outputs), ``"variance_weighted_average"``
+            (weighted by each output's total variance) or None (one score per output).
+        num_regressors: ``p`` of the adjusted score ``1 - (1 - r2) (n - 1) / (n - p - 1)``
+            (``n`` the number of label values seen); 0 for the plain score.
+
+    Raises:
+        ConfigError: an unknown ``class_aggregation`` or a negative ``num_regressors``.
+        ShapeError: labels or predictions that are not ``(batch, outputs)``.
+    """
+
+    def __init__(self, class_aggregation: str | None = "uniform_average", num_regressors: int = 0,
+                 name: str = "r2_score", dtype: Any = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+        choices = (None, "uniform_average", "variance_weighted_average")
+        if class_aggregation not in choices:
+            raise ConfigError(f"R2Score: invalid value for argument `class_aggregation`. "
+                              f"Expected one of {choices}. Received: "
+                              f"class_aggregation={class_aggregation!r}")
+        if isinstance(num_regressors, bool) or not isinstance(num_regressors, int) or (
+                num_regressors < 0):
+            raise ConfigError(f"R2Score: invalid value for argument `num_regressors`. Expected "
+                              f"an int >= 0. Received: num_regressors={num_regressors!r}")
+        self.class_aggregation, self.num_regressors = class_aggregation, num_regressors
+        self.num_samples = self.add_variable((), "zeros", name="num_samples")
+        self._sums: list[Variable] | None = None  # squared_sum, sum, residual, count per output
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y_pred = torch.as_tensor(y_pred).float()
+        y_true = torch.as_tensor(y_true).to(y_pred)
+        y_true, y_pred = losses_mod.squeeze_or_expand_to_same_rank(y_true, y_pred)
+        if y_true.dim() != 2 or y_true.shape != y_pred.shape:
+            raise ShapeError(f"R2Score expects 2D inputs with shape (batch_size, output_dim). "
+                             f"Received input shapes: y_pred.shape={tuple(y_pred.shape)} and "
+                             f"y_true.shape={tuple(y_true.shape)}")
+        if self._sums is None:
+            self._sums = [self.add_variable((y_true.shape[1],), "zeros", name=name)
+                          for name in ("squared_sum", "sum", "residual", "count")]
+        weight = torch.ones(()) if sample_weight is None else torch.as_tensor(
+            sample_weight).float()
+        if weight.dim() == 1:
+            weight = weight.unsqueeze(1)
+        weight = weight.to(y_true.device).broadcast_to(y_true.shape)
+        squared_sum, total, residual, count = self._sums
+        squared_sum.assign_add((y_true * y_true * weight).sum(dim=0))
+        total.assign_add((y_true * weight).sum(dim=0))
+        residual.assign_add(((y_true - y_pred) ** 2 * weight).sum(dim=0))
+        count.assign_add(weight.sum(dim=0))
+        self.num_samples.assign_add(torch.tensor(float(y_true.numel())))
+
+    def result(self) -> torch.Tensor:
+        if self._sums is None:
+            return torch.tensor(0.0)
+        squared_sum, total, residual, count = (v.detach() for v in self._sums)
+        variance = squared_sum - total * (total / count)
+        raw = 1 - residual / variance
+        raw = torch.where(torch.isinf(raw), torch.zeros_like(raw), raw)
+        if self.class_aggregation == "uniform_average":
+            score = raw.mean()
+        elif self.class_aggregation == "variance_weighted_average":
+            score = (variance * raw).sum() / variance.sum()
+        else:
+            score = raw
+        n, p = float(self.num_samples.detach()), self.num_regressors
+        if p and p < n - 1:  # Keras warns and keeps the plain score otherwise
+            score = 1 - (1 - score) * (n - 1) / (n - p - 1)
+        return score
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": "float32", "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
 
 
 _BY_NAME: dict[str, type] = {
