@@ -132,6 +132,13 @@ def test_activations_from_keras_ops_nn_against_numpy():
     logits = dense(torch.ones(2, 4), logits=True).detach().numpy()
     np.testing.assert_allclose(out, (logits + np.sqrt(logits ** 2 + 4)) / 2, rtol=1e-6)
     assert dense.get_config()["activation"] == "squareplus"
+    deserialize = keras.activations.deserialize
+    assert deserialize("gelu") is keras.activations.gelu
+    assert deserialize({"module": "keras.activations", "class_name": "function",
+                        "config": "relu", "registered_name": "relu"}) is keras.activations.relu
+    assert deserialize("mine", custom_objects={"mine": np.tanh}) is np.tanh
+    with pytest.raises(UnknownNameError, match="Unknown activation: 'nope'"):
+        deserialize("nope")
 
 
 def _hinge_labels(y):

@@ -46,7 +46,7 @@ from bigmodel.keras.unsupported import unsupported_attribute
 
 __all__ = [
     "celu", "glu", "hard_shrink", "hard_tanh", "log_sigmoid", "soft_shrink", "sparse_plus",
-    "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink", "threshold", "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "is_sigmoid",
+    "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink", "threshold", "deserialize", "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "is_sigmoid",
     "is_elementwise", "is_softmax", "leaky_relu", "linear", "log_softmax", "mish", "relu", "relu6", "selu",
     "serialize", "sigmoid", "silu", "softmax", "softplus", "softsign", "swish", "tanh",
 ]
@@ -208,6 +208,19 @@ def get(identifier: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     if callable(identifier):
         return identifier
     raise ConfigError(f"Could not interpret activation function identifier: {identifier!r}")
+
+
+def deserialize(config: Any, custom_objects: dict[str, Any] | None = None) -> Callable[..., Any]:
+    """The activation a serialized form names (``"relu"``, Keras's ``{"class_name": "function",
+    "config": "relu", ...}``), looked up in ``custom_objects`` first.
+
+    Raises:
+        UnknownNameError: a name that is neither built in nor in ``custom_objects``.
+    """
+    name = config.get("config") if isinstance(config, dict) else config
+    if custom_objects and isinstance(name, str) and name in custom_objects:
+        return custom_objects[name]
+    return get(config)
 
 
 def serialize(fn: Any) -> str:
