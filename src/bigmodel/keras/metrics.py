@@ -41,6 +41,7 @@ from bigmodel.keras.accuracy_functions import (  # noqa: F401 - keras.metrics fu
     sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
+from bigmodel.keras.fbeta_metrics import F1Score, FBetaScore
 from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.keras.variables import Variable
 
@@ -52,7 +53,7 @@ __all__ = [
     "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
     "get", "Hinge", "SquaredHinge", "CategoricalHinge", "Poisson", "KLDivergence", "LogCoshError",
-    "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy", "PearsonCorrelation", "R2Score",
+    "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy", "PearsonCorrelation", "R2Score", "F1Score", "FBetaScore",
 ]
 
 class Metric(_EngineMetric):
@@ -395,6 +396,15 @@ def get(identifier: Any, label_shape: tuple | None = None,
         UnknownNameError: the name is not a known metric (the message lists the known ones).
     """
     if isinstance(identifier, _EngineMetric):
+        # fit's logs hold one number per metric; Keras logs these per-class vectors as arrays
+        if (isinstance(identifier, FBetaScore) and identifier.average is None) or (
+                isinstance(identifier, R2Score) and identifier.class_aggregation is None):
+            option = "average" if isinstance(identifier, FBetaScore) else "class_aggregation"
+            raise NotSupportedError(
+                f"metrics.{type(identifier).__name__}({option}=None) in compile(): one score per "
+                "class is not supported in fit/evaluate logs by bigmodel; give an "
+                f"{option} (e.g. 'macro' / 'uniform_average'), or call update_state()/result() "
+                "yourself")
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, _EngineMetric):
         return identifier()
