@@ -86,7 +86,7 @@ class ModelRepository:
         ConfigError: no model, or two with the same name.
     """
 
-    def __init__(self, run_dirs, max_batch: int = 64, max_delay: float = 0.005,
+    def __init__(self, run_dirs, max_batch: int = 64, max_delay: float = 0.0,
                  min_rows: int = 4, device: str = "cpu", metrics: ServerMetrics | None = None):
         self.entries: dict[str, ModelEntry] = {}
         self.batching = {"max_batch": max_batch, "max_delay": max_delay, "min_rows": min_rows}
@@ -234,7 +234,7 @@ class Front:
         await response(scope, None, send)
 
 
-def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 5.0,
+def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 0.0,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, min_rows: int = 4,
                device: str = "cpu", load_in_background: bool = True, freeze_gc: bool = False):
     """The server's ASGI app.

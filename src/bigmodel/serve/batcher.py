@@ -63,7 +63,8 @@ class DynamicBatcher:
     Args:
         run: ``run(batch (B, ...)) -> outputs (B, ...)``; called in one worker thread at a time.
         max_batch: most rows per forward pass.
-        max_delay: seconds the oldest waiting row may wait for others.
+        max_delay: seconds the oldest waiting row may wait for others (default 0: a pass starts
+            as soon as the worker is free, on every row that arrived during the previous one).
         min_rows: pad each forward pass to at least this many rows (module doc); 1 turns it off.
         max_queue: most rows waiting; more are refused with :class:`QueueFullError`.
         observe: ``observe(batch_size, queue_seconds_per_row)`` after each forward pass.
@@ -73,7 +74,7 @@ class DynamicBatcher:
     """
 
     def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], max_batch: int = 64,
-                 max_delay: float = 0.005, min_rows: int = 4, max_queue: int = 10_000,
+                 max_delay: float = 0.0, min_rows: int = 4, max_queue: int = 10_000,
                  observe: Callable[[int, list[float]], Any] | None = None) -> None:
         check_batching(max_batch, max_delay, min_rows, max_queue)
         self.run, self.max_batch, self.max_delay = run, max_batch, float(max_delay)
