@@ -10,12 +10,10 @@ client sends becomes a path.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import re
 import threading
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from bigmodel.serve.adapters import UnmergedModel, is_adapter_dir
 from bigmodel.serve.batcher import DynamicBatcher, QueueFullError, check_batching
 from bigmodel.serve.explaining import explain_row
 from bigmodel.serve.forms import parse_multipart
+from bigmodel.serve.front import Front, error_response
 from bigmodel.serve.generation import (
     GENERATIVE_TASKS,
     GenerativeModel,
@@ -162,78 +161,6 @@ class ModelRepository:
                 await entry.batcher.close()
 
 
-class Front:
-    """The ASGI layer in front of the app: a request body longer than ``max_bytes`` is answered
-    413 before any handler reads it (declared ``Content-Length`` or counted while streaming), and
-    every answered request is reported to ``observe(path, status, seconds)`` (plain ASGI: no
-    per-request task or stream, unlike ``@app.middleware``). ``fast(scope, body)`` may answer a
-    request itself (a response) before the app's routing and middleware (``None``: the app
-    answers)."""
-
-    def __init__(self, app, max_bytes: int, observe=None, fast=None) -> None:
-        self.app, self.max_bytes, self.observe, self.fast = app, max_bytes, observe, fast
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), None
-
-        async def send_and_note(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._limited(scope, receive, send_and_note)
-        except Exception as exc:  # noqa: BLE001 - Starlette re-raises after answering a bug
-            # with the app's JSON 500 (already logged there): swallowing it here keeps the
-            # client's keep-alive connection open instead of uvicorn resetting it.
-            if status is None:
-                await _error_response(exc)(scope, None, send_and_note)
-        finally:
-            if self.observe is not None and status is not None:
-                self.observe(scope["path"], status, time.perf_counter() - started)
-
-    async def _limited(self, scope, receive, send):
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit():
-            return await JSONResponse({"error": "the Content-Length header is not a number"},
-                                      400)(scope, None, send)
-        if int(declared) > self.max_bytes:
-            return await self._refuse(scope, send, declared.decode("latin-1")[:32])
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.max_bytes:
-                return await self._refuse(scope, send, f"more than {size}")
-        body, sent = b"".join(chunks), False
-        if self.fast is not None:
-            response = await self.fast(scope, body)
-            if response is not None:
-                return await response(scope, None, send)
-
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return await self.app(scope, replay, send)
-
-    async def _refuse(self, scope, send, size: str):
-        response = JSONResponse({"error": f"request body of {size} bytes is over the limit of "
-                                          f"{self.max_bytes} bytes (serve --max-body-mb)"}, 413)
-        await response(scope, None, send)
-
-
 def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 0.0,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, min_rows: int = 4,
                device: str = "cpu", load_in_background: bool = True, freeze_gc: bool = False):
@@ -283,11 +210,11 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 0.0,
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):  # a bug must not take the server down
-        return _error_response(exc)
+        return error_response(exc)
 
     @app.exception_handler(BigModelError)
     async def refused(request: Request, exc: BigModelError):
-        return _error_response(exc)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):  # 404 path, 405 method
@@ -302,7 +229,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 0.0,
 
     @app.exception_handler(QueueFullError)
     async def busy(request: Request, exc: QueueFullError):
-        return _error_response(exc)
+        return error_response(exc)
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
@@ -369,7 +296,7 @@ def create_app(run_dirs, max_batch: int = 64, max_delay_ms: float = 0.0,
         try:
             return await _classify_infer(entry, body)
         except Exception as exc:  # noqa: BLE001 - answered as the app's handlers answer it
-            return _error_response(exc)
+            return error_response(exc)
 
     @app.post("/v2/models/{name}/classify")
     async def classify(name: str, request: Request, top_k: int = 5):
@@ -484,24 +411,6 @@ def _text_row(served: ServedModel, text: Any) -> torch.Tensor:
     return served.encode_text(text)
 
 
-def _error_response(exc: Exception) -> JSONResponse:
-    if isinstance(exc, RequestError):
-        status = exc.status
-    elif isinstance(exc, UnsupportedMediaError):
-        status = 415
-    elif isinstance(exc, QueueFullError):
-        status = 503
-    elif isinstance(exc, BigModelError):
-        status = 400
-    elif isinstance(exc, asyncio.CancelledError):
-        status = 503
-    else:
-        logging.getLogger("bigmodel.serve").error("internal error", exc_info=exc)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server "
-                                      "log"}, 500)
-    return JSONResponse({"error": str(exc)}, status)
-
-
 def _labels(path: str, repository: ModelRepository) -> tuple[str, str]:
     """Metric labels: the route template and the served model's name (never raw input)."""
     if path in _FIXED:
@@ -515,4 +424,4 @@ def _labels(path: str, repository: ModelRepository) -> tuple[str, str]:
     return "other", ""
 
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Front", "ModelRepository", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelRepository", "create_app"]
