@@ -215,6 +215,7 @@ class TrainingMixin:
         self._stop_training = False
         trainer.stop_training = False
         self._logits_mode = self._use_logits
+        was_training = self.training
         try:
             history = trainer.fit(train, val=val, epochs=epochs, batch_size=batch_size,
                                   shuffle=shuffle, callbacks=list(callbacks or []),
@@ -222,6 +223,7 @@ class TrainingMixin:
                                   steps_per_epoch=steps_per_epoch)
         finally:
             self._logits_mode = False
+            self.train(was_training)  # direct calls after fit run in inference mode again (Keras)
         history.model = self
         self.history = history
         losses = history.history.get("val_loss") or history.history.get("loss")
@@ -247,12 +249,16 @@ class TrainingMixin:
             val = (validation_data, None, None)
         callbacks = list(callbacks or [])
         # torchrun: each process steps on its share of every batch (keras/distributed_steps.py)
+        was_training = self.training
         with distributed_steps.step_sync(self, callbacks, "fit") as sync:
             verbose = 1 if verbose == "auto" else int(verbose)
-            self.history = fit_with_steps(
-                self, x, y, sample_weight, batch_size, epochs,
-                0 if sync is not None and sync.rank else verbose,  # one progress bar (rank 0)
-                callbacks, val, shuffle, initial_epoch, steps_per_epoch, sync)
+            try:
+                self.history = fit_with_steps(
+                    self, x, y, sample_weight, batch_size, epochs,
+                    0 if sync is not None and sync.rank else verbose,  # one progress bar (rank 0)
+                    callbacks, val, shuffle, initial_epoch, steps_per_epoch, sync)
+            finally:
+                self.train(was_training)  # direct calls after fit: inference mode again (Keras)
         self.history.model = self
         return self.history
 

@@ -78,6 +78,12 @@ class Variable(nn.Parameter):
         self._torch_perm = tuple(perm) if perm is not None else None
 
     @property
+    def name(self) -> str:
+        """Keras's short name (``"kernel"``, ``"moving_mean"``); ``path`` holds ``"layer/kernel"``.
+        (torch tensors answer ``name`` with ``None``.)"""
+        return self.__dict__.get("path", "variable").rsplit("/", 1)[-1]
+
+    @property
     def value(self) -> torch.Tensor:
         """The torch parameter itself (Keras's torch backend: ``variable.value``)."""
         return self

@@ -46,6 +46,10 @@ _CONTAINER_TYPES = (list, tuple, dict, tracking.TrackedList, tracking.TrackedDic
 # How deep we are in nested layer calls (added losses are cleared when an outermost call starts,
 # as in Keras).
 _CALL_DEPTH = [0]
+# The training mode of the enclosing layer call, when it was given (Keras 3's call context): a
+# nested layer called without ``training=`` inherits it, so ``model(x, training=True)`` on a
+# subclassed model drops out in the layers its ``call`` runs, as in Keras.
+_CALL_TRAINING: list[bool | None] = [None]
 
 
 class Layer(LayerState, nn.Module):
@@ -76,6 +80,10 @@ class Layer(LayerState, nn.Module):
                  input_dim: int | None = None, activity_regularizer: Any = None,
                  **kwargs: Any):
         super().__init__()
+        # Keras 3: a layer or model called without ``training=`` (and outside a call that gave
+        # one) runs in inference mode; fit switches to training mode for its duration only.
+        # (torch modules start in training mode; ``train()`` / ``eval()`` still set the mode.)
+        self.training = False
         if kwargs:
             raise ConfigError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
@@ -303,11 +311,17 @@ class Layer(LayerState, nn.Module):
                 return self._call_symbolic(args[0], **kwargs)
         if _CALL_DEPTH[0] == 0 and LOSS_LAYERS:
             self._clear_added_losses()  # an outermost call starts: add_loss values start afresh
+        enclosing = _CALL_TRAINING[0]
+        training = kwargs.get("training")
+        if training is None and enclosing is not None:
+            kwargs["training"] = training = enclosing
         _CALL_DEPTH[0] += 1
+        _CALL_TRAINING[0] = None if training is None else bool(training)
         try:
             return super().__call__(*args, **kwargs)
         finally:
             _CALL_DEPTH[0] -= 1
+            _CALL_TRAINING[0] = enclosing
 
     def _runs_call_for_shape(self) -> bool:
         """A user-defined layer without ``compute_output_shape``: its output shape is found by
