@@ -46,6 +46,7 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.slow  # uses the torchrun launches of the `runs` fixture
+@pytest.mark.full
 def test_killed_worker_restarts_and_matches_uninterrupted_run(runs):
     assert (runs["root"] / "killed.killed").exists()  # rank 1 really was killed
     assert "exitcode: -9" in runs["killed_log"]
@@ -56,6 +57,7 @@ def test_killed_worker_restarts_and_matches_uninterrupted_run(runs):
 
 
 @pytest.mark.slow  # uses the torchrun launches of the `runs` fixture
+@pytest.mark.full
 def test_two_processes_resume_on_one(runs):
     weights, info = runs["two_to_one"]
     assert info["world_size"] == 1 and info["global_step"] == 12
@@ -64,6 +66,7 @@ def test_two_processes_resume_on_one(runs):
 
 
 @pytest.mark.slow  # uses the torchrun launches of the `runs` fixture
+@pytest.mark.full
 def test_one_process_resumes_on_two(runs):
     weights, info = runs["one_to_two"]
     assert info["world_size"] == 2 and info["global_step"] == 8
@@ -71,6 +74,7 @@ def test_one_process_resumes_on_two(runs):
 
 
 @pytest.mark.slow  # uses the torchrun launches of the `runs` fixture
+@pytest.mark.full
 def test_commit_marker_and_layout(runs):
     root = runs["root"] / "run2" / "checkpoints" / "sharded"
     committed = [path.name for _, path in dcp.find_checkpoints(root)]
@@ -93,6 +97,7 @@ def _fsdp_trainer(width: int = 16) -> Trainer:
 
 
 @pytest.mark.slow  # uses the torchrun launches of the `runs` fixture
+@pytest.mark.full
 def test_checkpoint_of_another_model_is_refused(runs):
     trainer = _fsdp_trainer(width=8)
     try:
@@ -105,6 +110,7 @@ def test_checkpoint_of_another_model_is_refused(runs):
 
 
 @pytest.mark.slow  # uses the torchrun launches of the `runs` fixture
+@pytest.mark.full
 def test_missing_shard_is_named(runs, tmp_path):
     copy = tmp_path / "epoch-0004"
     shutil.copytree(runs["root"] / "run1" / "checkpoints" / "sharded" / "epoch-0004", copy)
@@ -122,6 +128,7 @@ def test_missing_shard_is_named(runs, tmp_path):
 
 
 @pytest.mark.slow  # uses the torchrun launches of the `runs` fixture
+@pytest.mark.full
 def test_truncated_shard_and_empty_directory(runs, tmp_path):
     copy = tmp_path / "epoch-0004"
     shutil.copytree(runs["root"] / "run1" / "checkpoints" / "sharded" / "epoch-0004", copy)

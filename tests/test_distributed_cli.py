@@ -28,6 +28,7 @@ def overrides(data: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_train_with_two_processes_fsdp(tiny_data, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("BIGMODEL_OFFLINE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

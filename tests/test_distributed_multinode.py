@@ -14,6 +14,7 @@ ARGS = ("--samples", "160", "--batch-size", "32")
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_two_torchrun_launches_with_c10d_rendezvous(tmp_path):
     main(["--out", str(tmp_path / "single.safetensors"), *ARGS])
     port = free_port()

@@ -38,6 +38,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.full
 def test_two_processes_resume_mid_epoch_bit_identically(runs):
     names = sorted(p.name for p in (runs / "drop" / "checkpoints" / "sharded").iterdir()
                    if not p.name.startswith("."))
@@ -49,6 +50,7 @@ def test_two_processes_resume_mid_epoch_bit_identically(runs):
     assert record["global_step"] == 9 and record["world_size"] == 2
 
 
+@pytest.mark.full
 def test_two_processes_resume_on_one(runs):
     reference, ref_record = result(runs / "plain_ref.safetensors")
     one, record = result(runs / "plain_one.safetensors")

@@ -107,11 +107,13 @@ SLOW = {("finetune_fortunes_minilm_lora.yaml", step): "structured pruning of the
 # `make test` must stay under 10 minutes on 2 cores; the whole matrix takes 4.5 of them. By default
 # the steps below are left to the full run (`BIGMODEL_FULL_CHAIN=1`, which .ci/run adds after
 # `make test`): the Captum methods that share integrated gradients' gradient path, distillation
-# after the first recipe, every model-only step of a SAME_MODEL recipe, and the int8 / ONNX steps
-# of the two MiniLM recipes (10-15 s each).
+# after the first recipe, every model-only step of a SAME_MODEL recipe, and the int8 / ONNX and
+# attention-map steps of the two MiniLM recipes (10-15 s each; the Transformer recipes cover
+# attention maps in make test).
 FULL_CHAIN = os.environ.get("BIGMODEL_FULL_CHAIN") == "1"
 FULL_ONLY_METHODS = ("saliency", "gradient_shap", "deep_shap", "kernel_shap")
-FULL_ONLY_MINILM = ("export:onnx", "compress:int8", "evaluate:int8", "predict:int8")
+FULL_ONLY_MINILM = ("export:onnx", "compress:int8", "evaluate:int8", "predict:int8",
+                    "explain:attention")
 
 
 def _full_chain_only(recipe: str, step: str) -> str | None:
@@ -125,7 +127,7 @@ def _full_chain_only(recipe: str, step: str) -> str | None:
                                             "predict") and what:
         return f"model-only step; {SAME_MODEL[recipe][0]} runs it"
     if "minilm" in recipe and step in FULL_ONLY_MINILM:
-        return "int8 / ONNX of the 22M-parameter MiniLM"
+        return "int8 / ONNX / attention maps of the 22M-parameter MiniLM"
     return None
 
 

@@ -377,6 +377,7 @@ def test_initialize_needs_an_address_and_a_world(monkeypatch):
 
 
 @pytest.mark.slow  # one torchrun launch with a restart (~15 s on 2 loaded cores)
+@pytest.mark.full
 def test_killed_rank_restarts_from_backup_and_finishes_the_same(tmp_path):
     from keras_restart_worker import train
 
