@@ -12,8 +12,10 @@ def add_parser(subparsers, parents) -> None:
         "serve", parents=parents, help="serve trained runs over HTTP (web page at /)",
         description="Serve run directories over HTTP with dynamic batching: Open Inference "
                     "Protocol v2 (/v2/models/NAME/infer), /v2/models/NAME/classify for files "
-                    "and texts, Prometheus /metrics and a web page at /. Each model is named "
-                    "after its run directory's folder.")
+                    "and texts, /explain, /generate (language-model runs) and /translate "
+                    "(seq2seq runs), Prometheus /metrics and a web page at /. Each model is "
+                    "named after its run directory's folder (RUN/adapter: a LoRA run unmerged; "
+                    "RUN/compressed/STAGE: a compressed stage).")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                         help="directories written by 'bigmodel train' (or finetune/compress)")
     parser.add_argument("--host", default="127.0.0.1",
