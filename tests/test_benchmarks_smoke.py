@@ -144,6 +144,7 @@ def test_seed_cnn_runs_channels_last_for_grayscale_inputs():
     assert out.is_contiguous()
 
 
+@pytest.mark.full  # ~8 s: three paths of four models
 def test_keras_speed_smoke(tmp_path):
     """All four corpus models on all three paths (real Keras only where installed), tiny; the three
     parameter counts must agree (the same architecture is what makes the ratios meaningful)."""

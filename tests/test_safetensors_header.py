@@ -54,6 +54,7 @@ def random_specs(rng: random.Random, name_length: int) -> dict:
     return specs
 
 
+@pytest.mark.full  # 4,099 files (~8 s); the loader tests below cover the pickle-like lengths
 def test_every_header_length_up_to_4096_round_trips(tmp_path, monkeypatch):
     # 4,099 atomic saves: their fsync (durability, not the header format tested here) took 25 of
     # the test's seconds on a busy disk; the write, rename and read paths stay as they are.

@@ -138,7 +138,9 @@ def test_tiny_run_learns(name):
     assert after["accuracy"] >= 0.9, after
 
 
-@pytest.mark.parametrize("name", NAMES)
+# speech-crnn (~8 s) is exported in make test by test_every_command (speech_crnn export:onnx).
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.full) if n == "speech-crnn"
+                                  else n for n in NAMES])
 def test_onnx_export_matches_eager(name, tmp_path):
     """The whole model, STFT frontend included, exports; a batch of 3 after exporting with 1."""
     pytest.importorskip("onnxruntime")

