@@ -11,6 +11,7 @@ installed.
 from __future__ import annotations
 
 import copy
+import gc
 import importlib.util
 import math
 import os
@@ -375,6 +376,7 @@ def test_ddp_wraps_a_model_of_keras_variables(tmp_path):
     model = keras.Sequential([keras.Input((5,)), layers.Dense(3), layers.Dense(1)])
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
                             world_size=1)
+    ddp = optimizer = None
     try:
         ddp = nn.parallel.DistributedDataParallel(model)
         before = model.layers[0].kernel.detach().clone()
@@ -383,6 +385,10 @@ def test_ddp_wraps_a_model_of_keras_variables(tmp_path):
         optimizer.step()
         assert not torch.equal(before, model.layers[0].kernel)
     finally:
+        # The DDP wrapper (its Reducer holds the group) goes before the group: destroyed the
+        # other way round, gloo's destructor can wait forever for its threads (seen once in CI).
+        ddp = optimizer = None
+        gc.collect()
         dist.destroy_process_group()
 
 
