@@ -21,7 +21,7 @@ import torch
 from bigmodel.compress.saving import read_any_spec
 from bigmodel.errors import ConfigError
 from bigmodel.serve.models import NAME_PATTERN
-from bigmodel.serve.protocol import RequestError, parse_json
+from bigmodel.serve.protocol import RequestError, input_tensor, parse_json
 
 GENERATIVE_TASKS = ("language_model", "seq2seq")
 #: the most a request may ask for: new characters per sample, samples per prompt, beam width,
@@ -267,17 +267,7 @@ def parse_generative_infer(document: Any, model: GenerativeModel) -> tuple[list[
         RequestError: a missing or mistyped field, a datatype other than BYTES, a shape other
             than ``[N]``, data not filling it, or an option out of range.
     """
-    if not isinstance(document, dict):
-        raise RequestError(f"infer request must be a JSON object; received "
-                           f"{type(document).__name__}")
-    inputs = document.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-        raise RequestError("infer request: 'inputs' must be a list of exactly one tensor object "
-                           f"{{name, shape, datatype, data}}; received {_short(inputs)}")
-    tensor = inputs[0]
-    for key in ("name", "shape", "datatype", "data"):
-        if key not in tensor:
-            raise RequestError(f"infer request: input tensor lacks {key!r}")
+    tensor = input_tensor(document)
     where = f"input {_short(tensor['name'], 40)}"
     if tensor["datatype"] != "BYTES":
         raise RequestError(f"{where}: model {model.name!r} ({model.kind}) takes BYTES texts; "

@@ -72,15 +72,11 @@ def json_bytes(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def parse_infer_request(document: Any, model) -> tuple[list[torch.Tensor], list[str], Any]:
-    """``(rows, output names, request id)`` of an infer request for ``model`` (a
-    :class:`~bigmodel.serve.models.ServedModel`).
+def input_tensor(document: Any) -> dict:
+    """The one input tensor object ``{name, shape, datatype, data}`` of an infer request.
 
     Raises:
-        RequestError: a missing or mistyped field, an unknown output name.
-        InputTypeError: a datatype the model does not take, or data of the wrong type.
-        ShapeError: a shape that is not the model's, or data that does not fill it.
-        DataError: values out of range (pixels outside [0, 1], unknown token ids, NaN).
+        RequestError: not a JSON object, not exactly one input tensor, or a field missing.
     """
     if not isinstance(document, dict):
         raise RequestError(f"infer request must be a JSON object; received "
@@ -93,6 +89,20 @@ def parse_infer_request(document: Any, model) -> tuple[list[torch.Tensor], list[
     for key in ("name", "shape", "datatype", "data"):
         if key not in tensor:
             raise RequestError(f"infer request: input tensor lacks {key!r}")
+    return tensor
+
+
+def parse_infer_request(document: Any, model) -> tuple[list[torch.Tensor], list[str], Any]:
+    """``(rows, output names, request id)`` of an infer request for ``model`` (a
+    :class:`~bigmodel.serve.models.ServedModel`).
+
+    Raises:
+        RequestError: a missing or mistyped field, an unknown output name.
+        InputTypeError: a datatype the model does not take, or data of the wrong type.
+        ShapeError: a shape that is not the model's, or data that does not fill it.
+        DataError: values out of range (pixels outside [0, 1], unknown token ids, NaN).
+    """
+    tensor = input_tensor(document)
     name, shape, datatype, data = (tensor["name"], tensor["shape"], tensor["datatype"],
                                    tensor["data"])
     if not isinstance(shape, list) or not shape or not all(
