@@ -24,6 +24,7 @@ from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in
 from bigmodel.keras.timeseries import timeseries_dataset_from_array  # noqa: F401 - Keras name
 from bigmodel.keras.trainer_steps import unpack_x_y_sample_weight  # noqa: F401 - Keras name
 from bigmodel.keras.unsupported import namespace, unsupported_attribute
+from bigmodel.keras.utils_files import get_file  # noqa: F401 - Keras name
 
 
 def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
