@@ -23,6 +23,7 @@ from bigmodel.keras import (
     optimizers,
     random,
     regularizers,
+    tree,
     utils,
 )
 from bigmodel.keras.functional import Functional, Input
@@ -54,14 +55,13 @@ preprocessing.sequence.pad_sequences = utils.pad_sequences
 preprocessing.image_dataset_from_directory = utils.image_dataset_from_directory
 preprocessing.timeseries_dataset_from_array = utils.timeseries_dataset_from_array
 quantizers = namespace("keras.quantizers")
-tree = namespace("keras.tree")
 visualization = namespace("keras.visualization")
 wrappers = namespace("keras.wrappers")
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
     "backend", "callbacks", "config", "constraints", "datasets", "distribution", "initializers", "layers",
-    "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "utils",
+    "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils",
     "DTypePolicy", "Initializer", "Loss", "Metric", "Optimizer", "Regularizer",
 ]
 

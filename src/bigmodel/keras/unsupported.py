@@ -1,5 +1,5 @@
 """What a Keras 3 name that bigmodel does not implement raises, and the stand-in modules for whole
-Keras namespaces bigmodel does not have (``keras.applications``, ``keras.tree``, ...).
+Keras namespaces bigmodel does not have (``keras.applications``, ``keras.wrappers``, ...).
 
 Every ``bigmodel.keras`` module ends with a module ``__getattr__`` that raises
 :func:`unsupported_attribute`, so a Keras name that is missing here is never silently absent: the
@@ -110,7 +110,6 @@ NAMESPACES: dict[str, tuple[str, tuple[str, ...]]] = {
                             "preprocessing layers", ("image", "sequence")),
     "keras.quantizers": ("use bigmodel's int8 quantization (bigmodel.compress, "
                          "`bigmodel compress --quantize int8`)", ()),
-    "keras.tree": ("nested-structure utilities are not implemented", ()),
     "keras.visualization": ("bounding-box drawing is not implemented", ()),
     "keras.wrappers": ("scikit-learn wrappers are not implemented", ()),
     "keras.utils.bounding_boxes": ("bounding-box utilities are not implemented", ()),
