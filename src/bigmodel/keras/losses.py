@@ -1,8 +1,8 @@
 """Keras losses on PyTorch tensors.
 
-Call order is Keras's: ``loss(y_true, y_pred, sample_weight=None)`` -> scalar. The reduction is
-Keras 3's ``"sum_over_batch_size"``: the weighted sum of per-sample losses divided by the number of
-samples (not by the sum of the weights).
+Call order is Keras's: ``loss(y_true, y_pred, sample_weight=None)`` -> scalar, reduced as Keras 3
+does (``"sum_over_batch_size"`` by default; :mod:`.loss_base`). The focal, Dice, Tversky, Circle,
+generalized cross-entropy and CTC losses live in :mod:`.losses_extra`.
 
 Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` before the log, as Keras does. When a model ends in a
 softmax/sigmoid layer, ``Model`` asks that layer for its pre-activation output and calls the loss with
@@ -19,86 +19,28 @@ import torch.nn.functional as F
 
 from bigmodel.errors import DataError, ShapeError, UnknownNameError
 from bigmodel.keras import loss_functions
+from bigmodel.keras.loss_base import (  # noqa: F401 - Loss and the rank rule are keras.losses'
+    EPSILON,
+    Loss,
+    squeeze_or_expand_to_same_rank,
+)
+from bigmodel.keras.losses_extra import (  # noqa: F401 - keras.losses names
+    CTC,
+    BinaryFocalCrossentropy,
+    CategoricalFocalCrossentropy,
+    CategoricalGeneralizedCrossEntropy,
+    Circle,
+    Dice,
+    Tversky,
+    binary_focal_crossentropy,
+    categorical_focal_crossentropy,
+    categorical_generalized_cross_entropy,
+    circle,
+    ctc,
+    dice,
+    tversky,
+)
 from bigmodel.keras.unsupported import unsupported_attribute
-
-EPSILON = 1e-7
-
-
-def squeeze_or_expand_to_same_rank(x1: torch.Tensor, x2: torch.Tensor,
-                                   expand_rank_1: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x1`` and ``x2`` at the same rank when their ranks differ by one and the longer one ends
-    in a dimension of 1, as Keras 3's ``squeeze_or_expand_to_same_rank``: a rank-1 tensor is
-    expanded (``(batch,)`` against ``(batch, 1)`` gives ``(batch, 1)``), otherwise the trailing 1
-    is squeezed. Any other pair is returned unchanged.
-
-    Args:
-        x1, x2: the two tensors (``y_true``, ``y_pred`` in a loss).
-        expand_rank_1: expand a rank-1 tensor rather than squeeze the other.
-
-    Returns:
-        ``(x1, x2)``, one of them reshaped where the rule applies.
-    """
-    rank1, rank2 = x1.dim(), x2.dim()
-    if rank1 == rank2 + 1 and x1.shape[-1] == 1:
-        if rank2 == 1 and expand_rank_1:
-            x2 = x2.unsqueeze(-1)
-        else:
-            x1 = x1.squeeze(-1)
-    elif rank2 == rank1 + 1 and x2.shape[-1] == 1:
-        if rank1 == 1 and expand_rank_1:
-            x1 = x1.unsqueeze(-1)
-        else:
-            x2 = x2.squeeze(-1)
-    return x1, x2
-
-
-def _reduce(per_sample: torch.Tensor, sample_weight: torch.Tensor | None, reduction: str) -> torch.Tensor:
-    if sample_weight is not None:
-        weight = sample_weight.to(per_sample.dtype)
-        while weight.dim() < per_sample.dim():
-            weight = weight.unsqueeze(-1)
-        per_sample = per_sample * weight
-    if reduction == "sum_over_batch_size":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    if reduction in ("none", None):
-        return per_sample
-    raise UnknownNameError(f"Unknown reduction '{reduction}'; expected 'sum_over_batch_size', "
-                           "'sum' or 'none'")
-
-
-class Loss:
-    """Base class: subclasses implement ``call(y_true, y_pred) -> per-sample losses``."""
-
-    name = "loss"
-    #: Which activation's pre-activation this loss can consume exactly (``"softmax"``/``"sigmoid"``).
-    logits_of: str | None = None
-
-    def __init__(self, reduction: str = "sum_over_batch_size", name: str | None = None,
-                 from_logits: bool = False):
-        self.reduction = reduction
-        self.from_logits = from_logits
-        if name is not None:
-            self.name = name
-
-    def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def __call__(self, y_true: Any, y_pred: torch.Tensor,
-                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
-        y_true = torch.as_tensor(y_true, device=y_pred.device)
-        return _reduce(self.call(y_true, y_pred), sample_weight, self.reduction)
-
-    def with_logits(self) -> Loss:
-        """The same loss computed from pre-activation outputs (``from_logits=True``)."""
-        clone = type(self).__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        clone.from_logits = True
-        return clone
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits}
 
 
 def _check_sparse_labels(name: str, y_true: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -349,6 +291,8 @@ _ALIASES: dict[str, type[Loss]] = {
     "mape": MeanAbsolutePercentageError,
     "kld": KLDivergence,
     "logcosh": LogCosh,
+    **{cls.name: cls for cls in (BinaryFocalCrossentropy, CategoricalFocalCrossentropy,
+                                 CategoricalGeneralizedCrossEntropy, Circle, Dice, Tversky, CTC)},
 }
 
 

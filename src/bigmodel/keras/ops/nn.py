@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from bigmodel.errors import NotSupportedError
 from bigmodel.keras import config
+from bigmodel.keras.ops import ctc
 
 # Keras exports these from keras.ops.nn as well as keras.ops; they are computed in .convolution
 # and .numpy_extra.
@@ -27,9 +28,11 @@ from bigmodel.keras.ops.convolution import (  # noqa: F401
     conv_transpose,
     depth_to_space,
     depthwise_conv,
+    fold,
     max_pool,
     separable_conv,
     space_to_depth,
+    unfold,
 )
 from bigmodel.keras.ops.dtypes import as_float, convert_to_tensor, to_tensors, torch_dtype
 from bigmodel.keras.ops.node import keras_op, unsupported
@@ -381,6 +384,23 @@ def dot_product_attention(query: Any, key: Any, value: Any, bias: Any = None, ma
         attn_mask = blocked if attn_mask is None else attn_mask + blocked
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
     return out.transpose(1, 2)
+
+
+@keras_op()
+def ctc_loss(target: Any, output: Any, target_length: Any, output_length: Any,
+             mask_index: int = 0) -> torch.Tensor:
+    """Per-sequence CTC loss of integer labels against logits (see :mod:`.ctc`)."""
+    return ctc.ctc_loss(target, output, target_length, output_length, mask_index=mask_index)
+
+
+@keras_op()
+def ctc_decode(inputs: Any, sequence_lengths: Any, strategy: str = "greedy",
+               beam_width: int = 100, top_paths: int = 1, merge_repeated: bool = True,
+               mask_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy or beam-search decoding of CTC logits, in Keras's format (see :mod:`.ctc`)."""
+    return ctc.ctc_decode(inputs, sequence_lengths, strategy=strategy, beam_width=beam_width,
+                          top_paths=top_paths, merge_repeated=merge_repeated,
+                          mask_index=mask_index)
 
 
 def __getattr__(name: str) -> Any:
