@@ -1,17 +1,23 @@
-"""Keras-compatible data sets: ``from bigmodel.keras.datasets import fashion_mnist, mnist``."""
+"""Keras-compatible data sets: ``from bigmodel.keras.datasets import imdb, mnist, ...``.
 
-from bigmodel.keras.datasets import fashion_mnist, mnist
-from bigmodel.keras.unsupported import namespace, unsupported_attribute
+MNIST / Fashion-MNIST read IDX files (local first); the others download Keras's own files with
+:func:`bigmodel.keras.utils.get_file` into ``~/.keras/datasets`` on first use.
+"""
 
-# Loaders bigmodel does not have (they download their data): every name in them raises.
-boston_housing = namespace("keras.datasets.boston_housing")
-california_housing = namespace("keras.datasets.california_housing")
-cifar10 = namespace("keras.datasets.cifar10")
-cifar100 = namespace("keras.datasets.cifar100")
-imdb = namespace("keras.datasets.imdb")
-reuters = namespace("keras.datasets.reuters")
+from bigmodel.keras.datasets import (
+    boston_housing,
+    california_housing,
+    cifar10,
+    cifar100,
+    fashion_mnist,
+    imdb,
+    mnist,
+    reuters,
+)
+from bigmodel.keras.unsupported import unsupported_attribute
 
-__all__ = ["fashion_mnist", "mnist"]
+__all__ = ["boston_housing", "california_housing", "cifar10", "cifar100", "fashion_mnist", "imdb",
+           "mnist", "reuters"]
 
 
 def __getattr__(name: str) -> object:
