@@ -18,6 +18,8 @@ from typing import Any
 from bigmodel.keras.ops import (
     convolution,
     core,
+    einops_ops,
+    higher_order,
     image,  # noqa: F401 - keras.ops.image
     linalg,
     math,
@@ -38,7 +40,7 @@ from bigmodel.keras.ops.node import (  # noqa: F401 - registry, graph node, erro
 )
 
 _MODULES = (core, numpy_elementwise, numpy_reduce, numpy_shape, numpy_linear, numpy_extra, nn,
-            convolution, math, linalg)
+            convolution, math, linalg, higher_order, einops_ops)
 
 # Every public function defined in those modules is a keras.ops name (several shadow builtins:
 # sum, max, min, abs, round, all, any, map, slice — as in Keras).

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import config
 from bigmodel.keras.ops.dtypes import as_float, convert_to_tensor, to_tensors
 from bigmodel.keras.ops.node import keras_op
@@ -207,3 +208,59 @@ def adaptive_max_pool(inputs: Any, output_size: Any, data_format: str | None = N
                       ) -> torch.Tensor:
     """Max pooling to a fixed ``output_size`` (window bounds as PyTorch's adaptive pools)."""
     return _adaptive("max", inputs, output_size, data_format)
+
+
+# ------------------------------------------------------------------------------ im2col / col2im
+def _pair_of(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if (len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair)
+            or min(pair) < minimum):
+        raise ConfigError(f"keras.ops.{op}: {name} must be an int >= {minimum} or a pair of "
+                          f"them; received {name}={value!r}")
+    return pair  # type: ignore[return-value]
+
+
+@keras_op()
+def unfold(x: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+           stride: Any = 1) -> torch.Tensor:
+    """Sliding ``(kH, kW)`` blocks of a channels-first ``(N, C, H, W)`` batch (im2col).
+
+    Returns:
+        ``(N, C * kH * kW, L)``, L the number of blocks (rows then columns).
+
+    Raises:
+        ShapeError: ``x`` not 4-D. ConfigError: a size that is not an int or a pair of ints.
+    """
+    x = as_float(x)
+    if x.dim() != 4:
+        raise ShapeError(f"keras.ops.unfold: x must be 4-D (N, C, H, W); received shape "
+                         f"{tuple(x.shape)}")
+    return F.unfold(x, _pair_of("unfold", "kernel_size", kernel_size, 1),
+                    dilation=_pair_of("unfold", "dilation", dilation, 1),
+                    padding=_pair_of("unfold", "padding", padding, 0),
+                    stride=_pair_of("unfold", "stride", stride, 1))
+
+
+@keras_op()
+def fold(x: Any, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+         stride: Any = 1) -> torch.Tensor:
+    """The inverse of :func:`unfold` (col2im): blocks summed back into ``(N, C, oH, oW)``.
+
+    Raises:
+        ShapeError: ``x`` not 3-D ``(N, C * kH * kW, L)`` or not matching the sizes.
+        ConfigError: a size that is not an int or a pair of ints.
+    """
+    x = as_float(x)
+    if x.dim() != 3:
+        raise ShapeError(f"keras.ops.fold: x must be 3-D (N, C * kH * kW, L); received shape "
+                         f"{tuple(x.shape)}")
+    sizes = dict(output_size=_pair_of("fold", "output_size", output_size, 1),
+                 kernel_size=_pair_of("fold", "kernel_size", kernel_size, 1),
+                 dilation=_pair_of("fold", "dilation", dilation, 1),
+                 padding=_pair_of("fold", "padding", padding, 0),
+                 stride=_pair_of("fold", "stride", stride, 1))
+    try:
+        return F.fold(x, **sizes)
+    except RuntimeError as error:
+        raise ShapeError(f"keras.ops.fold: x of shape {tuple(x.shape)} does not fit {sizes}: "
+                         f"{error}") from error

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from bigmodel.errors import ShapeError
 from bigmodel.keras.ops.dtypes import as_float
 from bigmodel.keras.ops.node import keras_op, unsupported
 from bigmodel.keras.ops.numpy_reduce import axes_of
@@ -32,6 +33,25 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> t
                                         keepdim=keepdims)
     raise ValueError(f"norm: ord={ord!r} needs a vector or a matrix; received axis={axis!r} on "
                      f"a tensor of rank {x.dim()}")
+
+
+@keras_op()
+def lu_factor(x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """LU factorization with partial pivoting, as ``scipy.linalg.lu_factor``.
+
+    Returns:
+        ``(lu, pivots)``: ``lu`` holds U and the unit-diagonal L below it; ``pivots`` (int32,
+        0-based) says row ``i`` was swapped with row ``pivots[i]``.
+
+    Raises:
+        ShapeError: ``x`` of rank < 2.
+    """
+    x = as_float(x)
+    if x.dim() < 2:
+        raise ShapeError(f"keras.ops.lu_factor: x must be a matrix (rank >= 2); received shape "
+                         f"{tuple(x.shape)}")
+    lu, pivots = torch.linalg.lu_factor(x)
+    return lu, (pivots - 1).to(torch.int32)  # torch numbers pivots from 1
 
 
 @keras_op()

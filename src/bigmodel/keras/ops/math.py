@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 
+from bigmodel.errors import ConfigError, InputTypeError
 from bigmodel.keras.ops.dtypes import as_float, convert_to_tensor
 from bigmodel.keras.ops.node import keras_op
 
@@ -157,3 +159,122 @@ def rfft(x: Any, fft_length: int | None = None) -> tuple[torch.Tensor, torch.Ten
 def irfft(x: Any, fft_length: int | None = None) -> torch.Tensor:
     """Inverse of :func:`rfft`: a real signal from a (real, imaginary) pair."""
     return torch.fft.irfft(_complex(x), n=fft_length)
+
+
+# ------------------------------------------------------------------------ short-time Fourier transform
+def _stft_window(op: str, window: Any, sequence_length: int, dtype: torch.dtype,
+                 device: torch.device) -> torch.Tensor | None:
+    if window is None:
+        return None
+    if isinstance(window, str):
+        makers = {"hann": torch.hann_window, "hamming": torch.hamming_window}
+        if window not in makers:
+            raise ConfigError(f"keras.ops.{op}: window must be 'hann', 'hamming', a tensor or "
+                              f"None; received window={window!r}")
+        return makers[window](sequence_length, periodic=True, dtype=dtype, device=device)
+    win = convert_to_tensor(window).to(dtype=dtype, device=device)
+    if win.dim() != 1 or win.shape[0] != sequence_length:
+        raise ConfigError(f"keras.ops.{op}: window must have shape (sequence_length,) = "
+                          f"({sequence_length},); received shape {tuple(win.shape)}")
+    return win
+
+
+def _check_stft_sizes(op: str, sequence_length: Any, sequence_stride: Any,
+                      fft_length: Any) -> None:
+    for name, value in (("sequence_length", sequence_length),
+                        ("sequence_stride", sequence_stride), ("fft_length", fft_length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"keras.ops.{op}: {name} must be a positive integer; received "
+                              f"{name}={value!r}")
+    if fft_length < sequence_length:
+        raise ConfigError(f"keras.ops.{op}: fft_length must be >= sequence_length; received "
+                          f"sequence_length={sequence_length}, fft_length={fft_length}")
+
+
+@keras_op()
+def stft(x: Any, sequence_length: int, sequence_stride: int, fft_length: int,
+         window: Any = "hann", center: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Short-time Fourier transform along the last axis of a float signal.
+
+    Args:
+        x: float32/float64 signal ``(..., samples)``.
+        sequence_length: frame (window) length; sequence_stride: hop between frames.
+        fft_length: FFT size (>= ``sequence_length``; the window is centred in it).
+        window: ``"hann"``, ``"hamming"`` (periodic), a ``(sequence_length,)`` tensor or None.
+        center: reflect-pad ``fft_length // 2`` samples on both sides so frame ``t`` is
+            centred at ``t * sequence_stride``.
+
+    Returns:
+        ``(real, imag)``, each ``(..., frames, fft_length // 2 + 1)``.
+
+    Raises:
+        InputTypeError: ``x`` not float32/float64. ConfigError: bad sizes or window.
+    """
+    _check_stft_sizes("stft", sequence_length, sequence_stride, fft_length)
+    x = convert_to_tensor(x)
+    if x.dtype not in (torch.float32, torch.float64):
+        raise InputTypeError(f"keras.ops.stft: x must be float32 or float64; received "
+                             f"{str(x.dtype).replace('torch.', '')}")
+    win = _stft_window("stft", window, sequence_length, x.dtype, x.device)
+    if win is None:
+        win = torch.ones(sequence_length, dtype=x.dtype, device=x.device)
+    *batch, samples = x.shape
+    spectrum = torch.stft(x.reshape(-1, samples), n_fft=fft_length, hop_length=sequence_stride,
+                          win_length=sequence_length, window=win, center=center,
+                          return_complex=True)  # (B, bins, frames)
+    spectrum = spectrum.reshape(*batch, *spectrum.shape[-2:]).transpose(-2, -1)
+    return _pair(spectrum)
+
+
+@keras_op()
+def istft(x: Any, sequence_length: int, sequence_stride: int, fft_length: int,
+          length: int | None = None, window: Any = "hann", center: bool = True) -> torch.Tensor:
+    """Inverse of :func:`stft` (same arguments): the signal from ``(real, imag)`` frames.
+
+    With ``sequence_length == fft_length``, ``center`` and a window, this is torch's ``istft``
+    (divided by the summed squared windows); otherwise, as Keras, each frame's inverse FFT is
+    multiplied by the window divided by the sum of the squared windows overlapping it
+    (TensorFlow's ``inverse_stft_window_fn``) and the frames are overlap-added.
+
+    Args:
+        x: ``(real, imag)``, each ``(..., frames, fft_length // 2 + 1)``.
+        length: the output length (cut or zero-padded); default: all samples.
+
+    Returns:
+        The signal ``(..., samples)``.
+
+    Raises:
+        ConfigError: bad sizes or window; ValueError: ``x`` not a (real, imag) pair.
+    """
+    _check_stft_sizes("istft", sequence_length, sequence_stride, fft_length)
+    spectrum = _complex(x)
+    if spectrum.dim() < 2:
+        raise ConfigError(f"keras.ops.istft: x must have rank >= 2 (frames, bins); received "
+                          f"shape {tuple(spectrum.shape)}")
+    dtype = spectrum.real.dtype
+    win = _stft_window("istft", window, sequence_length, dtype, spectrum.device)
+    *batch, frames, bins = spectrum.shape
+    flat = spectrum.reshape(-1, frames, bins)
+    if sequence_length == fft_length and center and win is not None:
+        out = torch.istft(flat.transpose(-2, -1), n_fft=fft_length, hop_length=sequence_stride,
+                          win_length=sequence_length, window=win, center=True, length=length)
+        return out.reshape(*batch, out.shape[-1])
+    frames_time = torch.fft.irfft(flat, n=fft_length)  # (B, frames, fft_length)
+    if win is not None:
+        left = (fft_length - sequence_length) // 2
+        win = F.pad(win, (left, fft_length - sequence_length - left))
+        # the squared windows that overlap each sample, summed over the hop's period
+        period = -(-fft_length // sequence_stride) * sequence_stride
+        squares = F.pad(win.square(), (0, period - fft_length)).reshape(-1, sequence_stride)
+        denominator = squares.sum(0).repeat(period // sequence_stride)[:fft_length]
+        frames_time = frames_time * (win / denominator)
+    total = fft_length + sequence_stride * (frames - 1)
+    signal = F.fold(frames_time.transpose(1, 2), output_size=(1, total),
+                    kernel_size=(1, fft_length), stride=(1, sequence_stride))[:, 0, 0]
+    start = fft_length // 2 if center else 0
+    if length is not None:
+        signal = signal[:, start:start + length]
+        signal = F.pad(signal, (0, length - signal.shape[-1]))
+    elif center:
+        signal = signal[:, start:total - fft_length // 2]
+    return signal.reshape(*batch, signal.shape[-1])

@@ -12,6 +12,7 @@ from bigmodel.keras.ops import (
     numpy_shape,
 )
 from bigmodel.keras.ops.core import ndim, size  # noqa: F401 - keras.ops.numpy names too
+from bigmodel.keras.ops.higher_order import vectorize  # noqa: F401 - keras.ops.numpy name too
 from bigmodel.keras.ops.linalg import slogdet  # noqa: F401 - keras.ops.numpy name too
 from bigmodel.keras.ops.node import unsupported
 
