@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bigmodel import keras
-from bigmodel.errors import ConfigError, InputTypeError, ShapeError
+from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError, ShapeError
 from bigmodel.keras import ops
 
 RNG = np.random.default_rng(0)
@@ -138,6 +138,10 @@ def test_symbolic_inputs_get_keras_output_shapes():
     model = keras.Model(images, flat)
     np.testing.assert_array_equal(model.predict(IMAGES, verbose=0),
                                   IMAGES.transpose(0, 2, 3, 1).reshape(2, 42, 3))
+    with pytest.raises(NotSupportedError, match="associative_scan on a symbolic KerasTensor"):
+        ops.associative_scan(lambda a, b: a + b, audio)
+    with pytest.raises(NotSupportedError, match="vectorize on a symbolic KerasTensor"):
+        ops.vectorize(lambda a: a * 2)(audio)
     square = keras.Input((4, 4))
     lu, pivots = ops.lu_factor(square)
     assert tuple(lu.shape) == (None, 4, 4) and tuple(pivots.shape) == (None, 4)

@@ -13,9 +13,16 @@ from typing import Any
 
 import torch
 
-from bigmodel.errors import ConfigError, InputTypeError, ShapeError
+from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError, ShapeError
 from bigmodel.keras import tree
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.ops.dtypes import convert_to_tensor
+
+
+def _eager_only(op: str, values: list[Any]) -> None:
+    if any(isinstance(v, KerasTensor) for v in values):
+        raise NotSupportedError(f"keras.ops.{op} on a symbolic KerasTensor is not supported: use "
+                                "it inside a layer's call(). See docs/keras.md")
 
 
 def associative_scan(f: Callable[[Any, Any], Any], elems: Any, reverse: bool = False,
@@ -38,10 +45,12 @@ def associative_scan(f: Callable[[Any, Any], Any], elems: Any, reverse: bool = F
 
     Raises:
         InputTypeError: ``f`` not callable. ShapeError: leaves of different sizes along ``axis``.
+        NotSupportedError: symbolic (KerasTensor) elems.
     """
     if not callable(f):
         raise InputTypeError(f"keras.ops.associative_scan: f must be callable; received "
                              f"{type(f).__name__}")
+    _eager_only("associative_scan", tree.flatten(elems))
     leaves = [convert_to_tensor(leaf) for leaf in tree.flatten(elems)]
     if not leaves:
         raise ShapeError("keras.ops.associative_scan: elems holds no tensor")
@@ -121,6 +130,7 @@ def vectorize(pyfunc: Callable[..., Any], *, excluded: Any = None,
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         mapped_positions = [i for i in range(len(args)) if i not in excluded]
         mapped_names = [k for k in kwargs if k not in excluded]
+        _eager_only("vectorize", [*args, *kwargs.values()])
         tensors = [convert_to_tensor(args[i]) for i in mapped_positions]
         tensors += [convert_to_tensor(kwargs[k]) for k in mapped_names]
         in_core = core[0] if core else [()] * len(tensors)
