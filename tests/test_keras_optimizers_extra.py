@@ -1,0 +1,154 @@
+"""Adadelta, Adafactor, Ftrl, Lamb, Lion, Muon and ScheduleFreeAdamW: the same weights as real Keras 3
+(torch backend) after 5 steps on the same gradients, Keras's get_config keys and defaults, string
+names in compile, a weight stored in torch's layout, and bad arguments."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from bigmodel import keras
+from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.keras import layers, optimizers
+from bigmodel.keras.variables import Variable
+
+RNG = np.random.default_rng(11)
+SHAPES = ((3, 4), (5,), (2, 3, 4))
+
+
+def real_keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    real = pytest.importorskip("keras")
+    if real.backend.backend() != "torch":  # pragma: no cover
+        pytest.skip("real Keras runs on another backend")
+    return real
+
+
+def run_both(real, name, kwargs, steps=5, shapes=SHAPES):
+    w0 = [RNG.standard_normal(s).astype("float32") for s in shapes]
+    grads = [[RNG.standard_normal(s).astype("float32") for s in shapes] for _ in range(steps)]
+    theirs_vars = [real.Variable(w, name=f"v{i}") for i, w in enumerate(w0)]
+    theirs = getattr(real.optimizers, name)(**kwargs)
+    ours_vars = [Variable(torch.tensor(w), requires_grad=True, name=f"v{i}")
+                 for i, w in enumerate(w0)]
+    ours = getattr(optimizers, name)(**kwargs)
+    for g in grads:
+        theirs.apply([real.ops.convert_to_tensor(x) for x in g], theirs_vars)
+        ours.apply([torch.tensor(x) for x in g], ours_vars)
+    return ([np.asarray(v.value.detach().cpu()) for v in theirs_vars],
+            [v.detach().numpy() for v in ours_vars], theirs, ours, w0, grads)
+
+
+CASES = [
+    ("Adadelta", dict(learning_rate=0.5)), ("Adadelta", dict(learning_rate=0.5, rho=0.8,
+                                                             weight_decay=0.1)),
+    ("Lion", dict(learning_rate=0.01)), ("Lion", dict(learning_rate=0.01, beta_1=0.8,
+                                                      weight_decay=0.05)),
+    ("Lamb", dict(learning_rate=0.01)), ("Lamb", dict(learning_rate=0.01, weight_decay=0.1)),
+    ("Ftrl", dict(learning_rate=0.1)),
+    ("Ftrl", dict(learning_rate=0.1, l1_regularization_strength=0.01,
+                  l2_regularization_strength=0.02, l2_shrinkage_regularization_strength=0.03,
+                  beta=0.1, learning_rate_power=-0.7)),
+    ("Adafactor", dict(learning_rate=0.1)),
+    ("Adafactor", dict(learning_rate=0.1, relative_step=False, clip_threshold=0.5)),
+    ("Muon", dict(learning_rate=0.01)),
+    ("Muon", dict(learning_rate=0.01, exclude_layers=["v0"], nesterov=False, rms_rate=None)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", CASES)
+def test_same_weights_as_real_keras_after_five_steps(name, kwargs):
+    real = real_keras()
+    theirs, ours, their_opt, our_opt, _, _ = run_both(real, name, kwargs)
+    for a, b in zip(theirs, ours):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert our_opt.iterations == int(their_opt.iterations) == 5
+    their_config, our_config = their_opt.get_config(), our_opt.get_config()
+    their_config.pop("name"), our_config.pop("name")
+    assert set(our_config) <= set(their_config)
+    for key, value in our_config.items():
+        assert value == pytest.approx(their_config[key], rel=1e-6) if isinstance(
+            value, float) else value == their_config[key], key
+    assert getattr(real.optimizers, name)().name.startswith(getattr(optimizers, name)().name)
+
+
+def _schedule_free_reference(w, grads, alias, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+    """Keras's ScheduleFreeAdamW equations in NumPy; ``alias`` reads z after its update where
+    the rule reads it before (what Keras 3.15's torch backend does)."""
+    y, z, v = w.astype(np.float64), w.astype(np.float64).copy(), np.zeros_like(w, np.float64)
+    for t, g in enumerate(grads, start=1):
+        z_old = z.copy()
+        v = b2 * v + (1 - b2) * g * g
+        z = z - lr * g / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        x_old = (y - (1 - b1) * (z if alias else z_old)) / b1
+        x = (1 - 1 / t) * x_old + z / t
+        y = (1 - b1) * z + b1 * x
+    return y
+
+
+def test_schedule_free_adamw_follows_the_rule_and_keras_torch_reads_z_late():
+    real = real_keras()
+    theirs, ours, _, our_opt, w0, grads = run_both(real, "ScheduleFreeAdamW",
+                                                   dict(learning_rate=0.01), shapes=((3, 4),))
+    np.testing.assert_allclose(ours[0], _schedule_free_reference(w0[0], [g[0] for g in grads],
+                                                                 alias=False), rtol=1e-5,
+                               atol=1e-6)
+    # the documented difference: real Keras on torch follows the aliased reading
+    np.testing.assert_allclose(theirs[0], _schedule_free_reference(
+        w0[0], [g[0] for g in grads], alias=True), rtol=1e-5, atol=1e-6)
+    theirs, ours, *_ = run_both(real, "ScheduleFreeAdamW",
+                                dict(learning_rate=0.01, warmup_steps=3, weight_decay=0.01),
+                                steps=1)
+    for a, b in zip(theirs, ours):  # one step: both readings agree, warm-up and decay included
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert our_opt.get_config()["warmup_steps"] == 0
+
+
+def test_adafactor_factors_keras_layout_of_a_weight_stored_for_torch():
+    real = real_keras()
+    perm = (3, 2, 0, 1)  # a conv kernel: Keras (h, w, in, out) stored as torch (out, in, h, w)
+    w0 = RNG.standard_normal((2, 3, 4, 5)).astype("float32")
+    grads = [RNG.standard_normal((2, 3, 4, 5)).astype("float32") for _ in range(3)]
+    theirs_var = real.Variable(w0)
+    theirs = real.optimizers.Adafactor(learning_rate=0.1)
+    ours_var = Variable(torch.tensor(w0).permute(*perm).contiguous(), requires_grad=True)
+    ours_var._set_torch_layout(perm)
+    ours = optimizers.Adafactor(learning_rate=0.1)
+    for g in grads:
+        theirs.apply([real.ops.convert_to_tensor(g)], [theirs_var])
+        ours.apply([torch.tensor(g).permute(*perm)], [ours_var])
+    np.testing.assert_allclose(ours_var.detach().permute(2, 3, 1, 0).numpy(),
+                               np.asarray(theirs_var.value.detach().cpu()), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["lion", "adadelta", "Adafactor", "ftrl", "lamb", "muon",
+                                  "schedulefreeadamw"])
+def test_string_names_train_in_compile(name):
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((64, 4)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5], [1.5]], dtype="float32")
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(8), layers.Dense(1)])
+    optimizer = optimizers.get(name)
+    optimizer.learning_rate = {"adadelta": 10.0, "Adafactor": 0.1, "ftrl": 0.5,
+                               "muon": 0.05}.get(name, 0.02)
+    model.compile(optimizer=optimizer, loss="mse")
+    history = model.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < 0.7 * history.history["loss"][0], name
+    spec = optimizers.serialize(model.optimizer)
+    assert optimizers.deserialize(spec).get_config() == model.optimizer.get_config()
+
+
+def test_bad_arguments_raise_config_errors():
+    with pytest.raises(ConfigError, match="beta_1"):
+        optimizers.Lion(beta_1=0.0)
+    with pytest.raises(ConfigError, match="learning_rate_power"):
+        optimizers.Ftrl(learning_rate_power=0.5)
+    with pytest.raises(ConfigError, match="initial_accumulator_value"):
+        optimizers.Ftrl(initial_accumulator_value=-1.0)
+    with pytest.raises(ConfigError, match="Unrecognized keyword"):
+        optimizers.Lamb(beta3=0.1)
+    with pytest.raises(UnknownNameError, match="lion"):
+        optimizers.get("lionn")
