@@ -21,10 +21,11 @@ from bigmodel.keras.layers.layer_registry import (
     snake_case,
     unique_name,
 )
-from bigmodel.keras.layers.symbolic import KerasTensor
+from bigmodel.keras.layers.symbolic import KerasTensor, fill_slots
 from bigmodel.keras.model import Model
 from bigmodel.keras.model_classes import register_model_class
 from bigmodel.keras.model_inputs import standardize_inputs
+from bigmodel.keras.ops.node import decode_argument, encode_argument
 from bigmodel.keras.ops.operators import install_operators
 
 __all__ = ["Functional", "Input"]
@@ -200,8 +201,19 @@ class Functional(Model):
                 values[id(node)] = shared[id(node.call)][node.output_index]
                 continue
             args = [values[id(p)] for p in node.parents]
-            arg = args[0] if len(args) == 1 else args
             mode = training if node.call_training is None else node.call_training
+            extra = node.call_extra
+            if extra is not None:  # layer(x, y, factor=2.0): the call's other arguments
+                count = extra[0]
+                arg = args[0] if count == 1 else args[:count]
+                result = node.layer(arg, *fill_slots(extra[1], args[count:]), training=mode,
+                                    **fill_slots(extra[2], args[count:]))
+                if node.output_index is not None:
+                    shared[id(node.call)] = result
+                    result = result[node.output_index]
+                values[id(node)] = result
+                continue
+            arg = args[0] if len(args) == 1 else args
             if node is final and node.output_index is None:
                 values[id(node)] = self._call_last(node.layer, arg, mode)
             else:
@@ -224,8 +236,15 @@ class Functional(Model):
             entry = [index, [ref[id(p)] for p in node.parents]]
             if node.output_index is not None:
                 entry.append(node.output_index)
+            call: dict[str, Any] = {}
             if node.call_training is not None:
-                entry.append({"training": node.call_training})
+                call["training"] = node.call_training
+            if node.call_extra is not None:
+                count, extra_args, extra_kwargs = node.call_extra
+                call.update(inputs=count, args=encode_argument(list(extra_args)),
+                            kwargs=encode_argument(dict(extra_kwargs)))
+            if call:
+                entry.append(call)
             nodes.append(entry)
             ref[id(node)] = ["node", j]
         return {
@@ -258,15 +277,19 @@ class Functional(Model):
         for layer_index, parents, *rest in config["nodes"]:
             args = [resolve(p) for p in parents]
             output_index = [r for r in rest if isinstance(r, int)]
-            call_kwargs = next((r for r in rest if isinstance(r, dict)), {})
+            call_kwargs = dict(next((r for r in rest if isinstance(r, dict)), {}))
+            count = int(call_kwargs.pop("inputs", len(args)))
+            extra_args = fill_slots(decode_argument(call_kwargs.pop("args", [])), args[count:])
+            if "kwargs" in call_kwargs:
+                call_kwargs.update(fill_slots(decode_argument(call_kwargs.pop("kwargs")),
+                                              args[count:]))
+            main = args[0] if count == 1 else args[:count]
             if not output_index:
-                made.append(layers[layer_index](args[0] if len(args) == 1 else args,
-                                                **call_kwargs))
+                made.append(layers[layer_index](main, *extra_args, **call_kwargs))
                 continue
             key = repr((layer_index, parents))
             if key not in calls:
-                calls[key] = layers[layer_index](args[0] if len(args) == 1 else args,
-                                                 **call_kwargs)
+                calls[key] = layers[layer_index](main, *extra_args, **call_kwargs)
             made.append(calls[key][output_index[0]])
         outputs = [resolve(r) for r in config["outputs"]]
         if config.get("input_keys"):

@@ -22,6 +22,7 @@ from torch import nn
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError
 from bigmodel.keras.layers import tracking
 from bigmodel.keras.layers.call_signature import call_signature
+from bigmodel.keras.layers.input_spec import InputSpec, assert_input_compatibility
 from bigmodel.keras.layers.layer_registry import (
     LAYER_CLASSES,
     snake_case,
@@ -33,11 +34,13 @@ from bigmodel.keras.layers.symbolic import (
     KerasTensor,
     Shape,
     checked_shape,
+    fill_slots,
     flatten_symbolic,
     get_keras_mask,
     is_shape_list,
     is_symbolic_shape_unknown,
     set_keras_mask,
+    template_slots,
 )
 
 _CONTAINER_TYPES = (list, tuple, dict, tracking.TrackedList, tracking.TrackedDict)
@@ -69,6 +72,9 @@ class Layer(LayerState, nn.Module):
     #: sets ``supports_masking = True``; one that makes or changes a mask overrides
     #: :meth:`compute_mask`; one that uses the mask declares ``call(self, inputs, ..., mask=None)``.
     supports_masking: bool = False
+    # Set by the ``input_spec`` setter: a class-level False keeps calls without a spec free of
+    # any extra check (tests/test_keras_call_overhead.py counts the calls per batch).
+    _has_input_spec: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -78,8 +84,11 @@ class Layer(LayerState, nn.Module):
                  input_shape: Sequence[int | None] | None = None,
                  batch_input_shape: Sequence[int | None] | None = None,
                  input_dim: int | None = None, activity_regularizer: Any = None,
-                 **kwargs: Any):
+                 autocast: bool = True, **kwargs: Any):
         super().__init__()
+        # Keras 3's flag for casting inputs to a mixed policy's compute dtype; here torch.autocast
+        # (the engine's precision) casts inside the ops, so it is kept for configs only.
+        self.autocast = bool(autocast)
         # Keras 3: a layer or model called without ``training=`` (and outside a call that gave
         # one) runs in inference mode; fit switches to training mode for its duration only.
         # (torch modules start in training mode; ``train()`` / ``eval()`` still set the mode.)
@@ -231,6 +240,23 @@ class Layer(LayerState, nn.Module):
         auto.discard(old)
         return True
 
+    @property
+    def input_spec(self) -> Any:
+        """``keras.InputSpec`` (or a list, one per input) checked on every call; None: none."""
+        return self.__dict__.get("_input_spec")
+
+    @input_spec.setter
+    def input_spec(self, value: Any) -> None:
+        specs = value if isinstance(value, (list, tuple)) else [value]
+        if value is not None and not all(s is None or isinstance(s, InputSpec) for s in specs):
+            raise ConfigError(f"Layer '{self.name}': `input_spec` must be a keras.InputSpec, a "
+                              f"list of them, or None; received {value!r}")
+        self.__dict__["_input_spec"] = value
+        self.__dict__["_has_input_spec"] = bool(value)
+
+    def _assert_input_spec(self, inputs: Any) -> None:
+        assert_input_compatibility(self.__dict__.get("_input_spec"), inputs, self.name)
+
     # ----------------------------------------------------------------------------- build / call
     def build(self, input_shape: Shape) -> None:
         self.built = True
@@ -308,6 +334,8 @@ class Layer(LayerState, nn.Module):
                                          f"received only keyword arguments {sorted(kwargs)}")
                 args = (kwargs.pop(key),)
             if args and flatten_symbolic(args[0]):
+                if len(args) > 1:  # layer(x, y): the arguments after the inputs are replayed
+                    return self._call_symbolic(args[0], *args[1:], **kwargs)
                 return self._call_symbolic(args[0], **kwargs)
         if _CALL_DEPTH[0] == 0 and LOSS_LAYERS:
             self._clear_added_losses()  # an outermost call starts: add_loss values start afresh
@@ -331,14 +359,21 @@ class Layer(LayerState, nn.Module):
                 and cls.compute_output_shape is Layer.compute_output_shape
                 and cls.call is not Layer.call)
 
-    def _shape_by_running(self, shape: Any) -> Any:
+    def _shape_by_running(self, shape: Any, extra: tuple | None = None,
+                          extra_shapes: list | None = None) -> Any:
         """Output shape of ``call`` on zeros of ``shape``; a ``None`` axis stays ``None`` when the
-        output's size changes with it (two runs with different sizes)."""
+        output's size changes with it (two runs with different sizes). ``extra``: the call's
+        other arguments (``KerasTensor.call_extra``), their tensors zeros of ``extra_shapes``."""
         def run(fill: int) -> Any:
             def zeros(one: Any) -> torch.Tensor:
                 return torch.zeros([1 if i == 0 else fill if d is None else int(d)
                                     for i, d in enumerate(one)])
             x = [zeros(t) for t in shape] if is_shape_list(shape) else zeros(shape)
+            more: list = []
+            named: dict = {}
+            if extra is not None:
+                tensors = [zeros(t) for t in extra_shapes or ()]
+                more, named = fill_slots(list(extra[1]), tensors), fill_slots(dict(extra[2]), tensors)
             was_training = self.training
             # Losses this trial run adds (add_loss) are dropped again afterwards.
             counts = {id(m): len(m.__dict__.get("_added_losses", ())) for m in self.modules()}
@@ -346,7 +381,7 @@ class Layer(LayerState, nn.Module):
             try:
                 with torch.no_grad():
                     try:
-                        out = self.forward(x, training=False)
+                        out = self.forward(x, *more, training=False, **named)
                     except Exception:
                         # A call that needs the mask its input carries in the graph (the masking
                         # guide's TemporalSoftmax asserts one): try again with an all-True mask,
@@ -355,7 +390,7 @@ class Layer(LayerState, nn.Module):
                             raise
                         mask = torch.ones(x.shape[:-1] if x.dim() >= 3 else x.shape,
                                           dtype=torch.bool)
-                        out = self.forward(x, training=False, mask=mask)
+                        out = self.forward(x, *more, training=False, mask=mask, **named)
             finally:
                 self.train(was_training)
                 for module in self.modules():
@@ -367,7 +402,7 @@ class Layer(LayerState, nn.Module):
             return tuple(out.shape)
 
         key = repr(shape)
-        cache = self.__dict__.setdefault("_shape_cache", {})
+        cache = self.__dict__.setdefault("_shape_cache", {}) if extra is None else {}
         if key in cache:
             return cache[key]
         first = run(3)
@@ -382,7 +417,9 @@ class Layer(LayerState, nn.Module):
         cache[key] = result
         return result
 
-    def _call_symbolic(self, inputs: Any, **kwargs: Any) -> KerasTensor:
+    def _call_symbolic(self, inputs: Any, *args: Any, **kwargs: Any) -> KerasTensor:
+        if self._has_input_spec:
+            self._assert_input_spec(inputs)
         shape = inputs.shape if isinstance(inputs, KerasTensor) else [t.shape for t in inputs]
         if isinstance(inputs, KerasTensor):
             self._maybe_build(shape)
@@ -390,8 +427,20 @@ class Layer(LayerState, nn.Module):
         elif not self.built:
             self.build(shape)
             self.built = True
-        out_shape = self.compute_output_shape(shape)
         parents = flatten_symbolic(inputs)
+        # Keras replays every argument of a functional call (``layer(x, y, factor=2.0)``); masks
+        # travel on the tensors, and ``training`` is kept apart (it pins the call's mode).
+        extra_kwargs = {k: v for k, v in kwargs.items() if k not in ("training", "mask")}
+        extra = None
+        if args or extra_kwargs:
+            found: list[KerasTensor] = []
+            extra = (len(parents), template_slots(list(args), found),
+                     template_slots(extra_kwargs, found))
+            parents = parents + found
+        if extra is not None and self._runs_call_for_shape():
+            out_shape = self._shape_by_running(shape, extra, [t.shape for t in parents[extra[0]:]])
+        else:
+            out_shape = self.compute_output_shape(shape)
         if is_shape_list(out_shape):  # several outputs: one KerasTensor each, one shared call
             call = object()
             outputs = [KerasTensor(part, layer=self, parents=parents, name=self.name,
@@ -404,6 +453,7 @@ class Layer(LayerState, nn.Module):
         training = kwargs.get("training")
         for output in outputs:
             output.call_training = None if training is None else bool(training)
+            output.call_extra = extra
         result = outputs if is_shape_list(out_shape) else outputs[0]
         if "_first_call" not in self.__dict__:  # Keras's node 0: what layer.input/.output read
             self.__dict__["_first_call"] = CallRecord(inputs, result)
@@ -427,9 +477,11 @@ class Layer(LayerState, nn.Module):
                                  f"input (keras.Input) and thus has no defined {what}")
         return record
 
-    def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+    def forward(self, inputs: Any, *args: Any, training: bool | None = None, **kwargs: Any) -> Any:
         if isinstance(inputs, np.ndarray):
             inputs = torch.as_tensor(inputs)
+        if self._has_input_spec:
+            self._assert_input_spec(inputs)
         if isinstance(inputs, torch.Tensor):
             if not self.built:
                 self._maybe_build((None, *inputs.shape[1:]) if inputs.dim() else (), inputs.device)
@@ -455,11 +507,13 @@ class Layer(LayerState, nn.Module):
         mask = kwargs.pop("mask") if "mask" in kwargs else get_keras_mask(inputs)
         # Keras passes ``training``/``mask`` only to a ``call`` that declares them.
         signature = call_signature(type(self))
-        if signature.mask:
+        # ``layer(a, b)``: arguments after the inputs fill call's next parameters, as in Keras
+        filled = signature.positional[:len(args)] if args else ()
+        if signature.mask and "mask" not in filled:
             kwargs["mask"] = mask
-        if signature.training:
+        if signature.training and "training" not in filled:
             kwargs["training"] = training
-        outputs = self.call(inputs, **kwargs)
+        outputs = self.call(inputs, *args, **kwargs)
         if self.activity_regularizer is not None and isinstance(outputs, torch.Tensor):
             # Keras divides the activity penalty by the batch size.
             self._activity_loss = self.activity_regularizer(outputs) / outputs.shape[0]

@@ -12,7 +12,7 @@ class CallSignature:
     """What ``call`` accepts (Keras inspects it once per class): ``training``, ``mask``, and the
     name of its first argument (for ``layer(inputs=x)`` / ``layer(x=x)`` keyword calls)."""
 
-    __slots__ = ("first", "mask", "training")
+    __slots__ = ("first", "mask", "positional", "training")
 
     def __init__(self, fn: Callable) -> None:
         import inspect
@@ -24,6 +24,8 @@ class CallSignature:
         self.mask = "mask" in names
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         self.first = positional[0].name if positional else None
+        # names of the arguments after the first that a positional call fills (``layer(a, b)``)
+        self.positional = tuple(p.name for p in positional[1:])
 
 
 _CALL_SIGNATURES: dict[type, CallSignature] = {}

@@ -12,8 +12,9 @@ import torch
 
 from bigmodel.errors import ConfigError
 
-__all__ = ["CallRecord", "KerasTensor", "Shape", "checked_shape", "flatten_symbolic",
-           "get_keras_mask", "is_shape_list", "is_symbolic_shape_unknown", "set_keras_mask"]
+__all__ = ["CallRecord", "KerasTensor", "Shape", "Slot", "checked_shape", "fill_slots",
+           "flatten_symbolic", "get_keras_mask", "has_symbolic", "is_shape_list",
+           "is_symbolic_shape_unknown", "set_keras_mask", "template_slots"]
 
 Shape = tuple  # (batch, ...) with None for unknown sizes
 
@@ -22,6 +23,10 @@ class KerasTensor:
     """A symbolic tensor of the functional API: a shape, and the layer call that produced it."""
 
     call_training: bool | None = None  # ``training=`` given explicitly at the symbolic call
+    # Other arguments of the symbolic call (``layer(x, y, factor=2.0)``), replayed by the model:
+    # ``(number of parents that are the inputs, args, kwargs)`` with a ``Slot`` for each tensor
+    # among them (those tensors are the parents after the inputs); ``None`` when there were none.
+    call_extra: tuple[int, tuple, dict] | None = None
 
     def __init__(self, shape: Shape, dtype: str = "float32", layer: Any = None,
                  parents: Sequence[KerasTensor] = (), name: str | None = None,
@@ -112,6 +117,49 @@ def checked_shape(shape: Any, argument: str, where: str, batch: bool = False) ->
                               f"None{' (the batch axis)' if batch else ''}; received "
                               f"{argument}={tuple(shape)!r}")
     return tuple(None if size is None else int(size) for size in shape)
+
+
+class Slot:
+    """Where the i-th symbolic input goes in an op's arguments."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def has_symbolic(value: Any) -> bool:
+    if isinstance(value, KerasTensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(has_symbolic(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_symbolic(v) for v in value.values())
+    return False
+
+
+def template_slots(value: Any, found: list[KerasTensor]) -> Any:
+    """Replace each KerasTensor in nested args by a ``Slot`` and collect them in ``found``."""
+    if isinstance(value, KerasTensor):
+        found.append(value)
+        return Slot(len(found) - 1)
+    if isinstance(value, list):
+        return [template_slots(v, found) for v in value]
+    if isinstance(value, tuple):
+        return tuple(template_slots(v, found) for v in value)
+    if isinstance(value, dict):
+        return {k: template_slots(v, found) for k, v in value.items()}
+    return value
+
+
+def fill_slots(value: Any, tensors: list[Any]) -> Any:
+    if isinstance(value, Slot):
+        return tensors[value.index]
+    if isinstance(value, list):
+        return [fill_slots(v, tensors) for v in value]
+    if isinstance(value, tuple):
+        return tuple(fill_slots(v, tensors) for v in value)
+    if isinstance(value, dict):
+        return {k: fill_slots(v, tensors) for k, v in value.items()}
+    return value
 
 
 def flatten_symbolic(args: Any) -> list[KerasTensor]:

@@ -21,7 +21,13 @@ from bigmodel.errors import ConfigError, NotSupportedError, ShapeError, UnknownN
 from bigmodel.keras.config import UnsupportedAPIError, unsupported_attribute
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.layer_registry import unique_name
-from bigmodel.keras.layers.symbolic import KerasTensor
+from bigmodel.keras.layers.symbolic import (
+    KerasTensor,
+    Slot,
+    fill_slots,
+    has_symbolic,
+    template_slots,
+)
 from bigmodel.keras.ops.dtypes import TORCH_DTYPES, standardize_dtype
 
 #: public op name -> the undecorated function (what an OpLayer calls, and what from_config finds)
@@ -39,63 +45,20 @@ def unsupported(namespace: str, name: str) -> Exception:
                                  "meanwhile", error=UnsupportedOpError)
 
 
-class _Slot:
-    """Where the i-th symbolic input goes in an op's arguments."""
-
-    def __init__(self, index: int):
-        self.index = index
-
-
-def _has_symbolic(value: Any) -> bool:
-    if isinstance(value, KerasTensor):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(_has_symbolic(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_symbolic(v) for v in value.values())
-    return False
-
-
-def _template(value: Any, found: list[KerasTensor]) -> Any:
-    """Replace each KerasTensor in nested args by a ``_Slot`` and collect them in ``found``."""
-    if isinstance(value, KerasTensor):
-        found.append(value)
-        return _Slot(len(found) - 1)
-    if isinstance(value, list):
-        return [_template(v, found) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_template(v, found) for v in value)
-    if isinstance(value, dict):
-        return {k: _template(v, found) for k, v in value.items()}
-    return value
-
-
-def fill_slots(value: Any, tensors: list[Any]) -> Any:
-    if isinstance(value, _Slot):
-        return tensors[value.index]
-    if isinstance(value, list):
-        return [fill_slots(v, tensors) for v in value]
-    if isinstance(value, tuple):
-        return tuple(fill_slots(v, tensors) for v in value)
-    if isinstance(value, dict):
-        return {k: fill_slots(v, tensors) for k, v in value.items()}
-    return value
-
-
-def _encode(value: Any) -> Any:
+def encode_argument(value: Any) -> Any:
     """JSON form of an op's static arguments (for ``get_config``)."""
-    if isinstance(value, _Slot):
+    if isinstance(value, Slot):
         return {"__tensor__": value.index}
     if isinstance(value, slice):
-        return {"__slice__": [_encode(value.start), _encode(value.stop), _encode(value.step)]}
+        return {"__slice__": [encode_argument(value.start), encode_argument(value.stop), encode_argument(value.step)]}
     if value is Ellipsis:
         return {"__ellipsis__": True}
     if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v) for v in value]}
+        return {"__tuple__": [encode_argument(v) for v in value]}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [encode_argument(v) for v in value]
     if isinstance(value, dict):
-        return {"__dict__": {k: _encode(v) for k, v in value.items()}}
+        return {"__dict__": {k: encode_argument(v) for k, v in value.items()}}
     if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
         return {"__array__": array.tolist(), "dtype": standardize_dtype(array.dtype)}
@@ -107,21 +70,21 @@ def _encode(value: Any) -> Any:
                             "saved in a model config. See docs/keras.md")
 
 
-def _decode(value: Any) -> Any:
+def decode_argument(value: Any) -> Any:
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [decode_argument(v) for v in value]
     if not isinstance(value, dict):
         return value
     if "__tensor__" in value:
-        return _Slot(int(value["__tensor__"]))
+        return Slot(int(value["__tensor__"]))
     if "__slice__" in value:
-        return slice(*(_decode(v) for v in value["__slice__"]))
+        return slice(*(decode_argument(v) for v in value["__slice__"]))
     if "__ellipsis__" in value:
         return Ellipsis
     if "__tuple__" in value:
-        return tuple(_decode(v) for v in value["__tuple__"])
+        return tuple(decode_argument(v) for v in value["__tuple__"])
     if "__dict__" in value:
-        return {k: _decode(v) for k, v in value["__dict__"].items()}
+        return {k: decode_argument(v) for k, v in value["__dict__"].items()}
     if "__array__" in value:
         return np.asarray(value["__array__"], dtype=value["dtype"])
     raise ConfigError(f"Unknown encoded op argument {value!r}")
@@ -157,16 +120,16 @@ class OpLayer(Layer):
         self.num_inputs = _count_slots((self.op_args, self.op_kwargs))
         # Hot path: where every symbolic input is a top-level argument, fill slots by position.
         self._fn = OPS[op]
-        self._flat = all(not _count_slots(v) or isinstance(v, _Slot)
+        self._flat = all(not _count_slots(v) or isinstance(v, Slot)
                          for v in (*self.op_args, *self.op_kwargs.values()))
-        self._arg_slots = [(i, v.index) for i, v in enumerate(self.op_args) if isinstance(v, _Slot)]
+        self._arg_slots = [(i, v.index) for i, v in enumerate(self.op_args) if isinstance(v, Slot)]
 
     def _run(self, tensors: list[Any]) -> Any:
         if self._flat:
             args = list(self.op_args)
             for position, index in self._arg_slots:
                 args[position] = tensors[index]
-            kwargs = {k: tensors[v.index] if isinstance(v, _Slot) else v
+            kwargs = {k: tensors[v.index] if isinstance(v, Slot) else v
                       for k, v in self.op_kwargs.items()}
             return self._fn(*args, **kwargs)
         return self._fn(*fill_slots(self.op_args, tensors), **fill_slots(self.op_kwargs, tensors))
@@ -180,7 +143,7 @@ class OpLayer(Layer):
         return self._run(self._tensor_list(inputs))
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        if _has_symbolic(inputs):
+        if has_symbolic(inputs):
             return self._call_symbolic(inputs, **kwargs)
         # No weights, shapes or masks to check: skip the Layer/Module call bookkeeping, which
         # costs more than the op itself on small tensors.
@@ -230,18 +193,18 @@ class OpLayer(Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(op=self.op, args=_encode(list(self.op_args)), kwargs=_encode(self.op_kwargs))
+        config.update(op=self.op, args=encode_argument(list(self.op_args)), kwargs=encode_argument(self.op_kwargs))
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OpLayer:
         config = dict(config)
         op, args, kwargs = config.pop("op"), config.pop("args", []), config.pop("kwargs", {})
-        return cls(op, _decode(args), _decode(kwargs) if kwargs else {}, **config)
+        return cls(op, decode_argument(args), decode_argument(kwargs) if kwargs else {}, **config)
 
 
 def _count_slots(value: Any) -> int:
-    if isinstance(value, _Slot):
+    if isinstance(value, Slot):
         return 1
     if isinstance(value, (list, tuple)):
         return sum(_count_slots(v) for v in value)
@@ -258,8 +221,8 @@ def _fake(kt: KerasTensor, unknown: int) -> torch.Tensor:
 def symbolic_call(name: str, args: tuple, kwargs: dict) -> Any:
     """Record op ``name`` applied to ``args``/``kwargs`` (holding KerasTensors) as a graph node."""
     parents: list[KerasTensor] = []
-    template_args = _template(tuple(args), parents)
-    template_kwargs = _template(dict(kwargs), parents)
+    template_args = template_slots(tuple(args), parents)
+    template_kwargs = template_slots(dict(kwargs), parents)
     return OpLayer(name, template_args, template_kwargs).symbolic(parents)
 
 
@@ -272,7 +235,7 @@ def keras_op(name: str | None = None) -> Callable[[Callable[..., Any]], Callable
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _has_symbolic(args) or _has_symbolic(kwargs):
+            if has_symbolic(args) or has_symbolic(kwargs):
                 return symbolic_call(op_name, args, kwargs)
             return fn(*args, **kwargs)
 
