@@ -1,4 +1,5 @@
-"""``keras.ops.image``: resizing and simple colour conversion of channels-last image batches."""
+"""``keras.ops.image``: resizing, colour conversion, patches; the geometry ops (warps, crops, pads,
+``map_coordinates``) live in :mod:`.image_geometry`, the filters and HSV in :mod:`.image_filters`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,23 @@ from bigmodel.errors import NotSupportedError
 from bigmodel.keras import config
 from bigmodel.keras.ops.convolution import same_padding
 from bigmodel.keras.ops.dtypes import as_float
+from bigmodel.keras.ops.image_filters import (  # noqa: F401 - keras.ops.image names
+    extract_patches_3d,
+    gaussian_blur,
+    hsv_to_rgb,
+    rgb_to_hsv,
+    sobel_edges,
+    ssim,
+)
+from bigmodel.keras.ops.image_geometry import (  # noqa: F401 - keras.ops.image names
+    affine_transform,
+    crop_images,
+    elastic_transform,
+    map_coordinates,
+    pad_images,
+    perspective_transform,
+    scale_and_translate,
+)
 from bigmodel.keras.ops.node import keras_op, unsupported
 
 _MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic",
