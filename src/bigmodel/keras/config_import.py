@@ -140,6 +140,10 @@ class Importer:
                 nested_cls = self.resolve(nested)
                 config[key] = {"class_name": nested_cls.__name__,
                                "config": self.layer_config(nested_cls, nested)}
+        if isinstance(config.get("cells"), list):  # StackedRNNCells
+            config["cells"] = [{"class_name": self.resolve(cell).__name__,
+                                "config": self.layer_config(self.resolve(cell), cell)}
+                               for cell in config["cells"]]
         if spec["class_name"] == "MultiHeadAttention" and config.get("attention_axes"):
             self.attention_axes[config["name"]] = list(config["attention_axes"])
             config["attention_axes"] = None  # checked against the query rank once built

@@ -14,6 +14,7 @@ from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.category_encoding import CategoryEncoding
 from bigmodel.keras.layers.color_augmentation import RandomBrightness, RandomContrast
 from bigmodel.keras.layers.conv_depthwise import DepthwiseConv2D, SeparableConv1D, SeparableConv2D
+from bigmodel.keras.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from bigmodel.keras.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from bigmodel.keras.layers.convolution import Conv2D
 from bigmodel.keras.layers.convolution_nd import Conv1D
@@ -83,6 +84,8 @@ from bigmodel.keras.layers.reshaping import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from bigmodel.keras.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from bigmodel.keras.layers.rnn_layer import RNN
 from bigmodel.keras.layers.symbolic import KerasTensor, get_keras_mask, set_keras_mask
 from bigmodel.keras.unsupported import unsupported_attribute
 
@@ -115,6 +118,8 @@ __all__ = [
     "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D", "add", "average",
     "concatenate", "dot", "maximum", "minimum", "multiply", "subtract",
     "GRU", "LSTM", "Bidirectional", "Masking", "SimpleRNN", "TimeDistributed",
+    "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells",
+    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
     "Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D",
     "Convolution2D", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling2D",
     "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "InputLayer", "KerasTensor",
