@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from bigmodel.errors import BigModelError, ConfigError
+from bigmodel.keras.layers.symbolic import fill_slots
 from bigmodel.keras.model_classes import model_class
 from bigmodel.keras.object_registry import CUSTOM_NAMES, CUSTOM_OBJECTS
 
@@ -69,7 +70,7 @@ def _value_to_keras(key: str, value: Any) -> Any:
         if registered is not None:  # Keras's form of a registered custom function
             return {"module": getattr(registered[1], "__module__", None),
                     "class_name": "function", "config": value, "registered_name": registered[0]}
-    if key == "cells" and isinstance(value, list):  # StackedRNNCells: a list of cell specs
+    if key in ("cells", "layers") and isinstance(value, list):  # StackedRNNCells, Pipeline
         return [_value_to_keras(key, item) for item in value]
     if isinstance(value, tuple):
         return list(value)
@@ -99,7 +100,7 @@ def spec_to_keras(spec: dict[str, Any], cls: type) -> dict[str, Any]:
         config.pop("batch_input_shape", None)  # the model's InputLayer declares the input
         if config.get("trainable") is True:  # the default; a few Keras layers (SpatialDropout)
             del config["trainable"]          # take no such argument
-        if spec["class_name"] != "InputLayer":
+        if spec["class_name"] not in ("InputLayer", "Pipeline"):  # Pipeline takes no dtype
             config.setdefault("dtype", dict(_FLOAT32_POLICY))
     return {"module": module, "class_name": spec["class_name"], "config": config,
             "registered_name": registered}
@@ -164,6 +165,7 @@ def _op_to_keras(layer: Any) -> dict[str, Any]:
 
 def _functional_to_keras(model: Any) -> dict[str, Any]:
     from bigmodel.keras.layers.attention import MultiHeadAttention
+    from bigmodel.keras.layers.attention_gqa import GroupQueryAttention
 
     history: dict[int, list[Any]] = {id(kt): [kt.name, 0, 0] for kt in model.inputs}
     operations = keras_layer_order(model, include_ops=True)
@@ -183,15 +185,18 @@ def _functional_to_keras(model: Any) -> dict[str, Any]:
         parents = [ref(p) for p in node.parents]
         kwargs: dict[str, Any] = {}
         if getattr(layer, "is_op_node", False):
-            from bigmodel.keras.ops.node import fill_slots
-
             args, kwargs = fill_slots(list(layer.op_args), parents), fill_slots(dict(layer.op_kwargs),
                                                                       parents)
-        elif isinstance(layer, MultiHeadAttention):
+        elif isinstance(layer, (MultiHeadAttention, GroupQueryAttention)):
             args = parents  # call(query, value, key)
             kwargs.update(getattr(layer, "_symbolic_kwargs", {}) or {})
         else:
-            args = [parents[0]] if len(parents) == 1 else [parents]
+            extra = node.call_extra  # other call arguments: (number of inputs, args, kwargs)
+            count = len(parents) if extra is None else extra[0]
+            args = [parents[0]] if count == 1 else [parents[:count]]
+            if extra is not None:
+                args += fill_slots(list(extra[1]), parents[count:])
+                kwargs.update(fill_slots(dict(extra[2]), parents[count:]))
         if node.call_training is not None:
             kwargs["training"] = node.call_training
         index = len(inbound[id(layer)])
