@@ -7,6 +7,7 @@ bigmodel's engine. Images are channels-last ``(batch, height, width, channels)``
 
 from bigmodel.keras import (
     activations,
+    applications,
     backend,
     callbacks,
     config,
@@ -44,7 +45,6 @@ Regularizer = regularizers.Regularizer
 
 # Keras 3 modules bigmodel does not implement: stand-ins whose every name raises, naming itself and
 # docs/keras_api.md (the state of every Keras 3 API here).
-applications = namespace("keras.applications")
 distillation = namespace("keras.distillation")
 dtype_policies = namespace("keras.dtype_policies")
 export = namespace("keras.export")
@@ -60,6 +60,7 @@ wrappers = namespace("keras.wrappers")
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
+    "applications",
     "backend", "callbacks", "config", "constraints", "datasets", "distribution", "initializers", "layers",
     "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils",
     "DTypePolicy", "Initializer", "Loss", "Metric", "Optimizer", "Regularizer",

@@ -1,0 +1,43 @@
+"""``keras.applications``: Keras 3's ImageNet architectures with their names, arguments, layer
+names and parameter counts, and Keras's published ImageNet weights (downloaded into
+``~/.keras/models`` with a hash check, or read from a legacy Keras HDF5 file given as
+``weights="path.h5"``).
+"""
+
+from bigmodel.keras.applications import (
+    densenet,
+    imagenet_utils,
+    mobilenet,
+    mobilenet_v2,
+    resnet,
+    resnet_v2,
+    vgg16,
+    vgg19,
+)
+from bigmodel.keras.applications.densenet import DenseNet121, DenseNet169, DenseNet201
+from bigmodel.keras.applications.mobilenet import MobileNet
+from bigmodel.keras.applications.mobilenet_v2 import MobileNetV2
+from bigmodel.keras.applications.resnet import ResNet50, ResNet101, ResNet152
+from bigmodel.keras.applications.resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
+from bigmodel.keras.applications.vgg16 import VGG16
+from bigmodel.keras.applications.vgg19 import VGG19
+from bigmodel.keras.unsupported import NAMESPACES, namespace, unsupported_attribute
+
+# stand-ins for the families not built yet: each name raises, naming itself and why
+for _path in NAMESPACES:
+    if _path.startswith("keras.applications."):
+        globals()[_path.rsplit(".", 1)[1]] = namespace(_path)
+
+# Keras's module of the one model (keras.applications.resnet50) is resnet's functions
+resnet50 = resnet
+
+__all__ = [
+    "densenet", "imagenet_utils", "mobilenet", "mobilenet_v2", "resnet", "resnet50", "resnet_v2", "vgg16",
+    "vgg19", "MobileNet", "MobileNetV2", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
+    "DenseNet201", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
+]
+
+
+def __getattr__(name: str) -> object:
+    raise unsupported_attribute("keras.applications", name,
+                                "this keras.applications model is not built yet")

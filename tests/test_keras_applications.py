@@ -1,0 +1,325 @@
+"""keras.applications: architectures equal to real Keras 3 (parameter counts, layer names, output
+shapes; outputs given the same weights), Keras's legacy HDF5 weight files read by layer name, the
+download of weights="imagenet" (hash-checked, from a local http server), preprocess_input /
+decode_predictions against Keras's, a tiny fine-tune that learns, and bad arguments."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import json
+import os
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from bigmodel import keras
+from bigmodel.errors import CheckpointError, ConfigError, DataFileError, ShapeError
+from bigmodel.keras.applications import imagenet_utils, weights_file
+
+applications = keras.applications
+
+
+def _real_keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
+
+
+# (application, keyword arguments): small inputs so that building is quick
+QUICK = [  # (ResNet50 and MobileNetV2 are also compared below, given the same weights)
+    ("VGG16", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
+    ("MobileNetV2", {"alpha": 0.35, "input_shape": (96, 96, 3)}),
+    ("MobileNet", {"alpha": 0.25, "input_shape": (32, 32, 3), "classes": 7}),
+]
+FULL = [
+    ("ResNet50", {}), ("ResNet101", {}), ("ResNet152", {"include_top": False}),
+    ("ResNet50V2", {}), ("ResNet101V2", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("ResNet152V2", {"include_top": False}), ("VGG16", {}), ("VGG19", {}),
+    ("MobileNetV2", {"alpha": 1.4}), ("MobileNetV2", {"alpha": 0.5, "include_top": False}),
+    ("MobileNet", {"depth_multiplier": 2, "input_shape": (128, 128, 3)}),
+    ("DenseNet121", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "max"}),
+    ("DenseNet121", {}), ("DenseNet169", {}), ("DenseNet201", {"include_top": False}),
+]
+
+
+def _named(model):
+    # Keras numbers unnamed layers per session (global_average_pooling2d_3): compare the stem
+    return [layer.name.rstrip("0123456789").rstrip("_") for layer in model.layers]
+
+
+def _compare_with_keras(name, kwargs):
+    real = _real_keras()
+    ours = getattr(applications, name)(weights=None, **kwargs)
+    theirs = getattr(real.applications, name)(weights=None, **kwargs)
+    assert ours.count_params() == theirs.count_params()
+    assert _named(ours) == _named(theirs)
+    assert ours.name == theirs.name
+    assert tuple(ours.outputs[0].shape) == tuple(theirs.outputs[0].shape)
+    for mine, keras_layer in zip(ours.layers, theirs.layers):
+        assert [w.shape for w in mine.get_weights()] == \
+            [tuple(w.shape) for w in keras_layer.get_weights()], mine.name
+
+
+@pytest.mark.parametrize("name,kwargs", QUICK, ids=[q[0] for q in QUICK])
+def test_architecture_equals_real_keras(name, kwargs):
+    _compare_with_keras(name, kwargs)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("name,kwargs", FULL, ids=[f[0] for f in FULL])
+def test_every_architecture_equals_real_keras(name, kwargs):
+    _compare_with_keras(name, kwargs)
+
+
+def _randomize(model, seed=0):
+    """Random weights everywhere, BatchNormalization statistics included (else BN is ~identity)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        arrays = layer.get_weights()
+        if not arrays:
+            continue
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, var = (a.shape for a in arrays)
+            arrays = [rng.uniform(0.5, 1.5, gamma), rng.normal(0, 0.1, beta),
+                      rng.normal(0, 0.1, mean), rng.uniform(0.5, 1.5, var)]
+        else:
+            arrays = [rng.normal(0, np.sqrt(1.0 / max(1, np.prod(a.shape[:-1]))), a.shape)
+                      for a in arrays]
+        layer.set_weights([a.astype(np.float32) for a in arrays])
+
+
+def _legacy_file(real_model, path):
+    """The model's weights in Keras's legacy HDF5 layout, written by Keras's own writer."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, real_model)
+    return str(path)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("ResNet50", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
+    ("MobileNetV2", {"alpha": 0.35, "input_shape": (32, 32, 3), "classes": 10}),
+], ids=["ResNet50", "MobileNetV2"])
+def test_outputs_equal_real_keras_from_a_legacy_weights_file(tmp_path, name, kwargs):
+    real = _real_keras()
+    theirs = getattr(real.applications, name)(weights=None, **kwargs)
+    _randomize(theirs)
+    path = _legacy_file(theirs, tmp_path / f"{name}.h5")
+    ours = getattr(applications, name)(weights=path, **kwargs)
+    assert ours.count_params() == theirs.count_params()
+    assert _named(ours) == _named(theirs)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    x = getattr(applications, name.lower().replace("50", "").replace("v2", "_v2")
+                ).preprocess_input(x.copy())
+    expected = np.asarray(theirs.predict(x, verbose=0))
+    got = ours.predict(x, verbose=0)
+    assert got.shape == expected.shape
+    # random weights through 50 layers give outputs in the hundreds: compare at their scale
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-5)
+
+
+def test_include_top_false_pooling_shapes_and_input_tensor():
+    for pooling, shape in ((None, (None, 2, 2, 1024)), ("avg", (None, 1024)),
+                           ("max", (None, 1024))):
+        model = applications.DenseNet121(weights=None, include_top=False, pooling=pooling,
+                                         input_shape=(64, 64, 3))
+        assert tuple(model.outputs[0].shape) == shape
+        out = model(torch.zeros(1, 64, 64, 3))
+        assert tuple(out.shape) == (1,) + shape[1:]
+    # no input_shape: any image size (None, None, 3); with the size unknown Keras pads (0, 1)
+    # before each stride-2 "valid" depthwise conv: 40 -> 20 -> 10 -> 5 -> 2 -> 1
+    model = applications.MobileNetV2(weights=None, include_top=False, alpha=0.35)
+    assert tuple(model.inputs[0].shape) == (None, None, None, 3)
+    assert tuple(model(torch.zeros(1, 40, 48, 3)).shape) == (1, 1, 1, 1280)
+    # input_tensor: the model starts from the tensor's source input
+    image = keras.Input((32, 32, 3))
+    scaled = keras.layers.Rescaling(1 / 127.5, offset=-1)(image)
+    model = applications.MobileNetV2(weights=None, include_top=False, alpha=0.35,
+                                     input_tensor=scaled, pooling="avg")
+    assert model.inputs[0] is image and model.layers[1].name.startswith("rescaling")
+
+
+def test_preprocess_input_equals_real_keras():
+    real = _real_keras()
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 255, (2, 5, 4, 3)).astype(np.float32)
+    for mode in ("caffe", "tf", "torch"):
+        expected = real.applications.imagenet_utils.preprocess_input(images.copy(), mode=mode)
+        got = imagenet_utils.preprocess_input(images.copy(), mode=mode)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-5)
+        tensor = imagenet_utils.preprocess_input(torch.tensor(images), mode=mode)
+        np.testing.assert_allclose(tensor.numpy(), expected, rtol=1e-6, atol=1e-5)
+    # the family functions pick Keras's mode; integers become float32
+    for module, mode in ((applications.resnet50, "caffe"), (applications.vgg16, "caffe"),
+                         (applications.mobilenet_v2, "tf"), (applications.resnet_v2, "tf"),
+                         (applications.densenet, "torch"), (applications.mobilenet, "tf")):
+        pixels = rng.integers(0, 256, (3, 3, 3)).astype(np.uint8)
+        np.testing.assert_allclose(
+            module.preprocess_input(pixels),
+            real.applications.imagenet_utils.preprocess_input(pixels.astype(np.float32),
+                                                              mode=mode), rtol=1e-6, atol=1e-5)
+    # caffe by hand: BGR minus the ImageNet mean
+    pixel = np.array([[[10.0, 20.0, 30.0]]], np.float32)
+    np.testing.assert_allclose(imagenet_utils.preprocess_input(pixel.copy()),
+                               [[[30 - 103.939, 20 - 116.779, 10 - 123.68]]], rtol=1e-6)
+    with pytest.raises(ConfigError, match="mode"):
+        imagenet_utils.preprocess_input(images, mode="bgr")
+    with pytest.raises(ConfigError, match="data_format"):
+        imagenet_utils.preprocess_input(images, data_format="channels_first")
+
+
+def _class_index(tmp_path):
+    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    path = tmp_path / "imagenet_class_index.json"
+    path.write_text(json.dumps(index))
+    return index, path
+
+
+def test_decode_predictions_downloads_the_index_and_equals_real_keras(tmp_path, monkeypatch):
+    real = _real_keras()
+    index, path = _class_index(tmp_path)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(imagenet_utils, "CLASS_INDEX", None)
+    monkeypatch.setattr(imagenet_utils, "CLASS_INDEX_PATH", path.as_uri())
+    monkeypatch.setattr(imagenet_utils, "CLASS_INDEX_HASH",
+                        hashlib.md5(path.read_bytes()).hexdigest())
+    from keras.src.applications import imagenet_utils as real_utils
+
+    monkeypatch.setattr(real_utils, "CLASS_INDEX", index)
+    preds = np.random.default_rng(3).random((2, 1000)).astype(np.float32)
+    got = applications.resnet50.decode_predictions(preds, top=3)
+    expected = real.applications.resnet50.decode_predictions(preds, top=3)
+    assert [[(a, b, float(c)) for a, b, c in row] for row in got] == \
+        [[(a, b, float(c)) for a, b, c in row] for row in expected]
+    assert (tmp_path / "home" / "models" / "imagenet_class_index.json").is_file()
+    with pytest.raises(ShapeError, match=r"\(samples, 1000\).*\(2, 10\)"):
+        imagenet_utils.decode_predictions(np.zeros((2, 10)))
+
+
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """A 127.0.0.1 http server over a folder standing in for Keras's weights bucket."""
+    served = tmp_path / "bucket"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    monkeypatch.setattr(weights_file, "BASE_URL", f"http://127.0.0.1:{server.server_port}/")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    yield served
+    server.shutdown()
+    server.server_close()
+
+
+def test_imagenet_weights_download_into_the_cache_and_load(weights_server, tmp_path):
+    real = _real_keras()
+    kwargs = {"alpha": 0.35, "include_top": False, "input_shape": (96, 96, 3)}
+    theirs = real.applications.MobileNetV2(weights=None, **kwargs)
+    _randomize(theirs, seed=4)
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
+    (weights_server / "mobilenet_v2").mkdir()
+    _legacy_file(theirs, weights_server / "mobilenet_v2" / name)
+    ours = applications.MobileNetV2(weights="imagenet", **kwargs)
+    assert (tmp_path / "home" / "models" / name).is_file()
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_a_download_whose_hash_differs_is_refused_and_not_kept(weights_server, tmp_path):
+    (weights_server / "resnet").mkdir()
+    name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    (weights_server / "resnet" / name).write_bytes(b"not the published file")
+    with pytest.raises(DataFileError, match="hash"):
+        applications.ResNet50(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+    assert not (tmp_path / "home" / "models" / name).exists()
+
+
+def test_a_weights_file_that_does_not_fit_names_the_layer(tmp_path):
+    real = _real_keras()
+    theirs = real.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(32, 32, 3),
+                                           classes=10)
+    path = _legacy_file(theirs, tmp_path / "w.h5")
+    ours = applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(32, 32, 3),
+                                    classes=10)
+    before = ours.get_weights()
+    with pytest.raises(CheckpointError, match=r"'predictions'.*\(1280, 5\).*\(1280, 10\)"):
+        applications.MobileNetV2(weights=path, alpha=0.35, input_shape=(32, 32, 3), classes=5)
+    vgg = applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    with pytest.raises(CheckpointError, match=r"no weights for layer.*block1_conv1"):
+        weights_file.load_legacy_weights(vgg, path)
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="garbage.h5"):
+        weights_file.load_legacy_weights(ours, garbage)
+    with h5py.File(tmp_path / "keras3.weights.h5", "w") as file:
+        file.create_group("layers")
+    with pytest.raises(CheckpointError, match="layer_names"):
+        weights_file.load_legacy_weights(ours, tmp_path / "keras3.weights.h5")
+    for mine, kept in zip(ours.get_weights(), before):
+        np.testing.assert_array_equal(mine, kept)
+
+
+def test_bad_arguments_raise_config_errors_as_keras_value_errors():
+    with pytest.raises(ConfigError, match=r"input_shape.*\(224, 224, 3\)"):
+        applications.ResNet50(weights="imagenet", include_top=True, input_shape=(64, 64, 3))
+    with pytest.raises(ConfigError, match="classes.*1000.*classes=10"):
+        applications.VGG16(weights="imagenet", classes=10)
+    with pytest.raises(ConfigError, match="weights=resnet-imagenet"):
+        applications.ResNet50(weights="resnet-imagenet")
+    with pytest.raises(ConfigError, match="at least 32x32"):
+        applications.ResNet50(weights=None, include_top=False, input_shape=(16, 16, 3))
+    with pytest.raises(ConfigError, match="static `input_shape`"):
+        applications.VGG16(weights=None, input_shape=(None, None, 3))
+    with pytest.raises(ConfigError, match="3 channels"):
+        applications.DenseNet121(weights="imagenet", include_top=False, input_shape=(64, 64, 1))
+    with pytest.raises(ConfigError, match="pooling='sum'"):
+        applications.ResNet50(weights=None, include_top=False, pooling="sum")
+    with pytest.raises(ConfigError, match="alpha=0.2"):
+        applications.MobileNetV2(weights="imagenet", alpha=0.2)
+    with pytest.raises(ConfigError, match="depth_multiplier=2"):
+        applications.MobileNet(weights="imagenet", depth_multiplier=2)
+    with pytest.raises(ConfigError, match="classifier_activation"):
+        applications.MobileNetV2(weights="imagenet", alpha=0.35, input_shape=(96, 96, 3),
+                                 classifier_activation="sigmoid")
+    with pytest.raises(ConfigError, match="input_tensor"):
+        applications.VGG16(weights=None, input_tensor=torch.zeros(1, 32, 32, 3))
+
+
+def _fashion_images(count):
+    root = Path("/usr/share/datasets/fashion-mnist")
+    with gzip.open(root / "train-images-idx3-ubyte.gz") as file:
+        images = np.frombuffer(file.read(), np.uint8, offset=16)[:28 * 28 * 600]
+    with gzip.open(root / "train-labels-idx1-ubyte.gz") as file:
+        labels = np.frombuffer(file.read(), np.uint8, offset=8)[:600]
+    keep = np.flatnonzero((labels == 1) | (labels == 9))[:count]  # trousers vs ankle boots
+    images = images.reshape(-1, 28, 28)[keep].astype(np.float32)
+    images = np.repeat(np.pad(images, ((0, 0), (2, 2), (2, 2)))[..., None], 3, axis=-1)
+    return images, (labels[keep] == 9).astype(np.float32)
+
+
+def test_fine_tuning_a_tiny_mobilenet_v2_learns():
+    keras.utils.set_random_seed(0)
+    x, y = _fashion_images(64)
+    x = applications.mobilenet_v2.preprocess_input(x)
+    backbone = applications.MobileNetV2(weights=None, alpha=0.35, include_top=False,
+                                        input_shape=(32, 32, 3), pooling="avg")
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(backbone(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.7 * losses[0], losses
