@@ -29,6 +29,7 @@ from bigmodel.keras import (
 )
 from bigmodel.keras.functional import Functional, Input
 from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.input_spec import InputSpec
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.model import Model
 from bigmodel.keras.saving import load_model
@@ -64,6 +65,7 @@ __all__ = [
     "backend", "callbacks", "config", "constraints", "datasets", "distribution", "initializers", "layers",
     "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils",
     "DTypePolicy", "Initializer", "Loss", "Metric", "Optimizer", "Regularizer",
+    "InputSpec",
 ]
 
 

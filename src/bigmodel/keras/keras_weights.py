@@ -35,6 +35,12 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def _path_name(layer: Any) -> str:
+    """Keras names a layer's group after its Python class; a class exported under another name
+    (``GroupQueryAttention`` is Keras's ``GroupedQueryAttention``) says so in ``keras_class_name``."""
+    return _snake(getattr(type(layer), "keras_class_name", None) or type(layer).__name__)
+
+
 def _unique(name: str, used: dict[str, int]) -> str:
     """Keras's container naming: ``dense``, ``dense_1``, ``dense_2`` ..."""
     if name in used:
@@ -61,7 +67,7 @@ def _children(layer: Any) -> list[tuple[str, Any]]:
         used: dict[str, int] = {}
         for item in module.children():
             if isinstance(item, Layer):
-                found.append((f"{path}/{_unique(_snake(type(item).__name__), used)}", item))
+                found.append((f"{path}/{_unique(_path_name(item), used)}", item))
             else:
                 container(f"{path}/{_unique('container', used)}", item)
 
@@ -91,7 +97,7 @@ def weight_entries(layer: Any, path: str = "") -> list[tuple[Any, str, str]]:
         entries.append((layer, "", f"{prefix}vars"))
         used: dict[str, int] = {}
         for child in keras_layer_order(layer):
-            child_path = f"{prefix}layers/{_unique(_snake(type(child).__name__), used)}"
+            child_path = f"{prefix}layers/{_unique(_path_name(child), used)}"
             entries.extend(weight_entries(child, child_path))
         return entries
     own = _own_items(layer)
@@ -109,6 +115,8 @@ def weight_entries(layer: Any, path: str = "") -> list[tuple[Any, str, str]]:
             counts[role] = index + 1
             entries.append((layer, n, f"{prefix}{role}_dense/vars/{index}"))
         return entries
+    if hasattr(type(layer), "keras_weight_entries"):  # a layer that lays out its own file paths
+        return layer.keras_weight_entries(prefix)
     if name == "TimeDistributed":
         inner = getattr(layer, "layer", None)
         entries.append((layer, "", f"{prefix}vars"))
