@@ -182,9 +182,9 @@ def test_unregistered_custom_class_refused_then_registered(tmp_path):
 
 def test_unsupported_keras_layer_and_argument_named(tmp_path):
     def unknown(config):
-        config["config"]["layers"][1].update(class_name="ConvLSTM3D")
+        config["config"]["layers"][1].update(class_name="TFSMLayer")
 
-    with pytest.raises(BigModelError, match="'ConvLSTM3D'.*not supported"):
+    with pytest.raises(BigModelError, match="'TFSMLayer'.*not supported"):
         keras.models.load_model(_edit_config(tmp_path, unknown, "u.keras"))
 
     def argument(config):
