@@ -41,7 +41,16 @@ from bigmodel.keras.accuracy_functions import (  # noqa: F401 - keras.metrics fu
     sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
+from bigmodel.keras.curve_point_metrics import (
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+)
 from bigmodel.keras.fbeta_metrics import F1Score, FBetaScore
+from bigmodel.keras.iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from bigmodel.keras.metric_serialization import metric_config, metric_from_config
+from bigmodel.keras.reduction_metrics import Sum
 from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.keras.variables import Variable
 
@@ -54,6 +63,8 @@ __all__ = [
     "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
     "get", "Hinge", "SquaredHinge", "CategoricalHinge", "Poisson", "KLDivergence", "LogCoshError",
     "MeanSquaredLogarithmicError", "CosineSimilarity", "Accuracy", "PearsonCorrelation", "R2Score", "F1Score", "FBetaScore",
+    "IoU", "MeanIoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU", "PrecisionAtRecall",
+    "RecallAtPrecision", "SensitivityAtSpecificity", "SpecificityAtSensitivity", "Sum",
 ]
 
 class Metric(_EngineMetric):
@@ -436,6 +447,37 @@ log_cosh = losses_mod.log_cosh
 mean_squared_logarithmic_error = losses_mod.mean_squared_logarithmic_error
 poisson = losses_mod.poisson
 squared_hinge = losses_mod.squared_hinge
+binary_focal_crossentropy = losses_mod.binary_focal_crossentropy
+categorical_focal_crossentropy = losses_mod.categorical_focal_crossentropy
+
+
+def serialize(metric: Any) -> dict[str, Any]:
+    """Keras 3's description of a metric object (``keras.saving.serialize_keras_object``'s dict).
+
+    Raises:
+        UnknownNameError: not a metric object.
+    """
+    if not isinstance(metric, _EngineMetric):
+        raise UnknownNameError(f"keras.metrics.serialize: {metric!r:.60} is not a metric object")
+    return {"module": "keras.metrics", "class_name": type(metric).__name__,
+            "config": metric_config(metric), "registered_name": None}
+
+
+def deserialize(config: Any) -> Metric:
+    """A metric from :func:`serialize`'s dict (or Keras's), or from a name as :func:`get`.
+
+    Raises:
+        UnknownNameError: an unknown class or name.
+    """
+    if isinstance(config, str):
+        return get(config)
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise UnknownNameError(f"keras.metrics.deserialize: cannot interpret {config!r:.80}")
+    cls = {**_BY_CLASS_NAME, "Mean": Mean}.get(config["class_name"])
+    if cls is None:
+        raise UnknownNameError(f"keras.metrics.deserialize: unknown metric class "
+                               f"{config['class_name']!r}; known: {', '.join(sorted(_BY_CLASS_NAME))}")
+    return metric_from_config(cls, dict(config.get("config") or {}))
 
 
 def __getattr__(name: str) -> object:
