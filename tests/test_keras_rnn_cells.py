@@ -353,3 +353,48 @@ def test_bad_cells_and_states():
         keras.layers.ConvLSTM2D(2, 3)(torch.zeros(1, 2, 5, 5))
     with pytest.raises(ConfigError, match="not stateful"):
         rnn.reset_states()
+
+
+def test_embedding_mask_functional_initial_state_and_bidirectional_match_real_keras(rk):
+    """Masks from Embedding(mask_zero=True), symbolic initial states (an encoder-decoder graph)
+    and Bidirectional(RNN(cell)) against real Keras with the same weights."""
+    tokens = np.array([[3, 5, 2, 0, 0], [7, 1, 4, 6, 2], [0, 0, 8, 9, 1]])
+
+    def build(lib):
+        encoder_in = lib.Input((5,), dtype="int32")
+        embedded = lib.layers.Embedding(10, 4, mask_zero=True)(encoder_in)
+        _, h, c = lib.layers.RNN(lib.layers.LSTMCell(3), return_state=True)(embedded)
+        decoder_in = lib.Input((4, 2))
+        decoded = lib.layers.RNN(lib.layers.LSTMCell(3), return_sequences=True)(
+            decoder_in, initial_state=[h, c])
+        both = lib.layers.Bidirectional(lib.layers.RNN(lib.layers.GRUCell(2)))(embedded)
+        return lib.Model([encoder_in, decoder_in], [decoded, both])
+
+    ours, theirs = build(keras), build(rk)
+    weights = _jittered(theirs)
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    assert ours.count_params() == theirs.count_params()
+    decoder = RNG.normal(size=(3, 4, 2)).astype(np.float32)
+    ours.eval()
+    with torch.no_grad():
+        result = ours([torch.tensor(tokens), torch.tensor(decoder)])
+    _close(list(result), [_np(t) for t in theirs([tokens, decoder])])
+
+
+def test_cell_dropout_only_in_training():
+    """dropout / recurrent_dropout: inference equals the cell without dropout; training draws
+    masks (fused path for input dropout, step loop for recurrent dropout), one set per call."""
+    x = torch.tensor(X)
+    for options in ({"dropout": 0.5}, {"recurrent_dropout": 0.5}):
+        plain = keras.layers.RNN(keras.layers.LSTMCell(3), return_sequences=True)
+        dropped = keras.layers.RNN(keras.layers.LSTMCell(3, seed=1, **options),
+                                   return_sequences=True)
+        plain(x)
+        dropped(x)
+        dropped.set_weights(plain.get_weights())
+        _close(dropped(x), plain(x))
+        first, second = dropped(x, training=True), dropped(x, training=True)
+        assert not torch.allclose(first, plain(x))
+        assert not torch.allclose(first, second)
+        assert dropped.cell._dropout_masks is None  # nothing kept for the next sequence

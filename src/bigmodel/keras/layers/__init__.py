@@ -14,11 +14,16 @@ from bigmodel.keras.layers.augmentation import (
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.category_encoding import CategoryEncoding
 from bigmodel.keras.layers.color_augmentation import RandomBrightness, RandomContrast
-from bigmodel.keras.layers.conv_depthwise import DepthwiseConv2D, SeparableConv1D, SeparableConv2D
+from bigmodel.keras.layers.conv_depthwise import (
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from bigmodel.keras.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
-from bigmodel.keras.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
+from bigmodel.keras.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose, Conv3DTranspose
 from bigmodel.keras.layers.convolution import Conv2D
-from bigmodel.keras.layers.convolution_nd import Conv1D
+from bigmodel.keras.layers.convolution_nd import Conv1D, Conv3D
 from bigmodel.keras.layers.core import Activation, Dense, Dropout, Flatten, InputLayer, Reshape
 from bigmodel.keras.layers.einsum_dense import EinsumDense
 from bigmodel.keras.layers.embedding import Embedding
@@ -56,6 +61,7 @@ from bigmodel.keras.layers.noise import (
     GaussianNoise,
     SpatialDropout1D,
     SpatialDropout2D,
+    SpatialDropout3D,
 )
 from bigmodel.keras.layers.normalization import BatchNormalization, LayerNormalization
 from bigmodel.keras.layers.normalization_simple import (
@@ -65,9 +71,21 @@ from bigmodel.keras.layers.normalization_simple import (
 )
 from bigmodel.keras.layers.pooling import (
     AveragePooling2D,
+    AveragePooling3D,
     GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
     GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
     MaxPooling2D,
+    MaxPooling3D,
+)
+from bigmodel.keras.layers.pooling_adaptive import (
+    AdaptiveAveragePooling1D,
+    AdaptiveAveragePooling2D,
+    AdaptiveAveragePooling3D,
+    AdaptiveMaxPooling1D,
+    AdaptiveMaxPooling2D,
+    AdaptiveMaxPooling3D,
 )
 from bigmodel.keras.layers.pooling1d import (
     AveragePooling1D,
@@ -82,12 +100,15 @@ from bigmodel.keras.layers.recurrent_wrappers import Bidirectional, Masking, Tim
 from bigmodel.keras.layers.reshaping import (
     Cropping1D,
     Cropping2D,
+    Cropping3D,
     Permute,
     RepeatVector,
     UpSampling1D,
     UpSampling2D,
+    UpSampling3D,
     ZeroPadding1D,
     ZeroPadding2D,
+    ZeroPadding3D,
 )
 from bigmodel.keras.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from bigmodel.keras.layers.rnn_layer import RNN
@@ -111,6 +132,12 @@ MaxPool1D = MaxPooling1D
 AvgPool1D = AveragePooling1D
 GlobalAvgPool1D = GlobalAveragePooling1D
 GlobalMaxPool1D = GlobalMaxPooling1D
+Convolution3D = Conv3D
+Convolution3DTranspose = Conv3DTranspose
+MaxPool3D = MaxPooling3D
+AvgPool3D = AveragePooling3D
+GlobalAvgPool3D = GlobalAveragePooling3D
+GlobalMaxPool3D = GlobalMaxPooling3D
 
 __all__ = [
     "ELU", "ActivityRegularization", "Add", "Average", "AveragePooling1D", "AvgPool1D",
@@ -134,6 +161,12 @@ __all__ = [
     "MultiHeadAttention", "RandomRotation", "RandomTranslation", "RandomZoom", "RecurrentConv2D",
     "Reshape", "AdditiveAttention", "AlphaDropout", "Attention", "RandomBrightness", "RandomContrast", "CategoryEncoding", "GroupNormalization", "RMSNormalization", "UnitNormalization", "deserialize_layer",
     "get_layer_class", "serialize_layer", "get_keras_mask", "set_keras_mask",
+    "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+    "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D", "AveragePooling3D",
+    "AvgPool3D", "Conv3D", "Conv3DTranspose", "Convolution3D", "Convolution3DTranspose",
+    "Cropping3D", "DepthwiseConv1D", "GlobalAveragePooling3D", "GlobalAvgPool3D",
+    "GlobalMaxPool3D", "GlobalMaxPooling3D", "MaxPool3D", "MaxPooling3D", "SpatialDropout3D",
+    "UpSampling3D", "ZeroPadding3D",
     "EinsumDense", "GroupQueryAttention", "SpectralNormalization", "TorchModuleWrapper",
     "Wrapper", "ReversibleEmbedding", "InputSpec", "MelSpectrogram", "STFTSpectrogram",
     "deserialize", "serialize",

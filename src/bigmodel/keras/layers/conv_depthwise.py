@@ -1,5 +1,5 @@
-"""Depthwise and separable convolutions: ``DepthwiseConv2D``, ``SeparableConv1D``,
-``SeparableConv2D``.
+"""Depthwise and separable convolutions: ``DepthwiseConv1D``, ``DepthwiseConv2D``,
+``SeparableConv1D``, ``SeparableConv2D``.
 
 A depthwise convolution filters each input channel on its own with ``depth_multiplier`` kernels
 (output channel ``c * depth_multiplier + m``); a separable convolution follows it with a 1x1
@@ -15,16 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from bigmodel.keras import constraints, initializers, regularizers
-from bigmodel.keras.layers.convolution_nd import BaseConv, pad_spatial
+from bigmodel.keras.layers.convolution_nd import CONV_FUNCTIONS, BaseConv, pad_spatial
 from bigmodel.keras.layers.core import check_positive_int, resolve
 from bigmodel.keras.layers.symbolic import Shape
 
-__all__ = ["DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]
-
-_CONV = {1: F.conv1d, 2: F.conv2d}
+__all__ = ["DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"]
 
 
 class _Depthwise(BaseConv):
@@ -57,8 +54,8 @@ class _Depthwise(BaseConv):
         weight = kernel.reshape(-1, 1, *kernel.shape[2:])
         x, padding = pad_spatial(x, self.padding, self.kernel_size, self.strides,
                                  self.dilation_rate)
-        return _CONV[self.rank](x, weight, bias, self.strides, padding, self.dilation_rate,
-                                kernel.shape[0])
+        return CONV_FUNCTIONS[self.rank](x, weight, bias, self.strides, padding,
+                                         self.dilation_rate, kernel.shape[0])
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
@@ -67,18 +64,17 @@ class _Depthwise(BaseConv):
                 "depthwise_constraint": constraints.serialize(self.depthwise_constraint)}
 
 
-class DepthwiseConv2D(_Depthwise):
-    """Depthwise 2-D convolution; output channels ``in_channels * depth_multiplier``.
+class _DepthwiseConv(_Depthwise):
+    """A depthwise convolution on its own; output channels ``in_channels * depth_multiplier``.
 
-    Keras 3 names its kernel ``kernel`` here (``depthwise_kernel`` in SeparableConv2D).
+    Keras 3 names its kernel ``kernel`` here (``depthwise_kernel`` in the separable layers).
     """
 
-    rank = 2
     _depthwise_name = "kernel"
 
-    def __init__(self, kernel_size: Any, strides: Any = (1, 1), padding: str = "valid",
+    def __init__(self, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  depth_multiplier: int = 1, data_format: str | None = None,
-                 dilation_rate: Any = (1, 1), activation: Any = None, use_bias: bool = True,
+                 dilation_rate: Any = 1, activation: Any = None, use_bias: bool = True,
                  depthwise_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  depthwise_regularizer: Any = None, bias_regularizer: Any = None,
                  activity_regularizer: Any = None, depthwise_constraint: Any = None,
@@ -108,6 +104,25 @@ class DepthwiseConv2D(_Depthwise):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._depthwise(x, self.bias)
+
+
+class DepthwiseConv1D(_DepthwiseConv):
+    """Depthwise 1-D convolution over ``(batch, steps, channels)``."""
+
+    rank = 1
+
+
+class DepthwiseConv2D(_DepthwiseConv):
+    """Depthwise 2-D convolution over channels-last images."""
+
+    rank = 2
+
+    def __init__(self, kernel_size: Any, strides: Any = (1, 1), padding: str = "valid",
+                 depth_multiplier: int = 1, data_format: str | None = None,
+                 dilation_rate: Any = (1, 1), **kwargs: Any):
+        super().__init__(kernel_size, strides=strides, padding=padding,
+                         depth_multiplier=depth_multiplier, data_format=data_format,
+                         dilation_rate=dilation_rate, **kwargs)
 
 
 class _Separable(_Depthwise):
@@ -149,7 +164,8 @@ class _Separable(_Depthwise):
         super().build(input_shape)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _CONV[self.rank](self._depthwise(x, None), self.pointwise_kernel, self.bias)
+        return CONV_FUNCTIONS[self.rank](self._depthwise(x, None), self.pointwise_kernel,
+                                         self.bias)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "filters": self.filters,

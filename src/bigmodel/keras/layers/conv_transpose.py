@@ -1,4 +1,4 @@
-"""Transposed convolutions: ``Conv1DTranspose`` and ``Conv2DTranspose``.
+"""Transposed convolutions: ``Conv1DTranspose``, ``Conv2DTranspose`` and ``Conv3DTranspose``.
 
 A transposed convolution spreads each input cell over a ``kernel_size`` window of the output,
 ``stride`` cells apart (the gradient of a convolution with respect to its input). Keras's kernel
@@ -28,7 +28,8 @@ from bigmodel.keras.layers.convolution import normalize_tuple
 from bigmodel.keras.layers.convolution_nd import KernelConv
 from bigmodel.keras.layers.symbolic import Shape
 
-__all__ = ["Conv1DTranspose", "Conv2DTranspose", "transpose_crops", "transpose_output_length"]
+__all__ = ["Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "transpose_crops",
+           "transpose_output_length"]
 
 
 def _jax_padding(kernel: int, stride: int, dilation: int, padding: str,
@@ -143,6 +144,21 @@ class Conv2DTranspose(_ConvTranspose):
     def __init__(self, filters: int, kernel_size: Any, strides: Any = (1, 1),
                  padding: str = "valid", output_padding: Any = None,
                  data_format: str | None = None, dilation_rate: Any = (1, 1), **kwargs: Any):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding,
+                         output_padding=output_padding, data_format=data_format,
+                         dilation_rate=dilation_rate, **kwargs)
+
+
+class Conv3DTranspose(_ConvTranspose):
+    """Transposed 3-D convolution over ``(batch, depth, height, width, channels)`` volumes; see
+    the module docstring (arguments as Conv2DTranspose's, ints or triples)."""
+
+    rank = 3
+    _conv = staticmethod(F.conv_transpose3d)
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = (1, 1, 1),
+                 padding: str = "valid", data_format: str | None = None,
+                 output_padding: Any = None, dilation_rate: Any = (1, 1, 1), **kwargs: Any):
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
                          output_padding=output_padding, data_format=data_format,
                          dilation_rate=dilation_rate, **kwargs)

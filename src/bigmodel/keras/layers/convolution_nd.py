@@ -1,5 +1,5 @@
-"""What the 1-D/2-D convolution family shares (argument checks, padding, weight creation), and
-``Conv1D``.
+"""What the convolution family shares (argument checks, padding, weight creation), and
+``Conv1D`` / ``Conv3D``.
 
 Keras shapes: a 1-D input is ``(batch, steps, channels)`` (channels-last) and the Conv1D kernel
 is ``(kernel_size, in_channels // groups, filters)``, stored as ``(filters, in // groups, k)``
@@ -28,7 +28,10 @@ from bigmodel.keras.layers.convolution import (
 from bigmodel.keras.layers.core import PreActivationMixin, cast_inputs, check_positive_int, resolve
 from bigmodel.keras.layers.symbolic import Shape
 
-__all__ = ["BaseConv", "Conv1D", "pad_spatial"]
+__all__ = ["CONV_FUNCTIONS", "BaseConv", "Conv1D", "Conv3D", "GroupedConv", "pad_spatial"]
+
+# F.convNd by the number of spatial axes.
+CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 def pad_spatial(x: torch.Tensor, padding: str, kernel: Sequence[int], strides: Sequence[int],
                 dilation: Sequence[int]) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -150,7 +153,9 @@ class BaseConv(PreActivationMixin, Layer):
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "bias_constraint": constraints.serialize(self.bias_constraint)}
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                # Keras's convolutions write it even when None (the base Layer only when set).
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer)}
 
 
 class KernelConv(BaseConv):
@@ -175,19 +180,19 @@ class KernelConv(BaseConv):
                 "kernel_constraint": constraints.serialize(self.kernel_constraint)}
 
 
-class Conv1D(KernelConv):
-    """1-D convolution (cross-correlation) over ``(batch, steps, channels)`` sequences.
+class GroupedConv(KernelConv):
+    """A convolution of any rank with ``groups`` (Conv1D, Conv3D; Conv2D has its own NHWC path).
 
     Args:
         filters: number of output channels.
-        kernel_size: int (or a 1-tuple).
-        strides: int; strides > 1 cannot be combined with dilation_rate > 1.
-        padding: ``"valid"``, ``"same"`` or ``"causal"``.
+        kernel_size, strides, dilation_rate: int or a ``rank``-tuple; strides > 1 cannot be
+            combined with dilation_rate > 1.
+        padding: ``"valid"``, ``"same"`` (and ``"causal"`` for Conv1D).
         groups: input and output channels are split into this many groups.
-    """
 
-    rank = 1
-    paddings = ("valid", "same", "causal")
+    The kernel's Keras shape is ``(*kernel_size, in_channels // groups, filters)``; it is stored
+    as ``(filters, in_channels // groups, *kernel_size)`` for ``F.convNd``.
+    """
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  data_format: str | None = None, dilation_rate: Any = 1, groups: int = 1,
@@ -206,20 +211,22 @@ class Conv1D(KernelConv):
                          **kwargs)
         self.groups = check_positive_int(self, "groups", groups)
         if self.filters % self.groups:
-            raise ConfigError(f"Layer '{self.name}' (Conv1D): the number of filters must be evenly "
-                              f"divisible by the number of groups. Received: groups={self.groups}, "
-                              f"filters={self.filters}")
+            raise ConfigError(f"Layer '{self.name}' ({type(self).__name__}): the number of "
+                              f"filters must be evenly divisible by the number of groups. "
+                              f"Received: groups={self.groups}, filters={self.filters}")
 
     def build(self, input_shape: Shape) -> None:
         channels = self._input_channels(input_shape)
         if channels % self.groups:
-            raise ShapeError(f"Layer '{self.name}' (Conv1D): the number of input channels must be "
-                             f"evenly divisible by the number of groups. Received groups="
-                             f"{self.groups}, but the input has {channels} channels (full input "
-                             f"shape is {tuple(input_shape)})")
+            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}): the number of input "
+                             f"channels must be evenly divisible by the number of groups. "
+                             f"Received groups={self.groups}, but the input has {channels} "
+                             f"channels (full input shape is {tuple(input_shape)})")
         self.compute_output_shape(input_shape)
+        rank = self.rank
         self.add_weight("kernel", (*self.kernel_size, channels // self.groups, self.filters),
-                        self.kernel_initializer, self.kernel_regularizer, torch_perm=(2, 1, 0),
+                        self.kernel_initializer, self.kernel_regularizer,
+                        torch_perm=(rank + 1, rank, *range(rank)),  # (*k, in, f) -> (f, in, *k)
                         constraint=self.kernel_constraint)
         self._add_bias(self.filters)
         self.input_axes = {self._channel_axis: channels}
@@ -228,8 +235,29 @@ class Conv1D(KernelConv):
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x, padding = pad_spatial(x, self.padding, self.kernel_size, self.strides,
                                  self.dilation_rate)
-        return F.conv1d(x, self.kernel, self.bias, self.strides, padding, self.dilation_rate,
-                        self.groups)
+        return CONV_FUNCTIONS[self.rank](x, self.kernel, self.bias, self.strides, padding,
+                                         self.dilation_rate, self.groups)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "groups": self.groups}
+
+
+class Conv1D(GroupedConv):
+    """1-D convolution (cross-correlation) over ``(batch, steps, channels)`` sequences; see
+    :class:`GroupedConv` (``padding`` may also be ``"causal"``)."""
+
+    rank = 1
+    paddings = ("valid", "same", "causal")
+
+
+class Conv3D(GroupedConv):
+    """3-D convolution over ``(batch, depth, height, width, channels)`` volumes (channels-first:
+    ``(batch, channels, depth, height, width)``); see :class:`GroupedConv`."""
+
+    rank = 3
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = (1, 1, 1),
+                 padding: str = "valid", data_format: str | None = None,
+                 dilation_rate: Any = (1, 1, 1), **kwargs: Any):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding,
+                         data_format=data_format, dilation_rate=dilation_rate, **kwargs)

@@ -1,4 +1,4 @@
-"""Regularization layers active in training only: SpatialDropout1D/2D, GaussianNoise,
+"""Regularization layers active in training only: SpatialDropout1D/2D/3D, GaussianNoise,
 GaussianDropout, AlphaDropout; and ActivityRegularization (adds an activity penalty, passes values through)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bigmodel.keras.layers.core import Dropout
 from bigmodel.nn.augment import SeededGenerators
 
 __all__ = ["ActivityRegularization", "AlphaDropout", "GaussianDropout", "GaussianNoise", "SpatialDropout1D",
-           "SpatialDropout2D"]
+           "SpatialDropout2D", "SpatialDropout3D"]
 
 
 class SpatialDropout1D(Dropout):
@@ -37,25 +37,38 @@ class SpatialDropout1D(Dropout):
         return config
 
 
-class SpatialDropout2D(Dropout):
-    """Drops whole feature maps of images: one mask per sample and channel."""
+class _SpatialDropout(Dropout):
+    """Drops whole feature maps of the ``rank`` spatial axes: one mask per sample and channel."""
 
-    input_ndim = 4
+    rank = 2
 
     def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None,
                  **kwargs: Any):
         super().__init__(rate, seed=seed, **kwargs)
+        self.input_ndim = self.rank + 2
         self.data_format = normalize_data_format(data_format, self)
 
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
-        self.noise_shape = ((None, 1, 1, None) if self.data_format == "channels_last"
-                            else (None, None, 1, 1))
+        ones = (1,) * self.rank
+        self.noise_shape = ((None, *ones, None) if self.data_format == "channels_last"
+                            else (None, None, *ones))
         return super().call(inputs, training)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.pop("noise_shape")
+        config.pop("trainable")  # Keras's keys: its constructor takes no `trainable`
         return {**config, "data_format": self.data_format}
+
+
+class SpatialDropout2D(_SpatialDropout):
+    """Drops whole feature maps of images: one mask per sample and channel."""
+
+
+class SpatialDropout3D(_SpatialDropout):
+    """Drops whole feature maps of volumes: one mask per sample and channel."""
+
+    rank = 3
 
 
 def _check_rate(layer: Layer, name: str, value: Any, upper: float | None = None) -> float:

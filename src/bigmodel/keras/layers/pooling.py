@@ -1,8 +1,9 @@
-"""2-D pooling layers: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D.
+"""2-D and 3-D pooling layers: MaxPooling2D/3D, AveragePooling2D/3D, GlobalAveragePooling2D/3D,
+GlobalMaxPooling2D/3D (one rank-generic implementation; the 1-D layers are in pooling1d.py).
 
-``padding="same"`` follows TensorFlow: output size ``ceil(n / stride)``, the extra padded row/column
-at the bottom/right; max pooling never picks a padded cell and average pooling averages only the
-real cells of each window (so border windows average fewer values).
+``padding="same"`` follows TensorFlow: output size ``ceil(n / stride)``, the extra padded cell of
+each axis at the end (bottom/right/back); max pooling never picks a padded cell and average
+pooling averages only the real cells of each window (so border windows average fewer values).
 """
 
 from __future__ import annotations
@@ -24,19 +25,35 @@ from bigmodel.keras.layers.convolution import (
 )
 from bigmodel.keras.layers.symbolic import Shape
 
-__all__ = ["AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "MaxPooling2D"]
+__all__ = ["AveragePooling2D", "AveragePooling3D", "GlobalAveragePooling2D",
+           "GlobalAveragePooling3D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "MaxPooling2D",
+           "MaxPooling3D"]
+
+# F.{max,avg}_poolNd by the number of spatial axes.
+_MAX_POOL = {2: F.max_pool2d, 3: F.max_pool3d}
+_AVG_POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
+
+Pads = tuple[tuple[int, int], ...]
 
 
-class _Pooling2D(Layer):
-    input_ndim = 4
+def _flat(pads: Pads) -> list[int]:
+    """(before, after) per spatial axis -> F.pad's list (last axis first)."""
+    return [p for before_after in reversed(pads) for p in before_after]
 
-    def __init__(self, pool_size: int | Sequence[int] = (2, 2),
+
+class _Pooling(Layer):
+    """Windowed pooling over the ``rank`` spatial axes (subclasses set ``rank`` and ``_pool``)."""
+
+    rank = 2
+
+    def __init__(self, pool_size: int | Sequence[int] = 2,
                  strides: int | Sequence[int] | None = None, padding: str = "valid",
                  data_format: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.pool_size = normalize_tuple(pool_size, 2, "pool_size", self)
+        self.input_ndim = self.rank + 2
+        self.pool_size = normalize_tuple(pool_size, self.rank, "pool_size", self)
         self.strides = (self.pool_size if strides is None
-                        else normalize_tuple(strides, 2, "strides", self))
+                        else normalize_tuple(strides, self.rank, "strides", self))
         self.padding = normalize_padding(padding, self)
         self.data_format = normalize_data_format(data_format, self)
 
@@ -46,40 +63,38 @@ class _Pooling2D(Layer):
 
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
         if self.data_format == "channels_last":
-            return self.call_nchw(inputs.permute(0, 3, 1, 2), training).permute(0, 2, 3, 1)
+            return self.call_nchw(inputs.movedim(-1, 1), training).movedim(1, -1)
         return self.call_nchw(inputs, training)
 
     def accepts_nchw(self) -> bool:
-        """See ``Conv2D.accepts_nchw``."""
-        return self.data_format == "channels_last" and type(self).call is _Pooling2D.call
+        """See ``Conv2D.accepts_nchw`` (images only)."""
+        return (self.rank == 2 and self.data_format == "channels_last"
+                and type(self).call is _Pooling.call)
 
     def call_nchw(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        """The pooling on an NCHW tensor (whatever ``data_format``), NCHW out."""
+        """The pooling on a channels-first tensor (whatever ``data_format``), channels-first
+        out."""
         if self.padding == "same":
-            pads = spatial_padding(x.shape[2:], self.pool_size, self.strides, (1, 1))
+            pads = spatial_padding(x.shape[2:], self.pool_size, self.strides, (1,) * self.rank)
         else:
-            pads = ((0, 0), (0, 0))
+            pads = ((0, 0),) * self.rank
         return self._pool(x, pads)
 
-    def _pool(self, x: torch.Tensor, pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    def _pool(self, x: torch.Tensor, pads: Pads) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
-        if self.data_format == "channels_last":
-            batch, h, w, c = shape
-        else:
-            batch, c, h, w = shape
+        last = self.data_format == "channels_last"
+        sizes = shape[1:-1] if last else shape[2:]
         out = [conv_output_length(n, k, self.padding, s)
-               for n, k, s in zip((h, w), self.pool_size, self.strides)]
+               for n, k, s in zip(sizes, self.pool_size, self.strides)]
         if any(o is not None and o <= 0 for o in out):
             raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}): computed output size "
                              f"would be negative or zero. Received inputs shape={shape}, "
                              f"pool_size={self.pool_size}, strides={self.strides}, "
                              f"padding={self.padding!r}")
-        if self.data_format == "channels_last":
-            return (batch, out[0], out[1], c)
-        return (batch, c, out[0], out[1])
+        return (shape[0], *out, shape[-1]) if last else (shape[0], shape[1], *out)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pool_size": list(self.pool_size),
@@ -87,48 +102,90 @@ class _Pooling2D(Layer):
                 "data_format": self.data_format}
 
 
-class MaxPooling2D(_Pooling2D):
+class _MaxPooling(_Pooling):
     """Maximum over ``pool_size`` windows (padded cells count as -inf)."""
 
-    def _pool(self, x: torch.Tensor, pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
-        (top, bottom), (left, right) = pads
-        if top == bottom and left == right:
-            return F.max_pool2d(x, self.pool_size, self.strides, (top, left))
-        x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-        return F.max_pool2d(x, self.pool_size, self.strides)
+    def _pool(self, x: torch.Tensor, pads: Pads) -> torch.Tensor:
+        pool = _MAX_POOL[self.rank]
+        if all(before == after for before, after in pads):
+            return pool(x, self.pool_size, self.strides, tuple(before for before, _ in pads))
+        return pool(F.pad(x, _flat(pads), value=float("-inf")), self.pool_size, self.strides)
 
 
-class AveragePooling2D(_Pooling2D):
+class _AveragePooling(_Pooling):
     """Mean over ``pool_size`` windows, counting only real (unpadded) cells."""
 
-    def _pool(self, x: torch.Tensor, pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
-        (top, bottom), (left, right) = pads
-        if top == bottom and left == right:
-            return F.avg_pool2d(x, self.pool_size, self.strides, (top, left),
-                                count_include_pad=False)
+    def _pool(self, x: torch.Tensor, pads: Pads) -> torch.Tensor:
+        pool = _AVG_POOL[self.rank]
+        if all(before == after for before, after in pads):
+            return pool(x, self.pool_size, self.strides, tuple(before for before, _ in pads),
+                        count_include_pad=False)
         # Asymmetric: (window sum over zero-padded input) / (number of real cells in the window).
-        padded = F.pad(x, (left, right, top, bottom))
-        sums = F.avg_pool2d(padded, self.pool_size, self.strides)
+        sums = pool(F.pad(x, _flat(pads)), self.pool_size, self.strides)
         ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
-        counts = F.avg_pool2d(F.pad(ones, (left, right, top, bottom)), self.pool_size,
-                              self.strides)
+        counts = pool(F.pad(ones, _flat(pads)), self.pool_size, self.strides)
         return sums / counts
 
 
-class _GlobalPooling2D(Layer):
-    input_ndim = 4
+class MaxPooling2D(_MaxPooling):
+    """Maximum over ``pool_size`` windows of images (padded cells count as -inf)."""
+
+    def __init__(self, pool_size: int | Sequence[int] = (2, 2),
+                 strides: int | Sequence[int] | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs: Any):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class AveragePooling2D(_AveragePooling):
+    """Mean over ``pool_size`` windows of images, counting only real (unpadded) cells."""
+
+    def __init__(self, pool_size: int | Sequence[int] = (2, 2),
+                 strides: int | Sequence[int] | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs: Any):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class MaxPooling3D(_MaxPooling):
+    """Maximum over ``pool_size`` windows of ``(batch, depth, height, width, channels)``
+    volumes."""
+
+    rank = 3
+
+    def __init__(self, pool_size: int | Sequence[int] = (2, 2, 2),
+                 strides: int | Sequence[int] | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs: Any):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class AveragePooling3D(_AveragePooling):
+    """Mean over ``pool_size`` windows of volumes (``pool_size`` is required, as in Keras)."""
+
+    rank = 3
+
+    def __init__(self, pool_size: int | Sequence[int],
+                 strides: int | Sequence[int] | None = None, padding: str = "valid",
+                 data_format: str | None = None, **kwargs: Any):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+
+class _GlobalPooling(Layer):
+    """Reduces the ``rank`` spatial axes (subclasses set ``rank`` and ``call``)."""
+
+    rank = 2
 
     def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
+        self.input_ndim = self.rank + 2
         self.data_format = normalize_data_format(data_format, self)
         self.keepdims = bool(keepdims)
-        self._axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        first = 1 if self.data_format == "channels_last" else 2
+        self._axes = tuple(range(first, first + self.rank))
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
         if self.keepdims:
             return tuple(1 if i in self._axes else s for i, s in enumerate(shape))
-        channels = shape[3] if self.data_format == "channels_last" else shape[1]
+        channels = shape[-1] if self.data_format == "channels_last" else shape[1]
         return (shape[0], channels)
 
     def get_config(self) -> dict[str, Any]:
@@ -136,15 +193,31 @@ class _GlobalPooling2D(Layer):
                 "keepdims": self.keepdims}
 
 
-class GlobalAveragePooling2D(_GlobalPooling2D):
-    """Mean over the spatial axes: ``(batch, H, W, C) -> (batch, C)``."""
-
+class _GlobalAverage(_GlobalPooling):
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
         return inputs.mean(dim=self._axes, keepdim=self.keepdims)
 
 
-class GlobalMaxPooling2D(_GlobalPooling2D):
-    """Maximum over the spatial axes: ``(batch, H, W, C) -> (batch, C)``."""
-
+class _GlobalMax(_GlobalPooling):
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
         return inputs.amax(dim=self._axes, keepdim=self.keepdims)
+
+
+class GlobalAveragePooling2D(_GlobalAverage):
+    """Mean over the spatial axes: ``(batch, H, W, C) -> (batch, C)``."""
+
+
+class GlobalMaxPooling2D(_GlobalMax):
+    """Maximum over the spatial axes: ``(batch, H, W, C) -> (batch, C)``."""
+
+
+class GlobalAveragePooling3D(_GlobalAverage):
+    """Mean over the spatial axes: ``(batch, D, H, W, C) -> (batch, C)``."""
+
+    rank = 3
+
+
+class GlobalMaxPooling3D(_GlobalMax):
+    """Maximum over the spatial axes: ``(batch, D, H, W, C) -> (batch, C)``."""
+
+    rank = 3

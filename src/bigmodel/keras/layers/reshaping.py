@@ -1,5 +1,5 @@
-"""Layers that move or pad values without weights: RepeatVector, Permute, UpSampling1D/2D,
-ZeroPadding1D/2D, Cropping1D/2D (Keras 3 arguments, channels-last by default)."""
+"""Layers that move or pad values without weights: RepeatVector, Permute, UpSampling1D/2D/3D,
+ZeroPadding1D/2D/3D, Cropping1D/2D/3D (Keras 3 arguments, channels-last by default)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from bigmodel.keras.layers.convolution import normalize_data_format, normalize_t
 from bigmodel.keras.layers.core import check_positive_int, is_int
 from bigmodel.keras.layers.symbolic import Shape
 
-__all__ = ["Cropping1D", "Cropping2D", "Permute", "RepeatVector", "UpSampling1D", "UpSampling2D",
-           "ZeroPadding1D", "ZeroPadding2D"]
+__all__ = ["Cropping1D", "Cropping2D", "Cropping3D", "Permute", "RepeatVector", "UpSampling1D",
+           "UpSampling2D", "UpSampling3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"]
 
 
 class RepeatVector(Layer):
@@ -82,17 +82,41 @@ class UpSampling1D(Layer):
         return {**super().get_config(), "size": self.size}
 
 
-class UpSampling2D(Layer):
+class _UpSampling(Layer):
+    """Repeats each cell ``size`` times along each of the ``rank`` spatial axes."""
+
+    rank = 2
+
+    def __init__(self, size: Any, data_format: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.input_ndim = self.rank + 2
+        self.size = normalize_tuple(size, self.rank, "size", self)
+        self.data_format = normalize_data_format(data_format, self)
+        first = 1 if self.data_format == "channels_last" else 2
+        self._axes = tuple(range(first, first + self.rank))
+
+    def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
+        for axis, factor in zip(self._axes, self.size):
+            inputs = inputs.repeat_interleave(factor, dim=axis)
+        return inputs
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        shape = list(input_shape)
+        for axis, factor in zip(self._axes, self.size):
+            shape[axis] = None if shape[axis] is None else shape[axis] * factor
+        return tuple(shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": list(self.size), "data_format": self.data_format}
+
+
+class UpSampling2D(_UpSampling):
     """Scales images up by ``size`` (rows, cols): ``"nearest"`` repeats pixels, ``"bilinear"``
     interpolates with half-pixel centres (TensorFlow's and ``F.interpolate``'s convention)."""
 
-    input_ndim = 4
-
     def __init__(self, size: Any = (2, 2), data_format: str | None = None,
                  interpolation: str = "nearest", **kwargs: Any):
-        super().__init__(**kwargs)
-        self.size = normalize_tuple(size, 2, "size", self)
-        self.data_format = normalize_data_format(data_format, self)
+        super().__init__(size, data_format, **kwargs)
         if interpolation not in ("nearest", "bilinear", "bicubic"):
             raise ConfigError(f"Layer '{self.name}' (UpSampling2D): `interpolation` must be one "
                               f"of 'nearest', 'bilinear', 'bicubic'. Received: "
@@ -100,25 +124,26 @@ class UpSampling2D(Layer):
         self.interpolation = interpolation
 
     def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
+        if self.interpolation == "nearest":
+            return super().call(inputs, training)
         last = self.data_format == "channels_last"
         x = inputs.permute(0, 3, 1, 2) if last else inputs
-        if self.interpolation == "nearest":
-            out = x.repeat_interleave(self.size[0], dim=2).repeat_interleave(self.size[1], dim=3)
-        else:
-            out = F.interpolate(x, scale_factor=self.size, mode=self.interpolation,
-                                align_corners=False)
+        out = F.interpolate(x, scale_factor=self.size, mode=self.interpolation,
+                            align_corners=False)
         return out.permute(0, 2, 3, 1) if last else out
 
-    def compute_output_shape(self, input_shape: Shape) -> Shape:
-        shape = list(input_shape)
-        axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
-        for axis, factor in zip(axes, self.size):
-            shape[axis] = None if shape[axis] is None else shape[axis] * factor
-        return tuple(shape)
-
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "size": list(self.size),
-                "data_format": self.data_format, "interpolation": self.interpolation}
+        return {**super().get_config(), "interpolation": self.interpolation}
+
+
+class UpSampling3D(_UpSampling):
+    """Scales volumes up by ``size`` (depth, rows, cols), repeating cells (Keras has no
+    interpolation option here)."""
+
+    rank = 3
+
+    def __init__(self, size: Any = (2, 2, 2), data_format: str | None = None, **kwargs: Any):
+        super().__init__(size, data_format, **kwargs)
 
 
 def _pairs(layer: Layer, value: Any, name: str, rank: int) -> tuple[tuple[int, int], ...]:
@@ -224,5 +249,29 @@ class Cropping2D(_SpatialEdges):
     sign = -1
 
     def __init__(self, cropping: Any = ((0, 0), (0, 0)), data_format: str | None = None,
+                 **kwargs: Any):
+        super().__init__(cropping, data_format, **kwargs)
+
+
+class ZeroPadding3D(_SpatialEdges):
+    """Adds zeros around volumes: ``padding`` int, (depth, rows, cols) or three (before, after)
+    pairs."""
+
+    rank = 3
+
+    def __init__(self, padding: Any = ((1, 1), (1, 1), (1, 1)), data_format: str | None = None,
+                 **kwargs: Any):
+        super().__init__(padding, data_format, **kwargs)
+
+
+class Cropping3D(_SpatialEdges):
+    """Removes cells of volumes: ``cropping`` int, (depth, rows, cols) or three (before, after)
+    pairs."""
+
+    rank = 3
+    argument = "cropping"
+    sign = -1
+
+    def __init__(self, cropping: Any = ((1, 1), (1, 1), (1, 1)), data_format: str | None = None,
                  **kwargs: Any):
         super().__init__(cropping, data_format, **kwargs)
