@@ -61,7 +61,8 @@ def _expected():
 
 def test_call_arguments_are_replayed_and_shape_follows_them():
     model = _model(keras, _layers(keras))
-    assert tuple(model.outputs[0].shape) == (None, 6)
+    assert model.output_shape == (None, 6)
+    assert model.input_shape == [(None, 3), (None, 3)]  # as Keras: a list for several inputs
     np.testing.assert_allclose(model.predict([A, B], verbose=0), _expected(), rtol=1e-6)
 
 

@@ -182,6 +182,18 @@ class Functional(Model):
     def build(self, input_shape: Any) -> None:
         self.built = True
 
+    @property
+    def input_shape(self) -> Any:
+        """The inputs' shapes, as Keras gives them: one tuple, or a list for several inputs."""
+        shapes = [tuple(kt.shape) for kt in self._inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self) -> Any:
+        """The outputs' shapes: one tuple, or a list for several outputs (a dict's in order)."""
+        shapes = [tuple(kt.shape) for kt in self._outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
     def compute_output_shape(self, input_shape: Any) -> Any:
         shapes = [kt.shape for kt in self._outputs]
         return shapes[0] if self._one_output else shapes
