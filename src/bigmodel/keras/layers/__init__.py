@@ -28,6 +28,37 @@ from bigmodel.keras.layers.core import Activation, Dense, Dropout, Flatten, Inpu
 from bigmodel.keras.layers.einsum_dense import EinsumDense
 from bigmodel.keras.layers.embedding import Embedding
 from bigmodel.keras.layers.embedding_reversible import ReversibleEmbedding
+from bigmodel.keras.layers.image_augment_color import (
+    RandomColorDegeneration,
+    RandomColorJitter,
+    RandomGrayscale,
+    RandomHue,
+    RandomInvert,
+    RandomPosterization,
+    RandomSaturation,
+    RandomSharpness,
+    Solarization,
+)
+from bigmodel.keras.layers.image_augment_geometry import (
+    RandomCrop,
+    RandomElasticTransform,
+    RandomGaussianBlur,
+    RandomPerspective,
+    RandomShear,
+)
+from bigmodel.keras.layers.image_augment_mix import (
+    AugMix,
+    CutMix,
+    MaxNumBoundingBoxes,
+    MixUp,
+    Pipeline,
+    RandAugment,
+)
+from bigmodel.keras.layers.image_augment_tone import (
+    AutoContrast,
+    ContrastLimitedAdaptiveHistogramEqualization,
+    Equalization,
+)
 from bigmodel.keras.layers.input_spec import InputSpec
 from bigmodel.keras.layers.lambda_layer import Identity, Input, Lambda
 from bigmodel.keras.layers.layer_registry import (
@@ -161,6 +192,11 @@ __all__ = [
     "MultiHeadAttention", "RandomRotation", "RandomTranslation", "RandomZoom", "RecurrentConv2D",
     "Reshape", "AdditiveAttention", "AlphaDropout", "Attention", "RandomBrightness", "RandomContrast", "CategoryEncoding", "GroupNormalization", "RMSNormalization", "UnitNormalization", "deserialize_layer",
     "get_layer_class", "serialize_layer", "get_keras_mask", "set_keras_mask",
+    "AugMix", "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "CutMix",
+    "Equalization", "MaxNumBoundingBoxes", "MixUp", "Pipeline", "RandAugment",
+    "RandomColorDegeneration", "RandomColorJitter", "RandomCrop", "RandomElasticTransform",
+    "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert", "RandomPerspective",
+    "RandomPosterization", "RandomSaturation", "RandomSharpness", "RandomShear", "Solarization",
     "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
     "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D", "AveragePooling3D",
     "AvgPool3D", "Conv3D", "Conv3DTranspose", "Convolution3D", "Convolution3DTranspose",
