@@ -45,6 +45,8 @@ FULL = [
     ("MobileNet", {"depth_multiplier": 2, "input_shape": (128, 128, 3)}),
     ("DenseNet121", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "max"}),
     ("DenseNet121", {}), ("DenseNet169", {}), ("DenseNet201", {"include_top": False}),
+    ("Xception", {}), ("Xception", {"include_top": False, "input_shape": (71, 71, 3)}),
+    ("InceptionV3", {}), ("InceptionV3", {"include_top": False, "input_shape": (75, 75, 3)}),
 ]
 
 
@@ -84,10 +86,11 @@ def _randomize(model, seed=0):
         arrays = layer.get_weights()
         if not arrays:
             continue
-        if type(layer).__name__ == "BatchNormalization":
-            gamma, beta, mean, var = (a.shape for a in arrays)
-            arrays = [rng.uniform(0.5, 1.5, gamma), rng.normal(0, 0.1, beta),
-                      rng.normal(0, 0.1, mean), rng.uniform(0.5, 1.5, var)]
+        if type(layer).__name__ == "BatchNormalization":  # [gamma,] beta, mean, variance
+            *affine, mean, var = (a.shape for a in arrays)
+            arrays = [rng.uniform(0.5, 1.5, shape) if i == 0 and len(affine) == 2 else
+                      rng.normal(0, 0.1, shape) for i, shape in enumerate(affine)]
+            arrays += [rng.normal(0, 0.1, mean), rng.uniform(0.5, 1.5, var)]
         else:
             arrays = [rng.normal(0, np.sqrt(1.0 / max(1, np.prod(a.shape[:-1]))), a.shape)
                       for a in arrays]
@@ -124,6 +127,44 @@ def test_outputs_equal_real_keras_from_a_legacy_weights_file(tmp_path, name, kwa
     # random weights through 50 layers give outputs in the hundreds: compare at their scale
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-5)
+
+
+def _rename_layers(path, rename):
+    """Rename every layer group of a legacy file (as Keras 2 named layers differently)."""
+    with h5py.File(path, "r+") as file:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in file.attrs["layer_names"]]
+        for name in names:
+            file.move(name, rename(name))
+        file.attrs["layer_names"] = [rename(n).encode() for n in names]
+
+
+def test_a_file_whose_layer_names_differ_loads_by_position_as_keras_does(tmp_path):
+    real = _real_keras()
+    kwargs = {"alpha": 0.35, "input_shape": (32, 32, 3), "include_top": False, "pooling": "avg"}
+    theirs = real.applications.MobileNetV2(weights=None, **kwargs)
+    _randomize(theirs, seed=6)
+    path = _legacy_file(theirs, tmp_path / "renamed.h5")
+    _rename_layers(path, lambda name: f"keras2_layer_{name}")
+    ours = applications.MobileNetV2(weights=path, **kwargs)
+    x = np.random.default_rng(7).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("name,size", [("Xception", 71), ("InceptionV3", 75)])
+def test_unnamed_layers_load_by_position_and_equal_real_keras(tmp_path, name, size):
+    real = _real_keras()
+    kwargs = {"include_top": False, "input_shape": (size, size, 3), "pooling": "avg"}
+    theirs = getattr(real.applications, name)(weights=None, **kwargs)
+    _randomize(theirs, seed=8)
+    path = _legacy_file(theirs, tmp_path / f"{name}.h5")
+    keras.layers.Conv2D(1, 1)  # shifts this session's automatic names away from the file's
+    ours = getattr(applications, name)(weights=path, **kwargs)
+    x = np.random.default_rng(9).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+    expected = np.asarray(theirs.predict(x, verbose=0))
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(ours.predict(x, verbose=0) / scale, expected / scale, atol=1e-5)
 
 
 def test_include_top_false_pooling_shapes_and_input_tensor():

@@ -7,20 +7,24 @@ names and parameter counts, and Keras's published ImageNet weights (downloaded i
 from bigmodel.keras.applications import (
     densenet,
     imagenet_utils,
+    inception_v3,
     mobilenet,
     mobilenet_v2,
     resnet,
     resnet_v2,
     vgg16,
     vgg19,
+    xception,
 )
 from bigmodel.keras.applications.densenet import DenseNet121, DenseNet169, DenseNet201
+from bigmodel.keras.applications.inception_v3 import InceptionV3
 from bigmodel.keras.applications.mobilenet import MobileNet
 from bigmodel.keras.applications.mobilenet_v2 import MobileNetV2
 from bigmodel.keras.applications.resnet import ResNet50, ResNet101, ResNet152
 from bigmodel.keras.applications.resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from bigmodel.keras.applications.vgg16 import VGG16
 from bigmodel.keras.applications.vgg19 import VGG19
+from bigmodel.keras.applications.xception import Xception
 from bigmodel.keras.unsupported import NAMESPACES, namespace, unsupported_attribute
 
 # stand-ins for the families not built yet: each name raises, naming itself and why
@@ -33,7 +37,7 @@ resnet50 = resnet
 
 __all__ = [
     "densenet", "imagenet_utils", "mobilenet", "mobilenet_v2", "resnet", "resnet50", "resnet_v2", "vgg16",
-    "vgg19", "MobileNet", "MobileNetV2", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
+    "vgg19", "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
     "DenseNet201", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
 ]
 
