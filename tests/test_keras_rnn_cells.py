@@ -343,6 +343,8 @@ def test_bad_cells_and_states():
         rnn(x, initial_state=[torch.zeros(3, 3), torch.zeros(3, 4)])
     with pytest.raises(ShapeError, match=r"sequences \(batch, timesteps"):
         rnn(torch.zeros(3, 4))
+    with pytest.raises(ShapeError, match="axis -1 .* value 4"):
+        rnn(torch.zeros(3, 5, 6))  # built for 4 features
     with pytest.raises(ConfigError, match="units"):
         keras.layers.GRUCell(0)
     with pytest.raises(ConfigError, match="dropout"):
@@ -398,3 +400,29 @@ def test_cell_dropout_only_in_training():
         assert not torch.allclose(first, plain(x))
         assert not torch.allclose(first, second)
         assert dropped.cell._dropout_masks is None  # nothing kept for the next sequence
+
+
+def test_registered_custom_cell_archive_both_ways(rk, tmp_path):
+    """A user's cell class registered in both libraries travels in .keras files both ways."""
+    def register(lib):
+        base = _minimal_cell(lib)
+
+        @lib.saving.register_keras_serializable(package="A1Test", name="MinimalRNNCell")
+        class MinimalRNNCell(base):
+            def get_config(self):
+                return {**super().get_config(), "units": self.units}
+
+        return MinimalRNNCell
+
+    ours_cls, theirs_cls = register(keras), register(rk)
+    model = keras.Sequential([keras.Input((5, 4)), keras.layers.RNN(ours_cls(3))])
+    model.set_weights(_jittered(model))
+    expected = model.predict(X, verbose=0)
+    model.save(tmp_path / "cell.keras")
+    theirs = rk.models.load_model(tmp_path / "cell.keras")
+    assert type(theirs.layers[0].cell) is theirs_cls
+    _close(theirs.predict(X, verbose=0), expected)
+    theirs.save(tmp_path / "cell_real.keras")
+    back = keras.models.load_model(tmp_path / "cell_real.keras")
+    assert type(back.layers[0].cell) is ours_cls
+    _close(back.predict(X, verbose=0), expected)

@@ -32,6 +32,7 @@ import torch
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras import activations
 from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.core import cast_inputs
 from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
 from bigmodel.keras.layers.recurrent import call_with_initial_state
 from bigmodel.keras.layers.rnn_cells import (
@@ -171,6 +172,8 @@ class RNN(Layer):
                              f"{len(shape)}. Full shape received: {shape}")
         if not self.cell.built:
             self.cell._maybe_build((shape[0], *shape[2:]), self._build_device)
+        if shape[-1] is not None:
+            self.input_axes = {-1: shape[-1]}  # the features the cell was built for
         super().build(input_shape)
 
     # ----------------------------------------------------------------------------- states
@@ -285,7 +288,7 @@ class RNN(Layer):
         finals = []
         for index, (cell, state) in enumerate(zip(cells, per_cell)):
             state = list(state) if isinstance(state, (list, tuple)) else [state]
-            x = x.to(cell.kernel.dtype)
+            x = cast_inputs(x, cell.kernel)
             simple = cell.cell == "simple"
             act = activations.serialize(cell.activation)
             fusable = ((act in ("tanh", "relu") if simple else
