@@ -15,6 +15,10 @@
 - ``verbose=2``: the epoch's line only (Keras's ``verbose=2``).
 - ``verbose=0``: nothing.
 
+With interactive output turned off (:func:`set_interactive_output`, what Keras's
+``keras.config.disable_interactive_logging`` calls), progress goes line by line to the Python logger
+``bigmodel.progress`` (level INFO) instead of standard output, as Keras sends it to absl logging.
+
 Long steps that are not epochs (rendering a speech corpus, evaluating a large test set) report
 through :class:`Phase`: the same in-place bar on a terminal, one line every
 :func:`progress_interval` seconds otherwise, nothing for a phase shorter than that. Its default
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import math
 import os
 import sys
@@ -43,6 +48,44 @@ DEFAULT_INTERVAL = 10.0  # seconds between progress lines when output is not a t
 INTERVAL_VARIABLE = "BIGMODEL_PROGRESS_INTERVAL"
 _BAR_WIDTH = 20
 _VERBOSITY: contextvars.ContextVar[int] = contextvars.ContextVar("bigmodel_progress", default=1)
+_INTERACTIVE = [True]  # one process-wide switch, as Keras's
+
+
+class _LogLines:
+    """A write-only text stream whose complete lines go to the ``bigmodel.progress`` logger."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text.replace("\r", "\n")
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                logging.getLogger("bigmodel.progress").info(line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def set_interactive_output(enabled: bool) -> None:
+    """Progress to standard output (True, the default) or, line by line, to the
+    ``bigmodel.progress`` logger (False), for every bar and phase made afterwards."""
+    _INTERACTIVE[0] = bool(enabled)
+
+
+def interactive_output() -> bool:
+    """Whether progress goes to standard output (see :func:`set_interactive_output`)."""
+    return _INTERACTIVE[0]
+
+
+def default_stream() -> TextIO:
+    """Where progress goes when no stream is given: ``sys.stdout`` or the logging stream."""
+    return sys.stdout if _INTERACTIVE[0] else _LogLines()  # type: ignore[return-value]
 
 
 def progress_interval() -> float:
@@ -129,12 +172,12 @@ class ProgressBar:
     Args:
         verbose: 0 silent; 1 live bar on a terminal, otherwise a line every
             :func:`progress_interval` seconds and one per epoch; 2 one line per epoch.
-        stream: where to write; ``sys.stdout`` when ``None``.
+        stream: where to write; when ``None``, :func:`default_stream`.
     """
 
     def __init__(self, verbose: int = 1, stream: TextIO | None = None) -> None:
         self.verbose = verbose
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream if stream is not None else default_stream()
         isatty = getattr(self.stream, "isatty", None)
         self.live = verbose == 1 and bool(isatty and isatty())
         # Piped output (verbose 1): a line every `interval` seconds within the epoch.
@@ -235,7 +278,7 @@ class Phase:
         unit: what one unit is (``"clips"``, ``"images"``).
         verbose: 0 silent, 1 bar / periodic lines; None: the level :func:`verbosity` set
             (1 outside any).
-        stream: where to write; ``sys.stdout`` when None.
+        stream: where to write; when None, :func:`default_stream`.
         interval: seconds between lines on output that is not a terminal; None:
             :func:`progress_interval`.
     """
@@ -245,7 +288,7 @@ class Phase:
                  interval: float | None = None) -> None:
         self.label, self.total, self.unit = label, total, unit
         self.verbose = _VERBOSITY.get() if verbose is None else int(verbose)
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream if stream is not None else default_stream()
         isatty = getattr(self.stream, "isatty", None)
         self.live = self.verbose >= 1 and bool(isatty and isatty())
         self.interval = (interval if interval is not None else progress_interval()
@@ -326,5 +369,6 @@ class Phase:
 
 
 __all__ = ["DEFAULT_INTERVAL", "INTERVAL_VARIABLE", "REFRESH_SECONDS", "Phase", "ProgressBar",
-           "format_duration", "format_eta", "format_logs", "format_per_step", "format_value",
-           "progress_interval", "verbosity"]
+           "default_stream", "format_duration", "format_eta", "format_logs", "format_per_step",
+           "format_value", "interactive_output", "progress_interval", "set_interactive_output",
+           "verbosity"]

@@ -55,6 +55,9 @@ preprocessing = namespace("keras.preprocessing")
 preprocessing.sequence.pad_sequences = utils.pad_sequences
 preprocessing.image_dataset_from_directory = utils.image_dataset_from_directory
 preprocessing.timeseries_dataset_from_array = utils.timeseries_dataset_from_array
+for _name in ("array_to_img", "img_to_array", "load_img", "save_img"):
+    setattr(preprocessing.image, _name, getattr(utils, _name))
+del _name
 quantizers = namespace("keras.quantizers")
 visualization = namespace("keras.visualization")
 wrappers = namespace("keras.wrappers")

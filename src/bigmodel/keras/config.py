@@ -7,6 +7,7 @@ channels-last, so :func:`set_image_data_format` accepts ``"channels_last"`` only
 
 from __future__ import annotations
 
+from bigmodel.engine.progress import interactive_output, set_interactive_output
 from bigmodel.errors import ConfigError, NotSupportedError
 from bigmodel.keras.mixed_precision import dtype_policy, set_dtype_policy  # noqa: F401 - as Keras
 from bigmodel.keras.unsupported import (  # noqa: F401 - public here, as the error of every module
@@ -78,6 +79,23 @@ def set_image_data_format(data_format: str) -> None:
             "keras.config.set_image_data_format('channels_first') is not supported: bigmodel's "
             f"Keras layers take channels-last images. See {DOCS}")
     _STATE["image_data_format"] = data_format
+
+
+def enable_interactive_logging() -> None:
+    """Progress of ``fit`` / ``evaluate`` / ``predict`` and ``keras.utils.Progbar`` to standard
+    output (the default)."""
+    set_interactive_output(True)
+
+
+def disable_interactive_logging() -> None:
+    """Progress and ``Progbar`` lines to the Python logger ``bigmodel.progress`` (INFO) instead
+    of standard output, as Keras sends them to absl logging (for jobs on a server)."""
+    set_interactive_output(False)
+
+
+def is_interactive_logging_enabled() -> bool:
+    """Whether progress goes to standard output (see :func:`disable_interactive_logging`)."""
+    return interactive_output()
 
 
 def __getattr__(name: str) -> object:

@@ -19,7 +19,7 @@ from bigmodel.errors import ConfigError, DataError, DataFileError, NotSupportedE
 from bigmodel.keras.ops.image import resize
 from bigmodel.keras.py_dataset import PyDataset
 
-__all__ = ["ImageDataset", "image_dataset_from_directory"]
+__all__ = ["ImageDataset", "class_files", "image_dataset_from_directory"]
 
 _EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _CHANNELS = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
@@ -68,22 +68,29 @@ class ImageDataset(PyDataset):
             self._rng.shuffle(self._order)
 
 
-def _class_files(directory: Path, class_names: list[str] | None,
-                 follow_links: bool) -> tuple[list[str], list[int], list[str]]:
-    """Image files and class indices in Keras's order: classes sorted by name, files sorted
-    by folder then name."""
+def class_files(directory: Path, class_names: list[str] | None, follow_links: bool,
+                extensions: tuple[str, ...] = _EXTENSIONS,
+                place: str = "image_dataset_from_directory") -> tuple[list[str], list[int],
+                                                                      list[str]]:
+    """Files ending in one of ``extensions`` and their class indices in Keras's order: classes
+    (subfolders, or ``class_names`` in that order) sorted by name, files sorted by folder then
+    name (shared by the ``*_dataset_from_directory`` functions; ``place`` names the caller).
+
+    Raises:
+        ConfigError: ``class_names`` that are not the subfolders.
+    """
     folders = sorted(p.name for p in directory.iterdir() if p.is_dir())
     if class_names is not None:
         if sorted(class_names) != folders:
-            raise ConfigError(f"image_dataset_from_directory: class_names {class_names} do not "
-                              f"match the subfolders of {directory}: {folders}")
+            raise ConfigError(f"{place}: class_names {class_names} do not match the subfolders "
+                              f"of {directory}: {folders}")
         folders = list(class_names)
     paths, labels = [], []
     for index, name in enumerate(folders):
         walk = sorted(os.walk(directory / name, followlinks=follow_links), key=lambda x: x[0])
         for root, _, files in walk:
             for fname in sorted(files):
-                if fname.lower().endswith(_EXTENSIONS):
+                if fname.lower().endswith(extensions):
                     paths.append(os.path.join(root, fname))
                     labels.append(index)
     return paths, labels, folders
@@ -155,7 +162,7 @@ def image_dataset_from_directory(directory: Any, labels: Any = "inferred",
         raise NotSupportedError("image_dataset_from_directory: labels given as a list are not "
                                 "supported by bigmodel; use labels='inferred' (one subfolder per "
                                 "class) or None")
-    paths, indices, names = _class_files(root, class_names, follow_links)
+    paths, indices, names = class_files(root, class_names, follow_links)
     if labels is None:
         label_mode = None
     if not paths:

@@ -7,9 +7,25 @@ from typing import Any
 import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
+from bigmodel.keras.audio_dataset import audio_dataset_from_directory  # noqa: F401 - Keras name
 from bigmodel.keras.backend import clear_session, is_keras_tensor, standardize_dtype  # noqa: F401
+from bigmodel.keras.config import (  # noqa: F401 - keras.utils names too, as in Keras 3
+    disable_interactive_logging,
+    enable_interactive_logging,
+    is_interactive_logging_enabled,
+)
+from bigmodel.keras.config_container import Config  # noqa: F401 - Keras name
+from bigmodel.keras.dataset_split import split_dataset  # noqa: F401 - Keras name
 from bigmodel.keras.image_dataset import image_dataset_from_directory  # noqa: F401 - Keras name
+from bigmodel.keras.image_utils import (  # noqa: F401 - Keras names
+    array_to_img,
+    img_to_array,
+    load_img,
+    save_img,
+)
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.ops.nn import normalize as _normalize_tensor
+from bigmodel.keras.progbar import Progbar  # noqa: F401 - Keras name
 from bigmodel.keras.py_dataset import PyDataset
 from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in Keras 3
     CustomObjectScope,
@@ -146,11 +162,37 @@ def normalize(x: Any, axis: int | None = -1, order: int = 2) -> Any:
         return x / np.expand_dims(norm, -1 if axis is None else axis)
     return _normalize_tensor(x, axis=axis, order=order)
 
+def get_source_inputs(tensor: Any) -> list[Any]:
+    """The ``keras.Input`` tensors a symbolic tensor is computed from, in the order a walk
+    back through its graph meets them (a tensor with no parents gives ``[tensor]``).
+
+    Raises:
+        InputTypeError: ``tensor`` is not a KerasTensor.
+    """
+    if not isinstance(tensor, KerasTensor):
+        raise InputTypeError(f"get_source_inputs: tensor must be a KerasTensor (a functional "
+                             f"model's symbolic tensor); received {type(tensor).__name__}")
+    found: list[Any] = []
+    seen: set[int] = set()
+    stack = [tensor]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if not node.parents:
+            found.append(node)
+        stack.extend(reversed(node.parents))
+    return found
+
+
 # Keras submodules bigmodel does not implement: every name in them raises, naming itself.
 bounding_boxes = namespace("keras.utils.bounding_boxes")
 legacy = namespace("keras.utils.legacy")
 
-__all__ = ["PyDataset", "pad_sequences", "set_random_seed", "to_categorical"]
+__all__ = ["Config", "Progbar", "PyDataset", "array_to_img", "audio_dataset_from_directory",
+           "get_source_inputs", "img_to_array", "load_img", "pad_sequences", "save_img",
+           "set_random_seed", "split_dataset", "to_categorical"]
 
 
 def __getattr__(name: str) -> object:
