@@ -426,3 +426,27 @@ def test_registered_custom_cell_archive_both_ways(rk, tmp_path):
     back = keras.models.load_model(tmp_path / "cell_real.keras")
     assert type(back.layers[0].cell) is ours_cls
     _close(back.predict(X, verbose=0), expected)
+
+
+def test_conv_lstm_initial_state_and_stateful(rk):
+    """ConvLSTM2D(initial_state=[h, c]) equals real Keras; a stateful layer fed two halves of a
+    sequence ends where one call over the whole sequence ends."""
+    x = RNG.normal(size=(2, 4, 5, 5, 2)).astype(np.float32)
+    h0, c0 = (RNG.normal(size=(2, 5, 5, 3)).astype(np.float32) for _ in range(2))
+    theirs = rk.layers.ConvLSTM2D(3, 3, padding="same", return_state=True)
+    ours = keras.layers.ConvLSTM2D(3, 3, padding="same", return_state=True)
+    theirs(x)
+    ours(torch.tensor(x))
+    weights = _jittered(theirs)
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    result = ours(torch.tensor(x), initial_state=[torch.tensor(h0), torch.tensor(c0)])
+    _close(result, [_np(t) for t in theirs(x, initial_state=[h0, c0])])
+    stateful = keras.layers.ConvLSTM2D(3, 3, padding="same", stateful=True)
+    stateful(torch.tensor(x[:, :2]))
+    stateful.set_weights(weights)
+    stateful.reset_states()
+    stateful(torch.tensor(x[:, :2]))
+    _close(stateful(torch.tensor(x[:, 2:])), ours(torch.tensor(x))[0])
+    with pytest.raises(ShapeError, match=r"initial_state must be 2 tensors \[h, c\]"):
+        ours(torch.tensor(x), initial_state=[torch.tensor(h0)])
