@@ -207,6 +207,14 @@ def test_preprocess_input_equals_real_keras():
             module.preprocess_input(pixels),
             real.applications.imagenet_utils.preprocess_input(pixels.astype(np.float32),
                                                               mode=mode), rtol=1e-6, atol=1e-5)
+    # on a functional model's symbolic input, as in Keras's transfer-learning tutorials
+    for mode in ("caffe", "tf", "torch"):
+        inputs = keras.Input((5, 4, 3))
+        model = keras.Model(inputs, imagenet_utils.preprocess_input(inputs, mode=mode))
+        np.testing.assert_allclose(
+            model(torch.tensor(images)).numpy(),
+            real.applications.imagenet_utils.preprocess_input(images.copy(), mode=mode),
+            rtol=1e-6, atol=1e-5)
     # caffe by hand: BGR minus the ImageNet mean
     pixel = np.array([[[10.0, 20.0, 30.0]]], np.float32)
     np.testing.assert_allclose(imagenet_utils.preprocess_input(pixel.copy()),

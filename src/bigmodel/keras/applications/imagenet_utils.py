@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from bigmodel.errors import ConfigError, ShapeError
-from bigmodel.keras import activations
+from bigmodel.keras import activations, ops
+from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.keras.utils_files import get_file
 
@@ -42,8 +43,9 @@ def preprocess_input(x: Any, data_format: Any = None, mode: str = "caffe") -> An
     """Scale a batch of RGB images in ``[0, 255]`` the way a pretrained network expects.
 
     Args:
-        x: a NumPy array or torch tensor ``(..., H, W, 3)``. A float NumPy array is changed in
-            place, as in Keras (pass ``np.copy(x)`` to keep it); integers are converted to float32.
+        x: a NumPy array, torch tensor or symbolic ``keras.Input`` ``(..., H, W, 3)``. A float
+            NumPy array is changed in place, as in Keras (pass ``np.copy(x)`` to keep it);
+            integers are converted to float32.
         data_format: ``None`` or ``"channels_last"``.
         mode: ``"caffe"`` (RGB -> BGR, minus the ImageNet mean per channel), ``"tf"`` (to
             ``[-1, 1]``) or ``"torch"`` (to ``[0, 1]``, then ImageNet mean / std per channel).
@@ -62,6 +64,8 @@ def preprocess_input(x: Any, data_format: Any = None, mode: str = "caffe") -> An
         if not issubclass(x.dtype.type, np.floating):
             x = x.astype(np.float32, copy=False)
         return _preprocess(x, mode, flip=lambda a: a[..., ::-1])
+    if isinstance(x, KerasTensor):  # a functional model's input: the same steps as ops
+        return _preprocess_symbolic(x, mode)
     x = torch.as_tensor(x)
     if not x.is_floating_point():
         x = x.float()
@@ -84,6 +88,14 @@ def _preprocess(x: Any, mode: str, flip: Any) -> Any:
         if std is not None:
             x[..., channel] /= std[channel]
     return x
+
+
+def _preprocess_symbolic(x: KerasTensor, mode: str) -> KerasTensor:
+    if mode == "tf":
+        return x / 127.5 - 1.0
+    if mode == "torch":
+        return (x / 255.0 - np.array(_TORCH_MEAN, np.float32)) / np.array(_TORCH_STD, np.float32)
+    return ops.flip(x, axis=-1) - np.array(_CAFFE_MEAN, np.float32)
 
 
 def decode_predictions(preds: Any, top: int = 5) -> list[list[tuple[str, str, float]]]:
