@@ -175,20 +175,23 @@ def test_config_keys_and_values_match_real_keras(rk, name, kwargs):
 
 def test_every_new_layer_is_identity_at_inference_and_keeps_shapes():
     images = BYTES
-    layers = [L.RandomCrop(5, 5), L.RandomGrayscale(1.0), L.RandomHue(0.5),
-              L.RandomSaturation(0.5), L.RandomColorJitter(brightness_factor=0.3, hue_factor=0.3),
-              L.RandomColorDegeneration(0.5), L.RandomInvert(), L.RandomPosterization(3),
-              L.RandomSharpness(0.5), L.RandomShear(0.3, 0.3), L.RandomPerspective(),
-              L.RandomGaussianBlur(), L.RandomElasticTransform(), L.Solarization(0.5, 0.5),
-              L.Equalization(), L.CutMix(), L.MixUp(), L.RandAugment(), L.AugMix(),
-              L.Pipeline([L.RandomInvert(), L.RandomShear(0.2)])]
+    s = {"seed": 7}  # seeded: which images a probability-driven layer changes is fixed
+    layers = [L.RandomCrop(5, 5, **s), L.RandomGrayscale(1.0, **s), L.RandomHue(0.5, **s),
+              L.RandomSaturation(0.5, **s),
+              L.RandomColorJitter(brightness_factor=0.3, hue_factor=0.3, **s),
+              L.RandomColorDegeneration(0.5, **s), L.RandomInvert(**s),
+              L.RandomPosterization(3, **s), L.RandomSharpness(0.5, **s),
+              L.RandomShear(0.3, 0.3, **s), L.RandomPerspective(**s), L.RandomGaussianBlur(**s),
+              L.RandomElasticTransform(**s), L.Solarization(0.5, 0.5, **s), L.Equalization(),
+              L.CutMix(**s), L.MixUp(**s), L.RandAugment(**s), L.AugMix(**s),
+              L.Pipeline([L.RandomInvert(**s), L.RandomShear(0.2, **s)])]
     for layer in layers:
         assert torch.equal(layer(images, training=False), images), layer.name
         out = layer(images, training=True)
         assert out.dtype == torch.float32
         expected = (4, 5, 5, 3) if isinstance(layer, L.RandomCrop) else images.shape
         assert tuple(out.shape) == tuple(expected), layer.name
-        assert not torch.equal(out, images) or isinstance(layer, L.RandAugment), layer.name
+        assert not torch.equal(out, images), layer.name
     # integer images come back as float32 (Keras casts to the compute dtype)
     assert L.RandomInvert()(BYTES.to(torch.uint8), training=True).dtype == torch.float32
 

@@ -93,7 +93,7 @@ class BaseImageAugmentation(Layer):
     def _numpy_rng(self, like: torch.Tensor) -> np.random.Generator:
         """A NumPy generator seeded from the layer's torch generator (Beta / Dirichlet draws,
         which torch cannot take from a given generator)."""
-        seed = torch.randint(0, 2**31 - 1, (), generator=self._generator(like))
+        seed = torch.randint(0, 2**31 - 1, (), device=like.device, generator=self._generator(like))
         return np.random.default_rng(int(seed))
 
     @staticmethod

@@ -50,10 +50,9 @@ class RandomCrop(BaseImageAugmentation):
         h_axis, w_axis = self._axes()
         in_h, in_w = images.shape[h_axis], images.shape[w_axis]
         if training and in_h > self.height and in_w > self.width:
-            g = self._generator(images)
             # Keras: int(uniform(0, size - crop + 1)), one offset pair for the batch
-            h_start = int(torch.rand((), generator=g, device=images.device) * (in_h - self.height + 1))
-            w_start = int(torch.rand((), generator=g, device=images.device) * (in_w - self.width + 1))
+            h_start = int(self._uniform((), 0.0, in_h - self.height + 1.0, images))
+            w_start = int(self._uniform((), 0.0, in_w - self.width + 1.0, images))
             return h_start, w_start
         crop_h = max(min(in_h, int(float(in_w * self.height) / self.width)), 1)
         crop_w = max(min(in_w, int(float(in_h * self.width) / self.height)), 1)

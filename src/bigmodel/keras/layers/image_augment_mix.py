@@ -37,7 +37,7 @@ __all__ = ["AugMix", "CutMix", "MaxNumBoundingBoxes", "MixUp", "Pipeline", "Rand
 
 class _Mixing(BaseImageAugmentation):
     def _permutation(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        return torch.randperm(n, generator=self._generator(like)).to(like.device)
+        return torch.randperm(n, device=like.device, generator=self._generator(like))
 
     @staticmethod
     def _mix_labels(labels: torch.Tensor, transformation: Any) -> torch.Tensor:
@@ -201,6 +201,7 @@ class RandAugment(_Policy):
             return None
         images = self._images_of(data)
         return {"layer_idxes": torch.randint(0, len(self._ORDER), (self.num_ops,),
+                                             device=images.device,
                                              generator=self._generator(images))}
 
     def _transform(self, images: torch.Tensor, transformation: Any) -> torch.Tensor:
