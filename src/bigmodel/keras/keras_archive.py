@@ -24,6 +24,7 @@ import torch
 
 from bigmodel.errors import BigModelError, CheckpointError, ConfigError
 from bigmodel.keras.compile_config import keras_compile_config, restore_compile
+from bigmodel.keras.keras_assets import read_assets, write_assets
 from bigmodel.keras.keras_weights import (
     WeightsFileError,
     check_weights,
@@ -96,6 +97,7 @@ def save_keras_archive(model: Any, path: str | os.PathLike, overwrite: bool = Tr
             archive.writestr("metadata.json", json.dumps(metadata))
             archive.writestr("config.json", json.dumps(spec))
             archive.writestr("model.weights.h5", weights)
+            write_assets(model, archive)
 
 
 def save_weights_h5(model: Any, path: str | os.PathLike, overwrite: bool = True) -> None:
@@ -202,6 +204,8 @@ def load_keras_archive(path: str | os.PathLike, custom_objects: Any = None,
         model = _build(spec, str(file), custom_objects, safe_mode)
         read_weights(model, h5, file)
         optimizer_arrays = read_optimizer_arrays(h5)
+    with _open_archive(file) as archive:  # a layer's vocabulary file (Keras's assets/)
+        read_assets(model, archive, file)
     if compile and isinstance(spec.get("compile_config"), dict) and spec["compile_config"]:
         restore_compile(model, spec["compile_config"], file, custom_objects)
         if optimizer_arrays is not None and getattr(model, "compiled", False):

@@ -44,6 +44,7 @@ from bigmodel.keras.model_inputs import (
 )
 from bigmodel.keras.model_training import TrainingMixin
 from bigmodel.keras.py_dataset import PyDataset
+from bigmodel.keras.string_inputs import is_string_array, string_ids
 from bigmodel.keras.trainer_steps import (
     StepsMixin,
 )
@@ -195,10 +196,13 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
     def _standardize_input(self, x: Any) -> torch.Tensor:
         """Tensor from array; Keras 3's input adjustments (dtype, a missing trailing 1-axis)."""
         if isinstance(x, np.ndarray):
-            if x.dtype.kind not in "biuf":
+            if is_string_array(x):  # strings travel as interned ids to the string layers
+                x = string_ids(x, f"Model '{self.name}' input")
+            elif x.dtype.kind not in "biuf":
                 raise InputTypeError(f"Model '{self.name}': inputs must hold numbers; received "
                                      f"dtype {x.dtype}")
-            x = torch.from_numpy(np.ascontiguousarray(x))
+            else:
+                x = torch.from_numpy(np.ascontiguousarray(x))
         if not isinstance(x, torch.Tensor):
             raise InputTypeError(f"Model '{self.name}' expects a tensor or NumPy array; received "
                                  f"{type(x).__name__}")
@@ -431,7 +435,9 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if args and isinstance(args[0], np.ndarray):
-            args = (torch.from_numpy(np.ascontiguousarray(args[0])), *args[1:])
+            first = string_ids(args[0], f"Model '{self.name}' input") \
+                if is_string_array(args[0]) else torch.from_numpy(np.ascontiguousarray(args[0]))
+            args = (first, *args[1:])
         return super().__call__(*args, **kwargs)
 
     # ----------------------------------------------------------------------------- I/O & info

@@ -27,6 +27,7 @@ from bigmodel.keras.model_inputs import (
     structured_weights,
 )
 from bigmodel.keras.py_dataset import PyDataset
+from bigmodel.keras.string_inputs import is_string_array, string_ids
 
 
 def is_array_like(value: Any) -> bool:
@@ -43,6 +44,8 @@ def _as_numpy(value: Any, what: str) -> np.ndarray | torch.Tensor:
     if not isinstance(value, np.ndarray):
         raise InputTypeError(f"{what} must be a NumPy array or a torch tensor; received "
                              f"{type(value).__name__}")
+    if is_string_array(value):  # strings travel as interned ids to the string layers
+        return string_ids(value, what)
     if value.dtype.kind not in "biuf":
         raise InputTypeError(f"{what} must hold numbers; received dtype {value.dtype}")
     return value

@@ -17,6 +17,7 @@ import torch
 
 from bigmodel.data.batching import tree_leaves, tree_map
 from bigmodel.errors import DataError, InputTypeError, ShapeError, describe
+from bigmodel.keras.string_inputs import StringIds, is_string_array, string_ids
 
 if TYPE_CHECKING:
     # a keras Model (a Layer); the model module imports this one
@@ -56,6 +57,8 @@ def _as_tensor(value: Any, what: str) -> torch.Tensor:
     if not isinstance(value, np.ndarray):
         raise InputTypeError(f"{what} must be a NumPy array or a torch tensor; received "
                              f"{type(value).__name__}")
+    if is_string_array(value):  # strings travel as interned ids to the string layers
+        return string_ids(value, what)
     if value.dtype.kind not in "biuf":
         raise InputTypeError(f"{what} must hold numbers; received dtype {value.dtype}")
     return torch.from_numpy(np.ascontiguousarray(value))
@@ -64,6 +67,8 @@ def _as_tensor(value: Any, what: str) -> torch.Tensor:
 def input_adjusted(x: torch.Tensor, ref: Any, integer_ok: bool) -> torch.Tensor:
     """Keras 3's input adjustments: float64/integers -> float32 (integers kept for index inputs),
     a missing trailing 1-axis added, an extra one dropped."""
+    if isinstance(x, StringIds):  # string data: ids, never cast
+        integer_ok = True
     if not x.is_floating_point() and not integer_ok:
         x = x.to(torch.float32)
     elif x.dtype == torch.float64:

@@ -13,6 +13,10 @@ from bigmodel.keras.layers.augmentation import (
 )
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.category_encoding import CategoryEncoding
+from bigmodel.keras.layers.discretization import Discretization
+from bigmodel.keras.layers.hashing import HashedCrossing, Hashing
+from bigmodel.keras.layers.lookup import IntegerLookup, StringLookup
+from bigmodel.keras.layers.text_vectorization import TextVectorization
 from bigmodel.keras.layers.color_augmentation import RandomBrightness, RandomContrast
 from bigmodel.keras.layers.conv_depthwise import (
     DepthwiseConv1D,
@@ -206,6 +210,8 @@ __all__ = [
     "EinsumDense", "GroupQueryAttention", "SpectralNormalization", "TorchModuleWrapper",
     "Wrapper", "ReversibleEmbedding", "InputSpec", "MelSpectrogram", "STFTSpectrogram",
     "deserialize", "serialize",
+    "Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup",
+    "TextVectorization",
 ]
 
 
