@@ -70,6 +70,10 @@ CASES = [
     ("pad_images_target", lambda m: m.pad_images(IMG[0], None, None, 2, 3, 13, 14)),
     ("crop_images", lambda m: m.crop_images(IMG, 1, 2, None, 1, 5, None)),
     ("crop_images_target", lambda m: m.crop_images(IMG[0], None, 1, 2, None, 4, 5)),
+    *[(f"resize_{interp}_{aspect}",
+       lambda m, i=interp, a=aspect: m.resize(IMG[:, :, :6], (4, 5), i, crop_to_aspect_ratio=a == "crop",
+                                              pad_to_aspect_ratio=a == "pad", fill_value=0.5))
+      for interp in ("bilinear", "nearest", "bicubic") for aspect in ("crop", "pad")],
     *[(f"scale_and_translate_{method}_{antialias}",
        lambda m, k=method, a=antialias: m.scale_and_translate(
            IMG, (2, 5, 12, 3), np.array([0.6, 1.5], np.float32),
@@ -195,5 +199,9 @@ def test_bad_inputs_raise_errors_naming_the_op_and_argument():
         ops.image.extract_patches_3d(VOLUMES, 2, padding="full")
     with pytest.raises(ConfigError, match="scale_and_translate: method must be one of"):
         ops.image.scale_and_translate(IMG, (2, 5, 12, 3), [1, 1], [0, 0], (1, 2), "area")
+    with pytest.raises(ConfigError, match="resize: give crop_to_aspect_ratio or pad_to_aspect"):
+        ops.image.resize(IMG, (4, 4), crop_to_aspect_ratio=True, pad_to_aspect_ratio=True)
+    with pytest.raises(NotSupportedError, match="interpolation='lanczos3'"):
+        ops.image.resize(IMG, (4, 4), interpolation="lanczos3")
     with pytest.raises(ConfigError, match="sigma"):
         ops.image.gaussian_blur(IMG, sigma=(1.0, 2.0, 3.0))

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from bigmodel.errors import NotSupportedError
+from bigmodel.errors import ConfigError, NotSupportedError
 from bigmodel.keras import config
+from bigmodel.keras.layers.preprocessing import resize_images
 from bigmodel.keras.ops.convolution import same_padding
 from bigmodel.keras.ops.dtypes import as_float
 from bigmodel.keras.ops.image_filters import (  # noqa: F401 - keras.ops.image names
@@ -59,22 +60,39 @@ def resize(images: Any, size: Any, interpolation: str = "bilinear", antialias: b
            data_format: str | None = None) -> torch.Tensor:
     """Images resized to ``size = (height, width)`` (half-pixel centres, as Keras).
 
+    Args:
+        crop_to_aspect_ratio: first cut the largest centred box of the target's aspect ratio.
+        pad_to_aspect_ratio: first pad both sides evenly with ``fill_value`` to the target's
+            aspect ratio (as Keras's torch backend: ``(padded - side) // 2`` on each side).
+        (Computed by the ``Resizing`` layer's :func:`resize_images`.)
+
     Raises:
-        NotSupportedError: for ``crop_to_aspect_ratio`` / ``pad_to_aspect_ratio`` or an
-            interpolation other than bilinear, nearest, bicubic, area.
+        NotSupportedError: an interpolation other than bilinear, nearest, bicubic, area.
+        ConfigError: both aspect-ratio options, or a ``fill_mode`` other than ``"constant"``.
     """
-    if crop_to_aspect_ratio or pad_to_aspect_ratio or interpolation not in _MODES:
+    if interpolation not in _MODES:
         raise NotSupportedError(
-            f"keras.ops.image.resize(interpolation={interpolation!r}, crop_to_aspect_ratio="
-            f"{crop_to_aspect_ratio}, pad_to_aspect_ratio={pad_to_aspect_ratio}) is not "
-            "supported; bilinear/nearest/bicubic/area without aspect-ratio handling are. "
-            "See docs/keras.md")
+            f"keras.ops.image.resize(interpolation={interpolation!r}) is not supported; "
+            "bilinear, nearest, bicubic and area are. See docs/keras.md")
+    if crop_to_aspect_ratio and pad_to_aspect_ratio:
+        raise ConfigError("keras.ops.image.resize: give crop_to_aspect_ratio or "
+                          "pad_to_aspect_ratio, not both")
+    if fill_mode != "constant":
+        raise ConfigError(f"keras.ops.image.resize: fill_mode must be 'constant'; received "
+                          f"fill_mode={fill_mode!r}")
+    if len(size) != 2:
+        raise ConfigError(f"keras.ops.image.resize: size must be (height, width); received "
+                          f"size={size!r}")
     x, unbatched, channels_last = _to_nchw(as_float(images), data_format)
-    mode = _MODES[interpolation]
-    kwargs: dict[str, Any] = {}
-    if mode in ("bilinear", "bicubic"):
-        kwargs = {"align_corners": False, "antialias": antialias}
-    out = F.interpolate(x, size=tuple(int(s) for s in size), mode=mode, **kwargs)
+    target = tuple(int(s) for s in size)
+    if interpolation == "area":  # not a Keras mode on torch: no aspect-ratio handling
+        if crop_to_aspect_ratio or pad_to_aspect_ratio:
+            raise NotSupportedError("keras.ops.image.resize(interpolation='area') with "
+                                    "crop_to_aspect_ratio / pad_to_aspect_ratio is not supported")
+        out = F.interpolate(x, size=target, mode="area")
+    else:
+        out = resize_images(x, target, interpolation, antialias, crop_to_aspect_ratio,
+                            pad_to_aspect_ratio, float(fill_value))
     return _from_nchw(out, unbatched, channels_last)
 
 
