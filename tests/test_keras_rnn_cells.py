@@ -202,45 +202,52 @@ def test_custom_cell_learns_under_fit():
 
 
 class NestedCell(keras.layers.Layer):
-    """The guide's nested cell, Keras 3 style: dict inputs, state_size ``[u1, [u2, u3]]`` (a
-    state and a pair of states), a tuple output."""
+    """The "Working with RNNs" guide's nested cell: inputs ``(x1, x2)`` with x2 ``(batch, i2,
+    i3)``, ``state_size = [u1, [u2, u3]]`` (a state ``(batch, u2, u3)``), two outputs."""
 
     def __init__(self, unit_1, unit_2, unit_3, **kwargs):
-        super().__init__(**kwargs)
-        self.units = (unit_1, unit_2, unit_3)
+        self.unit_1, self.unit_2, self.unit_3 = unit_1, unit_2, unit_3
         self.state_size = [unit_1, [unit_2, unit_3]]
-        self.output_size = [unit_1, unit_2]
+        self.output_size = [unit_1, [unit_2, unit_3]]
+        super().__init__(**kwargs)
 
     def build(self, input_shapes):
-        self.kernel_1 = self.add_weight(shape=(input_shapes["a"][-1], self.units[0]),
+        i1, (i2, i3) = input_shapes[0][1], input_shapes[1][1:]
+        self.kernel_1 = self.add_weight(shape=(i1, self.unit_1), initializer="uniform",
                                         name="kernel_1")
-        self.kernel_2 = self.add_weight(shape=(input_shapes["b"][-1], self.units[1]),
-                                        name="kernel_2")
+        self.kernel_2_3 = self.add_weight(shape=(i2, i3, self.unit_2, self.unit_3),
+                                          initializer="uniform", name="kernel_2_3")
 
     def call(self, inputs, states):
-        s1, (s2, s3) = states
-        out_1 = inputs["a"] @ self.kernel_1
-        out_2 = inputs["b"] @ self.kernel_2
-        return (out_1, out_2), [s1 + out_1, [s2 + out_2, s3 + out_2.sum(-1, keepdim=True)]]
+        input_1, input_2 = inputs
+        s1, s2 = states
+        output_1 = keras.ops.matmul(input_1, self.kernel_1)
+        output_2_3 = keras.ops.einsum("bij,ijkl->bkl", input_2, self.kernel_2_3)
+        return (output_1, output_2_3), (s1 + output_1, s2 + output_2_3)
 
 
-def test_nested_inputs_and_states_against_numpy():
-    a = RNG.normal(size=(2, 4, 3)).astype(np.float32)
-    b = RNG.normal(size=(2, 4, 5)).astype(np.float32)
-    mask = np.array([[1, 1, 0, 1], [1, 1, 1, 1]], bool)
-    rnn = keras.layers.RNN(NestedCell(2, 3, 1), return_sequences=True, return_state=True)
-    (seq_1, seq_2), s1, (s2, s3) = rnn({"a": torch.tensor(a), "b": torch.tensor(b)},
-                                       mask=torch.tensor(mask))
-    k1, k2 = (w for w in rnn.get_weights())
-    o1, o2 = a @ k1, b @ k2
-    m = mask[..., None]
-    ref_s1 = (o1 * m).sum(1)
-    ref_s2 = (o2 * m).sum(1)
-    _close([s1, s2, s3], [ref_s1, ref_s2, ref_s2.sum(-1, keepdims=True)])
-    held = o1.copy()
-    held[0, 2] = held[0, 1]  # a masked step repeats the previous output
-    _close(seq_1, held)
-    assert tuple(seq_2.shape) == (2, 4, 3)
+def test_guide_nested_cell_in_a_functional_model_against_numpy():
+    """The guide's model: RNN(NestedCell) on a tuple of two inputs, two outputs, trained by fit;
+    outputs (and masked steps, eager) against NumPy. Real Keras 3 cannot build this cell (it
+    hands build() one input shape), so NumPy is the reference."""
+    a = RNG.normal(size=(6, 4, 3)).astype(np.float32)
+    b = RNG.normal(size=(6, 4, 2, 5)).astype(np.float32)
+    rnn = keras.layers.RNN(NestedCell(2, 3, 4))
+    inputs = [keras.Input((None, 3)), keras.Input((None, 2, 5))]
+    model = keras.Model(inputs, rnn(tuple(inputs)))
+    assert model.output_shape == [(None, 2), (None, 3, 4)]
+    k1, k23 = model.get_weights()
+    out_1, out_2 = model.predict([a, b], verbose=0)
+    _close([out_1, out_2], [a[:, -1] @ k1, np.einsum("bij,ijkl->bkl", b[:, -1], k23)])
+    mask = np.array([[1, 1, 1, 0]] * 6, bool)
+    (eager_1, _), s1, s23 = keras.layers.RNN(rnn.cell, return_state=True)(
+        (torch.tensor(a), torch.tensor(b)), mask=torch.tensor(mask))
+    _close([eager_1, s1, s23], [a[:, 2] @ k1, (a[:, :3] @ k1).sum(1),
+                                np.einsum("btij,ijkl->bkl", b[:, :3], k23)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    targets = [RNG.normal(size=(6, 2)).astype(np.float32), np.zeros((6, 3, 4), np.float32)]
+    history = model.fit([a, b], targets, epochs=5, batch_size=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
 
 
 def test_keras_archives_both_ways(rk, tmp_path):
@@ -450,3 +457,26 @@ def test_conv_lstm_initial_state_and_stateful(rk):
     _close(stateful(torch.tensor(x[:, 2:])), ours(torch.tensor(x))[0])
     with pytest.raises(ShapeError, match=r"initial_state must be 2 tensors \[h, c\]"):
         ours(torch.tensor(x), initial_state=[torch.tensor(h0)])
+
+
+def test_dict_sequences_eager_and_functional_against_numpy():
+    class DictCell(keras.layers.Layer):
+        state_size = 2
+
+        def build(self, shapes):
+            self.k_a = self.add_weight(shape=(shapes["a"][-1], 2), name="k_a")
+            self.k_b = self.add_weight(shape=(shapes["b"][-1], 2), name="k_b")
+
+        def call(self, inputs, states):
+            out = inputs["a"] @ self.k_a + inputs["b"] @ self.k_b + states[0]
+            return out, [out]
+
+    a = RNG.normal(size=(2, 3, 4)).astype(np.float32)
+    b = RNG.normal(size=(2, 3, 1)).astype(np.float32)
+    rnn = keras.layers.RNN(DictCell(), return_sequences=True)
+    eager = rnn({"b": torch.tensor(b), "a": torch.tensor(a)})
+    k_a, k_b = rnn.get_weights()
+    _close(eager, np.cumsum(a @ k_a + b @ k_b, axis=1))
+    inputs = {"a": keras.Input((3, 4)), "b": keras.Input((3, 1))}
+    model = keras.Model(inputs, rnn(inputs))
+    _close(model.predict({"a": a, "b": b}, verbose=0), eager)

@@ -136,6 +136,10 @@ class RNN(Layer):
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.states: list[Any] | None = None  # stateful layers only
         self._flat_state_outputs = False  # set when called in a functional graph
+        # Set when called on a tuple/dict of symbolic sequences: the graph then passes a list,
+        # which is those sequences (None: a list is [sequences, *initial_states]).
+        self._nested_inputs: tuple[str, Any] | None = None
+        self._graph_counts = (1, 0)  # graph outputs: (outputs, states), see compute_output_shape
 
     @property
     def state_size(self) -> list[Any]:
@@ -145,10 +149,25 @@ class RNN(Layer):
 
     # ----------------------------------------------------------------------------- build
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args and isinstance(args[0], (tuple, dict)) and not flatten_symbolic(args[0]) \
-                and not self.built:
-            self._build_nested(args[0])
+        if args and isinstance(args[0], (tuple, dict)):
+            sequences = args[0]
+            values = [sequences[k] for k in sorted(sequences)] if isinstance(sequences, dict) \
+                else list(sequences)
+            if flatten_symbolic(values):
+                if kwargs.get("initial_state") is not None:
+                    raise ConfigError(f"Layer '{self.name}' (RNN): nested sequences and "
+                                      "initial_state together are not supported in a "
+                                      "functional graph")
+                self._nested_inputs = ("dict", sorted(sequences)) if isinstance(
+                    sequences, dict) else ("tuple", len(values))
+                return super().__call__(values, *args[1:], **kwargs)
+            if not self.built:
+                self._build_nested(sequences)
         return call_with_initial_state(super().__call__, args, kwargs)
+
+    def _unflatten_inputs(self, values: list[Any]) -> Any:
+        kind, spec = self._nested_inputs
+        return dict(zip(spec, values)) if kind == "dict" else tuple(values)
 
     def _build_nested(self, sequences: Any) -> None:
         """Build the cell from a tuple/dict of sequences: step shapes in the same structure."""
@@ -164,6 +183,14 @@ class RNN(Layer):
         self.built = True
 
     def build(self, input_shape: Shape) -> None:
+        if self._nested_inputs is not None and is_shape_list(input_shape):
+            steps = [(s[0], *s[2:]) for s in input_shape]
+            if not self.cell.built:
+                nested = self._unflatten_inputs(steps)
+                self.cell.build(nested if isinstance(nested, dict) else list(nested))
+                self.cell.built = True
+            super().build(input_shape)
+            return
         # A list is [sequences, *initial_states] (functional calls with initial_state).
         shape = tuple(input_shape[0]) if is_shape_list(input_shape) else tuple(input_shape)
         if len(shape) < 3:
@@ -178,16 +205,19 @@ class RNN(Layer):
 
     # ----------------------------------------------------------------------------- states
     def get_initial_state(self, batch_size: int) -> list[Any]:
-        """The cell's ``get_initial_state(batch_size)``, else zeros ``(batch, size)`` per state."""
+        """The cell's ``get_initial_state(batch_size)``; else zeros per ``state_size`` entry:
+        ``(batch, size)`` for an int, ``(batch, *sizes)`` for a list of ints (the multi-axis
+        state of the "Working with RNNs" guide's nested cell, where Keras 3 raises)."""
         make = getattr(self.cell, "get_initial_state", None)
         if make is not None:
             states = make(batch_size=batch_size)
             return list(states) if isinstance(states, (list, tuple)) else [states]
-        return [pack_like(size, [torch.zeros(batch_size, s) for s in flatten(size)])
+        return [torch.zeros(batch_size, *(size if isinstance(size, (list, tuple)) else [size]))
                 for size in self.state_size]
 
     def _check_initial_state(self, given: Any, batch: int, like: torch.Tensor) -> list[Any]:
-        expected = flatten(self.state_size)
+        reference = self.get_initial_state(batch)
+        expected = flatten(reference)
         leaves = flatten(given)
         if len(leaves) != len(expected):
             raise ShapeError(f"Layer '{self.name}' (RNN): initial_state must hold {len(expected)} "
@@ -195,13 +225,12 @@ class RNN(Layer):
                              f"{len(leaves)}: {[describe(s) for s in leaves]}")
         tensors = [torch.as_tensor(np.asarray(s) if not isinstance(s, torch.Tensor) else s,
                                    device=like.device).to(like.dtype) for s in leaves]
-        default = flatten(self.get_initial_state(batch))
-        for index, (tensor, size, ref) in enumerate(zip(tensors, expected, default)):
-            want = tuple(ref.shape) if isinstance(ref, torch.Tensor) else (batch, size)
+        for index, (tensor, ref) in enumerate(zip(tensors, expected)):
+            want = tuple(np.shape(ref))
             if tuple(tensor.shape) != want:
                 raise ShapeError(f"Layer '{self.name}' (RNN): initial_state[{index}] must have "
                                  f"shape {want}; received {tuple(tensor.shape)}")
-        return pack_like(self.state_size, tensors)
+        return pack_like(reference, tensors)
 
     def reset_states(self, states: Any = None) -> None:
         """Zero the states of a stateful layer (or set them to ``states``)."""
@@ -235,6 +264,8 @@ class RNN(Layer):
     def call(self, inputs: Any, training: bool = False, mask: Any = None,
              initial_state: Any = None) -> Any:
         owner = f"Layer '{self.name}' (RNN)"
+        if isinstance(inputs, list) and self._nested_inputs is not None:
+            inputs = self._unflatten_inputs(inputs)  # nested sequences (functional API)
         if isinstance(inputs, list):  # [sequences, *initial_states] (functional API)
             if initial_state is not None:
                 raise ConfigError(f"{owner}: initial states were given twice (as inputs and as "
@@ -263,10 +294,10 @@ class RNN(Layer):
         if self.stateful:
             self.states = map_leaves(lambda s: s.detach(), final)
         output = outputs if self.return_sequences else last
+        if self._flat_state_outputs:  # in a functional graph: one flat list of tensors
+            return [*flatten(output), *(flatten(final) if self.return_state else [])]
         if not self.return_state:
             return output
-        if self._flat_state_outputs:
-            return [output, *flatten(final)]
         return [output, *final]
 
     def _builtin_cells(self, sequences: Any) -> list[Any] | None:
@@ -366,24 +397,31 @@ class RNN(Layer):
     def compute_output_shape(self, input_shape: Shape) -> Any:
         shape = tuple(input_shape[0]) if is_shape_list(input_shape) else tuple(input_shape)
         batch = shape[0]
+        lead = (batch, shape[1]) if self.return_sequences else (batch,)
         size = cell_output_size(self.cell)
-        if not isinstance(size, (int, np.integer)):
-            raise ShapeError(f"Layer '{self.name}' (RNN): a cell with a nested output_size "
-                             f"({size!r}) runs on eager tensors only (not in a functional graph)")
-        output = (batch, shape[1], int(size)) if self.return_sequences else (batch, int(size))
-        if not self.return_state:
-            return output
-        self._flat_state_outputs = True  # graph outputs are a flat list of tensors
-        return [output, *[(batch, int(s)) for s in flatten(self.state_size)]]
+        if isinstance(size, (int, np.integer)):
+            outputs = [(*lead, int(size))]
+        else:  # several outputs, each an int or a list of sizes (the guide's nested cell)
+            outputs = [(*lead, *(int(d) for d in (entry if isinstance(entry, (list, tuple))
+                                                  else [entry]))) for entry in size]
+        states = [(batch, *np.shape(t)[1:]) for t in flatten(self.get_initial_state(1))] \
+            if self.return_state else []
+        if len(outputs) + len(states) == 1:
+            return outputs[0]
+        # Graph outputs are one flat list of tensors: call() returns that list from now on.
+        self._flat_state_outputs = True
+        self._graph_counts = (len(outputs), len(states))
+        return [*outputs, *states]
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         output_mask = mask if self.return_sequences else None
+        if self._flat_state_outputs:
+            outputs, states = self._graph_counts
+            return [output_mask] * outputs + [None] * states
         if self.return_state:
-            count = len(flatten(self.state_size)) if self._flat_state_outputs \
-                else len(self.state_size)
-            return [output_mask, *[None] * count]
+            return [output_mask, *[None] * len(self.state_size)]
         return output_mask
 
     def get_config(self) -> dict[str, Any]:
