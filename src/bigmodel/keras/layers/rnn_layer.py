@@ -1,12 +1,15 @@
 """``keras.layers.RNN``: runs a cell (``rnn_cells.py``, a list of cells, or a user's own cell) over
 the time axis.
 
-A user's cell is a ``Layer`` with ``state_size`` (an int, a list of ints, or nested lists, e.g.
-``StackedRNNCells``) and ``call(inputs, states)`` returning ``(output, new_states)``; optional
-``output_size`` (else the first state size) and ``get_initial_state(batch_size)`` (else zeros
-``(batch, size)`` per state). Sequences are ``(batch, timesteps, ...)``, or -- eager calls only --
-a tuple or dict of such tensors: each step then gives the cell the same structure of
-``(batch, ...)`` slices (the nested inputs of the "Working with RNNs" guide).
+A user's cell is a ``Layer`` with ``state_size`` and ``call(inputs, states)`` returning
+``(output, new_states)``; optional ``output_size`` (else the first state size; a list means
+several outputs) and ``get_initial_state(batch_size)``. Without the latter the states are zeros
+shaped by ``state_size``: ``(batch, size)`` per int entry, ``(batch, *sizes)`` per entry that is a
+list of ints (the multi-axis state of the "Working with RNNs" guide's nested cell, which Keras 3
+cannot build). Built-in and stacked cells define ``get_initial_state``, whose structure (e.g.
+``[[h, c], h2]`` for ``StackedRNNCells``) the states keep. Sequences are ``(batch, timesteps,
+...)``, or a tuple or dict of such tensors (eager or in a functional graph): each step then gives
+the cell the same structure of ``(batch, ...)`` slices.
 
 Semantics follow Keras 3's ``backend.rnn``: ``go_backwards`` reads the steps last to first and
 returns the outputs in that (reversed) order; a masked step (``Embedding(mask_zero=True)``,
