@@ -152,3 +152,75 @@ def test_bad_arguments_raise_config_errors():
         optimizers.Lamb(beta3=0.1)
     with pytest.raises(UnknownNameError, match="lion"):
         optimizers.get("lionn")
+
+
+# ----------------------------------------------------------------------------- MultiOptimizer
+def _multi(module, default, mapped):
+    return module.MultiOptimizer(module.OptimizerMap(default, mapped))
+
+
+def test_multi_optimizer_equals_real_keras_and_serializes_both_ways():
+    real = real_keras()
+    w0 = [RNG.standard_normal(s).astype("float32") for s in ((3, 4), (4,))]
+    grads = [[RNG.standard_normal(w.shape).astype("float32") for w in w0] for _ in range(5)]
+    theirs_vars = [real.Variable(w0[0], name="kernel"), real.Variable(w0[1], name="bias")]
+    theirs = _multi(real.optimizers, real.optimizers.SGD(0.1, momentum=0.9),
+                    {"ker.*": real.optimizers.Adam(0.01)})
+    ours_vars = [Variable(torch.tensor(w0[0]), requires_grad=True, name="kernel"),
+                 Variable(torch.tensor(w0[1]), requires_grad=True, name="bias")]
+    ours = _multi(optimizers, optimizers.SGD(0.1, momentum=0.9),
+                  {"ker.*": optimizers.Adam(0.01)})
+    for g in grads:
+        theirs.apply([real.ops.convert_to_tensor(x) for x in g], theirs_vars)
+        ours.apply([torch.tensor(x) for x in g], ours_vars)
+    for a, b in zip(theirs_vars, ours_vars):
+        np.testing.assert_allclose(b.detach().numpy(), np.asarray(a.value.detach().cpu()),
+                                   rtol=1e-5, atol=1e-6)
+    assert ours.iterations == int(theirs.iterations) == 5
+    assert [type(o).__name__ for o in ours.optimizers] == ["Adam", "SGD"]
+    rebuilt_there = real.optimizers.deserialize(optimizers.serialize(ours))
+    assert [type(o).__name__ for o in rebuilt_there.optimizers] == ["Adam", "SGD"]
+    rebuilt_here = optimizers.deserialize(real.optimizers.serialize(theirs))
+    assert rebuilt_here.optimizers[0].get_config()["learning_rate"] == pytest.approx(0.01)
+    assert rebuilt_here._optimizer_map["ker.*"] is rebuilt_here.optimizers[0]
+
+
+def test_multi_optimizer_maps_keras_paths_under_fit():
+    torch.manual_seed(0)
+    x = np.random.default_rng(3).standard_normal((32, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(4, name="enc"),
+                              layers.Dense(1, name="head")], name="net")
+    frozen = optimizers.SGD(learning_rate=0.0)
+    model.compile(optimizer=_multi(optimizers, frozen, {"net/head/.*": optimizers.Adam(0.05)}),
+                  loss="mse")
+    before = {layer.name: [p.detach().clone() for p in layer.parameters()]
+              for layer in model.layers}
+    start = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=10, batch_size=8, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.8 * start
+    for layer in model.layers:  # only the head's weights fall under the Adam pattern
+        for old, p in zip(before[layer.name], layer.parameters()):
+            assert torch.equal(old, p.detach()) == (layer.name == "enc"), layer.name
+    with pytest.raises(AttributeError, match="sub-optimizers"):
+        model.optimizer.learning_rate
+
+
+def test_optimizer_map_rules_and_errors():
+    adam, sgd, rms = optimizers.Adam(), optimizers.SGD(), optimizers.RMSprop()
+    mapping = optimizers.OptimizerMap(rms)
+    mapping["encoder/layer_0/dense"] = adam
+    mapping["encoder/.*"] = sgd
+    mapping["decoder"] = adam
+    assert mapping["decoder"] is adam and mapping["encoder/layer_0/dense"] is adam
+    assert mapping["encoder/layer_0/attention/query"] is sgd
+    assert mapping["decoder/layer_0/dense"] is rms
+    with pytest.raises(ConfigError, match="already exists"):
+        mapping["decoder"] = sgd
+    mapping["enc.*"] = rms
+    with pytest.raises(ConfigError, match="multiple optimizers"):
+        mapping["encoder/x"]
+    with pytest.raises(TypeError, match="Keras Optimizer"):
+        mapping["x"] = torch.optim.SGD
+    with pytest.raises(TypeError, match="default_optimizer"):
+        optimizers.OptimizerMap("adam")

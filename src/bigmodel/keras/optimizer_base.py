@@ -100,7 +100,14 @@ class Optimizer:
     def _decoupled_decay_in_hook(self) -> bool:
         return bool(self.weight_decay)
 
-    def build(self, params: Iterable[torch.nn.Parameter]) -> Optimizer:
+    def build(self, params: Iterable[torch.nn.Parameter], model: Any = None) -> Optimizer:
+        """Create the torch optimizer over ``params`` (those that require gradients).
+
+        Args:
+            params: the weights to update.
+            model: the Keras model they belong to, when known (read by MultiOptimizer for
+                Keras's weight paths; unused here).
+        """
         params = [p for p in params if p.requires_grad]
         # A model without trainable weights still fits in Keras (nothing is updated); torch
         # refuses an empty parameter list, not an empty group.

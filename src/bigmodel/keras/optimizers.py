@@ -27,6 +27,7 @@ import torch
 from bigmodel.engine.optimizers import create_optimizer
 from bigmodel.errors import ConfigError, UnknownNameError
 from bigmodel.keras import constraints, schedules  # noqa: F401 - keras.optimizers.schedules
+from bigmodel.keras.multi_optimizer import MultiOptimizer, OptimizerMap
 from bigmodel.keras.optimizer_base import Optimizer
 from bigmodel.keras.optimizer_rules import KerasAdamax, KerasNadam
 from bigmodel.keras.optimizers_extra import (  # noqa: F401 - keras.optimizers names
@@ -165,6 +166,8 @@ _BY_NAME: dict[str, type[Optimizer]] = {
     **{cls.__name__.lower(): cls for cls in (Adadelta, Adafactor, Ftrl, Lamb, Lion, Muon,
                                              ScheduleFreeAdamW)},
 }
+# built from a spec by deserialize (they wrap other optimizers); no string name of their own
+_WRAPPERS = {"MultiOptimizer": MultiOptimizer, "OptimizerMap": OptimizerMap}
 
 
 def get(identifier: Any) -> Optimizer | torch.optim.Optimizer:
@@ -186,18 +189,34 @@ def get(identifier: Any) -> Optimizer | torch.optim.Optimizer:
 
 
 def serialize(optimizer: Any) -> dict[str, Any] | None:
+    """Keras 3's dict for a Keras-surface optimizer (None for a ``torch.optim`` one)."""
     if isinstance(optimizer, Optimizer):
-        return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+        return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
+                "config": optimizer.get_config(), "registered_name": None}
     return None
 
 
-def deserialize(spec: dict[str, Any]) -> Optimizer:
+def deserialize(spec: dict[str, Any]) -> Any:
+    """An optimizer (or OptimizerMap) from :func:`serialize`'s dict or real Keras's.
+
+    Raises:
+        UnknownNameError: an unknown class name.
+    """
     classes = {cls.__name__: cls for cls in _BY_NAME.values()}
-    cls = classes.get(spec.get("class_name", ""))
+    # Keras matches built-in class names case-insensitively ("adam" or "Adam")
+    by_lower = {name.lower(): cls for name, cls in {**classes, **_WRAPPERS}.items()}
+    cls = by_lower.get(str(spec.get("class_name", "")).lower())
     if cls is None:
         raise UnknownNameError(f"Unknown optimizer class {spec.get('class_name')!r}; known: "
-                               f"{', '.join(sorted(classes))}")
+                               f"{', '.join(sorted([*classes, *_WRAPPERS]))}")
     config = dict(spec.get("config", {}))
+    if cls is OptimizerMap:
+        return OptimizerMap(deserialize(config["default_optimizer"]),
+                            {key: deserialize(value)
+                             for key, value in (config.get("optimizer_map") or {}).items()})
+    if cls is MultiOptimizer:
+        config["optimizer_map"] = deserialize(config["optimizer_map"])
+        return MultiOptimizer.from_config(config)
     config.pop("name", None)
     return cls(**config)
 
