@@ -68,6 +68,7 @@ def _both_ways(rk, model, x, tmp_path, name):
     back = keras.models.load_model(tmp_path / f"{name}_real.keras")
     _close(back.predict(x, verbose=0), ours)
     assert back.count_params() == model.count_params() == theirs.count_params()
+    return back
 
 
 # ------------------------------------------------------------------------------- EinsumDense
@@ -166,12 +167,19 @@ def test_einsum_dense_and_gqa_keras_files_both_ways(rk, tmp_path):
     inputs = keras.Input((5, 8))
     h = layers.EinsumDense("abc,cd->abd", (None, 6), bias_axes="d")(inputs)
     h = layers.GroupQueryAttention(head_dim=3, num_query_heads=4, num_key_value_heads=2,
-                                   use_gate=True)(h, h)
+                                   use_gate=True)(h, h, use_causal_mask=True)
     out = layers.SpectralNormalization(layers.Dense(3))(h)
     model = keras.Model(inputs, out)
     model.set_weights([w + RNG.uniform(0.05, 0.2, w.shape).astype(w.dtype)
                        for w in model.get_weights()])
-    _both_ways(rk, model, RNG.normal(size=(2, 5, 8)).astype(np.float32), tmp_path, "gqa")
+    x = RNG.normal(size=(2, 5, 8)).astype(np.float32)
+    back = _both_ways(rk, model, x, tmp_path, "gqa")
+    later = x.copy()
+    later[:, -1] += 1.0  # causal: the first position does not see the last
+    for net in (model, back):
+        first, changed = net.predict(x, verbose=0), net.predict(later, verbose=0)
+        _close(first[:, 0], changed[:, 0])
+        assert np.abs(first[:, -1] - changed[:, -1]).max() > 1e-3
 
 
 # ------------------------------------------------------------------------------- ReversibleEmbedding
@@ -191,10 +199,13 @@ def test_reversible_embedding_matches_keras(rk, options):
         layers.ReversibleEmbedding(10, 4, logit_soft_cap=-1.0)
 
 
-def test_reversible_embedding_keras_files_both_ways(rk, tmp_path):
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_reversible_embedding_keras_files_both_ways(rk, tmp_path, tie_weights):
     inputs = keras.Input((3,), dtype="int32")
-    out = layers.ReversibleEmbedding(10, 4, tie_weights=False)(inputs)
-    model = keras.Model(inputs, layers.Dense(2)(out))
+    embedding = layers.ReversibleEmbedding(10, 4, tie_weights=tie_weights)
+    hidden = layers.Dense(4, activation="tanh")(embedding(inputs))
+    model = keras.Model(inputs, embedding(hidden, reverse=True))  # one layer, two calls
+    assert model.output.shape == (None, 3, 10)
     _both_ways(rk, model, np.array([[1, 2, 0], [3, 4, 9]]), tmp_path, "rev")
 
 

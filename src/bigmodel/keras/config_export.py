@@ -190,6 +190,8 @@ def _functional_to_keras(model: Any) -> dict[str, Any]:
         elif isinstance(layer, (MultiHeadAttention, GroupQueryAttention)):
             args = parents  # call(query, value, key)
             kwargs.update(getattr(layer, "_symbolic_kwargs", {}) or {})
+            if node.call_extra is not None:  # GroupQueryAttention: use_causal_mask of this call
+                kwargs.update(node.call_extra[2])
         else:
             extra = node.call_extra  # other call arguments: (number of inputs, args, kwargs)
             count = len(parents) if extra is None else extra[0]

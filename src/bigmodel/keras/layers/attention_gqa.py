@@ -76,8 +76,7 @@ class GroupQueryAttention(Layer):
                  bias_initializer: Any = "zeros", kernel_regularizer: Any = None,
                  bias_regularizer: Any = None, activity_regularizer: Any = None,
                  kernel_constraint: Any = None, bias_constraint: Any = None,
-                 use_gate: bool = False, seed: int | None = None,
-                 functional_use_causal_mask: bool = False, **kwargs: Any):
+                 use_gate: bool = False, seed: int | None = None, **kwargs: Any):
         if kwargs.get("name") is None:  # Keras's name for this class
             kwargs["name"] = unique_name("grouped_query_attention")
         super().__init__(**kwargs)
@@ -109,8 +108,6 @@ class GroupQueryAttention(Layer):
         self.kernel_constraint = resolve(self, "kernel_constraint", kernel_constraint)
         self.bias_constraint = resolve(self, "bias_constraint", bias_constraint)
         self.seed = seed
-        # use_causal_mask given at a symbolic call: replayed by the functional model.
-        self._symbolic_kwargs: dict[str, Any] = {"use_causal_mask": bool(functional_use_causal_mask)}
 
     # ----------------------------------------------------------------------------- build
     def _dense(self, equation: str, shape: tuple, bias: str, name: str,
@@ -187,13 +184,16 @@ class GroupQueryAttention(Layer):
             raise ConfigError(f"Layer '{self.name}' (GroupQueryAttention): in the functional API "
                               f"only use_causal_mask can be given at call time; received "
                               f"{sorted(extra)} (masks and attention scores need eager calls)")
-        if "use_causal_mask" in kwargs:
-            self._symbolic_kwargs = {"use_causal_mask": bool(kwargs["use_causal_mask"])}
         given = [p for p in (query, value, key) if p is not None]
         if not self.built:
             self.build(*[p.shape for p in given])
         shape = self.compute_output_shape(query.shape, value.shape)
-        return KerasTensor(shape, layer=self, parents=given, name=self.name)
+        output = KerasTensor(shape, layer=self, parents=given, name=self.name)
+        if kwargs.get("use_causal_mask"):  # replayed by the model with this call (its node)
+            output.call_extra = (len(given), (), {"use_causal_mask": True})
+        if kwargs.get("training") is not None:
+            output.call_training = bool(kwargs["training"])
+        return output
 
     def forward(self, query: Any, value: Any = None, key: Any = None, query_mask: Any = None,
                 value_mask: Any = None, key_mask: Any = None, attention_mask: Any = None,
@@ -201,8 +201,6 @@ class GroupQueryAttention(Layer):
                 use_causal_mask: bool | None = None) -> Any:
         if isinstance(query, (list, tuple)):  # replayed by a functional model
             query, value, key = (list(query) + [None, None])[:3]
-            if use_causal_mask is None:
-                use_causal_mask = self._symbolic_kwargs.get("use_causal_mask", False)
         query, value, key = _as_tensor(query), _as_tensor(value), _as_tensor(key)
         if value is None:
             raise ConfigError(f"Layer '{self.name}' (GroupQueryAttention) needs `value`: call "
@@ -310,9 +308,7 @@ class GroupQueryAttention(Layer):
         return (out, scores) if return_attention_scores else out
 
     def get_config(self) -> dict[str, Any]:
-        extra = {"functional_use_causal_mask": True} if self._symbolic_kwargs.get(
-            "use_causal_mask") else {}
-        return {**super().get_config(), **extra, "head_dim": self.head_dim,
+        return {**super().get_config(), "head_dim": self.head_dim,
                 "num_query_heads": self.num_query_heads,
                 "num_key_value_heads": self.num_key_value_heads, "use_bias": self.use_bias,
                 "use_gate": self.use_gate, "sliding_window": self.sliding_window,
