@@ -94,7 +94,8 @@ class TrainingMixin:
             return
         if isinstance(self.optimizer, optimizers_mod.Optimizer):
             if not self.optimizer.built:
-                self.optimizer.build(self.parameters())
+                # the model too: a MultiOptimizer maps weights by their Keras paths
+                self.optimizer.build(self.parameters(), model=self)
             torch_optimizer = self.optimizer.torch_optimizer
         else:
             torch_optimizer = self.optimizer
