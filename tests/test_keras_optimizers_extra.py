@@ -203,7 +203,7 @@ def test_multi_optimizer_maps_keras_paths_under_fit():
         for old, p in zip(before[layer.name], layer.parameters()):
             assert torch.equal(old, p.detach()) == (layer.name == "enc"), layer.name
     with pytest.raises(AttributeError, match="sub-optimizers"):
-        model.optimizer.learning_rate
+        _ = model.optimizer.learning_rate
 
 
 def test_optimizer_map_rules_and_errors():
