@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from bigmodel.errors import ConfigError, NotSupportedError
-from bigmodel.keras import config
 from bigmodel.keras.layers.preprocessing import resize_images
 from bigmodel.keras.ops.convolution import same_padding
 from bigmodel.keras.ops.dtypes import as_float
@@ -30,27 +29,11 @@ from bigmodel.keras.ops.image_geometry import (  # noqa: F401 - keras.ops.image 
     perspective_transform,
     scale_and_translate,
 )
+from bigmodel.keras.ops.image_layout import from_nchw, ranked_images, to_nchw
 from bigmodel.keras.ops.node import keras_op, unsupported
 
 _MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic",
           "area": "area"}
-
-
-def _to_nchw(images: torch.Tensor, data_format: str | None) -> tuple[torch.Tensor, bool, bool]:
-    unbatched = images.dim() == 3
-    if unbatched:
-        images = images.unsqueeze(0)
-    if images.dim() != 4:
-        raise ValueError(f"images must be 3-D (h, w, c) or 4-D (batch, h, w, c); received shape "
-                         f"{tuple(images.shape)}")
-    channels_last = (data_format or config.image_data_format()) == "channels_last"
-    return (images.permute(0, 3, 1, 2) if channels_last else images), unbatched, channels_last
-
-
-def _from_nchw(images: torch.Tensor, unbatched: bool, channels_last: bool) -> torch.Tensor:
-    if channels_last:
-        images = images.permute(0, 2, 3, 1)
-    return images[0] if unbatched else images
 
 
 @keras_op("image.resize")
@@ -83,7 +66,7 @@ def resize(images: Any, size: Any, interpolation: str = "bilinear", antialias: b
     if len(size) != 2:
         raise ConfigError(f"keras.ops.image.resize: size must be (height, width); received "
                           f"size={size!r}")
-    x, unbatched, channels_last = _to_nchw(as_float(images), data_format)
+    x, unbatched, channels_last = to_nchw(ranked_images("resize", as_float(images)), data_format)
     target = tuple(int(s) for s in size)
     if interpolation == "area":  # not a Keras mode on torch: no aspect-ratio handling
         if crop_to_aspect_ratio or pad_to_aspect_ratio:
@@ -93,16 +76,17 @@ def resize(images: Any, size: Any, interpolation: str = "bilinear", antialias: b
     else:
         out = resize_images(x, target, interpolation, antialias, crop_to_aspect_ratio,
                             pad_to_aspect_ratio, float(fill_value))
-    return _from_nchw(out, unbatched, channels_last)
+    return from_nchw(out, unbatched, channels_last)
 
 
 @keras_op("image.rgb_to_grayscale")
 def rgb_to_grayscale(images: Any, data_format: str | None = None) -> torch.Tensor:
     """Luma ``0.2989 R + 0.5870 G + 0.1140 B`` with one channel kept."""
-    x, unbatched, channels_last = _to_nchw(as_float(images), data_format)
+    x, unbatched, channels_last = to_nchw(ranked_images("rgb_to_grayscale", as_float(images)),
+                                          data_format)
     weights = torch.tensor([0.2989, 0.5870, 0.1140], dtype=x.dtype, device=x.device)
     gray = torch.einsum("nchw,c->nhw", x, weights).unsqueeze(1)
-    return _from_nchw(gray, unbatched, channels_last)
+    return from_nchw(gray, unbatched, channels_last)
 
 
 @keras_op("image.extract_patches")
@@ -117,7 +101,8 @@ def extract_patches(images: Any, size: Any, strides: Any = None, dilation_rate: 
     if padding not in ("valid", "same"):
         raise ValueError(f"extract_patches: padding must be 'valid' or 'same'; received "
                          f"{padding!r}")
-    x, unbatched, channels_last = _to_nchw(as_float(images), data_format)
+    x, unbatched, channels_last = to_nchw(ranked_images("extract_patches", as_float(images)),
+                                          data_format)
     window = (size, size) if isinstance(size, int) else tuple(size)
     strides = window if strides is None else (
         (strides, strides) if isinstance(strides, int) else tuple(strides))

@@ -29,6 +29,18 @@ def check_choice(op: str, name: str, value: Any, choices: Any) -> None:
                           f"received {name}={value!r}")
 
 
+def ranked_images(op: str, images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """``images`` itself, checked to be one image (rank 3) or a batch (rank 4).
+
+    Raises:
+        ShapeError: another rank, naming ``keras.ops.image.<op>``.
+    """
+    if images.dim() not in (3, 4):
+        raise ShapeError(f"keras.ops.image.{op}: {name} must be 3-D (one image) or 4-D (a "
+                         f"batch); received shape {tuple(images.shape)}")
+    return images
+
+
 def float_images(op: str, images: Any, name: str = "images") -> torch.Tensor:
     """``images`` as a float tensor of rank 3 or 4.
 
@@ -36,9 +48,7 @@ def float_images(op: str, images: Any, name: str = "images") -> torch.Tensor:
         ShapeError: another rank. InputTypeError: an integer or bool tensor.
     """
     x = torch.as_tensor(images) if not isinstance(images, torch.Tensor) else images
-    if x.dim() not in (3, 4):
-        raise ShapeError(f"keras.ops.image.{op}: {name} must be 3-D (one image) or 4-D (a "
-                         f"batch); received shape {tuple(x.shape)}")
+    ranked_images(op, x, name)
     if not x.is_floating_point():
         raise InputTypeError(f"keras.ops.image.{op}: {name} must be a float tensor; received "
                              f"{str(x.dtype).replace('torch.', '')}")
