@@ -135,12 +135,12 @@ def test_missing_modules_are_stand_ins_naming_the_full_api():
 def test_state_rules_catch_wrong_notes_and_a_module_without_getattr(monkeypatch, index):
     notes = {"modules": {}, "names": {"keras.layers.Dense": {"partial": "differs"}}}
     assert api.state_of("keras.layers", "Dense", notes).state == api.PARTIAL
-    notes = {"modules": {}, "names": {"keras.layers.TextVectorization": {"partial": "x"}}}
-    assert api.state_of("keras.layers", "TextVectorization", notes).state == api.PROBLEM
+    notes = {"modules": {}, "names": {"keras.layers.TFSMLayer": {"partial": "x"}}}
+    assert api.state_of("keras.layers", "TFSMLayer", notes).state == api.PROBLEM
     notes = {"modules": {}, "names": {"keras.layers.Dense": {"supported": "x"}}}
     assert api.state_of("keras.layers", "Dense", notes).state == api.PROBLEM
     no_notes = {"modules": {}, "names": {}}
-    entry = api.state_of("keras.layers", "TextVectorization", no_notes)
+    entry = api.state_of("keras.layers", "TFSMLayer", no_notes)
     assert (entry.state, entry.note) == (api.NOT_SUPPORTED, api.DEFAULT_REASON)
     assert api.state_of("keras.applications.nasnet", "NASNetLarge",
                         no_notes).note.startswith("this keras.applications family")

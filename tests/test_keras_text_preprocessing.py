@@ -305,3 +305,38 @@ def test_bad_inputs_and_arguments():
     with pytest.raises(InputTypeError):
         model.predict(np.array([["a", "b"]], dtype=object), verbose=0)
     assert isinstance(layers.StringLookup(vocabulary=VOCAB)("a"), torch.Tensor)
+
+
+def test_text_dataset_from_directory_fit_and_adapt(tmp_path):
+    texts = {"neg": ["bad awful", "awful day", "bad bad"], "pos": ["good fine", "fine day",
+                                                                "good good", "nice"]}
+    for label, items in texts.items():
+        (tmp_path / label).mkdir()
+        for i, text in enumerate(items):
+            (tmp_path / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "pos" / "skip.md").write_text("not a .txt file")
+    data = keras.utils.text_dataset_from_directory(tmp_path, batch_size=4, shuffle=False,
+                                                   max_length=4, verbose=False)
+    assert data.class_names == ["neg", "pos"] and len(data) == 2
+    first_texts, first_labels = data[0]
+    assert first_texts.tolist() == ["bad ", "awfu", "bad ", "good"]  # files sorted, cut to 4
+    assert first_labels.tolist() == [0, 0, 0, 1]
+    train, val = keras.utils.text_dataset_from_directory(
+        tmp_path, batch_size=2, validation_split=0.3, subset="both", seed=3, verbose=False)
+    assert len(train.file_paths) == 5 and len(val.file_paths) == 2
+    assert not set(train.file_paths) & set(val.file_paths)
+    vectorize = layers.TextVectorization(output_sequence_length=3)
+    vectorize.adapt(keras.utils.text_dataset_from_directory(tmp_path, verbose=False))
+    assert set(vectorize.get_vocabulary()[2:]) == {"bad", "awful", "day", "good", "fine", "nice"}
+    model = keras.Sequential([keras.Input(shape=(1,), dtype="string"), vectorize,
+                              layers.Embedding(10, 4), layers.GlobalAveragePooling1D(),
+                              layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(train, validation_data=val, epochs=1, verbose=0)
+    assert model.predict(val, verbose=0).shape == (2, 2)
+    assert np.isfinite(model.evaluate(val, verbose=0))
+    with pytest.raises(ConfigError, match="seed"):
+        keras.utils.text_dataset_from_directory(tmp_path, validation_split=0.2,
+                                                subset="training")
+    with pytest.raises(ConfigError, match="label_mode"):
+        keras.utils.text_dataset_from_directory(tmp_path, label_mode="sparse")

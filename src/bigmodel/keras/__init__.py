@@ -28,6 +28,7 @@ from bigmodel.keras import (
     utils,
 )
 from bigmodel.keras.functional import Functional, Input
+from bigmodel.keras.image_utils import smart_resize as _smart_resize
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.input_spec import InputSpec
 from bigmodel.keras.layers.symbolic import KerasTensor
@@ -54,10 +55,12 @@ preprocessing = namespace("keras.preprocessing")
 # the names of keras.preprocessing bigmodel has (the same functions as keras.utils', as in Keras)
 preprocessing.sequence.pad_sequences = utils.pad_sequences
 preprocessing.image_dataset_from_directory = utils.image_dataset_from_directory
+preprocessing.text_dataset_from_directory = utils.text_dataset_from_directory
 preprocessing.timeseries_dataset_from_array = utils.timeseries_dataset_from_array
 for _name in ("array_to_img", "img_to_array", "load_img", "save_img"):
     setattr(preprocessing.image, _name, getattr(utils, _name))
 del _name
+preprocessing.image.smart_resize = _smart_resize
 quantizers = namespace("keras.quantizers")
 visualization = namespace("keras.visualization")
 wrappers = namespace("keras.wrappers")

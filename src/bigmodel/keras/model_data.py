@@ -27,7 +27,13 @@ from bigmodel.keras.model_inputs import (
     structured_weights,
 )
 from bigmodel.keras.py_dataset import PyDataset
-from bigmodel.keras.string_inputs import is_string_array, string_ids
+from bigmodel.keras.string_inputs import (
+    StringIdBatches,
+    has_strings,
+    is_string_array,
+    string_batches,
+    string_ids,
+)
 
 
 def is_array_like(value: Any) -> bool:
@@ -102,6 +108,8 @@ def _as_tensors(value: Any) -> Any:
         return {key: _as_tensors(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)) and is_structure(value):
         return [_as_tensors(item) for item in value]
+    if isinstance(value, np.ndarray) and is_string_array(value):
+        return string_ids(value)
     return torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
 
 
@@ -195,7 +203,7 @@ class ModelDataMixin:
             x_val, y_val, w_val = self._standardize_data(x_val, y_val, rest[0] if rest else None,
                                                          "validation_data")
             return (x_val, y_val) if w_val is None else (x_val, y_val, w_val)
-        return data
+        return string_batches(data)  # a text dataset: strings as interned ids
 
     def _peek(self, data: Any) -> tuple[Any, Any, Any]:
         """First batch of a Dataset/DataLoader/iterable, to build the model and resolve metrics
@@ -213,6 +221,9 @@ class ModelDataMixin:
             if len(data) == 0:
                 raise DataError(f"{type(data).__name__} (a PyDataset) has no batches (len 0)")
             first = data[0]
+            if has_strings(first):  # text batches: strings travel as interned ids
+                data = StringIdBatches(data)
+                first = data[0]
             if not isinstance(first, tuple):  # inputs alone (predict)
                 return data, _as_tensors(first), None
             ys = first[1] if len(first) > 1 else None

@@ -31,6 +31,7 @@ from bigmodel.keras.model_inputs import (
     slice_data,
     standardize_inputs,
 )
+from bigmodel.keras.string_inputs import string_batches
 from bigmodel.keras.trainer_steps import evaluate_with_steps, fit_with_steps, predict_with_steps
 
 __all__ = ["TrainingMixin"]
@@ -313,6 +314,7 @@ class TrainingMixin:
         batch_size = 32 if batch_size is None else int(batch_size)
         distributed_fit.check_global_batch(batch_size, "predict")
         x = self._discover_outputs(x, "predict", "predict")
+        x = string_batches(x)  # a text dataset: strings as interned ids
         if callbacks or self._needs_steps("predict"):
             callbacks = distributed_fit.rank_callbacks(list(callbacks or []))
             verbose = 1 if verbose == "auto" else int(verbose)

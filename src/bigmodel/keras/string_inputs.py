@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from bigmodel.errors import InputTypeError
+from bigmodel.keras.py_dataset import PyDataset
 
-__all__ = ["StringIds", "as_string_array", "is_string_array", "string_ids"]
+__all__ = ["StringIdBatches", "StringIds", "as_string_array", "has_strings", "is_string_array",
+           "string_batches", "string_ids", "strings_as_ids"]
 
 _TABLE: list[str] = []
 _INDEX: dict[str, int] = {}
@@ -112,3 +114,56 @@ def as_string_array(value: Any) -> np.ndarray | None:
     out.flat[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in value.flat] \
         if value.size else []
     return out
+
+
+def strings_as_ids(batch: Any) -> Any:
+    """A batch (an array, or a tuple / list / dict of them) with its string arrays as
+    :class:`StringIds`; other parts unchanged."""
+    if isinstance(batch, np.ndarray):
+        return string_ids(batch) if is_string_array(batch) else batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(strings_as_ids(part) for part in batch)
+    if isinstance(batch, dict):
+        return {key: strings_as_ids(part) for key, part in batch.items()}
+    return batch
+
+
+def has_strings(batch: Any) -> bool:
+    """Whether a batch holds a string array somewhere."""
+    if isinstance(batch, np.ndarray):
+        return is_string_array(batch)
+    if isinstance(batch, (tuple, list)):
+        return any(has_strings(part) for part in batch)
+    if isinstance(batch, dict):
+        return any(has_strings(part) for part in batch.values())
+    return False
+
+
+class StringIdBatches(PyDataset):
+    """A :class:`PyDataset` whose batches' string arrays become :class:`StringIds` (what ``fit``
+    and ``predict`` iterate when a dataset yields text, e.g. ``text_dataset_from_directory``)."""
+
+    def __init__(self, source: PyDataset):
+        super().__init__()
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> Any:
+        return strings_as_ids(self.source[index])
+
+    def on_epoch_begin(self) -> None:
+        self.source.on_epoch_begin()
+
+    def on_epoch_end(self) -> None:
+        self.source.on_epoch_end()
+
+
+def string_batches(data: Any) -> Any:
+    """``data`` wrapped in :class:`StringIdBatches` when it is a :class:`PyDataset` whose first
+    batch holds strings; otherwise ``data`` itself."""
+    if isinstance(data, PyDataset) and not isinstance(data, StringIdBatches) and len(data) \
+            and has_strings(data[0]):
+        return StringIdBatches(data)
+    return data

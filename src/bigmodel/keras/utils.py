@@ -17,6 +17,7 @@ from bigmodel.keras.config import (  # noqa: F401 - keras.utils names too, as in
 from bigmodel.keras.config_container import Config  # noqa: F401 - Keras name
 from bigmodel.keras.dataset_split import split_dataset  # noqa: F401 - Keras name
 from bigmodel.keras.image_dataset import image_dataset_from_directory  # noqa: F401 - Keras name
+from bigmodel.keras.text_dataset import text_dataset_from_directory  # noqa: F401 - Keras name
 from bigmodel.keras.image_utils import (  # noqa: F401 - Keras names
     array_to_img,
     img_to_array,
