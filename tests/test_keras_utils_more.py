@@ -110,6 +110,19 @@ def test_image_files_round_trip_and_match_keras(tmp_path):
     assert keras.preprocessing.image.load_img is utils.load_img
 
 
+def test_smart_resize_matches_keras():
+    real = _real()
+    for images in (RNG.uniform(size=(7, 12, 3)).astype(np.float32),
+                   RNG.uniform(size=(2, 12, 7, 3)).astype(np.float32)):
+        for interpolation in ("bilinear", "nearest", "bicubic"):
+            ours = keras.preprocessing.image.smart_resize(images, (5, 5), interpolation)
+            theirs = real.preprocessing.image.smart_resize(images, (5, 5), interpolation)
+            assert isinstance(ours, np.ndarray) and ours.shape == theirs.shape
+            np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    with pytest.raises(InputTypeError, match="smart_resize: unexpected keyword"):
+        keras.preprocessing.image.smart_resize(images, (5, 5), antialias=True)
+
+
 def test_image_files_bad_input(tmp_path):
     with pytest.raises(ShapeError, match="array_to_img: expected one image of rank 3"):
         utils.array_to_img(np.zeros((2, 4, 4, 3)))

@@ -15,6 +15,7 @@ import numpy as np
 
 from bigmodel.errors import ConfigError, DataFileError, InputTypeError, ShapeError
 from bigmodel.keras import config
+from bigmodel.keras.ops.image import resize
 
 _COLOR_MODES = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
 
@@ -180,4 +181,23 @@ def save_img(path: Any, x: Any, data_format: str | None = None, file_format: str
         partial.unlink(missing_ok=True)
 
 
-__all__ = ["array_to_img", "img_to_array", "load_img", "save_img"]
+def smart_resize(x: Any, size: Any, interpolation: str = "bilinear",
+                 data_format: str = "channels_last", **kwargs: Any) -> Any:
+    """Images resized to ``size = (height, width)`` without distortion: the largest centred
+    window of the target's aspect ratio is cut out first (``keras.preprocessing.image``).
+
+    Args:
+        x: one image ``(h, w, c)`` or a batch; a NumPy array gives a NumPy array.
+
+    Raises:
+        InputTypeError: unknown keyword arguments. ConfigError / ShapeError: as
+        ``keras.ops.image.resize``.
+    """
+    if kwargs:
+        raise InputTypeError(f"smart_resize: unexpected keyword arguments {sorted(kwargs)}")
+    out = resize(x, size, interpolation=interpolation, crop_to_aspect_ratio=True,
+                 data_format=data_format)
+    return out.numpy() if isinstance(x, np.ndarray) else out
+
+
+__all__ = ["array_to_img", "img_to_array", "load_img", "save_img", "smart_resize"]
