@@ -349,6 +349,18 @@ def test_stft_spectrogram_matches_keras(rk, options):
     assert ours.compute_output_shape((None, *x.shape[1:]))[1:] == tuple(out.shape)[1:]
 
 
+def test_stft_initializer_matches_keras(rk):
+    for args in (("real",), ("imag", "hamming", "spectrum", True), ("real", None, None)):
+        theirs, ours = rk.initializers.STFT(*args), keras.initializers.STFT(*args)
+        _close(theirs((32, 1, 17)), ours((32, 1, 17)), atol=0)
+        assert ours.get_config() == theirs.get_config()
+    assert isinstance(keras.initializers.get("stft"), keras.initializers.STFTInitializer)
+    with pytest.raises(ConfigError, match="side"):
+        keras.initializers.STFT("both")
+    with pytest.raises(ConfigError, match="window"):
+        keras.initializers.STFT(window="nope")
+
+
 def test_spectrograms_bad_arguments_and_numpy_reference():
     signal = np.sin(2 * np.pi * 1000 * np.arange(256) / 8000).astype(np.float32)
     layer = layers.STFTSpectrogram(mode="magnitude", frame_length=64, frame_step=64,

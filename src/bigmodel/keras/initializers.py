@@ -28,6 +28,7 @@ from bigmodel.errors import ConfigError, UnknownNameError
 from bigmodel.keras.unsupported import unsupported_attribute
 from bigmodel.nn.init import (
     channels_last_fans,
+    fourier_kernel,
     identity_,
     orthogonal_,
     truncated_normal_,
@@ -38,6 +39,7 @@ __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "Initializer",
     "LecunNormal", "LecunUniform", "Ones", "OrthogonalInitializer", "RandomNormal", "RandomUniform",
     "TruncatedNormal", "VarianceScaling", "Zeros", "compute_fans", "deserialize", "get", "serialize",
+    "STFT",
 ]
 
 Shape = Sequence[int]
@@ -276,6 +278,76 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
+def stft_window(window: Any, length: int, periodic: bool, where: str) -> torch.Tensor | None:
+    """``window`` as a tensor of ``length`` values: a SciPy window name (as Keras reads it), an
+    array, or None (no window).
+
+    Raises:
+        ConfigError: an unknown name, an array of another length, SciPy missing for a name.
+    """
+    if window is None:
+        return None
+    if isinstance(window, str):
+        try:
+            import scipy.signal
+        except ImportError:  # pragma: no cover - scipy comes with the speech / dev extras
+            raise ConfigError(f"{where}: window={window!r} needs SciPy: pip install "
+                              "'bigmodel[speech]'") from None
+        try:
+            values = scipy.signal.get_window(window, length, periodic)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: invalid value for argument `window`: {exc}. "
+                              f"Received: window={window!r}") from None
+        return torch.as_tensor(values, dtype=torch.float32)
+    values = torch.as_tensor(window, dtype=torch.float32)
+    if tuple(values.shape) != (length,):
+        raise ConfigError(f"{where}: the shape of `window` must be equal to [frame_length] = "
+                          f"[{length}]; received window shape {tuple(values.shape)}")
+    return values
+
+
+class STFT(Initializer):
+    """Fourier kernels of a convolutional STFT (``layers.STFTSpectrogram``'s), Keras 3's class.
+
+    Args:
+        side: ``"real"`` (cosines) or ``"imag"`` (sines).
+        window: a SciPy window name, an array, or None.
+        scaling: ``"density"``, ``"spectrum"`` or None.
+        periodic: a periodic window (SciPy's ``fftbins``).
+
+    Called with shape ``(frame_length, 1, bins)`` (``bins = fft_length // 2 + 1``).
+
+    Raises:
+        ConfigError: a bad side / scaling / window, or a shape that is not ``(T, 1, F)``.
+    """
+
+    def __init__(self, side: str = "real", window: Any = "hann", scaling: str | None = "density",
+                 periodic: bool = False):
+        if side not in ("real", "imag"):
+            raise ConfigError(f"STFT initializer: side should be 'real' or 'imag'. Received: "
+                              f"side={side!r}")
+        if scaling not in ("density", "spectrum", None):
+            raise ConfigError(f"STFT initializer: scaling should be None, 'density' or "
+                              f"'spectrum'. Received: scaling={scaling!r}")
+        if isinstance(window, str):
+            stft_window(window, 1, bool(periodic), "STFT initializer")  # fail early on a bad name
+        self.side, self.window, self.scaling, self.periodic = side, window, scaling, bool(periodic)
+
+    def __call__(self, shape: Shape, dtype: Any = None) -> torch.Tensor:
+        if len(shape) != 3 or shape[1] != 1:
+            raise ConfigError(f"STFT initializer: the shape must be (frame_length, 1, bins); "
+                              f"received {tuple(shape)}")
+        frame_length, _, bins = (int(s) for s in shape)
+        window = stft_window(self.window, frame_length, self.periodic, "STFT initializer")
+        return fourier_kernel(self.side, frame_length, bins, window, self.scaling)
+
+    def get_config(self) -> dict[str, Any]:
+        window = self.window if self.window is None or isinstance(self.window, str) else [
+            float(v) for v in self.window]
+        return {"side": self.side, "window": window, "periodic": self.periodic,
+                "scaling": self.scaling}
+
+
 # Keras 3's other names of the same classes (``keras.initializers.glorot_uniform is GlorotUniform``).
 constant = Constant
 glorot_normal = GlorotNormal
@@ -292,6 +364,7 @@ random_uniform = RandomUniform
 truncated_normal = TruncatedNormal
 variance_scaling = VarianceScaling
 zeros = Zeros
+STFTInitializer = stft = STFT
 
 
 def _snake(name: str) -> str:
@@ -302,7 +375,7 @@ def _snake(name: str) -> str:
 _CLASSES: list[type[Initializer]] = [
     Constant, Identity, Ones, Zeros, GlorotNormal, GlorotUniform, HeNormal, HeUniform, LecunNormal,
     LecunUniform, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
-    OrthogonalInitializer,
+    OrthogonalInitializer, STFT,
 ]
 _REGISTRY: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _CLASSES}
 _REGISTRY.update({_snake(cls.__name__): cls for cls in _CLASSES})

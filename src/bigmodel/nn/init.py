@@ -33,7 +33,8 @@ from torch import nn
 from bigmodel.errors import ConfigError, UnknownNameError
 
 __all__ = ["INITIALIZERS", "TRUNCATED_STD", "channels_last_fans", "check_initializer", "identity_",
-           "initialize", "orthogonal_", "scaled_variance", "truncated_normal_", "variance_scaling_"]
+           "fourier_kernel", "initialize", "orthogonal_", "scaled_variance", "truncated_normal_",
+           "variance_scaling_"]
 
 # Standard deviation of the standard normal truncated to [-2, 2] (dividing by it keeps the target
 # variance after truncation, as Keras's variance-scaling initializers do).
@@ -166,6 +167,30 @@ def identity_(tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         raise ConfigError("Identity matrix initializer can only be used for 2D matrices. "
                           f"Received: shape={tuple(tensor.shape)} of rank {tensor.ndim}.")
     return tensor.copy_(gain * torch.eye(*tensor.shape, dtype=tensor.dtype))
+
+
+def fourier_kernel(side: str, frame_length: int, bins: int, window: torch.Tensor | None = None,
+                   scaling: str | None = None) -> torch.Tensor:
+    """The ``(frame_length, 1, bins)`` kernel of a convolutional short-time Fourier transform:
+    ``cos`` (``side="real"``) or ``sin`` (``"imag"``) of ``-2 pi t f / ((bins - 1) * 2)`` for
+    sample ``t`` and frequency bin ``f``, times ``window`` divided by its L2 norm
+    (``scaling="density"``) or its sum (``"spectrum"``).
+
+    Computed in float32 in Keras's order of operations (``keras.initializers.STFT``), so both
+    give the same bits.
+    """
+    time = torch.arange(frame_length, dtype=torch.float32).reshape(frame_length, 1, 1)
+    freq = torch.arange(bins, dtype=torch.float32).reshape(1, 1, bins) / ((bins - 1) * 2)
+    args = (-2 * time) * freq * torch.arccos(torch.tensor(-1.0))
+    kernel = torch.cos(args) if side == "real" else torch.sin(args)
+    if window is None:
+        return kernel
+    window = window.to(torch.float32).reshape(frame_length, 1, 1)
+    if scaling == "density":
+        return kernel * window / torch.sqrt(window.square().sum())
+    if scaling == "spectrum":
+        return kernel * window / window.abs().sum()
+    return kernel * window
 
 
 def _scaled(mode: str, scale: float, distribution: str) -> Callable[[torch.Tensor, int, int], None]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError
+from bigmodel.keras import initializers
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.core import check_positive_int
 from bigmodel.keras.layers.symbolic import Shape
@@ -26,50 +27,6 @@ _MODES = ("log", "magnitude", "psd", "real", "imag", "angle", "stft")
 _EPSILON = 1e-7  # keras.backend.epsilon()
 _MEL_BREAK_FREQUENCY_HERTZ = 700.0
 _MEL_HIGH_FREQUENCY_Q = 1127.0
-
-
-def _window(name: Any, length: int, periodic: bool, where: str) -> np.ndarray | None:
-    """A window of ``length`` samples: a SciPy window name, an array, or None (rectangular)."""
-    if name is None:
-        return None
-    if isinstance(name, str):
-        try:
-            import scipy.signal
-        except ImportError:  # pragma: no cover - scipy comes with the speech/dev extras
-            raise ConfigError(f"{where}: window={name!r} needs SciPy: pip install "
-                              "'bigmodel[speech]'") from None
-        try:
-            return np.asarray(scipy.signal.get_window(name, length, periodic), np.float64)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: invalid value for argument `window`: {exc}. "
-                              f"Received: window={name!r}") from None
-    window = np.asarray(name, np.float64)
-    if window.shape != (length,):
-        raise ConfigError(f"{where}: the shape of `window` must be equal to [frame_length] = "
-                          f"[{length}]; received window shape {window.shape}")
-    return window
-
-
-def stft_kernel(side: str, window: Any, scaling: str | None, periodic: bool,
-                frame_length: int, bins: int, where: str = "STFT") -> torch.Tensor:
-    """Keras's ``initializers.STFT`` kernel of shape ``(frame_length, 1, bins)``: cosines
-    (``side="real"``) or sines (``"imag"``) of ``-2 pi t f / ((bins - 1) * 2)``, windowed and
-    scaled (``"density"``: divided by the window's L2 norm; ``"spectrum"``: by its sum)."""
-    # float32 throughout, in Keras's order of operations (the kernels then agree to the last bit)
-    time = torch.arange(frame_length, dtype=torch.float32).reshape(frame_length, 1, 1)
-    freq = torch.arange(bins, dtype=torch.float32).reshape(1, 1, bins) / ((bins - 1) * 2)
-    args = (-2 * time) * freq * torch.arccos(torch.tensor(-1.0))
-    kernel = torch.cos(args) if side == "real" else torch.sin(args)
-    win = _window(window, frame_length, periodic, where)
-    if win is not None:
-        win = torch.as_tensor(win, dtype=torch.float32).reshape(frame_length, 1, 1)
-        if scaling == "density":
-            kernel = kernel * win / torch.sqrt(win.square().sum())
-        elif scaling == "spectrum":
-            kernel = kernel * win / win.abs().sum()
-        else:
-            kernel = kernel * win
-    return kernel
 
 
 class STFTSpectrogram(Layer):
@@ -88,7 +45,8 @@ class STFTSpectrogram(Layer):
             ``(batch, frames, channels * bins)``.
         data_format: ``"channels_last"`` (default) or ``"channels_first"``.
 
-    Weights: ``real_kernel`` and ``imag_kernel`` (``(frame_length, 1, bins)``, Keras layout).
+    Weights: ``real_kernel`` and ``imag_kernel`` (``(frame_length, 1, bins)``, Keras layout),
+    initialized by ``keras.initializers.STFT``.
 
     Raises:
         ConfigError: an argument outside the values above (named in the message).
@@ -121,7 +79,7 @@ class STFTSpectrogram(Layer):
             if value not in allowed:
                 raise ConfigError(f"{where}: invalid value for argument `{name}`: expected one "
                                   f"of {list(allowed)}. Received: {name}={value!r}")
-        _window(window, self.frame_length, bool(periodic), where)  # fail early on a bad name
+        initializers.stft_window(window, self.frame_length, bool(periodic), where)  # fail early
         self.mode, self.window, self.periodic = mode, window, bool(periodic)
         self.frame_step, self.fft_length = frame_step, fft_length
         self._frame_step = frame_step or self.frame_length // 2
@@ -133,12 +91,9 @@ class STFTSpectrogram(Layer):
 
     def build(self, input_shape: Shape) -> None:
         shape = (self.frame_length, 1, self._fft_length // 2 + 1)
-        where = f"Layer '{self.name}' (STFTSpectrogram)"
         for side in ("real", "imag"):
             if self.mode != ("imag" if side == "real" else "real"):
-                def init(s: Any, dtype: Any = None, side: str = side) -> torch.Tensor:
-                    return stft_kernel(side, self.window, self.scaling, self.periodic,
-                                       self.frame_length, shape[-1], where)
+                init = initializers.STFT(side, self.window, self.scaling, self.periodic)
                 # stored (bins, 1, frame_length): the layout of F.conv1d's weight
                 self.add_weight(f"{side}_kernel", shape, init, torch_perm=(2, 1, 0))
         super().build(input_shape)
