@@ -46,6 +46,12 @@ FULL = [
     ("DenseNet121", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "max"}),
     ("DenseNet121", {}), ("DenseNet169", {}), ("DenseNet201", {"include_top": False}),
     ("Xception", {}), ("Xception", {"include_top": False, "input_shape": (71, 71, 3)}),
+    ("EfficientNetB0", {}), ("EfficientNetB1", {"include_top": False}), ("EfficientNetB2", {}),
+    ("EfficientNetB3", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetB4", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetB5", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetB6", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetB7", {"include_top": False, "input_shape": (64, 64, 3), "pooling": "avg"}),
     ("InceptionV3", {}), ("InceptionV3", {"include_top": False, "input_shape": (75, 75, 3)}),
 ]
 
@@ -91,6 +97,9 @@ def _randomize(model, seed=0):
             arrays = [rng.uniform(0.5, 1.5, shape) if i == 0 and len(affine) == 2 else
                       rng.normal(0, 0.1, shape) for i, shape in enumerate(affine)]
             arrays += [rng.normal(0, 0.1, mean), rng.uniform(0.5, 1.5, var)]
+        elif type(layer).__name__ == "Normalization":  # mean, variance, count
+            arrays = [rng.normal(0, 0.1, arrays[0].shape), rng.uniform(0.5, 1.5, arrays[1].shape),
+                      arrays[2]]
         else:
             arrays = [rng.normal(0, np.sqrt(1.0 / max(1, np.prod(a.shape[:-1]))), a.shape)
                       for a in arrays]
@@ -106,11 +115,21 @@ def _legacy_file(real_model, path):
     return str(path)
 
 
-@pytest.mark.parametrize("name,kwargs", [
+PARITY = [
     ("ResNet50", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
     ("MobileNetV2", {"alpha": 0.35, "input_shape": (32, 32, 3), "classes": 10}),
-], ids=["ResNet50", "MobileNetV2"])
-def test_outputs_equal_real_keras_from_a_legacy_weights_file(tmp_path, name, kwargs):
+]
+PARITY_FULL = [
+    ("ResNet101V2", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "max"}),
+    ("VGG19", {"include_top": False, "input_shape": (32, 32, 3)}),
+    ("MobileNet", {"alpha": 0.5, "input_shape": (32, 32, 3), "classes": 10}),
+    ("DenseNet121", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
+    ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
+    ("EfficientNetB3", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
+]
+
+
+def _check_outputs(tmp_path, name, kwargs):
     real = _real_keras()
     theirs = getattr(real.applications, name)(weights=None, **kwargs)
     _randomize(theirs)
@@ -118,15 +137,24 @@ def test_outputs_equal_real_keras_from_a_legacy_weights_file(tmp_path, name, kwa
     ours = getattr(applications, name)(weights=path, **kwargs)
     assert ours.count_params() == theirs.count_params()
     assert _named(ours) == _named(theirs)
-    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
-    x = getattr(applications, name.lower().replace("50", "").replace("v2", "_v2")
-                ).preprocess_input(x.copy())
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     expected = np.asarray(theirs.predict(x, verbose=0))
     got = ours.predict(x, verbose=0)
-    assert got.shape == expected.shape
+    assert got.shape == expected.shape and np.isfinite(expected).all()
     # random weights through 50 layers give outputs in the hundreds: compare at their scale
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,kwargs", PARITY, ids=[p[0] for p in PARITY])
+def test_outputs_equal_real_keras_from_a_legacy_weights_file(tmp_path, name, kwargs):
+    _check_outputs(tmp_path, name, kwargs)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("name,kwargs", PARITY_FULL, ids=[p[0] for p in PARITY_FULL])
+def test_every_family_equals_real_keras_given_the_same_weights(tmp_path, name, kwargs):
+    _check_outputs(tmp_path, name, kwargs)
 
 
 def _rename_layers(path, rename):
@@ -264,7 +292,7 @@ def weights_server(tmp_path, monkeypatch):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
-    monkeypatch.setattr(weights_file, "BASE_URL", f"http://127.0.0.1:{server.server_port}/")
+    monkeypatch.setattr(weights_file, "STORAGE_URL", f"http://127.0.0.1:{server.server_port}/")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     yield served
     server.shutdown()
@@ -277,8 +305,9 @@ def test_imagenet_weights_download_into_the_cache_and_load(weights_server, tmp_p
     theirs = real.applications.MobileNetV2(weights=None, **kwargs)
     _randomize(theirs, seed=4)
     name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
-    (weights_server / "mobilenet_v2").mkdir()
-    _legacy_file(theirs, weights_server / "mobilenet_v2" / name)
+    folder = weights_server / "tensorflow" / "keras-applications" / "mobilenet_v2"
+    folder.mkdir(parents=True)
+    _legacy_file(theirs, folder / name)
     ours = applications.MobileNetV2(weights="imagenet", **kwargs)
     assert (tmp_path / "home" / "models" / name).is_file()
     x = np.random.default_rng(5).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
@@ -287,9 +316,10 @@ def test_imagenet_weights_download_into_the_cache_and_load(weights_server, tmp_p
 
 
 def test_a_download_whose_hash_differs_is_refused_and_not_kept(weights_server, tmp_path):
-    (weights_server / "resnet").mkdir()
+    folder = weights_server / "tensorflow" / "keras-applications" / "resnet"
+    folder.mkdir(parents=True)
     name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    (weights_server / "resnet" / name).write_bytes(b"not the published file")
+    (folder / name).write_bytes(b"not the published file")
     with pytest.raises(DataFileError, match="hash"):
         applications.ResNet50(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
     assert not (tmp_path / "home" / "models" / name).exists()

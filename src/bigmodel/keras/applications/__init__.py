@@ -6,6 +6,7 @@ names and parameter counts, and Keras's published ImageNet weights (downloaded i
 
 from bigmodel.keras.applications import (
     densenet,
+    efficientnet,
     imagenet_utils,
     inception_v3,
     mobilenet,
@@ -17,6 +18,16 @@ from bigmodel.keras.applications import (
     xception,
 )
 from bigmodel.keras.applications.densenet import DenseNet121, DenseNet169, DenseNet201
+from bigmodel.keras.applications.efficientnet import (
+    EfficientNetB0,
+    EfficientNetB1,
+    EfficientNetB2,
+    EfficientNetB3,
+    EfficientNetB4,
+    EfficientNetB5,
+    EfficientNetB6,
+    EfficientNetB7,
+)
 from bigmodel.keras.applications.inception_v3 import InceptionV3
 from bigmodel.keras.applications.mobilenet import MobileNet
 from bigmodel.keras.applications.mobilenet_v2 import MobileNetV2
@@ -37,7 +48,9 @@ resnet50 = resnet
 
 __all__ = [
     "densenet", "imagenet_utils", "mobilenet", "mobilenet_v2", "resnet", "resnet50", "resnet_v2", "vgg16",
-    "vgg19", "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
+    "vgg19", "efficientnet", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
+    "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
+    "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
     "DenseNet201", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
 ]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from bigmodel.keras import layers
 from bigmodel.keras.applications import base, imagenet_utils
-from bigmodel.keras.applications.weights_file import WeightsFile
+from bigmodel.keras.applications.weights_file import keras_file
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.unsupported import unsupported_attribute
@@ -85,8 +85,8 @@ def DenseNet(blocks: Sequence[int], include_top: bool = True, weights: Any = "im
     if weights_name in WEIGHTS_HASHES:
         stem = f"{weights_name}_weights_tf_dim_ordering_tf_kernels"
         top, notop = WEIGHTS_HASHES[weights_name]
-        files = (WeightsFile("densenet", f"{stem}.h5", top),
-                 WeightsFile("densenet", f"{stem}_notop.h5", notop))
+        files = (keras_file("densenet", f"{stem}.h5", top),
+                 keras_file("densenet", f"{stem}_notop.h5", notop))
     return base.finish(inputs, x, name, weights, files, include_top)
 
 

@@ -12,14 +12,14 @@ from typing import Any
 
 from bigmodel.keras import layers
 from bigmodel.keras.applications import base, imagenet_utils
-from bigmodel.keras.applications.weights_file import WeightsFile
+from bigmodel.keras.applications.weights_file import keras_file
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.unsupported import unsupported_attribute
 
-_FILES = (WeightsFile("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+_FILES = (keras_file("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
                       "9a0d58056eeedaa3f26cb7ebd46da564"),
-          WeightsFile("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+          keras_file("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
                       "bcbd6486424b2319ff4ef7d526e38f63"))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from bigmodel.errors import ConfigError
 from bigmodel.keras import layers
 from bigmodel.keras.applications import base, imagenet_utils
-from bigmodel.keras.applications.weights_file import WeightsFile
+from bigmodel.keras.applications.weights_file import keras_file
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.unsupported import unsupported_attribute
@@ -106,8 +106,8 @@ def MobileNet(input_shape: Any = None, alpha: float = 1.0, depth_multiplier: int
     files = None
     if alpha in _ALPHA_TEXT:
         stem = f"mobilenet_{_ALPHA_TEXT[alpha]}_{rows}_tf"
-        files = (WeightsFile("mobilenet", f"{stem}.h5"),
-                 WeightsFile("mobilenet", f"{stem}_no_top.h5"))
+        files = (keras_file("mobilenet", f"{stem}.h5"),
+                 keras_file("mobilenet", f"{stem}_no_top.h5"))
     return base.finish(inputs, x, name, weights, files, include_top)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from bigmodel.keras import layers
 from bigmodel.keras.applications import base, imagenet_utils
 from bigmodel.keras.applications.mobilenet import check_imagenet_alpha, weights_size
-from bigmodel.keras.applications.weights_file import WeightsFile
+from bigmodel.keras.applications.weights_file import keras_file
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.unsupported import unsupported_attribute
@@ -102,8 +102,8 @@ def MobileNetV2(input_shape: Any = None, alpha: float = 1.0, include_top: bool =
     if name is None:
         name = f"mobilenetv2_{alpha:0.2f}_{rows}"
     stem = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}"
-    files = (WeightsFile("mobilenet_v2", f"{stem}.h5"),
-             WeightsFile("mobilenet_v2", f"{stem}_no_top.h5"))
+    files = (keras_file("mobilenet_v2", f"{stem}.h5"),
+             keras_file("mobilenet_v2", f"{stem}_no_top.h5"))
     return base.finish(inputs, x, name, weights, files, include_top)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bigmodel.keras import layers
 from bigmodel.keras.applications import base, imagenet_utils
-from bigmodel.keras.applications.weights_file import WeightsFile
+from bigmodel.keras.applications.weights_file import WeightsFile, keras_file
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.unsupported import unsupported_attribute
@@ -33,8 +33,8 @@ _EPSILON = 1.001e-5
 def _imagenet_files(weights_name: str) -> tuple[WeightsFile, WeightsFile]:
     top, notop = WEIGHTS_HASHES[weights_name]
     stem = f"{weights_name}_weights_tf_dim_ordering_tf_kernels"
-    return (WeightsFile("resnet", f"{stem}.h5", top),
-            WeightsFile("resnet", f"{stem}_notop.h5", notop))
+    return (keras_file("resnet", f"{stem}.h5", top),
+            keras_file("resnet", f"{stem}_notop.h5", notop))
 
 
 def _bn(x: KerasTensor, name: str) -> KerasTensor:

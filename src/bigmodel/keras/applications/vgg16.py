@@ -9,7 +9,7 @@ from typing import Any
 
 from bigmodel.keras import layers
 from bigmodel.keras.applications import base, imagenet_utils
-from bigmodel.keras.applications.weights_file import WeightsFile
+from bigmodel.keras.applications.weights_file import keras_file
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.unsupported import unsupported_attribute
 
@@ -50,8 +50,8 @@ def VGG(convs_per_block: Sequence[int], name: str, include_top: bool = True,
         x = base.pooled(x, pooling, avg_name=None, max_name=None)
     stem = f"{files_key}_weights_tf_dim_ordering_tf_kernels"
     top, notop = WEIGHTS_HASHES[files_key]
-    files = (WeightsFile(files_key, f"{stem}.h5", top),
-             WeightsFile(files_key, f"{stem}_notop.h5", notop))
+    files = (keras_file(files_key, f"{stem}.h5", top),
+             keras_file(files_key, f"{stem}_notop.h5", notop))
     return base.finish(inputs, x, name, weights, files, include_top)
 
 

@@ -23,17 +23,22 @@ from torch import nn
 from bigmodel.errors import CheckpointError
 from bigmodel.keras.utils_files import get_file
 
-#: where Keras publishes the weight files
-BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+#: where Keras publishes the weight files (EfficientNet's are outside ``tensorflow/``)
+STORAGE_URL = "https://storage.googleapis.com/"
+KERAS_APPLICATIONS = "tensorflow/keras-applications"
 
 
 class WeightsFile:
-    """One published weight file: its URL under :data:`BASE_URL` and its hash (MD5 or SHA-256;
-    None where Keras has none: then the file is checked only by loading it)."""
+    """One published weight file: its path under :data:`STORAGE_URL` and its hash (MD5 or
+    SHA-256; None where Keras has none: then the file is checked only by loading it)."""
 
-    def __init__(self, subdir: str, file_name: str, file_hash: str | None = None):
-        self.file_name, self.file_hash = file_name, file_hash
-        self.url = f"{BASE_URL}{subdir}/{file_name}"
+    def __init__(self, path: str, file_hash: str | None = None):
+        self.path, self.file_hash = path, file_hash
+        self.file_name = path.rsplit("/", 1)[-1]
+
+    @property
+    def url(self) -> str:
+        return STORAGE_URL + self.path
 
     def fetch(self) -> str:
         """The local path of the file, downloaded into ``~/.keras/models`` when not cached.
@@ -43,6 +48,11 @@ class WeightsFile:
         """
         return get_file(self.file_name, self.url, cache_subdir="models",
                         file_hash=self.file_hash)
+
+
+def keras_file(family: str, file_name: str, file_hash: str | None = None) -> WeightsFile:
+    """A file of ``tensorflow/keras-applications/<family>/``, where most families' files are."""
+    return WeightsFile(f"{KERAS_APPLICATIONS}/{family}/{file_name}", file_hash)
 
 
 def _attribute_list(group: h5py.Group, name: str) -> list[str]:

@@ -8,14 +8,14 @@ from typing import Any
 
 from bigmodel.keras import layers
 from bigmodel.keras.applications import base, imagenet_utils
-from bigmodel.keras.applications.weights_file import WeightsFile
+from bigmodel.keras.applications.weights_file import keras_file
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.unsupported import unsupported_attribute
 
-_FILES = (WeightsFile("xception", "xception_weights_tf_dim_ordering_tf_kernels.h5",
+_FILES = (keras_file("xception", "xception_weights_tf_dim_ordering_tf_kernels.h5",
                       "0a58e3b7378bc2990ea3b43d5981f1f6"),
-          WeightsFile("xception", "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+          keras_file("xception", "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
                       "b0042744bf5b25fce3cb969f33bebb97"))
 
 
