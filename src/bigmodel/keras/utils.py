@@ -17,7 +17,6 @@ from bigmodel.keras.config import (  # noqa: F401 - keras.utils names too, as in
 from bigmodel.keras.config_container import Config  # noqa: F401 - Keras name
 from bigmodel.keras.dataset_split import split_dataset  # noqa: F401 - Keras name
 from bigmodel.keras.image_dataset import image_dataset_from_directory  # noqa: F401 - Keras name
-from bigmodel.keras.text_dataset import text_dataset_from_directory  # noqa: F401 - Keras name
 from bigmodel.keras.image_utils import (  # noqa: F401 - Keras names
     array_to_img,
     img_to_array,
@@ -38,6 +37,7 @@ from bigmodel.keras.saving import (  # noqa: F401 - keras.utils names too, as in
     register_keras_serializable,
     serialize_keras_object,
 )
+from bigmodel.keras.text_dataset import text_dataset_from_directory  # noqa: F401 - Keras name
 from bigmodel.keras.timeseries import timeseries_dataset_from_array  # noqa: F401 - Keras name
 from bigmodel.keras.trainer_steps import unpack_x_y_sample_weight  # noqa: F401 - Keras name
 from bigmodel.keras.unsupported import namespace, unsupported_attribute

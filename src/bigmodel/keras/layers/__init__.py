@@ -13,10 +13,6 @@ from bigmodel.keras.layers.augmentation import (
 )
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.category_encoding import CategoryEncoding
-from bigmodel.keras.layers.discretization import Discretization
-from bigmodel.keras.layers.hashing import HashedCrossing, Hashing
-from bigmodel.keras.layers.lookup import IntegerLookup, StringLookup
-from bigmodel.keras.layers.text_vectorization import TextVectorization
 from bigmodel.keras.layers.color_augmentation import RandomBrightness, RandomContrast
 from bigmodel.keras.layers.conv_depthwise import (
     DepthwiseConv1D,
@@ -29,9 +25,11 @@ from bigmodel.keras.layers.conv_transpose import Conv1DTranspose, Conv2DTranspos
 from bigmodel.keras.layers.convolution import Conv2D
 from bigmodel.keras.layers.convolution_nd import Conv1D, Conv3D
 from bigmodel.keras.layers.core import Activation, Dense, Dropout, Flatten, InputLayer, Reshape
+from bigmodel.keras.layers.discretization import Discretization
 from bigmodel.keras.layers.einsum_dense import EinsumDense
 from bigmodel.keras.layers.embedding import Embedding
 from bigmodel.keras.layers.embedding_reversible import ReversibleEmbedding
+from bigmodel.keras.layers.hashing import HashedCrossing, Hashing
 from bigmodel.keras.layers.image_augment_color import (
     RandomColorDegeneration,
     RandomColorJitter,
@@ -71,6 +69,7 @@ from bigmodel.keras.layers.layer_registry import (
     serialize_layer,
 )
 from bigmodel.keras.layers.layer_serialization import deserialize, serialize
+from bigmodel.keras.layers.lookup import IntegerLookup, StringLookup
 from bigmodel.keras.layers.merging import (
     Add,
     Average,
@@ -149,6 +148,7 @@ from bigmodel.keras.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, St
 from bigmodel.keras.layers.rnn_layer import RNN
 from bigmodel.keras.layers.spectrogram import MelSpectrogram, STFTSpectrogram
 from bigmodel.keras.layers.symbolic import KerasTensor, get_keras_mask, set_keras_mask
+from bigmodel.keras.layers.text_vectorization import TextVectorization
 from bigmodel.keras.layers.wrappers import SpectralNormalization, TorchModuleWrapper, Wrapper
 from bigmodel.keras.unsupported import unsupported_attribute
 

@@ -11,7 +11,7 @@ import torch
 
 from bigmodel.errors import ConfigError, DataError, NotSupportedError
 from bigmodel.keras.layers.base import Layer
-from bigmodel.keras.layers.lookup import encode_ids
+from bigmodel.keras.layers.categorical_outputs import encode_ids
 
 __all__ = ["Discretization"]
 

@@ -12,8 +12,8 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError, ShapeError
 from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.categorical_outputs import encode_ids
 from bigmodel.keras.layers.hash_functions import fingerprint64, siphash_bucket
-from bigmodel.keras.layers.lookup import encode_ids
 from bigmodel.keras.string_inputs import as_string_array
 
 __all__ = ["HashedCrossing", "Hashing", "fingerprint_cat64"]
