@@ -340,3 +340,32 @@ def test_text_dataset_from_directory_fit_and_adapt(tmp_path):
                                                 subset="training")
     with pytest.raises(ConfigError, match="label_mode"):
         keras.utils.text_dataset_from_directory(tmp_path, label_mode="sparse")
+
+
+def test_lookup_and_hashing_models_round_trip_through_keras_archives(tmp_path):
+    strings = np.array([["a", "b"], ["c", "a"], ["z", "b"]])
+    lookup = layers.StringLookup(output_mode="multi_hot")
+    lookup.adapt(strings)
+    model = keras.Sequential([keras.Input(shape=(2,), dtype="string"), lookup, layers.Dense(3)])
+    model.save(tmp_path / "lookup.keras")
+    with zipfile.ZipFile(tmp_path / "lookup.keras") as archive:
+        assert archive.read("assets/layers/string_lookup/vocabulary.txt").decode() == \
+            "[UNK]\nb\na\nz\nc"
+    back = keras.models.load_model(tmp_path / "lookup.keras")  # depth known before the asset
+    _eq(back.predict(strings, verbose=0), model.predict(strings, verbose=0))
+    integers = layers.IntegerLookup()
+    integers.adapt(np.array([5, 5, 7, 9]))
+    assert integers.get_vocabulary() == [-1, 5, 9, 7]
+    model = keras.Sequential([keras.Input(shape=(1,), dtype="int64"), integers,
+                              layers.Embedding(5, 2), layers.Flatten()])
+    model.save(tmp_path / "integers.keras")
+    back = keras.models.load_model(tmp_path / "integers.keras")
+    ids = np.array([[5], [9], [3]])
+    _eq(back.predict(ids, verbose=0), model.predict(ids, verbose=0))
+    hashed = keras.Sequential([keras.Input(shape=(1,), dtype="string"),
+                               layers.Hashing(num_bins=4, output_mode="one_hot", salt=7),
+                               layers.Dense(2)])
+    hashed.save(tmp_path / "hashing.keras")
+    back = keras.models.load_model(tmp_path / "hashing.keras")
+    _eq(back.predict(np.array([["A"], ["B"]]), verbose=0),
+        hashed.predict(np.array([["A"], ["B"]]), verbose=0))

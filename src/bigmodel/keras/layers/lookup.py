@@ -43,7 +43,9 @@ class IndexLookup(Layer):
                  idf_weights: Any = None, invert: bool = False, output_mode: str = "int",
                  sparse: bool = False, pad_to_max_tokens: bool = False,
                  oov_method: str = "floormod", salt: Any = None, **kwargs: Any):
-        kwargs.pop("vocabulary_size", None)  # Keras's config records it; recomputed here
+        # Keras's config records the vocabulary size: a layer rebuilt from a file knows its
+        # output depth before its vocabulary (an asset) is read.
+        frozen_size = kwargs.pop("vocabulary_size", None)
         kwargs.pop("has_input_vocabulary", None)
         kwargs.pop("dtype", None)  # the outputs are int64 ids or float32 vectors
         super().__init__(**kwargs)
@@ -100,6 +102,7 @@ class IndexLookup(Layer):
         self._tokens: list[Any] = []
         self._table: dict[Any, int] = {}
         self.idf_weights: np.ndarray | None = None
+        self._frozen_vocab_size = frozen_size
         self.reset_state()
         if vocabulary is not None:
             self.set_vocabulary(vocabulary, idf_weights)
@@ -222,6 +225,7 @@ class IndexLookup(Layer):
         start = self._token_start_index()
         self._tokens = list(tokens)
         self._table = {t: start + i for i, t in enumerate(self._tokens)}
+        self._frozen_vocab_size = self.vocabulary_size()
 
     # ----------------------------------------------------------------------------- adapt
     def reset_state(self) -> None:
@@ -383,8 +387,7 @@ class IndexLookup(Layer):
         shape = tuple(input_shape)
         if self.output_mode == "int":
             return shape
-        depth = self.max_tokens if self.pad_to_max_tokens else (
-            self.vocabulary_size() if self._tokens else None)
+        depth = self.max_tokens if self.pad_to_max_tokens else self._frozen_vocab_size
         if self.output_mode == "one_hot":
             return (*shape[:-1], depth) if len(shape) > 1 and shape[-1] == 1 else (*shape, depth)
         return (*shape[:-1], depth)
@@ -448,7 +451,7 @@ class StringLookup(IndexLookup):
                          vocabulary=vocabulary, idf_weights=idf_weights, invert=invert,
                          output_mode=output_mode, sparse=sparse,
                          pad_to_max_tokens=pad_to_max_tokens, oov_method="farmhash", salt=salt,
-                         name=name, **kwargs)
+                         name=name, vocabulary_size=vocabulary_size, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -480,6 +483,7 @@ class IntegerLookup(IndexLookup):
                          vocabulary_dtype=vocabulary_dtype, vocabulary=vocabulary,
                          idf_weights=idf_weights, invert=invert, output_mode=output_mode,
                          sparse=sparse, pad_to_max_tokens=pad_to_max_tokens,
-                         oov_method=oov_method, salt=salt, name=name, **kwargs)
+                         oov_method=oov_method, salt=salt, name=name,
+                         vocabulary_size=vocabulary_size, **kwargs)
 
 

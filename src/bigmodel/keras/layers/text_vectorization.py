@@ -112,7 +112,7 @@ class TextVectorization(Layer):
         self._lookup_layer = StringLookup(
             max_tokens=max_tokens, vocabulary=vocabulary, idf_weights=idf_weights,
             pad_to_max_tokens=pad_to_max_tokens, mask_token="", output_mode=output_mode,
-            encoding=encoding, name=f"{self.name}_lookup")
+            encoding=encoding, name=f"{self.name}_lookup", vocabulary_size=vocabulary_size)
         self.built = True
 
     # ------------------------------------------------------------------------ preprocessing
