@@ -47,6 +47,9 @@ FULL = [
     ("DenseNet121", {}), ("DenseNet169", {}), ("DenseNet201", {"include_top": False}),
     ("Xception", {}), ("Xception", {"include_top": False, "input_shape": (71, 71, 3)}),
     ("EfficientNetB0", {}), ("EfficientNetB1", {"include_top": False}), ("EfficientNetB2", {}),
+    ("MobileNetV3Small", {}), ("MobileNetV3Large", {"alpha": 0.75}),
+    ("MobileNetV3Small", {"minimalistic": True, "alpha": 1.25, "include_top": False}),
+    ("MobileNetV3Large", {"minimalistic": True, "input_shape": (64, 64, 3)}),
     ("EfficientNetB3", {"include_top": False, "input_shape": (64, 64, 3)}),
     ("EfficientNetB4", {"include_top": False, "input_shape": (64, 64, 3)}),
     ("EfficientNetB5", {"include_top": False, "input_shape": (64, 64, 3)}),
@@ -126,6 +129,8 @@ PARITY_FULL = [
     ("DenseNet121", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
     ("EfficientNetB3", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
+    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}),
+    ("MobileNetV3Large", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
 ]
 
 

@@ -11,6 +11,7 @@ from bigmodel.keras.applications import (
     inception_v3,
     mobilenet,
     mobilenet_v2,
+    mobilenet_v3,
     resnet,
     resnet_v2,
     vgg16,
@@ -31,6 +32,7 @@ from bigmodel.keras.applications.efficientnet import (
 from bigmodel.keras.applications.inception_v3 import InceptionV3
 from bigmodel.keras.applications.mobilenet import MobileNet
 from bigmodel.keras.applications.mobilenet_v2 import MobileNetV2
+from bigmodel.keras.applications.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
 from bigmodel.keras.applications.resnet import ResNet50, ResNet101, ResNet152
 from bigmodel.keras.applications.resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from bigmodel.keras.applications.vgg16 import VGG16
@@ -50,7 +52,8 @@ __all__ = [
     "densenet", "imagenet_utils", "mobilenet", "mobilenet_v2", "resnet", "resnet50", "resnet_v2", "vgg16",
     "vgg19", "efficientnet", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
-    "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
+    "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "mobilenet_v3",
+    "MobileNetV3Large", "MobileNetV3Small", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
     "DenseNet201", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
 ]
 
