@@ -369,3 +369,45 @@ def test_lookup_and_hashing_models_round_trip_through_keras_archives(tmp_path):
     back = keras.models.load_model(tmp_path / "hashing.keras")
     _eq(back.predict(np.array([["A"], ["B"]]), verbose=0),
         hashed.predict(np.array([["A"], ["B"]]), verbose=0))
+
+
+def test_asset_paths_equal_real_keras_saving(tmp_path):
+    """Real Keras's saving walk, run on stand-in layers of the same class name (its own
+    TextVectorization needs TensorFlow), puts assets where bigmodel does."""
+    real = _real_keras()
+
+    class Inner(real.layers.Layer):
+        def call(self, x):
+            return x
+
+        def save_assets(self, dir_path):
+            with open(os.path.join(dir_path, "vocabulary.txt"), "w") as handle:
+                handle.write("inner")
+
+    class TextVectorization(real.layers.Layer):  # noqa: N801 - Keras's class name on purpose
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._lookup_layer = Inner()
+
+        def build(self, input_shape):
+            pass
+
+        def call(self, x):
+            return x
+
+        def save_assets(self, dir_path):
+            Inner.save_assets(self, dir_path)
+
+    theirs = real.Sequential([real.Input(shape=(1,)), TextVectorization(), TextVectorization()])
+    theirs.save(tmp_path / "theirs.keras")
+    first, second = layers.TextVectorization(output_mode="count"), layers.TextVectorization()
+    first.adapt(["x y"])  # adapted vocabularies are written as assets
+    second.adapt(["y z"])
+    ours = keras.Sequential([keras.Input(shape=(1,), dtype="string"), first, second])
+    ours.save(tmp_path / "ours.keras")
+
+    def assets(path):
+        with zipfile.ZipFile(path) as archive:
+            return sorted(n for n in archive.namelist() if n.startswith("assets/"))
+
+    assert assets(tmp_path / "ours.keras") == assets(tmp_path / "theirs.keras")
