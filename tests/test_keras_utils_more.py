@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -252,3 +253,51 @@ def test_audio_dataset_bad_input(tmp_path):
         utils.audio_dataset_from_directory(tmp_path, validation_split=0.5, subset="training")
     with pytest.raises(ConfigError, match="class_names .* do not match"):
         utils.audio_dataset_from_directory(tmp_path, class_names=["a", "b"])
+
+
+def _build_graph(k):
+    a, b = k.Input((3,), name="a"), k.Input((2,), name="b")
+    hidden = k.layers.Dense(4, activation="relu", name="d1")(a)
+    joined = k.layers.Concatenate(name="cat")([hidden, b])
+    return k.Model([a, b], k.layers.Dense(1, name="d2")(joined))
+
+
+def _build_stack(k):
+    return k.Sequential([k.Input((3,)), k.layers.Dense(2, name="x"), k.layers.Dense(1, name="y")])
+
+
+def _dot_summary(dot):
+    """Node labels, edges between labels and graph settings (node ids are object ids)."""
+    labels = {n.get_name(): n.get("label") for n in dot.get_nodes() if n.get("label")}
+    edges = sorted((labels[e.get_source()], labels[e.get_destination()]) for e in dot.get_edges())
+    settings = {key: dot.get(key) for key in ("rankdir", "concentrate", "dpi", "splines")}
+    return sorted(labels.values()), edges, settings
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"show_shapes": True, "show_dtype": True, "show_layer_activations": True,
+         "show_trainable": True}, {"show_layer_names": False, "rankdir": "LR"}])
+def test_model_to_dot_matches_keras(options):
+    real = _real()
+    pytest.importorskip("pydot")
+    for build in (_build_graph, _build_stack):
+        ours = _dot_summary(utils.model_to_dot(build(keras), **options))
+        theirs = _dot_summary(real.utils.model_to_dot(build(real), **options))
+        assert ours == theirs
+    assert len(_dot_summary(utils.model_to_dot(_build_graph(keras)))[1]) == 4
+
+
+def test_plot_model_writes_the_file(tmp_path):
+    pytest.importorskip("pydot")
+    model = _build_graph(keras)
+    utils.plot_model(model, to_file=tmp_path / "model.dot", show_shapes=True)
+    text = (tmp_path / "model.dot").read_text()
+    assert text.startswith("digraph") and "Input shape: <b>[(None, 4), (None, 2)]</b>" in text
+    if shutil.which("dot") is not None:
+        utils.plot_model(model, to_file=tmp_path / "model.png")
+        assert (tmp_path / "model.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir())[0] == "model.dot"  # no partial files
+    with pytest.raises(ConfigError, match="unknown keyword arguments"):
+        utils.model_to_dot(model, layer_range=["a", "d2"])
+    with pytest.raises(ConfigError, match="is not built yet"):
+        utils.model_to_dot(keras.Sequential([layers.Dense(2)]))

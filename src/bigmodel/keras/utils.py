@@ -24,6 +24,7 @@ from bigmodel.keras.image_utils import (  # noqa: F401 - Keras names
     save_img,
 )
 from bigmodel.keras.layers.symbolic import KerasTensor
+from bigmodel.keras.model_plot import model_to_dot, plot_model  # noqa: F401 - Keras names
 from bigmodel.keras.ops.nn import normalize as _normalize_tensor
 from bigmodel.keras.progbar import Progbar  # noqa: F401 - Keras name
 from bigmodel.keras.py_dataset import PyDataset
@@ -192,7 +193,8 @@ bounding_boxes = namespace("keras.utils.bounding_boxes")
 legacy = namespace("keras.utils.legacy")
 
 __all__ = ["Config", "Progbar", "PyDataset", "array_to_img", "audio_dataset_from_directory",
-           "get_source_inputs", "img_to_array", "load_img", "pad_sequences", "save_img",
+           "get_source_inputs", "img_to_array", "load_img", "model_to_dot", "pad_sequences",
+           "plot_model", "save_img",
            "set_random_seed", "split_dataset", "to_categorical"]
 
 
