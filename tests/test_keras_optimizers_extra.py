@@ -224,3 +224,47 @@ def test_optimizer_map_rules_and_errors():
         mapping["x"] = torch.optim.SGD
     with pytest.raises(TypeError, match="default_optimizer"):
         optimizers.OptimizerMap("adam")
+
+
+# ----------------------------------------------------------------------------- state in .keras files
+STATE_CASES = [
+    ("SGD", dict(learning_rate=0.01, momentum=0.9, nesterov=True)), ("SGD", dict(learning_rate=0.01)),
+    ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True)),
+    ("Adagrad", dict(learning_rate=0.1)), ("AdamW", dict(learning_rate=0.01)),
+    ("Adamax", dict(learning_rate=0.01)), ("Adadelta", dict(learning_rate=1.0)),
+    ("Lion", dict(learning_rate=0.01)), ("Lamb", dict(learning_rate=0.01)),
+    ("Ftrl", dict(learning_rate=0.1)),
+]
+
+
+def _state_data():
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    return x, (x @ np.array([[1.0], [-2.0], [0.5]])).astype("float32")
+
+
+@pytest.mark.parametrize("name,kwargs", STATE_CASES)
+def test_optimizer_state_in_keras_files_continues_training_both_ways(tmp_path, name, kwargs):
+    real = real_keras()
+    x, y = _state_data()
+
+    def stack(lib):
+        return [lib.Input((3,)), lib.layers.Dense(4, activation="relu"),
+                lib.layers.BatchNormalization(), lib.layers.Dense(1)]
+
+    ours = keras.Sequential(stack(keras))
+    ours.compile(getattr(optimizers, name)(**kwargs), "mse")
+    ours.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    ours.save(tmp_path / "ours.keras")
+    theirs_loaded = real.models.load_model(tmp_path / "ours.keras")
+    assert int(theirs_loaded.optimizer.iterations) == ours.optimizer.iterations == 8
+    theirs = real.Sequential(stack(real))
+    theirs.compile(getattr(real.optimizers, name)(**kwargs), "mse")
+    theirs.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    theirs.save(tmp_path / "theirs.keras")
+    ours_loaded = keras.models.load_model(tmp_path / "theirs.keras")
+    assert ours_loaded.optimizer.iterations == 8
+    for model in (ours, theirs_loaded, ours_loaded, theirs):
+        model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for mine, real_weights in ((ours, theirs_loaded), (ours_loaded, theirs)):
+        for a, b in zip(mine.get_weights(), real_weights.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -247,7 +247,8 @@ class Optimizer:
         if self.torch_optimizer is None:
             return 0
         steps = [s.get("step") for s in self.torch_optimizer.state.values() if "step" in s]
-        return int(max((float(s) for s in steps), default=0))
+        # torch's SGD counts no steps in its state: the updates this object has run then
+        return int(max((float(s) for s in steps), default=self._schedule_step))
 
     def get_config(self) -> dict[str, Any]:
         learning_rate: Any = (self._initial_lr if self._schedule is None

@@ -1,18 +1,21 @@
 """An optimizer's state in a Keras 3 ``.keras`` archive (``model.weights.h5``, group
-``optimizer/vars``), so that real Keras continues training where bigmodel stopped.
+``optimizer/vars``), so that real Keras continues training where bigmodel stopped, and back.
 
 Keras 3 writes ``optimizer.variables`` by index: ``0`` the step count (``iterations``, int64),
-``1`` the learning rate (float32), then each trainable variable's slots in the order of
-``model.trainable_variables`` (Adam: ``momentum``, ``velocity``), in the variable's Keras layout.
-bigmodel's Adam is torch's: ``exp_avg`` and ``exp_avg_sq`` are Keras's momentum and velocity (the
-same moving averages), ``step`` its iterations.
+``1`` the learning rate (float32), then the slots of the trainable variables (in the order of
+``model.trainable_variables``, each in the variable's Keras layout): slots created together are
+interleaved per variable (Adam: ``momentum_0, velocity_0, momentum_1, ...``), slots created apart
+follow in blocks (RMSprop: every ``velocity``, then every ``momentum``). :data:`_SLOTS` says, per
+optimizer class, which torch state tensor is which Keras slot (Adam's ``exp_avg`` is Keras's
+``momentum``; SGD's ``momentum_buffer`` is Keras's ``momentum`` divided by ``-learning_rate``:
+torch's SGD keeps the velocity without the rate, Keras's with it).
 
-Written for what maps one to one: an ``Adam`` (no AMSGrad, no weight decay, a constant learning
-rate) of a Sequential or functional model whose layers hold their weights directly (no recurrent
-cell, attention projections or nested models, whose Keras variable order differs from the file's).
-Anything else writes no optimizer state, as before: Keras then warns that it skips the optimizer
-variables and starts the optimizer fresh. Reading is the same mapping backwards: a ``.keras`` file
-from Keras or bigmodel gives a loaded model's Adam its state (other cases warn and start fresh).
+Written for what maps one to one: SGD, RMSprop, Adam (no AMSGrad), AdamW, Adagrad, Adamax,
+Adadelta, Lion, Lamb and Ftrl at a constant learning rate, for a Sequential or functional model
+whose layers hold their weights directly (no recurrent cell, attention projections or nested
+models, whose Keras variable order differs from the file's). Anything else writes no optimizer
+state, as before: Keras then warns that it skips the optimizer variables and starts fresh.
+Reading is the same mapping backwards (other cases warn and start fresh).
 """
 
 from __future__ import annotations
@@ -57,6 +60,59 @@ def _keras_layout(owner: Any, attr: str, tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().contiguous().numpy()
 
 
+# torch state key and the factor Keras's slot is of it, per slot; slots of one inner list are
+# interleaved per variable, the lists follow one another (see the module docstring)
+_Slots = list[list[tuple[str, float]]]
+
+
+def _slot_groups(optimizer: Any) -> _Slots | None:
+    """Keras's slots of ``optimizer`` as torch state keys, or None when they do not map."""
+    opt = optimizers_mod
+    kind = type(optimizer)
+    if getattr(optimizer, "_schedule", None) is not None:
+        return None  # Keras would save the schedule's rate; bigmodel keeps a constant one
+    if kind in (opt.Adam, opt.AdamW):
+        return None if optimizer.amsgrad else [[("exp_avg", 1.0), ("exp_avg_sq", 1.0)]]
+    lr = optimizer.learning_rate if kind in (opt.SGD, opt.RMSprop) else 1.0
+    if lr == 0:
+        return None  # a velocity scaled by a zero rate could not be read back
+    if kind is opt.SGD:
+        # torch keeps the velocity without the rate (w -= lr * buf), Keras with it (w += m)
+        return [[("momentum_buffer", -lr)]] if optimizer.momentum else []
+    if kind is opt.RMSprop:
+        groups = [[("square_avg", 1.0)]]
+        if optimizer.momentum:
+            groups.append([("momentum_buffer", lr)])
+        if optimizer.centered:
+            groups.append([("grad_avg", 1.0)])
+        return groups
+    table = {opt.Adamax: [("m", 1.0), ("u", 1.0)], opt.Adagrad: [("sum", 1.0)],
+             opt.Adadelta: [("square_avg", 1.0), ("acc_delta", 1.0)], opt.Lion: [("m", 1.0)],
+             opt.Lamb: [("m", 1.0), ("v", 1.0)],
+             opt.Ftrl: [("accumulator", 1.0), ("linear", 1.0)]}
+    return [table[kind]] if kind in table else None
+
+
+def _positions(groups: _Slots, count: int) -> list[list[tuple[int, str, float]]]:
+    """Per weight (in order), ``(index in optimizer.variables, torch key, factor)`` of its slots."""
+    result: list[list[tuple[int, str, float]]] = [[] for _ in range(count)]
+    offset = 2  # iterations, learning_rate
+    for group in groups:
+        for index in range(count):
+            for j, (key, factor) in enumerate(group):
+                result[index].append((offset + index * len(group) + j, key, factor))
+        offset += len(group) * count
+    return result
+
+
+def _iterations(optimizer: Any, states: list[dict]) -> int | None:
+    steps = {int(state["step"]) for state in states if "step" in state}
+    if len(steps) > 1:
+        return None
+    # torch's SGD counts no steps: the optimizer's own count of updates
+    return steps.pop() if steps else int(optimizer._schedule_step)
+
+
 def keras_optimizer_variables(model: Any) -> list[np.ndarray] | None:
     """The arrays of Keras 3's ``optimizer.variables`` for ``model``'s optimizer, or None when
     its state cannot be written in Keras's form (see the module docstring).
@@ -65,29 +121,30 @@ def keras_optimizer_variables(model: Any) -> list[np.ndarray] | None:
         model: a compiled bigmodel Keras model, after at least one training step.
 
     Returns:
-        ``[iterations, learning_rate, momentum_0, velocity_0, momentum_1, ...]`` or None.
+        ``[iterations, learning_rate, slots...]`` or None.
     """
     optimizer = getattr(model, "optimizer", None)
-    if type(optimizer) is not optimizers_mod.Adam or optimizer.amsgrad or optimizer.weight_decay \
-            or getattr(optimizer, "_schedule", None) is not None or not optimizer.built:
+    if not isinstance(optimizer, optimizers_mod.Optimizer) or not optimizer.built:
         return None
+    groups = _slot_groups(optimizer)
     entries = _trainable_entries(model)
-    torch_optimizer = optimizer.torch_optimizer
-    if not entries:
+    if groups is None or not entries or optimizer._schedule_step == 0:
         return None
-    slots: list[np.ndarray] = []
-    steps = set()
-    for owner, attr in entries:
-        state = torch_optimizer.state.get(getattr(owner, attr))
-        if not state or "exp_avg" not in state:
-            return None  # a weight the optimizer has not stepped: no state to match Keras's
-        steps.add(int(state["step"]))
-        slots += [_keras_layout(owner, attr, state["exp_avg"]),
-                  _keras_layout(owner, attr, state["exp_avg_sq"])]
-    if len(steps) != 1:
+    torch_optimizer = optimizer.torch_optimizer
+    states = [torch_optimizer.state.get(getattr(owner, attr)) or {} for owner, attr in entries]
+    positions = _positions(groups, len(entries))
+    slots: dict[int, np.ndarray] = {}
+    for (owner, attr), state, places in zip(entries, states, positions):
+        for index, key, factor in places:
+            if key not in state:
+                return None  # a weight the optimizer has not stepped: no state to match Keras's
+            slots[index] = _keras_layout(owner, attr, state[key] * factor)
+    iterations = _iterations(optimizer, states)
+    if iterations is None:
         return None
     lr = float(torch_optimizer.param_groups[0]["lr"])
-    return [np.asarray(steps.pop(), dtype=np.int64), np.asarray(lr, dtype=np.float32), *slots]
+    return [np.asarray(iterations, dtype=np.int64), np.asarray(lr, dtype=np.float32),
+            *(slots[i] for i in sorted(slots))]
 
 
 def write_optimizer_variables(model: Any, h5: Any) -> bool:
@@ -97,7 +154,7 @@ def write_optimizer_variables(model: Any, h5: Any) -> bool:
     if arrays is None:
         return False
     group = h5.require_group("optimizer/vars")
-    h5["optimizer"].attrs["name"] = "adam"
+    h5["optimizer"].attrs["name"] = type(model.optimizer).__name__.lower()
     for index, array in enumerate(arrays):
         group.create_dataset(str(index), data=array)
     return True
@@ -111,9 +168,14 @@ def read_optimizer_arrays(h5: Any) -> list[np.ndarray] | None:
     return [np.asarray(group[str(i)]) for i in range(len(group))]
 
 
+_TORCH_STEP = (torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad, torch.optim.Adadelta,
+               torch.optim.RMSprop)
+
+
 def restore_optimizer_variables(model: Any, arrays: list[np.ndarray], where: Any) -> bool:
-    """Give ``model``'s (compiled) Adam the state in ``arrays`` (Keras 3's ``optimizer.variables``
-    of a ``.keras`` file, from Keras or bigmodel), building its torch optimizer.
+    """Give ``model``'s (compiled) optimizer the state in ``arrays`` (Keras 3's
+    ``optimizer.variables`` of a ``.keras`` file, from Keras or bigmodel), building its torch
+    optimizer.
 
     A state that does not map (another optimizer, a model outside the module docstring's cases,
     another number of variables) is skipped with a warning, as Keras skips it: the optimizer
@@ -133,43 +195,53 @@ def restore_optimizer_variables(model: Any, arrays: list[np.ndarray], where: Any
         return False  # an optimizer saved before its first step: fresh is what it held
     optimizer = getattr(model, "optimizer", None)
     entries = _trainable_entries(model)
+    groups = _slot_groups(optimizer) if isinstance(optimizer, optimizers_mod.Optimizer) else None
     reason = None
-    if type(optimizer) is not optimizers_mod.Adam or optimizer.amsgrad or optimizer.weight_decay:
-        reason = f"its optimizer is {type(optimizer).__name__}, bigmodel restores plain Adam's"
+    expected_count = 2 + sum(len(g) for g in groups or []) * len(entries or [])
+    if groups is None:
+        reason = (f"its optimizer is {type(optimizer).__name__}; bigmodel restores SGD, RMSprop, "
+                  "Adam (no AMSGrad), AdamW, Adagrad, Adamax, Adadelta, Lion, Lamb and Ftrl at a "
+                  "constant learning rate")
     elif not entries:
         reason = "bigmodel restores it for Sequential/functional models of plain layers"
-    elif len(arrays) != 2 + 2 * len(entries):
-        reason = (f"the file holds {len(arrays)} optimizer variables, Adam has "
-                  f"{2 + 2 * len(entries)} for this model")
+    elif len(arrays) != expected_count:
+        reason = (f"the file holds {len(arrays)} optimizer variables, {type(optimizer).__name__} "
+                  f"has {expected_count} for this model")
     if reason is not None:
         warnings.warn(f"'{where}': the optimizer's saved state is not restored ({reason}); it "
                       "starts fresh", stacklevel=3)
         return False
-    slots = []
-    for index, (owner, attr) in enumerate(entries):
+    positions = _positions(groups, len(entries))
+    slots: list[dict[str, torch.Tensor]] = []
+    for (owner, attr), places in zip(entries, positions):
         param = getattr(owner, attr)
         perm = owner._weight_perms.get(attr)
-        for position in (2 + 2 * index, 3 + 2 * index):
-            array = arrays[position]
-            expected = tuple(int(param.shape[i]) for i in np.argsort(perm)) if perm is not None \
-                else tuple(param.shape)
+        expected = tuple(int(param.shape[i]) for i in np.argsort(perm)) if perm is not None \
+            else tuple(param.shape)
+        found = {}
+        for index, key, factor in places:
+            array = arrays[index]
             if tuple(array.shape) != expected:
-                raise WeightsFileError(f"'{where}': optimizer variable {position} for "
+                raise WeightsFileError(f"'{where}': optimizer variable {index} for "
                                        f"'{owner.name}/{attr}' has shape {tuple(array.shape)}; "
                                        f"the weight's is {expected}")
-            tensor = torch.from_numpy(np.array(array, dtype=np.float32))
-            slots.append(tensor.permute(*perm) if perm is not None else tensor)
+            tensor = torch.from_numpy(np.array(array, dtype=np.float32)) / factor
+            found[key] = (tensor.permute(*perm) if perm is not None else tensor)
+        slots.append(found)
     if not optimizer.built:
         optimizer.build(model.parameters())
     torch_optimizer = optimizer.torch_optimizer
-    step = float(arrays[0])
-    for index, (owner, attr) in enumerate(entries):
+    step = int(arrays[0])
+    for (owner, attr), found in zip(entries, slots):
         param = getattr(owner, attr)
-        torch_optimizer.state[param] = {
-            "step": torch.tensor(step),
-            "exp_avg": slots[2 * index].to(param.device, param.dtype).contiguous(),
-            "exp_avg_sq": slots[2 * index + 1].to(param.device, param.dtype).contiguous()}
-    if optimizer._schedule is None:
-        for group in torch_optimizer.param_groups:
-            group["lr"] = float(arrays[1])
+        state = {key: value.to(param.device, param.dtype).contiguous()
+                 for key, value in found.items()}
+        if isinstance(torch_optimizer, _TORCH_STEP):
+            state["step"] = torch.tensor(float(step))
+        elif not isinstance(torch_optimizer, torch.optim.SGD):
+            state["step"] = step  # bigmodel's Keras rules count in Python ints
+        torch_optimizer.state[param] = state
+    optimizer._schedule_step = step
+    for group in torch_optimizer.param_groups:
+        group["lr"] = float(arrays[1])
     return True
