@@ -38,18 +38,34 @@ PROGRAMS = _corpus.list_programs()
 TIMEOUT_S = 180.0  # per program; they take ~1-3 s of CPU, the margin is for a loaded machine
 
 # Program -> what is missing in bigmodel (keep docs/keras.md "Conformance corpus" in step).
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES: dict[str, str] = {
+    "ocr_captcha_ctc.py": (
+        "a custom layer calling keras.ops.ctc_loss cannot be placed in a functional graph: its "
+        "output shape is found by running call() on zeros, and ctc_loss refuses the label 0 "
+        "(the blank) with a DataError; real Keras computes the shape symbolically"),
+}
 
 # Program -> checks on its RESULT line ("key op key-or-number"); every program must print one.
 EXPECTATIONS: dict[str, list[str]] = {
     "addition_rnn.py": ["loss < first_loss"],
+    # The transfer part's base has random weights (no download here): its frozen features are
+    # ~0, so only the from-scratch part's learning and the frozen / unfrozen weights are checked.
+    "applications_fine_tuning.py": ["loss < first_loss", "scratch_params == 414051",
+                                     "transfer_params == 419171", "frozen_trainable == 4",
+                                     "unfrozen_trainable == 9", "frozen_unchanged == 1",
+                                     "top_conv_changed == 1", "augmented_changed == 1"],
     "autoencoder_subclassed.py": ["loss < first_loss", "denoise_loss < denoise_first_loss"],
     "basic_classification.py": ["loss < first_loss", "test_accuracy > 0.6",
                                 "predict_accuracy == test_accuracy"],
     "bidirectional_lstm_text.py": ["loss < first_loss", "accuracy > 0.6"],
     "char_lstm_text_generation.py": ["loss < first_loss", "generated_chars == 40"],
     "conv_denoising_autoencoder.py": ["loss < first_loss"],
+    "conv_lstm_next_frame.py": ["loss < first_loss", "frames == 8", "frame_min >= 0",
+                                "frame_max <= 1", "params == 12697"],
     "convmixer.py": ["loss < first_loss"],
+    # Validation accuracy is not checked: after 28 steps BatchNormalization's moving statistics
+    # are still far from the batch statistics (0.5 on both backends).
+    "ct_scan_3d_classification.py": ["loss < first_loss", "params == 20633", "score_sum == 1"],
     "custom_train_step_torch.py": ["loss < first_loss", "loss2 < first_loss2"],
     "data_augmentation_layers.py": ["loss < first_loss", "test_accuracy > 0.3"],
     "dlwp_binary_multihot.py": ["loss < first_loss", "test_accuracy > 0.6"],
@@ -77,11 +93,15 @@ EXPECTATIONS: dict[str, list[str]] = {
                                 "final_lr < 0.05"],
     "masking_and_padding.py": ["loss < first_loss", "accuracy > 0.6"],
     "mnist_convnet.py": ["loss < first_loss", "test_accuracy > 0.3"],
+    "ocr_captcha_ctc.py": ["loss < first_loss", "decoded == 80", "params == 34119"],
     "ops_random_functional.py": ["ops_ok == 1", "random_ok == 1", "loss < first_loss"],
     "overfit_underfit.py": ["loss < first_loss", "val_accuracy > 0.6", "l2_reg_loss > 0"],
     "pydataset_fit.py": ["loss < first_loss", "val_accuracy > 0.5", "predictions == 400"],
     "regression_normalization.py": ["loss < first_loss", "dnn_mae < label_std",
                                     "reloaded_mae == dnn_mae"],
+    "rnn_custom_cell.py": ["loss < first_loss", "test_accuracy > 0.7", "reload_diff < 1e-6",
+                           "stacked_units == 64", "params == 1065", "stacked_params == 2041",
+                           "stacked_loss < stacked_first_loss"],
     "sequential_model_guide.py": ["loss < first_loss", "frozen_unchanged == 1",
                                   "trainable_weights == 2"],
     "serialization_and_saving.py": ["same_weights == 1", "weights_difference < 1e-6"],
@@ -114,6 +134,9 @@ EXPECTATIONS: dict[str, list[str]] = {
     "transfer_learning_guide.py": ["loss < first_loss", "frozen_unchanged == 1"],
     "vae_add_loss.py": ["loss < first_loss"],
     "vision_transformer_small.py": ["loss < first_loss"],
+    "working_with_rnns_guide.py": ["loss < first_loss", "val_accuracy > 0.3", "cell_vs_layer < 1e-5",
+                                   "gru_params == 361866", "seq2seq_params == 258698",
+                                   "bidirectional_params == 80266", "stateful_units == 64"],
     "writing_callbacks_guide.py": ["hooks_seen == 14", "early_stop_epochs < 8", "final_lr == 0.005",
                                    "loss < first_loss"],
 }
