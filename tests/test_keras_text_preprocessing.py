@@ -5,6 +5,7 @@ published test vectors, real Keras for Discretization, fit on string arrays, `.k
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -411,3 +412,25 @@ def test_asset_paths_equal_real_keras_saving(tmp_path):
             return sorted(n for n in archive.namelist() if n.startswith("assets/"))
 
     assert assets(tmp_path / "ours.keras") == assets(tmp_path / "theirs.keras")
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_tf_idf_weights_round_trip_in_the_weights_file(tmp_path, pad):
+    vectorize = layers.TextVectorization(output_mode="tf_idf", max_tokens=8,
+                                         pad_to_max_tokens=pad)
+    vectorize.adapt(np.array(["a b b", "b c", "c c c d"]))
+    model = keras.Sequential([keras.Input(shape=(1,), dtype="string"), vectorize,
+                              layers.Dense(2)])
+    model.save(tmp_path / "tfidf.keras")
+    import h5py
+
+    with zipfile.ZipFile(tmp_path / "tfidf.keras") as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+            stored = h5["layers/text_vectorization/vars/idf_weights"][()]
+            inner = h5["layers/text_vectorization/_lookup_layer/vars/idf_weights"][()]
+    _eq(stored, vectorize._lookup_layer.idf_weights)
+    _eq(inner, stored)
+    assert len(stored) == (8 if pad else 5)
+    back = keras.models.load_model(tmp_path / "tfidf.keras")
+    texts = np.array(["b c b zz", "d"])
+    _eq(back.predict(texts, verbose=0), model.predict(texts, verbose=0))

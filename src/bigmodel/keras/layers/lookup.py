@@ -101,12 +101,34 @@ class IndexLookup(Layer):
         self._has_input_vocabulary = vocabulary is not None
         self._tokens: list[Any] = []
         self._table: dict[Any, int] = {}
-        self.idf_weights: np.ndarray | None = None
         self._frozen_vocab_size = frozen_size
+        # TF-IDF weights: a tensor of the size the config implies, so that a layer rebuilt from a
+        # .keras file reads them from its weights file (Keras's ``vars/idf_weights``).
+        size = max_tokens if pad_to_max_tokens and max_tokens else (frozen_size or 0)
+        self._idf = torch.zeros(size if output_mode == "tf_idf" else 0)
         self.reset_state()
         if vocabulary is not None:
             self.set_vocabulary(vocabulary, idf_weights)
         self.built = True
+
+    @property
+    def idf_weights(self) -> np.ndarray | None:
+        """The TF-IDF weight of each index (``tf_idf`` mode), else None."""
+        if self.output_mode != "tf_idf" or not self._idf.numel():
+            return None
+        return self._idf.detach().cpu().numpy()
+
+    @idf_weights.setter
+    def idf_weights(self, value: Any) -> None:
+        self._idf = torch.as_tensor(np.asarray(value, dtype=np.float32))
+
+    def keras_weight_entries(self, prefix: str) -> list[tuple[Any, str, str]]:
+        """Keras's weights-file paths: an empty ``vars`` group, or ``vars/idf_weights`` in
+        ``tf_idf`` mode (read by ``keras/keras_weights.py``)."""
+        entries: list[tuple[Any, str, str]] = [(self, "", f"{prefix}vars")]
+        if self.output_mode == "tf_idf":
+            entries.append((self, "_idf", f"{prefix}vars/idf_weights"))
+        return entries
 
     # -------------------------------------------------------------------- layout and vocabulary
     @property
@@ -405,10 +427,10 @@ class IndexLookup(Layer):
         if self.input_vocabulary is not None:
             return
         values = self._read_vocabulary_file(os.path.join(dir_path, "vocabulary.txt"))
-        if self.output_mode == "tf_idf":
-            raise NotSupportedError(f"{self._where}: loading an adapted TF-IDF vocabulary from "
-                                    "a .keras archive is not supported by bigmodel")
-        self.set_vocabulary(values)
+        # TF-IDF: the weights came with the weights file, which is read before the assets
+        weights = self.idf_weights
+        self.set_vocabulary(values, idf_weights=None if weights is None else
+                            weights[:len(values)])  # padded to max_tokens again if asked
 
     def get_config(self) -> dict[str, Any]:
         vocabulary = self.input_vocabulary

@@ -252,6 +252,15 @@ class TextVectorization(Layer):
     def set_vocabulary(self, vocabulary: Any, idf_weights: Any = None) -> None:
         self._lookup_layer.set_vocabulary(vocabulary, idf_weights=idf_weights)
 
+    def keras_weight_entries(self, prefix: str) -> list[tuple[Any, str, str]]:
+        """Keras's weights-file paths: TF-IDF weights under this layer's ``vars`` and its lookup
+        layer's (Keras writes both)."""
+        lookup = self._lookup_layer
+        entries: list[tuple[Any, str, str]] = [(self, "", f"{prefix}vars")]
+        if self._output_mode == "tf_idf":
+            entries.append((lookup, "_idf", f"{prefix}vars/idf_weights"))
+        return entries + lookup.keras_weight_entries(f"{prefix}_lookup_layer/")
+
     def save_assets(self, dir_path: str) -> None:
         self._lookup_layer.save_assets(dir_path)
 
