@@ -407,3 +407,26 @@ def test_fine_tuning_a_tiny_mobilenet_v2_learns():
     history = model.fit(x, y, batch_size=16, epochs=4, verbose=0)
     losses = history.history["loss"]
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("name,kwargs", [
+    ("MobileNetV2", {"alpha": 0.35, "input_shape": (32, 32, 3), "classes": 10}),
+    ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
+    ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}),
+    ("ResNet50V2", {"input_shape": (32, 32, 3), "include_top": False}),
+], ids=["MobileNetV2", "EfficientNetB0", "MobileNetV3Small", "ResNet50V2"])
+def test_keras_archives_go_both_ways_with_real_keras(tmp_path, name, kwargs):
+    real = _real_keras()
+    x = np.random.default_rng(10).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    ours = getattr(applications, name)(weights=None, **kwargs)
+    ours.save(tmp_path / "ours.keras")
+    theirs = real.models.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(np.asarray(theirs.predict(x, verbose=0)),
+                               ours.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    keras_model = getattr(real.applications, name)(weights=None, **kwargs)
+    keras_model.save(tmp_path / "theirs.keras")
+    back = keras.models.load_model(tmp_path / "theirs.keras")
+    assert back.count_params() == keras_model.count_params()
+    np.testing.assert_allclose(back.predict(x, verbose=0),
+                               np.asarray(keras_model.predict(x, verbose=0)), rtol=1e-5, atol=1e-5)
