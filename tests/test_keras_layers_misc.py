@@ -149,6 +149,29 @@ def test_group_query_attention_matches_keras(rk, options, call):
     assert ours.name.startswith("grouped_query_attention")
 
 
+def test_group_query_attention_masks_match_keras(rk):
+    q = RNG.normal(size=(2, 5, 8)).astype(np.float32)
+    v = RNG.normal(size=(2, 4, 8)).astype(np.float32)
+    theirs, ours = rk.layers.GroupQueryAttention(3, 4, 2), layers.GroupQueryAttention(3, 4, 2)
+    theirs.build(q.shape, v.shape)
+    ours.build((None, 5, 8), (None, 4, 8))
+    ours.set_weights([w + 0.1 for w in theirs.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    attention = RNG.random((2, 5, 4)) > 0.3
+    attention[:, :, 0] = True  # every query keeps a key (Keras's fast path has no fallback)
+    query_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    masks = {"attention_mask": attention, "query_mask": query_mask}
+    expected = theirs(q, v, return_attention_scores=True, **masks)
+    got = ours(torch.as_tensor(q), torch.as_tensor(v), return_attention_scores=True,
+               **{k: torch.as_tensor(m) for k, m in masks.items()})
+    for a, b in zip(expected, got):
+        _close(a, b)
+    assert not _np(got[1])[~np.broadcast_to(attention[:, None], got[1].shape)].any()
+    # without scores both take the fused kernel (rows whose keys are all masked included)
+    _close(theirs(q, v, **masks), ours(torch.as_tensor(q), torch.as_tensor(v),
+                                       **{k: torch.as_tensor(m) for k, m in masks.items()}))
+
+
 def test_group_query_attention_symbolic_shapes_and_bad_arguments():
     q, v = keras.Input((5, 8)), keras.Input((4, 8))
     assert layers.GroupQueryAttention(2, 4, 2)(q, v).shape == (None, 5, 8)
@@ -228,6 +251,23 @@ def test_spectral_normalization_matches_keras_and_svd(rk):
     kernel = dense.get_weights()[0]
     assert abs(np.linalg.svd(kernel, compute_uv=False)[0] - 1.0) < 1e-3  # largest sigma is 1
     assert [w.shape for w in dense.get_weights()] == [(7, 5), (1, 5), (5,)]
+
+
+def test_spectral_normalization_of_an_embedding_matches_keras(rk):
+    ids = np.array([[1, 2, 3], [4, 0, 9]])
+    theirs = rk.layers.SpectralNormalization(rk.layers.Embedding(10, 4))
+    ours = layers.SpectralNormalization(layers.Embedding(10, 4))
+    theirs.build((None, 3))
+    ours.build((None, 3))
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
+    ours.set_weights([w + 0.1 for w in theirs.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    theirs(ids, training=True)
+    vectors = ours(torch.as_tensor(ids), training=True)
+    for a, b in zip(theirs.get_weights(), ours.get_weights()):  # the same normalized table
+        _close(a, b)
+    # (Keras casts this output to the ids' integer dtype; bigmodel returns the vectors)
+    _close(vectors, ours.get_weights()[0][ids])
 
 
 def test_wrapper_bad_arguments():

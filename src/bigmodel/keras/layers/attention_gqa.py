@@ -13,8 +13,9 @@ Weights live in four ``EinsumDense`` sub-layers, as in Keras (same attribute nam
 ``torch.nn.functional.scaled_dot_product_attention`` with ``enable_gqa`` (no copy of the key/value
 heads); with dropout or ``return_attention_scores`` the scores are computed explicitly, as Keras
 does. Masks combine as in ``MultiHeadAttention`` (query/value/key masks, ``attention_mask``,
-``use_causal_mask``, ``sliding_window``); a query whose keys are all masked attends to every key,
-as Keras's additive mask makes it.
+``use_causal_mask``, ``sliding_window``). A query whose keys are all masked gets what Keras gives
+on each path: uniform weights in the fused kernel (Keras adds -0.7 * the float maximum to masked
+scores, which swamps them), zero weights where the scores are computed (Keras 3.15's ``Softmax``).
 """
 
 from __future__ import annotations
@@ -270,8 +271,7 @@ class GroupQueryAttention(Layer):
         mask = parts[0]
         for part in parts[1:]:
             mask = mask & part
-        mask = mask.expand(batch, 1, tq, tv)
-        return mask | ~mask.any(dim=-1, keepdim=True)  # fully masked rows: plain softmax
+        return mask.expand(batch, 1, tq, tv)
 
     def call(self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor,
              query_mask: Any = None, value_mask: Any = None, key_mask: Any = None,
@@ -297,8 +297,14 @@ class GroupQueryAttention(Layer):
             k = k.repeat_interleave(self.num_repeats, dim=1)
             v = v.repeat_interleave(self.num_repeats, dim=1)
             scores = self._softmax(torch.matmul(q * scale, k.transpose(-1, -2)), mask=mask)
+            if mask is not None:  # Keras 3.15's Softmax: masked weights are 0 (whole rows too)
+                scores = scores.masked_fill(~mask, 0.0)
             out = torch.matmul(self._dropout_layer(scores, training=training), v)
         else:
+            if mask is not None:  # as Keras: -0.7 * float max where masked, so an all-masked
+                # row has equal scores (uniform weights) rather than none
+                mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
+                    ~mask, -0.7 * torch.finfo(q.dtype).max)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
                                                  enable_gqa=self.num_repeats > 1)
         out = out.transpose(1, 2)  # (B, T, heads, head_dim)
