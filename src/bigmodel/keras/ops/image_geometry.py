@@ -148,7 +148,7 @@ def map_coordinates(inputs: Any, coordinates: Any, order: int, fill_mode: str = 
         raise NotSupportedError(f"keras.ops.image.map_coordinates: order must be 0 or 1 (as in "
                                 f"Keras); received order={order!r}")
     data = convert_to_tensor(inputs)
-    coords = [convert_to_tensor(c) for c in coordinates]
+    coords = [convert_to_tensor(c).to(data.device) for c in coordinates]
     if len(coords) != data.dim() or not coords or coords[0].dim() < 1:
         raise ShapeError(f"keras.ops.image.map_coordinates: coordinates must hold one array "
                          f"(rank >= 1) per axis of inputs ({data.dim()}); received "
@@ -156,7 +156,8 @@ def map_coordinates(inputs: Any, coordinates: Any, order: int, fill_mode: str = 
     work = torch.float64 if data.dtype == torch.float64 else torch.float32
     values = data.to(work).reshape(-1)
     strides = [math.prod(data.shape[i + 1:]) for i in range(data.dim())]
-    out = torch.zeros(coords[0].shape, dtype=work)
+    device = data.device
+    out = torch.zeros(coords[0].shape, dtype=work, device=device)
     nodes = [interpolation_nodes(c.to(work), order) for c in coords]
 
     def accumulate(axis: int, flat: torch.Tensor, weight: Any, inside: Any) -> None:
@@ -173,8 +174,8 @@ def map_coordinates(inputs: Any, coordinates: Any, order: int, fill_mode: str = 
             accumulate(axis + 1, flat + fix_index(index, size, fill_mode) * strides[axis],
                        weight * node_weight, inside & valid)
 
-    accumulate(0, torch.zeros(coords[0].shape, dtype=torch.long), 1.0,
-               torch.ones(coords[0].shape, dtype=torch.bool))
+    accumulate(0, torch.zeros(coords[0].shape, dtype=torch.long, device=device), 1.0,
+               torch.ones(coords[0].shape, dtype=torch.bool, device=device))
     if not data.is_floating_point():
         out = torch.round(out)
     return out.to(data.dtype)
@@ -202,7 +203,9 @@ def elastic_transform(images: Any, alpha: float = 20.0, sigma: float = 5.0,
     generator = None
     if seed is not None:
         generator = torch.Generator().manual_seed(int(seed))
-    noise = torch.randn((2, n, h, w, 1), generator=generator, dtype=x.dtype) * float(sigma)
+    # drawn on the CPU (a seeded CPU generator gives the same field on every device)
+    noise = torch.randn((2, n, h, w, 1), generator=generator, dtype=x.dtype).to(x.device)
+    noise = noise * float(sigma)
     size = int(6 * float(sigma)) | 1
     field = torch.stack([gaussian_blur(part, (size, size), (sigma, sigma),
                                        data_format="channels_last")[..., 0] for part in noise])
@@ -251,8 +254,8 @@ def scale_and_translate(images: Any, output_shape: Any, scale: Any, translation:
     kernel = _METHODS[method]
     x = convert_to_tensor(images)
     dims = [int(d) % x.dim() for d in spatial_dims]
-    scale = convert_to_tensor(scale).reshape(-1).to(torch.float32)
-    translation = convert_to_tensor(translation).reshape(-1).to(torch.float32)
+    scale = convert_to_tensor(scale).reshape(-1).to(device=x.device, dtype=torch.float32)
+    translation = convert_to_tensor(translation).reshape(-1).to(device=x.device, dtype=torch.float32)
     if len(scale) != len(dims) or len(translation) != len(dims):
         raise ShapeError(f"keras.ops.image.scale_and_translate: scale and translation need one "
                          f"value per spatial dim ({len(dims)}); received {len(scale)} and "
@@ -261,10 +264,12 @@ def scale_and_translate(images: Any, output_shape: Any, scale: Any, translation:
     for i, dim in enumerate(dims):
         size_in, size_out = x.shape[dim], int(output_shape[dim])
         inverse = 1.0 / scale[i]
-        widen = torch.clamp(inverse, min=1.0) if antialias else torch.tensor(1.0)
-        positions = ((torch.arange(size_out, dtype=torch.float32) + 0.5) * inverse
+        widen = torch.clamp(inverse, min=1.0) if antialias else torch.ones((), device=x.device)
+        grid_out = torch.arange(size_out, dtype=torch.float32, device=x.device)
+        positions = ((grid_out + 0.5) * inverse
                      - translation[i] * inverse - 0.5)
-        distance = (positions[None, :] - torch.arange(size_in, dtype=torch.float32)[:, None])
+        grid_in = torch.arange(size_in, dtype=torch.float32, device=x.device)
+        distance = positions[None, :] - grid_in[:, None]
         weights = _resample_kernel(kernel, distance.abs() / widen)  # (in, out)
         total = weights.sum(0, keepdim=True)
         weights = torch.where(total.abs() > 1000.0 * torch.finfo(torch.float32).eps,
