@@ -84,6 +84,7 @@ def test_function_forms_follow_the_equations():
         losses.categorical_generalized_cross_entropy(np.array([0, 1]), p, q=0.5).numpy(),
         (1 - np.array([0.8, 0.6]) ** 0.5) / 0.5, rtol=1e-6)
     assert losses.get("binary_focal_crossentropy").gamma == 2.0
+    assert (type(losses.get("Dice")), losses.get("Dice").name) == (losses.Dice, "dice")
     for name in ("dice", "tversky", "circle", "ctc", "categorical_focal_crossentropy"):
         spec = losses.serialize(losses.get(name))
         assert losses.deserialize(spec).get_config() == losses.get(name).get_config()

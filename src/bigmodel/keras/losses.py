@@ -301,6 +301,9 @@ def get(identifier: Any) -> Loss:
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
+        by_class = {cls.__name__: cls for cls in _ALIASES.values()}
+        if identifier in by_class:  # Keras: a class name builds it with its default name
+            return by_class[identifier]()
         cls = _ALIASES.get(identifier)
         if cls is None:
             raise UnknownNameError(f"Unknown loss '{identifier}'. Known losses: "
