@@ -56,8 +56,8 @@ def test_string_lookup_docstring_examples():
     _eq(tfidf([["a", "c", "d", "d"], ["d", "z", "b", "z"]]),
         [[0, 0.25, 0, 0.6, 0.8], [1.8, 0, 0.75, 0, 0.4]])
     inverse = layers.StringLookup(vocabulary=VOCAB, invert=True)
-    assert inverse(np.array([[1, 3, 4], [4, 0, 2]])).tolist() == [["a", "c", "d"],
-                                                                  ["d", "[UNK]", "b"]]
+    assert inverse(np.array([[1, 3, 4], [4, 0, 2]])) == [["a", "c", "d"], ["d", "[UNK]", "b"]]
+    assert inverse(torch.tensor([2, 5])) == ["b", "[UNK]"]  # Keras on torch: a list of str
     mask = layers.StringLookup(vocabulary=VOCAB, mask_token="")
     _eq(mask([["a", "", "c"]]), [[2, 0, 4]])
     assert mask.get_vocabulary() == ["", "[UNK]", *VOCAB]

@@ -4,8 +4,8 @@ handling, ordering after ``adapt`` and one-hot / multi-hot / count / TF-IDF outp
 
 Keras runs these layers on TensorFlow; here they take Python strings, NumPy string arrays, lists
 or :class:`~bigmodel.keras.string_inputs.StringIds` (how ``fit`` passes string arrays) and return
-torch tensors (``invert=True`` returns a NumPy array of tokens). Non-``int`` outputs are float32
-(Keras's symbolic spec; its TensorFlow kernels give int64 counts).
+torch tensors (``invert=True``: StringLookup returns a list of str, as Keras on torch).
+Non-``int`` outputs are float32 (Keras's symbolic spec; its TensorFlow kernels give int64).
 """
 
 from __future__ import annotations
@@ -397,7 +397,9 @@ class IndexLookup(Layer):
         keys = self._keys_array(inputs, "inputs")
         if self.invert:
             tokens = self._invert(keys)
-            return tokens if self._string_keys else torch.from_numpy(tokens.astype(np.int64))
+            # Keras on torch: a list of str (nested for a batch of rows) / an int64 tensor
+            return tokens.tolist() if self._string_keys else \
+                torch.from_numpy(tokens.astype(np.int64))
         return self.encode(self._lookup(keys))
 
     def forward(self, inputs: Any, *args: Any, training: bool | None = None,
