@@ -167,3 +167,21 @@ def test_bad_input_gives_clear_errors():
         losses.categorical_generalized_cross_entropy(np.array([0, 5]), torch.rand(2, 3), q=0.5)
     with pytest.raises(UnknownNameError, match="tverskyy"):
         losses.get("tverskyy")
+
+
+def test_a_subclass_calls_the_base_as_in_keras():
+    class Scaled(losses.Loss):
+        def __init__(self, factor=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, y_true, y_pred):
+            return self.factor * (y_true - y_pred).abs().mean(dim=-1)
+
+    loss = Scaled(name="scaled", reduction="sum", dtype="float32")
+    assert loss.name == "scaled"
+    assert float(loss(torch.ones(2, 3), torch.zeros(2, 3))) == pytest.approx(4.0)
+    positional = Scaled.__mro__[1]("named", "none")  # Keras's order: name, reduction
+    assert (positional.name, positional.reduction) == ("named", "none")
+    with pytest.raises(NotImplementedError, match="float32"):
+        losses.Dice(dtype="float16")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from bigmodel.errors import ConfigError, UnknownNameError
+from bigmodel.errors import ConfigError, NotSupportedError, UnknownNameError
 
 EPSILON = 1e-7
 
@@ -110,10 +110,21 @@ class Loss:
     #: Which activation's pre-activation this loss can consume exactly (``"softmax"``/``"sigmoid"``).
     logits_of: str | None = None
 
-    def __init__(self, reduction: str = "sum_over_batch_size", name: str | None = None,
-                 from_logits: bool = False):
+    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size",
+                 dtype: Any = None, *, from_logits: bool = False):
+        """Keras 3's ``Loss(name=None, reduction="sum_over_batch_size", dtype=None)``.
+
+        Raises:
+            ConfigError: an unknown ``reduction``.
+            NotSupportedError: a ``dtype`` other than float32 (losses are computed in float32).
+        """
         self.reduction = check_reduction(type(self).__name__, reduction)
         self.from_logits = from_logits
+        if dtype is not None and str(getattr(dtype, "name", dtype)) not in ("float32",
+                                                                             "mixed_float16",
+                                                                             "mixed_bfloat16"):
+            raise NotSupportedError(f"{type(self).__name__}(dtype={dtype!r}): bigmodel computes "
+                                    "losses in float32; see docs/keras_api.md")
         if name is not None:
             self.name = name
 

@@ -64,7 +64,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
                  reduction: str = "sum_over_batch_size", name: str | None = None):
-        super().__init__(reduction, name, from_logits)
+        super().__init__(name=name, reduction=reduction, from_logits=from_logits)
         self.ignore_class = ignore_class
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
@@ -106,7 +106,7 @@ class CategoricalCrossentropy(Loss):
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str = "sum_over_batch_size", name: str | None = None):
-        super().__init__(reduction, name, from_logits)
+        super().__init__(name=name, reduction=reduction, from_logits=from_logits)
         self.label_smoothing = float(label_smoothing)
         self.axis = axis
 
@@ -139,7 +139,7 @@ class BinaryCrossentropy(Loss):
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str = "sum_over_batch_size", name: str | None = None):
-        super().__init__(reduction, name, from_logits)
+        super().__init__(name=name, reduction=reduction, from_logits=from_logits)
         self.label_smoothing = float(label_smoothing)
         self.axis = axis
 
@@ -195,7 +195,7 @@ class Huber(_Regression):
 
     def __init__(self, delta: float = 1.0, reduction: str = "sum_over_batch_size",
                  name: str | None = None):
-        super().__init__(reduction, name)
+        super().__init__(name=name, reduction=reduction)
         self.delta = float(delta)
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
@@ -262,7 +262,7 @@ class CosineSimilarity(_Regression):
 
     def __init__(self, axis: int = -1, reduction: str = "sum_over_batch_size",
                  name: str | None = None):
-        super().__init__(reduction, name)
+        super().__init__(name=name, reduction=reduction)
         self.axis = axis
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:

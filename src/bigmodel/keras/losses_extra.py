@@ -208,7 +208,7 @@ class BinaryFocalCrossentropy(Loss):
                  gamma: float = 2.0, from_logits: bool = False, label_smoothing: float = 0.0,
                  axis: int = -1, reduction: str = "sum_over_batch_size",
                  name: str | None = None, dtype: Any = None):
-        super().__init__(reduction, name, from_logits)
+        super().__init__(name=name, reduction=reduction, dtype=dtype, from_logits=from_logits)
         self.apply_class_balancing, self.alpha, self.gamma = apply_class_balancing, alpha, gamma
         self.label_smoothing, self.axis = label_smoothing, axis
 
@@ -237,7 +237,7 @@ class CategoricalFocalCrossentropy(Loss):
                  label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str = "sum_over_batch_size", name: str | None = None,
                  dtype: Any = None):
-        super().__init__(reduction, name, from_logits)
+        super().__init__(name=name, reduction=reduction, dtype=dtype, from_logits=from_logits)
         _check_axis(type(self).__name__, axis)
         self.alpha, self.gamma, self.label_smoothing, self.axis = alpha, gamma, label_smoothing, axis
 
@@ -269,7 +269,7 @@ class CategoricalGeneralizedCrossEntropy(Loss):
         if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
             raise ConfigError(f"CategoricalGeneralizedCrossEntropy: q must be in the interval "
                               f"(0, 1). Received: q={q!r}")
-        super().__init__(reduction, name)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.q = q
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
@@ -299,7 +299,7 @@ class Dice(_AxisLoss):
 
     def __init__(self, reduction: str = "sum_over_batch_size", name: str | None = None,
                  axis: Any = None, dtype: Any = None):
-        super().__init__(reduction, name)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.axis = axis
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
@@ -317,7 +317,7 @@ class Tversky(_AxisLoss):
     def __init__(self, alpha: float = 0.5, beta: float = 0.5,
                  reduction: str = "sum_over_batch_size", name: str | None = None,
                  axis: Any = None, dtype: Any = None):
-        super().__init__(reduction, name)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.alpha, self.beta, self.axis = alpha, beta, axis
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
@@ -336,7 +336,7 @@ class Circle(Loss):
     def __init__(self, gamma: float = 80.0, margin: float = 0.4, remove_diagonal: bool = True,
                  reduction: str = "sum_over_batch_size", name: str | None = None,
                  dtype: Any = None):
-        super().__init__(reduction, name)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.gamma, self.margin, self.remove_diagonal = gamma, margin, remove_diagonal
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
@@ -360,7 +360,7 @@ class CTC(Loss):
 
     def __init__(self, reduction: str = "sum_over_batch_size", name: str | None = None,
                  dtype: Any = None):
-        super().__init__(reduction, name)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
         return ctc(y_true, y_pred)
