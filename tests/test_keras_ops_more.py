@@ -138,8 +138,12 @@ def test_symbolic_inputs_get_keras_output_shapes():
     model = keras.Model(images, flat)
     np.testing.assert_array_equal(model.predict(IMAGES, verbose=0),
                                   IMAGES.transpose(0, 2, 3, 1).reshape(2, 42, 3))
-    with pytest.raises(NotSupportedError, match="associative_scan on a symbolic KerasTensor"):
-        ops.associative_scan(lambda a, b: a + b, audio)
+    running = ops.associative_scan(lambda a, b: a + b, audio, axis=1)
+    assert tuple(running.shape) == (None, 40)
+    np.testing.assert_allclose(keras.Model(audio, running).predict(SIGNAL[0], verbose=0),
+                               np.cumsum(SIGNAL[0], axis=1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(NotSupportedError, match="type function .* cannot be saved"):
+        keras.Model(audio, running).get_config()
     with pytest.raises(NotSupportedError, match="vectorize on a symbolic KerasTensor"):
         ops.vectorize(lambda a: a * 2)(audio)
     square = keras.Input((4, 4))

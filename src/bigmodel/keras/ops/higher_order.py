@@ -1,7 +1,8 @@
 """``keras.ops`` that take a Python function: ``associative_scan`` and ``vectorize``.
 
-They run eagerly (inside a layer's ``call``), as ``scan`` and ``map`` do here: a function cannot be
-stored in a functional model's config.
+``associative_scan`` also works on a functional model's symbolic inputs (the graph node keeps the
+function; a model holding it cannot be saved to a config or a ``.keras`` file, as a function cannot
+be stored there). ``vectorize`` returns a function that runs eagerly (inside a layer's ``call``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError, Shap
 from bigmodel.keras import tree
 from bigmodel.keras.layers.symbolic import KerasTensor
 from bigmodel.keras.ops.dtypes import convert_to_tensor
+from bigmodel.keras.ops.node import keras_op
 
 
 def _eager_only(op: str, values: list[Any]) -> None:
@@ -25,6 +27,7 @@ def _eager_only(op: str, values: list[Any]) -> None:
                                 "it inside a layer's call(). See docs/keras.md")
 
 
+@keras_op()
 def associative_scan(f: Callable[[Any, Any], Any], elems: Any, reverse: bool = False,
                      axis: int = 0) -> Any:
     """Inclusive scan of ``elems`` along ``axis`` with an associative ``f`` (``cumsum`` for
@@ -45,12 +48,10 @@ def associative_scan(f: Callable[[Any, Any], Any], elems: Any, reverse: bool = F
 
     Raises:
         InputTypeError: ``f`` not callable. ShapeError: leaves of different sizes along ``axis``.
-        NotSupportedError: symbolic (KerasTensor) elems.
     """
     if not callable(f):
         raise InputTypeError(f"keras.ops.associative_scan: f must be callable; received "
                              f"{type(f).__name__}")
-    _eager_only("associative_scan", tree.flatten(elems))
     leaves = [convert_to_tensor(leaf) for leaf in tree.flatten(elems)]
     if not leaves:
         raise ShapeError("keras.ops.associative_scan: elems holds no tensor")
