@@ -270,7 +270,22 @@ def test_spectral_normalization_of_an_embedding_matches_keras(rk):
     _close(vectors, ours.get_weights()[0][ids])
 
 
-def test_wrapper_bad_arguments():
+class _Twice(layers.Wrapper):
+    """A user's wrapper, as Keras's Wrapper docs suggest."""
+
+    def call(self, inputs):
+        return 2 * self.layer(inputs)
+
+
+def test_wrapper_base_class_and_bad_arguments():
+    inputs = keras.Input((3,))
+    wrapper = _Twice(layers.Dense(2))
+    model = keras.Model(inputs, wrapper(inputs))
+    x = RNG.normal(size=(4, 3)).astype(np.float32)
+    kernel, bias = model.get_weights()
+    _close(model.predict(x, verbose=0), 2 * (x @ kernel + bias))
+    again = _Twice.from_config(wrapper.get_config())
+    assert isinstance(again.layer, layers.Dense) and again.layer.units == 2
     with pytest.raises(ConfigError, match="layer"):
         layers.Wrapper("dense")
     with pytest.raises(ConfigError, match="power_iterations"):
