@@ -238,6 +238,21 @@ def test_audio_dataset_from_directory(tmp_path):
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
 
 
+def test_dataset_messages_follow_interactive_logging(tmp_path, caplog, capsys):
+    soundfile = pytest.importorskip("soundfile")
+    _write_clips(tmp_path, soundfile)
+    utils.audio_dataset_from_directory(tmp_path, shuffle=False)
+    assert "Found 6 files belonging to 2 classes." in capsys.readouterr().out
+    keras.config.disable_interactive_logging()
+    try:
+        with caplog.at_level(logging.INFO, logger="bigmodel.progress"):
+            utils.audio_dataset_from_directory(tmp_path, shuffle=False)
+    finally:
+        keras.config.enable_interactive_logging()
+    assert capsys.readouterr().out == ""
+    assert "Found 6 files belonging to 2 classes." in caplog.messages
+
+
 def test_audio_dataset_bad_input(tmp_path):
     soundfile = pytest.importorskip("soundfile")
     with pytest.raises(DataError, match=r"no audio files \(.wav\)"):

@@ -88,6 +88,14 @@ def default_stream() -> TextIO:
     return sys.stdout if _INTERACTIVE[0] else _LogLines()  # type: ignore[return-value]
 
 
+def print_message(message: str) -> None:
+    """One message line to standard output, or to the ``bigmodel.progress`` logger when
+    interactive output is off (Keras's ``io_utils.print_msg``)."""
+    stream = default_stream()
+    stream.write(message + "\n")
+    stream.flush()
+
+
 def progress_interval() -> float:
     """Seconds between progress lines on output that is not a terminal:
     ``$BIGMODEL_PROGRESS_INTERVAL`` or :data:`DEFAULT_INTERVAL`.
@@ -370,5 +378,5 @@ class Phase:
 
 __all__ = ["DEFAULT_INTERVAL", "INTERVAL_VARIABLE", "REFRESH_SECONDS", "Phase", "ProgressBar",
            "default_stream", "format_duration", "format_eta", "format_logs", "format_per_step",
-           "format_value", "interactive_output", "progress_interval", "set_interactive_output",
-           "verbosity"]
+           "format_value", "interactive_output", "print_message", "progress_interval",
+           "set_interactive_output", "verbosity"]

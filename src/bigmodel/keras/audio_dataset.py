@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bigmodel.engine.progress import print_message
 from bigmodel.errors import ConfigError, DataError, DataFileError, NotSupportedError
 from bigmodel.keras.image_dataset import class_files
 from bigmodel.keras.py_dataset import PyDataset
@@ -175,12 +176,12 @@ def audio_dataset_from_directory(directory: Any, labels: Any = "inferred",
         order = np.random.RandomState(seed).permutation(len(paths))
         paths, label_array = [paths[i] for i in order], label_array[order]
     if verbose:
-        print(f"Found {len(paths)} files belonging to {len(names)} classes.")
+        print_message(f"Found {len(paths)} files belonging to {len(names)} classes.")
     encoded = _encode(label_array, label_mode, len(names))
 
     def make(part: slice, what: str, shuffled: bool) -> AudioDataset:
         if verbose and what:
-            print(f"Using {len(paths[part])} files for {what}.")
+            print_message(f"Using {len(paths[part])} files for {what}.")
         return AudioDataset(paths[part], None if encoded is None else encoded[part], names,
                             batch_size, sampling_rate, output_sequence_length,
                             np.random.RandomState(seed) if shuffled else None)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigmodel.engine.progress import print_message
 from bigmodel.errors import ConfigError, DataError, DataFileError, NotSupportedError
 from bigmodel.keras.ops.image import resize
 from bigmodel.keras.py_dataset import PyDataset
@@ -174,12 +175,12 @@ def image_dataset_from_directory(directory: Any, labels: Any = "inferred",
         order = np.random.RandomState(seed).permutation(len(paths))
         paths, label_array = [paths[i] for i in order], label_array[order]
     if verbose:
-        print(f"Found {len(paths)} files belonging to {len(names)} classes.")
+        print_message(f"Found {len(paths)} files belonging to {len(names)} classes.")
     encoded = _encode(label_array, label_mode, max(len(names), int(label_array.max()) + 1))
 
     def make(part: slice, what: str) -> ImageDataset:
         if verbose and what:
-            print(f"Using {len(paths[part])} files for {what}.")
+            print_message(f"Using {len(paths[part])} files for {what}.")
         return ImageDataset(paths[part], None if encoded is None else encoded[part], names,
                             int(batch_size), tuple(int(s) for s in image_size), color_mode,
                             interpolation, np.random.RandomState(seed) if shuffle else None)
