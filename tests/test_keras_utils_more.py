@@ -69,12 +69,14 @@ def test_interactive_logging_sends_progress_to_the_logger(caplog):
         with caplog.at_level(logging.INFO, logger="bigmodel.progress"), \
                 contextlib.redirect_stdout(out):
             model.fit(x, y, epochs=2, batch_size=4, verbose=2)
+            model.summary()
             bar = utils.Progbar(2, verbose=2)
             bar.update(2, [("loss", 1.0)])
         assert out.getvalue() == ""
         messages = [r.getMessage() for r in caplog.records if r.name == "bigmodel.progress"]
         assert any("Epoch 2/2" in m and "loss" in m for m in messages), messages
         assert any(m.startswith("2/2 -") and "loss: 1.0000" in m for m in messages), messages
+        assert any("Total params: 4" in m for m in messages), messages
     finally:
         keras.config.enable_interactive_logging()
     out = io.StringIO()

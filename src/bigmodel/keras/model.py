@@ -20,6 +20,7 @@ import torch
 
 from bigmodel.data.batching import tree_leaves, tree_map
 from bigmodel.engine.metric_base import Metric as EngineMetric
+from bigmodel.engine.progress import print_message
 from bigmodel.errors import (
     ConfigError,
     InputTypeError,
@@ -448,7 +449,8 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
         from bigmodel.keras.summary import render_summary
 
         text = render_summary(self, show_trainable=show_trainable)
-        (print_fn or print)(text)
+        # Keras's default: standard output, or logging when interactive logging is off
+        (print_fn or print_message)(text)
 
     def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
         """Save architecture, weights and compile settings: ``.keras`` writes a real Keras 3
