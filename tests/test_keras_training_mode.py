@@ -108,3 +108,69 @@ def test_variables_answer_keras_short_names():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
     assert [w.name for w in model.weights] == ["kernel", "bias"]
     assert [w.path for w in model.weights] == ["head/kernel", "head/bias"]
+
+
+IMAGES = np.arange(2 * 6 * 6 * 1, dtype="float32").reshape(2, 6, 6, 1)
+
+
+def _default_modes(k) -> dict[str, bool]:
+    """Keras falls back to ``call``'s own default for ``training``: its augmentation layers declare
+    ``training=True`` (called directly, as in a ``tf.data`` map, they augment), and a layer whose
+    call defaults to True passes that mode to the layers it calls; predict still pins False."""
+    class Adds(k.layers.Layer):
+        def call(self, x, training=None):
+            return x + (1.0 if training else 0.0)
+
+    class Outer(k.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.inner = Adds()
+
+        def call(self, x, training=True):
+            return self.inner(x)
+
+    class Sub(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.flip = k.layers.RandomFlip("horizontal", seed=5)
+
+        def call(self, x):
+            return self.flip(x)
+
+    zeros = np.zeros((1, 1), "float32")
+    flip = k.layers.RandomFlip("horizontal", seed=4)
+    sub = Sub()
+    return {
+        "direct augmentation changes some calls": any(
+            not np.array_equal(np.asarray(flip(IMAGES)), IMAGES) for _ in range(12)),
+        "direct augmentation with training=False": any(
+            not np.array_equal(np.asarray(flip(IMAGES, training=False)), IMAGES) for _ in range(4)),
+        "nested layer gets the outer default": float(np.asarray(Outer()(zeros))[0, 0]) == 1.0,
+        "a None default stays inference": float(np.asarray(Adds()(zeros))[0, 0]) == 1.0,
+        "subclassed predict augments": any(
+            not np.array_equal(sub.predict(IMAGES, verbose=0), IMAGES) for _ in range(6)),
+    }
+
+
+def test_calls_fall_back_to_calls_own_training_default():
+    assert _default_modes(keras) == {
+        "direct augmentation changes some calls": True,
+        "direct augmentation with training=False": False,
+        "nested layer gets the outer default": True,
+        "a None default stays inference": False,
+        "subclassed predict augments": False,
+    }
+
+
+def test_call_defaults_as_real_keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    real = pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
+    if real.backend.backend() != "torch":
+        pytest.skip("real Keras runs another backend in this process")
+    ours, theirs = _default_modes(keras), _default_modes(real)
+    # One deliberate difference: Keras 3.15 drops predict's training=False when the model's call
+    # has no training argument, so its augmentation layers augment predictions; here predict runs
+    # them in inference mode (docs/keras.md).
+    assert theirs.pop("subclassed predict augments") is True
+    assert ours.pop("subclassed predict augments") is False
+    assert ours == theirs

@@ -45,7 +45,7 @@ class _ImageAugmentation(Layer):
                              f"or 4; received input shape {tuple(input_shape)}")
         super().build(input_shape)
 
-    def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
+    def call(self, inputs: torch.Tensor, training: bool = True) -> torch.Tensor:
         if not training:
             return inputs
         if self.data_format == "channels_first":

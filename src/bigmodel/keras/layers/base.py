@@ -341,8 +341,20 @@ class Layer(LayerState, nn.Module):
             self._clear_added_losses()  # an outermost call starts: add_loss values start afresh
         enclosing = _CALL_TRAINING[0]
         training = kwargs.get("training")
-        if training is None and enclosing is not None:
-            kwargs["training"] = training = enclosing
+        if training is None:
+            # Keras's order: the caller's value, the enclosing call's, call's own default. Here
+            # torch's train mode (fit, or a user's train()) counts as the enclosing call's True;
+            # an outermost call with neither runs in inference mode, and its layers with it.
+            if enclosing is not None:
+                kwargs["training"] = training = enclosing
+            elif not self.training:
+                # after an explicit eval() (a torch user's module, evaluate) no default applies
+                default = (None if self.__dict__.get("_mode_given")
+                           else call_signature(type(self)).training_default)
+                if default is None and _CALL_DEPTH[0] == 0:
+                    default = False
+                if default is not None:
+                    kwargs["training"] = training = bool(default)
         _CALL_DEPTH[0] += 1
         _CALL_TRAINING[0] = None if training is None else bool(training)
         try:
@@ -350,6 +362,12 @@ class Layer(LayerState, nn.Module):
         finally:
             _CALL_DEPTH[0] -= 1
             _CALL_TRAINING[0] = enclosing
+
+    def train(self, mode: bool = True) -> Layer:
+        """torch's mode switch (``eval()`` calls it too); once given, a call without
+        ``training=`` runs in this mode rather than in its ``call``'s default (see ``__call__``)."""
+        self.__dict__["_mode_given"] = True
+        return super().train(mode)
 
     def _runs_call_for_shape(self) -> bool:
         """A user-defined layer without ``compute_output_shape``: its output shape is found by

@@ -12,7 +12,7 @@ class CallSignature:
     """What ``call`` accepts (Keras inspects it once per class): ``training``, ``mask``, and the
     name of its first argument (for ``layer(inputs=x)`` / ``layer(x=x)`` keyword calls)."""
 
-    __slots__ = ("first", "mask", "positional", "training")
+    __slots__ = ("first", "mask", "positional", "training", "training_default")
 
     def __init__(self, fn: Callable) -> None:
         import inspect
@@ -21,6 +21,11 @@ class CallSignature:
         var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
         names = {p.name for p in params}
         self.training = var_kw or "training" in names
+        # Keras 3 falls back to call's default for ``training`` (preprocessing layers declare
+        # ``training=True``: called directly they augment); None when there is none
+        found = next((p for p in params if p.name == "training"), None)
+        self.training_default = (None if found is None or found.default is found.empty
+                                 else found.default)
         self.mask = "mask" in names
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         self.first = positional[0].name if positional else None

@@ -72,7 +72,7 @@ class _ColorAugmentation(Layer):
                              generator=self._generators.get(images.device))
         return low + (high - low) * uniform
 
-    def call(self, inputs: torch.Tensor, training: bool = False) -> torch.Tensor:
+    def call(self, inputs: torch.Tensor, training: bool = True) -> torch.Tensor:
         if not training:
             return inputs
         images = inputs if inputs.is_floating_point() else inputs.float()
