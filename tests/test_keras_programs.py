@@ -23,6 +23,7 @@ import importlib.util
 import operator
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,7 +44,15 @@ KNOWN_FAILURES: dict[str, str] = {
         "a custom layer calling keras.ops.ctc_loss cannot be placed in a functional graph: its "
         "output shape is found by running call() on zeros, and ctc_loss refuses the label 0 "
         "(the blank) with a DataError; real Keras computes the shape symbolically"),
+    "text_generation_mini_gpt.py": (
+        "fit(x, y) with one y for a model of two outputs compiled with loss=[loss_fn, None]: "
+        "Keras gives y to the one output with a loss, bigmodel raises a ShapeError asking for "
+        "a list of 2 arrays"),
 }
+
+# Programs whose Keras layers need TensorFlow (TextVectorization, text_dataset_from_directory),
+# which is not installed here: they run on bigmodel only; under real Keras they are skipped.
+NEEDS_TENSORFLOW = {"text_classification_from_scratch.py"}
 
 # Program -> checks on its RESULT line ("key op key-or-number"); every program must print one.
 EXPECTATIONS: dict[str, list[str]] = {
@@ -54,6 +63,10 @@ EXPECTATIONS: dict[str, list[str]] = {
                                      "transfer_params == 419171", "frozen_trainable == 4",
                                      "unfrozen_trainable == 9", "frozen_unchanged == 1",
                                      "top_conv_changed == 1", "augmented_changed == 1"],
+    "audio_stft_classification.py": ["loss < first_loss", "valid_accuracy > 0.5", "params == 210469",
+                                     "stft_kernels == 2", "model2d_loss < model2d_first_loss",
+                                     "spectrogram_frames == 59", "spectrogram_bins == 129",
+                                     "model2d_params == 42579"],
     "autoencoder_subclassed.py": ["loss < first_loss", "denoise_loss < denoise_first_loss"],
     "basic_classification.py": ["loss < first_loss", "test_accuracy > 0.6",
                                 "predict_accuracy == test_accuracy"],
@@ -97,6 +110,13 @@ EXPECTATIONS: dict[str, list[str]] = {
     "ops_random_functional.py": ["ops_ok == 1", "random_ok == 1", "loss < first_loss"],
     "overfit_underfit.py": ["loss < first_loss", "val_accuracy > 0.6", "l2_reg_loss > 0"],
     "pydataset_fit.py": ["loss < first_loss", "val_accuracy > 0.5", "predictions == 400"],
+    # RandAugment's output range is printed, not checked against 255: real Keras 3.15's can leave
+    # value_range (max 379 under the corpus seed), bigmodel's stays inside it.
+    "randaugment_mixup_cutmix.py": ["loss < first_loss", "simple_loss < simple_first_loss",
+                                     "cutmix_loss < cutmix_first_loss", "simple_accuracy > 0.4",
+                                     "rand_accuracy > 0.3", "cutmix_accuracy > 0.4",
+                                     "mixup_label_sum == 1", "cutmix_label_sum == 1",
+                                     "augmented_min >= 0"],
     "regression_normalization.py": ["loss < first_loss", "dnn_mae < label_std",
                                     "reloaded_mae == dnn_mae"],
     "rnn_custom_cell.py": ["loss < first_loss", "test_accuracy > 0.7", "reload_diff < 1e-6",
@@ -113,8 +133,12 @@ EXPECTATIONS: dict[str, list[str]] = {
     "siamese_contrastive.py": ["loss < first_loss"],
     "subclassing_layers_guide.py": ["loss < first_loss", "sum_total == 4"],
     "text_classification_embedding.py": ["loss < first_loss", "test_accuracy > 0.5"],
+    "text_classification_from_scratch.py": ["loss < first_loss", "test_accuracy > 0.55",
+                                             "vocabulary == 2000", "train_batches == 15",
+                                             "val_batches == 4", "test_batches == 7"],
     "text_classification_transformer.py": ["loss < first_loss", "accuracy > 0.6"],
     "text_cnn_conv1d.py": ["loss < first_loss"],
+    "text_generation_mini_gpt.py": ["loss < first_loss", "generated == 13", "params == 40256"],
     # Not checked: test accuracy after 4 epochs, 0.47-1.0 on both backends (BatchNormalization's
     # moving statistics are still far from the batch statistics).
     "timeseries_classification_conv1d.py": ["loss < first_loss"],
@@ -171,9 +195,15 @@ def _data_missing(name: str) -> str | None:
     source = (PROGRAM_DIR / name).read_text()
     if "fortunes" in source and not Path("/usr/share/games/fortunes/computers").exists():
         return "fortunes text not installed (Debian package 'fortunes')"
+    if "espeak-ng" in source and shutil.which("espeak-ng") is None:
+        return "espeak-ng not installed (Debian package 'espeak-ng')"
     if "fashion_mnist" in source:
         return _fashion_missing()
     return None
+
+
+def _needs_missing_tensorflow(name: str) -> bool:
+    return name in NEEDS_TENSORFLOW and importlib.util.find_spec("tensorflow") is None
 
 
 @functools.cache
@@ -217,7 +247,8 @@ def bigmodel_outcomes(request):
 
 @pytest.fixture(scope="module")
 def keras_outcomes(request):
-    names = [n for n in _selected(request, "test_program_runs_on_real_keras") if not _data_missing(n)]
+    names = [n for n in _selected(request, "test_program_runs_on_real_keras")
+             if not _data_missing(n) and not _needs_missing_tensorflow(n)]
     return _corpus.run_programs(names, backend="keras", jobs=2, timeout=TIMEOUT_S) if names else {}
 
 
@@ -234,6 +265,7 @@ def test_corpus_size_sources_and_expectations():
     assert len(PROGRAMS) >= 40
     assert set(EXPECTATIONS) == set(PROGRAMS), "every program needs its checks (and only those)"
     assert set(KNOWN_FAILURES) <= set(PROGRAMS)
+    assert NEEDS_TENSORFLOW <= set(PROGRAMS)
     for name in PROGRAMS:
         source = (PROGRAM_DIR / name).read_text()
         assert source.startswith("# Source:"), f"{name}: header must name its source"
@@ -345,6 +377,8 @@ def test_program_runs_on_bigmodel(program, bigmodel_outcomes):
 def test_program_runs_on_real_keras(program, keras_outcomes):
     if importlib.util.find_spec("keras") is None:  # not imported here: its backend is set per run
         pytest.skip("real Keras 3 is not installed (dev dependency 'keras')")
+    if _needs_missing_tensorflow(program):
+        pytest.skip("Keras runs this program's text layers on TensorFlow, not installed here")
     missing = _data_missing(program)
     if missing:
         pytest.skip(missing)
