@@ -23,6 +23,7 @@ TRANSFORMS = np.array([[1.1, 0.2, -1.0, -0.1, 0.9, 0.5, 0, 0],
 START = np.array([[0, 0], [7, 0], [0, 8], [7, 8]], np.float32)
 END = np.array([[1, 0.5], [6, 1], [0.5, 7], [7, 8]], np.float32)
 COORDS = RNG.uniform(-2, 10, size=(2, 5, 4)).astype(np.float32)
+UINT8 = (IMG * 255).astype(np.uint8)
 COORDS_3D = RNG.uniform(-2, 10, size=(3, 6)).astype(np.float32)
 MODES = ["constant", "nearest", "wrap", "mirror", "reflect"]
 
@@ -41,6 +42,8 @@ CASES = [
        lambda m, i=interp, f=mode: m.affine_transform(IMG, TRANSFORMS, i, f, 0.5))
       for interp in ("nearest", "bilinear") for mode in MODES],
     ("affine_one_image", lambda m: m.affine_transform(IMG[0], TRANSFORMS[0])),
+    ("affine_uint8", lambda m: m.affine_transform(UINT8, TRANSFORMS, "bilinear", "reflect")),
+    ("patches_3d_uint8", lambda m: m.extract_patches_3d(UINT8[..., None], (2, 2, 1))),
     ("affine_channels_first", lambda m: m.affine_transform(
         IMG.transpose(0, 3, 1, 2), TRANSFORMS, data_format="channels_first")),
     ("perspective", lambda m: m.perspective_transform(IMG, START, END)),
@@ -132,6 +135,12 @@ def test_colour_crop_pad_ssim_against_hand_references():
     assert padded[:, 0].sum() == 0 and padded[:, :, :2].sum() == 0 and padded[:, :, 10:].sum() == 0
     np.testing.assert_allclose(ops.image.ssim(IMG, IMG, filter_size=3).numpy(), [1.0, 1.0], atol=1e-5)
     assert (ops.image.ssim(IMG, IMG2, filter_size=3).numpy() < 0.99).all()
+    # integer images: sampled in float, rounded back (Keras's torch backend casts the corner
+    # points to the image dtype instead, so its uint8 result is not a reference)
+    warped = ops.image.perspective_transform(UINT8, START, END).numpy()
+    assert warped.dtype == np.uint8
+    np.testing.assert_allclose(warped, ops.image.perspective_transform(
+        UINT8.astype(np.float32), START, END).numpy(), atol=0.5 + 1e-4)
     identity = np.array([1, 0, 0, 0, 1, 0, 0, 0], np.float32)
     np.testing.assert_array_equal(ops.image.affine_transform(IMG, identity).numpy(), IMG)
     shift = np.array([1, 0, 2, 0, 1, 0, 0, 0], np.float32)  # output x reads input x + 2

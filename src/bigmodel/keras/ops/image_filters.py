@@ -182,7 +182,7 @@ def extract_patches_3d(volumes: Any, size: Any, strides: Any = None, dilation_ra
     window = _triple("extract_patches_3d", "size", size)
     steps = window if strides is None else _triple("extract_patches_3d", "strides", strides)
     dilation = _triple("extract_patches_3d", "dilation_rate", dilation_rate)
-    x = as_float(volumes)
+    x = convert_to_tensor(volumes)  # any dtype: patches are copies of the values
     if x.dim() not in (4, 5):
         raise ShapeError(f"keras.ops.image.extract_patches_3d: volumes must be 4-D or 5-D; "
                          f"received shape {tuple(x.shape)}")

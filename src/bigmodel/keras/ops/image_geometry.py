@@ -20,6 +20,7 @@ from bigmodel.keras.ops.image_layout import (
     float_images,
     from_nchw,
     interpolation_nodes,
+    ranked_images,
     sample_2d,
     to_nchw,
 )
@@ -35,17 +36,18 @@ def _pixel_grid(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch
 def _warp(images: torch.Tensor, transforms: torch.Tensor, order: int, fill_mode: str,
           fill_value: float) -> torch.Tensor:
     """Output pixel (x, y) of each ``(n, c, h, w)`` image reads the input at
-    ``((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k)``, ``k = c0 x + c1 y + 1``."""
-    from bigmodel.keras.ops.image_layout import sample_2d
-
+    ``((a0 x + a1 y + a2) / k, (b0 x + b1 y + b2) / k)``, ``k = c0 x + c1 y + 1``; integer
+    images are sampled in float32 and rounded back to their dtype, as Keras."""
     n, _, h, w = images.shape
+    work = images if images.is_floating_point() else images.to(torch.float32)
+    transforms = transforms.to(work.dtype)
     ys, xs = _pixel_grid(h, w, transforms)
     t = transforms.reshape(n, 8, 1, 1)
     k = t[:, 6] * xs + t[:, 7] * ys + 1.0
     x_in = (t[:, 0] * xs + t[:, 1] * ys + t[:, 2]) / k
     y_in = (t[:, 3] * xs + t[:, 4] * ys + t[:, 5]) / k
-    return sample_2d(images, y_in.to(images.dtype), x_in.to(images.dtype), order, fill_mode,
-                     fill_value)
+    out = sample_2d(work, y_in, x_in, order, fill_mode, fill_value)
+    return out if images.is_floating_point() else torch.round(out).to(images.dtype)
 
 
 @keras_op("image.affine_transform")
@@ -67,9 +69,9 @@ def affine_transform(images: Any, transform: Any, interpolation: str = "bilinear
     """
     check_choice("affine_transform", "interpolation", interpolation, INTERPOLATIONS)
     check_choice("affine_transform", "fill_mode", fill_mode, FILL_MODES)
-    x, unbatched, last = to_nchw(float_images("affine_transform", convert_to_tensor(images)),
+    x, unbatched, last = to_nchw(ranked_images("affine_transform", convert_to_tensor(images)),
                                  data_format)
-    transform = convert_to_tensor(transform).to(x.dtype)
+    transform = convert_to_tensor(transform).to(device=x.device, dtype=torch.float32)
     if transform.dim() == 1:
         transform = transform.unsqueeze(0)
     if transform.dim() != 2 or transform.shape[1] != 8 or transform.shape[0] not in (1, len(x)):
@@ -107,8 +109,8 @@ def perspective_transform(images: Any, start_points: Any, end_points: Any,
         ConfigError: an unknown interpolation.
     """
     check_choice("perspective_transform", "interpolation", interpolation, INTERPOLATIONS)
-    x, unbatched, last = to_nchw(float_images("perspective_transform",
-                                              convert_to_tensor(images)), data_format)
+    x, unbatched, last = to_nchw(ranked_images("perspective_transform",
+                                               convert_to_tensor(images)), data_format)
     start, end = convert_to_tensor(start_points), convert_to_tensor(end_points)
     for name, points in (("start_points", start), ("end_points", end)):
         if points.dim() not in (2, 3) or tuple(points.shape[-2:]) != (4, 2):
@@ -119,7 +121,7 @@ def perspective_transform(images: Any, start_points: Any, end_points: Any,
                          f"differ in shape: {tuple(start.shape)} and {tuple(end.shape)}")
     if start.dim() == 2:
         start, end = start.unsqueeze(0), end.unsqueeze(0)
-    coefficients = _homography(start, end).to(x.dtype).expand(len(x), 8)
+    coefficients = _homography(start.to(x.device), end.to(x.device)).expand(len(x), 8)
     out = _warp(x, coefficients, INTERPOLATIONS[interpolation], "constant", fill_value)
     return from_nchw(out, unbatched, last)
 
