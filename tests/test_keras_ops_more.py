@@ -180,5 +180,7 @@ def test_bad_inputs_raise_errors_naming_the_op_and_argument():
         ops.associative_scan(None, SIGNAL)
     with pytest.raises(ConfigError, match="vectorize: signature must look like"):
         ops.vectorize(len, signature="n->m")
+    with pytest.raises(ShapeError, match=r"vectorize: the loop axes \(0,\) hold no elements"):
+        ops.vectorize(lambda a: a * 2)(np.zeros(0, np.float32))
     with pytest.raises(ShapeError, match="vectorize: core axis 'n' is 40 and 3"):
         ops.vectorize(lambda a, b: (a * b).sum(), signature="(n),(n)->()")(SIGNAL, SIGNAL[0, :, :3])

@@ -168,7 +168,10 @@ def vectorize(pyfunc: Callable[..., Any], *, excluded: Any = None,
                 call_kwargs[name] = value
             return pyfunc(*call_args, **call_kwargs)
 
-        result = torch.vmap(call_one)(*flat) if count else call_one(*flat)
+        if not count:  # torch.vmap cannot map over zero elements (NumPy needs otypes there)
+            raise ShapeError(f"keras.ops.vectorize: the loop axes {tuple(loop)} hold no "
+                             "elements")
+        result = torch.vmap(call_one)(*flat)
         return tree.map_structure(lambda out: out.reshape(*loop, *out.shape[1:]), result)
 
     return wrapped
