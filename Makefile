@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # Debian data packages, installed only when missing and apt is usable (root): Fashion-MNIST (IDX
-# files), fortunes (labelled text) and espeak-ng (renders the spoken-digits corpus). Without them
-# the loaders say where they looked.
+# files), fortunes (labelled text), espeak-ng (renders the spoken-digits corpus) and graphviz
+# (keras.utils.plot_model's images). Without them the loaders say where they looked.
 DEBIAN_DATA := dataset-fashion-mnist:$(FASHION_DIR)/train-images-idx3-ubyte.gz fortunes:/usr/share/games/fortunes/fortunes \
-	espeak-ng:/usr/bin/espeak-ng
+	espeak-ng:/usr/bin/espeak-ng graphviz:/usr/bin/dot
 
 data:
 	@missing=""; for entry in $(DEBIAN_DATA); do pkg=$${entry%%:*}; file=$${entry#*:}; \
