@@ -44,7 +44,9 @@ def ctc_loss(target: Any, output: Any, target_length: Any, output_length: Any,
 
     Raises:
         ShapeError: ranks or batch sizes that do not fit.
-        DataError: labels outside ``[0, classes)``, or the blank among a sequence's labels.
+        DataError: labels outside ``[0, classes)``. (The blank among a sequence's labels is
+            not refused, as in Keras and torch: a functional graph's shape trial runs a custom
+            CTC layer on zero labels.)
     """
     output = torch.as_tensor(output)
     output = output.float() if not output.is_floating_point() or output.dtype in (
@@ -70,9 +72,6 @@ def ctc_loss(target: Any, output: Any, target_length: Any, output_length: Any,
     if used.numel() and (int(used.min()) < 0 or int(used.max()) >= classes):
         raise DataError(f"ctc_loss: labels must lie in [0, {classes - 1}] for {classes} output "
                         f"classes; received labels in [{int(used.min())}, {int(used.max())}]")
-    if bool((used == mask_index).any()):
-        raise DataError(f"ctc_loss: the blank class {mask_index} appears among the labels "
-                        "within target_length; labels must use the other classes")
     # torch wants (time, batch, classes) log-probabilities
     log_probs = F.log_softmax(output.transpose(0, 1), dim=-1)
     return F.ctc_loss(log_probs, target, output_length, target_length, blank=mask_index,
