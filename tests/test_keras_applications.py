@@ -48,6 +48,15 @@ FULL = [
     ("Xception", {}), ("Xception", {"include_top": False, "input_shape": (71, 71, 3)}),
     ("EfficientNetB0", {}), ("EfficientNetB1", {"include_top": False}), ("EfficientNetB2", {}),
     ("MobileNetV3Small", {}), ("MobileNetV3Large", {"alpha": 0.75}),
+    ("InceptionResNetV2", {}),
+    ("InceptionResNetV2", {"include_top": False, "input_shape": (75, 75, 3), "pooling": "max"}),
+    ("EfficientNetV2B0", {}), ("EfficientNetV2B1", {"include_top": False}),
+    ("EfficientNetV2B2", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetV2B3", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetV2S", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetV2M", {"include_top": False, "input_shape": (64, 64, 3)}),
+    ("EfficientNetV2L", {"include_top": False, "input_shape": (64, 64, 3),
+                         "include_preprocessing": False}),
     ("MobileNetV3Small", {"minimalistic": True, "alpha": 1.25, "include_top": False}),
     ("MobileNetV3Large", {"minimalistic": True, "input_shape": (64, 64, 3)}),
     ("EfficientNetB3", {"include_top": False, "input_shape": (64, 64, 3)}),
@@ -131,6 +140,8 @@ PARITY_FULL = [
     ("EfficientNetB3", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
     ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}),
     ("MobileNetV3Large", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
+    ("EfficientNetV2B0", {"input_shape": (32, 32, 3), "classes": 10}),
+    ("EfficientNetV2S", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "max"}),
 ]
 
 
@@ -185,7 +196,8 @@ def test_a_file_whose_layer_names_differ_loads_by_position_as_keras_does(tmp_pat
 
 
 @pytest.mark.full
-@pytest.mark.parametrize("name,size", [("Xception", 71), ("InceptionV3", 75)])
+@pytest.mark.parametrize("name,size", [("Xception", 71), ("InceptionV3", 75),
+                                       ("InceptionResNetV2", 75)])
 def test_unnamed_layers_load_by_position_and_equal_real_keras(tmp_path, name, size):
     real = _real_keras()
     kwargs = {"include_top": False, "input_shape": (size, size, 3), "pooling": "avg"}
@@ -198,6 +210,21 @@ def test_unnamed_layers_load_by_position_and_equal_real_keras(tmp_path, name, si
     expected = np.asarray(theirs.predict(x, verbose=0))
     scale = np.abs(expected).max()
     np.testing.assert_allclose(ours.predict(x, verbose=0) / scale, expected / scale, atol=1e-5)
+
+
+def test_custom_scale_layer_equals_keras():
+    _real_keras()
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer as KerasScale
+
+    rng = np.random.default_rng(11)
+    a, b = (rng.normal(size=(2, 3, 3, 4)).astype(np.float32) for _ in range(2))
+    ours = applications.inception_resnet_v2.CustomScaleLayer(0.17, name="scale")
+    theirs = KerasScale(0.17, name="scale")
+    np.testing.assert_allclose(ours([torch.tensor(a), torch.tensor(b)]).numpy(), a + 0.17 * b,
+                               rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(theirs([a, b])), a + 0.17 * b, rtol=1e-6)
+    # bigmodel layers leave "dtype" to the .keras writer (the float32 policy), as every layer
+    assert set(ours.get_config()) == set(theirs.get_config()) - {"dtype"}
 
 
 def test_include_top_false_pooling_shapes_and_input_tensor():
@@ -415,10 +442,12 @@ def test_fine_tuning_a_tiny_mobilenet_v2_learns():
     ("EfficientNetB0", {"input_shape": (32, 32, 3), "classes": 10}),
     ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}),
     ("ResNet50V2", {"input_shape": (32, 32, 3), "include_top": False}),
-], ids=["MobileNetV2", "EfficientNetB0", "MobileNetV3Small", "ResNet50V2"])
+    ("InceptionResNetV2", {"input_shape": (75, 75, 3), "include_top": False}),
+], ids=["MobileNetV2", "EfficientNetB0", "MobileNetV3Small", "ResNet50V2", "InceptionResNetV2"])
 def test_keras_archives_go_both_ways_with_real_keras(tmp_path, name, kwargs):
     real = _real_keras()
-    x = np.random.default_rng(10).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    size = kwargs["input_shape"][0]
+    x = np.random.default_rng(10).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
     ours = getattr(applications, name)(weights=None, **kwargs)
     ours.save(tmp_path / "ours.keras")
     theirs = real.models.load_model(tmp_path / "ours.keras")

@@ -46,6 +46,8 @@ def _keras_module(cls: type) -> tuple[str, str | None]:
     registered = CUSTOM_NAMES.get(cls)
     if registered is not None:
         return cls.__module__, registered
+    if "keras_module" in vars(cls):  # a Keras class living outside keras.layers
+        return cls.keras_module, cls.__name__  # (keras.applications' CustomScaleLayer, ...)
     if cls.__module__.startswith("bigmodel.keras"):
         if cls.__name__ in ("Sequential", "Functional"):
             return "keras", None

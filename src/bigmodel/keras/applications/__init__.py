@@ -7,7 +7,9 @@ names and parameter counts, and Keras's published ImageNet weights (downloaded i
 from bigmodel.keras.applications import (
     densenet,
     efficientnet,
+    efficientnet_v2,
     imagenet_utils,
+    inception_resnet_v2,
     inception_v3,
     mobilenet,
     mobilenet_v2,
@@ -29,6 +31,16 @@ from bigmodel.keras.applications.efficientnet import (
     EfficientNetB6,
     EfficientNetB7,
 )
+from bigmodel.keras.applications.efficientnet_v2 import (
+    EfficientNetV2B0,
+    EfficientNetV2B1,
+    EfficientNetV2B2,
+    EfficientNetV2B3,
+    EfficientNetV2L,
+    EfficientNetV2M,
+    EfficientNetV2S,
+)
+from bigmodel.keras.applications.inception_resnet_v2 import InceptionResNetV2
 from bigmodel.keras.applications.inception_v3 import InceptionV3
 from bigmodel.keras.applications.mobilenet import MobileNet
 from bigmodel.keras.applications.mobilenet_v2 import MobileNetV2
@@ -42,7 +54,7 @@ from bigmodel.keras.unsupported import NAMESPACES, namespace, unsupported_attrib
 
 # stand-ins for the families not built yet: each name raises, naming itself and why
 for _path in NAMESPACES:
-    if _path.startswith("keras.applications."):
+    if _path.startswith("keras.applications.") and _path.rsplit(".", 1)[1] not in globals():
         globals()[_path.rsplit(".", 1)[1]] = namespace(_path)
 
 # Keras's module of the one model (keras.applications.resnet50) is resnet's functions
@@ -52,7 +64,9 @@ __all__ = [
     "densenet", "imagenet_utils", "mobilenet", "mobilenet_v2", "resnet", "resnet50", "resnet_v2", "vgg16",
     "vgg19", "efficientnet", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
-    "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "mobilenet_v3",
+    "efficientnet_v2", "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2",
+    "EfficientNetV2B3", "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L", "inception_resnet_v2",
+    "InceptionResNetV2", "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "mobilenet_v3",
     "MobileNetV3Large", "MobileNetV3Small", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
     "DenseNet201", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
 ]
