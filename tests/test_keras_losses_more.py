@@ -185,3 +185,26 @@ def test_a_subclass_calls_the_base_as_in_keras():
     assert (positional.name, positional.reduction) == ("named", "none")
     with pytest.raises(NotImplementedError, match="float32"):
         losses.Dice(dtype="float16")
+
+
+def test_keras_files_carry_the_new_compile_settings_both_ways(tmp_path):
+    real = real_keras()
+    ours = keras.Sequential([keras.Input((4,)), layers.Dense(1, activation="sigmoid")])
+    ours.compile(optimizer=keras.optimizers.Lion(0.01),
+                 loss=keras.losses.BinaryFocalCrossentropy(gamma=3.0),
+                 metrics=[keras.metrics.BinaryIoU(threshold=0.4)])
+    ours.save(tmp_path / "ours.keras")
+    loaded = real.models.load_model(tmp_path / "ours.keras")
+    assert type(loaded.optimizer).__name__ == "Lion"
+    assert loaded.loss.get_config()["gamma"] == 3.0
+    theirs = real.Sequential([real.Input((6, 4)), real.layers.Dense(5)])
+    theirs.compile(optimizer=real.optimizers.Ftrl(0.1), loss=real.losses.CTC(),
+                   metrics=[real.metrics.MeanIoU(2)])
+    theirs.save(tmp_path / "theirs.keras")
+    back = keras.models.load_model(tmp_path / "theirs.keras")
+    assert isinstance(back.optimizer, keras.optimizers.Ftrl)
+    assert isinstance(back.loss, losses.CTC)
+    labels = np.array([[1, 2, 0], [3, 0, 0]])
+    logits = RNG.standard_normal((2, 6, 5)).astype("float32")
+    assert float(back.loss(labels, torch.tensor(logits))) == pytest.approx(
+        float(theirs.loss(labels, logits)), rel=1e-5)
