@@ -40,10 +40,6 @@ TIMEOUT_S = 180.0  # per program; they take ~1-3 s of CPU, the margin is for a l
 
 # Program -> what is missing in bigmodel (keep docs/keras.md "Conformance corpus" in step).
 KNOWN_FAILURES: dict[str, str] = {
-    "text_generation_mini_gpt.py": (
-        "fit(x, y) with one y for a model of two outputs compiled with loss=[loss_fn, None]: "
-        "Keras gives y to the one output with a loss, bigmodel raises a ShapeError asking for "
-        "a list of 2 arrays"),
 }
 
 # Programs whose Keras layers need TensorFlow (TextVectorization, text_dataset_from_directory),

@@ -136,6 +136,18 @@ class CompileLoss:
             order.sort(key=lambda i: keys.index(names[i]) if names[i] in keys else len(keys))
         self.metrics = [self._trackers[i] for i in order if self._trackers[i] is not None]
 
+    def _only_lossy(self, y_true: Any) -> list[Any] | None:
+        """Targets given for only the outputs with a loss (Keras: ``loss=[fn, None]`` takes one
+        ``y``), spread over all outputs (``None`` for the others); ``None`` if they are not."""
+        active = [i for i, loss in enumerate(self._losses) if loss is not None]
+        given = list(y_true) if isinstance(y_true, (list, tuple)) else [y_true]
+        if len(active) == len(self._losses) or len(given) != len(active):
+            return None
+        trues: list[Any] = [None] * len(self._losses)
+        for index, true in zip(active, given):
+            trues[index] = true
+        return trues
+
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         if self._losses is None:
             self.build(names_of_outputs(y_pred), spec_order=isinstance(y_pred, dict))
@@ -149,6 +161,8 @@ class CompileLoss:
             trues = as_output_list(y_true, self._names, "y")
         elif isinstance(y_true, (list, tuple)) and len(y_true) == len(preds):
             trues = list(y_true)
+        elif self._only_lossy(y_true) is not None:
+            trues = self._only_lossy(y_true)
         else:
             raise ShapeError(f"The model has {len(preds)} outputs; y must be a list or a dict "
                              f"of {len(preds)} targets, received {type(y_true).__name__}")

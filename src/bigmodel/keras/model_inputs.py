@@ -187,9 +187,29 @@ def structured_targets(model: Layer, y: Any, what: str) -> Any:
         elif isinstance(y, (list, tuple)) and len(y) == 1 and is_structure(y):
             y = y[0]
         return torch.as_tensor(_as_tensor(y, f"{what}: y"))
-    parts = _per_output(model, y, what, "y")
+    parts = _targets_of_losses(model, y)
+    if parts is None:
+        parts = _per_output(model, y, what, "y")
     return [None if part is None else _as_tensor(part, f"{what}: y[{name!r}]")
             for name, part in zip(names, parts)]
+
+
+def _targets_of_losses(model: Layer, y: Any) -> list[Any] | None:
+    """``y`` for only the outputs that have a loss, as Keras takes it when a list ``loss`` holds
+    ``None`` for the others (``loss=[fn, None]`` with one ``y``, as keras.io's miniature GPT
+    does): one entry per output in order, ``None`` for the rest; ``None`` when that does not apply."""
+    compiled = getattr(model, "_compile_loss", None)
+    if compiled is None or not compiled.built or isinstance(y, Mapping) or (
+            isinstance(y, (list, tuple)) and len(y) == len(compiled._losses)):
+        return None
+    active = [i for i, loss in enumerate(compiled._losses) if loss is not None]
+    given = list(y) if is_structure(y) else [y]
+    if len(active) == len(compiled._losses) or len(given) != len(active):
+        return None
+    parts: list[Any] = [None] * len(compiled._losses)
+    for index, part in zip(active, given):
+        parts[index] = part
+    return parts
 
 
 def structured_weights(model: Layer, sample_weight: Any, what: str) -> Any:
