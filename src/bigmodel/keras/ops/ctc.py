@@ -15,9 +15,9 @@ Decoded rows are left-aligned and padded with ``-1``. :mod:`.nn` exports both as
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
@@ -148,45 +148,61 @@ def _greedy(inputs: torch.Tensor, lengths: torch.Tensor, merge_repeated: bool,
 
 def _beam_search(inputs: torch.Tensor, lengths: torch.Tensor, beam_width: int, top_paths: int,
                  mask_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    batch, steps, classes = inputs.shape
-    log_probs = F.log_softmax(inputs.double(), dim=-1).cpu().tolist()
-    minus_inf = float("-inf")
+    batch, steps, _ = inputs.shape
+    log_probs = F.log_softmax(inputs.double(), dim=-1).cpu().numpy()
     all_paths, all_scores = [], []
     for b in range(batch):
-        # prefix -> [log p(alignments ending in the blank), log p(ending in the last symbol)]
-        beams: dict[tuple[int, ...], list[float]] = {(): [0.0, minus_inf]}
+        beams, blank, symbol = [()], np.zeros(1), np.full(1, -np.inf)
         for t in range(int(lengths[b])):
-            row = log_probs[b][t]
-            grown: dict[tuple[int, ...], list[float]] = {}
-            for prefix, (blank, symbol) in beams.items():
-                total = _logaddexp(blank, symbol)
-                entry = grown.setdefault(prefix, [minus_inf, minus_inf])
-                entry[0] = _logaddexp(entry[0], total + row[mask_index])
-                last = prefix[-1] if prefix else None
-                if last is not None:  # the last symbol again, not separated by a blank: merged
-                    entry[1] = _logaddexp(entry[1], symbol + row[last])
-                for c in range(classes):
-                    if c == mask_index:
-                        continue
-                    longer = grown.setdefault(prefix + (c,), [minus_inf, minus_inf])
-                    # after the same symbol it only extends through a blank
-                    source = blank if c == last else total
-                    longer[1] = _logaddexp(longer[1], source + row[c])
-            ranked = sorted(grown.items(), key=lambda item: -_logaddexp(*item[1]))
-            beams = dict(ranked[:beam_width])
-        ranked = sorted(((_logaddexp(*v), k) for k, v in beams.items()), key=lambda s: -s[0])
-        ranked += [(minus_inf, ())] * (top_paths - len(ranked))
-        all_paths.append([list(p) for _, p in ranked[:top_paths]])
-        all_scores.append([s for s, _ in ranked[:top_paths]])
+            beams, blank, symbol = _beam_step(beams, blank, symbol, log_probs[b, t], beam_width,
+                                              mask_index)
+        total = np.logaddexp(blank, symbol)
+        order = np.argsort(-total, kind="stable")[:top_paths]
+        ranked = [(float(total[i]), beams[i]) for i in order]
+        ranked += [(float("-inf"), ())] * (top_paths - len(ranked))
+        all_paths.append([list(p) for _, p in ranked])
+        all_scores.append([s for s, _ in ranked])
     decoded = torch.stack([_left_align([all_paths[b][k] for b in range(batch)], steps,
                                        inputs.device) for k in range(top_paths)])
     return decoded, torch.tensor(all_scores, dtype=inputs.dtype, device=inputs.device)
 
 
-def _logaddexp(a: float, b: float) -> float:
-    if a == float("-inf"):
-        return b
-    if b == float("-inf"):
-        return a
-    big, small = (a, b) if a > b else (b, a)
-    return big + math.log1p(math.exp(small - big))
+def _beam_step(beams: list[tuple[int, ...]], blank: np.ndarray, symbol: np.ndarray,
+               row: np.ndarray, beam_width: int,
+               mask_index: int) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """One step of the prefix beam search over ``beams`` (prefixes), each with the
+    log-probability of its alignments ending in the blank and ending in its last symbol."""
+    total = np.logaddexp(blank, symbol)
+    last = np.array([p[-1] if p else -1 for p in beams])
+    has_last = last >= 0
+    # a prefix stays: through the blank, or its last symbol repeated (merged)
+    stay_blank = total + row[mask_index]
+    stay_symbol = np.where(has_last, symbol + row[np.maximum(last, 0)], -np.inf)
+    # a prefix grows by a symbol; after the same symbol only through a blank
+    grow = total[:, None] + row[None, :]
+    rows = np.nonzero(has_last)[0]
+    grow[rows, last[rows]] = blank[rows] + row[last[rows]]
+    grow[:, mask_index] = -np.inf
+    # a grown prefix that is already a beam merges into it
+    index = {p: i for i, p in enumerate(beams)}
+    for i, p in enumerate(beams):
+        parent = index.get(p[:-1]) if p else None
+        if parent is not None:
+            stay_symbol[i] = np.logaddexp(stay_symbol[i], grow[parent, p[-1]])
+            grow[parent, p[-1]] = -np.inf
+    scores = np.concatenate([np.logaddexp(stay_blank, stay_symbol), grow.reshape(-1)])
+    keep = np.argsort(-scores, kind="stable")[:beam_width]
+    keep = keep[np.isfinite(scores[keep])]
+    classes = row.shape[0]
+    new_beams, new_blank, new_symbol = [], [], []
+    for k in keep:
+        if k < len(beams):
+            new_beams.append(beams[k])
+            new_blank.append(stay_blank[k])
+            new_symbol.append(stay_symbol[k])
+        else:
+            parent, c = divmod(int(k) - len(beams), classes)
+            new_beams.append(beams[parent] + (c,))
+            new_blank.append(-np.inf)
+            new_symbol.append(grow[parent, c])
+    return new_beams, np.array(new_blank), np.array(new_symbol)
