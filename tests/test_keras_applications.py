@@ -50,6 +50,11 @@ FULL = [
     ("MobileNetV3Small", {}), ("MobileNetV3Large", {"alpha": 0.75}),
     ("InceptionResNetV2", {}),
     ("InceptionResNetV2", {"include_top": False, "input_shape": (75, 75, 3), "pooling": "max"}),
+    ("ConvNeXtTiny", {}), ("ConvNeXtSmall", {"include_top": False, "pooling": "avg"}),
+    ("ConvNeXtBase", {"include_top": False, "input_shape": (32, 32, 3)}),
+    ("ConvNeXtLarge", {"include_top": False, "input_shape": (32, 32, 3)}),
+    ("ConvNeXtXLarge", {"include_top": False, "input_shape": (32, 32, 3),
+                        "include_preprocessing": False}),
     ("EfficientNetV2B0", {}), ("EfficientNetV2B1", {"include_top": False}),
     ("EfficientNetV2B2", {"include_top": False, "input_shape": (64, 64, 3)}),
     ("EfficientNetV2B3", {"include_top": False, "input_shape": (64, 64, 3)}),
@@ -142,6 +147,7 @@ PARITY_FULL = [
     ("MobileNetV3Large", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "avg"}),
     ("EfficientNetV2B0", {"input_shape": (32, 32, 3), "classes": 10}),
     ("EfficientNetV2S", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "max"}),
+    ("ConvNeXtTiny", {"input_shape": (32, 32, 3), "classes": 10}),
 ]
 
 
@@ -404,6 +410,8 @@ def test_bad_arguments_raise_config_errors_as_keras_value_errors():
     with pytest.raises(ConfigError, match="classifier_activation"):
         applications.MobileNetV2(weights="imagenet", alpha=0.35, input_shape=(96, 96, 3),
                                  classifier_activation="sigmoid")
+    with pytest.raises(ConfigError, match='"mynet" does not match weights variant'):
+        applications.ConvNeXtTiny(weights="imagenet", name="mynet")
     with pytest.raises(ConfigError, match="input_tensor"):
         applications.VGG16(weights=None, input_tensor=torch.zeros(1, 32, 32, 3))
 
@@ -443,7 +451,9 @@ def test_fine_tuning_a_tiny_mobilenet_v2_learns():
     ("MobileNetV3Small", {"input_shape": (32, 32, 3), "classes": 10}),
     ("ResNet50V2", {"input_shape": (32, 32, 3), "include_top": False}),
     ("InceptionResNetV2", {"input_shape": (75, 75, 3), "include_top": False}),
-], ids=["MobileNetV2", "EfficientNetB0", "MobileNetV3Small", "ResNet50V2", "InceptionResNetV2"])
+    ("ConvNeXtTiny", {"input_shape": (32, 32, 3), "classes": 10}),
+], ids=["MobileNetV2", "EfficientNetB0", "MobileNetV3Small", "ResNet50V2", "InceptionResNetV2",
+        "ConvNeXtTiny"])
 def test_keras_archives_go_both_ways_with_real_keras(tmp_path, name, kwargs):
     real = _real_keras()
     size = kwargs["input_shape"][0]

@@ -5,6 +5,7 @@ names and parameter counts, and Keras's published ImageNet weights (downloaded i
 """
 
 from bigmodel.keras.applications import (
+    convnext,
     densenet,
     efficientnet,
     efficientnet_v2,
@@ -19,6 +20,13 @@ from bigmodel.keras.applications import (
     vgg16,
     vgg19,
     xception,
+)
+from bigmodel.keras.applications.convnext import (
+    ConvNeXtBase,
+    ConvNeXtLarge,
+    ConvNeXtSmall,
+    ConvNeXtTiny,
+    ConvNeXtXLarge,
 )
 from bigmodel.keras.applications.densenet import DenseNet121, DenseNet169, DenseNet201
 from bigmodel.keras.applications.efficientnet import (
@@ -61,6 +69,7 @@ for _path in NAMESPACES:
 resnet50 = resnet
 
 __all__ = [
+    "convnext", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
     "densenet", "imagenet_utils", "mobilenet", "mobilenet_v2", "resnet", "resnet50", "resnet_v2", "vgg16",
     "vgg19", "efficientnet", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
