@@ -239,6 +239,9 @@ STATE_CASES = [
     pytest.param("Adadelta", dict(learning_rate=1.0), marks=FULL),
     pytest.param("Lion", dict(learning_rate=0.01), marks=FULL),
     pytest.param("Ftrl", dict(learning_rate=0.1), marks=FULL),
+    pytest.param("Nadam", dict(learning_rate=0.01), marks=FULL),
+    pytest.param("Adam", dict(learning_rate=0.01, amsgrad=True), marks=FULL),
+    ("Muon", dict(learning_rate=0.01)),
 ]
 
 
@@ -273,3 +276,17 @@ def test_optimizer_state_in_keras_files_continues_training_both_ways(tmp_path, n
     for mine, real_weights in ((ours, theirs_loaded), (ours_loaded, theirs)):
         for a, b in zip(mine.get_weights(), real_weights.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_schedule_free_state_round_trips_through_a_keras_file(tmp_path):
+    x, y = _state_data()
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(4), layers.Dense(1)])
+    model.compile(optimizers.ScheduleFreeAdamW(0.01), "mse")
+    model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert reloaded.optimizer.iterations == 8
+    for continued in (model, reloaded):
+        continued.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), reloaded.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)

@@ -169,7 +169,10 @@ class KerasMuon(_Rule):
     ``lr * adam_lr_ratio``. Weight decay is applied here, per kind (Keras's ``weight_decay`` for
     Muon weights, ``adam_weight_decay`` for the others), before the step."""
 
-    def uses_adam(self, p: torch.Tensor, group: dict) -> bool:
+    @staticmethod
+    def uses_adam(p: torch.Tensor, group: dict) -> bool:
+        """Whether ``p`` takes the Adam step (``group``: ``exclude_embeddings``,
+        ``exclude_layers``)."""
         if p.dim() != 2:
             return True
         path = str(p.__dict__.get("path", ""))

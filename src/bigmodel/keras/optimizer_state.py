@@ -10,8 +10,10 @@ optimizer class, which torch state tensor is which Keras slot (Adam's ``exp_avg`
 ``momentum``; SGD's ``momentum_buffer`` is Keras's ``momentum`` divided by ``-learning_rate``:
 torch's SGD keeps the velocity without the rate, Keras's with it).
 
-Written for what maps one to one: SGD, RMSprop, Adam (no AMSGrad), AdamW, Adagrad, Adamax,
-Adadelta, Lion, Lamb and Ftrl at a constant learning rate, for a Sequential or functional model
+Written for what maps one to one: SGD, RMSprop, Adam (AMSGrad's ``velocity_hat`` in a block of
+its own), AdamW, Adagrad, Adamax, Nadam (its momentum product last), Adadelta, Lion, Lamb, Ftrl,
+Muon (Adam's velocity only for the weights that take Adam's step) and ScheduleFreeAdamW at a
+constant learning rate (Adafactor's factored slots are not mapped), for a Sequential or functional model
 whose layers hold their weights directly (no recurrent cell, attention projections or nested
 models, whose Keras variable order differs from the file's). Anything else writes no optimizer
 state, as before: Keras then warns that it skips the optimizer variables and starts fresh.
@@ -20,6 +22,7 @@ Reading is the same mapping backwards (other cases warn and start fresh).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ import torch
 from bigmodel.keras import optimizers as optimizers_mod
 from bigmodel.keras.keras_weights import weight_entries
 from bigmodel.keras.model_classes import model_class
+from bigmodel.keras.optimizer_rules_extra import KerasMuon
 
 __all__ = ["keras_optimizer_variables", "read_optimizer_arrays", "restore_optimizer_variables",
            "write_optimizer_variables"]
@@ -60,19 +64,23 @@ def _keras_layout(owner: Any, attr: str, tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().contiguous().numpy()
 
 
-# torch state key and the factor Keras's slot is of it, per slot; slots of one inner list are
-# interleaved per variable, the lists follow one another (see the module docstring)
-_Slots = list[list[tuple[str, float]]]
+# torch state key and the factor Keras's slot is of it, per slot; slots of one group are
+# interleaved per variable, the groups follow one another (see the module docstring). A group
+# may be a function of the weight when its slots differ per weight (Muon: Adam's velocity only
+# for the weights that take Adam's step).
+_Slot = tuple[str, float]
+_Group = list[_Slot] | Callable[[torch.Tensor], list[_Slot]]
 
 
-def _slot_groups(optimizer: Any) -> _Slots | None:
+def _slot_groups(optimizer: Any) -> list[_Group] | None:
     """Keras's slots of ``optimizer`` as torch state keys, or None when they do not map."""
     opt = optimizers_mod
     kind = type(optimizer)
     if getattr(optimizer, "_schedule", None) is not None:
         return None  # Keras would save the schedule's rate; bigmodel keeps a constant one
     if kind in (opt.Adam, opt.AdamW):
-        return None if optimizer.amsgrad else [[("exp_avg", 1.0), ("exp_avg_sq", 1.0)]]
+        groups: list[_Group] = [[("exp_avg", 1.0), ("exp_avg_sq", 1.0)]]
+        return groups + [[("max_exp_avg_sq", 1.0)]] if optimizer.amsgrad else groups
     lr = optimizer.learning_rate if kind in (opt.SGD, opt.RMSprop) else 1.0
     if lr == 0:
         return None  # a velocity scaled by a zero rate could not be read back
@@ -86,23 +94,36 @@ def _slot_groups(optimizer: Any) -> _Slots | None:
         if optimizer.centered:
             groups.append([("grad_avg", 1.0)])
         return groups
-    table = {opt.Adamax: [("m", 1.0), ("u", 1.0)], opt.Adagrad: [("sum", 1.0)],
-             opt.Adadelta: [("square_avg", 1.0), ("acc_delta", 1.0)], opt.Lion: [("m", 1.0)],
-             opt.Lamb: [("m", 1.0), ("v", 1.0)],
-             opt.Ftrl: [("accumulator", 1.0), ("linear", 1.0)]}
+    if kind is opt.Muon:
+        choice = {"exclude_embeddings": optimizer.exclude_embeddings,
+                  "exclude_layers": optimizer.exclude_layers}
+        return [lambda p: [("m", 1.0), ("v", 1.0)] if KerasMuon.uses_adam(p, choice)
+                else [("m", 1.0)]]
+    table = {opt.Adamax: [("m", 1.0), ("u", 1.0)], opt.Nadam: [("m", 1.0), ("v", 1.0)],
+             opt.Adagrad: [("sum", 1.0)], opt.Adadelta: [("square_avg", 1.0), ("acc_delta", 1.0)],
+             opt.Lion: [("m", 1.0)], opt.Lamb: [("m", 1.0), ("v", 1.0)],
+             opt.Ftrl: [("accumulator", 1.0), ("linear", 1.0)],
+             opt.ScheduleFreeAdamW: [("m", 1.0), ("v", 1.0)]}
     return [table[kind]] if kind in table else None
 
 
-def _positions(groups: _Slots, count: int) -> list[list[tuple[int, str, float]]]:
-    """Per weight (in order), ``(index in optimizer.variables, torch key, factor)`` of its slots."""
-    result: list[list[tuple[int, str, float]]] = [[] for _ in range(count)]
+def _trailing(optimizer: Any) -> int:
+    """How many scalars Keras keeps after the slots (Nadam: its momentum product)."""
+    return 1 if type(optimizer) is optimizers_mod.Nadam else 0
+
+
+def _positions(groups: list[_Group], params: list[torch.Tensor],
+               ) -> tuple[list[list[tuple[int, str, float]]], int]:
+    """Per weight (in order), ``(index in optimizer.variables, torch key, factor)`` of its slots,
+    and the number of variables up to the last slot."""
+    result: list[list[tuple[int, str, float]]] = [[] for _ in params]
     offset = 2  # iterations, learning_rate
     for group in groups:
-        for index in range(count):
-            for j, (key, factor) in enumerate(group):
-                result[index].append((offset + index * len(group) + j, key, factor))
-        offset += len(group) * count
-    return result
+        for index, param in enumerate(params):
+            for key, factor in (group(param) if callable(group) else group):
+                result[index].append((offset, key, factor))
+                offset += 1
+    return result, offset
 
 
 def _iterations(optimizer: Any, states: list[dict]) -> int | None:
@@ -132,7 +153,7 @@ def keras_optimizer_variables(model: Any) -> list[np.ndarray] | None:
         return None
     torch_optimizer = optimizer.torch_optimizer
     states = [torch_optimizer.state.get(getattr(owner, attr)) or {} for owner, attr in entries]
-    positions = _positions(groups, len(entries))
+    positions, _ = _positions(groups, [getattr(owner, attr) for owner, attr in entries])
     slots: dict[int, np.ndarray] = {}
     for (owner, attr), state, places in zip(entries, states, positions):
         for index, key, factor in places:
@@ -143,8 +164,10 @@ def keras_optimizer_variables(model: Any) -> list[np.ndarray] | None:
     if iterations is None:
         return None
     lr = float(torch_optimizer.param_groups[0]["lr"])
+    trailing = [np.asarray(torch_optimizer.param_groups[0].get("u_product", 1.0), np.float32)
+                ] * _trailing(optimizer)
     return [np.asarray(iterations, dtype=np.int64), np.asarray(lr, dtype=np.float32),
-            *(slots[i] for i in sorted(slots))]
+            *(slots[i] for i in sorted(slots)), *trailing]
 
 
 def write_optimizer_variables(model: Any, h5: Any) -> bool:
@@ -197,11 +220,13 @@ def restore_optimizer_variables(model: Any, arrays: list[np.ndarray], where: Any
     entries = _trainable_entries(model)
     groups = _slot_groups(optimizer) if isinstance(optimizer, optimizers_mod.Optimizer) else None
     reason = None
-    expected_count = 2 + sum(len(g) for g in groups or []) * len(entries or [])
+    positions, expected_count = _positions(
+        groups or [], [getattr(owner, attr) for owner, attr in entries or []])
+    expected_count += _trailing(optimizer)
     if groups is None:
         reason = (f"its optimizer is {type(optimizer).__name__}; bigmodel restores SGD, RMSprop, "
-                  "Adam (no AMSGrad), AdamW, Adagrad, Adamax, Adadelta, Lion, Lamb and Ftrl at a "
-                  "constant learning rate")
+                  "Adam, AdamW, Adagrad, Adamax, Nadam, Adadelta, Lion, Lamb, Ftrl, Muon and "
+                  "ScheduleFreeAdamW at a constant learning rate")
     elif not entries:
         reason = "bigmodel restores it for Sequential/functional models of plain layers"
     elif len(arrays) != expected_count:
@@ -211,7 +236,6 @@ def restore_optimizer_variables(model: Any, arrays: list[np.ndarray], where: Any
         warnings.warn(f"'{where}': the optimizer's saved state is not restored ({reason}); it "
                       "starts fresh", stacklevel=3)
         return False
-    positions = _positions(groups, len(entries))
     slots: list[dict[str, torch.Tensor]] = []
     for (owner, attr), places in zip(entries, positions):
         param = getattr(owner, attr)
@@ -244,4 +268,6 @@ def restore_optimizer_variables(model: Any, arrays: list[np.ndarray], where: Any
     optimizer._schedule_step = step
     for group in torch_optimizer.param_groups:
         group["lr"] = float(arrays[1])
+        if _trailing(optimizer):  # Nadam's momentum product and its step count
+            group["u_product"], group["iterations"] = float(arrays[-1]), step
     return True
