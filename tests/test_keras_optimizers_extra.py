@@ -242,6 +242,7 @@ STATE_CASES = [
     pytest.param("Nadam", dict(learning_rate=0.01), marks=FULL),
     pytest.param("Adam", dict(learning_rate=0.01, amsgrad=True), marks=FULL),
     ("Muon", dict(learning_rate=0.01)),
+    pytest.param("Adafactor", dict(learning_rate=0.05, relative_step=False), marks=FULL),
 ]
 
 

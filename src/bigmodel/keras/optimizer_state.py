@@ -13,7 +13,8 @@ torch's SGD keeps the velocity without the rate, Keras's with it).
 Written for what maps one to one: SGD, RMSprop, Adam (AMSGrad's ``velocity_hat`` in a block of
 its own), AdamW, Adagrad, Adamax, Nadam (its momentum product last), Adadelta, Lion, Lamb, Ftrl,
 Muon (Adam's velocity only for the weights that take Adam's step) and ScheduleFreeAdamW at a
-constant learning rate (Adafactor's factored slots are not mapped), for a Sequential or functional model
+constant learning rate, and Adafactor (its row / column factors in Keras's layout, two
+placeholder scalars for a weight of one axis), for a Sequential or functional model
 whose layers hold their weights directly (no recurrent cell, attention projections or nested
 models, whose Keras variable order differs from the file's). Anything else writes no optimizer
 state, as before: Keras then warns that it skips the optimizer variables and starts fresh.
@@ -99,12 +100,33 @@ def _slot_groups(optimizer: Any) -> list[_Group] | None:
                   "exclude_layers": optimizer.exclude_layers}
         return [lambda p: [("m", 1.0), ("v", 1.0)] if KerasMuon.uses_adam(p, choice)
                 else [("m", 1.0)]]
+    if kind is opt.Adafactor:
+        return [_adafactor_slots]
     table = {opt.Adamax: [("m", 1.0), ("u", 1.0)], opt.Nadam: [("m", 1.0), ("v", 1.0)],
              opt.Adagrad: [("sum", 1.0)], opt.Adadelta: [("square_avg", 1.0), ("acc_delta", 1.0)],
              opt.Lion: [("m", 1.0)], opt.Lamb: [("m", 1.0), ("v", 1.0)],
              opt.Ftrl: [("accumulator", 1.0), ("linear", 1.0)],
              opt.ScheduleFreeAdamW: [("m", 1.0), ("v", 1.0)]}
     return [table[kind]] if kind in table else None
+
+
+def _adafactor_slots(param: torch.Tensor) -> list[_Slot]:
+    # KerasAdafactor keeps r, c, v in the weight's Keras layout already ("=" keys); a weight of
+    # fewer than 2 axes has Keras's two placeholder scalars ("0") before its v
+    rank = param.dim()
+    return [("=r", 1.0), ("=c", 1.0), ("=v", 1.0)] if rank >= 2 else [
+        ("0", 1.0), ("0", 1.0), ("=v", 1.0)]
+
+
+def _slot_shape(key: str, keras_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of slot ``key`` of a weight of ``keras_shape`` (Adafactor's factored ones)."""
+    if key == "0":
+        return ()
+    if key == "=r":
+        return keras_shape[:-1]
+    if key == "=c":
+        return keras_shape[:-2] + keras_shape[-1:]
+    return keras_shape
 
 
 def _trailing(optimizer: Any) -> int:
@@ -157,9 +179,14 @@ def keras_optimizer_variables(model: Any) -> list[np.ndarray] | None:
     slots: dict[int, np.ndarray] = {}
     for (owner, attr), state, places in zip(entries, states, positions):
         for index, key, factor in places:
-            if key not in state:
+            if key == "0":
+                slots[index] = np.zeros((), np.float32)
+            elif key.lstrip("=") not in state:
                 return None  # a weight the optimizer has not stepped: no state to match Keras's
-            slots[index] = _keras_layout(owner, attr, state[key] * factor)
+            elif key.startswith("="):
+                slots[index] = state[key[1:]].detach().cpu().contiguous().numpy()
+            else:
+                slots[index] = _keras_layout(owner, attr, state[key] * factor)
     iterations = _iterations(optimizer, states)
     if iterations is None:
         return None
@@ -225,8 +252,8 @@ def restore_optimizer_variables(model: Any, arrays: list[np.ndarray], where: Any
     expected_count += _trailing(optimizer)
     if groups is None:
         reason = (f"its optimizer is {type(optimizer).__name__}; bigmodel restores SGD, RMSprop, "
-                  "Adam, AdamW, Adagrad, Adamax, Nadam, Adadelta, Lion, Lamb, Ftrl, Muon and "
-                  "ScheduleFreeAdamW at a constant learning rate")
+                  "Adam, AdamW, Adagrad, Adamax, Nadam, Adadelta, Lion, Lamb, Ftrl, Muon, "
+                  "ScheduleFreeAdamW and Adafactor at a constant learning rate")
     elif not entries:
         reason = "bigmodel restores it for Sequential/functional models of plain layers"
     elif len(arrays) != expected_count:
@@ -244,13 +271,19 @@ def restore_optimizer_variables(model: Any, arrays: list[np.ndarray], where: Any
             else tuple(param.shape)
         found = {}
         for index, key, factor in places:
-            array = arrays[index]
-            if tuple(array.shape) != expected:
+            array, shape = arrays[index], _slot_shape(key, expected)
+            if tuple(array.shape) != shape:
                 raise WeightsFileError(f"'{where}': optimizer variable {index} for "
                                        f"'{owner.name}/{attr}' has shape {tuple(array.shape)}; "
-                                       f"the weight's is {expected}")
+                                       f"{'the weight' if shape == expected else 'this slot'}'s "
+                                       f"is {shape}")
+            if key == "0":
+                continue  # Keras's placeholder
             tensor = torch.from_numpy(np.array(array, dtype=np.float32)) / factor
-            found[key] = (tensor.permute(*perm) if perm is not None else tensor)
+            if key.startswith("="):
+                found[key[1:]] = tensor  # kept in Keras's layout
+            else:
+                found[key] = tensor.permute(*perm) if perm is not None else tensor
         slots.append(found)
     if not optimizer.built:
         optimizer.build(model.parameters())
