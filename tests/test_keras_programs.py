@@ -39,8 +39,7 @@ PROGRAMS = _corpus.list_programs()
 TIMEOUT_S = 180.0  # per program; they take ~1-3 s of CPU, the margin is for a loaded machine
 
 # Program -> what is missing in bigmodel (keep docs/keras.md "Conformance corpus" in step).
-KNOWN_FAILURES: dict[str, str] = {
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 # Programs whose Keras layers need TensorFlow (TextVectorization, text_dataset_from_directory),
 # which is not installed here: they run on bigmodel only; under real Keras they are skipped.
