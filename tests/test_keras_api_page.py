@@ -101,8 +101,9 @@ def test_from_import_of_a_missing_name_names_it_and_the_page():
     with pytest.raises(UnsupportedImportError,
                        match=r"keras\.layers\.TFSMLayer is not supported .*keras_api\.md"):
         from bigmodel.keras.layers import TFSMLayer  # noqa: F401
-    with pytest.raises(ImportError, match=r"keras\.applications\.nasnet\.NASNetLarge .*not built"):
-        from bigmodel.keras.applications.nasnet import NASNetLarge  # noqa: F401
+    with pytest.raises(ImportError,
+                       match=r"keras\.visualization\.draw_bounding_boxes .*not implemented"):
+        from bigmodel.keras.visualization import draw_bounding_boxes  # noqa: F401
     with pytest.raises(ImportError, match=r"keras\.config\.is_nnx_enabled"):
         from bigmodel.keras.config import is_nnx_enabled  # noqa: F401
     assert issubclass(UnsupportedImportError, NotSupportedError)
@@ -126,10 +127,10 @@ def test_missing_modules_are_stand_ins_naming_the_full_api():
         keras.utils.legacy.serialize_keras_object([1])
     with pytest.raises(UnsupportedAPIError, match=r"keras\.no_such_module"):
         keras.no_such_module  # noqa: B018
-    import bigmodel.keras.applications.nasnet as nasnet
+    import bigmodel.keras.visualization as visualization
 
-    assert nasnet is keras.applications.nasnet
-    assert not hasattr(nasnet, "NASNetLarge")
+    assert visualization is keras.visualization
+    assert not hasattr(visualization, "draw_bounding_boxes")
 
 
 def test_state_rules_catch_wrong_notes_and_a_module_without_getattr(monkeypatch, index):
@@ -142,8 +143,8 @@ def test_state_rules_catch_wrong_notes_and_a_module_without_getattr(monkeypatch,
     no_notes = {"modules": {}, "names": {}}
     entry = api.state_of("keras.layers", "TFSMLayer", no_notes)
     assert (entry.state, entry.note) == (api.NOT_SUPPORTED, api.DEFAULT_REASON)
-    assert api.state_of("keras.applications.nasnet", "NASNetLarge",
-                        no_notes).note.startswith("this keras.applications family")
+    assert api.state_of("keras.visualization", "draw_bounding_boxes",
+                        no_notes).note.startswith("bounding-box drawing")
     # a module that lost its __getattr__ leaves names silently missing: a problem on the page
     monkeypatch.delattr(keras.optimizers, "__getattr__")
     assert api.state_of("keras.optimizers", "LossScaleOptimizer", no_notes).state == api.PROBLEM

@@ -50,6 +50,7 @@ FULL = [
     ("MobileNetV3Small", {}), ("MobileNetV3Large", {"alpha": 0.75}),
     ("InceptionResNetV2", {}),
     ("InceptionResNetV2", {"include_top": False, "input_shape": (75, 75, 3), "pooling": "max"}),
+    ("NASNetLarge", {"include_top": False, "input_shape": (64, 64, 3)}), ("NASNetLarge", {}),
     ("ConvNeXtTiny", {}), ("ConvNeXtSmall", {"include_top": False, "pooling": "avg"}),
     ("ConvNeXtBase", {"include_top": False, "input_shape": (32, 32, 3)}),
     ("ConvNeXtLarge", {"include_top": False, "input_shape": (32, 32, 3)}),
@@ -179,6 +180,25 @@ def test_every_family_equals_real_keras_given_the_same_weights(tmp_path, name, k
     _check_outputs(tmp_path, name, kwargs)
 
 
+@pytest.mark.full
+@pytest.mark.parametrize("kwargs", [{}, {"include_top": False, "input_shape": (32, 32, 3)}])
+def test_nasnet_mobile_equals_keras_builder(kwargs):
+    """Keras 3 refuses NASNetMobile on torch; its NASNet builder with the mobile sizes is the
+    reference."""
+    _real_keras()
+    from keras.src.applications import nasnet as keras_nasnet
+
+    ours = applications.NASNetMobile(weights=None, **kwargs)
+    theirs = keras_nasnet.NASNet(
+        kwargs.get("input_shape"), penultimate_filters=1056, num_blocks=4,
+        stem_block_filters=32, skip_reduction=False, filter_multiplier=2,
+        include_top=kwargs.get("include_top", True), weights=None, default_size=224,
+        name="nasnet_mobile")
+    assert ours.count_params() == theirs.count_params()
+    assert _named(ours) == _named(theirs)
+    assert tuple(ours.outputs[0].shape) == tuple(theirs.outputs[0].shape)
+
+
 def _rename_layers(path, rename):
     """Rename every layer group of a legacy file (as Keras 2 named layers differently)."""
     with h5py.File(path, "r+") as file:
@@ -203,7 +223,7 @@ def test_a_file_whose_layer_names_differ_loads_by_position_as_keras_does(tmp_pat
 
 @pytest.mark.full
 @pytest.mark.parametrize("name,size", [("Xception", 71), ("InceptionV3", 75),
-                                       ("InceptionResNetV2", 75)])
+                                       ("InceptionResNetV2", 75), ("NASNetLarge", 64)])
 def test_unnamed_layers_load_by_position_and_equal_real_keras(tmp_path, name, size):
     real = _real_keras()
     kwargs = {"include_top": False, "input_shape": (size, size, 3), "pooling": "avg"}

@@ -91,16 +91,10 @@ class UnsupportedNamespace(types.ModuleType):
         return [k for k, v in vars(self).items() if isinstance(v, UnsupportedNamespace)]
 
 
-_NOT_BUILT = ("this keras.applications family is not built yet; ResNet, ResNetV2, VGG, MobileNet, "
-              "MobileNetV2, MobileNetV3, DenseNet, Xception, InceptionV3, InceptionResNetV2, "
-              "EfficientNet, EfficientNetV2 and ConvNeXt are")
 _DOWNLOADS = "its loader downloads the data set; bigmodel has loaders for mnist and fashion_mnist only"
 
 #: Keras 3 modules bigmodel does not implement: keras path -> (why, its submodules)
 NAMESPACES: dict[str, tuple[str, tuple[str, ...]]] = {
-    # the keras.applications families not built yet (keras/applications/ has the others)
-    **{f"keras.applications.{family}": (_NOT_BUILT, ()) for family in (
-        "nasnet",)},
     "keras.distillation": ("use bigmodel's knowledge distillation (bigmodel.compress, "
                            "`bigmodel compress --distill-from`)", ()),
     "keras.dtype_policies": ("use keras.mixed_precision (DTypePolicy, set_global_policy)", ()),

@@ -15,6 +15,7 @@ from bigmodel.keras.applications import (
     mobilenet,
     mobilenet_v2,
     mobilenet_v3,
+    nasnet,
     resnet,
     resnet_v2,
     vgg16,
@@ -53,34 +54,31 @@ from bigmodel.keras.applications.inception_v3 import InceptionV3
 from bigmodel.keras.applications.mobilenet import MobileNet
 from bigmodel.keras.applications.mobilenet_v2 import MobileNetV2
 from bigmodel.keras.applications.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
+from bigmodel.keras.applications.nasnet import NASNetLarge, NASNetMobile
 from bigmodel.keras.applications.resnet import ResNet50, ResNet101, ResNet152
 from bigmodel.keras.applications.resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from bigmodel.keras.applications.vgg16 import VGG16
 from bigmodel.keras.applications.vgg19 import VGG19
 from bigmodel.keras.applications.xception import Xception
-from bigmodel.keras.unsupported import NAMESPACES, namespace, unsupported_attribute
-
-# stand-ins for the families not built yet: each name raises, naming itself and why
-for _path in NAMESPACES:
-    if _path.startswith("keras.applications.") and _path.rsplit(".", 1)[1] not in globals():
-        globals()[_path.rsplit(".", 1)[1]] = namespace(_path)
+from bigmodel.keras.unsupported import unsupported_attribute
 
 # Keras's module of the one model (keras.applications.resnet50) is resnet's functions
 resnet50 = resnet
 
 __all__ = [
-    "convnext", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
-    "densenet", "imagenet_utils", "mobilenet", "mobilenet_v2", "resnet", "resnet50", "resnet_v2", "vgg16",
-    "vgg19", "efficientnet", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
+    "convnext", "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils",
+    "inception_resnet_v2", "inception_v3", "mobilenet", "mobilenet_v2", "mobilenet_v3",
+    "nasnet", "resnet", "resnet50", "resnet_v2", "vgg16", "vgg19", "xception", "ConvNeXtBase",
+    "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge", "DenseNet121",
+    "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
-    "efficientnet_v2", "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2",
-    "EfficientNetV2B3", "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L", "inception_resnet_v2",
-    "InceptionResNetV2", "inception_v3", "xception", "InceptionV3", "Xception", "MobileNet", "MobileNetV2", "mobilenet_v3",
-    "MobileNetV3Large", "MobileNetV3Small", "VGG16", "VGG19", "DenseNet121", "DenseNet169",
-    "DenseNet201", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+    "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S", "InceptionResNetV2",
+    "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small",
+    "NASNetLarge", "NASNetMobile", "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2",
+    "ResNet50", "ResNet50V2", "VGG16", "VGG19", "Xception",
 ]
 
 
 def __getattr__(name: str) -> object:
-    raise unsupported_attribute("keras.applications", name,
-                                "this keras.applications model is not built yet")
+    raise unsupported_attribute("keras.applications", name)

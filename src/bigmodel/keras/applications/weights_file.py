@@ -32,9 +32,10 @@ class WeightsFile:
     """One published weight file: its path under :data:`STORAGE_URL` and its hash (MD5 or
     SHA-256; None where Keras has none: then the file is checked only by loading it)."""
 
-    def __init__(self, path: str, file_hash: str | None = None):
+    def __init__(self, path: str, file_hash: str | None = None, file_name: str | None = None):
         self.path, self.file_hash = path, file_hash
-        self.file_name = path.rsplit("/", 1)[-1]
+        # the name in the cache: Keras's (which for NASNet differs from the URL's)
+        self.file_name = file_name or path.rsplit("/", 1)[-1]
 
     @property
     def url(self) -> str:
@@ -50,9 +51,10 @@ class WeightsFile:
                         file_hash=self.file_hash)
 
 
-def keras_file(family: str, file_name: str, file_hash: str | None = None) -> WeightsFile:
+def keras_file(family: str, file_name: str, file_hash: str | None = None,
+               cache_name: str | None = None) -> WeightsFile:
     """A file of ``tensorflow/keras-applications/<family>/``, where most families' files are."""
-    return WeightsFile(f"{KERAS_APPLICATIONS}/{family}/{file_name}", file_hash)
+    return WeightsFile(f"{KERAS_APPLICATIONS}/{family}/{file_name}", file_hash, cache_name)
 
 
 def _attribute_list(group: h5py.Group, name: str) -> list[str]:
