@@ -21,6 +21,7 @@ import torch
 
 from bigmodel import keras
 from bigmodel.errors import CheckpointError, ConfigError, DataFileError, ShapeError
+from bigmodel.keras import legacy_weights
 from bigmodel.keras.applications import imagenet_utils, weights_file
 
 applications = keras.applications
@@ -395,15 +396,15 @@ def test_a_weights_file_that_does_not_fit_names_the_layer(tmp_path):
         applications.MobileNetV2(weights=path, alpha=0.35, input_shape=(32, 32, 3), classes=5)
     vgg = applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     with pytest.raises(CheckpointError, match=r"no weights for layer.*block1_conv1"):
-        weights_file.load_legacy_weights(vgg, path)
+        legacy_weights.load_legacy_weights(vgg, path)
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="garbage.h5"):
-        weights_file.load_legacy_weights(ours, garbage)
+        legacy_weights.load_legacy_weights(ours, garbage)
     with h5py.File(tmp_path / "keras3.weights.h5", "w") as file:
         file.create_group("layers")
     with pytest.raises(CheckpointError, match="layer_names"):
-        weights_file.load_legacy_weights(ours, tmp_path / "keras3.weights.h5")
+        legacy_weights.load_legacy_weights(ours, tmp_path / "keras3.weights.h5")
     for mine, kept in zip(ours.get_weights(), before):
         np.testing.assert_array_equal(mine, kept)
 
@@ -489,3 +490,16 @@ def test_keras_archives_go_both_ways_with_real_keras(tmp_path, name, kwargs):
     assert back.count_params() == keras_model.count_params()
     np.testing.assert_allclose(back.predict(x, verbose=0),
                                np.asarray(keras_model.predict(x, verbose=0)), rtol=1e-5, atol=1e-5)
+
+
+def test_model_load_weights_reads_a_legacy_file_as_keras_does(tmp_path):
+    real = _real_keras()
+    kwargs = {"alpha": 0.35, "input_shape": (32, 32, 3), "classes": 10}
+    theirs = real.applications.MobileNetV2(weights=None, **kwargs)
+    _randomize(theirs, seed=12)
+    path = _legacy_file(theirs, tmp_path / "legacy.h5")
+    ours = applications.MobileNetV2(weights=None, **kwargs)
+    ours.load_weights(path)  # Keras 3's model.load_weights reads these files too
+    x = np.random.default_rng(13).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-4)

@@ -31,6 +31,7 @@ from bigmodel.keras.keras_weights import (
     read_weights,
     write_weights,
 )
+from bigmodel.keras.legacy_weights import is_legacy_layout, read_legacy_weights
 from bigmodel.keras.optimizer_state import (
     read_optimizer_arrays,
     restore_optimizer_variables,
@@ -225,4 +226,7 @@ def load_weights_h5(model: Any, path: str | os.PathLike) -> None:
             raise WeightsFileError(f"File not found: filepath={file}")
         source = file
     with _open_h5(source, file) as h5:
-        read_weights(model, h5, file)
+        if not file.name.endswith(".keras") and is_legacy_layout(h5):
+            read_legacy_weights(model, h5, file)  # tf.keras / keras.applications files
+        else:
+            read_weights(model, h5, file)

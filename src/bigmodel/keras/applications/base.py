@@ -14,9 +14,10 @@ from typing import Any
 from bigmodel.errors import ConfigError
 from bigmodel.keras import layers
 from bigmodel.keras.applications import imagenet_utils
-from bigmodel.keras.applications.weights_file import WeightsFile, load_legacy_weights
+from bigmodel.keras.applications.weights_file import WeightsFile
 from bigmodel.keras.functional import Functional
 from bigmodel.keras.layers.symbolic import KerasTensor
+from bigmodel.keras.legacy_weights import load_legacy_weights
 
 
 def check_weights(weights: Any, include_top: bool, classes: int,
