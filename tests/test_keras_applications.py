@@ -501,5 +501,9 @@ def test_model_load_weights_reads_a_legacy_file_as_keras_does(tmp_path):
     ours = applications.MobileNetV2(weights=None, **kwargs)
     ours.load_weights(path)  # Keras 3's model.load_weights reads these files too
     x = np.random.default_rng(13).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
-                               rtol=1e-4, atol=1e-4)
+    expected = theirs.predict(x, verbose=0)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+    # weights= also takes a Keras 3 weights file, as Keras's applications do
+    theirs.save_weights(tmp_path / "keras3.weights.h5")
+    from_keras3 = applications.MobileNetV2(weights=str(tmp_path / "keras3.weights.h5"), **kwargs)
+    np.testing.assert_allclose(from_keras3.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)

@@ -107,7 +107,8 @@ def finish(inputs: Any, outputs: KerasTensor, name: str, weights: Any,
     Args:
         inputs, outputs: the graph's ends.
         name: the model's name.
-        weights: None, ``"imagenet"`` or a legacy HDF5 file path.
+        weights: None, ``"imagenet"``, a legacy HDF5 file path or a Keras 3 ``.weights.h5`` /
+            ``.keras`` file.
         imagenet: the published (with top, without top) files, or None where Keras has none.
         include_top: which of the two files ``"imagenet"`` means.
 
@@ -122,6 +123,8 @@ def finish(inputs: Any, outputs: KerasTensor, name: str, weights: Any,
             raise ConfigError(f"keras.applications: Keras publishes no ImageNet weights for "
                               f"model '{name}' in this configuration")
         weights = imagenet[0 if include_top else 1].fetch()
-    if weights is not None:
+    if weights is not None and str(weights).endswith((".weights.h5", ".keras")):
+        model.load_weights(weights)  # a Keras 3 file, which Keras's load_weights also takes
+    elif weights is not None:
         load_legacy_weights(model, weights)
     return model
