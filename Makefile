@@ -35,8 +35,10 @@ data:
 demo: venv data
 	$(VENV)/bin/bigmodel train configs/fashion_cnn.yaml --set train.epochs=5
 
+# Two pytest workers (pytest-xdist): the tests run one torch thread each, so on 2 cores the suite
+# takes about half the time of one process.
 test: venv data
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 # docs/keras_api.md: every Keras 3 name with its state here, from docs/keras_api.json (real Keras's
 # names), docs/keras_api_notes.yaml and the code; tests/test_keras_api_page.py fails until it is rerun.
