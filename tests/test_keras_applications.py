@@ -41,7 +41,7 @@ QUICK = [  # (ResNet50 and MobileNetV2 are also compared below, given the same w
 FULL = [
     ("ResNet50", {}), ("ResNet101", {}), ("ResNet152", {"include_top": False}),
     ("ResNet50V2", {}), ("ResNet101V2", {"include_top": False, "input_shape": (64, 64, 3)}),
-    ("ResNet152V2", {"include_top": False}), ("VGG16", {}), ("VGG19", {}),
+    ("ResNet152V2", {"include_top": False}), ("VGG19", {}),  # VGG16's top is VGG19's
     ("MobileNetV2", {"alpha": 1.4}), ("MobileNetV2", {"alpha": 0.5, "include_top": False}),
     ("MobileNet", {"depth_multiplier": 2, "input_shape": (128, 128, 3)}),
     ("DenseNet121", {"include_top": False, "input_shape": (32, 32, 3), "pooling": "max"}),
