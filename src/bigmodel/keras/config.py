@@ -7,6 +7,9 @@ channels-last, so :func:`set_image_data_format` accepts ``"channels_last"`` only
 
 from __future__ import annotations
 
+import os
+import warnings
+
 from bigmodel.engine.progress import interactive_output, set_interactive_output
 from bigmodel.errors import ConfigError, NotSupportedError
 from bigmodel.keras.mixed_precision import dtype_policy, set_dtype_policy  # noqa: F401 - as Keras
@@ -96,6 +99,78 @@ def disable_interactive_logging() -> None:
 def is_interactive_logging_enabled() -> bool:
     """Whether progress goes to standard output (see :func:`disable_interactive_logging`)."""
     return interactive_output()
+
+
+def _limit(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"keras.config.set_{what}: expected a positive int or None; "
+                          f"received {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ConfigError(f"keras.config.set_{what}: expected a positive int or None; "
+                          f"received {value}")
+    return value
+
+
+def _from_environment(variable: str) -> int | None:
+    # Keras reads KERAS_MAX_EPOCHS / KERAS_MAX_STEPS_PER_EPOCH once, when it is imported.
+    text = os.environ.get(variable)
+    return int(text) if text else None
+
+
+_LIMITS = {"max_epochs": _from_environment("KERAS_MAX_EPOCHS"),
+           "max_steps_per_epoch": _from_environment("KERAS_MAX_STEPS_PER_EPOCH")}
+
+
+def set_max_epochs(max_epochs: int | None) -> None:
+    """Cap the number of epochs of every ``fit`` (for debugging runs), as Keras does; ``None``
+    removes the cap. ``KERAS_MAX_EPOCHS`` sets it when bigmodel is imported.
+
+    Raises:
+        ConfigError: anything but a positive int or ``None``.
+    """
+    _LIMITS["max_epochs"] = _limit(max_epochs, "max_epochs")
+
+
+def set_max_steps_per_epoch(max_steps_per_epoch: int | None) -> None:
+    """Cap the number of batches of every epoch of ``fit`` and of ``evaluate`` / ``predict``
+    (for debugging runs), as Keras does; ``None`` removes the cap. ``KERAS_MAX_STEPS_PER_EPOCH``
+    sets it when bigmodel is imported.
+
+    Raises:
+        ConfigError: anything but a positive int or ``None``.
+    """
+    _LIMITS["max_steps_per_epoch"] = _limit(max_steps_per_epoch, "max_steps_per_epoch")
+
+
+def max_epochs() -> int | None:
+    """The cap on ``fit``'s epochs set by :func:`set_max_epochs`, or ``None``."""
+    return _LIMITS["max_epochs"]
+
+
+def max_steps_per_epoch() -> int | None:
+    """The cap on the batches per epoch set by :func:`set_max_steps_per_epoch`, or ``None``."""
+    return _LIMITS["max_steps_per_epoch"]
+
+
+def capped_epochs(epochs: int) -> int:
+    """``epochs`` limited by :func:`max_epochs`, with Keras's warning when it cuts."""
+    cap = max_epochs()
+    if cap and cap < epochs:
+        warnings.warn(f"Limiting epochs to {cap}", stacklevel=3)
+        return cap
+    return epochs
+
+
+def capped_steps(steps: int | None) -> int | None:
+    """``steps`` (per epoch; ``None``: the whole data) limited by :func:`max_steps_per_epoch`,
+    with Keras's warning when it cuts."""
+    cap = max_steps_per_epoch()
+    if cap and (not steps or cap < steps):
+        warnings.warn(f"Limiting steps_per_epoch to {cap}", stacklevel=3)
+        return cap
+    return steps
 
 
 def __getattr__(name: str) -> object:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from bigmodel.data.batching import tree_map
@@ -17,6 +18,7 @@ from bigmodel.errors import (
     DataError,
     NotSupportedError,
 )
+from bigmodel.keras import config as keras_config
 from bigmodel.keras import distributed_fit, distributed_steps
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
@@ -35,6 +37,25 @@ from bigmodel.keras.string_inputs import string_batches
 from bigmodel.keras.trainer_steps import evaluate_with_steps, fit_with_steps, predict_with_steps
 
 __all__ = ["TrainingMixin"]
+
+
+def _capped_arrays(x: Any, y: Any, sample_weight: Any, batch_size: int) -> tuple[Any, Any, Any]:
+    """``evaluate`` / ``predict`` data under ``keras.config.set_max_steps_per_epoch``: the first
+    ``cap`` batches of arrays, as Keras's epoch iterator stops there (datasets pass unchanged)."""
+    if not keras_config.max_steps_per_epoch() or x is None or not is_array_like(x):
+        return x, y, sample_weight
+    count = keras_config.capped_steps(None) * batch_size
+
+    def cut(part: Any) -> Any:
+        if isinstance(part, dict):
+            return {key: cut(value) for key, value in part.items()}
+        if isinstance(part, (list, tuple)) and part and hasattr(part[0], "shape"):
+            return type(part)(cut(value) for value in part)  # several inputs
+        if isinstance(part, list):  # a plain list of numbers is one array
+            part = np.asarray(part)
+        return part if part is None else part[:count]
+
+    return cut(x), cut(y), cut(sample_weight)
 
 
 class TrainingMixin:
@@ -163,6 +184,9 @@ class TrainingMixin:
                         validation_split=validation_split, initial_epoch=initial_epoch,
                         steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                         validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+        # keras.config.set_max_epochs / set_max_steps_per_epoch: debugging caps, as Keras's trainer
+        epochs = keras_config.capped_epochs(epochs)
+        steps_per_epoch = keras_config.capped_steps(steps_per_epoch)
         batch_size = 32 if batch_size is None else int(batch_size)
         val_weights = validation_data[2] if isinstance(validation_data, (tuple, list)) \
             and len(validation_data) == 3 else None
@@ -271,6 +295,7 @@ class TrainingMixin:
         self._require_compiled("evaluate")
         check_arguments("evaluate", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
+        x, y, sample_weight = _capped_arrays(x, y, sample_weight, batch_size)
         x = self._discover_outputs(x, "test", "evaluate")
         steps = bool(callbacks) or self._needs_steps("test") or self._weighs_metrics(sample_weight)
         distributed_fit.check_global_batch(batch_size, "evaluate")
@@ -312,6 +337,7 @@ class TrainingMixin:
 
         check_arguments("predict", batch_size=batch_size, verbose=verbose, steps=steps)
         batch_size = 32 if batch_size is None else int(batch_size)
+        x, _, _ = _capped_arrays(x, None, None, batch_size)
         distributed_fit.check_global_batch(batch_size, "predict")
         x = self._discover_outputs(x, "predict", "predict")
         x = string_batches(x)  # a text dataset: strings as interned ids
