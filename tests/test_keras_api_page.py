@@ -102,8 +102,8 @@ def test_from_import_of_a_missing_name_names_it_and_the_page():
                        match=r"keras\.layers\.TFSMLayer is not supported .*keras_api\.md"):
         from bigmodel.keras.layers import TFSMLayer  # noqa: F401
     with pytest.raises(ImportError,
-                       match=r"keras\.visualization\.draw_bounding_boxes .*not implemented"):
-        from bigmodel.keras.visualization import draw_bounding_boxes  # noqa: F401
+                       match=r"keras\.legacy\.saving\.serialize_keras_object .*Keras 2"):
+        from bigmodel.keras.legacy.saving import serialize_keras_object  # noqa: F401
     with pytest.raises(ImportError, match=r"keras\.config\.is_nnx_enabled"):
         from bigmodel.keras.config import is_nnx_enabled  # noqa: F401
     assert issubclass(UnsupportedImportError, NotSupportedError)
@@ -127,10 +127,10 @@ def test_missing_modules_are_stand_ins_naming_the_full_api():
         keras.utils.legacy.serialize_keras_object([1])
     with pytest.raises(UnsupportedAPIError, match=r"keras\.no_such_module"):
         keras.no_such_module  # noqa: B018
-    import bigmodel.keras.visualization as visualization
+    import bigmodel.keras.legacy.saving as legacy_saving
 
-    assert visualization is keras.visualization
-    assert not hasattr(visualization, "draw_bounding_boxes")
+    assert legacy_saving is keras.legacy.saving
+    assert not hasattr(legacy_saving, "deserialize_keras_object")
 
 
 def test_state_rules_catch_wrong_notes_and_a_module_without_getattr(monkeypatch, index):
@@ -143,8 +143,8 @@ def test_state_rules_catch_wrong_notes_and_a_module_without_getattr(monkeypatch,
     no_notes = {"modules": {}, "names": {}}
     entry = api.state_of("keras.layers", "TFSMLayer", no_notes)
     assert (entry.state, entry.note) == (api.NOT_SUPPORTED, api.DEFAULT_REASON)
-    assert api.state_of("keras.visualization", "draw_bounding_boxes",
-                        no_notes).note.startswith("bounding-box drawing")
+    assert api.state_of("keras.legacy.saving", "deserialize_keras_object",
+                        no_notes).note.startswith("Keras 2 formats")
     # a module that lost its __getattr__ leaves names silently missing: a problem on the page
     monkeypatch.delattr(keras.optimizers, "__getattr__")
     assert api.state_of("keras.optimizers", "LossScaleOptimizer", no_notes).state == api.PROBLEM
