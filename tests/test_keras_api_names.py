@@ -70,8 +70,6 @@ def test_alias_groups_match_real_keras():
 
     groups: dict[int, list[tuple[str, str]]] = {}
     for module, names in index.items():
-        if module.startswith("keras.applications"):
-            continue
         for name in names:
             groups.setdefault(id(getattr(walk(real, module), name)), []).append((module, name))
     wrong = []
