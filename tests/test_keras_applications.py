@@ -255,10 +255,10 @@ def test_custom_scale_layer_equals_keras():
 
 
 def test_include_top_false_pooling_shapes_and_input_tensor():
-    for pooling, shape in ((None, (None, 2, 2, 1024)), ("avg", (None, 1024)),
-                           ("max", (None, 1024))):
-        model = applications.DenseNet121(weights=None, include_top=False, pooling=pooling,
-                                         input_shape=(64, 64, 3))
+    for pooling, shape in ((None, (None, 2, 2, 1280)), ("avg", (None, 1280)),
+                           ("max", (None, 1280))):
+        model = applications.MobileNetV2(weights=None, include_top=False, pooling=pooling,
+                                         alpha=0.35, input_shape=(64, 64, 3))
         assert tuple(model.outputs[0].shape) == shape
         out = model(torch.zeros(1, 64, 64, 3))
         assert tuple(out.shape) == (1,) + shape[1:]
