@@ -13,6 +13,7 @@ from bigmodel.engine.callbacks import *  # noqa: F403
 from bigmodel.engine.callbacks import Callback, CallbackList, History  # noqa: F401
 from bigmodel.engine.callbacks import ModelCheckpoint as _EngineModelCheckpoint
 from bigmodel.errors import ConfigError
+from bigmodel.keras.callbacks_extra import ProgbarLogger, RemoteMonitor, SwapEMAWeights  # noqa: F401
 from bigmodel.keras.saving import MODEL_SUFFIXES, WEIGHTS_SUFFIXES
 from bigmodel.keras.unsupported import unsupported_attribute
 

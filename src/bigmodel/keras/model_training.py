@@ -33,6 +33,7 @@ from bigmodel.keras.model_inputs import (
     slice_data,
     standardize_inputs,
 )
+from bigmodel.keras.optimizer_ema import FinalizeEMA
 from bigmodel.keras.string_inputs import string_batches
 from bigmodel.keras.trainer_steps import evaluate_with_steps, fit_with_steps, predict_with_steps
 
@@ -201,6 +202,8 @@ class TrainingMixin:
         if steps:
             self._refuse_step_loop_options()
         callbacks = distributed_fit.rank_callbacks(callbacks or [], self)
+        if epochs > 0 and getattr(self.optimizer, "use_ema", False):  # Keras: weights := average
+            callbacks = [FinalizeEMA(self.optimizer), *callbacks]
         if is_array_like(x):
             x, y, sample_weight = self._standardize_data(x, y, sample_weight, "fit",
                                                          targets=not steps)

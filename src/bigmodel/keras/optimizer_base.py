@@ -17,6 +17,7 @@ from bigmodel.errors import (
     NotSupportedError,
 )
 from bigmodel.keras import constraints, schedules
+from bigmodel.keras.optimizer_ema import EMAMixin
 
 __all__ = ["Optimizer"]
 
@@ -39,12 +40,14 @@ def _accumulation_steps(owner: str, value: Any) -> int | None:
     return value
 
 
-class Optimizer:
+class Optimizer(EMAMixin):
     """Base class of the Keras-surface optimizers.
 
     ``gradient_accumulation_steps=N`` (Keras 3): the weights are updated every N training steps
     with the average of the N batches' gradients (``fit`` runs it as the engine's
     ``grad_accum_steps``; the last short group of an epoch is averaged over its own length).
+    ``use_ema`` / ``ema_momentum`` / ``ema_overwrite_frequency``: Keras's moving average of the
+    weights (see :mod:`bigmodel.keras.optimizer_ema`).
     """
 
     name = "optimizer"
@@ -52,18 +55,19 @@ class Optimizer:
     def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
                  global_clipnorm: float | None = None, name: str | None = None, **kwargs: Any):
-        ignored = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor"}
+        ignored = {"loss_scale_factor"}
         self.gradient_accumulation_steps = _accumulation_steps(
             type(self).__name__, kwargs.pop("gradient_accumulation_steps", None))
+        self._init_ema(kwargs.pop("use_ema", False), kwargs.pop("ema_momentum", 0.99),
+                       kwargs.pop("ema_overwrite_frequency", None))
         unknown = set(kwargs) - ignored
-        # Keras's defaults (written in every saved config) are accepted; asking for what is not
+        # Keras's default (written in every saved config) is accepted; asking for what is not
         # implemented is refused rather than ignored.
-        if kwargs.get("use_ema") or kwargs.get("loss_scale_factor") is not None:
+        if kwargs.get("loss_scale_factor") is not None:
             raise NotSupportedError(
-                f"{type(self).__name__}: use_ema={kwargs.get('use_ema')!r}, loss_scale_factor="
-                f"{kwargs.get('loss_scale_factor')!r}: a moving average of the weights and a fixed "
-                "loss scale are not supported by bigmodel (mixed_float16 scales the loss itself); "
-                "see docs/keras_api.md")
+                f"{type(self).__name__}: loss_scale_factor={kwargs.get('loss_scale_factor')!r}: "
+                "a fixed loss scale is not supported by bigmodel (mixed_float16 scales the loss "
+                "itself); see docs/keras_api.md")
         if unknown:
             raise ConfigError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
                               f"{sorted(unknown)}")
@@ -118,6 +122,8 @@ class Optimizer:
         return self
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.use_ema:
+            self._update_ema(self._schedule_step)
         self._schedule_step += 1
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -258,6 +264,9 @@ class Optimizer:
                   "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
         if self.gradient_accumulation_steps is not None:
             config["gradient_accumulation_steps"] = self.gradient_accumulation_steps
+        if self.use_ema:  # Keras writes them always; bigmodel when they matter
+            config.update(use_ema=True, ema_momentum=self.ema_momentum,
+                          ema_overwrite_frequency=self.ema_overwrite_frequency)
         return config
 
     @classmethod
