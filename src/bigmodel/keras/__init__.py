@@ -13,6 +13,7 @@ from bigmodel.keras import (
     config,
     constraints,
     datasets,
+    distillation,
     distribution,
     initializers,
     layers,
@@ -26,6 +27,7 @@ from bigmodel.keras import (
     regularizers,
     tree,
     utils,
+    wrappers,
 )
 from bigmodel.keras.functional import Functional, Input
 from bigmodel.keras.image_utils import smart_resize as _smart_resize
@@ -47,7 +49,6 @@ Regularizer = regularizers.Regularizer
 
 # Keras 3 modules bigmodel does not implement: stand-ins whose every name raises, naming itself and
 # docs/keras_api.md (the state of every Keras 3 API here).
-distillation = namespace("keras.distillation")
 dtype_policies = namespace("keras.dtype_policies")
 export = namespace("keras.export")
 legacy = namespace("keras.legacy")
@@ -63,13 +64,12 @@ del _name
 preprocessing.image.smart_resize = _smart_resize
 quantizers = namespace("keras.quantizers")
 visualization = namespace("keras.visualization")
-wrappers = namespace("keras.wrappers")
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
     "applications",
-    "backend", "callbacks", "config", "constraints", "datasets", "distribution", "initializers", "layers",
-    "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils",
+    "backend", "callbacks", "config", "constraints", "datasets", "distillation", "distribution", "initializers", "layers",
+    "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils", "wrappers",
     "DTypePolicy", "Initializer", "Loss", "Metric", "Optimizer", "Regularizer",
     "InputSpec",
 ]

@@ -95,8 +95,6 @@ _DOWNLOADS = "its loader downloads the data set; bigmodel has loaders for mnist 
 
 #: Keras 3 modules bigmodel does not implement: keras path -> (why, its submodules)
 NAMESPACES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "keras.distillation": ("use bigmodel's knowledge distillation (bigmodel.compress, "
-                           "`bigmodel compress --distill-from`)", ()),
     "keras.dtype_policies": ("use keras.mixed_precision (DTypePolicy, set_global_policy)", ()),
     "keras.export": ("use bigmodel's ONNX export: `bigmodel export` (bigmodel.export)", ()),
     "keras.legacy": ("Keras 2 formats; bigmodel reads and writes Keras 3 .keras files", ("saving",)),
@@ -105,7 +103,6 @@ NAMESPACES: dict[str, tuple[str, tuple[str, ...]]] = {
     "keras.quantizers": ("use bigmodel's int8 quantization (bigmodel.compress, "
                          "`bigmodel compress --quantize int8`)", ()),
     "keras.visualization": ("bounding-box drawing is not implemented", ()),
-    "keras.wrappers": ("scikit-learn wrappers are not implemented", ()),
     "keras.utils.bounding_boxes": ("bounding-box utilities are not implemented", ()),
     "keras.utils.legacy": ("Keras 2 serialization; use keras.saving", ()),
     "keras.optimizers.legacy": ("Keras 2 optimizers; use keras.optimizers", ()),
