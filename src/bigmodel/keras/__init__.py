@@ -27,6 +27,7 @@ from bigmodel.keras import (
     regularizers,
     tree,
     utils,
+    visualization,
     wrappers,
 )
 from bigmodel.keras.functional import Functional, Input
@@ -63,13 +64,12 @@ for _name in ("array_to_img", "img_to_array", "load_img", "save_img"):
 del _name
 preprocessing.image.smart_resize = _smart_resize
 quantizers = namespace("keras.quantizers")
-visualization = namespace("keras.visualization")
 
 __all__ = [
     "Functional", "Input", "KerasTensor", "Layer", "Model", "Sequential", "activations",
     "applications",
     "backend", "callbacks", "config", "constraints", "datasets", "distillation", "distribution", "initializers", "layers",
-    "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils", "wrappers",
+    "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils", "visualization", "wrappers",
     "DTypePolicy", "Initializer", "Loss", "Metric", "Optimizer", "Regularizer",
     "InputSpec",
 ]

@@ -102,8 +102,6 @@ NAMESPACES: dict[str, tuple[str, tuple[str, ...]]] = {
                             "preprocessing layers", ("image", "sequence")),
     "keras.quantizers": ("use bigmodel's int8 quantization (bigmodel.compress, "
                          "`bigmodel compress --quantize int8`)", ()),
-    "keras.visualization": ("bounding-box drawing is not implemented", ()),
-    "keras.utils.bounding_boxes": ("bounding-box utilities are not implemented", ()),
     "keras.utils.legacy": ("Keras 2 serialization; use keras.saving", ()),
     "keras.optimizers.legacy": ("Keras 2 optimizers; use keras.optimizers", ()),
     "keras.datasets.boston_housing": (_DOWNLOADS, ()),

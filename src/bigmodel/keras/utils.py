@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
+from bigmodel.keras import bounding_boxes as _bounding_boxes_module
 from bigmodel.keras.audio_dataset import audio_dataset_from_directory  # noqa: F401 - Keras name
 from bigmodel.keras.backend import clear_session, is_keras_tensor, standardize_dtype  # noqa: F401
 from bigmodel.keras.config import (  # noqa: F401 - keras.utils names too, as in Keras 3
@@ -188,8 +190,11 @@ def get_source_inputs(tensor: Any) -> list[Any]:
     return found
 
 
+# keras.utils.bounding_boxes: its own module, importable as bigmodel.keras.utils.bounding_boxes too
+bounding_boxes = _bounding_boxes_module
+sys.modules.setdefault(__name__ + ".bounding_boxes", _bounding_boxes_module)
+
 # Keras submodules bigmodel does not implement: every name in them raises, naming itself.
-bounding_boxes = namespace("keras.utils.bounding_boxes")
 legacy = namespace("keras.utils.legacy")
 
 __all__ = ["Config", "Progbar", "PyDataset", "array_to_img", "audio_dataset_from_directory",
