@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bigmodel import keras
-from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
+from bigmodel.errors import ConfigError, DataError, InputTypeError, NotSupportedError, ShapeError
 
 matplotlib.use("Agg")
 vis = keras.visualization
@@ -156,3 +156,40 @@ def test_plot_gallery_bad_input(tmp_path):
         vis.plot_bounding_box_gallery(images, "xyxy", legend=True, legend_handles=[object()],
                                       path=str(tmp_path / "x.png"))
     assert not (tmp_path / "x.png").exists()
+
+
+def test_channels_first_and_missing_opencv(monkeypatch):
+    images = _images()
+    last = vis.draw_bounding_boxes(images, dict(BOXES), "xyxy", color=(0, 255, 0))
+    first = vis.draw_bounding_boxes(images.transpose(0, 3, 1, 2), dict(BOXES), "xyxy",
+                                    color=(0, 255, 0), data_format="channels_first")
+    np.testing.assert_array_equal(first, last.transpose(0, 3, 1, 2))
+    masks = np.random.default_rng(3).integers(0, 3, (2, 48, 64, 1)).astype("int32")
+    np.testing.assert_array_equal(
+        vis.draw_segmentation_masks(images.transpose(0, 3, 1, 2), masks.transpose(0, 3, 1, 2),
+                                    num_classes=3, data_format="channels_first"),
+        vis.draw_segmentation_masks(images, masks, num_classes=3))
+    with pytest.raises(ConfigError, match="data_format='nhwc'"):
+        vis.draw_bounding_boxes(images, dict(BOXES), "xyxy", data_format="nhwc")
+    monkeypatch.setitem(__import__("sys").modules, "cv2", None)  # as if OpenCV were missing
+    with pytest.raises(NotSupportedError, match="opencv-python-headless"):
+        vis.draw_bounding_boxes(images, dict(BOXES), "xyxy")
+
+
+def test_image_gallery_layout_follows_keras(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    shapes = []
+    real_subplots = plt.subplots
+
+    def spy(*args, **kwargs):
+        shapes.append((kwargs["nrows"], kwargs["ncols"], kwargs["figsize"]))
+        return real_subplots(*args, **kwargs)
+
+    monkeypatch.setattr(plt, "subplots", spy)
+    # Keras's defaults: rows = ceil(sqrt(n)), cols = n // rows (3 images -> 2 x 1: one left out)
+    vis.plot_image_gallery(_images(3), value_range=(0, 1), path=str(tmp_path / "a.png"))
+    vis.plot_image_gallery(_images(5), value_range=(0, 1), scale=1.5, rows=1,
+                           path=str(tmp_path / "b.png"))
+    assert shapes == [(2, 1, (2, 4)), (1, 5, (7.5, 1.5))]
+    assert _png(tmp_path / "a.png").ndim == 3 and (tmp_path / "b.png").stat().st_size > 0
