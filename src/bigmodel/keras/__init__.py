@@ -30,6 +30,9 @@ from bigmodel.keras import (
     visualization,
     wrappers,
 )
+from bigmodel.keras import dtype_policies
+from bigmodel.keras import scopes as _scopes
+from bigmodel.keras import variables as _variables
 from bigmodel.keras.functional import Functional, Input
 from bigmodel.keras.image_utils import smart_resize as _smart_resize
 from bigmodel.keras.layers.base import Layer
@@ -42,6 +45,9 @@ from bigmodel.keras.unsupported import namespace, unsupported_attribute
 
 # Keras 3's top-level aliases of classes that live in the submodules.
 DTypePolicy = mixed_precision.DTypePolicy
+FloatDTypePolicy = dtype_policies.FloatDTypePolicy
+Variable = _variables.Variable
+device, name_scope, version = _scopes.device, _scopes.name_scope, _scopes.version
 Initializer = initializers.Initializer
 Loss = losses.Loss
 Metric = metrics.Metric
@@ -50,7 +56,6 @@ Regularizer = regularizers.Regularizer
 
 # Keras 3 modules bigmodel does not implement: stand-ins whose every name raises, naming itself and
 # docs/keras_api.md (the state of every Keras 3 API here).
-dtype_policies = namespace("keras.dtype_policies")
 export = namespace("keras.export")
 legacy = namespace("keras.legacy")
 preprocessing = namespace("keras.preprocessing")
@@ -71,6 +76,7 @@ __all__ = [
     "backend", "callbacks", "config", "constraints", "datasets", "distillation", "distribution", "initializers", "layers",
     "load_model", "losses", "metrics", "mixed_precision", "models", "ops", "optimizers", "random", "regularizers", "tree", "utils", "visualization", "wrappers",
     "DTypePolicy", "Initializer", "Loss", "Metric", "Optimizer", "Regularizer",
+    "FloatDTypePolicy", "Variable", "device", "dtype_policies", "name_scope", "version",
     "InputSpec",
 ]
 

@@ -94,7 +94,7 @@ class Metric(_EngineMetric):
             value = torch.full(shape, float(initializer))
         else:
             value = initializers.get(initializer)(shape)
-        variable = Variable(value, name=name)
+        variable = Variable(value, requires_grad=False, name=name)
         self._variables.append((variable, value.clone()))
         return variable
 

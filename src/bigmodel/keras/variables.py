@@ -29,38 +29,60 @@ import numpy as np
 import torch
 from torch import nn
 
+from bigmodel.errors import ConfigError
+from bigmodel.keras.scopes import scoped_path
+
 __all__ = ["Variable"]
 
 
 class Variable(nn.Parameter):
     """A parameter with Keras's variable API (see the module docstring).
 
+    ``Variable(initializer, shape=None, dtype=None, trainable=True, name=None)`` is Keras's
+    constructor (``keras.Variable``): ``initializer`` is an initial value (array, number or
+    tensor), or an initializer (``"zeros"``, ``keras.initializers.HeNormal()``, a callable
+    ``(shape, dtype) -> value``) called with ``shape``. Inside ``keras.name_scope("a")`` the
+    ``path`` is ``"a/<name>"``, as in Keras.
+
     Args:
-        data: the initial value (array, number or tensor); float32 unless ``dtype`` is given or
-            ``data`` is a floating tensor (then its dtype is kept).
-        requires_grad: whether it is trained (``False`` for metric state and non-trainable
-            weights).
+        initializer: the initial value, or an initializer with ``shape``.
+        shape: the shape (needed with an initializer; checked against a value).
+        dtype: a dtype name (``"float32"``) or torch dtype; float32 unless given or
+            ``initializer`` is a floating tensor (then its dtype is kept).
+        trainable: whether it is trained (``requires_grad``).
+        autocast / aggregation / synchronization: Keras's arguments, accepted with no effect
+            here (torch autocast and DDP do that work).
         name: the Keras name (``"kernel"``), kept as ``path``.
-        dtype: the torch dtype to store.
+        requires_grad: bigmodel's spelling of ``trainable`` (wins when given; the layers and
+            metrics pass it). A bool in the place of ``shape`` is read as it too (torch's
+            ``Parameter(data, requires_grad)`` form).
+
+    Raises:
+        ConfigError: an initializer without ``shape``, a value whose shape differs from
+            ``shape``, an unknown dtype name, a name with ``/``.
     """
 
     # Read by the engine (bigmodel.engine.optimizers.fused_kwargs): a parameter in every respect
     # that torch's fused optimizer kernels treat like nn.Parameter.
     plain_parameter = True
 
-    def __new__(cls, data: Any = None, requires_grad: bool = False, name: str | None = None,
-                dtype: torch.dtype | None = None):
-        if isinstance(data, torch.Tensor):
-            tensor = data.detach()
-            if dtype is not None or not tensor.is_floating_point():
-                tensor = tensor.to(dtype or torch.float32)
-        else:
-            tensor = torch.as_tensor(np.asarray(0.0 if data is None else data),
-                                     dtype=dtype or torch.float32)
+    def __new__(cls, initializer: Any = None, shape: Any = None, dtype: Any = None,
+                trainable: bool = True, autocast: bool = True, aggregation: str = "none",
+                synchronization: str = "auto", name: str | None = None, *,
+                requires_grad: bool | None = None):
+        if isinstance(shape, bool):  # torch's Parameter(data, requires_grad) form
+            requires_grad, shape = shape, None
+        if requires_grad is None:
+            requires_grad = bool(trainable)
+        dtype = _torch_dtype(dtype)
+        tensor = _initial_value(initializer, shape, dtype)
         variable = super().__new__(cls, tensor, requires_grad)
+        if name is not None and (not isinstance(name, str) or "/" in name):
+            raise ConfigError(f"keras.Variable: argument `name` must be a string and cannot "
+                              f"contain character `/`. Received: name={name!r}")
         # ``name`` is a read-only attribute of torch tensors: the Keras name is kept in ``path``
         # (add_weight makes it ``"layer/kernel"``, as Keras's ``variable.path``).
-        variable.path = name or "variable"
+        variable.path = scoped_path(name or "variable")
         variable._torch_perm = None
         return variable
 
@@ -68,7 +90,7 @@ class Variable(nn.Parameter):
         if id(self) in memo:
             return memo[id(self)]
         result = type(self)(self.data.clone(memory_format=torch.preserve_format),
-                            self.requires_grad, dtype=self.dtype)
+                            requires_grad=self.requires_grad, dtype=self.dtype)
         memo[id(self)] = result
         result.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return result
@@ -124,3 +146,45 @@ class Variable(nn.Parameter):
         """The value as a NumPy array, in the stored layout (a trainable weight too, unlike
         ``Tensor.numpy``, as a Keras variable allows)."""
         return self.detach().numpy(force=force)
+
+
+def _torch_dtype(dtype: Any) -> torch.dtype | None:
+    """A torch dtype from Keras's dtype name (``"float32"``), a torch dtype or ``None``."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    name = np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else dtype
+    found = getattr(torch, name, None) if isinstance(name, str) else None
+    if not isinstance(found, torch.dtype):
+        raise ConfigError(f"keras.Variable: unknown dtype {dtype!r}; expected a name such as "
+                          "'float32' or a torch dtype")
+    return found
+
+
+def _initial_value(initializer: Any, shape: Any, dtype: torch.dtype | None) -> torch.Tensor:
+    """The first value of a variable (Keras: a value, or an initializer called with shape)."""
+    if shape is not None:
+        shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    if isinstance(initializer, str) or (callable(initializer)
+                                        and not isinstance(initializer, torch.Tensor)):
+        from bigmodel.keras import initializers  # noqa: PLC0415 - initializers build on torch only
+
+        if shape is None:
+            raise ConfigError(f"keras.Variable: when creating a Variable from an initializer, "
+                              f"the `shape` argument should be specified. Received: "
+                              f"initializer={initializer!r} and shape={shape}")
+        tensor = torch.as_tensor(initializers.get(initializer)(shape))
+        return tensor.to(dtype or torch.float32)
+    if isinstance(initializer, torch.Tensor):
+        tensor = initializer.detach()
+        if dtype is not None or not tensor.is_floating_point():
+            tensor = tensor.to(dtype or torch.float32)
+    else:
+        array = np.asarray(0.0 if initializer is None else initializer)
+        # Keras keeps the dtype of a floating NumPy value (float64 stays float64); Python numbers
+        # and integers become float32 (an int weight cannot be trained in torch)
+        keep = isinstance(initializer, (np.ndarray, np.generic)) and array.dtype.kind == "f"
+        tensor = torch.as_tensor(array, dtype=dtype or (None if keep else torch.float32))
+    if shape is not None and tuple(tensor.shape) != shape:
+        raise ConfigError(f"keras.Variable: initial value of shape {tuple(tensor.shape)} does not "
+                          f"match the `shape` argument {shape}")
+    return tensor
