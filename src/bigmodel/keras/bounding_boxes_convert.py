@@ -208,12 +208,12 @@ def clip_to_image_size(bounding_boxes: dict, height: Any = None, width: Any = No
     _check_boxes(boxes, "clip_to_image_size()", "bounding_boxes['boxes']")
     labels = bounding_boxes.get("labels")
     if bounding_box_format == "xyxy":
-        high_x = torch.as_tensor(width).to(boxes.dtype)
-        high_y = torch.as_tensor(height).to(boxes.dtype)
+        high_x = torch.as_tensor(width).to(boxes.device, boxes.dtype)
+        high_y = torch.as_tensor(height).to(boxes.device, boxes.dtype)
     else:
-        high_x = high_y = torch.tensor(1.0, dtype=boxes.dtype)
+        high_x = high_y = torch.tensor(1.0, dtype=boxes.dtype, device=boxes.device)
     x1, y1, x2, y2 = _split(boxes)
-    zero = torch.zeros((), dtype=boxes.dtype)
+    zero = torch.zeros((), dtype=boxes.dtype, device=boxes.device)
     boxes = torch.cat([torch.clamp(x1, zero, high_x), torch.clamp(y1, zero, high_y),
                        torch.clamp(x2, zero, high_x), torch.clamp(y2, zero, high_y)], dim=-1)
     result = dict(bounding_boxes)
@@ -290,13 +290,14 @@ def affine_transform(boxes: Any, angle: Any, translate_x: Any, translate_y: Any,
     if unbatched:
         boxes = boxes[None]
     batch = boxes.shape[0]
-    angle = as_box_tensor(angle, "angle")
+    angle = as_box_tensor(angle, "angle").to(boxes.device)
     if not angle.is_floating_point():
         angle = angle.to(torch.float32)
     dtype = angle.dtype
 
     def per_image(value: Any, name: str) -> torch.Tensor:
-        return torch.broadcast_to(as_box_tensor(value, name, dtype).reshape(-1), (batch,))
+        value = as_box_tensor(value, name, dtype).to(boxes.device)
+        return torch.broadcast_to(value.reshape(-1), (batch,))
 
     matrix = _inverse_affine_matrix(
         0.5 if center_x is None else per_image(center_x, "center_x"),
@@ -423,7 +424,7 @@ def encode_box_to_deltas(anchors: Any, boxes: Any, anchor_format: str, box_forma
     box_size = torch.clamp(boxes[..., 2:], min=epsilon())
     deltas = torch.cat([(boxes[..., :2] - anchors[..., :2]) / anchor_size,
                         torch.log(box_size / anchor_size)], dim=-1)
-    return deltas / variance if variance is not None else deltas
+    return deltas / variance.to(deltas.device) if variance is not None else deltas
 
 
 def decode_deltas_to_boxes(anchors: Any, boxes_delta: Any, anchor_format: str, box_format: str,
@@ -458,7 +459,7 @@ def decode_deltas_to_boxes(anchors: Any, boxes_delta: Any, anchor_format: str, b
         anchor = convert_format(anchor, anchor_format, encoded_format, height, width)
         delta = as_box_tensor(delta, "boxes_delta")
         if variance is not None:
-            delta = delta * variance
+            delta = delta * variance.to(delta.device)
         box = torch.cat([delta[..., :2] * anchor[..., 2:] + anchor[..., :2],
                          torch.exp(delta[..., 2:]) * anchor[..., 2:]], dim=-1)
         return convert_format(box, encoded_format, box_format, height, width)

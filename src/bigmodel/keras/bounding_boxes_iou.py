@@ -61,7 +61,7 @@ def compute_iou(boxes1: Any, boxes2: Any, bounding_box_format: str, use_masking:
     y_min1, x_min1, y_max1, x_max1 = (boxes1[..., i:i + 1] for i in range(4))  # (.., M, 1)
     y_min2, x_min2, y_max2, x_max2 = (_last_two_swapped(boxes2[..., i:i + 1])
                                       for i in range(4))  # (.., 1, N)
-    zero = torch.zeros((), dtype=boxes1.dtype)
+    zero = torch.zeros((), dtype=boxes1.dtype, device=boxes1.device)
     inter_h = torch.maximum(zero, torch.minimum(y_max1, y_max2) - torch.maximum(y_min1, y_min2))
     inter_w = torch.maximum(zero, torch.minimum(x_max1, x_max2) - torch.maximum(x_min1, x_min2))
     intersection = inter_h * inter_w
