@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from bigmodel.errors import CheckpointError
+from bigmodel.keras.file_editor import KerasFileEditor  # noqa: F401  (keras.saving API)
 from bigmodel.keras.object_registry import CustomObjectScope, custom_object_scope  # noqa: F401
 from bigmodel.keras.serialization import (  # noqa: F401  (keras.saving API)
     deserialize_keras_object,
