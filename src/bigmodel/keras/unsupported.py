@@ -95,7 +95,6 @@ _DOWNLOADS = "its loader downloads the data set; bigmodel has loaders for mnist 
 
 #: Keras 3 modules bigmodel does not implement: keras path -> (why, its submodules)
 NAMESPACES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "keras.dtype_policies": ("use keras.mixed_precision (DTypePolicy, set_global_policy)", ()),
     "keras.export": ("use bigmodel's ONNX export: `bigmodel export` (bigmodel.export)", ()),
     "keras.legacy": ("Keras 2 formats; bigmodel reads and writes Keras 3 .keras files", ("saving",)),
     "keras.preprocessing": ("Keras 2 preprocessing helpers; use keras.utils and the "
