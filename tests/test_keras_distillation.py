@@ -131,10 +131,19 @@ def test_config_round_trip_and_custom_loss():
     config = distiller.get_config()
     assert config["distillation_losses"][0] == {
         "class_name": "LogitsDistillation",
-        "config": {"temperature": 2.0, "loss": "kl_divergence"}}
+        "config": {"temperature": 2.0, "loss": {  # Keras's form of a loss function
+            "module": "builtins", "class_name": "function", "config": "kl_divergence",
+            "registered_name": "function"}}}
     again = Distiller.from_config(config)
     assert again.student_loss_weight == 0.2 and again.distillation_loss_weights == [0.7]
     assert again.distillation_losses[0].temperature == 2.0
+    assert again.distillation_losses[0].loss is keras.losses.kl_divergence
+    real = _real_keras()
+    assert real.distillation.LogitsDistillation(temperature=2.0).get_config() == \
+        losses[0].get_config()
+    assert real.distillation.FeatureDistillation(
+        teacher_layer_name="h", student_layer_name="out", loss="cosine_similarity"
+    ).get_config() == losses[1].get_config()
     assert FeatureDistillation.from_config(losses[1].get_config()).get_config() == \
         losses[1].get_config()
 

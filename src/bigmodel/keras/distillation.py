@@ -25,8 +25,8 @@ from bigmodel.keras.distillation_losses import (
     DistillationLoss,
     FeatureDistillation,
     LogitsDistillation,
-    loss_function,
     get_distillation_loss,
+    loss_function,
 )
 from bigmodel.keras.model import Model
 from bigmodel.keras.sequential import Sequential

@@ -48,7 +48,9 @@ def _serialize_loss(loss: Any) -> Any:
         return tree.map_structure(_serialize_loss, loss) if loss is not None else None
     if isinstance(loss, losses_mod.Loss):
         return losses_mod.serialize(loss)
-    return getattr(loss, "__name__", str(loss))
+    # Keras's form of a plain loss function
+    return {"module": "builtins", "class_name": "function",
+            "config": getattr(loss, "__name__", str(loss)), "registered_name": "function"}
 
 
 def _deserialize_loss(spec: Any) -> Any:
