@@ -100,3 +100,16 @@ def test_bad_ema_arguments_and_swap_without_ema_are_refused():
     with pytest.raises(ConfigError, match="use_ema=True"):
         model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y),
                   callbacks=[keras.callbacks.SwapEMAWeights()])
+
+
+def test_use_ema_survives_a_keras_file_both_ways(tmp_path):
+    real = _real_keras()
+    ours = _model(keras, ema_momentum=0.7, ema_overwrite_frequency=5)
+    ours.save(tmp_path / "ours.keras")
+    theirs = real.models.load_model(tmp_path / "ours.keras")
+    assert (theirs.optimizer.use_ema, theirs.optimizer.ema_momentum,
+            theirs.optimizer.ema_overwrite_frequency) == (True, 0.7, 5)
+    theirs.save(tmp_path / "theirs.keras")
+    back = keras.models.load_model(tmp_path / "theirs.keras")
+    assert (back.optimizer.use_ema, back.optimizer.ema_momentum,
+            back.optimizer.ema_overwrite_frequency) == (True, 0.7, 5)
