@@ -15,6 +15,7 @@ from bigmodel.keras import (
     datasets,
     distillation,
     distribution,
+    dtype_policies,
     initializers,
     layers,
     losses,
@@ -30,7 +31,6 @@ from bigmodel.keras import (
     visualization,
     wrappers,
 )
-from bigmodel.keras import dtype_policies
 from bigmodel.keras import scopes as _scopes
 from bigmodel.keras import variables as _variables
 from bigmodel.keras.functional import Functional, Input

@@ -113,6 +113,12 @@ from bigmodel.keras.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
+from bigmodel.keras.layers.pooling1d import (
+    AveragePooling1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
 from bigmodel.keras.layers.pooling_adaptive import (
     AdaptiveAveragePooling1D,
     AdaptiveAveragePooling2D,
@@ -120,12 +126,6 @@ from bigmodel.keras.layers.pooling_adaptive import (
     AdaptiveMaxPooling1D,
     AdaptiveMaxPooling2D,
     AdaptiveMaxPooling3D,
-)
-from bigmodel.keras.layers.pooling1d import (
-    AveragePooling1D,
-    GlobalAveragePooling1D,
-    GlobalMaxPooling1D,
-    MaxPooling1D,
 )
 from bigmodel.keras.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from bigmodel.keras.layers.rcl import RecurrentConv2D
