@@ -89,7 +89,14 @@ def test_two_workers_answer_and_metrics_sum_them(tmp_path):
         for image in images:  # a connection each: the kernel spreads them over the workers
             body = {"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
                                 "data": image.ravel().tolist()}], "outputs": [{"name": "logits"}]}
-            answer = httpx.post(url + "/v2/models/tiny/infer", json=body, timeout=30)
+            # The readiness probes may all have reached one worker (the kernel picks one per
+            # connection): another can still answer 503 "loading; try again shortly", as
+            # documented, so the client tries again while that lasts.
+            for _ in range(300):
+                answer = httpx.post(url + "/v2/models/tiny/infer", json=body, timeout=30)
+                if answer.status_code != 503 or "loading" not in answer.text:
+                    break
+                time.sleep(0.2)
             assert answer.status_code == 200, answer.text
             with torch.inference_mode():
                 expected = model(torch.from_numpy(image))
