@@ -174,3 +174,16 @@ def test_call_defaults_as_real_keras():
     assert theirs.pop("subclassed predict augments") is True
     assert ours.pop("subclassed predict augments") is False
     assert ours == theirs
+
+
+def test_finding_an_output_shape_leaves_the_layers_own_default():
+    class Shifts(keras.layers.Layer):  # no compute_output_shape: its call is run on zeros
+        def call(self, x, training=True):
+            return x + (1.0 if training else 0.0)
+
+    layer = Shifts()
+    inputs = keras.Input((1,))
+    keras.Model(inputs, layer(inputs))
+    assert float(layer(np.zeros((1, 1), "float32"))[0, 0]) == 1.0  # still call's default
+    layer.eval()
+    assert float(layer(np.zeros((1, 1), "float32"))[0, 0]) == 0.0  # a chosen mode wins

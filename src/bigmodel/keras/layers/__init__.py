@@ -69,7 +69,7 @@ from bigmodel.keras.layers.layer_registry import (
     serialize_layer,
 )
 from bigmodel.keras.layers.layer_serialization import deserialize, serialize
-from bigmodel.keras.layers.lookup import IntegerLookup, StringLookup
+from bigmodel.keras.layers.lookup_layers import IntegerLookup, StringLookup
 from bigmodel.keras.layers.merging import (
     Add,
     Average,

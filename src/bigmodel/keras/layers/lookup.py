@@ -1,5 +1,6 @@
-"""``layers.StringLookup`` / ``IntegerLookup``: a vocabulary of tokens mapped to integer ids (or
-back, ``invert=True``), learnt by ``adapt`` or given, with Keras 3's index layout, OOV and mask
+"""``IndexLookup``, the machinery of ``layers.StringLookup`` / ``IntegerLookup`` (their classes:
+``lookup_layers.py``): a vocabulary of tokens mapped to integer ids (or back, ``invert=True``),
+learnt by ``adapt`` or given, with Keras 3's index layout, OOV and mask
 handling, ordering after ``adapt`` and one-hot / multi-hot / count / TF-IDF outputs.
 
 Keras runs these layers on TensorFlow; here they take Python strings, NumPy string arrays, lists
@@ -23,7 +24,7 @@ from bigmodel.keras.layers.categorical_outputs import encode_ids
 from bigmodel.keras.layers.hash_functions import fingerprint64, siphash_bucket
 from bigmodel.keras.string_inputs import as_string_array
 
-__all__ = ["IndexLookup", "IntegerLookup", "StringLookup"]
+__all__ = ["IndexLookup"]
 
 _MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
 _MASKED = np.iinfo(np.int64).max  # Keras: a mask token in a non-int mode maps past the depth
@@ -453,61 +454,3 @@ class IndexLookup(Layer):
 def _describe(value: Any) -> str:
     dtype = getattr(value, "dtype", None)
     return f"{type(value).__name__}" + (f" of dtype {dtype}" if dtype is not None else "")
-
-
-class StringLookup(IndexLookup):
-    """Strings -> integer ids (Keras 3's ``layers.StringLookup``; defaults: one OOV index
-    ``"[UNK]"``, no mask token)."""
-
-    _string_keys = True
-
-    def __init__(self, max_tokens: int | None = None, num_oov_indices: int = 1,
-                 mask_token: str | None = None, oov_token: str = "[UNK]", vocabulary: Any = None,
-                 idf_weights: Any = None, invert: bool = False, output_mode: str = "int",
-                 pad_to_max_tokens: bool = False, sparse: bool = False, encoding: str = "utf-8",
-                 name: str | None = None, salt: Any = None, vocabulary_size: int | None = None,
-                 **kwargs: Any):
-        kwargs.pop("vocabulary_dtype", None)
-        kwargs.pop("oov_method", None)  # strings hash with FarmHash (Keras's config records it)
-        self.encoding = encoding
-        super().__init__(max_tokens=max_tokens, num_oov_indices=num_oov_indices,
-                         mask_token=mask_token, oov_token=oov_token, vocabulary_dtype="string",
-                         vocabulary=vocabulary, idf_weights=idf_weights, invert=invert,
-                         output_mode=output_mode, sparse=sparse,
-                         pad_to_max_tokens=pad_to_max_tokens, oov_method="farmhash", salt=salt,
-                         name=name, vocabulary_size=vocabulary_size, **kwargs)
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        del config["vocabulary_dtype"]
-        return {**config, "encoding": self.encoding}
-
-
-class IntegerLookup(IndexLookup):
-    """Integers -> contiguous ids (Keras 3's ``layers.IntegerLookup``; OOV token -1, no mask
-    token; several OOV indices hashed with ``floormod`` or ``farmhash``)."""
-
-    _string_keys = False
-
-    def __init__(self, max_tokens: int | None = None, num_oov_indices: int = 1,
-                 mask_token: int | None = None, oov_token: int = -1, vocabulary: Any = None,
-                 vocabulary_dtype: str = "int64", idf_weights: Any = None, invert: bool = False,
-                 output_mode: str = "int", sparse: bool = False, pad_to_max_tokens: bool = False,
-                 oov_method: str = "floormod", salt: Any = None, name: str | None = None,
-                 vocabulary_size: int | None = None, **kwargs: Any):
-        if vocabulary_dtype != "int64":
-            raise ConfigError(f"IntegerLookup: only `vocabulary_dtype='int64'` is supported. "
-                              f"Received: vocabulary_dtype={vocabulary_dtype!r}")
-        for arg, value in (("oov_token", oov_token), ("mask_token", mask_token)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(f"IntegerLookup: {arg} must be an integer. Received: "
-                                  f"{arg}={value!r}")
-        super().__init__(max_tokens=max_tokens, num_oov_indices=num_oov_indices,
-                         mask_token=mask_token, oov_token=oov_token,
-                         vocabulary_dtype=vocabulary_dtype, vocabulary=vocabulary,
-                         idf_weights=idf_weights, invert=invert, output_mode=output_mode,
-                         sparse=sparse, pad_to_max_tokens=pad_to_max_tokens,
-                         oov_method=oov_method, salt=salt, name=name,
-                         vocabulary_size=vocabulary_size, **kwargs)
-
-

@@ -19,7 +19,7 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError, ShapeError
 from bigmodel.keras.layers.base import Layer
-from bigmodel.keras.layers.lookup import StringLookup
+from bigmodel.keras.layers.lookup_layers import StringLookup
 from bigmodel.keras.string_inputs import as_string_array
 
 __all__ = ["TextVectorization"]
