@@ -16,7 +16,13 @@ import numpy as np
 
 from bigmodel.engine.progress import print_message
 from bigmodel.errors import ConfigError, DataError, DataFileError, NotSupportedError
-from bigmodel.keras.image_dataset import class_files
+from bigmodel.keras.image_dataset import (
+    check_split,
+    class_files,
+    encode_labels,
+    shuffle_files,
+    split_files,
+)
 from bigmodel.keras.py_dataset import PyDataset
 
 __all__ = ["AudioDataset", "audio_dataset_from_directory"]
@@ -85,16 +91,6 @@ def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([audio, np.zeros((length - len(audio), audio.shape[1]), audio.dtype)])
 
 
-def _encode(labels: np.ndarray, label_mode: str | None, num_classes: int) -> np.ndarray | None:
-    if label_mode is None:
-        return None
-    if label_mode == "int":
-        return labels.astype(np.int32)
-    if label_mode == "categorical":
-        return np.eye(num_classes, dtype=np.float32)[labels]
-    return labels.astype(np.float32)[:, None]
-
-
 def _check(label_mode: Any, batch_size: Any, sampling_rate: Any, output_sequence_length: Any,
            ragged: bool, labels: Any, validation_split: Any, subset: Any, shuffle: bool,
            seed: Any) -> None:
@@ -118,18 +114,7 @@ def _check(label_mode: Any, batch_size: Any, sampling_rate: Any, output_sequence
     if not (labels is None or (isinstance(labels, str) and labels == "inferred")):
         raise NotSupportedError(f"{_PLACE}: labels given as a list are not supported by "
                                 "bigmodel; use labels='inferred' (one subfolder per class) or None")
-    if subset not in (None, "training", "validation", "both"):
-        raise ConfigError(f"{_PLACE}: subset must be 'training', 'validation', 'both' or None; "
-                          f"received subset={subset!r}")
-    if (validation_split is None) != (subset is None):
-        raise ConfigError(f"{_PLACE}: give validation_split and subset together; received "
-                          f"validation_split={validation_split}, subset={subset!r}")
-    if validation_split is not None and not 0 < validation_split < 1:
-        raise ConfigError(f"{_PLACE}: validation_split must be between 0 and 1; received "
-                          f"validation_split={validation_split}")
-    if validation_split is not None and shuffle and seed is None:
-        raise ConfigError(f"{_PLACE}: using validation_split with shuffling needs a seed (so "
-                          "training and validation do not overlap)")
+    check_split(_PLACE, validation_split, subset, shuffle, seed)
 
 
 def audio_dataset_from_directory(directory: Any, labels: Any = "inferred",
@@ -170,28 +155,18 @@ def audio_dataset_from_directory(directory: Any, labels: Any = "inferred",
     if label_mode == "binary" and len(names) != 2:
         raise DataError(f'{_PLACE}: label_mode="binary" needs exactly 2 classes; found '
                         f"{len(names)}: {names}")
-    label_array = np.asarray(indices, dtype=np.int64)
-    if shuffle:
-        seed = int(np.random.randint(1_000_000)) if seed is None else seed
-        order = np.random.RandomState(seed).permutation(len(paths))
-        paths, label_array = [paths[i] for i in order], label_array[order]
+    paths, label_array, seed = shuffle_files(paths, np.asarray(indices, dtype=np.int64), shuffle,
+                                             seed)
     if verbose:
         print_message(f"Found {len(paths)} files belonging to {len(names)} classes.")
-    encoded = _encode(label_array, label_mode, len(names))
+    encoded = encode_labels(label_array, label_mode, len(names), _PLACE)
 
-    def make(part: slice, what: str, shuffled: bool) -> AudioDataset:
+    def make(part: slice, what: str) -> AudioDataset:
         if verbose and what:
             print_message(f"Using {len(paths[part])} files for {what}.")
+        shuffled = shuffle and what != "validation"  # Keras does not reshuffle validation clips
         return AudioDataset(paths[part], None if encoded is None else encoded[part], names,
                             batch_size, sampling_rate, output_sequence_length,
                             np.random.RandomState(seed) if shuffled else None)
 
-    if validation_split is None:
-        return make(slice(None), "", shuffle)
-    held_out = int(validation_split * len(paths))
-    training, validation = slice(0, len(paths) - held_out), slice(len(paths) - held_out, None)
-    if subset == "training":
-        return make(training, "training", shuffle)
-    if subset == "validation":
-        return make(validation, "validation", False)
-    return [make(training, "training", shuffle), make(validation, "validation", False)]
+    return split_files(len(paths), validation_split, subset, make)

@@ -20,7 +20,8 @@ from bigmodel.errors import ConfigError, DataError, DataFileError, NotSupportedE
 from bigmodel.keras.ops.image import resize
 from bigmodel.keras.py_dataset import PyDataset
 
-__all__ = ["ImageDataset", "class_files", "image_dataset_from_directory"]
+__all__ = ["ImageDataset", "check_split", "class_files", "encode_labels",
+           "image_dataset_from_directory", "shuffle_files", "split_files"]
 
 _EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _CHANNELS = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
@@ -97,7 +98,9 @@ def class_files(directory: Path, class_names: list[str] | None, follow_links: bo
     return paths, labels, folders
 
 
-def _encode(labels: np.ndarray, label_mode: str | None, num_classes: int) -> np.ndarray | None:
+def encode_labels(labels: np.ndarray, label_mode: str | None, num_classes: int,
+                  place: str) -> np.ndarray | None:
+    """Class indices as Keras's ``label_mode`` gives them (None: no labels), for ``place``."""
     if label_mode is None:
         return None
     if label_mode == "int":
@@ -105,9 +108,50 @@ def _encode(labels: np.ndarray, label_mode: str | None, num_classes: int) -> np.
     if label_mode == "categorical":
         return np.eye(num_classes, dtype=np.float32)[labels]
     if num_classes != 2:
-        raise ConfigError(f'image_dataset_from_directory: label_mode="binary" needs exactly 2 '
-                          f"classes; found {num_classes}")
+        raise ConfigError(f'{place}: label_mode="binary" needs exactly 2 classes; found '
+                          f"{num_classes}")
     return labels.astype(np.float32)[:, None]
+
+
+def check_split(place: str, validation_split: Any, subset: Any, shuffle: bool, seed: Any) -> None:
+    """The ``validation_split`` / ``subset`` / ``seed`` rules of Keras's directory loaders."""
+    if subset not in (None, "training", "validation", "both"):
+        raise ConfigError(f"{place}: subset must be 'training', 'validation', 'both' or None. "
+                          f"Received: subset={subset!r}")
+    if (validation_split is None) != (subset is None):
+        raise ConfigError(f"{place}: give validation_split and subset together. Received: "
+                          f"validation_split={validation_split}, subset={subset!r}")
+    if validation_split is not None and not 0 < validation_split < 1:
+        raise ConfigError(f"{place}: validation_split must be between 0 and 1. Received: "
+                          f"validation_split={validation_split}")
+    if validation_split is not None and shuffle and seed is None:
+        raise ConfigError(f"{place}: using validation_split with shuffling needs a seed (so "
+                          "training and validation do not overlap)")
+
+
+def shuffle_files(paths: list[str], labels: np.ndarray, shuffle: bool,
+                  seed: Any) -> tuple[list[str], np.ndarray, Any]:
+    """Files and labels in Keras's shuffled order (a seed drawn when none is given)."""
+    if not shuffle:
+        return paths, labels, seed
+    seed = int(np.random.randint(1_000_000)) if seed is None else seed
+    order = np.random.RandomState(seed).permutation(len(paths))
+    return [paths[i] for i in order], labels[order], seed
+
+
+def split_files(count: int, validation_split: float | None, subset: str | None,
+                make: Any) -> Any:
+    """``make(part, what)`` for the files a subset takes (the last ``validation_split`` of them
+    are held out): one dataset, or ``[training, validation]`` for ``subset="both"``."""
+    if validation_split is None:
+        return make(slice(None), "")
+    cut = count - int(validation_split * count)
+    training, validation = slice(0, cut), slice(cut, None)
+    if subset == "training":
+        return make(training, "training")
+    if subset == "validation":
+        return make(validation, "validation")
+    return [make(training, "training"), make(validation, "validation")]
 
 
 def image_dataset_from_directory(directory: Any, labels: Any = "inferred",
@@ -146,19 +190,7 @@ def image_dataset_from_directory(directory: Any, labels: Any = "inferred",
         raise NotSupportedError(
             "image_dataset_from_directory: crop_to_aspect_ratio, pad_to_aspect_ratio, "
             "data_format='channels_first' and batch_size=None are not supported by bigmodel")
-    if subset not in (None, "training", "validation", "both"):
-        raise ConfigError("image_dataset_from_directory: subset must be 'training', "
-                          f"'validation', 'both' or None. Received: subset={subset!r}")
-    if (validation_split is None) != (subset is None):
-        raise ConfigError("image_dataset_from_directory: give validation_split and subset "
-                          f"together. Received: validation_split={validation_split}, "
-                          f"subset={subset!r}")
-    if validation_split is not None and not 0 < validation_split < 1:
-        raise ConfigError("image_dataset_from_directory: validation_split must be between 0 "
-                          f"and 1. Received: validation_split={validation_split}")
-    if validation_split is not None and shuffle and seed is None:
-        raise ConfigError("image_dataset_from_directory: using validation_split with shuffling "
-                          "needs a seed (so training and validation do not overlap)")
+    check_split("image_dataset_from_directory", validation_split, subset, shuffle, seed)
     if not (labels is None or (isinstance(labels, str) and labels == "inferred")):
         raise NotSupportedError("image_dataset_from_directory: labels given as a list are not "
                                 "supported by bigmodel; use labels='inferred' (one subfolder per "
@@ -169,14 +201,12 @@ def image_dataset_from_directory(directory: Any, labels: Any = "inferred",
     if not paths:
         raise DataError(f"image_dataset_from_directory: no images ({', '.join(_EXTENSIONS)}) "
                         f"in {root}")
-    label_array = np.asarray(indices, dtype=np.int64)
-    if shuffle:
-        seed = int(np.random.randint(1_000_000)) if seed is None else seed
-        order = np.random.RandomState(seed).permutation(len(paths))
-        paths, label_array = [paths[i] for i in order], label_array[order]
+    paths, label_array, seed = shuffle_files(paths, np.asarray(indices, dtype=np.int64), shuffle,
+                                             seed)
     if verbose:
         print_message(f"Found {len(paths)} files belonging to {len(names)} classes.")
-    encoded = _encode(label_array, label_mode, max(len(names), int(label_array.max()) + 1))
+    encoded = encode_labels(label_array, label_mode, max(len(names), int(label_array.max()) + 1),
+                            "image_dataset_from_directory")
 
     def make(part: slice, what: str) -> ImageDataset:
         if verbose and what:
@@ -185,12 +215,4 @@ def image_dataset_from_directory(directory: Any, labels: Any = "inferred",
                             int(batch_size), tuple(int(s) for s in image_size), color_mode,
                             interpolation, np.random.RandomState(seed) if shuffle else None)
 
-    if validation_split is None:
-        return make(slice(None), "")
-    held_out = int(validation_split * len(paths))
-    training, validation = slice(0, len(paths) - held_out), slice(len(paths) - held_out, None)
-    if subset == "training":
-        return make(training, "training")
-    if subset == "validation":
-        return make(validation, "validation")
-    return [make(training, "training"), make(validation, "validation")]
+    return split_files(len(paths), validation_split, subset, make)

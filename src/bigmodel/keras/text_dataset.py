@@ -15,8 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from bigmodel.engine.progress import print_message
 from bigmodel.errors import ConfigError, DataError, DataFileError, NotSupportedError
-from bigmodel.keras.image_dataset import class_files
+from bigmodel.keras.image_dataset import (
+    check_split,
+    class_files,
+    encode_labels,
+    shuffle_files,
+    split_files,
+)
 from bigmodel.keras.py_dataset import PyDataset
 
 __all__ = ["TextDataset", "text_dataset_from_directory"]
@@ -58,19 +65,6 @@ class TextDataset(PyDataset):
             self._rng.shuffle(self._order)
 
 
-def _encode(labels: np.ndarray, label_mode: str | None, num_classes: int) -> np.ndarray | None:
-    if label_mode is None:
-        return None
-    if label_mode == "int":
-        return labels.astype(np.int32)
-    if label_mode == "categorical":
-        return np.eye(num_classes, dtype=np.float32)[labels]
-    if num_classes != 2:
-        raise ConfigError('text_dataset_from_directory: label_mode="binary" needs exactly 2 '
-                          f"classes; found {num_classes}")
-    return labels.astype(np.float32)[:, None]
-
-
 def text_dataset_from_directory(directory: Any, labels: Any = "inferred",
                                 label_mode: str | None = "int", class_names: Any = None,
                                 batch_size: int | None = 32, max_length: int | None = None,
@@ -103,19 +97,7 @@ def text_dataset_from_directory(directory: Any, labels: Any = "inferred",
             max_length, int) or max_length < 1):
         raise ConfigError("text_dataset_from_directory: max_length must be a positive integer "
                           f"or None. Received: max_length={max_length!r}")
-    if subset not in (None, "training", "validation", "both"):
-        raise ConfigError("text_dataset_from_directory: subset must be 'training', "
-                          f"'validation', 'both' or None. Received: subset={subset!r}")
-    if (validation_split is None) != (subset is None):
-        raise ConfigError("text_dataset_from_directory: give validation_split and subset "
-                          f"together. Received: validation_split={validation_split}, "
-                          f"subset={subset!r}")
-    if validation_split is not None and not 0 < validation_split < 1:
-        raise ConfigError("text_dataset_from_directory: validation_split must be between 0 "
-                          f"and 1. Received: validation_split={validation_split}")
-    if validation_split is not None and shuffle and seed is None:
-        raise ConfigError("text_dataset_from_directory: using validation_split with shuffling "
-                          "needs a seed (so training and validation do not overlap)")
+    check_split("text_dataset_from_directory", validation_split, subset, shuffle, seed)
     if not (labels is None or (isinstance(labels, str) and labels == "inferred")):
         raise NotSupportedError("text_dataset_from_directory: labels given as a list are not "
                                 "supported by bigmodel; use labels='inferred' or None")
@@ -125,27 +107,17 @@ def text_dataset_from_directory(directory: Any, labels: Any = "inferred",
         label_mode = None
     if not paths:
         raise DataError(f"text_dataset_from_directory: no .txt files in {root}")
-    label_array = np.asarray(indices, dtype=np.int64)
-    if shuffle:
-        seed = int(np.random.randint(1_000_000)) if seed is None else seed
-        order = np.random.RandomState(seed).permutation(len(paths))
-        paths, label_array = [paths[i] for i in order], label_array[order]
+    paths, label_array, seed = shuffle_files(paths, np.asarray(indices, dtype=np.int64), shuffle,
+                                             seed)
     if verbose:
-        print(f"Found {len(paths)} files belonging to {len(names)} classes.")
-    encoded = _encode(label_array, label_mode, len(names))
+        print_message(f"Found {len(paths)} files belonging to {len(names)} classes.")
+    encoded = encode_labels(label_array, label_mode, len(names), "text_dataset_from_directory")
 
     def make(part: slice, what: str) -> TextDataset:
         if verbose and what:
-            print(f"Using {len(paths[part])} files for {what}.")
+            print_message(f"Using {len(paths[part])} files for {what}.")
         return TextDataset(paths[part], None if encoded is None else encoded[part], names,
                            int(batch_size), max_length,
                            np.random.RandomState(seed) if shuffle else None)
 
-    if validation_split is None:
-        return make(slice(None), "")
-    cut = len(paths) - int(validation_split * len(paths))
-    if subset == "training":
-        return make(slice(None, cut), "training")
-    if subset == "validation":
-        return make(slice(cut, None), "validation")
-    return [make(slice(None, cut), "training"), make(slice(cut, None), "validation")]
+    return split_files(len(paths), validation_split, subset, make)
