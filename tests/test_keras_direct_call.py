@@ -91,7 +91,8 @@ def test_direct_path_skips_the_per_layer_checks(monkeypatch):
     pooled(torch.randn(2, 8, 8, 2))
     assert calls == []
     pooled(torch.randn(2, 10, 9, 2))  # another image size: a new signature, checked once
-    assert len(calls) == len(pooled.layers)
+    # by the layers it reaches in a new shape (the Dense after the pooling sees (batch, 3) again)
+    assert calls == [layer.name for layer in pooled.layers[:2]]
     calls.clear()
     pooled(torch.randn(4, 10, 9, 2))
     assert calls == []

@@ -47,7 +47,7 @@ from bigmodel.keras.unsupported import unsupported_attribute
 __all__ = [
     "celu", "glu", "hard_shrink", "hard_tanh", "log_sigmoid", "soft_shrink", "sparse_plus",
     "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink", "threshold", "deserialize", "elu", "exponential", "gelu", "get", "hard_sigmoid", "hard_silu", "hard_swish", "is_sigmoid",
-    "is_elementwise", "is_softmax", "leaky_relu", "linear", "log_softmax", "mish", "relu", "relu6", "selu",
+    "activate_fresh", "is_elementwise", "is_softmax", "leaky_relu", "linear", "log_softmax", "mish", "relu", "relu6", "selu",
     "serialize", "sigmoid", "silu", "softmax", "softplus", "softsign", "swish", "tanh",
 ]
 
@@ -68,6 +68,17 @@ def relu(x: torch.Tensor, negative_slope: float = 0.0, max_value: float | None =
     if negative_slope != 0.0:
         out = out - negative_slope * negative
     return out
+
+
+def activate_fresh(fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+    """``fn(z)`` for a ``z`` its caller just computed and holds the only reference to (a Dense or
+    convolution's affine output): ``relu`` then runs in place, sparing a second buffer of z's
+    size (and, for large activations, the page faults of a fresh one). Values and gradients are
+    those of ``fn(z)``: relu's backward reads its output, the affine op's backward never reads
+    its own output."""
+    if fn is relu and z._base is None:
+        return torch.relu_(z)
+    return fn(z)
 
 
 def leaky_relu(x: torch.Tensor, negative_slope: float = 0.2) -> torch.Tensor:

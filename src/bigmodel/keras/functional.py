@@ -198,6 +198,36 @@ class Functional(Model):
         shapes = [kt.shape for kt in self._outputs]
         return shapes[0] if self._one_output else shapes
 
+    def _replay_plan(self) -> tuple[int, list[tuple]]:
+        """The graph as a flat list of steps, made once (the graph never changes): each node's
+        value lives in a slot (inputs first), and each step names the slots it reads and those
+        it is the last reader of, so an intermediate result is released as soon as nothing needs
+        it (the model's peak memory is that of a hand-written forward, not every activation at
+        once)."""
+        plan = self.__dict__.get("_plan")
+        if plan is not None:
+            return plan
+        slot_of = {id(kt): i for i, kt in enumerate(self._inputs)}
+        for j, node in enumerate(self._nodes):
+            slot_of[id(node)] = len(self._inputs) + j
+        keep = {slot_of[id(kt)] for kt in self._outputs}
+        last_reader: dict[int, int] = {}
+        for j, node in enumerate(self._nodes):
+            for parent in node.parents:
+                last_reader[slot_of[id(parent)]] = j
+        final = self._outputs[0] if self._one_output else None
+        steps = []
+        for j, node in enumerate(self._nodes):
+            parents = tuple(slot_of[id(p)] for p in node.parents)
+            release = tuple(sorted({s for s in parents if last_reader[s] == j and s not in keep}))
+            steps.append((node.layer, parents, len(self._inputs) + j, node.call_training,
+                          node.call_extra, node.output_index, id(node.call),
+                          node is final and node.output_index is None, release))
+        plan = (len(self._inputs) + len(self._nodes),
+                [slot_of[id(kt)] for kt in self._outputs], steps)
+        self.__dict__["_plan"] = plan
+        return plan
+
     def call(self, inputs: Any, training: bool = False) -> Any:
         if isinstance(inputs, dict):
             inputs = standardize_inputs(self, inputs)
@@ -205,36 +235,32 @@ class Functional(Model):
         if len(given) != len(self._inputs):
             raise ConfigError(f"Model '{self.name}' expects {len(self._inputs)} input(s); "
                               f"received {len(given)}")
-        values: dict[int, Any] = {id(kt): value for kt, value in zip(self._inputs, given)}
-        final = self._outputs[0] if self._one_output else None
+        size, output_slots, steps = self._replay_plan()
+        values: list[Any] = given + [None] * (size - len(given))
         shared: dict[int, Any] = {}  # outputs of multi-output calls, computed once
-        for node in self._nodes:
-            if node.output_index is not None and id(node.call) in shared:
-                values[id(node)] = shared[id(node.call)][node.output_index]
-                continue
-            args = [values[id(p)] for p in node.parents]
-            mode = training if node.call_training is None else node.call_training
-            extra = node.call_extra
-            if extra is not None:  # layer(x, y, factor=2.0): the call's other arguments
-                count = extra[0]
-                arg = args[0] if count == 1 else args[:count]
-                result = node.layer(arg, *fill_slots(extra[1], args[count:]), training=mode,
-                                    **fill_slots(extra[2], args[count:]))
-                if node.output_index is not None:
-                    shared[id(node.call)] = result
-                    result = result[node.output_index]
-                values[id(node)] = result
-                continue
-            arg = args[0] if len(args) == 1 else args
-            if node is final and node.output_index is None:
-                values[id(node)] = self._call_last(node.layer, arg, mode)
+        for layer, parents, slot, fixed_mode, extra, output_index, call_key, last, release \
+                in steps:
+            if output_index is not None and call_key in shared:
+                values[slot] = shared[call_key][output_index]
             else:
-                result = node.layer(arg, training=mode)
-                if node.output_index is not None:
-                    shared[id(node.call)] = result
-                    result = result[node.output_index]
-                values[id(node)] = result
-        outs = [values[id(kt)] for kt in self._outputs]
+                mode = training if fixed_mode is None else fixed_mode
+                if extra is not None:  # layer(x, y, factor=2.0): the call's other arguments
+                    args = [values[p] for p in parents]
+                    count = extra[0]
+                    arg = args[0] if count == 1 else args[:count]
+                    result = layer(arg, *fill_slots(extra[1], args[count:]), training=mode,
+                                   **fill_slots(extra[2], args[count:]))
+                else:
+                    arg = values[parents[0]] if len(parents) == 1 else [values[p] for p in parents]
+                    result = self._call_last(layer, arg, mode) if last \
+                        else layer(arg, training=mode)
+                if output_index is not None:
+                    shared[call_key] = result
+                    result = result[output_index]
+                values[slot] = result
+            for index in release:
+                values[index] = None
+        outs = [values[s] for s in output_slots]
         if self._output_keys is not None:
             return dict(zip(self._output_keys, outs))
         return outs[0] if self._one_output else outs

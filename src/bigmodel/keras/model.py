@@ -31,7 +31,7 @@ from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
 from bigmodel.keras.compile_utils import CompileMetrics, names_of_outputs, output_keys
-from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
 from bigmodel.keras.layers.call_signature import call_signature
 from bigmodel.keras.layers.layer_state import child_layers
 from bigmodel.keras.layers.symbolic import KerasTensor, is_shape_list
@@ -210,7 +210,15 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
         return input_adjusted(x, self._declared_input_shape, integer_input(self, 0))
 
     def forward(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        given = inputs
         inputs = standardize_inputs(self, inputs)
+        if inputs is given and not kwargs and type(inputs) is torch.Tensor and self.built \
+                and getattr(inputs, "_keras_mask", None) is None:
+            # a later call with this input signature may skip the conversion, which left it as
+            # it is, and the dispatch (Layer._call_direct)
+            plain = True
+        else:
+            plain = False
         if training is None:
             training = self.training
         if not self.built:
@@ -224,7 +232,10 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
             kwargs["training"] = training
         if "mask" in kwargs and not signature.mask:
             kwargs.pop("mask")
-        return self.call(inputs, **kwargs)
+        outputs = self.call(inputs, **kwargs)
+        if plain:
+            self._remember_input(inputs)
+        return outputs
 
     def _is_subclassed(self) -> bool:
         """A model with its own ``call`` (not Sequential/functional): its layers are not a stack."""
@@ -488,3 +499,7 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
 
 
 register_model_class("Model", Model)
+# Model's __call__ (NumPy in) and forward (inputs standardized, or remembered as needing nothing)
+# keep Layer's dispatch: a model called again on a plain tensor of a checked signature takes
+# Layer's direct path too.
+DIRECT_DISPATCH.update((Model.__call__, Model.forward))

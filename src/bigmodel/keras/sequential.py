@@ -66,6 +66,7 @@ class Sequential(Model):
                               f"Name '{layer.name}' is already the name of a layer in this model")
         self._stack.append(layer)
         self._direct.reset()
+        self.__dict__.pop("_verified_inputs", None)  # the stack changed: check calls again
         if len(self._stack) == 1 and self._declared_input_shape is None \
                 and layer._declared_input_shape is not None:
             self._declared_input_shape = tuple(layer._declared_input_shape)
@@ -112,6 +113,7 @@ class Sequential(Model):
         layer = self._stack[-1]
         del self._stack[-1]
         self._direct.reset()
+        self.__dict__.pop("_verified_inputs", None)  # the stack changed: check calls again
         self._trainer = None
         return layer
 

@@ -157,6 +157,9 @@ class MultiHeadAttention(Layer):
 
     # ----------------------------------------------------------------------------- calling
     def __call__(self, query: Any, value: Any = None, key: Any = None, **kwargs: Any) -> Any:
+        if type(query) is torch.Tensor and type(value) is torch.Tensor and (
+                key is None or type(key) is torch.Tensor):  # eager tensors: never symbolic
+            return nn.Module.__call__(self, query, value, key, **kwargs)
         parts = list(query) if isinstance(query, (list, tuple)) else [query, value, key]
         if any(isinstance(p, KerasTensor) for p in parts):
             return self._symbolic(parts, **kwargs)

@@ -200,10 +200,13 @@ class Conv2D(PreActivationMixin, Layer):
              logits: bool = False) -> torch.Tensor:
         if self.data_format == "channels_last":
             # NCHW view of the NHWC batch (channels_last memory) in, NHWC view of the result out;
-            # the activation acts on the NHWC result (softmax normalises the channel axis, -1).
+            # an element-wise activation acts on the fresh NCHW result (in place for relu), any
+            # other on the NHWC result (softmax normalises the channel axis, -1).
+            if logits or activations.is_elementwise(self.activation):
+                return self.call_nchw(inputs.permute(0, 3, 1, 2), training, logits).permute(
+                    0, 2, 3, 1)
             z = self.call_nchw(inputs.permute(0, 3, 1, 2), training, logits=True)
-            z = z.permute(0, 2, 3, 1)
-            return z if logits else self.activation(z)
+            return self.activation(z.permute(0, 2, 3, 1))
         return self.call_nchw(inputs, training, logits)
 
     def accepts_nchw(self) -> bool:
@@ -228,7 +231,7 @@ class Conv2D(PreActivationMixin, Layer):
                 x = F.pad(x, (left, right, top, bottom))
         z = F.conv2d(x, self.kernel, self.bias, self.strides, padding, self.dilation_rate,
                      self.groups)
-        return z if logits else self.activation(z)
+        return z if logits else activations.activate_fresh(self.activation, z)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)

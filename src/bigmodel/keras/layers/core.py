@@ -206,7 +206,7 @@ class Dense(PreActivationMixin, Layer):
     def call(self, inputs: torch.Tensor, training: bool = False,
              logits: bool = False) -> torch.Tensor:
         z = F.linear(cast_inputs(inputs, self.kernel), self.kernel, self.bias)
-        return z if logits else self.activation(z)
+        return z if logits else activations.activate_fresh(self.activation, z)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*tuple(input_shape)[:-1], self.units)

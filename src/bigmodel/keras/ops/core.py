@@ -88,7 +88,7 @@ def dtype(x: Any) -> str:
 
 def shape(x: Any) -> tuple:
     """The shape of ``x`` as a tuple (``None`` for unknown sizes of a KerasTensor)."""
-    if isinstance(x, KerasTensor):
+    if type(x) is torch.Tensor or isinstance(x, KerasTensor):
         return tuple(x.shape)
     return tuple(dtypes.convert_to_tensor(x).shape)
 

@@ -226,6 +226,10 @@ def symbolic_call(name: str, args: tuple, kwargs: dict) -> Any:
     return OpLayer(name, template_args, template_kwargs).symbolic(parents)
 
 
+# Argument types that hold no KerasTensor (checked by exact type: subclasses take the full walk).
+_PLAIN = frozenset({torch.Tensor, int, float, bool, str, type(None)})
+
+
 def keras_op(name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a ``keras.ops`` function; calls holding KerasTensors build graph nodes instead."""
 
@@ -235,6 +239,17 @@ def keras_op(name: str | None = None) -> Callable[[Callable[..., Any]], Callable
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # Tensors and Python scalars (the usual arguments inside a layer's call) are never
+            # symbolic: a flat type scan (no call per argument) lets them through.
+            for value in args:
+                if type(value) not in _PLAIN:
+                    break
+            else:
+                for value in kwargs.values():
+                    if type(value) not in _PLAIN:
+                        break
+                else:
+                    return fn(*args, **kwargs)
             if has_symbolic(args) or has_symbolic(kwargs):
                 return symbolic_call(op_name, args, kwargs)
             return fn(*args, **kwargs)

@@ -97,6 +97,8 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
         start, stop = 0, start
     if step is None:
         step = 1
+    if dtype is None and type(start) is int and type(stop) is int and type(step) is int:
+        return torch.arange(start, stop, step, dtype=torch.int32)  # the usual case, directly
     values = [v.item() if isinstance(v, torch.Tensor) else v for v in (start, stop, step)]
     out_dtype = dtype or result_type(*(dtype_of(v) for v in values))
     return torch.arange(*values, dtype=torch_dtype(out_dtype))
