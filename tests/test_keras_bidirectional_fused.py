@@ -66,8 +66,14 @@ def test_fused_equals_the_two_direction_calls(cell, merge_mode, return_sequences
     fused = _as_list(layer(x))
     reference = _two_calls(layer, x)
     assert len(fused) == len(reference)
-    for got, want in zip(fused, reference):
-        assert got.shape == want.shape and got.is_contiguous()
+    for index, (got, want) in enumerate(zip(fused, reference)):
+        assert got.shape == want.shape
+        if index == 0 and merge_mode == "concat" and return_sequences:
+            # the op's own batch-first view of time-major memory, which a next recurrent layer
+            # reads without a copy (as nn.LSTM(batch_first=True) hands it back)
+            assert got.transpose(0, 1).is_contiguous()
+        else:
+            assert got.is_contiguous()
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
     # gradients of the inputs and of every weight of both directions
     probes = [torch.randn_like(t) for t in reference]

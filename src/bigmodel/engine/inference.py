@@ -103,7 +103,11 @@ def predict_batches(model: Callable[..., Any], inputs: Any, batch_size: int = 12
                 if device is not None and device.type != "cpu":
                     batch = tree_map(lambda t: t.to(device, non_blocking=True), batch)
                 out = run(batch)
-                parts.append(tree_map(lambda t: t.detach().cpu() if to_cpu else t.detach(), out))
+                if type(out) is torch.Tensor and out.device.type == "cpu":
+                    parts.append(out.detach())  # the common case, without the tree walk
+                else:
+                    parts.append(tree_map(lambda t: t.detach().cpu() if to_cpu else t.detach(),
+                                          out))
     finally:
         if is_module:
             model.train(was_training)

@@ -78,13 +78,17 @@ class InferenceMixin:
         cast = self._autocast_dtype is not None
         count = 0
 
+        model, channels_last = self.model, self.channels_last
+
         def forward(inputs: Any) -> Any:
             nonlocal count
             count += 1
+            if not cast:  # full precision: no autocast context, nothing to cast back
+                return model(self._to_memory_format(inputs) if channels_last else inputs)
             with self._autocast():
-                out = self.model(self._to_memory_format(inputs))
+                out = model(self._to_memory_format(inputs))
             # Mixed precision hands back float32, as the model's own dtype would.
-            return tree_map(lambda t: t.float() if cast and t.is_floating_point() else t, out)
+            return tree_map(lambda t: t.float() if t.is_floating_point() else t, out)
 
         # no_grad rather than inference mode: a model may build weights or caches on its first call.
         outputs = predict_batches(self.model, batches, batch_size, device=self.device, forward=forward,

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.nn.modules import module as _module
 
+from bigmodel.keras.layers import base as layer_base
 from bigmodel.keras.layers.base import Layer
 from bigmodel.keras.layers.call_signature import call_signature, call_takes_mask
 from bigmodel.keras.layers.symbolic import get_keras_mask
@@ -79,10 +80,15 @@ class DirectPath:
         """The input's signature when the direct path may serve it (``None`` when it may not)."""
         if type(inputs) is not torch.Tensor or inputs.dim() == 0 or not layers:
             return None
-        if get_keras_mask(inputs) is not None or not _global_state_ok():
+        # inside a layer call (the usual case: the model's own), the outermost call has asked
+        # about global hooks and tracing already
+        allowed = layer_base._DIRECT_ALLOWED[0] if layer_base._CALL_DEPTH[0] \
+            else _global_state_ok()
+        if not allowed or get_keras_mask(inputs) is not None:
             return None
-        if not all(_layer_ok(layer) for layer in layers):
-            return None
+        for layer in layers:
+            if not _layer_ok(layer):
+                return None
         return (tuple(inputs.shape[1:]), inputs.dtype)
 
     def _layers_plan(self, layers: list[Layer]) -> list[tuple[Layer, bool, bool]]:

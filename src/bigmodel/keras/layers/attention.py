@@ -192,7 +192,9 @@ class MultiHeadAttention(Layer):
             query, value, key = (list(query) + [None, None])[:3]
             if use_causal_mask is None:
                 use_causal_mask = self._symbolic_kwargs.get("use_causal_mask", False)
-        query, value, key = _as_tensor(query), _as_tensor(value), _as_tensor(key)
+        if type(query) is not torch.Tensor or type(value) is not torch.Tensor or (
+                key is not None and type(key) is not torch.Tensor):
+            query, value, key = _as_tensor(query), _as_tensor(value), _as_tensor(key)
         if value is None:
             raise ConfigError(f"Layer '{self.name}' (MultiHeadAttention) needs `value`: call "
                               "layer(query, value) (pass the query twice for self-attention)")
@@ -309,11 +311,20 @@ class MultiHeadAttention(Layer):
         q = project(q_in, "query", self.key_dim)
         k = project(k_in, "key", self.key_dim)
         v = project(v_in, "value", self.value_dim)
-        mask = self._attention_mask(batch, tq, tv, query_mask, value_mask, key_mask,
-                                    attention_mask, use_causal_mask, query.device)
-        out, scores = scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if training else 0.0,
-            scale=1.0 / math.sqrt(self.key_dim), return_weights=return_attention_scores)
+        dropout_p = self.dropout if training else 0.0
+        if (query_mask is None and value_mask is None and key_mask is None
+                and attention_mask is None and not use_causal_mask
+                and not return_attention_scores):
+            # no mask, no scores: the fused kernel directly (the shapes are the projections')
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p,
+                                                 scale=1.0 / math.sqrt(self.key_dim))
+            scores = None
+        else:
+            mask = self._attention_mask(batch, tq, tv, query_mask, value_mask, key_mask,
+                                        attention_mask, use_causal_mask, query.device)
+            out, scores = scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                scale=1.0 / math.sqrt(self.key_dim), return_weights=return_attention_scores)
         out = out.transpose(1, 2).reshape(batch, tq, heads * self.value_dim)
         kernel = self.output_kernel.reshape(self.output_kernel.shape[0], -1)
         out = F.linear(out, kernel, self.output_bias)

@@ -78,6 +78,7 @@ def _set_direct_allowed() -> bool:
     tracing runs; remembered for the calls nested in this outermost one."""
     allowed = not (_module._global_forward_hooks or _module._global_forward_pre_hooks
                    or _module._global_backward_hooks or _module._global_backward_pre_hooks
+                   or _module._global_forward_hooks_always_called
                    or torch._C._get_tracing_state() is not None or torch.compiler.is_compiling())
     _DIRECT_ALLOWED[0] = allowed
     return allowed

@@ -193,8 +193,15 @@ class _Recurrent(Layer):
         return call_with_initial_state(super().__call__, args, kwargs)
 
     def _standard_activations(self) -> bool:
-        return (activations.serialize(self.activation) == "tanh"
-                and activations.serialize(self.recurrent_activation) == "sigmoid")
+        # asked on every call (fused or not): the answer is kept for the activation objects
+        known = self.__dict__.get("_standard_known")
+        if known is None or known[0] is not self.activation \
+                or known[1] is not self.recurrent_activation:
+            known = (self.activation, self.recurrent_activation,
+                     activations.serialize(self.activation) == "tanh"
+                     and activations.serialize(self.recurrent_activation) == "sigmoid")
+            self.__dict__["_standard_known"] = known
+        return known[2]
 
     def _fusable(self, training: bool) -> bool:
         """Whether a fused kernel computes this configuration (the ``use_cudnn`` criteria)."""

@@ -196,9 +196,10 @@ class Bidirectional(Layer):
             states = [h[0], c[0], h[1], c[1]] if cell == "lstm" else [h[0], h[1]]
         if self.return_sequences:
             if self.merge_mode == "concat":
-                # already [forward, backward] on the last axis; contiguous as the cat it
-                # replaces (the op hands back a transposed view; a next LSTM copies it anyway)
-                return out.contiguous(), None, states
+                # already [forward, backward] on the last axis, as the op hands it back: a
+                # batch-first view of time-major memory, which a next recurrent layer reads
+                # without a copy (a contiguous copy here would make it copy again)
+                return out, None, states
             units = forward.units
             return out[..., :units].contiguous(), out[..., units:].contiguous(), states
         return h[0], h[1], states
