@@ -266,3 +266,19 @@ def test_a_softmax_conv_keeps_its_channel_axis():
     conv = L.Conv2D(4, 1, activation="softmax")
     out = conv(torch.randn(2, 3, 3, 2))
     torch.testing.assert_close(out.sum(-1), torch.ones(2, 3, 3))
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda: keras.Sequential([L.Dense(4), L.Dense(2)]), torch.randn(2, 3)),
+    (lambda: keras.Sequential([L.Conv2D(3, 3), L.Flatten(), L.Dense(2)]), torch.randn(2, 6, 6, 1)),
+    (lambda: keras.Sequential([L.Embedding(10, 4), L.Bidirectional(L.LSTM(3)), L.Dense(2)]),
+     torch.randint(0, 10, (2, 5))),
+])
+def test_a_model_first_called_under_inference_mode_still_trains(make, x):
+    model = make()
+    with torch.inference_mode():  # builds the weights (and the LSTM's cached zero bias)
+        first = model(x)
+    out = model(x, training=True)
+    out.sum().backward()  # inference tensors would refuse to be saved for backward
+    assert all(p.grad is not None for p in model.parameters())
+    torch.testing.assert_close(model(x), first)

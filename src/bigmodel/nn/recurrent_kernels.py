@@ -56,8 +56,26 @@ def torch_weights(cell: str, kernel: torch.Tensor, recurrent_kernel: torch.Tenso
     weights = [kernel, recurrent_kernel]
     if bias is not None:
         # One Keras bias; the op adds b_ih + b_hh, so b_hh is zero (no gradient, no parameter).
-        weights += [bias, bias.new_zeros(bias.shape)]
+        weights += [bias, _zeros_like(bias)]
     return weights
+
+
+_ZEROS: dict[tuple, torch.Tensor] = {}
+
+
+def _zeros_like(bias: torch.Tensor) -> torch.Tensor:
+    """A zero vector like ``bias``, made once per (shape, dtype, device): the fused ops only read
+    it, and a fresh one per call was an allocation per layer and batch. (Bounded: one per bias
+    shape in use.)"""
+    key = (bias.shape, bias.dtype, bias.device)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        if len(_ZEROS) > 64:
+            _ZEROS.clear()
+        # an ordinary tensor even when first asked under inference_mode (training uses it too)
+        with torch.inference_mode(False), torch.no_grad():
+            zeros = _ZEROS[key] = torch.zeros(bias.shape, dtype=bias.dtype, device=bias.device)
+    return zeros
 
 
 # ------------------------------------------------------------------------------- fused ops

@@ -206,7 +206,9 @@ class MultiHeadAttention(Layer):
                                  f"{getattr(tensor, 'shape', type(tensor).__name__)}")
         if not self.built:
             self._build_device = query.device
-            self.build((None, *query.shape[1:]), (None, *value.shape[1:]), (None, *key.shape[1:]))
+            with torch.inference_mode(False):  # ordinary weights (see Layer._maybe_build)
+                self.build((None, *query.shape[1:]), (None, *value.shape[1:]),
+                           (None, *key.shape[1:]))
             self._build_device = None
         for role, tensor in (("query", query), ("value", value), ("key", key)):
             if tensor.shape[-1] != self._dims[role]:

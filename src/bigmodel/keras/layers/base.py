@@ -353,7 +353,10 @@ class Layer(SymbolicCalls, LayerState, nn.Module):
         if not self.built:
             self._check_input_shape(shape)
             self._build_device = device
-            self.build(tuple(shape))
+            # weights are ordinary tensors even when the first call runs under inference_mode
+            # (they could not be trained afterwards otherwise)
+            with torch.inference_mode(False):
+                self.build(tuple(shape))
             self.built = True
             self._build_device = None
             if self._runs_call_for_shape() and not is_symbolic_shape_unknown(shape) and any(
@@ -508,8 +511,9 @@ class Layer(SymbolicCalls, LayerState, nn.Module):
             device = next((t.device for t in leaves if isinstance(t, torch.Tensor)), None)
             self._build_device = device
             try:
-                self.build({k: shape_of(t) for k, t in inputs.items()}
-                           if isinstance(inputs, dict) else [shape_of(t) for t in inputs])
+                with torch.inference_mode(False):  # ordinary weights (see _maybe_build)
+                    self.build({k: shape_of(t) for k, t in inputs.items()}
+                               if isinstance(inputs, dict) else [shape_of(t) for t in inputs])
             finally:
                 self._build_device = None
             self.built = True
