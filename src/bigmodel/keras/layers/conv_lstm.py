@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError, describe
 from bigmodel.keras import activations, constraints, initializers, regularizers
-from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
 from bigmodel.keras.layers.convolution import (
     conv_output_length,
     normalize_data_format,
@@ -391,3 +391,8 @@ class ConvLSTM3D(_ConvLSTM):
     """3-D convolutional LSTM: input ``(batch, time, dim1, dim2, dim3, channels)``."""
 
     rank = 3
+
+
+# _ConvLSTM.__call__ only turns symbolic initial states into graph inputs: a plain tensor call keeps
+# Layer's dispatch, so a verified one may take the direct path (Layer._call_direct).
+DIRECT_DISPATCH.add(_ConvLSTM.__call__)

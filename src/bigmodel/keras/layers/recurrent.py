@@ -32,7 +32,7 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras import activations, initializers, regularizers
-from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
 from bigmodel.keras.layers.core import cast_inputs, check_positive_int, reject_constraints, resolve
 from bigmodel.keras.layers.symbolic import Shape, flatten_symbolic, is_shape_list
 from bigmodel.nn.augment import SeededGenerators
@@ -439,3 +439,8 @@ class GRU(_Recurrent):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "reset_after": self.reset_after,
                 "recurrent_activation": activations.serialize(self.recurrent_activation)}
+
+
+# _Recurrent.__call__ only turns symbolic initial states into graph inputs: a plain tensor call keeps
+# Layer's dispatch, so a verified one may take the direct path (Layer._call_direct).
+DIRECT_DISPATCH.add(_Recurrent.__call__)

@@ -8,7 +8,7 @@ import torch
 from torch.nn.modules import module as _module
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
-from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
 from bigmodel.keras.layers.call_signature import call_takes_mask
 from bigmodel.keras.layers.core import PreActivationMixin, cast_inputs
 from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
@@ -368,3 +368,8 @@ class Masking(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mask_value": self.mask_value}
+
+
+# Bidirectional.__call__ only turns symbolic initial states into graph inputs: a plain tensor call keeps
+# Layer's dispatch, so a verified one may take the direct path (Layer._call_direct).
+DIRECT_DISPATCH.add(Bidirectional.__call__)

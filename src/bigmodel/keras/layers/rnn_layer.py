@@ -34,7 +34,7 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras import activations
-from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
 from bigmodel.keras.layers.core import cast_inputs
 from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
 from bigmodel.keras.layers.recurrent import call_with_initial_state
@@ -441,3 +441,8 @@ class RNN(Layer):
         if isinstance(cell, dict):
             cell = deserialize_layer(cell)
         return cls(cell, **config)
+
+
+# RNN.__call__ only turns symbolic initial states into graph inputs: a plain tensor call keeps
+# Layer's dispatch, so a verified one may take the direct path (Layer._call_direct).
+DIRECT_DISPATCH.add(RNN.__call__)
