@@ -282,3 +282,24 @@ def test_a_model_first_called_under_inference_mode_still_trains(make, x):
     out.sum().backward()  # inference tensors would refuse to be saved for backward
     assert all(p.grad is not None for p in model.parameters())
     torch.testing.assert_close(model(x), first)
+
+
+def test_attention_dropout_follows_the_enclosing_training_mode():
+    class Block(L.Layer):
+        def __init__(self):
+            super().__init__()
+            self.att = L.MultiHeadAttention(2, 4, dropout=0.5)
+
+        def call(self, x):
+            return self.att(x, x)  # no training=: the enclosing call's mode applies (Keras)
+
+    inputs = keras.Input((5, 8))
+    model = keras.Model(inputs, Block()(inputs))
+    x = torch.randn(3, 5, 8)
+    inference = model(x)
+    assert torch.equal(inference, model(x))
+    torch.manual_seed(0)
+    first = model(x, training=True)  # a custom loop's call: attention dropout on
+    torch.manual_seed(1)
+    assert not torch.equal(first, model(x, training=True))
+    assert not torch.equal(first, inference)

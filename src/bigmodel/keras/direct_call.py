@@ -25,10 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.nn.modules import module as _module
 
-from bigmodel.keras.layers import base as layer_base
-from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.base import Layer, direct_calls_allowed
 from bigmodel.keras.layers.call_signature import call_signature, call_takes_mask
 from bigmodel.keras.layers.symbolic import get_keras_mask
 
@@ -48,13 +46,6 @@ def _class_ok(cls: type) -> bool:
                  and call_signature(cls).training)
         _CLASS_OK[cls] = known
     return known
-
-
-def _global_state_ok() -> bool:
-    return not (_module._global_forward_hooks or _module._global_forward_pre_hooks
-                or _module._global_backward_hooks or _module._global_backward_pre_hooks
-                or _module._global_forward_hooks_always_called
-                or torch._C._get_tracing_state() is not None or torch.compiler.is_compiling())
 
 
 def _layer_ok(layer: Layer) -> bool:
@@ -82,9 +73,7 @@ class DirectPath:
             return None
         # inside a layer call (the usual case: the model's own), the outermost call has asked
         # about global hooks and tracing already
-        allowed = layer_base._DIRECT_ALLOWED[0] if layer_base._CALL_DEPTH[0] \
-            else _global_state_ok()
-        if not allowed or get_keras_mask(inputs) is not None:
+        if not direct_calls_allowed() or get_keras_mask(inputs) is not None:
             return None
         for layer in layers:
             if not _layer_ok(layer):

@@ -159,11 +159,13 @@ class MultiHeadAttention(Layer):
     def __call__(self, query: Any, value: Any = None, key: Any = None, **kwargs: Any) -> Any:
         if type(query) is torch.Tensor and type(value) is torch.Tensor and (
                 key is None or type(key) is torch.Tensor):  # eager tensors: never symbolic
-            return nn.Module.__call__(self, query, value, key, **kwargs)
+            # Layer's dispatch: an enclosing call's training mode (model(x, training=True) in a
+            # custom loop) reaches the attention dropout, as in Keras
+            return Layer.__call__(self, query, value, key, **kwargs)
         parts = list(query) if isinstance(query, (list, tuple)) else [query, value, key]
         if any(isinstance(p, KerasTensor) for p in parts):
             return self._symbolic(parts, **kwargs)
-        return nn.Module.__call__(self, query, value, key, **kwargs)
+        return Layer.__call__(self, query, value, key, **kwargs)
 
     def _symbolic(self, parts: list[Any], **kwargs: Any) -> KerasTensor:
         query, value, key = (parts + [None, None])[:3]

@@ -73,6 +73,12 @@ def _direct_signature(cls: type) -> Any:
     return _DIRECT_CLASSES[cls]
 
 
+def direct_calls_allowed() -> bool:
+    """Whether no global module hook, ``torch.jit`` tracing or ``torch.compile`` tracing is in
+    the way of a direct call (inside a layer call: the outermost call's answer)."""
+    return _DIRECT_ALLOWED[0] if _CALL_DEPTH[0] else _set_direct_allowed()
+
+
 def _set_direct_allowed() -> bool:
     """Whether no global module hook is registered and no ``torch.jit`` / ``torch.compile``
     tracing runs; remembered for the calls nested in this outermost one."""
