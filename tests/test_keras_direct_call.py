@@ -11,6 +11,7 @@ from bigmodel import keras
 from bigmodel.errors import ShapeError
 from bigmodel.keras import layers as L
 from bigmodel.keras.layers.base import Layer
+from layer_helpers import replace_forward, seen_by_a_global_hook
 
 
 def _cnn(seed: int = 0) -> keras.Sequential:
@@ -137,22 +138,8 @@ def test_hooks_and_replaced_forward_take_the_checked_path():
     handle.remove()
     model(x)
     assert seen == [(2, 3, 3, 5)]
-    global_seen = []
-    handle = torch.nn.modules.module.register_module_forward_hook(
-        lambda m, i, o: global_seen.append(type(m).__name__))
-    try:
-        model(x)
-    finally:
-        handle.remove()
-    assert "Conv2D" in global_seen
-    layer = model.layers[0]
-    replaced = []
-
-    def forward(*args, **kwargs):
-        replaced.append(1)
-        return type(layer).forward(layer, *args, **kwargs)
-
-    layer.forward = forward  # as activation checkpointing does
+    assert "Conv2D" in seen_by_a_global_hook(lambda: model(x))
+    replaced = replace_forward(model.layers[0])  # as activation checkpointing does
     model(x)
     assert replaced == [1]
 

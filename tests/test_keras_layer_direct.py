@@ -17,6 +17,7 @@ from bigmodel.errors import ShapeError
 from bigmodel.keras import layers as L
 from bigmodel.keras import ops
 from bigmodel.keras.layers.base import Layer
+from layer_helpers import replace_forward, seen_by_a_global_hook
 
 
 class Block(L.Layer):
@@ -145,14 +146,7 @@ def test_hooks_specs_regularizers_and_replaced_forward_take_the_checked_path():
     dense(x)
     handle.remove()
     assert pre == [1]
-    global_seen = []
-    handle = torch.nn.modules.module.register_module_forward_hook(
-        lambda m, i, o: global_seen.append(type(m).__name__))
-    try:
-        dense(x)
-    finally:
-        handle.remove()
-    assert global_seen == ["Dense"]
+    assert seen_by_a_global_hook(lambda: dense(x)) == ["Dense"]
     dense.activity_regularizer = keras.regularizers.L2(0.1)  # set after verification
     dense(x)
     assert len(dense.losses) == 1 and float(dense.losses[0]) > 0
@@ -162,16 +156,10 @@ def test_hooks_specs_regularizers_and_replaced_forward_take_the_checked_path():
     dense(x)
     with pytest.raises(Exception, match="ndim|rank"):
         dense(torch.randn(4, 1, 2))
-    replaced = []
     plain = L.Dense(2)
     plain(x)
     plain(x)
-
-    def forward(*args, **kwargs):
-        replaced.append(1)
-        return type(plain).forward(plain, *args, **kwargs)
-
-    plain.forward = forward  # as activation checkpointing does
+    replaced = replace_forward(plain)  # as activation checkpointing does
     plain(x)
     assert replaced == [1]
 
