@@ -51,9 +51,10 @@ _CALL_DEPTH = [0]
 # subclassed model drops out in the layers its ``call`` runs, as in Keras.
 _CALL_TRAINING: list[bool | None] = [None]
 
-# Per class: its call signature when its calls may take the direct path (see
-# ``Layer._remember_input``), else None. ``DIRECT_DISPATCH`` holds the ``__call__`` and ``forward``
-# methods that keep Layer's dispatch (``Model`` adds its own, which only convert inputs).
+# Per class: what its direct calls pass to ``call`` (see ``_direct_signature``) when they may take
+# the direct path (``Layer._remember_input``), else None. ``DIRECT_DISPATCH`` holds the ``__call__``
+# and ``forward`` methods that keep Layer's dispatch (``Model`` adds its own, which only convert
+# inputs; the recurrent layers their ``__call__``, which only routes symbolic initial states).
 _DIRECT_CLASSES: dict[type, Any] = {}
 DIRECT_DISPATCH: set[Any] = set()
 # Whether the outermost layer call found no global module hook and no tracing or compiling: the
