@@ -5,7 +5,6 @@ keras.ops.nn, and the hinge / Poisson / KL / log-cosh / MSLE / MAPE / cosine los
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from bigmodel.errors import (
     UnknownNameError,
 )
 from bigmodel.keras.unsupported import UnsupportedNamespace
+from keras_reference import real_keras as _real_keras
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = 1e-7
@@ -30,11 +30,6 @@ Y_TRUE = rng.uniform(0.05, 1.0, (6, 4)).astype(np.float32)
 Y_PRED = rng.uniform(0.05, 1.0, (6, 4)).astype(np.float32)
 BINARY = (rng.uniform(size=(6, 4)) > 0.5).astype(np.float32)
 ONE_HOT = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 6)]
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
 
 
 def test_aliases_are_the_same_objects():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import gzip
 import http.server
-import os
 import threading
 from pathlib import Path
 
@@ -22,13 +21,9 @@ from bigmodel import keras
 from bigmodel.errors import CheckpointError, ConfigError, DataFileError
 from bigmodel.keras import legacy_weights
 from bigmodel.keras.applications import weights_file
+from keras_reference import real_keras as _real_keras
 
 applications = keras.applications
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
 
 
 # (application, keyword arguments): small inputs so that building is quick

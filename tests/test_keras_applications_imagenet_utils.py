@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import numpy as np
 import pytest
@@ -15,13 +14,9 @@ import torch
 from bigmodel import keras
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras.applications import imagenet_utils
+from keras_reference import real_keras as _real_keras
 
 applications = keras.applications
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
 
 
 def test_preprocess_input_equals_real_keras():

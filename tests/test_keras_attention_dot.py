@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, NotSupportedError, ShapeError
+from keras_reference import real_keras as _real_keras
 
 rng = np.random.default_rng(0)
 Q = rng.normal(size=(2, 3, 4)).astype(np.float32)
@@ -18,11 +17,6 @@ V = rng.normal(size=(2, 5, 4)).astype(np.float32)
 K = rng.normal(size=(2, 5, 4)).astype(np.float32)
 QUERY_MASK = np.array([[1, 1, 0], [1, 1, 1]], bool)
 VALUE_MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
 
 
 def _softmax(s):

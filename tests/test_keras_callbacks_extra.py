@@ -1,7 +1,6 @@
 """keras.callbacks.ProgbarLogger and RemoteMonitor (SwapEMAWeights: tests/test_keras_ema.py)."""
 
 import json
-import os
 import socket
 import threading
 import urllib.parse
@@ -13,14 +12,7 @@ import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, InputTypeError
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
+from keras_reference import real_keras as _real_keras
 
 
 def _fit(lib, callbacks, verbose=0, epochs=2):

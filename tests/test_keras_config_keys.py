@@ -5,7 +5,6 @@ OrthogonalRegularizer included, numbers against NumPy and real Keras)."""
 from __future__ import annotations
 
 import inspect
-import os
 
 import numpy as np
 import pytest
@@ -14,15 +13,7 @@ import torch
 from bigmodel import keras
 from bigmodel.errors import ConfigError
 from bigmodel.keras import initializers, regularizers
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
-
+from keras_reference import real_keras as _real_keras
 
 # Keras exports without a bigmodel counterpart (a layer bigmodel does not have uses it).
 _NOT_SUPPORTED = {"STFT", "STFTInitializer", "stft"}

@@ -1,7 +1,6 @@
 """keras.config.set_max_epochs / set_max_steps_per_epoch: the debugging caps fit, evaluate and
 predict honour, checked against real Keras 3 (torch backend) on the same model and data."""
 
-import os
 import warnings
 
 import numpy as np
@@ -9,14 +8,7 @@ import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
+from keras_reference import real_keras as _real_keras
 
 
 def _model(lib):

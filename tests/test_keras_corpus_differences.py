@@ -10,14 +10,13 @@ the loss broadcasts to ``(batch, batch)`` and the model trains on a different lo
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
 from bigmodel import keras
 from bigmodel.errors import ShapeError
+from keras_reference import real_keras as _real_keras
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,14 +37,6 @@ def test_custom_loss_gets_y_true_at_y_pred_rank():
     assert seen[-1] == ((8, 1), (8, 1))
     # NumPy reference: per-sample squared error, not the (8, 8) broadcast.
     assert loss == pytest.approx(float(np.mean((y - x.sum(axis=1)) ** 2)), rel=1e-5)
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
 
 
 def test_custom_loss_gets_float_labels_at_prediction_rank_both_ways():

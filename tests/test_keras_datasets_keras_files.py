@@ -19,11 +19,7 @@ import pytest
 from bigmodel.errors import ConfigError, DataError, DataFileError
 from bigmodel.keras import datasets
 from bigmodel.keras.datasets import cifar, safe_pickle, word_sequences
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
+from keras_reference import real_keras as _real_keras
 
 
 def _ragged(rng, n, vocab=30):

@@ -4,8 +4,6 @@ trip, and every bad argument."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -18,15 +16,11 @@ from bigmodel.keras.distillation import (
     FeatureDistillation,
     LogitsDistillation,
 )
+from keras_reference import real_keras as _real_keras
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(16, 6)).astype(np.float32)
 Y = rng.integers(0, 3, size=16)
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
 
 
 def _pair(lib, hidden_teacher=8, hidden_student=4):

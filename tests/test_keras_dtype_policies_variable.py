@@ -1,7 +1,6 @@
 """keras.dtype_policies, keras.FloatDTypePolicy, the keras.Variable constructor, keras.device,
 keras.name_scope and keras.version, against real Keras 3 (torch backend)."""
 
-import os
 
 import numpy as np
 import pytest
@@ -9,14 +8,7 @@ import torch
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, InputTypeError, NotSupportedError
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
+from keras_reference import real_keras as _real_keras
 
 
 def test_dtype_policies_get_serialize_deserialize_as_keras():

@@ -1,7 +1,6 @@
 """Optimizers' use_ema (Keras's moving average of the weights) and keras.callbacks.SwapEMAWeights,
 against real Keras 3 (torch backend) given the same weights and data."""
 
-import os
 
 import numpy as np
 import pytest
@@ -9,14 +8,7 @@ import torch
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, InputTypeError
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
+from keras_reference import real_keras as _real_keras
 
 
 def _data():

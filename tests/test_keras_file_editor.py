@@ -4,21 +4,15 @@ model.load_weights reads (here and in real Keras), and every bad input or unsafe
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError
 from bigmodel.keras.file_editor import KerasFileEditor, WeightsEditError
+from keras_reference import real_keras as _real_keras
 
 h5py = pytest.importorskip("h5py")
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
 
 
 def _model(lib, units=2):

@@ -1,4 +1,4 @@
-"""The direct path of ``Layer.__call__`` (``layers/base.py``, "direct calls"), the functional replay
+"""The direct path of ``Layer.__call__`` (``layers/call_context.py``), the functional replay
 plan (``Functional._replay_plan``) and the in-place relu of Dense/Conv2D: the same outputs,
 gradients, masks, losses and random draws as the checked path, really taken, and left whenever
 something could differ."""

@@ -6,13 +6,12 @@ whose second output is the Transformer's features). Numbers against NumPy and re
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ShapeError
+from keras_reference import real_keras as _real_keras
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,14 +35,6 @@ def _data():
 def _weights(model):
     return [np.linspace(-0.6, 0.6, w.size, dtype="float32").reshape(w.shape) * (i + 1)
             for i, w in enumerate(model.get_weights())]
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
 
 
 def _fit_and_evaluate(k, y_fit, y_eval, loss):

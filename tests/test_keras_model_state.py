@@ -6,7 +6,6 @@ settings saved with the model and restored on load (both formats, both direction
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 
 import numpy as np
@@ -14,14 +13,7 @@ import pytest
 
 from bigmodel import keras
 from bigmodel.keras import layers
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
+from keras_reference import real_keras as _real_keras
 
 
 def _functional(k):

@@ -5,14 +5,13 @@ installed, real Keras 3 (torch backend) with the same weights."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, DataError, ShapeError
 from bigmodel.keras import layers
+from keras_reference import real_keras as _real_keras
 
 
 def _build(k, dict_io: bool = False):
@@ -43,14 +42,6 @@ def _compile(model, k):
     model.compile(k.optimizers.SGD(0.1), loss=["sparse_categorical_crossentropy", "mse"],
                   loss_weights=[1.0, 0.5], metrics=[["accuracy"], ["mae"]],
                   weighted_metrics=[[], ["mse"]])
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
 
 
 def test_weighted_losses_against_numpy():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bigmodel import keras
+from keras_reference import real_keras as _real_keras
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 h5py = pytest.importorskip("h5py")
@@ -95,14 +96,6 @@ def test_state_that_does_not_map_is_not_written(tmp_path, case):
         model.fit(np.ones((8, 5, 3), "float32"), np.ones((8, 1), "float32"), verbose=0)
     model.save(tmp_path / "m.keras")
     assert _optimizer_vars(tmp_path / "m.keras") is None
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
 
 
 def test_bigmodel_continues_from_a_real_keras_adam_state(tmp_path):

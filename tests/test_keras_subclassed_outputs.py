@@ -8,13 +8,12 @@ given the same weights."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, ShapeError
+from keras_reference import real_keras as _real_keras
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,14 +46,6 @@ def _data(n: int = 20):
 def _weights(model):
     return [np.linspace(-0.5, 0.5, w.size, dtype="float32").reshape(w.shape) * (i + 1)
             for i, w in enumerate(model.get_weights())]
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
-    if real.backend.backend() != "torch":
-        pytest.skip("real Keras runs on another backend here")
-    return real
 
 
 def test_compiled_before_the_first_call_losses_weights_and_metrics_against_numpy():

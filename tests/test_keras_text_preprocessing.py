@@ -18,11 +18,7 @@ from bigmodel import keras
 from bigmodel.errors import ConfigError, DataError, InputTypeError, ShapeError
 from bigmodel.keras import layers
 from bigmodel.keras.layers.hash_functions import fingerprint64, siphash24
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
+from keras_reference import real_keras as _real_keras
 
 
 def _eq(out, expected):

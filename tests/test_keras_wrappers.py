@@ -4,13 +4,12 @@ and cross_val_score that learns; and every bad input."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from bigmodel import keras
 from bigmodel.errors import ConfigError, DataError
+from keras_reference import real_keras as _real_keras
 
 sklearn = pytest.importorskip("sklearn", reason="scikit-learn (sklearn extra) is not installed")
 from sklearn.base import clone  # noqa: E402
@@ -29,11 +28,6 @@ rng = np.random.default_rng(0)
 X = rng.normal(size=(24, 5)).astype(np.float32)
 Y_CLASS = np.array(["a", "b", "c"])[rng.integers(0, 3, size=24)]
 Y_REG = (X @ rng.normal(size=5)).astype(np.float32)
-
-
-def _real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras", reason="real Keras 3 (dev dependency) is not installed")
 
 
 def _factory(lib, units, activation, loss, weights=None, hidden=6):

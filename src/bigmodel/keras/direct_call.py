@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from bigmodel.keras.layers.base import Layer, direct_calls_allowed
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_context import direct_calls_allowed
 from bigmodel.keras.layers.call_signature import call_signature, call_takes_mask
 from bigmodel.keras.layers.symbolic import get_keras_mask
 

@@ -20,23 +20,23 @@ import torch
 
 from bigmodel.data.batching import tree_leaves, tree_map
 from bigmodel.engine.metric_base import Metric as EngineMetric
-from bigmodel.engine.progress import print_message
 from bigmodel.errors import (
     ConfigError,
     InputTypeError,
     NotBuiltError,
 )
-from bigmodel.keras import distributed_fit
 from bigmodel.keras import losses as losses_mod
 from bigmodel.keras import metrics as metrics_mod
 from bigmodel.keras import optimizers as optimizers_mod
 from bigmodel.keras.compile_utils import CompileMetrics, names_of_outputs, output_keys
-from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_context import DIRECT_DISPATCH
 from bigmodel.keras.layers.call_signature import call_signature
 from bigmodel.keras.layers.layer_state import child_layers
 from bigmodel.keras.layers.symbolic import KerasTensor, is_shape_list
 from bigmodel.keras.model_classes import model_class, register_model_class
 from bigmodel.keras.model_data import ModelDataMixin, is_array_like
+from bigmodel.keras.model_files import ModelFilesMixin
 from bigmodel.keras.model_inputs import (
     input_adjusted,
     integer_input,
@@ -78,7 +78,7 @@ def _functional_subclass(cls: type) -> type:
     return made
 
 
-class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
+class Model(ModelFilesMixin, TrainingMixin, StepsMixin, ModelDataMixin, Layer):
     """A trainable stack or graph of layers with Keras's ``compile``/``fit``/``predict``.
 
     Functional use: ``Model(inputs, outputs)`` with ``inputs = keras.Input(shape=...)``.
@@ -452,34 +452,6 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
             args = (first, *args[1:])
         return super().__call__(*args, **kwargs)
 
-    # ----------------------------------------------------------------------------- I/O & info
-    def summary(self, line_length: int | None = None, positions: Any = None,
-                print_fn: Any = None, expand_nested: bool = False, show_trainable: bool = False,
-                layer_range: Any = None) -> None:
-        """Print the Keras table of layers, output shapes and parameter counts."""
-        from bigmodel.keras.summary import render_summary
-
-        text = render_summary(self, show_trainable=show_trainable)
-        # Keras's default: standard output, or logging when interactive logging is off
-        (print_fn or print_message)(text)
-
-    def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
-        """Save architecture, weights and compile settings: ``.keras`` writes a real Keras 3
-        archive, ``.safetensors`` bigmodel's single file; other names are refused."""
-        from bigmodel.keras.saving import save_model
-
-        distributed_fit.write_once(self, lambda: save_model(self, filepath, overwrite=overwrite))
-
-    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
-        from bigmodel.keras.saving import save_weights
-
-        distributed_fit.write_once(self, lambda: save_weights(self, filepath, overwrite=overwrite))
-
-    def load_weights(self, filepath: Any) -> None:
-        from bigmodel.keras.saving import load_weights
-
-        load_weights(self, filepath)
-
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Model:
         """A new model from ``get_config()``: a functional model's graph (``layers`` and
@@ -488,14 +460,6 @@ class Model(TrainingMixin, StepsMixin, ModelDataMixin, Layer):
         if isinstance(config, dict) and "layers" in config and "nodes" in config:
             return _functional_subclass(cls).from_config(config)
         return super().from_config(config)
-
-    def to_json(self, **kwargs: Any) -> str:
-        """The architecture as Keras 3 JSON (``keras.models.model_from_json`` reads it back)."""
-        import json
-
-        from bigmodel.keras.serialization import layer_to_keras
-
-        return json.dumps(layer_to_keras(self), **kwargs)
 
 
 register_model_class("Model", Model)

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bigmodel.errors import ConfigError, ShapeError
 from bigmodel.keras import initializers, regularizers

@@ -18,10 +18,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.modules import module as _module
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError
 from bigmodel.keras.layers import tracking
+from bigmodel.keras.layers.call_context import (
+    BASE_METHODS,
+    CALL_DEPTH,
+    CALL_TRAINING,
+    DIRECT_ALLOWED,
+    DIRECT_DISPATCH,
+    DirectCalls,
+    set_direct_allowed,
+)
 from bigmodel.keras.layers.call_signature import call_signature
 from bigmodel.keras.layers.input_spec import InputSpec, assert_input_compatibility
 from bigmodel.keras.layers.layer_registry import (
@@ -43,55 +51,7 @@ from bigmodel.keras.layers.symbolic_calls import SymbolicCalls
 _CONTAINER_TYPES = (list, tuple, dict, tracking.TrackedList, tracking.TrackedDict)
 
 
-# How deep we are in nested layer calls (added losses are cleared when an outermost call starts,
-# as in Keras).
-_CALL_DEPTH = [0]
-# The training mode of the enclosing layer call, when it was given (Keras 3's call context): a
-# nested layer called without ``training=`` inherits it, so ``model(x, training=True)`` on a
-# subclassed model drops out in the layers its ``call`` runs, as in Keras.
-_CALL_TRAINING: list[bool | None] = [None]
-
-# Per class: what its direct calls pass to ``call`` (see ``_direct_signature``) when they may take
-# the direct path (``Layer._remember_input``), else None. ``DIRECT_DISPATCH`` holds the ``__call__``
-# and ``forward`` methods that keep Layer's dispatch (``Model`` adds its own, which only convert
-# inputs; the recurrent layers their ``__call__``, which only routes symbolic initial states).
-_DIRECT_CLASSES: dict[type, Any] = {}
-DIRECT_DISPATCH: set[Any] = set()
-# Whether the outermost layer call found no global module hook and no tracing or compiling: the
-# calls nested in it read this instead of asking again (set at depth 0 of every call).
-_DIRECT_ALLOWED = [False]
-
-
-def _direct_signature(cls: type) -> Any:
-    """For a class that keeps Layer's dispatch, ``(passes mask, passes training)``: which of
-    the two ``forward`` gives its ``call`` for a plain input; else ``None`` (cached)."""
-    if cls not in _DIRECT_CLASSES:
-        signature = call_signature(cls)
-        _DIRECT_CLASSES[cls] = ((signature.mask and cls.forward is Layer.forward,
-                                 signature.training)
-                                if cls.__call__ in DIRECT_DISPATCH
-                                and cls.forward in DIRECT_DISPATCH else None)
-    return _DIRECT_CLASSES[cls]
-
-
-def direct_calls_allowed() -> bool:
-    """Whether no global module hook, ``torch.jit`` tracing or ``torch.compile`` tracing is in
-    the way of a direct call (inside a layer call: the outermost call's answer)."""
-    return _DIRECT_ALLOWED[0] if _CALL_DEPTH[0] else _set_direct_allowed()
-
-
-def _set_direct_allowed() -> bool:
-    """Whether no global module hook is registered and no ``torch.jit`` / ``torch.compile``
-    tracing runs; remembered for the calls nested in this outermost one."""
-    allowed = not (_module._global_forward_hooks or _module._global_forward_pre_hooks
-                   or _module._global_backward_hooks or _module._global_backward_pre_hooks
-                   or _module._global_forward_hooks_always_called
-                   or torch._C._get_tracing_state() is not None or torch.compiler.is_compiling())
-    _DIRECT_ALLOWED[0] = allowed
-    return allowed
-
-
-class Layer(SymbolicCalls, LayerState, nn.Module):
+class Layer(DirectCalls, SymbolicCalls, LayerState, nn.Module):
     """Base class of every Keras-surface layer.
 
     Subclasses implement ``build(input_shape)`` (create weights with :meth:`add_weight`, then call
@@ -382,8 +342,7 @@ class Layer(SymbolicCalls, LayerState, nn.Module):
                         or state["_backward_hooks"] or state["_backward_pre_hooks"]
                         or "forward" in state or "_compiled_call_impl" in state
                         or getattr(x, "_keras_mask", None) is not None
-                        or not (_DIRECT_ALLOWED[0] if _CALL_DEPTH[0]
-                                else _set_direct_allowed())):
+                        or not (DIRECT_ALLOWED[0] if CALL_DEPTH[0] else set_direct_allowed())):
                     return self._call_direct(x, kwargs.get("training"))
         if not args or type(args[0]) is not torch.Tensor:  # an eager tensor is never symbolic
             if not args and kwargs:  # layer(inputs=x) or layer(x=x): the first argument by keyword
@@ -397,93 +356,23 @@ class Layer(SymbolicCalls, LayerState, nn.Module):
                 if len(args) > 1:  # layer(x, y): the arguments after the inputs are replayed
                     return self._call_symbolic(args[0], *args[1:], **kwargs)
                 return self._call_symbolic(args[0], **kwargs)
-        if _CALL_DEPTH[0] == 0:
-            _set_direct_allowed()
+        if CALL_DEPTH[0] == 0:
+            set_direct_allowed()
             if LOSS_LAYERS:
                 self._clear_added_losses()  # an outermost call starts: add_loss values start afresh
-        enclosing = _CALL_TRAINING[0]
+        enclosing = CALL_TRAINING[0]
         training = kwargs.get("training")
         if training is None:
             training = self._default_training(enclosing)
             if training is not None:
                 kwargs["training"] = training
-        _CALL_DEPTH[0] += 1
-        _CALL_TRAINING[0] = None if training is None else bool(training)
+        CALL_DEPTH[0] += 1
+        CALL_TRAINING[0] = None if training is None else bool(training)
         try:
             return super().__call__(*args, **kwargs)
         finally:
-            _CALL_DEPTH[0] -= 1
-            _CALL_TRAINING[0] = enclosing
-
-    def _default_training(self, enclosing: bool | None) -> bool | None:
-        """The mode of a call given no ``training=``. Keras's order: the caller's value, the
-        enclosing call's, call's own default. Here torch's train mode (fit, or a user's train())
-        counts as the enclosing call's True; an outermost call with neither runs in inference
-        mode, and its layers with it. ``None``: the layer's torch mode decides (in ``forward``)."""
-        if enclosing is not None:
-            return enclosing
-        if self.training:
-            return None
-        # after an explicit eval() (a torch user's module, evaluate) no default applies
-        default = (None if self.__dict__.get("_mode_given")
-                   else call_signature(type(self)).training_default)
-        if default is None and _CALL_DEPTH[0] == 0:
-            default = False
-        return None if default is None else bool(default)
-
-    # ----------------------------------------------------------------------------- direct calls
-    # A layer call through ``__call__`` -> ``nn.Module.__call__`` -> ``forward`` checks the input
-    # (rank, pinned axes, InputSpec), builds, looks up and passes Keras masks and adds the activity
-    # penalty before it reaches ``call``: ~6 us of Python per call, as much as a small Dense's
-    # matmul. For a plain tensor of a (shape, dtype, device) that already went through those
-    # checks without error (any batch size), each check gives the same verdict again, so a later
-    # call with nothing that could make the two differ (no torch hooks, no replaced forward, no
-    # compiled module, no mask on the input, no tracing or compiling; the layer's activity
-    # regularizer, InputSpec and build state unchanged) goes straight to ``call`` with the
-    # arguments ``forward`` would pass.
-    # Outputs, masks, gradients and random draws are those of the checked path
-    # (tests/test_keras_direct_call.py).
-    _MAX_VERIFIED = 16  # input signatures remembered per layer (variable-length inputs stop there)
-    _FORGET_ON = frozenset({"activity_regularizer", "built", "forward", "call", "input_axes"})
-
-    def _remember_input(self, inputs: torch.Tensor) -> None:
-        """Record that ``inputs``' signature passed ``forward``'s checks (``forward`` calls it for
-        a plain tensor given with no other argument and no mask). Setting anything the checks
-        read (``_FORGET_ON``, ``input_spec``) forgets every signature."""
-        ndim = inputs.dim()
-        if _direct_signature(type(self)) is None or self._has_input_spec \
-                or self.activity_regularizer is not None or ndim == 0 \
-                or any(axis in (0, -ndim) for axis in self.input_axes):
-            return  # (a signature leaves out the batch size: a layer pinning it is checked)
-        verified = self.__dict__.get("_verified_inputs")
-        if verified is None:
-            verified = self.__dict__["_verified_inputs"] = set()
-        if len(verified) < self._MAX_VERIFIED:
-            verified.add((inputs.shape[1:], inputs.dtype, inputs.device, ndim))
-
-    def _call_direct(self, x: torch.Tensor, training: bool | None) -> Any:
-        """``call`` as ``__call__`` + ``forward`` run it for a verified plain input."""
-        depth, enclosing = _CALL_DEPTH[0], _CALL_TRAINING[0]
-        if depth == 0 and LOSS_LAYERS:
-            self._clear_added_losses()
-        if training is None:
-            training = enclosing if enclosing is not None else self._default_training(None)
-        passes_mask, passes_training = _DIRECT_CLASSES[type(self)]
-        kwargs: dict[str, Any] = {}
-        if passes_mask:
-            kwargs["mask"] = None
-        if passes_training:
-            kwargs["training"] = self.training if training is None else training
-        _CALL_DEPTH[0] = depth + 1
-        _CALL_TRAINING[0] = None if training is None else bool(training)
-        try:
-            outputs = self.call(x, **kwargs)
-        finally:
-            _CALL_DEPTH[0] = depth
-            _CALL_TRAINING[0] = enclosing
-        if type(self).compute_mask is not Layer.compute_mask:  # a mask made from the input
-            self._attach_output_mask(x, outputs, None)
-        return outputs
+            CALL_DEPTH[0] -= 1
+            CALL_TRAINING[0] = enclosing
 
     def train(self, mode: bool = True) -> Layer:
         """torch's mode switch (``eval()`` calls it too); once given, a call without
@@ -567,3 +456,4 @@ class Layer(SymbolicCalls, LayerState, nn.Module):
 
 
 DIRECT_DISPATCH.update((Layer.__call__, Layer.forward))
+BASE_METHODS.update(forward=Layer.forward, compute_mask=Layer.compute_mask)

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from bigmodel.errors import ConfigError, ShapeError, describe
 from bigmodel.keras import activations, constraints, initializers, regularizers
-from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_context import DIRECT_DISPATCH
 from bigmodel.keras.layers.convolution import (
     conv_output_length,
     normalize_data_format,

@@ -32,7 +32,8 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras import activations, initializers, regularizers
-from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_context import DIRECT_DISPATCH
 from bigmodel.keras.layers.core import cast_inputs, check_positive_int, reject_constraints, resolve
 from bigmodel.keras.layers.symbolic import Shape, flatten_symbolic, is_shape_list
 from bigmodel.nn.augment import SeededGenerators

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.nn.modules import module as _module
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
-from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_context import DIRECT_DISPATCH, direct_calls_allowed
 from bigmodel.keras.layers.call_signature import call_takes_mask
 from bigmodel.keras.layers.core import PreActivationMixin, cast_inputs
 from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
@@ -27,10 +27,7 @@ _FUSED_PAIRS = (LSTM, GRU, SimpleRNN)
 def _hooks_or_tracing(*layers: Layer) -> bool:
     """A hook would see the directions' own calls, a tracer or compiler their ops: keep them."""
     return bool(
-        _module._global_forward_hooks or _module._global_forward_pre_hooks
-        or _module._global_backward_hooks or _module._global_backward_pre_hooks
-        or torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
-        or torch.compiler.is_exporting()
+        not direct_calls_allowed() or torch.compiler.is_exporting()
         or any(layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
                or layer._backward_pre_hooks or "forward" in layer.__dict__
                or "call" in layer.__dict__ for layer in layers))

@@ -34,7 +34,8 @@ import torch
 
 from bigmodel.errors import ConfigError, InputTypeError, ShapeError, describe
 from bigmodel.keras import activations
-from bigmodel.keras.layers.base import DIRECT_DISPATCH, Layer
+from bigmodel.keras.layers.base import Layer
+from bigmodel.keras.layers.call_context import DIRECT_DISPATCH
 from bigmodel.keras.layers.core import cast_inputs
 from bigmodel.keras.layers.layer_registry import deserialize_layer, serialize_layer
 from bigmodel.keras.layers.recurrent import call_with_initial_state
