@@ -46,8 +46,10 @@ def _permute_nodes(output: torch.Tensor) -> int:
 
 def _run(model: keras.Sequential, x: torch.Tensor, *, checked: bool, logits: bool = False):
     """Output and parameter gradients of one training-mode call (dropout drawn from seed 7)."""
-    if checked:
+    if checked:  # neither the stack's direct path nor its layers' own
         model._direct.verified.clear()
+        for module in model.modules():
+            module.__dict__.pop("_verified_inputs", None)
     model.zero_grad(set_to_none=True)
     model._logits_mode = logits
     torch.manual_seed(7)

@@ -220,7 +220,8 @@ class Functional(Model):
         for j, node in enumerate(self._nodes):
             parents = tuple(slot_of[id(p)] for p in node.parents)
             release = tuple(sorted({s for s in parents if last_reader[s] == j and s not in keep}))
-            steps.append((node.layer, parents, len(self._inputs) + j, node.call_training,
+            layer_index = next(i for i, lay in enumerate(self._graph_layers) if lay is node.layer)
+            steps.append((layer_index, parents, len(self._inputs) + j, node.call_training,
                           node.call_extra, node.output_index, id(node.call),
                           node is final and node.output_index is None, release))
         plan = (len(self._inputs) + len(self._nodes),
@@ -236,10 +237,14 @@ class Functional(Model):
             raise ConfigError(f"Model '{self.name}' expects {len(self._inputs)} input(s); "
                               f"received {len(given)}")
         size, output_slots, steps = self._replay_plan()
+        # layers by position, not the plan's objects: a replica (nn.DataParallel copies a
+        # module's __dict__, the plan with it) runs its own layers
+        layers = list(self._graph_layers)
         values: list[Any] = given + [None] * (size - len(given))
         shared: dict[int, Any] = {}  # outputs of multi-output calls, computed once
-        for layer, parents, slot, fixed_mode, extra, output_index, call_key, last, release \
+        for layer_index, parents, slot, fixed_mode, extra, output_index, call_key, last, release \
                 in steps:
+            layer = layers[layer_index]
             if output_index is not None and call_key in shared:
                 values[slot] = shared[call_key][output_index]
             else:
